@@ -1,0 +1,993 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emgd: real-time surface-EMG acquisition daemon.
+ *
+ * Threads (DESIGN.md section 1):
+ *   device thread  - owned by the driver; decodes and pushes frames into `frames`
+ *   dsp thread     - drains `frames`, runs the pipeline, pushes records into `recs`
+ *   main thread    - one sd-event loop: OSC socket, records, signals, timers,
+ *                    sd_notify; the only thread that calls liblo, logs or allocates
+ *                    after start-up
+ * Commands go main -> dsp through `cmds`; all three rings are SPSC and
+ * wake their consumer with an eventfd on the empty -> non-empty transition.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calib.h"
+#include "config.h"
+#include "device.h"
+#include "emgd-config.h"
+#include "osc.h"
+#include "pipeline.h"
+#include "ring.h"
+
+#define FRAME_SLOTS 8192   /* ~4 s at 2 kHz, ~0.8 s at 10 kHz */
+#define REC_SLOTS 1024
+#define CMD_SLOTS 16
+#define DSP_BLOCK 256      /* frames handed to the pipeline at once */
+#define REC_SWAPPED 100    /* daemon-private record: the dsp thread switched pipelines */
+
+/* ---- logging: stderr with <N> prefixes that journald turns into priorities ---- */
+
+enum { L_ERR = 3, L_WARNING = 4, L_NOTICE = 5, L_INFO = 6, L_DEBUG = 7 };
+
+static int log_level = L_NOTICE;
+static int log_prefix;
+
+static void logmsg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logmsg(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (prio > log_level)
+		return;
+	if (log_prefix)
+		fprintf(stderr, "<%d>", prio);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- shared state ---- */
+
+struct frame_hdr {
+	uint64_t seq;
+	uint64_t t_ns;
+	uint32_t lost;
+	uint32_t pad;
+};
+
+enum cmd_type { CMD_STOP = 1, CMD_CAL_REST, CMD_CAL_MVC, CMD_SWAP };
+
+struct cmd {
+	int type;
+	unsigned muscle;
+	double seconds;
+	struct emg_pipeline *pipe;
+};
+
+struct daemon {
+	struct emg_config cfg;
+	const char *config_path; /* NULL: built-in defaults */
+	const char *driver_override;
+	const char *listen_override;
+
+	sd_event *ev;
+	sd_event_source *recs_src, *state_src, *osc_src, *tick_src, *wd_src;
+
+	struct emg_device *dev;
+	struct emg_device_info info;
+	struct emg_ring *frames, *recs, *cmds;
+	size_t frame_size;
+	pthread_t dsp;
+	int dsp_running;
+	int state_efd;
+
+	/* Written by the device thread, read by main. */
+	_Atomic uint64_t frames_in;
+	_Atomic uint64_t device_lost;
+	_Atomic int dev_state;
+	const char *_Atomic dev_why;
+
+	/* DSP thread only. */
+	struct emg_pipeline *pipe;
+	float *block;
+	uint64_t dsp_seen_overruns;
+	uint64_t recs_dropped_dsp; /* records the main loop was too slow to take */
+
+	/* Main thread. */
+	struct emg_pipeline *pipe_pending_free;
+	struct emg_muscles *pending_muscles;
+	struct emg_calib *calib;
+	struct emg_osc *osc;
+	char calib_path[PATH_MAX];
+	int calibrating;
+	int ready;
+	int logged_state;
+	uint64_t wd_usec;
+	uint64_t wd_last_frames;
+	uint64_t ticks;
+	struct emg_rec *last_metrics;
+};
+
+static struct daemon D;
+
+/* ---- device thread ---- */
+
+static void on_frames(void *ud, const float *frames, unsigned n, uint64_t first_seq, uint32_t lost,
+		      uint64_t t_ns)
+{
+	struct daemon *d = ud;
+	size_t bytes = d->info.channels * sizeof(float);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct frame_hdr *h = emg_ring_reserve(d->frames);
+		if (!h)
+			continue; /* counted by the ring as an overrun */
+		h->seq = first_seq + i;
+		h->t_ns = t_ns;
+		h->lost = i == 0 ? lost : 0;
+		memcpy(h + 1, frames + (size_t)i * d->info.channels, bytes);
+		emg_ring_commit(d->frames);
+	}
+	if (lost)
+		atomic_fetch_add_explicit(&d->device_lost, lost, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->frames_in, n, memory_order_relaxed);
+}
+
+static void on_state(void *ud, enum emg_device_state st, const char *why)
+{
+	struct daemon *d = ud;
+	uint64_t one = 1;
+
+	atomic_store(&d->dev_why, why);
+	atomic_store(&d->dev_state, (int)st);
+	if (write(d->state_efd, &one, sizeof(one)) < 0) {
+		/* counter already non-zero: main will look anyway */
+	}
+}
+
+/* ---- dsp thread ---- */
+
+static void on_record(void *ud, const struct emg_rec *rec)
+{
+	struct daemon *d = ud;
+
+	if (emg_ring_push(d->recs, rec) < 0)
+		d->recs_dropped_dsp++;
+}
+
+static void dsp_flush(struct daemon *d, unsigned n, uint64_t first_seq, uint64_t t_ns)
+{
+	if (n)
+		emg_pipeline_process(d->pipe, d->block, n, first_seq, t_ns, on_record, d);
+}
+
+static void dsp_drain_frames(struct daemon *d)
+{
+	const struct frame_hdr *h;
+	unsigned n = 0;
+	uint64_t first = 0, t_ns = 0;
+	uint64_t ov = emg_ring_overruns(d->frames);
+
+	/* Ring overruns (the dsp thread fell behind) count as dropped samples. */
+	if (ov != d->dsp_seen_overruns) {
+		emg_pipeline_add_dropped(d->pipe, ov - d->dsp_seen_overruns);
+		d->dsp_seen_overruns = ov;
+	}
+	while ((h = emg_ring_peek(d->frames))) {
+		/* A gap in sequence numbers ends the block so sample indices stay exact. */
+		if (n && (h->seq != first + n || n == DSP_BLOCK)) {
+			dsp_flush(d, n, first, t_ns);
+			n = 0;
+		}
+		if (h->lost)
+			emg_pipeline_add_dropped(d->pipe, h->lost);
+		if (n == 0)
+			first = h->seq;
+		memcpy(d->block + (size_t)n * d->info.channels, h + 1,
+		       d->info.channels * sizeof(float));
+		t_ns = h->t_ns;
+		n++;
+		emg_ring_release(d->frames);
+	}
+	dsp_flush(d, n, first, t_ns);
+}
+
+/* Returns 0 to keep running, 1 to stop. */
+static int dsp_commands(struct daemon *d)
+{
+	struct cmd c;
+
+	while (emg_ring_pop(d->cmds, &c) == 0) {
+		switch (c.type) {
+		case CMD_STOP:
+			return 1;
+		case CMD_CAL_REST:
+			emg_pipeline_calibrate_rest(d->pipe, c.seconds);
+			break;
+		case CMD_CAL_MVC:
+			emg_pipeline_calibrate_mvc(d->pipe, c.muscle, c.seconds);
+			break;
+		case CMD_SWAP: {
+			struct emg_rec r = { .type = REC_SWAPPED };
+			d->pipe = c.pipe;
+			/* Pushed before any record of the new pipeline: the main
+			 * loop switches its muscle map exactly here. */
+			while (emg_ring_push(d->recs, &r) < 0)
+				sched_yield();
+			break;
+		}
+		}
+	}
+	return 0;
+}
+
+static void *dsp_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = emg_ring_fd(d->frames), .events = POLLIN },
+		{ .fd = emg_ring_fd(d->cmds), .events = POLLIN },
+	};
+
+	for (;;) {
+		/* Blocking here is the point: the dsp thread sleeps until the
+		 * device thread's push wakes it. */
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		emg_ring_ack(d->cmds);
+		if (dsp_commands(d))
+			break;
+		emg_ring_ack(d->frames);
+		dsp_drain_frames(d);
+	}
+	return NULL;
+}
+
+static int send_cmd(struct daemon *d, const struct cmd *c)
+{
+	return emg_ring_push(d->cmds, c);
+}
+
+/* ---- status ---- */
+
+static const char *state_name(struct daemon *d)
+{
+	int st = atomic_load(&d->dev_state);
+
+	if (st == EMG_DEVICE_WAITING)
+		return "waiting-device";
+	if (st == EMG_DEVICE_FAILED)
+		return "device-failed";
+	if (d->calibrating)
+		return "calibrating";
+	return "streaming";
+}
+
+static uint64_t total_overruns(struct daemon *d)
+{
+	return emg_ring_overruns(d->frames) + atomic_load(&d->device_lost);
+}
+
+static void osc_status_cb(void *ud, struct emg_osc_status *st)
+{
+	struct daemon *d = ud;
+	uint64_t ov = total_overruns(d);
+
+	st->state = state_name(d);
+	st->rate = (int)d->info.rate;
+	st->channels = (int)d->info.channels;
+	st->overruns = ov > INT32_MAX ? INT32_MAX : (int)ov;
+}
+
+static void notify_status(struct daemon *d)
+{
+	sd_notifyf(0, "STATUS=%s: %s %g Hz x %u ch, %u subscriber%s, %llu overruns", state_name(d),
+		   d->info.driver, d->info.rate, d->info.channels, emg_osc_subscribers(d->osc),
+		   emg_osc_subscribers(d->osc) == 1 ? "" : "s",
+		   (unsigned long long)total_overruns(d));
+}
+
+/* ---- control handlers (main thread) ---- */
+
+static int h_cal_rest(void *ud, double seconds, char *err, size_t len)
+{
+	struct daemon *d = ud;
+	struct cmd c = { .type = CMD_CAL_REST, .seconds = seconds };
+
+	if (d->calibrating) {
+		snprintf(err, len, "a calibration is already running");
+		return -EBUSY;
+	}
+	if (!(seconds >= 0.5 && seconds <= 120)) {
+		snprintf(err, len, "seconds must be 0.5..120");
+		return -EINVAL;
+	}
+	if (send_cmd(d, &c) < 0) {
+		snprintf(err, len, "dsp thread busy, try again");
+		return -EAGAIN;
+	}
+	d->calibrating = 1;
+	logmsg(L_NOTICE, "calibration: rest for %.1f s, all muscles relaxed", seconds);
+	return 0;
+}
+
+static int h_cal_mvc(void *ud, const char *muscle, double seconds, char *err, size_t len)
+{
+	struct daemon *d = ud;
+	int i = emg_muscles_find(d->cfg.muscles, muscle);
+	struct cmd c = { .type = CMD_CAL_MVC, .seconds = seconds };
+
+	if (i < 0) {
+		snprintf(err, len, "unknown muscle '%s'", muscle);
+		return -ENOENT;
+	}
+	if (d->calibrating) {
+		snprintf(err, len, "a calibration is already running");
+		return -EBUSY;
+	}
+	if (!(seconds >= 0.5 && seconds <= 60)) {
+		snprintf(err, len, "seconds must be 0.5..60");
+		return -EINVAL;
+	}
+	c.muscle = (unsigned)i;
+	if (send_cmd(d, &c) < 0) {
+		snprintf(err, len, "dsp thread busy, try again");
+		return -EAGAIN;
+	}
+	d->calibrating = 1;
+	logmsg(L_NOTICE, "calibration: MVC of %s for %.1f s", muscle, seconds);
+	return 0;
+}
+
+static int h_marker(void *ud, const char *text, char *err, size_t len)
+{
+	logmsg(L_NOTICE, "marker: %s", text);
+	return 0;
+}
+
+/* ---- records from the dsp thread (main thread) ---- */
+
+static void save_calib(struct daemon *d)
+{
+	int r;
+
+	if (!d->calib_path[0])
+		return;
+	r = emg_calib_save(d->calib, d->calib_path);
+	if (r < 0)
+		logmsg(L_WARNING, "calibration: cannot save %s: %s (kept in memory only)",
+		       d->calib_path, strerror(-r));
+}
+
+static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
+{
+	const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, rec->muscle);
+	const char *name = m ? m->name : "?";
+	int64_t now = (int64_t)time(NULL);
+
+	if (rec->calib_kind == EMG_CALIB_REST) {
+		if (rec->calib_err == 0) {
+			emg_calib_set_rest(d->calib, rec->muscle, &rec->baseline, rec->rest_rms, now);
+			logmsg(L_INFO, "calibration: rest %s: %.2f uV RMS", name, rec->rest_rms);
+		} else {
+			logmsg(L_WARNING, "calibration: rest %s failed: %s", name,
+			       strerror(-rec->calib_err));
+		}
+		emg_osc_publish_calibrated(d->osc, "rest", name, rec->rest_rms, rec->calib_err == 0);
+		if (rec->muscle + 1u < emg_muscles_count(d->cfg.muscles))
+			return; /* one record per muscle; the last one ends the calibration */
+	} else {
+		if (rec->calib_err == 0) {
+			emg_calib_add_mvc(d->calib, rec->muscle, rec->mvc_rms, now);
+			logmsg(L_INFO, "calibration: MVC %s: peak %.1f uV RMS (MVC now %.1f uV)", name,
+			       rec->mvc_rms, emg_calib_get(d->calib, rec->muscle)->mvc_rms);
+		} else {
+			logmsg(L_WARNING, "calibration: MVC %s failed: no signal", name);
+		}
+		emg_osc_publish_calibrated(d->osc, "mvc", name, rec->mvc_rms, rec->calib_err == 0);
+	}
+	d->calibrating = 0;
+	save_calib(d);
+}
+
+static void mark_ready(struct daemon *d)
+{
+	if (d->ready)
+		return;
+	d->ready = 1;
+	sd_notify(0, "READY=1");
+	notify_status(d);
+	logmsg(L_NOTICE, "%s %s: streaming %g Hz x %u channels, %u muscles, OSC on %s:%u",
+	       d->info.driver, d->info.model, d->info.rate, d->info.channels,
+	       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port);
+}
+
+static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct daemon *d = ud;
+	const struct emg_rec *rec;
+
+	emg_ring_ack(d->recs);
+	while ((rec = emg_ring_peek(d->recs))) {
+		switch (rec->type) {
+		case EMG_REC_METRICS:
+			emg_osc_publish_metrics(d->osc, rec);
+			memcpy(d->last_metrics, rec, emg_ring_slot_size(d->recs));
+			d->ticks++;
+			mark_ready(d);
+			break;
+		case EMG_REC_ONSET:
+		case EMG_REC_OFFSET:
+			emg_osc_publish_event(d->osc, rec, emg_now_ns());
+			break;
+		case EMG_REC_CALIB:
+			handle_calib_rec(d, rec);
+			break;
+		case REC_SWAPPED:
+			/* Old pipeline is no longer touched by the dsp thread. */
+			emg_pipeline_free(d->pipe_pending_free);
+			d->pipe_pending_free = NULL;
+			if (d->pending_muscles) {
+				emg_osc_set_muscles(d->osc, d->pending_muscles);
+				emg_muscles_free(d->pending_muscles);
+				d->pending_muscles = NULL;
+			}
+			break;
+		}
+		emg_ring_release(d->recs);
+	}
+	return 0;
+}
+
+static int on_dev_state(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct daemon *d = ud;
+	uint64_t v;
+	int st = atomic_load(&d->dev_state);
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* spurious wake-up */
+	}
+	if (st == d->logged_state)
+		return 0;
+	d->logged_state = st;
+	if (st == EMG_DEVICE_WAITING) {
+		logmsg(L_WARNING, "device: %s; waiting for it (subscribers stay connected)",
+		       atomic_load(&d->dev_why));
+		mark_ready(d); /* serving OSC and waiting is a ready state for systemd */
+	} else if (st == EMG_DEVICE_FAILED) {
+		logmsg(L_ERR, "device: failed: %s", atomic_load(&d->dev_why));
+	} else {
+		logmsg(L_NOTICE, "device: streaming (%s)", atomic_load(&d->dev_why));
+	}
+	notify_status(d);
+	return 0;
+}
+
+static int on_osc(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct daemon *d = ud;
+
+	emg_osc_recv(d->osc, emg_now_ns());
+	return 0;
+}
+
+static void rearm(sd_event_source *s, uint64_t usec)
+{
+	sd_event_source_set_time_relative(s, usec);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	struct emg_osc_status st;
+
+	emg_osc_expire(d->osc, emg_now_ns());
+	osc_status_cb(d, &st);
+	emg_osc_publish_status(d->osc, &st);
+	notify_status(d);
+	rearm(s, 1000000);
+	return 0;
+}
+
+/* Ping the watchdog only while samples arrive (a hung USB stack must trip it)
+ * or while we are knowingly waiting for a device. */
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct daemon *d = ud;
+	uint64_t n = atomic_load_explicit(&d->frames_in, memory_order_relaxed);
+
+	if (n != d->wd_last_frames || atomic_load(&d->dev_state) == EMG_DEVICE_WAITING)
+		sd_notify(0, "WATCHDOG=1");
+	else
+		logmsg(L_WARNING, "watchdog: no samples for %.1f s, not pinging",
+		       (double)d->wd_usec / 2e6);
+	d->wd_last_frames = n;
+	rearm(s, d->wd_usec / 2);
+	return 0;
+}
+
+/* ---- set-up and tear-down ---- */
+
+static void osc_params(const struct emg_config *c, struct emg_osc_params *p)
+{
+	p->max_subscribers = c->max_subscribers;
+	p->default_lease_s = c->default_lease_s;
+	p->max_lease_s = c->max_lease_s;
+	p->rate_limit = c->rate_limit;
+	p->rate_burst = c->rate_burst;
+	p->allow = c->allow;
+	p->nallow = c->nallow;
+}
+
+static int load_config(struct daemon *d, struct emg_config *cfg)
+{
+	char err[1024];
+	int r = emg_config_init(cfg);
+
+	if (r < 0)
+		return r;
+	if (d->config_path) {
+		r = emg_config_load(cfg, d->config_path, err, sizeof(err));
+		if (r < 0) {
+			logmsg(L_ERR, "%s", err);
+			emg_config_release(cfg);
+			return r;
+		}
+	}
+	if (d->driver_override) {
+		if (!emg_device_find(d->driver_override)) {
+			logmsg(L_ERR, "--device %s: unknown driver (allowed: synth)", d->driver_override);
+			emg_config_release(cfg);
+			return -EINVAL;
+		}
+		snprintf(cfg->driver, sizeof(cfg->driver), "%s", d->driver_override);
+	}
+	if (d->listen_override && emg_hostport_parse(d->listen_override, &cfg->listen) < 0) {
+		logmsg(L_ERR, "--listen %s: bad value (allowed: host:port with a numeric address)",
+		       d->listen_override);
+		emg_config_release(cfg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void setup_state_dir(struct daemon *d)
+{
+	const char *dir = d->cfg.state_dir;
+	const char *env = getenv("STATE_DIRECTORY");
+	unsigned line = 0;
+	int r;
+
+	/* systemd's StateDirectory= wins over the built-in default, not over an explicit setting. */
+	if (env && *env && !strcmp(dir, "/var/lib/emgd"))
+		dir = env;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		logmsg(L_WARNING, "state: cannot create %s: %s; calibrations will not persist", dir,
+		       strerror(errno));
+		d->calib_path[0] = '\0';
+		return;
+	}
+	snprintf(d->calib_path, sizeof(d->calib_path), "%s/calibration.ini", dir);
+	r = emg_calib_load(d->calib, d->calib_path, &line);
+	if (r == 0)
+		logmsg(L_INFO, "calibration: loaded %s", d->calib_path);
+	else if (r == -EBADMSG)
+		logmsg(L_WARNING, "calibration: %s:%u: unreadable line; starting uncalibrated",
+		       d->calib_path, line);
+	else if (r != -ENOENT)
+		logmsg(L_WARNING, "calibration: %s: %s", d->calib_path, strerror(-r));
+}
+
+static int build_pipeline(struct daemon *d, const struct emg_config *cfg, struct emg_pipeline **out)
+{
+	struct emg_pipeline_config pc = cfg->pipe;
+	char desc[128];
+	int r;
+
+	if (pc.publish_rate > d->info.rate)
+		pc.publish_rate = d->info.rate;
+	r = emg_pipeline_new(out, &pc, &d->info, cfg->muscles, d->calib);
+	if (r < 0) {
+		logmsg(L_ERR, "dsp: cannot build the pipeline for %g Hz x %u channels: %s",
+		       d->info.rate, d->info.channels, strerror(-r));
+		return r;
+	}
+	emg_pipeline_describe(*out, desc, sizeof(desc));
+	logmsg(L_INFO, "dsp: %s, RMS %g ms, onset %s (k=%g, window %g ms), publish %g Hz", desc,
+	       pc.rms_window_ms, emg_onset_method_name(pc.onset.method), pc.onset.k,
+	       pc.onset.window_ms, pc.publish_rate);
+	return 0;
+}
+
+static void set_rt(pthread_t t, int prio, const char *what)
+{
+	struct sched_param sp = { .sched_priority = prio };
+	int r;
+
+	if (prio <= 0)
+		return;
+	r = pthread_setschedparam(t, SCHED_FIFO, &sp);
+	if (r)
+		logmsg(L_INFO, "%s thread: no real-time priority (%s); running best-effort", what,
+		       strerror(r));
+}
+
+/* Open the device, make the rings, start dsp and device threads. */
+static int start_engine(struct daemon *d)
+{
+	struct emg_device_config dc;
+	struct emg_device_callbacks cb = { .data = on_frames, .state = on_state, .ud = d };
+	int r;
+
+	emg_config_device(&d->cfg, &dc);
+	r = emg_device_open(&d->dev, &dc);
+	if (r < 0) {
+		logmsg(L_ERR, "device %s: cannot open: %s", d->cfg.driver, strerror(-r));
+		return r;
+	}
+	emg_device_info(d->dev, &d->info);
+	if (d->info.rate < 1000)
+		logmsg(L_WARNING, "device: %g Hz cannot capture the full sEMG band (20-450 Hz needs >= 1 kHz); low-pass clamped to %g Hz",
+		       d->info.rate, 0.45 * d->info.rate);
+	r = build_pipeline(d, &d->cfg, &d->pipe);
+	if (r < 0)
+		return r;
+	d->frame_size = sizeof(struct frame_hdr) + d->info.channels * sizeof(float);
+	d->block = malloc((size_t)DSP_BLOCK * d->info.channels * sizeof(float));
+	if (!d->block)
+		return -ENOMEM;
+	if ((r = emg_ring_new(&d->frames, FRAME_SLOTS, d->frame_size, EMG_RING_EVENTFD)) < 0 ||
+	    (r = emg_ring_new(&d->recs, REC_SLOTS,
+			      sizeof(struct emg_rec) + EMG_MUSCLES_MAX * sizeof(struct emg_rec_muscle),
+			      EMG_RING_EVENTFD)) < 0 ||
+	    (r = emg_ring_new(&d->cmds, CMD_SLOTS, sizeof(struct cmd), EMG_RING_EVENTFD)) < 0)
+		return r;
+	d->last_metrics = calloc(1, emg_ring_slot_size(d->recs));
+	if (!d->last_metrics)
+		return -ENOMEM;
+	d->dsp_seen_overruns = 0;
+	r = pthread_create(&d->dsp, NULL, dsp_main, d);
+	if (r)
+		return -r;
+	d->dsp_running = 1;
+	set_rt(d->dsp, d->cfg.rt_priority, "dsp");
+	r = sd_event_add_io(d->ev, &d->recs_src, emg_ring_fd(d->recs), EPOLLIN, on_recs, d);
+	if (r < 0)
+		return r;
+	atomic_store(&d->dev_state, EMG_DEVICE_STREAMING);
+	r = emg_device_start(d->dev, &cb);
+	if (r < 0) {
+		logmsg(L_ERR, "device %s: cannot start: %s", d->info.driver, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static void stop_engine(struct daemon *d)
+{
+	struct cmd stop = { .type = CMD_STOP };
+
+	if (d->dev) {
+		emg_device_stop(d->dev);
+		emg_device_close(d->dev);
+		d->dev = NULL;
+	}
+	if (d->dsp_running) {
+		while (send_cmd(d, &stop) < 0)
+			sched_yield();
+		pthread_join(d->dsp, NULL);
+		d->dsp_running = 0;
+	}
+	if (d->recs_src) {
+		/* Deliver what the dsp thread produced last (events, calibrations). */
+		on_recs(d->recs_src, -1, 0, d);
+		d->recs_src = sd_event_source_disable_unref(d->recs_src);
+	}
+	emg_pipeline_free(d->pipe);
+	emg_pipeline_free(d->pipe_pending_free);
+	d->pipe = d->pipe_pending_free = NULL;
+	emg_ring_free(d->frames);
+	emg_ring_free(d->recs);
+	emg_ring_free(d->cmds);
+	d->frames = d->recs = d->cmds = NULL;
+	free(d->block);
+	free(d->last_metrics);
+	d->block = NULL;
+	d->last_metrics = NULL;
+}
+
+static int bind_osc(struct daemon *d)
+{
+	int fd = emg_osc_bind(d->osc, &d->cfg.listen);
+
+	if (fd < 0) {
+		logmsg(L_ERR, "osc: cannot listen on %s:%u: %s", d->cfg.listen.host, d->cfg.listen.port,
+		       strerror(-fd));
+		return fd;
+	}
+	d->osc_src = sd_event_source_disable_unref(d->osc_src);
+	return sd_event_add_io(d->ev, &d->osc_src, fd, EPOLLIN, on_osc, d);
+}
+
+/* ---- reload ---- */
+
+static void reload(struct daemon *d)
+{
+	struct emg_config n;
+	struct emg_calib *nc;
+	struct emg_osc_params op;
+	int listen_changed, r;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		   (unsigned long long)(emg_now_ns() / 1000), d->config_path ? d->config_path : "");
+	if (load_config(d, &n) < 0) {
+		logmsg(L_ERR, "reload: refused; still running the previous configuration");
+		goto done;
+	}
+	r = emg_calib_new(&nc, n.muscles);
+	if (r < 0) {
+		emg_config_release(&n);
+		goto done;
+	}
+	emg_calib_merge(nc, d->calib);
+	emg_calib_free(d->calib);
+	d->calib = nc;
+	listen_changed = strcmp(n.listen.host, d->cfg.listen.host) || n.listen.port != d->cfg.listen.port;
+
+	if (emg_config_device_changed(&d->cfg, &n)) {
+		/* A different amplifier or rate: restarting the device is unavoidable. */
+		logmsg(L_NOTICE, "reload: device settings changed, restarting the device");
+		stop_engine(d);
+		emg_config_release(&d->cfg);
+		d->cfg = n;
+		d->calibrating = 0;
+		emg_osc_set_muscles(d->osc, d->cfg.muscles);
+		if (start_engine(d) < 0) {
+			logmsg(L_ERR, "reload: the new device failed to start; exiting for a restart");
+			sd_event_exit(d->ev, EXIT_FAILURE);
+			return;
+		}
+	} else {
+		/* Same device: build the new pipeline here and let the dsp thread
+		 * switch to it between two blocks, so no sample is lost. */
+		struct emg_pipeline *np;
+		struct cmd c = { .type = CMD_SWAP };
+
+		if (build_pipeline(d, &n, &np) < 0) {
+			logmsg(L_ERR, "reload: refused; still running the previous configuration");
+			emg_config_release(&n);
+			goto done;
+		}
+		if (d->pipe_pending_free) {
+			/* A previous swap is still in flight; wait for its record first. */
+			on_recs(d->recs_src, -1, 0, d);
+		}
+		c.pipe = np;
+		emg_muscles_dup(n.muscles, &d->pending_muscles);
+		d->pipe_pending_free = d->pipe;
+		d->pipe = np;
+		while (send_cmd(d, &c) < 0)
+			sched_yield();
+		emg_config_release(&d->cfg);
+		d->cfg = n;
+		d->calibrating = 0;
+	}
+	osc_params(&d->cfg, &op);
+	emg_osc_set_params(d->osc, &op);
+	emg_osc_set_targets(d->osc, d->cfg.targets, d->cfg.ntargets);
+	if (listen_changed)
+		bind_osc(d);
+	save_calib(d);
+	logmsg(L_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
+done:
+	sd_notify(0, "READY=1");
+	notify_status(d);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
+{
+	struct daemon *d = ud;
+
+	if (si->ssi_signo == SIGHUP) {
+		reload(d);
+		return 0;
+	}
+	logmsg(L_NOTICE, "%s: shutting down", strsignal((int)si->ssi_signo));
+	sd_notify(0, "STOPPING=1");
+	sd_event_exit(d->ev, 0);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: emgd [OPTIONS]\n"
+		"Real-time surface-EMG acquisition daemon: filters, RMS envelopes, onsets and %%MVC over OSC.\n\n"
+		"  -c, --config FILE      read FILE instead of the built-in defaults\n"
+		"                         (packaged default: %s/emgd.conf)\n"
+		"      --check-config     validate the configuration and exit (status 1 on error)\n"
+		"  -d, --device DRIVER    override [device] driver (synth)\n"
+		"  -l, --listen HOST:PORT override [osc] listen\n"
+		"  -f, --foreground       accepted for init scripts; emgd never forks\n"
+		"  -v, --verbose          more log output (repeat for debug)\n"
+		"  -q, --quiet            warnings and errors only\n"
+		"  -V, --version          print the version\n"
+		"  -h, --help             this help\n\n"
+		"Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop.\n"
+		"See emgd(8), emgd.conf(5), emgctl(1).\n",
+		EMGD_SYSCONFDIR);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon *d = &D;
+	struct emg_osc_handlers oh = {
+		.ud = d,
+		.calibrate_rest = h_cal_rest,
+		.calibrate_mvc = h_cal_mvc,
+		.marker = h_marker,
+		.status = osc_status_cb,
+	};
+	struct emg_osc_params op;
+	int check = 0, c, r, ret = EXIT_FAILURE;
+	sigset_t ss;
+
+	log_level = L_NOTICE;
+	while ((c = getopt_long(argc, argv, "c:d:l:fvqVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d->config_path = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'd':
+			d->driver_override = optarg;
+			break;
+		case 'l':
+			d->listen_override = optarg;
+			break;
+		case 'f':
+			break;
+		case 'v':
+			log_level++;
+			break;
+		case 'q':
+			log_level = L_WARNING;
+			break;
+		case 'V':
+			printf("emgd %s\n", EMGD_VERSION);
+			return EXIT_SUCCESS;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "emgd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	/* journald reads <N> prefixes; a terminal gets plain lines. */
+	log_prefix = getenv("JOURNAL_STREAM") != NULL || !isatty(STDERR_FILENO);
+
+	if (load_config(d, &d->cfg) < 0)
+		return EXIT_FAILURE;
+	if (check) {
+		printf("%s: ok (%s, %u muscles, OSC %s:%u)\n",
+		       d->config_path ? d->config_path : "built-in defaults", d->cfg.driver,
+		       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port);
+		emg_config_release(&d->cfg);
+		return EXIT_SUCCESS;
+	}
+
+	/* Signals are handled by sd-event through a signalfd; block them before
+	 * any thread starts so no thread takes them asynchronously. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (d->cfg.mlock && mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+		logmsg(L_INFO, "memory: not locked (%s); page faults may add latency", strerror(errno));
+
+	if ((r = sd_event_default(&d->ev)) < 0 ||
+	    (r = sd_event_add_signal(d->ev, NULL, SIGTERM, on_signal, d)) < 0 ||
+	    (r = sd_event_add_signal(d->ev, NULL, SIGINT, on_signal, d)) < 0 ||
+	    (r = sd_event_add_signal(d->ev, NULL, SIGHUP, on_signal, d)) < 0) {
+		logmsg(L_ERR, "event loop: %s", strerror(-r));
+		goto out;
+	}
+	d->state_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->state_efd < 0 ||
+	    sd_event_add_io(d->ev, &d->state_src, d->state_efd, EPOLLIN, on_dev_state, d) < 0)
+		goto out;
+	d->logged_state = EMG_DEVICE_STREAMING;
+
+	if ((r = emg_calib_new(&d->calib, d->cfg.muscles)) < 0)
+		goto out;
+	setup_state_dir(d);
+
+	osc_params(&d->cfg, &op);
+	if ((r = emg_osc_new(&d->osc, &op, &oh)) < 0)
+		goto out;
+	emg_osc_set_muscles(d->osc, d->cfg.muscles);
+	emg_osc_set_targets(d->osc, d->cfg.targets, d->cfg.ntargets);
+	if (bind_osc(d) < 0)
+		goto out;
+
+	if (start_engine(d) < 0)
+		goto out;
+
+	if (sd_event_add_time_relative(d->ev, &d->tick_src, CLOCK_MONOTONIC, 1000000, 10000,
+				       on_tick, d) < 0)
+		goto out;
+	if (sd_watchdog_enabled(0, &d->wd_usec) > 0 &&
+	    sd_event_add_time_relative(d->ev, &d->wd_src, CLOCK_MONOTONIC, d->wd_usec / 2, 10000,
+				       on_watchdog, d) < 0)
+		goto out;
+
+	r = sd_event_loop(d->ev);
+	ret = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+out:
+	stop_engine(d);
+	if (d->osc) {
+		struct emg_osc_stats st;
+		emg_osc_stats(d->osc, &st);
+		logmsg(L_INFO, "osc: %llu packets in, %llu malformed, %llu denied, %llu rate-limited, %llu sent",
+		       (unsigned long long)st.received, (unsigned long long)st.malformed,
+		       (unsigned long long)st.denied, (unsigned long long)st.rate_limited,
+		       (unsigned long long)st.sent);
+	}
+	sd_event_source_disable_unref(d->tick_src);
+	sd_event_source_disable_unref(d->wd_src);
+	sd_event_source_disable_unref(d->osc_src);
+	sd_event_source_disable_unref(d->state_src);
+	emg_osc_free(d->osc);
+	emg_calib_free(d->calib);
+	emg_muscles_free(d->pending_muscles);
+	emg_config_release(&d->cfg);
+	sd_event_unref(d->ev);
+	if (d->state_efd > 0)
+		close(d->state_efd);
+	return ret;
+}

@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+
+/*
+ * Every key is one row: where it lives, how to parse it and what is
+ * allowed.  The "allowed" text is what an error message quotes, so the
+ * table is the single source of truth for both parsing and diagnostics.
+ */
+enum ktype { K_DOUBLE, K_UINT, K_BOOL, K_STR, K_CUSTOM };
+
+struct kdef;
+typedef int (*kparse_fn)(struct emg_config *cfg, const char *v);
+
+struct kdef {
+	const char *section;
+	const char *name;
+	enum ktype type;
+	size_t off;      /* offset in struct emg_config */
+	size_t size;     /* K_STR buffer size */
+	double min, max; /* K_DOUBLE / K_UINT range */
+	kparse_fn parse; /* K_CUSTOM */
+	const char *allowed;
+};
+
+#define OFF(f) offsetof(struct emg_config, f)
+
+static int p_driver(struct emg_config *c, const char *v)
+{
+	if (!emg_device_find(v))
+		return -EINVAL;
+	snprintf(c->driver, sizeof(c->driver), "%s", v);
+	return 0;
+}
+
+static int p_scenario(struct emg_config *c, const char *v)
+{
+	static const char *const ok[] = { "session", "rest", "bridge", "hip_thrust",
+					  "abduction", "prone_hip_ext" };
+	for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!strcmp(v, ok[i])) {
+			snprintf(c->scenario, sizeof(c->scenario), "%s", v);
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int p_seed(struct emg_config *c, const char *v)
+{
+	char *end;
+
+	errno = 0;
+	c->seed = strtoull(v, &end, 0);
+	return (errno || end == v || *end || *v == '-') ? -EINVAL : 0;
+}
+
+static int p_mains(struct emg_config *c, const char *v)
+{
+	if (!strcmp(v, "50"))
+		c->pipe.filter.mains_hz = 50;
+	else if (!strcmp(v, "60"))
+		c->pipe.filter.mains_hz = 60;
+	else if (!strcmp(v, "off"))
+		c->pipe.filter.mains_hz = 0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int p_order(unsigned *dst, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (end == v || *end || n < 2 || n > 8 || (n & 1))
+		return -EINVAL;
+	*dst = (unsigned)n;
+	return 0;
+}
+
+static int p_hp_order(struct emg_config *c, const char *v)
+{
+	return p_order(&c->pipe.filter.highpass_order, v);
+}
+
+static int p_lp_order(struct emg_config *c, const char *v)
+{
+	return p_order(&c->pipe.filter.lowpass_order, v);
+}
+
+static int p_detector(struct emg_config *c, const char *v)
+{
+	return emg_onset_method_parse(v, &c->pipe.onset.method);
+}
+
+static int p_listen(struct emg_config *c, const char *v)
+{
+	return emg_hostport_parse(v, &c->listen);
+}
+
+static int p_target(struct emg_config *c, const char *v)
+{
+	if (c->ntargets == EMG_CONFIG_MAX_TARGETS)
+		return -ENOSPC;
+	if (emg_hostport_parse(v, &c->targets[c->ntargets]) < 0)
+		return -EINVAL;
+	c->ntargets++;
+	return 0;
+}
+
+static int p_allow(struct emg_config *c, const char *v)
+{
+	/* Several networks on one line, separated by spaces or commas. */
+	char buf[1024], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *tok = strtok_r(buf, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
+		if (c->nallow == EMG_CONFIG_MAX_ALLOW)
+			return -ENOSPC;
+		if (emg_cidr_parse(tok, &c->allow[c->nallow]) < 0)
+			return -EINVAL;
+		c->nallow++;
+	}
+	return 0;
+}
+
+static int p_record(struct emg_config *c, const char *v)
+{
+	if (!strcmp(v, "off"))
+		c->record = EMG_RECORD_OFF;
+	else if (!strcmp(v, "auto"))
+		c->record = EMG_RECORD_AUTO;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int p_dir(char *dst, size_t len, const char *v)
+{
+	if (v[0] != '/' || strlen(v) >= len)
+		return -EINVAL;
+	snprintf(dst, len, "%s", v);
+	return 0;
+}
+
+static int p_state_dir(struct emg_config *c, const char *v)
+{
+	return p_dir(c->state_dir, sizeof(c->state_dir), v);
+}
+
+static int p_rec_dir(struct emg_config *c, const char *v)
+{
+	return p_dir(c->recordings_dir, sizeof(c->recordings_dir), v);
+}
+
+static const struct kdef keys[] = {
+	{ "device", "driver", K_CUSTOM, 0, 0, 0, 0, p_driver, "synth" },
+	{ "device", "rate", K_DOUBLE, OFF(rate), 0, 0, 16000, NULL, "0 (driver default) or 250..16000 Hz" },
+	{ "device", "channels", K_UINT, OFF(channels), 0, 0, EMG_DEVICE_MAX_CHANNELS, NULL, "0 (enough for [muscles]) .. 256" },
+	{ "device", "serial", K_STR, OFF(serial), sizeof(((struct emg_config *)0)->serial), 0, 0, NULL, "a serial number, up to 63 characters" },
+	{ "device", "file", K_STR, OFF(file), PATH_MAX, 0, 0, NULL, "a file path" },
+	{ "device", "realtime", K_BOOL, OFF(realtime), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "seed", K_CUSTOM, 0, 0, 0, 0, p_seed, "an unsigned 64-bit integer" },
+	{ "device", "snr_db", K_DOUBLE, OFF(snr_db), 0, 0, 80, NULL, "0..80 dB" },
+	{ "device", "mains_uv", K_DOUBLE, OFF(synth_mains_uv), 0, 0, 5000, NULL, "0..5000 uV" },
+	{ "device", "wander", K_BOOL, OFF(wander), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "pops", K_BOOL, OFF(pops), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "scenario", K_CUSTOM, 0, 0, 0, 0, p_scenario, "session, rest, bridge, hip_thrust, abduction or prone_hip_ext" },
+
+	{ "dsp", "highpass", K_DOUBLE, OFF(pipe.filter.highpass_hz), 0, 0, 200, NULL, "0 (off) .. 200 Hz" },
+	{ "dsp", "highpass_order", K_CUSTOM, 0, 0, 0, 0, p_hp_order, "2, 4, 6 or 8" },
+	{ "dsp", "lowpass", K_DOUBLE, OFF(pipe.filter.lowpass_hz), 0, 0, 8000, NULL, "0 (off) .. 8000 Hz (clamped to 0.45 x rate)" },
+	{ "dsp", "lowpass_order", K_CUSTOM, 0, 0, 0, 0, p_lp_order, "2, 4, 6 or 8" },
+	{ "dsp", "mains", K_CUSTOM, 0, 0, 0, 0, p_mains, "50, 60 or off" },
+	{ "dsp", "notch_q", K_DOUBLE, OFF(pipe.filter.notch_q), 0, 1, 200, NULL, "1..200" },
+	{ "dsp", "rms_window_ms", K_DOUBLE, OFF(pipe.rms_window_ms), 0, 5, 2000, NULL, "5..2000 ms" },
+	{ "dsp", "onset_window_ms", K_DOUBLE, OFF(pipe.onset.window_ms), 0, 2, 500, NULL, "2..500 ms" },
+	{ "dsp", "detector", K_CUSTOM, 0, 0, 0, 0, p_detector, "hodges, tkeo or bonato" },
+	{ "dsp", "threshold_k", K_DOUBLE, OFF(pipe.onset.k), 0, 0.5, 50, NULL, "0.5..50 (standard deviations)" },
+	{ "dsp", "hold_ms", K_DOUBLE, OFF(pipe.onset.hold_ms), 0, 1, 1000, NULL, "1..1000 ms" },
+	{ "dsp", "offset_ms", K_DOUBLE, OFF(pipe.onset.offset_ms), 0, 1, 5000, NULL, "1..5000 ms" },
+	{ "dsp", "min_burst_ms", K_DOUBLE, OFF(pipe.onset.min_burst_ms), 0, 1, 5000, NULL, "1..5000 ms" },
+	{ "dsp", "bonato_pfa", K_DOUBLE, OFF(pipe.onset.bonato_pfa), 0, 1e-9, 0.5, NULL, "1e-9..0.5" },
+
+	{ "osc", "listen", K_CUSTOM, 0, 0, 0, 0, p_listen, "host:port with a numeric IPv4 or [IPv6] address" },
+	{ "osc", "publish_rate", K_DOUBLE, OFF(pipe.publish_rate), 0, 1, 1000, NULL, "1..1000 Hz" },
+	{ "osc", "target", K_CUSTOM, 0, 0, 0, 0, p_target, "host:port (numeric), up to 16 target lines" },
+	{ "osc", "max_subscribers", K_UINT, OFF(max_subscribers), 0, 1, 1024, NULL, "1..1024" },
+	{ "osc", "lease", K_UINT, OFF(default_lease_s), 0, 1, 300, NULL, "1..300 s" },
+	{ "osc", "max_lease", K_UINT, OFF(max_lease_s), 0, 1, 3600, NULL, "1..3600 s" },
+	{ "osc", "rate_limit", K_DOUBLE, OFF(rate_limit), 0, 1, 100000, NULL, "1..100000 packets/s per source" },
+	{ "osc", "rate_burst", K_UINT, OFF(rate_burst), 0, 1, 100000, NULL, "1..100000 packets" },
+	{ "osc", "allow", K_CUSTOM, 0, 0, 0, 0, p_allow, "IPv4/IPv6 networks in CIDR form, e.g. 192.168.1.0/24 fd00::/8 (at most 32)" },
+
+	{ "daemon", "state_dir", K_CUSTOM, 0, 0, 0, 0, p_state_dir, "an absolute path" },
+	{ "daemon", "recordings_dir", K_CUSTOM, 0, 0, 0, 0, p_rec_dir, "an absolute path" },
+	{ "daemon", "record", K_CUSTOM, 0, 0, 0, 0, p_record, "off or auto" },
+	{ "daemon", "mlock", K_BOOL, OFF(mlock), 0, 0, 0, NULL, "yes or no" },
+	{ "daemon", "rt_priority", K_UINT, OFF(rt_priority), 0, 0, 99, NULL, "0 (off) .. 99" },
+};
+
+int emg_config_init(struct emg_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->driver, sizeof(cfg->driver), "synth");
+	cfg->rate = 2000;
+	cfg->realtime = true;
+	cfg->seed = 1;
+	cfg->snr_db = 30;
+	cfg->synth_mains_uv = 20;
+	cfg->wander = true;
+	cfg->pops = true;
+	snprintf(cfg->scenario, sizeof(cfg->scenario), "session");
+	emg_pipeline_config_default(&cfg->pipe);
+	snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
+	cfg->listen.port = 9000;
+	cfg->max_subscribers = 64;
+	cfg->default_lease_s = 10;
+	cfg->max_lease_s = 300;
+	cfg->rate_limit = 50;
+	cfg->rate_burst = 100;
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/emgd");
+	snprintf(cfg->recordings_dir, sizeof(cfg->recordings_dir), "/var/lib/emgd/recordings");
+	cfg->record = EMG_RECORD_OFF;
+	cfg->mlock = true;
+	return emg_muscles_new_default(&cfg->muscles);
+}
+
+void emg_config_release(struct emg_config *cfg)
+{
+	emg_muscles_free(cfg->muscles);
+	cfg->muscles = NULL;
+}
+
+int emg_config_copy(struct emg_config *dst, const struct emg_config *src)
+{
+	*dst = *src;
+	dst->muscles = NULL;
+	return src->muscles ? emg_muscles_dup(src->muscles, &dst->muscles) : 0;
+}
+
+struct parse_ctx {
+	struct emg_config *cfg;
+	char *err;
+	size_t errlen;
+	const char *name;
+	int in_muscles;
+	int muscles_seen;
+};
+
+/* Format the key-specific part of an error; the caller prefixes file:line. */
+static int fail(struct parse_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, ctx->errlen, fmt, ap);
+	va_end(ap);
+	return 0; /* tells inih to stop and report the line */
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_number(const char *v, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(v, &end);
+	return (errno || end == v || *end || !isfinite(*out)) ? -EINVAL : 0;
+}
+
+static int apply_key(struct emg_config *cfg, const struct kdef *k, const char *v)
+{
+	char *base = (char *)cfg;
+	double d;
+	bool b;
+
+	switch (k->type) {
+	case K_DOUBLE:
+		if (parse_number(v, &d) < 0 || d < k->min || d > k->max)
+			return -EINVAL;
+		*(double *)(base + k->off) = d;
+		return 0;
+	case K_UINT:
+		if (parse_number(v, &d) < 0 || d != floor(d) || d < k->min || d > k->max)
+			return -EINVAL;
+		if (k->off == OFF(rt_priority))
+			*(int *)(base + k->off) = (int)d;
+		else
+			*(unsigned *)(base + k->off) = (unsigned)d;
+		return 0;
+	case K_BOOL:
+		if (parse_bool(v, &b) < 0)
+			return -EINVAL;
+		*(bool *)(base + k->off) = b;
+		return 0;
+	case K_STR:
+		if (strlen(v) >= k->size)
+			return -EINVAL;
+		snprintf(base + k->off, k->size, "%s", v);
+		return 0;
+	case K_CUSTOM:
+		return k->parse(cfg, v);
+	}
+	return -EINVAL;
+}
+
+/* "glute_max_l = 1" or "glute_max_l = 1, free text electrode site"; channels are 1-based as printed on amplifiers. */
+static int parse_muscle(struct parse_ctx *ctx, const char *name, const char *v)
+{
+	const char *comma = strchr(v, ',');
+	char chbuf[16];
+	size_t n = comma ? (size_t)(comma - v) : strlen(v);
+	enum emg_side side = EMG_SIDE_NONE;
+	size_t len = strlen(name);
+	double ch;
+	int r;
+
+	if (!emg_muscle_name_valid(name))
+		return fail(ctx, "[muscles] %s: bad muscle name (allowed: lower_snake a-z 0-9 _, starting with a letter, at most %d characters)",
+			    name, EMG_MUSCLE_NAME_MAX - 1);
+	if (n >= sizeof(chbuf))
+		n = sizeof(chbuf) - 1;
+	memcpy(chbuf, v, n);
+	chbuf[n] = '\0';
+	while (n && chbuf[n - 1] == ' ')
+		chbuf[--n] = '\0';
+	if (parse_number(chbuf, &ch) < 0 || ch != floor(ch) || ch < 1 || ch > EMG_DEVICE_MAX_CHANNELS)
+		return fail(ctx, "[muscles] %s = %s: bad channel '%s' (allowed: 1..%d, as printed on the amplifier, then optionally ', electrode site')",
+			    name, v, chbuf, EMG_DEVICE_MAX_CHANNELS);
+	if (len > 2 && name[len - 2] == '_' && name[len - 1] == 'l')
+		side = EMG_SIDE_LEFT;
+	else if (len > 2 && name[len - 2] == '_' && name[len - 1] == 'r')
+		side = EMG_SIDE_RIGHT;
+	if (comma)
+		while (*++comma == ' ')
+			;
+	if (!ctx->muscles_seen) {
+		/* The first [muscles] entry replaces the built-in map entirely. */
+		emg_muscles_clear(ctx->cfg->muscles);
+		ctx->muscles_seen = 1;
+	}
+	r = emg_muscles_add(ctx->cfg->muscles, name, (unsigned)ch - 1, side, comma ? comma : "");
+	if (r == -EEXIST)
+		return fail(ctx, "[muscles] %s = %s: muscle name or channel already used (allowed: each muscle once, each channel once)",
+			    name, v);
+	if (r == -ENOSPC)
+		return fail(ctx, "[muscles] %s: too many muscles (allowed: at most %d)", name, EMG_MUSCLES_MAX);
+	return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_ctx *ctx = user;
+	int known_section = 0;
+
+	if (!strcmp(section, "muscles"))
+		return parse_muscle(ctx, name, value);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct kdef *k = &keys[i];
+		if (strcmp(k->section, section))
+			continue;
+		known_section = 1;
+		if (strcmp(k->name, name))
+			continue;
+		if (apply_key(ctx->cfg, k, value) < 0)
+			return fail(ctx, "[%s] %s = %s: bad value (allowed: %s)", section, name, value,
+				    k->allowed);
+		return 1;
+	}
+	if (!known_section)
+		return fail(ctx, "[%s]: unknown section (allowed: device, dsp, osc, daemon, muscles)",
+			    section);
+	{
+		/* List the section's keys so the typo is obvious. */
+		char list[512] = "";
+		size_t used = 0;
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strcmp(keys[i].section, section) && used < sizeof(list))
+				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+							 used ? ", " : "", keys[i].name);
+		return fail(ctx, "[%s] %s: unknown key (allowed: %s)", section, name, list);
+	}
+}
+
+/* Cross-key checks that no single row can express. */
+static int validate(struct parse_ctx *ctx)
+{
+	const struct emg_config *c = ctx->cfg;
+	double lp = c->pipe.filter.lowpass_hz;
+
+	if (c->rate != 0 && c->rate < 250)
+		return fail(ctx, "[device] rate = %g: bad value (allowed: 0 (driver default) or 250..16000 Hz)", c->rate);
+	if (c->pipe.filter.highpass_hz > 0 && lp > 0 && c->pipe.filter.highpass_hz >= lp)
+		return fail(ctx, "[dsp] highpass = %g: must be below lowpass = %g", c->pipe.filter.highpass_hz, lp);
+	if (c->default_lease_s > c->max_lease_s)
+		return fail(ctx, "[osc] lease = %u: must not exceed max_lease = %u", c->default_lease_s, c->max_lease_s);
+	if (c->rate > 0 && c->pipe.publish_rate > c->rate)
+		return fail(ctx, "[osc] publish_rate = %g: must not exceed [device] rate = %g", c->pipe.publish_rate, c->rate);
+	if (c->channels && emg_muscles_channels_needed(c->muscles) > c->channels)
+		return fail(ctx, "[muscles]: channel %u used but [device] channels = %u",
+			    emg_muscles_channels_needed(c->muscles), c->channels);
+	if (emg_muscles_count(c->muscles) == 0)
+		return fail(ctx, "[muscles]: no muscles (allowed: at least one 'name = channel' line)");
+	return 1;
+}
+
+int emg_config_parse(struct emg_config *cfg, const char *name, const char *text, size_t len,
+		     char *err, size_t errlen)
+{
+	struct emg_config tmp;
+	struct parse_ctx ctx = { .err = err, .errlen = errlen, .name = name };
+	char *copy, msg[768] = "";
+	int line, r;
+
+	if (len > EMG_CONFIG_MAX_BYTES) {
+		snprintf(err, errlen, "%s: file too large (%zu bytes; allowed: at most %d)", name, len,
+			 EMG_CONFIG_MAX_BYTES);
+		return -EFBIG;
+	}
+	if (memchr(text, '\0', len)) {
+		snprintf(err, errlen, "%s: binary data (a NUL byte) in a text config file", name);
+		return -EINVAL;
+	}
+	r = emg_config_copy(&tmp, cfg);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return r;
+	}
+	tmp.ntargets = 0; /* repeatable keys start empty rather than append to the defaults */
+	tmp.nallow = 0;
+	copy = malloc(len + 1);
+	if (!copy) {
+		emg_config_release(&tmp);
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	ctx.cfg = &tmp;
+	ctx.err = msg;
+	ctx.errlen = sizeof(msg);
+	line = ini_parse_string(copy, handler, &ctx);
+	free(copy);
+	if (line == 0 && !validate(&ctx))
+		line = -1;
+	if (line != 0) {
+		if (line > 0 && msg[0])
+			snprintf(err, errlen, "%s:%d: %s", name, line, msg);
+		else if (line > 0)
+			snprintf(err, errlen, "%s:%d: syntax error (allowed: '[section]', 'key = value', '# comment' or a blank line)",
+				 name, line);
+		else
+			snprintf(err, errlen, "%s: %s", name, msg);
+		emg_config_release(&tmp);
+		return -EINVAL;
+	}
+	snprintf(tmp.path, sizeof(tmp.path), "%s", name);
+	emg_config_release(cfg);
+	*cfg = tmp;
+	return 0;
+}
+
+int emg_config_load(struct emg_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	FILE *f;
+	char *buf;
+	size_t n;
+	int r;
+
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return r;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -EINVAL;
+	}
+	if (st.st_size > EMG_CONFIG_MAX_BYTES) {
+		fclose(f);
+		snprintf(err, errlen, "%s: file too large (%lld bytes; allowed: at most %d)", path,
+			 (long long)st.st_size, EMG_CONFIG_MAX_BYTES);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, (size_t)st.st_size, f);
+	if (ferror(f)) {
+		r = -errno;
+		snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+		free(buf);
+		fclose(f);
+		return r ? r : -EIO;
+	}
+	fclose(f);
+	r = emg_config_parse(cfg, path, buf, n, err, errlen);
+	free(buf);
+	return r;
+}
+
+void emg_config_device(const struct emg_config *cfg, struct emg_device_config *dev)
+{
+	emg_device_config_default(dev);
+	dev->driver = cfg->driver;
+	dev->rate = cfg->rate;
+	dev->channels = cfg->channels;
+	dev->serial = cfg->serial;
+	dev->file = cfg->file;
+	dev->realtime = cfg->realtime;
+	dev->seed = cfg->seed;
+	dev->snr_db = cfg->snr_db;
+	dev->mains_hz = cfg->pipe.filter.mains_hz ? cfg->pipe.filter.mains_hz : 50;
+	dev->mains_uv = cfg->synth_mains_uv;
+	dev->wander = cfg->wander;
+	dev->pops = cfg->pops;
+	dev->scenario = cfg->scenario;
+	dev->muscles = cfg->muscles;
+}
+
+int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b)
+{
+	return strcmp(a->driver, b->driver) || a->rate != b->rate || a->channels != b->channels ||
+	       strcmp(a->serial, b->serial) || strcmp(a->file, b->file) ||
+	       a->realtime != b->realtime || a->seed != b->seed || a->snr_db != b->snr_db ||
+	       a->synth_mains_uv != b->synth_mains_uv || a->wander != b->wander ||
+	       a->pops != b->pops || strcmp(a->scenario, b->scenario) ||
+	       emg_muscles_channels_needed(a->muscles) != emg_muscles_channels_needed(b->muscles) ||
+	       (!strcmp(a->driver, "synth") && !emg_muscles_equal(a->muscles, b->muscles));
+}
+
+int emg_cidr_parse(const char *s, struct emg_cidr *out)
+{
+	char buf[64], *slash, *end;
+	long prefix;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = AF_INET;
+		prefix = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = AF_INET6;
+		prefix = 128;
+	} else {
+		return -EINVAL;
+	}
+	if (slash) {
+		long max = prefix;
+		prefix = strtol(slash + 1, &end, 10);
+		if (end == slash + 1 || *end || prefix < 0 || prefix > max)
+			return -EINVAL;
+	}
+	out->prefix = (unsigned)prefix;
+	return 0;
+}
+
+static int prefix_match(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	unsigned whole = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, b, whole))
+		return 0;
+	if (rest) {
+		unsigned char mask = (unsigned char)(0xff << (8 - rest));
+		return (a[whole] & mask) == (b[whole] & mask);
+	}
+	return 1;
+}
+
+int emg_cidr_match(const struct emg_cidr *c, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		if (c->family == AF_INET)
+			return prefix_match(c->addr, (const unsigned char *)&in->sin_addr, c->prefix);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const unsigned char *a = (const unsigned char *)&in6->sin6_addr;
+		static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (c->family == AF_INET6)
+			return prefix_match(c->addr, a, c->prefix);
+		/* An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d. */
+		return !memcmp(a, v4mapped, 12) && prefix_match(c->addr, a + 12, c->prefix);
+	}
+	return 0;
+}
+
+int emg_hostport_parse(const char *s, struct emg_hostport *out)
+{
+	char host[64];
+	const char *colon;
+	unsigned char tmp[16];
+	char *end;
+	long port;
+	size_t n;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		n = (size_t)(close - s - 1);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		colon = close + 1;
+		if (inet_pton(AF_INET6, host, tmp) != 1)
+			return -EINVAL;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		n = (size_t)(colon - s);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		if (inet_pton(AF_INET, host, tmp) != 1)
+			return -EINVAL;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || *end || port < 1 || port > 65535)
+		return -EINVAL;
+	snprintf(out->host, sizeof(out->host), "%s", host);
+	out->port = (unsigned short)port;
+	return 0;
+}

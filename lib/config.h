@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emg_config: the daemon's settings, parsed from INI with inih.
+ *
+ * emg_config_init() is the built-in configuration (synth amplifier, the six
+ * default hip muscles, OSC on loopback), so emgd runs with no file at all;
+ * conf/emgd.conf documents the same values.  Parsing is strict: an unknown
+ * section or key, or a value out of range, is an error that names the file,
+ * line, section, key and value and says what is allowed - a typo in a
+ * clinic's config must never silently fall back to a default.
+ */
+#ifndef EMG_CONFIG_H
+#define EMG_CONFIG_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+#include "muscles.h"
+#include "pipeline.h"
+
+#define EMG_CONFIG_MAX_TARGETS 16
+#define EMG_CONFIG_MAX_ALLOW 32
+#define EMG_CONFIG_MAX_BYTES (1 << 20)
+
+enum emg_record_mode { EMG_RECORD_OFF = 0, EMG_RECORD_AUTO };
+
+/* An IPv4/IPv6 network for the control allow-list. */
+struct emg_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network address, big-endian */
+	unsigned prefix;        /* prefix length in bits */
+};
+
+/* A host:port pair as written in the file, resolved numerically. */
+struct emg_hostport {
+	char host[64];
+	unsigned short port;
+};
+
+struct emg_config {
+	char path[PATH_MAX]; /* file it was read from, "" for built-in */
+
+	/* [device] */
+	char driver[16];
+	double rate;
+	unsigned channels;
+	char serial[64];
+	char file[PATH_MAX];
+	bool realtime;
+	uint64_t seed;
+	double snr_db;
+	double synth_mains_uv;
+	bool wander;
+	bool pops;
+	char scenario[32];
+
+	/* [dsp] */
+	struct emg_pipeline_config pipe;
+
+	/* [osc] */
+	struct emg_hostport listen;
+	struct emg_hostport targets[EMG_CONFIG_MAX_TARGETS];
+	unsigned ntargets;
+	unsigned max_subscribers;
+	unsigned default_lease_s;
+	unsigned max_lease_s;
+	double rate_limit;     /* control packets per second per source address */
+	unsigned rate_burst;   /* bucket depth */
+	struct emg_cidr allow[EMG_CONFIG_MAX_ALLOW];
+	unsigned nallow;
+
+	/* [daemon] */
+	char state_dir[PATH_MAX];
+	char recordings_dir[PATH_MAX];
+	enum emg_record_mode record;
+	bool mlock;
+	int rt_priority; /* SCHED_FIFO priority of acquisition/DSP threads, 0 = off */
+
+	/* [muscles] */
+	struct emg_muscles *muscles;
+};
+
+/* Fill cfg with the built-in defaults (allocates the default muscle map). */
+int emg_config_init(struct emg_config *cfg);
+
+/* Release what a config owns. */
+void emg_config_release(struct emg_config *cfg);
+
+/* Deep copy src into an uninitialised dst. */
+int emg_config_copy(struct emg_config *dst, const struct emg_config *src);
+
+/* Parse path over the defaults into cfg; on error cfg is untouched and err holds one line. */
+int emg_config_load(struct emg_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Parse an in-memory INI text (name is used in messages); same contract as emg_config_load. */
+int emg_config_parse(struct emg_config *cfg, const char *name, const char *text, size_t len,
+		     char *err, size_t errlen);
+
+/* Fill a device config that points into cfg (valid while cfg lives). */
+void emg_config_device(const struct emg_config *cfg, struct emg_device_config *dev);
+
+/* 1 if the two configs need a device restart to switch between them. */
+int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b);
+
+/* Parse "a.b.c.d/n", "x::y/n" or a bare address; -EINVAL otherwise. */
+int emg_cidr_parse(const char *s, struct emg_cidr *out);
+
+/* 1 if the socket address sa lies inside the network c. */
+int emg_cidr_match(const struct emg_cidr *c, const struct sockaddr *sa);
+
+/* Parse "host:port" or "[v6]:port" (numeric host); -EINVAL otherwise. */
+int emg_hostport_parse(const char *s, struct emg_hostport *out);
+
+#endif

@@ -1,0 +1,857 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lo/lo_lowlevel.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "osc.h"
+
+#define BUCKETS 1024       /* per-source token buckets, hashed by address */
+#define BUCKET_IDLE_NS (60ull * 1000000000ull)
+#define PATH_MAX_LEN 64    /* "/emg/<name>/offset" */
+
+struct bucket {
+	unsigned char key[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+	int family;
+	double tokens;
+	uint64_t last_ns;
+};
+
+struct sub {
+	struct sockaddr_storage sa;
+	socklen_t len;
+	uint64_t expires_ns;
+	double tokens; /* a subscriber's own budget, so floods from its host don't starve it */
+	uint64_t last_ns;
+};
+
+struct target {
+	struct sockaddr_storage sa;
+	socklen_t len;
+};
+
+struct paths {
+	char rms[PATH_MAX_LEN], level[PATH_MAX_LEN], active[PATH_MAX_LEN];
+	char onset[PATH_MAX_LEN], offset[PATH_MAX_LEN];
+};
+
+struct obuf {
+	unsigned char b[EMG_OSC_MAX_PACKET];
+	size_t n;
+	int overflow;
+};
+
+struct emg_osc {
+	struct emg_osc_params p;
+	struct emg_cidr allow[EMG_CONFIG_MAX_ALLOW];
+	struct emg_osc_handlers h;
+	int fd;
+	emg_osc_send_fn send;
+	void *send_ud;
+
+	struct sub *subs;
+	unsigned nsubs, subcap;
+	struct target targets[EMG_CONFIG_MAX_TARGETS];
+	unsigned ntargets;
+	struct bucket buckets[BUCKETS];
+
+	unsigned nmuscles;
+	char names[EMG_MUSCLES_MAX][EMG_MUSCLE_NAME_MAX];
+	struct paths paths[EMG_MUSCLES_MAX];
+
+	struct emg_osc_stats st;
+	struct obuf pkt, msg; /* scratch: bundle being filled, message being encoded */
+};
+
+/* ---- encoding: OSC 1.0, big-endian, 4-byte aligned, i f s only ---- */
+
+static void put_bytes(struct obuf *o, const void *p, size_t n)
+{
+	if (o->overflow || o->n + n > sizeof(o->b)) {
+		o->overflow = 1;
+		return;
+	}
+	memcpy(o->b + o->n, p, n);
+	o->n += n;
+}
+
+static void put_u32(struct obuf *o, uint32_t v)
+{
+	uint32_t be = htonl(v);
+
+	put_bytes(o, &be, 4);
+}
+
+static void put_str(struct obuf *o, const char *s)
+{
+	static const char zeros[4];
+	size_t len = strlen(s);
+
+	put_bytes(o, s, len);
+	put_bytes(o, zeros, 4 - (len & 3)); /* at least one NUL, padded to 4 */
+}
+
+static void put_float(struct obuf *o, float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	put_u32(o, u);
+}
+
+/* Encode a message; types is the tag string without the comma, args follow as int, double, const char *. */
+static void vmsg(struct obuf *o, const char *path, const char *types, va_list ap)
+{
+	char tags[EMG_MUSCLES_MAX + 8];
+
+	o->n = 0;
+	o->overflow = 0;
+	put_str(o, path);
+	snprintf(tags, sizeof(tags), ",%s", types);
+	put_str(o, tags);
+	for (const char *t = types; *t; t++) {
+		switch (*t) {
+		case 'i':
+			put_u32(o, (uint32_t)va_arg(ap, int));
+			break;
+		case 'f':
+			put_float(o, (float)va_arg(ap, double));
+			break;
+		case 's':
+			put_str(o, va_arg(ap, const char *));
+			break;
+		}
+	}
+}
+
+static void msg(struct obuf *o, const char *path, const char *types, ...)
+{
+	va_list ap;
+
+	va_start(ap, types);
+	vmsg(o, path, types, ap);
+	va_end(ap);
+}
+
+/* ---- sending ---- */
+
+static int sock_send(void *ud, const void *buf, size_t len, const struct sockaddr *to,
+		     socklen_t tolen)
+{
+	struct emg_osc *o = ud;
+	ssize_t n;
+
+	if (o->fd < 0)
+		return -ENOTCONN;
+	n = sendto(o->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, to, tolen);
+	return n < 0 ? -errno : (int)n;
+}
+
+static void send_to(struct emg_osc *o, const struct obuf *b, const struct sockaddr *sa,
+		    socklen_t len)
+{
+	if (b->overflow || b->n == 0)
+		return;
+	if (o->send(o->send_ud, b->b, b->n, sa, len) < 0) {
+		o->st.send_errors++;
+		return;
+	}
+	o->st.sent++;
+	o->st.bytes_out += b->n;
+}
+
+static void send_all(struct emg_osc *o, const struct obuf *b)
+{
+	for (unsigned i = 0; i < o->nsubs; i++)
+		send_to(o, b, (struct sockaddr *)&o->subs[i].sa, o->subs[i].len);
+	for (unsigned i = 0; i < o->ntargets; i++)
+		send_to(o, b, (struct sockaddr *)&o->targets[i].sa, o->targets[i].len);
+}
+
+static void bundle_begin(struct obuf *b)
+{
+	b->n = 0;
+	b->overflow = 0;
+	put_str(b, "#bundle");
+	put_u32(b, 0);
+	put_u32(b, 1); /* timetag "immediately": time travels in the arguments */
+}
+
+/* Append o->msg to the bundle being built, sending the bundle first if the message would not fit. */
+static void bundle_add(struct emg_osc *o)
+{
+	if (o->pkt.n + 4 + o->msg.n > EMG_OSC_MAX_PACKET) {
+		send_all(o, &o->pkt);
+		bundle_begin(&o->pkt);
+	}
+	put_u32(&o->pkt, (uint32_t)o->msg.n);
+	put_bytes(&o->pkt, o->msg.b, o->msg.n);
+}
+
+/* ---- lifecycle ---- */
+
+int emg_osc_new(struct emg_osc **out, const struct emg_osc_params *p,
+		const struct emg_osc_handlers *h)
+{
+	struct emg_osc *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return -ENOMEM;
+	o->fd = -1;
+	o->send = sock_send;
+	o->send_ud = o;
+	if (h)
+		o->h = *h;
+	emg_osc_set_params(o, p);
+	if (!o->subs) {
+		free(o);
+		return -ENOMEM;
+	}
+	*out = o;
+	return 0;
+}
+
+void emg_osc_free(struct emg_osc *o)
+{
+	if (!o)
+		return;
+	if (o->fd >= 0)
+		close(o->fd);
+	free(o->subs);
+	free(o);
+}
+
+void emg_osc_set_params(struct emg_osc *o, const struct emg_osc_params *p)
+{
+	unsigned cap = p->max_subscribers ? p->max_subscribers : 1;
+
+	if (cap != o->subcap) {
+		struct sub *n = realloc(o->subs, cap * sizeof(*n));
+		if (!n)
+			return; /* keep the old table and limits */
+		o->subs = n;
+		o->subcap = cap;
+		if (o->nsubs > cap)
+			o->nsubs = cap;
+	}
+	o->p = *p;
+	o->p.nallow = p->nallow > EMG_CONFIG_MAX_ALLOW ? EMG_CONFIG_MAX_ALLOW : p->nallow;
+	if (o->p.nallow)
+		memcpy(o->allow, p->allow, o->p.nallow * sizeof(o->allow[0]));
+	o->p.allow = o->allow;
+}
+
+int emg_osc_set_muscles(struct emg_osc *o, const struct emg_muscles *m)
+{
+	unsigned n = emg_muscles_count(m);
+
+	for (unsigned i = 0; i < n; i++) {
+		const char *name = emg_muscles_get(m, i)->name;
+		struct paths *pp = &o->paths[i];
+		snprintf(o->names[i], sizeof(o->names[i]), "%s", name);
+		snprintf(pp->rms, sizeof(pp->rms), "/emg/%s/rms", name);
+		snprintf(pp->level, sizeof(pp->level), "/emg/%s/level", name);
+		snprintf(pp->active, sizeof(pp->active), "/emg/%s/active", name);
+		snprintf(pp->onset, sizeof(pp->onset), "/emg/%s/onset", name);
+		snprintf(pp->offset, sizeof(pp->offset), "/emg/%s/offset", name);
+	}
+	o->nmuscles = n;
+	return 0;
+}
+
+int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, bufsz = 1 << 20;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(listen->host, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(listen->port);
+		if (inet_pton(AF_INET6, listen->host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(listen->port);
+		if (inet_pton(AF_INET, listen->host, &a->sin_addr) != 1)
+			return -EINVAL;
+		len = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Room for bursts to 64 subscribers without EAGAIN. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = fd;
+	return fd;
+}
+
+int emg_osc_fd(const struct emg_osc *o)
+{
+	return o->fd;
+}
+
+void emg_osc_set_sender(struct emg_osc *o, emg_osc_send_fn fn, void *ud)
+{
+	o->send = fn ? fn : sock_send;
+	o->send_ud = fn ? ud : o;
+}
+
+static int sockaddr_from_hostport(const struct emg_hostport *hp, struct sockaddr_storage *ss,
+				  socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(hp->host, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(hp->port);
+		*len = sizeof(*a);
+		return inet_pton(AF_INET6, hp->host, &a->sin6_addr) == 1 ? 0 : -EINVAL;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+	a->sin_family = AF_INET;
+	a->sin_port = htons(hp->port);
+	*len = sizeof(*a);
+	return inet_pton(AF_INET, hp->host, &a->sin_addr) == 1 ? 0 : -EINVAL;
+}
+
+int emg_osc_set_targets(struct emg_osc *o, const struct emg_hostport *t, unsigned n)
+{
+	struct target tmp[EMG_CONFIG_MAX_TARGETS];
+
+	if (n > EMG_CONFIG_MAX_TARGETS)
+		return -E2BIG;
+	for (unsigned i = 0; i < n; i++)
+		if (sockaddr_from_hostport(&t[i], &tmp[i].sa, &tmp[i].len) < 0)
+			return -EINVAL;
+	memcpy(o->targets, tmp, n * sizeof(tmp[0]));
+	o->ntargets = n;
+	return 0;
+}
+
+unsigned emg_osc_subscribers(const struct emg_osc *o)
+{
+	return o->nsubs;
+}
+
+void emg_osc_stats(const struct emg_osc *o, struct emg_osc_stats *st)
+{
+	*st = o->st;
+}
+
+/* ---- source checks ---- */
+
+static int addr_equal(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b,
+		      socklen_t blen)
+{
+	return alen == blen && !memcmp(a, b, alen);
+}
+
+/* The host part of a source address, IPv4-mapped IPv6 folded to IPv4. */
+static int source_host(const struct sockaddr *sa, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return AF_INET;
+	}
+	const unsigned char *a = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	if (!memcmp(a, v4mapped, 12)) {
+		memcpy(key, a + 12, 4);
+		return AF_INET;
+	}
+	memcpy(key, a, 16);
+	return AF_INET6;
+}
+
+static int is_loopback(const struct sockaddr *sa)
+{
+	unsigned char key[16];
+	static const unsigned char v6lo[16] = { [15] = 1 };
+
+	if (source_host(sa, key) == AF_INET)
+		return key[0] == 127;
+	return !memcmp(key, v6lo, 16);
+}
+
+static int allowed(const struct emg_osc *o, const struct sockaddr *sa)
+{
+	if (is_loopback(sa))
+		return 1;
+	for (unsigned i = 0; i < o->p.nallow; i++)
+		if (emg_cidr_match(&o->allow[i], sa))
+			return 1;
+	return 0;
+}
+
+static int take_token(double *tokens, uint64_t *last, uint64_t now, double rate, double burst)
+{
+	double dt = (double)(now - *last) * 1e-9;
+
+	if (now < *last)
+		dt = 0;
+	*tokens = fmin(burst, *tokens + dt * rate);
+	*last = now;
+	if (*tokens < 1.0)
+		return 0;
+	*tokens -= 1.0;
+	return 1;
+}
+
+static int find_sub(const struct emg_osc *o, const struct sockaddr *sa, socklen_t len)
+{
+	for (unsigned i = 0; i < o->nsubs; i++)
+		if (addr_equal(sa, len, &o->subs[i].sa, o->subs[i].len))
+			return (int)i;
+	return -1;
+}
+
+/* One budget per source host; a current subscriber spends its own budget. */
+static int rate_ok(struct emg_osc *o, const struct sockaddr *sa, socklen_t len, uint64_t now)
+{
+	unsigned char key[16];
+	int fam, s = find_sub(o, sa, len);
+	uint32_t h = 2166136261u;
+	struct bucket *b;
+
+	if (s >= 0)
+		return take_token(&o->subs[s].tokens, &o->subs[s].last_ns, now, o->p.rate_limit,
+				  o->p.rate_burst);
+	fam = source_host(sa, key);
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	b = &o->buckets[h % BUCKETS];
+	if (b->family != fam || memcmp(b->key, key, 16)) {
+		/* Collisions share a bucket (stricter, never looser) unless the
+		 * old owner has been idle long enough to be forgotten. */
+		if (b->family && now - b->last_ns < BUCKET_IDLE_NS)
+			return take_token(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
+		b->family = fam;
+		memcpy(b->key, key, 16);
+		b->tokens = o->p.rate_burst;
+		b->last_ns = now;
+	}
+	return take_token(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
+}
+
+/* ---- control ---- */
+
+struct req {
+	struct emg_osc *o;
+	const struct sockaddr *from;
+	socklen_t fromlen;
+	const char *path;
+	lo_message m;
+	uint64_t now;
+};
+
+static void reply(struct req *q, const char *path, const char *types, ...)
+{
+	va_list ap;
+
+	va_start(ap, types);
+	vmsg(&q->o->msg, path, types, ap);
+	va_end(ap);
+	send_to(q->o, &q->o->msg, q->from, q->fromlen);
+}
+
+static void reply_error(struct req *q, const char *message)
+{
+	reply(q, "/emgd/error", "ss", q->path, message);
+}
+
+/* Numeric argument i as a double, accepting the integer and float types clients use (Pd sends f). */
+static int arg_num(struct req *q, int i, double *out)
+{
+	lo_arg **argv = lo_message_get_argv(q->m);
+	const char *types = lo_message_get_types(q->m);
+
+	if (i >= lo_message_get_argc(q->m))
+		return -ENOENT;
+	switch (types[i]) {
+	case LO_INT32:
+		*out = argv[i]->i;
+		return 0;
+	case LO_FLOAT:
+		*out = argv[i]->f;
+		return isfinite(*out) ? 0 : -EINVAL;
+	case LO_DOUBLE:
+		*out = argv[i]->d;
+		return isfinite(*out) ? 0 : -EINVAL;
+	case LO_INT64:
+		*out = (double)argv[i]->h;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int arg_str(struct req *q, int i, const char **out)
+{
+	lo_arg **argv = lo_message_get_argv(q->m);
+	const char *types = lo_message_get_types(q->m);
+
+	if (i >= lo_message_get_argc(q->m))
+		return -ENOENT;
+	if (types[i] != LO_STRING && types[i] != LO_SYMBOL)
+		return -EINVAL;
+	*out = &argv[i]->s;
+	return 0;
+}
+
+static void do_subscribe(struct req *q)
+{
+	struct emg_osc *o = q->o;
+	double lease = o->p.default_lease_s;
+	int r = arg_num(q, 0, &lease), s;
+
+	if (r == -EINVAL || lease < 1) {
+		reply_error(q, "lease must be a number of seconds >= 1");
+		return;
+	}
+	if (lease > o->p.max_lease_s)
+		lease = o->p.max_lease_s;
+	s = find_sub(o, q->from, q->fromlen);
+	if (s < 0) {
+		if (o->nsubs >= o->subcap) {
+			o->st.rejected++;
+			reply_error(q, "subscriber limit reached");
+			return;
+		}
+		s = (int)o->nsubs++;
+		memset(&o->subs[s], 0, sizeof(o->subs[s]));
+		memcpy(&o->subs[s].sa, q->from, q->fromlen);
+		o->subs[s].len = q->fromlen;
+		o->subs[s].tokens = o->p.rate_burst;
+		o->subs[s].last_ns = q->now;
+	}
+	o->subs[s].expires_ns = q->now + (uint64_t)(lease * 1e9);
+	reply(q, "/emgd/subscribed", "i", (int)lease);
+}
+
+static void remove_sub(struct emg_osc *o, unsigned i)
+{
+	o->subs[i] = o->subs[--o->nsubs];
+}
+
+static void do_unsubscribe(struct req *q)
+{
+	int s = find_sub(q->o, q->from, q->fromlen);
+
+	if (s >= 0)
+		remove_sub(q->o, (unsigned)s);
+	reply(q, "/emgd/unsubscribed", "");
+}
+
+static void fill_status(struct emg_osc *o, struct emg_osc_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->state = "streaming";
+	if (o->h.status)
+		o->h.status(o->h.ud, st);
+}
+
+static void do_status(struct req *q)
+{
+	struct emg_osc_status st;
+
+	fill_status(q->o, &st);
+	reply(q, "/emgd/status", "siii", st.state, st.rate, st.channels, st.overruns);
+}
+
+static void do_ping(struct req *q)
+{
+	reply(q, "/emgd/pong", "");
+}
+
+/* Run a handler and answer /emgd/ok or /emgd/error. */
+static void answer(struct req *q, int r, const char *err)
+{
+	if (r < 0)
+		reply_error(q, err[0] ? err : strerror(-r));
+	else
+		reply(q, "/emgd/ok", "s", q->path);
+}
+
+static void do_cal_rest(struct req *q)
+{
+	double secs = 5;
+	char err[256] = "";
+	int r = arg_num(q, 0, &secs);
+
+	if (r == -EINVAL || !q->o->h.calibrate_rest) {
+		reply_error(q, "usage: /emgd/calibrate/rest [f seconds]");
+		return;
+	}
+	answer(q, q->o->h.calibrate_rest(q->o->h.ud, secs, err, sizeof(err)), err);
+}
+
+static void do_cal_mvc(struct req *q)
+{
+	const char *muscle;
+	double secs = 5;
+	char err[256] = "";
+
+	if (arg_str(q, 0, &muscle) < 0 || arg_num(q, 1, &secs) == -EINVAL ||
+	    !q->o->h.calibrate_mvc) {
+		reply_error(q, "usage: /emgd/calibrate/mvc s muscle [f seconds]");
+		return;
+	}
+	answer(q, q->o->h.calibrate_mvc(q->o->h.ud, muscle, secs, err, sizeof(err)), err);
+}
+
+static void do_marker(struct req *q)
+{
+	const char *text;
+	char err[256] = "";
+
+	if (arg_str(q, 0, &text) < 0 || !q->o->h.marker) {
+		reply_error(q, "usage: /emgd/marker s text");
+		return;
+	}
+	answer(q, q->o->h.marker(q->o->h.ud, text, err, sizeof(err)), err);
+}
+
+static void do_rec_start(struct req *q)
+{
+	const char *name = "";
+	char err[256] = "";
+
+	if (arg_str(q, 0, &name) == -EINVAL) {
+		reply_error(q, "usage: /emgd/record/start [s name]");
+		return;
+	}
+	if (!q->o->h.record_start) {
+		reply_error(q, "recording is not available in this build");
+		return;
+	}
+	answer(q, q->o->h.record_start(q->o->h.ud, name, err, sizeof(err)), err);
+}
+
+static void do_rec_stop(struct req *q)
+{
+	char err[256] = "";
+
+	if (!q->o->h.record_stop) {
+		reply_error(q, "recording is not available in this build");
+		return;
+	}
+	answer(q, q->o->h.record_stop(q->o->h.ud, err, sizeof(err)), err);
+}
+
+static const struct {
+	const char *path;
+	void (*fn)(struct req *q);
+} methods[] = {
+	{ "/emgd/subscribe", do_subscribe },
+	{ "/emgd/unsubscribe", do_unsubscribe },
+	{ "/emgd/status", do_status },
+	{ "/emgd/ping", do_ping },
+	{ "/emgd/calibrate/rest", do_cal_rest },
+	{ "/emgd/calibrate/mvc", do_cal_mvc },
+	{ "/emgd/marker", do_marker },
+	{ "/emgd/record/start", do_rec_start },
+	{ "/emgd/record/stop", do_rec_stop },
+};
+
+static void handle_message(struct emg_osc *o, const void *buf, size_t len,
+			   const struct sockaddr *from, socklen_t fromlen, uint64_t now)
+{
+	struct req q = { .o = o, .from = from, .fromlen = fromlen, .now = now };
+	int result = 0;
+
+	/* liblo wants a mutable pointer but only reads; it validates every length and string. */
+	q.m = lo_message_deserialise((void *)buf, len, &result);
+	if (!q.m) {
+		o->st.malformed++;
+		return;
+	}
+	q.path = lo_get_path((void *)buf, (ssize_t)len);
+	if (!q.path) {
+		o->st.malformed++;
+		lo_message_free(q.m);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (!strcmp(q.path, methods[i].path)) {
+			o->st.handled++;
+			methods[i].fn(&q);
+			lo_message_free(q.m);
+			return;
+		}
+	o->st.unknown++;
+	reply_error(&q, "unknown address");
+	lo_message_free(q.m);
+}
+
+/* Bundles from clients (TouchOSC, SuperCollider) are unpacked, to a bounded depth. */
+static void handle_packet(struct emg_osc *o, const unsigned char *buf, size_t len,
+			  const struct sockaddr *from, socklen_t fromlen, uint64_t now, int depth)
+{
+	if (len >= 16 && !memcmp(buf, "#bundle", 8)) {
+		size_t off = 16;
+		if (depth >= 4) {
+			o->st.malformed++;
+			return;
+		}
+		while (off < len) {
+			uint32_t n;
+			if (len - off < 4) {
+				o->st.malformed++;
+				return;
+			}
+			memcpy(&n, buf + off, 4);
+			n = ntohl(n);
+			off += 4;
+			if (n == 0 || n > len - off || (n & 3)) {
+				o->st.malformed++;
+				return;
+			}
+			handle_packet(o, buf + off, n, from, fromlen, now, depth + 1);
+			off += n;
+		}
+		return;
+	}
+	handle_message(o, buf, len, from, fromlen, now);
+}
+
+void emg_osc_handle(struct emg_osc *o, const void *buf, size_t len, const struct sockaddr *from,
+		    socklen_t fromlen, uint64_t now_ns)
+{
+	o->st.received++;
+	o->st.bytes_in += len;
+	if (!from || (from->sa_family != AF_INET && from->sa_family != AF_INET6) ||
+	    fromlen > sizeof(struct sockaddr_storage)) {
+		o->st.malformed++;
+		return;
+	}
+	if (!allowed(o, from)) {
+		o->st.denied++;
+		return;
+	}
+	if (!rate_ok(o, from, fromlen, now_ns)) {
+		o->st.rate_limited++;
+		return;
+	}
+	if (len < 8 || (len & 3)) {
+		o->st.malformed++;
+		return;
+	}
+	handle_packet(o, buf, len, from, fromlen, now_ns, 0);
+}
+
+void emg_osc_recv(struct emg_osc *o, uint64_t now_ns)
+{
+	/* 64 KiB: a datagram larger than any valid request is read whole, counted and dropped. */
+	static unsigned char buf[65536];
+	struct sockaddr_storage from;
+
+	for (int budget = 0; budget < 256; budget++) {
+		socklen_t fromlen = sizeof(from);
+		ssize_t n = recvfrom(o->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+				     (struct sockaddr *)&from, &fromlen);
+		if (n < 0)
+			return;
+		if ((size_t)n > sizeof(buf)) {
+			o->st.received++;
+			o->st.malformed++;
+			continue;
+		}
+		emg_osc_handle(o, buf, (size_t)n, (struct sockaddr *)&from, fromlen, now_ns);
+	}
+}
+
+void emg_osc_expire(struct emg_osc *o, uint64_t now_ns)
+{
+	for (unsigned i = 0; i < o->nsubs;)
+		if (o->subs[i].expires_ns <= now_ns)
+			remove_sub(o, i);
+		else
+			i++;
+}
+
+/* ---- publishing ---- */
+
+void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
+{
+	unsigned n = rec->nmuscles < o->nmuscles ? rec->nmuscles : o->nmuscles;
+
+	if (o->nsubs == 0 && o->ntargets == 0)
+		return;
+	bundle_begin(&o->pkt);
+	for (unsigned i = 0; i < n; i++) {
+		const struct emg_rec_muscle *m = &rec->m[i];
+		msg(&o->msg, o->paths[i].rms, "f", (double)m->rms);
+		bundle_add(o);
+		if (m->level >= 0) {
+			msg(&o->msg, o->paths[i].level, "f", (double)m->level);
+			bundle_add(o);
+		}
+		msg(&o->msg, o->paths[i].active, "i", (int)m->active);
+		bundle_add(o);
+	}
+	/* /emg/levels f...: one value per muscle, -1 where no MVC exists yet. */
+	o->msg.n = 0;
+	o->msg.overflow = 0;
+	put_str(&o->msg, "/emg/levels");
+	{
+		char tags[EMG_MUSCLES_MAX + 2];
+		tags[0] = ',';
+		memset(tags + 1, 'f', n);
+		tags[n + 1] = '\0';
+		put_str(&o->msg, tags);
+	}
+	for (unsigned i = 0; i < n; i++)
+		put_float(&o->msg, rec->m[i].level >= 0 ? rec->m[i].level : -1.0f);
+	bundle_add(o);
+	msg(&o->msg, "/emg/frame", "ii", (int)(rec->tick & 0x7fffffff),
+	    (int)(rec->dropped > 0x7fffffff ? 0x7fffffff : rec->dropped));
+	bundle_add(o);
+	send_all(o, &o->pkt);
+}
+
+void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_t now_ns)
+{
+	double age = now_ns > rec->t_ns ? (double)(now_ns - rec->t_ns) * 1e-9 : 0.0;
+	int sample = (int)(rec->sample & 0x7fffffff);
+
+	if (rec->muscle >= o->nmuscles)
+		return;
+	if (rec->type == EMG_REC_ONSET)
+		msg(&o->msg, o->paths[rec->muscle].onset, "fi", age, sample);
+	else
+		msg(&o->msg, o->paths[rec->muscle].offset, "ff", age, (double)rec->duration_s);
+	send_all(o, &o->msg);
+}
+
+void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st)
+{
+	msg(&o->msg, "/emgd/status", "siii", st->state, st->rate, st->channels, st->overruns);
+	send_all(o, &o->msg);
+}
+
+void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char *muscle,
+				float value, int ok)
+{
+	msg(&o->msg, "/emgd/calibrated", "ssfi", kind, muscle, (double)value, ok);
+	send_all(o, &o->msg);
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emg_osc: the OSC face of emgd - publishing, subscriptions and control.
+ *
+ * Main thread only (liblo is not thread-safe and neither is this).  The
+ * module owns one UDP socket: control packets are received on it and every
+ * reply and stream leaves from it, so clients see one address.  Owning the
+ * socket (instead of a lo_server) lets the allow-list and the per-source
+ * rate limit run on the source address *before* any parsing, and makes
+ * emg_osc_handle() - the exact function the daemon runs per datagram - the
+ * fuzz target.  Incoming packets are validated and decoded by liblo's
+ * lo_message_deserialise(); outgoing ones are encoded into a fixed buffer
+ * (only i, f and s arguments), so publishing never allocates.
+ *
+ * Security model: replies and streams go only to the address a request came
+ * from; non-loopback sources must match the allow list; every source has a
+ * token bucket; malformed, denied and rate-limited packets are counted and
+ * dropped without a reply, so an unknown host gets no more bytes back than
+ * it sent.
+ */
+#ifndef EMG_OSC_H
+#define EMG_OSC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "muscles.h"
+#include "pipeline.h"
+
+#define EMG_OSC_MAX_PACKET 1472 /* Ethernet MTU minus IPv4 + UDP headers */
+
+struct emg_osc;
+
+struct emg_osc_params {
+	unsigned max_subscribers;
+	unsigned default_lease_s;
+	unsigned max_lease_s;
+	double rate_limit;  /* packets per second per source address */
+	unsigned rate_burst;
+	const struct emg_cidr *allow;
+	unsigned nallow;
+};
+
+struct emg_osc_status {
+	const char *state; /* streaming, waiting-device, calibrating, recording */
+	int rate;
+	int channels;
+	int overruns;
+};
+
+/* What the daemon does for control messages; each returns 0 or negative errno and may fill err. */
+struct emg_osc_handlers {
+	void *ud;
+	int (*calibrate_rest)(void *ud, double seconds, char *err, size_t errlen);
+	int (*calibrate_mvc)(void *ud, const char *muscle, double seconds, char *err, size_t errlen);
+	int (*marker)(void *ud, const char *text, char *err, size_t errlen);
+	int (*record_start)(void *ud, const char *name, char *err, size_t errlen);
+	int (*record_stop)(void *ud, char *err, size_t errlen);
+	void (*status)(void *ud, struct emg_osc_status *st);
+};
+
+struct emg_osc_stats {
+	uint64_t received;     /* datagrams read */
+	uint64_t handled;      /* control messages acted on */
+	uint64_t malformed;    /* not valid OSC, or wrong argument types */
+	uint64_t unknown;      /* valid OSC to an address emgd does not serve */
+	uint64_t denied;       /* non-loopback source outside the allow list */
+	uint64_t rate_limited; /* over the per-source budget */
+	uint64_t rejected;     /* subscriber cap reached */
+	uint64_t sent;         /* datagrams sent */
+	uint64_t send_errors;  /* datagrams the kernel refused (buffer full, unreachable) */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+};
+
+/* Send hook, for tests and fuzzing: returns bytes sent or negative errno. */
+typedef int (*emg_osc_send_fn)(void *ud, const void *buf, size_t len, const struct sockaddr *to,
+			       socklen_t tolen);
+
+/* Create the OSC endpoint (no socket yet). */
+int emg_osc_new(struct emg_osc **out, const struct emg_osc_params *p,
+		const struct emg_osc_handlers *h);
+
+/* Free it, closing its socket. */
+void emg_osc_free(struct emg_osc *o);
+
+/* Replace limits and allow list (reload); subscribers are kept, the excess over a lower cap is dropped newest-first. */
+void emg_osc_set_params(struct emg_osc *o, const struct emg_osc_params *p);
+
+/* Publish for this muscle map from now on (paths are precomputed here). */
+int emg_osc_set_muscles(struct emg_osc *o, const struct emg_muscles *m);
+
+/* Open a non-blocking UDP socket on listen; returns the fd (owned by o) or negative errno. */
+int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen);
+
+/* The socket, or -1. */
+int emg_osc_fd(const struct emg_osc *o);
+
+/* Route output through fn instead of the socket (tests, fuzzing). */
+void emg_osc_set_sender(struct emg_osc *o, emg_osc_send_fn fn, void *ud);
+
+/* Replace the static targets (from config). */
+int emg_osc_set_targets(struct emg_osc *o, const struct emg_hostport *t, unsigned n);
+
+/* Read and handle every datagram waiting on the socket. */
+void emg_osc_recv(struct emg_osc *o, uint64_t now_ns);
+
+/* Handle one datagram from `from` - the daemon's per-packet path and the fuzz entry point. */
+void emg_osc_handle(struct emg_osc *o, const void *buf, size_t len, const struct sockaddr *from,
+		    socklen_t fromlen, uint64_t now_ns);
+
+/* Drop subscribers whose lease ran out. */
+void emg_osc_expire(struct emg_osc *o, uint64_t now_ns);
+
+/* Current subscriber count. */
+unsigned emg_osc_subscribers(const struct emg_osc *o);
+
+/* Counters. */
+void emg_osc_stats(const struct emg_osc *o, struct emg_osc_stats *st);
+
+/* Publish one tick's metrics as bundles (split at EMG_OSC_MAX_PACKET). */
+void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec);
+
+/* Publish an onset or offset event at once; now_ns gives its age. */
+void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_t now_ns);
+
+/* Publish /emgd/status to every subscriber and target. */
+void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st);
+
+/* Publish a finished calibration: /emgd/calibrated s kind s muscle f value i ok. */
+void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char *muscle,
+				float value, int ok);
+
+#endif

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "pipeline.h"
+
+/* Frames processed per inner pass: small enough that the work buffers stay
+ * in L1/L2 for 64 muscles, large enough to amortise the per-pass overhead. */
+#define BLOCK 128
+
+struct emg_pipeline {
+	struct emg_pipeline_config cfg;
+	double fs;
+	unsigned dev_ch;   /* channels per device frame */
+	unsigned nm;       /* muscles (= lanes) */
+	unsigned chan[EMG_MUSCLES_MAX];
+	struct emg_muscles *map;
+	struct emg_calib *calib;
+	struct emg_filter *filt;
+	struct emg_env *env;
+	struct emg_onset *onset;
+	float *work; /* BLOCK x nm filtered samples */
+	float *envb; /* BLOCK x nm display envelope */
+
+	uint64_t tick;        /* next tick number */
+	uint64_t tick_sample; /* sample index that closes the next tick */
+	uint64_t origin;      /* first sample seen; ticks are counted from it */
+	int started;
+	uint64_t dropped;
+
+	/* Calibration in progress (DSP thread only). */
+	int cal_kind;         /* 0 = none, else enum emg_calib_kind */
+	unsigned cal_muscle;
+	uint64_t cal_left;    /* samples still to collect */
+	uint64_t cal_count;
+	double cal_sum[EMG_MUSCLES_MAX]; /* rest: sum of display envelope */
+	float cal_peak;       /* mvc: peak display envelope */
+
+	/* Per-call context for the onset callback. */
+	emg_rec_fn fn;
+	void *ud;
+	uint64_t blk_last_seq;
+	uint64_t blk_t_ns;
+
+	size_t rec_size;
+	struct emg_rec *rec; /* preallocated record with nm muscle entries */
+};
+
+void emg_pipeline_config_default(struct emg_pipeline_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	emg_filter_spec_default(&cfg->filter);
+	emg_onset_params_default(&cfg->onset);
+	cfg->rms_window_ms = 125;
+	cfg->publish_rate = 50;
+}
+
+static uint64_t tick_end(const struct emg_pipeline *p, uint64_t tick)
+{
+	/* Exact long-run publish rate even when fs/rate is not an integer. */
+	return p->origin + (uint64_t)floor((double)(tick + 1) * p->fs / p->cfg.publish_rate);
+}
+
+int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config *cfg,
+		     const struct emg_device_info *dev, const struct emg_muscles *map,
+		     const struct emg_calib *calib)
+{
+	struct emg_pipeline *p;
+	unsigned win;
+	int r;
+
+	if (!cfg || !dev || !map || dev->rate <= 0 || dev->channels == 0 ||
+	    emg_muscles_count(map) == 0 || cfg->publish_rate <= 0 ||
+	    cfg->publish_rate > dev->rate || cfg->rms_window_ms <= 0)
+		return -EINVAL;
+	if (emg_muscles_channels_needed(map) > dev->channels)
+		return -ERANGE;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cfg = *cfg;
+	p->fs = dev->rate;
+	p->dev_ch = dev->channels;
+	p->nm = emg_muscles_count(map);
+	for (unsigned i = 0; i < p->nm; i++)
+		p->chan[i] = emg_muscles_get(map, i)->channel;
+	win = (unsigned)lround(cfg->rms_window_ms * 1e-3 * p->fs);
+	if (win < 1)
+		win = 1;
+	if ((r = emg_muscles_dup(map, &p->map)) < 0 ||
+	    (r = calib ? emg_calib_dup(calib, &p->calib) : emg_calib_new(&p->calib, map)) < 0 ||
+	    (r = emg_filter_new(&p->filt, &cfg->filter, p->fs, p->nm)) < 0 ||
+	    (r = emg_env_new(&p->env, p->nm, win)) < 0 ||
+	    (r = emg_onset_new(&p->onset, &cfg->onset, p->fs, p->nm)) < 0)
+		goto fail;
+	p->work = aligned_alloc(64, ((size_t)BLOCK * p->nm * sizeof(float) + 63) / 64 * 64);
+	p->envb = aligned_alloc(64, ((size_t)BLOCK * p->nm * sizeof(float) + 63) / 64 * 64);
+	p->rec_size = sizeof(struct emg_rec) + p->nm * sizeof(struct emg_rec_muscle);
+	p->rec = calloc(1, p->rec_size);
+	if (!p->work || !p->envb || !p->rec) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* Rest baselines saved for this detector survive restarts and reloads. */
+	for (unsigned i = 0; i < p->nm; i++) {
+		const struct emg_calib_entry *e = emg_calib_get(p->calib, i);
+		if (e && e->has_rest)
+			emg_onset_set_baseline(p->onset, i, &e->rest);
+	}
+	*out = p;
+	return 0;
+fail:
+	emg_pipeline_free(p);
+	return r;
+}
+
+void emg_pipeline_free(struct emg_pipeline *p)
+{
+	if (!p)
+		return;
+	emg_onset_free(p->onset);
+	emg_env_free(p->env);
+	emg_filter_free(p->filt);
+	emg_calib_free(p->calib);
+	emg_muscles_free(p->map);
+	free(p->work);
+	free(p->envb);
+	free(p->rec);
+	free(p);
+}
+
+size_t emg_pipeline_record_size(const struct emg_pipeline *p)
+{
+	return p->rec_size;
+}
+
+void emg_pipeline_add_dropped(struct emg_pipeline *p, uint64_t n)
+{
+	p->dropped += n;
+}
+
+/* Arrival-time estimate of a sample: the block's arrival minus the samples after it. */
+static uint64_t sample_time(const struct emg_pipeline *p, uint64_t sample)
+{
+	double back = (double)(p->blk_last_seq - sample) * 1e9 / p->fs;
+
+	if (sample > p->blk_last_seq)
+		return p->blk_t_ns;
+	return back >= (double)p->blk_t_ns ? 0 : p->blk_t_ns - (uint64_t)back;
+}
+
+static struct emg_rec *rec_begin(struct emg_pipeline *p, enum emg_rec_type type)
+{
+	struct emg_rec *rec = p->rec;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->type = (uint16_t)type;
+	rec->arrival_ns = p->blk_t_ns;
+	rec->dropped = p->dropped;
+	return rec;
+}
+
+static void on_onset(void *ud, const struct emg_onset_event *ev)
+{
+	struct emg_pipeline *p = ud;
+	struct emg_rec *rec = rec_begin(p, ev->kind == EMG_ONSET_ON ? EMG_REC_ONSET : EMG_REC_OFFSET);
+
+	rec->muscle = (uint16_t)ev->lane;
+	rec->sample = ev->sample;
+	rec->t_ns = sample_time(p, ev->sample);
+	rec->duration_s = (float)ev->duration_s;
+	rec->snr_db = ev->snr_db;
+	p->fn(p->ud, rec);
+}
+
+static void emit_metrics(struct emg_pipeline *p, const float *env, uint64_t sample)
+{
+	struct emg_rec *rec = rec_begin(p, EMG_REC_METRICS);
+
+	rec->nmuscles = p->nm;
+	rec->tick = p->tick;
+	rec->sample = sample;
+	rec->t_ns = sample_time(p, sample);
+	for (unsigned i = 0; i < p->nm; i++) {
+		struct emg_rec_muscle *m = &rec->m[i];
+		m->rms = env[i];
+		m->level = emg_calib_level(p->calib, i, env[i]);
+		m->snr_db = emg_onset_snr_db(p->onset, i);
+		m->active = (uint8_t)emg_onset_active(p->onset, i);
+		m->baseline = (uint8_t)emg_onset_baseline_src(p->onset, i);
+		memset(m->pad, 0, sizeof(m->pad));
+	}
+	p->fn(p->ud, rec);
+}
+
+static void calib_finish(struct emg_pipeline *p)
+{
+	/* Wall-clock time is recorded for the clinician; it is a vDSO call, not a syscall. */
+	int64_t now = (int64_t)time(NULL);
+	struct emg_rec *rec;
+
+	if (p->cal_kind == EMG_CALIB_REST) {
+		struct emg_baseline b[EMG_MUSCLES_MAX];
+		int r = emg_onset_rest_end(p->onset, b);
+
+		for (unsigned i = 0; i < p->nm; i++) {
+			rec = rec_begin(p, EMG_REC_CALIB);
+			rec->calib_kind = EMG_CALIB_REST;
+			rec->calib_err = r;
+			rec->muscle = (uint16_t)i;
+			if (r == 0) {
+				rec->baseline = b[i];
+				rec->rest_rms = (float)(p->cal_sum[i] / (double)p->cal_count);
+				emg_calib_set_rest(p->calib, i, &b[i], rec->rest_rms, now);
+			}
+			p->fn(p->ud, rec);
+		}
+	} else {
+		rec = rec_begin(p, EMG_REC_CALIB);
+		rec->calib_kind = EMG_CALIB_MVC;
+		rec->muscle = (uint16_t)p->cal_muscle;
+		rec->mvc_rms = p->cal_peak;
+		rec->calib_err = p->cal_peak > 0 ? 0 : -ENODATA;
+		if (rec->calib_err == 0)
+			emg_calib_add_mvc(p->calib, p->cal_muscle, p->cal_peak, now);
+		p->fn(p->ud, rec);
+	}
+	p->cal_kind = 0;
+}
+
+static void calib_collect(struct emg_pipeline *p, const float *env, unsigned n)
+{
+	unsigned take = p->cal_left < n ? (unsigned)p->cal_left : n;
+
+	if (p->cal_kind == EMG_CALIB_REST) {
+		for (unsigned f = 0; f < take; f++)
+			for (unsigned i = 0; i < p->nm; i++)
+				p->cal_sum[i] += env[(size_t)f * p->nm + i];
+	} else {
+		for (unsigned f = 0; f < take; f++) {
+			float v = env[(size_t)f * p->nm + p->cal_muscle];
+			if (v > p->cal_peak)
+				p->cal_peak = v;
+		}
+	}
+	p->cal_count += take;
+	p->cal_left -= take;
+	if (p->cal_left == 0)
+		calib_finish(p);
+}
+
+static void process_block(struct emg_pipeline *p, const float *frames, unsigned n, uint64_t seq)
+{
+	const unsigned nm = p->nm;
+
+	/* Gather the mapped channels into muscle order. */
+	for (unsigned f = 0; f < n; f++) {
+		const float *src = frames + (size_t)f * p->dev_ch;
+		float *dst = p->work + (size_t)f * nm;
+		for (unsigned i = 0; i < nm; i++)
+			dst[i] = src[p->chan[i]];
+	}
+	emg_filter_run(p->filt, p->work, n);
+	emg_env_run(p->env, p->work, p->envb, n);
+	emg_onset_run(p->onset, p->work, n, seq, on_onset, p);
+	if (p->cal_kind)
+		calib_collect(p, p->envb, n);
+	/* Ticks whose last sample falls in this block. */
+	while (p->tick_sample >= seq && p->tick_sample < seq + n) {
+		unsigned f = (unsigned)(p->tick_sample - seq);
+		emit_metrics(p, p->envb + (size_t)f * nm, p->tick_sample);
+		p->tick++;
+		p->tick_sample = tick_end(p, p->tick) - 1;
+	}
+}
+
+void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned nframes,
+			  uint64_t first_seq, uint64_t t_ns, emg_rec_fn fn, void *ud)
+{
+	if (!p->started) {
+		p->origin = first_seq;
+		p->tick_sample = tick_end(p, 0) - 1;
+		p->started = 1;
+	}
+	p->fn = fn;
+	p->ud = ud;
+	p->blk_last_seq = first_seq + nframes - 1;
+	p->blk_t_ns = t_ns;
+	/* A sequence jump (lost frames) must not leave ticks behind: skip them so
+	 * the tick counter stays gap-free and in step with the samples. */
+	while (p->tick_sample < first_seq) {
+		p->tick++;
+		p->tick_sample = tick_end(p, p->tick) - 1;
+	}
+	for (unsigned off = 0; off < nframes; off += BLOCK) {
+		unsigned n = nframes - off < BLOCK ? nframes - off : BLOCK;
+		process_block(p, frames + (size_t)off * p->dev_ch, n, first_seq + off);
+	}
+}
+
+int emg_pipeline_calibrate_rest(struct emg_pipeline *p, double seconds)
+{
+	if (p->cal_kind)
+		return -EBUSY;
+	if (!(seconds >= 0.5 && seconds <= 120))
+		return -EINVAL;
+	memset(p->cal_sum, 0, sizeof(p->cal_sum));
+	p->cal_count = 0;
+	p->cal_left = (uint64_t)llround(seconds * p->fs);
+	emg_onset_rest_begin(p->onset);
+	p->cal_kind = EMG_CALIB_REST;
+	return 0;
+}
+
+int emg_pipeline_calibrate_mvc(struct emg_pipeline *p, unsigned muscle, double seconds)
+{
+	if (p->cal_kind)
+		return -EBUSY;
+	if (muscle >= p->nm || !(seconds >= 0.5 && seconds <= 60))
+		return -EINVAL;
+	p->cal_muscle = muscle;
+	p->cal_peak = 0;
+	p->cal_count = 0;
+	p->cal_left = (uint64_t)llround(seconds * p->fs);
+	p->cal_kind = EMG_CALIB_MVC;
+	return 0;
+}
+
+int emg_pipeline_calibrating(const struct emg_pipeline *p)
+{
+	return p->cal_kind != 0;
+}
+
+int emg_pipeline_describe(const struct emg_pipeline *p, char *buf, size_t len)
+{
+	return emg_filter_describe(p->filt, buf, len);
+}
+
+const struct emg_muscles *emg_pipeline_muscles(const struct emg_pipeline *p)
+{
+	return p->map;
+}
