@@ -89,6 +89,7 @@ struct daemon {
 	const char *config_path; /* NULL: built-in defaults */
 	const char *driver_override;
 	const char *listen_override;
+	const char *serial_override;
 
 	sd_event *ev;
 	sd_event_source *recs_src, *state_src, *osc_src, *tick_src, *wd_src;
@@ -107,14 +108,15 @@ struct daemon {
 	_Atomic int dev_state;
 	const char *_Atomic dev_why;
 
-	/* DSP thread only. */
-	struct emg_pipeline *pipe;
+	/* DSP thread only (main hands pipelines over through `cmds`). */
+	struct emg_pipeline *dsp_pipe;
 	float *block;
 	uint64_t dsp_seen_overruns;
 	uint64_t recs_dropped_dsp; /* records the main loop was too slow to take */
 
 	/* Main thread. */
-	struct emg_pipeline *pipe_pending_free;
+	struct emg_pipeline *pipe;              /* the pipeline last handed to the dsp thread */
+	struct emg_pipeline *pipe_pending_free; /* the one it replaces, until REC_SWAPPED */
 	struct emg_muscles *pending_muscles;
 	struct emg_calib *calib;
 	struct emg_osc *osc;
@@ -178,7 +180,7 @@ static void on_record(void *ud, const struct emg_rec *rec)
 static void dsp_flush(struct daemon *d, unsigned n, uint64_t first_seq, uint64_t t_ns)
 {
 	if (n)
-		emg_pipeline_process(d->pipe, d->block, n, first_seq, t_ns, on_record, d);
+		emg_pipeline_process(d->dsp_pipe, d->block, n, first_seq, t_ns, on_record, d);
 }
 
 static void dsp_drain_frames(struct daemon *d)
@@ -190,7 +192,7 @@ static void dsp_drain_frames(struct daemon *d)
 
 	/* Ring overruns (the dsp thread fell behind) count as dropped samples. */
 	if (ov != d->dsp_seen_overruns) {
-		emg_pipeline_add_dropped(d->pipe, ov - d->dsp_seen_overruns);
+		emg_pipeline_add_dropped(d->dsp_pipe, ov - d->dsp_seen_overruns);
 		d->dsp_seen_overruns = ov;
 	}
 	while ((h = emg_ring_peek(d->frames))) {
@@ -200,7 +202,7 @@ static void dsp_drain_frames(struct daemon *d)
 			n = 0;
 		}
 		if (h->lost)
-			emg_pipeline_add_dropped(d->pipe, h->lost);
+			emg_pipeline_add_dropped(d->dsp_pipe, h->lost);
 		if (n == 0)
 			first = h->seq;
 		memcpy(d->block + (size_t)n * d->info.channels, h + 1,
@@ -222,14 +224,15 @@ static int dsp_commands(struct daemon *d)
 		case CMD_STOP:
 			return 1;
 		case CMD_CAL_REST:
-			emg_pipeline_calibrate_rest(d->pipe, c.seconds);
+			emg_pipeline_calibrate_rest(d->dsp_pipe, c.seconds);
 			break;
 		case CMD_CAL_MVC:
-			emg_pipeline_calibrate_mvc(d->pipe, c.muscle, c.seconds);
+			emg_pipeline_calibrate_mvc(d->dsp_pipe, c.muscle, c.seconds);
 			break;
 		case CMD_SWAP: {
 			struct emg_rec r = { .type = REC_SWAPPED };
-			d->pipe = c.pipe;
+			emg_pipeline_handover(c.pipe, d->dsp_pipe);
+			d->dsp_pipe = c.pipe;
 			/* Pushed before any record of the new pipeline: the main
 			 * loop switches its muscle map exactly here. */
 			while (emg_ring_push(d->recs, &r) < 0)
@@ -564,6 +567,15 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 		}
 		snprintf(cfg->driver, sizeof(cfg->driver), "%s", d->driver_override);
 	}
+	if (d->serial_override) {
+		if (strlen(d->serial_override) >= sizeof(cfg->serial)) {
+			logmsg(L_ERR, "--serial %s: too long (allowed: up to %zu characters)",
+			       d->serial_override, sizeof(cfg->serial) - 1);
+			emg_config_release(cfg);
+			return -EINVAL;
+		}
+		snprintf(cfg->serial, sizeof(cfg->serial), "%s", d->serial_override);
+	}
 	if (d->listen_override && emg_hostport_parse(d->listen_override, &cfg->listen) < 0) {
 		logmsg(L_ERR, "--listen %s: bad value (allowed: host:port with a numeric address)",
 		       d->listen_override);
@@ -589,7 +601,13 @@ static void setup_state_dir(struct daemon *d)
 		d->calib_path[0] = '\0';
 		return;
 	}
-	snprintf(d->calib_path, sizeof(d->calib_path), "%s/calibration.ini", dir);
+	if (strlen(dir) + sizeof("/calibration.ini") > sizeof(d->calib_path)) {
+		logmsg(L_WARNING, "state: %s: path too long; calibrations will not persist", dir);
+		d->calib_path[0] = '\0';
+		return;
+	}
+	strcpy(d->calib_path, dir);
+	strcat(d->calib_path, "/calibration.ini");
 	r = emg_calib_load(d->calib, d->calib_path, &line);
 	if (r == 0)
 		logmsg(L_INFO, "calibration: loaded %s", d->calib_path);
@@ -668,6 +686,7 @@ static int start_engine(struct daemon *d)
 	if (!d->last_metrics)
 		return -ENOMEM;
 	d->dsp_seen_overruns = 0;
+	d->dsp_pipe = d->pipe;
 	r = pthread_create(&d->dsp, NULL, dsp_main, d);
 	if (r)
 		return -r;
@@ -780,8 +799,11 @@ static void reload(struct daemon *d)
 			emg_config_release(&n);
 			goto done;
 		}
-		if (d->pipe_pending_free) {
-			/* A previous swap is still in flight; wait for its record first. */
+		while (d->pipe_pending_free) {
+			/* A previous swap (SIGHUP storm) is still in flight: wait for
+			 * the dsp thread's REC_SWAPPED, which it sends within a block. */
+			struct pollfd pfd = { .fd = emg_ring_fd(d->recs), .events = POLLIN };
+			poll(&pfd, 1, 100);
 			on_recs(d->recs_src, -1, 0, d);
 		}
 		c.pipe = np;
@@ -830,6 +852,7 @@ static void usage(FILE *f)
 		"      --check-config     validate the configuration and exit (status 1 on error)\n"
 		"  -d, --device DRIVER    override [device] driver (synth)\n"
 		"  -l, --listen HOST:PORT override [osc] listen\n"
+		"  -s, --serial SERIAL    override [device] serial (emgd@SERIAL.service)\n"
 		"  -f, --foreground       accepted for init scripts; emgd never forks\n"
 		"  -v, --verbose          more log output (repeat for debug)\n"
 		"  -q, --quiet            warnings and errors only\n"
@@ -847,6 +870,7 @@ int main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "device", required_argument, NULL, 'd' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "serial", required_argument, NULL, 's' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -867,7 +891,7 @@ int main(int argc, char **argv)
 	sigset_t ss;
 
 	log_level = L_NOTICE;
-	while ((c = getopt_long(argc, argv, "c:d:l:fvqVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:l:s:fvqVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			d->config_path = optarg;
@@ -880,6 +904,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			d->listen_override = optarg;
+			break;
+		case 's':
+			d->serial_override = optarg;
 			break;
 		case 'f':
 			break;

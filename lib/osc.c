@@ -583,6 +583,21 @@ static void do_ping(struct req *q)
 	reply(q, "/emgd/pong", "");
 }
 
+static int clamp_i32(uint64_t v)
+{
+	return v > INT32_MAX ? INT32_MAX : (int)v;
+}
+
+/* Counters as i arguments (wrapping is not an issue below 2^31 packets). */
+static void do_stats(struct req *q)
+{
+	const struct emg_osc_stats *st = &q->o->st;
+
+	reply(q, "/emgd/stats", "iiiiiiii", clamp_i32(st->received), clamp_i32(st->handled),
+	      clamp_i32(st->malformed), clamp_i32(st->unknown), clamp_i32(st->denied),
+	      clamp_i32(st->rate_limited), clamp_i32(st->rejected), (int)q->o->nsubs);
+}
+
 /* Run a handler and answer /emgd/ok or /emgd/error. */
 static void answer(struct req *q, int r, const char *err)
 {
@@ -666,6 +681,7 @@ static const struct {
 	{ "/emgd/unsubscribe", do_unsubscribe },
 	{ "/emgd/status", do_status },
 	{ "/emgd/ping", do_ping },
+	{ "/emgd/stats", do_stats },
 	{ "/emgd/calibrate/rest", do_cal_rest },
 	{ "/emgd/calibrate/mvc", do_cal_mvc },
 	{ "/emgd/marker", do_marker },

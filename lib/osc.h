@@ -12,6 +12,9 @@
  * lo_message_deserialise(); outgoing ones are encoded into a fixed buffer
  * (only i, f and s arguments), so publishing never allocates.
  *
+ * /emgd/stats answers the counters below as
+ *   i received, i handled, i malformed, i unknown, i denied, i rate_limited, i rejected, i subscribers
+ *
  * Security model: replies and streams go only to the address a request came
  * from; non-loopback sources must match the allow list; every source has a
  * token bucket; malformed, denied and rate-limited packets are counted and

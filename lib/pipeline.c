@@ -29,7 +29,8 @@ struct emg_pipeline {
 
 	uint64_t tick;        /* next tick number */
 	uint64_t tick_sample; /* sample index that closes the next tick */
-	uint64_t origin;      /* first sample seen; ticks are counted from it */
+	uint64_t origin;      /* first sample of tick tick0 */
+	uint64_t tick0;
 	int started;
 	uint64_t dropped;
 
@@ -63,7 +64,7 @@ void emg_pipeline_config_default(struct emg_pipeline_config *cfg)
 static uint64_t tick_end(const struct emg_pipeline *p, uint64_t tick)
 {
 	/* Exact long-run publish rate even when fs/rate is not an integer. */
-	return p->origin + (uint64_t)floor((double)(tick + 1) * p->fs / p->cfg.publish_rate);
+	return p->origin + (uint64_t)floor((double)(tick - p->tick0 + 1) * p->fs / p->cfg.publish_rate);
 }
 
 int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config *cfg,
@@ -301,6 +302,18 @@ void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned 
 		unsigned n = nframes - off < BLOCK ? nframes - off : BLOCK;
 		process_block(p, frames + (size_t)off * p->dev_ch, n, first_seq + off);
 	}
+}
+
+void emg_pipeline_handover(struct emg_pipeline *to, const struct emg_pipeline *from)
+{
+	to->dropped = from->dropped;
+	if (!from->started)
+		return;
+	/* The next tick of `to` starts right after the last tick `from` emitted. */
+	to->started = 1;
+	to->tick = to->tick0 = from->tick;
+	to->origin = from->tick > from->tick0 ? tick_end(from, from->tick - 1) : from->origin;
+	to->tick_sample = tick_end(to, to->tick) - 1;
 }
 
 int emg_pipeline_calibrate_rest(struct emg_pipeline *p, double seconds)

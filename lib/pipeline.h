@@ -97,6 +97,9 @@ void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned 
 /* Add to the dropped-frames count reported in metrics (device losses, ring overruns). */
 void emg_pipeline_add_dropped(struct emg_pipeline *p, uint64_t n);
 
+/* Continue from a pipeline being replaced (reload): tick numbers and dropped count carry on. */
+void emg_pipeline_handover(struct emg_pipeline *to, const struct emg_pipeline *from);
+
 /* Start a rest calibration of all muscles lasting seconds; -EBUSY if one is running. */
 int emg_pipeline_calibrate_rest(struct emg_pipeline *p, double seconds);
 

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for integration tests: run the real emgd binary, talk to it with python3-liblo.
+
+Every wait is on a real event (a reply, a message, process exit) with a deadline;
+nothing sleeps for a fixed time hoping the daemon got there.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import liblo
+
+EMGD = os.environ.get("EMGD", "emgd")
+EMGCTL = os.environ.get("EMGCTL", "emgctl")
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def fail(msg):
+    print("FAIL:", msg, flush=True)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print("ok:", msg, flush=True)
+
+
+class Daemon:
+    """emgd on the synth with a private config, state dir and port."""
+
+    def __init__(self, extra_conf="", args=(), env=None, port=None):
+        self.tmp = tempfile.TemporaryDirectory(prefix="emgd-test-")
+        self.dir = self.tmp.name
+        self.port = port or free_udp_port()
+        self.conf = os.path.join(self.dir, "emgd.conf")
+        self.write_conf(extra_conf)
+        self.log = open(os.path.join(self.dir, "emgd.log"), "w+")
+        e = dict(os.environ)
+        e.pop("NOTIFY_SOCKET", None)
+        e.pop("WATCHDOG_USEC", None)
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen([EMGD, "-c", self.conf, "-v", *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        self.wait_ready()
+
+    def write_conf(self, extra):
+        with open(self.conf, "w") as f:
+            f.write("[osc]\nlisten = 127.0.0.1:%d\n" % self.port)
+            f.write("[daemon]\nstate_dir = %s/state\nrecordings_dir = %s/rec\nmlock = no\n"
+                    % (self.dir, self.dir))
+            f.write(extra)
+
+    @property
+    def addr(self):
+        return liblo.Address("127.0.0.1", self.port, liblo.UDP)
+
+    def wait_ready(self, timeout=10):
+        c = Client(self)
+        try:
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    fail("emgd exited with %s:\n%s" % (self.proc.returncode, self.logtext()))
+                if c.request("/emgd/ping", reply="/emgd/pong", timeout=0.2) is not None:
+                    return
+            fail("emgd did not answer /emgd/ping within %d s:\n%s" % (timeout, self.logtext()))
+        finally:
+            c.close()
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                fail("emgd did not stop on SIGTERM within %d s" % timeout)
+        return self.proc.returncode
+
+    def close(self):
+        rc = self.stop()
+        self.log.close()
+        self.tmp.cleanup()
+        return rc
+
+
+class Client:
+    """An OSC client with its own port: subscriptions stream back to it."""
+
+    def __init__(self, daemon, port=0):
+        self.d = daemon
+        self.srv = liblo.Server(port, liblo.UDP)
+        self.srv.add_method(None, None, self._on)
+        self.msgs = []  # (t, path, types, args)
+
+    def _on(self, path, args, types, src):
+        self.msgs.append((time.time(), path, types, list(args)))
+
+    def send(self, path, *args):
+        self.srv.send(self.d.addr, path, *args)
+
+    def pump(self, seconds):
+        end = time.time() + seconds
+        while time.time() < end:
+            self.srv.recv(max(1, int((end - time.time()) * 1000)))
+
+    def wait_for(self, pred, timeout):
+        """Receive until pred(msg) is true for a new message; return it or None."""
+        start = len(self.msgs)
+        end = time.time() + timeout
+        while True:
+            for m in self.msgs[start:]:
+                if pred(m):
+                    return m
+            start = len(self.msgs)
+            left = end - time.time()
+            if left <= 0:
+                return None
+            self.srv.recv(max(1, int(left * 1000)))
+
+    def request(self, path, *args, reply, timeout=2.0):
+        self.send(path, *args)
+        m = self.wait_for(lambda m: m[1] in (reply, "/emgd/error"), timeout)
+        return m
+
+    def count(self, path):
+        return sum(1 for m in self.msgs if m[1] == path)
+
+    def close(self):
+        self.srv.free()
