@@ -40,13 +40,14 @@ def check(cond, msg):
 class Daemon:
     """emgd on the synth with a private config, state dir and port."""
 
-    def __init__(self, extra_conf="", args=(), env=None, port=None):
-        self.tmp = tempfile.TemporaryDirectory(prefix="emgd-test-")
-        self.dir = self.tmp.name
+    def __init__(self, extra_conf="", args=(), env=None, port=None, workdir=None):
+        """workdir: reuse another daemon's directory (its state dir survives)."""
+        self.tmp = None if workdir else tempfile.TemporaryDirectory(prefix="emgd-test-")
+        self.dir = workdir or self.tmp.name
         self.port = port or free_udp_port()
         self.conf = os.path.join(self.dir, "emgd.conf")
         self.write_conf(extra_conf)
-        self.log = open(os.path.join(self.dir, "emgd.log"), "w+")
+        self.log = open(os.path.join(self.dir, "emgd.log"), "a+")
         e = dict(os.environ)
         e.pop("NOTIFY_SOCKET", None)
         e.pop("WATCHDOG_USEC", None)
@@ -99,10 +100,11 @@ class Daemon:
                 fail("emgd did not stop on SIGTERM within %d s" % timeout)
         return self.proc.returncode
 
-    def close(self):
+    def close(self, keep=False):
         rc = self.stop()
         self.log.close()
-        self.tmp.cleanup()
+        if self.tmp and not keep:
+            self.tmp.cleanup()
         return rc
 
 
