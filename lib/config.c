@@ -174,6 +174,7 @@ static const struct kdef keys[] = {
 	{ "device", "mains_uv", K_DOUBLE, OFF(synth_mains_uv), 0, 0, 5000, NULL, "0..5000 uV" },
 	{ "device", "wander", K_BOOL, OFF(wander), 0, 0, 0, NULL, "yes or no" },
 	{ "device", "pops", K_BOOL, OFF(pops), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "hang_after_s", K_DOUBLE, OFF(hang_after_s), 0, 0, 1e6, NULL, "0 (never) or seconds: synth stops delivering, to test the watchdog" },
 	{ "device", "scenario", K_CUSTOM, 0, 0, 0, 0, p_scenario, "session, rest, bridge, hip_thrust, abduction or prone_hip_ext" },
 
 	{ "dsp", "highpass", K_DOUBLE, OFF(pipe.filter.highpass_hz), 0, 0, 200, NULL, "0 (off) .. 200 Hz" },
@@ -255,6 +256,14 @@ struct parse_ctx {
 	const char *name;
 	int in_muscles;
 	int muscles_seen;
+	/* line reader state (see read_line) */
+	const char *text;
+	size_t left;
+	unsigned lineno;    /* lines handed to inih so far */
+	unsigned fail_line; /* line of the first handler error, 0 = none */
+	unsigned long_line; /* line that did not fit inih's buffer, 0 = none */
+	int max_line;
+	int stop;
 };
 
 /* Format the key-specific part of an error; the caller prefixes file:line. */
@@ -262,10 +271,44 @@ static int fail(struct parse_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(ctx->err, ctx->errlen, fmt, ap);
-	va_end(ap);
+	if (!ctx->fail_line) { /* the first error is the one reported */
+		va_start(ap, fmt);
+		vsnprintf(ctx->err, ctx->errlen, fmt, ap);
+		va_end(ap);
+		ctx->fail_line = ctx->lineno ? ctx->lineno : 1;
+	}
+	ctx->stop = 1;
 	return 0; /* tells inih to stop and report the line */
+}
+
+/*
+ * inih reader over the in-memory text, one line per call.  The system inih
+ * keeps parsing after an error (INI_STOP_ON_FIRST_ERROR 0), which would pair
+ * the first error's line with a later line's message, and it splits lines
+ * longer than its buffer into several "lines"; so stop reading at the first
+ * handler error and refuse over-long lines instead.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_ctx *ctx = stream;
+	const char *nl;
+	size_t n;
+
+	if (ctx->stop || ctx->left == 0 || num < 2)
+		return NULL;
+	ctx->max_line = num - 2; /* room for the newline and the NUL */
+	nl = memchr(ctx->text, '\n', ctx->left);
+	n = nl ? (size_t)(nl - ctx->text) + 1 : ctx->left;
+	ctx->lineno++;
+	if (n > (size_t)num - 1) {
+		ctx->long_line = ctx->lineno;
+		return NULL;
+	}
+	memcpy(str, ctx->text, n);
+	str[n] = '\0';
+	ctx->text += n;
+	ctx->left -= n;
+	return str;
 }
 
 static int parse_bool(const char *v, bool *out)
@@ -429,7 +472,7 @@ int emg_config_parse(struct emg_config *cfg, const char *name, const char *text,
 {
 	struct emg_config tmp;
 	struct parse_ctx ctx = { .err = err, .errlen = errlen, .name = name };
-	char *copy, msg[768] = "";
+	char msg[768] = "";
 	int line, r;
 
 	if (len > EMG_CONFIG_MAX_BYTES) {
@@ -448,23 +491,22 @@ int emg_config_parse(struct emg_config *cfg, const char *name, const char *text,
 	}
 	tmp.ntargets = 0; /* repeatable keys start empty rather than append to the defaults */
 	tmp.nallow = 0;
-	copy = malloc(len + 1);
-	if (!copy) {
-		emg_config_release(&tmp);
-		snprintf(err, errlen, "%s: out of memory", name);
-		return -ENOMEM;
-	}
-	memcpy(copy, text, len);
-	copy[len] = '\0';
 	ctx.cfg = &tmp;
 	ctx.err = msg;
 	ctx.errlen = sizeof(msg);
-	line = ini_parse_string(copy, handler, &ctx);
-	free(copy);
+	ctx.text = text;
+	ctx.left = len;
+	line = ini_parse_stream(read_line, &ctx, handler, &ctx);
+	if (line == 0 && ctx.long_line) {
+		snprintf(err, errlen, "%s:%u: line too long (allowed: at most %d characters)", name,
+			 ctx.long_line, ctx.max_line);
+		emg_config_release(&tmp);
+		return -EINVAL;
+	}
 	if (line == 0 && !validate(&ctx))
 		line = -1;
 	if (line != 0) {
-		if (line > 0 && msg[0])
+		if (line > 0 && ctx.fail_line == (unsigned)line)
 			snprintf(err, errlen, "%s:%d: %s", name, line, msg);
 		else if (line > 0)
 			snprintf(err, errlen, "%s:%d: syntax error (allowed: '[section]', 'key = value', '# comment' or a blank line)",
@@ -542,6 +584,7 @@ void emg_config_device(const struct emg_config *cfg, struct emg_device_config *d
 	dev->pops = cfg->pops;
 	dev->scenario = cfg->scenario;
 	dev->muscles = cfg->muscles;
+	dev->hang_after_s = cfg->hang_after_s;
 }
 
 int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b)
@@ -551,6 +594,7 @@ int emg_config_device_changed(const struct emg_config *a, const struct emg_confi
 	       a->realtime != b->realtime || a->seed != b->seed || a->snr_db != b->snr_db ||
 	       a->synth_mains_uv != b->synth_mains_uv || a->wander != b->wander ||
 	       a->pops != b->pops || strcmp(a->scenario, b->scenario) ||
+	       a->hang_after_s != b->hang_after_s ||
 	       emg_muscles_channels_needed(a->muscles) != emg_muscles_channels_needed(b->muscles) ||
 	       (!strcmp(a->driver, "synth") && !emg_muscles_equal(a->muscles, b->muscles));
 }

@@ -57,6 +57,7 @@ struct emg_config {
 	bool wander;
 	bool pops;
 	char scenario[32];
+	double hang_after_s;
 
 	/* [dsp] */
 	struct emg_pipeline_config pipe;

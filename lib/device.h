@@ -48,6 +48,7 @@ struct emg_device_config {
 	bool pops;            /* electrode-pop artefacts */
 	const char *scenario; /* "session" (default), "rest", "bridge", "hip_thrust", "abduction", "prone_hip_ext" */
 	const struct emg_muscles *muscles; /* map, so the synth knows which muscle each channel is */
+	double hang_after_s;  /* synth fault injection: stop delivering after this long, 0 = never */
 };
 
 enum emg_device_state {

@@ -83,6 +83,29 @@ finally:
     ns.close()
     os.unlink(tmp_sock)
 
+# A hung amplifier (the synth stops delivering after 1.5 s, no state change):
+# the watchdog pings must stop so systemd restarts the service.
+ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+ns.bind(tmp_sock)
+ns.settimeout(0.2)
+msgs = []
+d = Daemon("[device]\nhang_after_s = 1.5\n", env={"NOTIFY_SOCKET": tmp_sock, "WATCHDOG_USEC": "1000000"})
+try:
+    t_start = time.time()
+    check(recv_until(lambda m: "WATCHDOG=1" in m, 3) is not None, "watchdog pinged while samples flow")
+    pings = []
+    while time.time() - t_start < 5.0:
+        if recv_until(lambda m: "WATCHDOG=1" in m, 0.3):
+            pings.append(time.time() - t_start)
+    # Frames stop at ~1.5 s after start; the check every 0.5 s notices within one period.
+    late = [round(t, 2) for t in pings if t > 2.8]
+    check(not late, "no WATCHDOG=1 once frames stopped (pings at %s)" % [round(t, 2) for t in pings])
+    check("watchdog: no samples" in d.logtext(), "the log says why the watchdog is not pinged")
+finally:
+    d.close()
+    ns.close()
+    os.unlink(tmp_sock)
+
 # --check-config: ok and error, one line naming file, line, key and the allowed values.
 out = subprocess.run([EMGD, "--check-config"], capture_output=True, text=True)
 check(out.returncode == 0 and "ok" in out.stdout, "--check-config with built-in defaults: %s" % out.stdout.strip())

@@ -1,0 +1,1193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emg_synth: a realistic synthetic sEMG amplifier with ground truth.
+ *
+ * Signal model, per channel c and sample n (all in uV):
+ *
+ *   x[n] = a[n] * m[n] * g_c * shaped[n]      surface EMG of the mapped muscle
+ *        + sigma_c * w[n]                     instrumentation noise (white)
+ *        + hum[n] + wander[n] + pop[n]        artefacts, each can be switched off
+ *
+ * - shaped[n]: white Gaussian noise (ziggurat on xoshiro256**) through the
+ *   Shwedyk/De Luca sEMG spectrum H(s) = s / ((s + wl)(s + wh)^2) with
+ *   fl = 100 Hz, fh = 150 Hz (three first-order sections, bilinear transform
+ *   with pre-warping).  At 2 kHz: PSD peak ~92 Hz, median ~125 Hz, 98 % of the
+ *   power in 20-450 Hz, 88 % in 20-250 Hz, 0.6 % above 500 Hz.
+ * - g_c: scales the shaped noise to the muscle's EMG RMS at 100 % MVC
+ *   (broadband; 98 % of it lies in 20-450 Hz): glute_max 250, glute_med 200,
+ *   hip_flex 150, hamstring 200, erector 150 uV.
+ * - a[n]: the script's envelope, a fraction of MVC (0 at rest, up to 2):
+ *   half-cosine rise of 20-40 ms, plateau, half-cosine fall of 50-100 ms.
+ *   truth onset = first sample of the rise (already > 0), truth offset = first
+ *   sample after the fall (== 0 again).
+ * - m[n] = 1 + 0.04 cos(2 pi f1 n) + 0.03 cos(2 pi f2 n): slow plateau
+ *   fluctuation (f1 in 0.7-1.5 Hz, f2 in 2-4 Hz, random phases per channel).
+ *
+ * SNR definition (cfg->snr_db): the reference signal S is the EMG RMS on the
+ * plateau of a 50 % MVC burst, S = 0.5 * mvc_uv of the channel's muscle; the
+ * noise N is the instrumentation noise RMS inside the 20-450 Hz band (upper
+ * edge clamped to 0.45 fs like the DSP chain).  snr_db = 20 log10(S / N); the
+ * white noise sigma is N / sqrt(band / (fs/2)).  Channels without EMG use a
+ * 200 uV reference so that their noise looks like a muscle's.  snr_db =
+ * +INFINITY turns the instrumentation noise off (a test knob: then the signal
+ * is exactly 0 outside bursts when the artefacts are off).
+ *
+ * Artefacts:
+ * - hum: peak amplitude cfg->mains_uv at cfg->mains_hz on every channel, 3rd
+ *   harmonic 0.3x, 5th 0.15x (harmonics at or above fs/2 left out), random
+ *   phase per channel and harmonic;
+ * - wander: three sinusoids 0.1-0.5 Hz of 40-100 uV with random phases plus
+ *   an Ornstein-Uhlenbeck random walk (tau 3 s, SD 40 uV): ~100 uV RMS, peaks
+ *   of a few hundred uV;
+ * - pops: Poisson, mean one every 30 s per channel: a step of 200-1000 uV
+ *   (random sign) decaying exponentially with tau 17-67 ms (gone to 5 % after
+ *   50-200 ms).  Pops are artefacts: never listed in the truth.
+ * Every channel has independent random streams for EMG, noise, wander and
+ * pops, so switching one artefact off leaves the other components identical.
+ *
+ * The slow components (plateau fluctuation, wander) are evaluated every ~8 ms
+ * ("knots", a power-of-two number of samples) and linearly interpolated.
+ *
+ * Determinism: all state advances one sample at a time; oscillators are
+ * re-derived exactly from the absolute sample index every 4096 samples and
+ * blocks are split internally at those points, so the output depends only on
+ * the config and the sample index, not on how generate() calls are split.
+ *
+ * Scripts (cfg->scenario) are built up front into per-channel burst tables
+ * that repeat every emg_synth_script_length() samples (see the exercise
+ * tables below): each exercise has a >= 2.85 s rest lead-in, then its reps.
+ * The muscle role comes from the name prefix (emg_muscle_role), the side from
+ * the map; side "none" follows the left-side script.  Muscles mapped to a
+ * channel >= cfg->channels are ignored.  Config values are taken as given
+ * (a zeroed config means snr_db = 0 dB; emg_device_config_default gives 30).
+ *
+ * Cost (x86-64, -O2): ~12-16 ns per channel-sample with every artefact on.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "synth.h"
+#include "../muscles.h"
+
+#define CHUNK 256          /* frames per internal block (scratch size) */
+#define RESYNC 4096u       /* oscillators re-derived exactly at multiples of this index */
+#define PHYS_MAX_UV 10000.0 /* amplifier range: output clipped to +-10 mV */
+#define TRUTH_MIN_MVC 0.10 /* bursts below this plateau are generated but not listed */
+#define SHAPE_FL 100.0
+#define SHAPE_FH 150.0
+#define OTHER_REF_UV 200.0
+
+/* ---------------------------------------------------------------- random */
+
+struct rng {
+	uint64_t s[4];
+};
+
+static inline uint64_t rotl64(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256** 1.0 (Blackman & Vigna). */
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s;
+	const uint64_t result = rotl64(s[1] * 5, 7) * 9;
+	const uint64_t t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl64(s[3], 45);
+	return result;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* A hash of a few small integers and the seed. */
+static uint64_t hash(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t x = seed;
+	uint64_t h = splitmix64(&x);
+
+	x = h ^ (a * 0xD1B54A32D192ED03ull);
+	h = splitmix64(&x);
+	x = h ^ (b * 0xABC98388FB8FAC03ull);
+	h = splitmix64(&x);
+	x = h ^ (c * 0x8CB92BA72F3D8DD7ull);
+	return splitmix64(&x);
+}
+
+static void rng_seed(struct rng *r, uint64_t seed)
+{
+	uint64_t x = seed;
+
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&x);
+}
+
+/* Uniform in (0, 1). */
+static inline double rng_uni(struct rng *r)
+{
+	return ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/* Uniform in [-1, 1) from a hash. */
+static double hjit(uint64_t h)
+{
+	return (double)(h >> 11) * 0x1.0p-52 - 1.0;
+}
+
+/* Ziggurat tables (Marsaglia & Tsang 2000, 128 layers). */
+struct zig {
+	uint32_t kn[128];
+	double wn[128], fn[128];
+};
+
+#define ZIG_R 3.442619855899
+
+static void zig_init(struct zig *z)
+{
+	const double m1 = 2147483648.0;
+	double dn = ZIG_R, tn = dn, vn = 9.91256303526217e-3;
+	double q = vn / exp(-0.5 * dn * dn);
+
+	z->kn[0] = (uint32_t)((dn / q) * m1);
+	z->kn[1] = 0;
+	z->wn[0] = q / m1;
+	z->wn[127] = dn / m1;
+	z->fn[0] = 1.0;
+	z->fn[127] = exp(-0.5 * dn * dn);
+	for (int i = 126; i >= 1; i--) {
+		dn = sqrt(-2.0 * log(vn / dn + exp(-0.5 * dn * dn)));
+		z->kn[i + 1] = (uint32_t)((dn / tn) * m1);
+		tn = dn;
+		z->fn[i] = exp(-0.5 * dn * dn);
+		z->wn[i] = dn / m1;
+	}
+}
+
+static double zig_slow(const struct zig *z, struct rng *r, int32_t hz, unsigned iz)
+{
+	for (;;) {
+		double x = hz * z->wn[iz];
+
+		if (iz == 0) {
+			double xx, y;
+
+			do {
+				xx = -log(rng_uni(r)) / ZIG_R;
+				y = -log(rng_uni(r));
+			} while (y + y < xx * xx);
+			return hz > 0 ? ZIG_R + xx : -ZIG_R - xx;
+		}
+		if (z->fn[iz] + rng_uni(r) * (z->fn[iz - 1] - z->fn[iz]) < exp(-0.5 * x * x))
+			return x;
+		uint64_t u = rng_next(r);
+		hz = (int32_t)(uint32_t)(u >> 32);
+		iz = (unsigned)(u & 127);
+		if ((uint32_t)(hz < 0 ? -(int64_t)hz : hz) < z->kn[iz])
+			return hz * z->wn[iz];
+	}
+}
+
+/* Standard normal deviate. */
+static inline double zig_normal(const struct zig *z, struct rng *r)
+{
+	uint64_t u = rng_next(r);
+	int32_t hz = (int32_t)(uint32_t)(u >> 32);
+	unsigned iz = (unsigned)(u & 127);
+
+	if ((uint32_t)(hz < 0 ? -(int64_t)hz : hz) < z->kn[iz])
+		return hz * z->wn[iz];
+	return zig_slow(z, r, hz, iz);
+}
+
+/* ----------------------------------------------------------- oscillators */
+
+/* cos/sin phasor advanced by complex rotation, re-derived at RESYNC points. */
+struct osc {
+	double re, im;  /* cos, sin of the phase at the current sample */
+	double c, s;    /* rotation per step */
+	double cyc;     /* cycles per sample */
+	double ph;      /* phase at sample 0, cycles */
+};
+
+/* An oscillator advanced by `step` samples per osc_step(). */
+static void osc_init(struct osc *o, double cycles_per_sample, double phase_cycles, unsigned step)
+{
+	o->cyc = cycles_per_sample;
+	o->ph = phase_cycles;
+	o->c = cos(2 * M_PI * cycles_per_sample * step);
+	o->s = sin(2 * M_PI * cycles_per_sample * step);
+	o->re = cos(2 * M_PI * phase_cycles);
+	o->im = sin(2 * M_PI * phase_cycles);
+}
+
+static void osc_resync(struct osc *o, uint64_t n)
+{
+	double p = fmod(o->cyc * (double)n + o->ph, 1.0);
+
+	o->re = cos(2 * M_PI * p);
+	o->im = sin(2 * M_PI * p);
+}
+
+static inline void osc_step(struct osc *o)
+{
+	double re = o->re * o->c - o->im * o->s;
+
+	o->im = o->re * o->s + o->im * o->c;
+	o->re = re;
+}
+
+/* --------------------------------------------------------------- scripts */
+
+enum role { R_GMAX, R_GMED, R_HFLEX, R_HAM, R_ERECT, R_NROLES, R_OTHER = -1 };
+
+static const char *const role_names[R_NROLES] = {
+	"glute_max", "glute_med", "hip_flex", "hamstring", "erector",
+};
+/* EMG RMS at 100 % MVC per role, uV. */
+static const double role_mvc_uv[R_NROLES] = { 250, 200, 150, 200, 150 };
+
+struct act {
+	double amp;      /* plateau, fraction of MVC (0 = silent) */
+	double var;      /* +- per-rep variation, fraction of MVC */
+	double delay_ms; /* onset after the rep's start */
+};
+
+struct exercise {
+	const char *name;
+	double lead_s, hold_s, rest_s; /* rest lead-in, contraction, rest after each rep */
+	unsigned reps;
+	bool alternate;         /* unilateral: reps alternate left, right, left ... */
+	bool firing_order;      /* prone hip extension: glute max follows hamstring by 30-80 ms */
+	double right_delay_ms;  /* bilateral: the right side comes later ... */
+	double right_gain;      /* ... and weaker */
+	struct act active[R_NROLES]; /* both sides (bilateral) or the working side */
+	struct act contra[R_NROLES]; /* unilateral: the other side */
+};
+
+/* Onset of glute max after hamstring per rep in the prone hip extension, ms. */
+static const double prone_gmax_delay_ms[] = { 35, 60, 80, 45, 70, 55 };
+
+static const struct exercise ex_rest_short = { .name = "rest", .lead_s = 5.0 };
+static const struct exercise ex_rest_long = { .name = "rest", .lead_s = 30.0 };
+
+/* Supine bridge: glute max 40-60 % MVC, hamstring 30 %, glute med 20 %, hip flexor ~5 %. */
+static const struct exercise ex_bridge = {
+	.name = "bridge", .lead_s = 3.0, .hold_s = 2.0, .rest_s = 2.0, .reps = 5,
+	.right_delay_ms = 15, .right_gain = 0.85,
+	.active = {
+		[R_GMAX] = { 0.50, 0.10, 0 },
+		[R_GMED] = { 0.20, 0.02, 40 },
+		[R_HFLEX] = { 0.05, 0.01, 60 },
+		[R_HAM] = { 0.30, 0.03, 20 },
+		[R_ERECT] = { 0.25, 0.03, 30 },
+	},
+};
+
+/* Barbell hip thrust: glute max 70-120 % MVC (Contreras 2015), glute med 30 %. */
+static const struct exercise ex_hip_thrust = {
+	.name = "hip_thrust", .lead_s = 3.0, .hold_s = 2.0, .rest_s = 2.5, .reps = 5,
+	.right_delay_ms = 10, .right_gain = 0.90,
+	.active = {
+		[R_GMAX] = { 0.95, 0.25, 0 },
+		[R_GMED] = { 0.30, 0.03, 40 },
+		[R_HFLEX] = { 0.05, 0.01, 80 },
+		[R_HAM] = { 0.35, 0.04, 30 },
+		[R_ERECT] = { 0.40, 0.04, 20 },
+	},
+};
+
+/* Side-lying hip abduction: glute med 40-60 % MVC, glute max 20 %, hip flexor (TFL) 15 %. */
+static const struct exercise ex_abduction = {
+	.name = "abduction", .lead_s = 3.0, .hold_s = 1.5, .rest_s = 1.5, .reps = 6,
+	.alternate = true,
+	.active = {
+		[R_GMAX] = { 0.20, 0.02, 40 },
+		[R_GMED] = { 0.50, 0.10, 0 },
+		[R_HFLEX] = { 0.15, 0.02, 25 },
+		[R_HAM] = { 0.05, 0.01, 60 },
+		[R_ERECT] = { 0.12, 0.01, 60 },
+	},
+	.contra = {
+		[R_GMED] = { 0.08, 0.01, 50 },
+		[R_ERECT] = { 0.08, 0.01, 80 },
+	},
+};
+
+/* Prone hip extension (Janda's firing-order test): hamstring, then glute max
+ * 30-80 ms later, then erector spinae (contralateral first); hip flexors silent. */
+static const struct exercise ex_prone = {
+	.name = "prone_hip_ext", .lead_s = 3.0, .hold_s = 2.0, .rest_s = 2.0, .reps = 6,
+	.alternate = true, .firing_order = true,
+	.active = {
+		[R_GMAX] = { 0.35, 0.05, 0 /* prone_gmax_delay_ms */ },
+		[R_GMED] = { 0.15, 0.02, 100 },
+		[R_HAM] = { 0.45, 0.05, 0 },
+		[R_ERECT] = { 0.30, 0.03, 120 },
+	},
+	.contra = {
+		[R_ERECT] = { 0.30, 0.03, 90 },
+	},
+};
+
+struct scenario {
+	const char *name;
+	const struct exercise *ex[6];
+};
+
+static const struct scenario scenarios[] = {
+	{ "session", { &ex_rest_short, &ex_bridge, &ex_hip_thrust, &ex_abduction, &ex_prone } },
+	{ "rest", { &ex_rest_long } },
+	{ "bridge", { &ex_bridge } },
+	{ "hip_thrust", { &ex_hip_thrust } },
+	{ "abduction", { &ex_abduction } },
+	{ "prone_hip_ext", { &ex_prone } },
+};
+
+/* One burst of one channel within the script period, in samples. */
+struct burst {
+	uint64_t onset, plateau, fall, offset; /* rise [onset, plateau), fall [fall, offset) */
+	double amp;
+	double rise_w, fall_w;                 /* pi / (rise + 1), pi / (fall + 1) */
+	unsigned rep;
+	const char *exercise;
+};
+
+/* ---------------------------------------------------------------- state */
+
+struct chan {
+	struct rng emg, noise, wander, pop;
+	double hp_x, hp_y, lp1_x, lp1_y, lp2_x, lp2_y; /* shaping filter state */
+	double gain;      /* shaped unit noise -> uV at 100 % MVC (0: no muscle) */
+	double sigma;     /* white instrumentation noise SD, uV */
+	double mvc_uv, noise_uv;
+	double hum[3][2]; /* per harmonic: coefficient on cos, on sin */
+	struct osc mod[2];
+	double mod_amp[2];
+	struct osc wav[3];
+	double wav_amp[3];
+	double ou, ou_leak, ou_k;
+	double mod_v, mod_dv, wav_v, wav_dv; /* interpolated between knots: value, slope */
+	uint64_t next_pop;
+	double pop_v, pop_d;
+	const struct burst *b; /* this channel's bursts + a sentinel */
+	size_t cur;
+};
+
+struct emg_synth {
+	unsigned channels;
+	double rate;
+	uint64_t seed;
+	bool mains, wander, pops;
+	uint64_t pos, ppos, length;
+	struct zig zig;
+	double hp_b0, hp_a1, lp_b0, lp_a1;
+	struct osc mains_osc;
+	unsigned knot; /* slow components are computed every `knot` samples, interpolated */
+	struct chan *ch;
+	struct burst *bursts;  /* per channel, each run ends with a sentinel */
+	struct emg_truth *truth;
+	size_t ntruth;
+	double scratch[CHUNK][6];
+};
+
+/* ------------------------------------------------------------ script build */
+
+static enum role role_of(const char *name)
+{
+	const char *r = emg_muscle_role(name);
+
+	for (int i = 0; i < R_NROLES; i++)
+		if (!strcmp(r, role_names[i]))
+			return (enum role)i;
+	return R_OTHER;
+}
+
+static uint64_t to_samples(double t, double fs)
+{
+	double v = floor(t * fs + 0.5);
+
+	return v < 0 ? 0 : (uint64_t)v;
+}
+
+/*
+ * Bursts of a muscle (role, side) on channel ch; writes to out when non-NULL.
+ * Returns the count; *length gets the period in samples.  Rep timing jitter
+ * depends only on the seed, exercise and rep (the same for every muscle), the
+ * per-muscle jitter on the role and side as well, so adding a muscle to the
+ * map never changes another channel's bursts.
+ */
+static size_t build_bursts(const struct scenario *sc, uint64_t seed, double fs, enum role role,
+			   enum emg_side side, struct burst *out, uint64_t *length)
+{
+	size_t n = 0;
+	double t = 0;
+	bool right = side == EMG_SIDE_RIGHT;
+
+	for (unsigned e = 0; e < 6 && sc->ex[e]; e++) {
+		const struct exercise *ex = sc->ex[e];
+		uint64_t eseed = hash(seed, 0x5C21F7 + e, 0, 0);
+
+		for (unsigned k = 0; k < ex->reps && role != R_OTHER; k++) {
+			double start = t + ex->lead_s + k * (ex->hold_s + ex->rest_s) +
+				       0.15 * hjit(hash(eseed, k, 1, 0));
+			double hold = ex->hold_s * (1 + 0.10 * hjit(hash(eseed, k, 2, 0)));
+			const struct act *a;
+			double amp, delay_ms, gain = 1;
+
+			if (ex->alternate) {
+				bool rep_right = k % 2 == 1;
+				a = rep_right == right ? &ex->active[role] : &ex->contra[role];
+			} else {
+				a = &ex->active[role];
+				if (right) {
+					gain = ex->right_gain;
+				}
+			}
+			if (a->amp <= 0)
+				continue;
+			uint64_t mh = hash(eseed, k, 3 + (uint64_t)role, (uint64_t)side);
+			amp = gain * (a->amp + a->var * hjit(hash(mh, 1, 0, 0)));
+			if (amp > 2.0)
+				amp = 2.0;
+			delay_ms = a->delay_ms + 5.0 * hjit(hash(mh, 2, 0, 0));
+			if (!ex->alternate && right)
+				delay_ms += ex->right_delay_ms;
+			if (ex->firing_order && role == R_HAM) {
+				delay_ms = 0;
+			} else if (ex->firing_order && role == R_GMAX && a == &ex->active[role]) {
+				size_t nt = sizeof(prone_gmax_delay_ms) / sizeof(prone_gmax_delay_ms[0]);
+				delay_ms = prone_gmax_delay_ms[k % nt] + 4.0 * hjit(hash(mh, 3, 0, 0));
+				delay_ms = fmin(80.0, fmax(30.0, delay_ms));
+			}
+			double rise_s = 0.030 + 0.010 * hjit(hash(mh, 4, 0, 0));
+			double fall_s = 0.075 + 0.025 * hjit(hash(mh, 5, 0, 0));
+			uint64_t onset = to_samples(start + delay_ms * 1e-3, fs);
+			uint64_t rise = to_samples(rise_s, fs), fall = to_samples(fall_s, fs);
+			uint64_t len = to_samples(hold, fs);
+
+			if (rise < 1)
+				rise = 1;
+			if (fall < 1)
+				fall = 1;
+			if (len < rise + 1)
+				len = rise + 1;
+			if (out) {
+				struct burst *b = &out[n];
+
+				b->onset = onset;
+				b->plateau = onset + rise;
+				b->fall = onset + len;
+				b->offset = onset + len + fall;
+				b->amp = amp;
+				b->rise_w = M_PI / (double)(rise + 1);
+				b->fall_w = M_PI / (double)(fall + 1);
+				b->rep = k + 1;
+				b->exercise = ex->name;
+			}
+			n++;
+		}
+		t += ex->lead_s + ex->reps * (ex->hold_s + ex->rest_s);
+	}
+	*length = to_samples(t, fs);
+	return n;
+}
+
+static int truth_cmp(const void *pa, const void *pb)
+{
+	const struct emg_truth *a = pa, *b = pb;
+
+	if (a->onset != b->onset)
+		return a->onset < b->onset ? -1 : 1;
+	return a->channel < b->channel ? -1 : a->channel > b->channel;
+}
+
+/* ---------------------------------------------------------------- create */
+
+static void first_order(double fc, double fs, bool highpass, double *b0, double *a1)
+{
+	double w = tan(M_PI * fmin(fc, 0.45 * fs) / fs);
+
+	*b0 = highpass ? 1.0 / (1.0 + w) : w / (1.0 + w);
+	*a1 = (w - 1.0) / (1.0 + w);
+}
+
+/* RMS of the shaping filter's output for unit-variance white input. */
+static double shape_rms(const struct emg_synth *s)
+{
+	double hx = 0, hy = 0, l1x = 0, l1y = 0, l2x = 0, l2y = 0, e = 0;
+	size_t nmax = (size_t)(s->rate * 20) + 10000;
+
+	for (size_t i = 0; i < nmax; i++) {
+		double x = i == 0 ? 1.0 : 0.0;
+		double y = s->hp_b0 * (x - hx) - s->hp_a1 * hy;
+		hx = x, hy = y;
+		double y2 = s->lp_b0 * (y + l1x) - s->lp_a1 * l1y;
+		l1x = y, l1y = y2;
+		double y3 = s->lp_b0 * (y2 + l2x) - s->lp_a1 * l2y;
+		l2x = y2, l2y = y3;
+		e += y3 * y3;
+		if (i > 1000 && fabs(y3) + fabs(y2) + fabs(y) < 1e-14)
+			break;
+	}
+	return sqrt(e);
+}
+
+int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
+{
+	const char *scen = cfg->scenario && *cfg->scenario ? cfg->scenario : "session";
+	const struct scenario *sc = NULL;
+	struct emg_muscles *defmap = NULL;
+	const struct emg_muscles *map = cfg->muscles;
+	struct emg_synth *s;
+	double fs = cfg->rate > 0 ? cfg->rate : 2000.0;
+	int r;
+
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		if (!strcmp(scenarios[i].name, scen))
+			sc = &scenarios[i];
+	if (!sc || !isfinite(fs) || fs < 1.0 || fs > 1e6 || cfg->rate < 0 || isnan(cfg->snr_db) ||
+	    cfg->snr_db == -INFINITY || !isfinite(cfg->mains_hz) || cfg->mains_hz < 0 ||
+	    !isfinite(cfg->mains_uv) || cfg->mains_uv < 0 || cfg->channels > EMG_DEVICE_MAX_CHANNELS)
+		return -EINVAL;
+	if (!map) {
+		r = emg_muscles_new_default(&defmap);
+		if (r < 0)
+			return r;
+		map = defmap;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		emg_muscles_free(defmap);
+		return -ENOMEM;
+	}
+	s->channels = cfg->channels ? cfg->channels : emg_muscles_channels_needed(map);
+	if (s->channels == 0)
+		s->channels = 1;
+	if (s->channels > EMG_DEVICE_MAX_CHANNELS) {
+		r = -EINVAL;
+		goto fail;
+	}
+	s->rate = fs;
+	s->seed = cfg->seed;
+	s->mains = cfg->mains_hz > 0 && cfg->mains_uv > 0 && cfg->mains_hz < fs / 2;
+	s->wander = cfg->wander;
+	s->pops = cfg->pops;
+	zig_init(&s->zig);
+	/* knots ~8 ms apart, a power of two so that RESYNC points are knots */
+	s->knot = 1;
+	while (s->knot < 4096 && s->knot * 2 <= fs / 125.0)
+		s->knot *= 2;
+	first_order(SHAPE_FL, fs, true, &s->hp_b0, &s->hp_a1);
+	first_order(fmin(SHAPE_FH, 0.4 * fs), fs, false, &s->lp_b0, &s->lp_a1);
+	double unit_rms = shape_rms(s);
+
+	s->ch = calloc(s->channels, sizeof(*s->ch));
+	if (!s->ch) {
+		r = -ENOMEM;
+		goto fail;
+	}
+
+	/* Role and side of every channel (one muscle per channel in a map). */
+	enum role roles[EMG_DEVICE_MAX_CHANNELS];
+	enum emg_side sides[EMG_DEVICE_MAX_CHANNELS];
+
+	for (unsigned c = 0; c < s->channels; c++) {
+		roles[c] = R_OTHER;
+		sides[c] = EMG_SIDE_NONE;
+	}
+	for (unsigned i = 0; i < emg_muscles_count(map); i++) {
+		const struct emg_muscle *m = emg_muscles_get(map, i);
+
+		if (m && m->channel < s->channels) {
+			roles[m->channel] = role_of(m->name);
+			sides[m->channel] = m->side;
+		}
+	}
+
+	/* Bursts: count, then fill; each channel's run ends with a sentinel. */
+	size_t total = 0, ntruth = 0;
+
+	for (unsigned c = 0; c < s->channels; c++)
+		total += build_bursts(sc, s->seed, fs, roles[c], sides[c], NULL, &s->length) + 1;
+	s->bursts = calloc(total, sizeof(*s->bursts));
+	if (!s->bursts) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	size_t at = 0;
+	size_t *first = calloc(s->channels + 1, sizeof(*first));
+
+	if (!first) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned c = 0; c < s->channels; c++) {
+		size_t n = build_bursts(sc, s->seed, fs, roles[c], sides[c], s->bursts + at,
+					&s->length);
+
+		first[c] = at;
+		for (size_t i = 0; i < n; i++)
+			if (s->bursts[at + i].amp >= TRUTH_MIN_MVC)
+				ntruth++;
+		s->bursts[at + n].onset = UINT64_MAX;
+		s->bursts[at + n].offset = UINT64_MAX;
+		at += n + 1;
+	}
+	first[s->channels] = at;
+	s->truth = calloc(ntruth ? ntruth : 1, sizeof(*s->truth));
+	if (!s->truth) {
+		free(first);
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned c = 0; c < s->channels; c++) {
+		for (size_t i = first[c]; i + 1 < first[c + 1]; i++) {
+			const struct burst *b = &s->bursts[i];
+
+			if (b->amp < TRUTH_MIN_MVC)
+				continue;
+			s->truth[s->ntruth++] = (struct emg_truth){
+				.channel = c, .onset = b->onset, .offset = b->offset,
+				.peak_mvc = (float)b->amp, .rep = b->rep, .exercise = b->exercise,
+			};
+		}
+		s->ch[c].b = &s->bursts[first[c]];
+	}
+	free(first);
+	qsort(s->truth, s->ntruth, sizeof(*s->truth), truth_cmp);
+
+	/* Levels, random streams and artefact parameters per channel. */
+	double lo = 20.0, hi = fmin(450.0, 0.45 * fs);
+	double band = hi > lo ? (hi - lo) / (fs / 2) : 1.0;
+
+	for (unsigned c = 0; c < s->channels; c++) {
+		struct chan *ch = &s->ch[c];
+		double ref = roles[c] == R_OTHER ? OTHER_REF_UV : role_mvc_uv[roles[c]];
+		struct rng p;
+
+		rng_seed(&ch->emg, hash(s->seed, c, 1, 0));
+		rng_seed(&ch->noise, hash(s->seed, c, 2, 0));
+		rng_seed(&ch->wander, hash(s->seed, c, 3, 0));
+		rng_seed(&ch->pop, hash(s->seed, c, 4, 0));
+		rng_seed(&p, hash(s->seed, c, 5, 0));
+
+		ch->mvc_uv = roles[c] == R_OTHER ? 0 : ref;
+		ch->gain = ch->mvc_uv / unit_rms;
+		ch->noise_uv = 0.5 * ref * pow(10.0, -cfg->snr_db / 20.0);
+		if (!isfinite(ch->noise_uv))
+			ch->noise_uv = 0;
+		ch->sigma = ch->noise_uv / sqrt(band);
+
+		static const double hk[3] = { 1, 3, 5 }, hg[3] = { 1.0, 0.3, 0.15 };
+		for (int k = 0; k < 3; k++) {
+			double ph = 2 * M_PI * rng_uni(&p);
+			double a = hk[k] * cfg->mains_hz < fs / 2 ? cfg->mains_uv * hg[k] : 0;
+
+			ch->hum[k][0] = a * sin(ph);
+			ch->hum[k][1] = a * cos(ph);
+		}
+		osc_init(&ch->mod[0], (0.7 + 0.8 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+		osc_init(&ch->mod[1], (2.0 + 2.0 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+		ch->mod_amp[0] = 0.04;
+		ch->mod_amp[1] = 0.03;
+		for (int k = 0; k < 3; k++) {
+			osc_init(&ch->wav[k], (0.1 + 0.4 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+			ch->wav_amp[k] = 40 + 60 * rng_uni(&p);
+		}
+		ch->ou_leak = exp(-(double)s->knot / (3.0 * fs));
+		/* uniform [-1,1) has variance 1/3: stationary SD 40 uV */
+		ch->ou_k = 40.0 * sqrt(3.0 * (1.0 - ch->ou_leak * ch->ou_leak));
+		ch->ou = 40.0 * (2 * rng_uni(&p) - 1);
+		ch->next_pop = 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * fs);
+	}
+	osc_init(&s->mains_osc, cfg->mains_hz / fs, 0, 1);
+
+	emg_muscles_free(defmap);
+	*out = s;
+	return 0;
+fail:
+	emg_muscles_free(defmap);
+	emg_synth_free(s);
+	return r;
+}
+
+void emg_synth_free(struct emg_synth *s)
+{
+	if (!s)
+		return;
+	free(s->ch);
+	free(s->bursts);
+	free(s->truth);
+	free(s);
+}
+
+/* ------------------------------------------------------------- generate */
+
+/* Envelope (fraction of MVC) at period position p; p advances by one per call,
+ * *cur is the current or next burst of the channel (runs end with a sentinel). */
+static inline double envelope(const struct burst **cur, uint64_t p)
+{
+	const struct burst *b = *cur;
+
+	if (p < b->onset)
+		return 0;
+	if (p >= b->offset) {
+		*cur = ++b;
+		if (p < b->onset)
+			return 0;
+	}
+	if (p < b->plateau)
+		return b->amp * 0.5 * (1.0 - cos((double)(p - b->onset + 1) * b->rise_w));
+	if (p < b->fall)
+		return b->amp;
+	return b->amp * 0.5 * (1.0 + cos((double)(p - b->fall + 1) * b->fall_w));
+}
+
+static inline double mod_at(const struct chan *ch)
+{
+	return 1.0 + ch->mod_amp[0] * ch->mod[0].re + ch->mod_amp[1] * ch->mod[1].re;
+}
+
+static inline double wav_at(const struct chan *ch)
+{
+	return ch->wav_amp[0] * ch->wav[0].im + ch->wav_amp[1] * ch->wav[1].im +
+	       ch->wav_amp[2] * ch->wav[2].im + ch->ou;
+}
+
+/*
+ * At a knot: the slow components (plateau fluctuation, wander) are evaluated
+ * here and one knot ahead, and linearly interpolated in between; this keeps
+ * their cost per sample at two additions.
+ */
+static void knot_step(struct chan *ch, struct rng *r_wander, bool wander, double inv_knot,
+		      double *mv, double *mdv, double *wv, double *wdv)
+{
+	double now = mod_at(ch);
+
+	osc_step(&ch->mod[0]);
+	osc_step(&ch->mod[1]);
+	*mv = now;
+	*mdv = (mod_at(ch) - now) * inv_knot;
+	if (wander) {
+		now = wav_at(ch);
+		for (int k = 0; k < 3; k++)
+			osc_step(&ch->wav[k]);
+		ch->ou = ch->ou * ch->ou_leak + ch->ou_k * (2.0 * rng_uni(r_wander) - 1.0);
+		*wv = now;
+		*wdv = (wav_at(ch) - now) * inv_knot;
+	}
+}
+
+static void run_chunk(struct emg_synth *s, float *frames, unsigned len, uint64_t pos,
+		      uint64_t pp, bool resync)
+{
+	const unsigned C = s->channels;
+	const double hb0 = s->hp_b0, ha1 = s->hp_a1, lb0 = s->lp_b0, la1 = s->lp_a1;
+
+	if (s->mains) {
+		struct osc *o = &s->mains_osc;
+
+		if (resync)
+			osc_resync(o, pos);
+		for (unsigned f = 0; f < len; f++) {
+			double c1 = o->re, s1 = o->im;
+			double c2 = c1 * c1 - s1 * s1, s2 = 2 * c1 * s1;
+			double c3 = c2 * c1 - s2 * s1, s3 = c2 * s1 + s2 * c1;
+			double c5 = c3 * c2 - s3 * s2, s5 = c3 * s2 + s3 * c2;
+
+			s->scratch[f][0] = c1, s->scratch[f][1] = s1;
+			s->scratch[f][2] = c3, s->scratch[f][3] = s3;
+			s->scratch[f][4] = c5, s->scratch[f][5] = s5;
+			osc_step(o);
+		}
+	}
+
+	const bool mains = s->mains, wander = s->wander, pops = s->pops;
+	const uint64_t kmask = s->knot - 1;
+	const double inv_knot = 1.0 / s->knot;
+	const double (*hum)[6] = (const double (*)[6])s->scratch;
+
+	for (unsigned c = 0; c < C; c++) {
+		struct chan *ch = &s->ch[c];
+		/* Everything the loop touches lives in locals: the compiler cannot keep
+		 * struct fields in registers across the float stores (-fno-strict-aliasing). */
+		double hx = ch->hp_x, hy = ch->hp_y, l1x = ch->lp1_x, l1y = ch->lp1_y;
+		double l2x = ch->lp2_x, l2y = ch->lp2_y;
+		const double gain = ch->gain, sigma = ch->sigma;
+		struct rng r_emg = ch->emg, r_noise = ch->noise, r_wander = ch->wander;
+		double mv = ch->mod_v, mdv = ch->mod_dv, wv = ch->wav_v, wdv = ch->wav_dv;
+		const double h00 = ch->hum[0][0], h01 = ch->hum[0][1], h10 = ch->hum[1][0];
+		const double h11 = ch->hum[1][1], h20 = ch->hum[2][0], h21 = ch->hum[2][1];
+		double pop_v = ch->pop_v, pop_d = ch->pop_d;
+		uint64_t next_pop = ch->next_pop;
+		const struct burst *bp = &ch->b[ch->cur];
+		float *out = frames + c;
+
+		if (resync) {
+			osc_resync(&ch->mod[0], pos);
+			osc_resync(&ch->mod[1], pos);
+			for (int k = 0; k < 3; k++)
+				osc_resync(&ch->wav[k], pos);
+		}
+		for (unsigned f = 0; f < len; f++, out += C) {
+			double e = zig_normal(&s->zig, &r_emg);
+			double y = hb0 * (e - hx) - ha1 * hy;
+			hx = e, hy = y;
+			double y2 = lb0 * (y + l1x) - la1 * l1y;
+			l1x = y, l1y = y2;
+			double y3 = lb0 * (y2 + l2x) - la1 * l2y;
+			l2x = y2, l2y = y3;
+
+			if (((pos + f) & kmask) == 0)
+				knot_step(ch, &r_wander, wander, inv_knot, &mv, &mdv, &wv, &wdv);
+			double a = envelope(&bp, pp + f);
+			double v = a * mv * gain * y3 + sigma * zig_normal(&s->zig, &r_noise);
+			mv += mdv;
+
+			if (mains) {
+				const double *h = hum[f];
+
+				v += h00 * h[0] + h01 * h[1] + h10 * h[2] + h11 * h[3] + h20 * h[4] +
+				     h21 * h[5];
+			}
+			if (wander) {
+				v += wv;
+				wv += wdv;
+			}
+			if (pops) {
+				if (pos + f == next_pop) {
+					double amp = 200.0 + 800.0 * rng_uni(&ch->pop);
+					double tau = 0.050 / 3 + (0.150 / 3) * rng_uni(&ch->pop);
+
+					if (rng_next(&ch->pop) & 1)
+						amp = -amp;
+					pop_v += amp;
+					pop_d = exp(-1.0 / (tau * s->rate));
+					next_pop += 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * s->rate);
+				}
+				if (pop_v != 0) {
+					v += pop_v;
+					pop_v *= pop_d;
+					if (fabs(pop_v) < 1e-6)
+						pop_v = 0;
+				}
+			}
+			if (v > PHYS_MAX_UV)
+				v = PHYS_MAX_UV;
+			else if (v < -PHYS_MAX_UV)
+				v = -PHYS_MAX_UV;
+			*out = (float)v;
+		}
+		ch->hp_x = hx, ch->hp_y = hy, ch->lp1_x = l1x, ch->lp1_y = l1y;
+		ch->lp2_x = l2x, ch->lp2_y = l2y;
+		ch->emg = r_emg, ch->noise = r_noise, ch->wander = r_wander;
+		ch->mod_v = mv, ch->mod_dv = mdv, ch->wav_v = wv, ch->wav_dv = wdv;
+		ch->cur = (size_t)(bp - ch->b);
+		ch->pop_v = pop_v, ch->pop_d = pop_d, ch->next_pop = next_pop;
+	}
+}
+
+void emg_synth_generate(struct emg_synth *s, float *frames, unsigned nframes)
+{
+	while (nframes) {
+		uint64_t pos = s->pos, pp = s->ppos;
+		uint64_t len = nframes;
+
+		if (len > CHUNK)
+			len = CHUNK;
+		if (len > RESYNC - pos % RESYNC)
+			len = RESYNC - pos % RESYNC;
+		if (len > s->length - pp)
+			len = s->length - pp;
+		if (pp == 0)
+			for (unsigned c = 0; c < s->channels; c++)
+				s->ch[c].cur = 0;
+		run_chunk(s, frames, (unsigned)len, pos, pp, pos % RESYNC == 0);
+		frames += len * s->channels;
+		nframes -= (unsigned)len;
+		s->pos += len;
+		s->ppos += len;
+		if (s->ppos == s->length)
+			s->ppos = 0;
+	}
+}
+
+uint64_t emg_synth_position(const struct emg_synth *s)
+{
+	return s->pos;
+}
+
+unsigned emg_synth_channels(const struct emg_synth *s)
+{
+	return s->channels;
+}
+
+double emg_synth_rate(const struct emg_synth *s)
+{
+	return s->rate;
+}
+
+uint64_t emg_synth_script_length(const struct emg_synth *s)
+{
+	return s->length;
+}
+
+/* Index of the first truth entry with onset >= p. */
+static size_t truth_lower(const struct emg_synth *s, uint64_t p)
+{
+	size_t lo = 0, hi = s->ntruth;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->truth[mid].onset < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t emg_synth_truth(const struct emg_synth *s, uint64_t from, uint64_t to,
+		       struct emg_truth *out, size_t max)
+{
+	const uint64_t L = s->length;
+	size_t total = 0, written = 0;
+
+	if (to <= from || s->ntruth == 0)
+		return 0;
+	uint64_t k0 = from / L, k1 = (to - 1) / L;
+
+	for (uint64_t k = k0; k <= k1; k++) {
+		uint64_t base = k * L;
+		uint64_t lo = k == k0 ? from - base : 0;
+		uint64_t hi = k == k1 ? to - base : L;
+		size_t i0, i1;
+
+		if (k > k0 && k < k1 && written >= max) {
+			/* whole periods that cannot be written: count them at once */
+			total += (size_t)(k1 - k) * s->ntruth;
+			k = k1 - 1;
+			continue;
+		}
+		i0 = truth_lower(s, lo);
+		i1 = truth_lower(s, hi);
+		total += i1 - i0;
+		for (size_t i = i0; i < i1 && written < max; i++) {
+			out[written] = s->truth[i];
+			out[written].onset += base;
+			out[written].offset += base;
+			written++;
+		}
+	}
+	return total;
+}
+
+void emg_synth_levels(const struct emg_synth *s, unsigned ch, double *noise_uv, double *mvc_uv)
+{
+	double n = 0, m = 0;
+
+	if (ch < s->channels) {
+		n = s->ch[ch].noise_uv;
+		m = s->ch[ch].mvc_uv;
+	}
+	if (noise_uv)
+		*noise_uv = n;
+	if (mvc_uv)
+		*mvc_uv = m;
+}
+
+/* ---------------------------------------------------------- device ops */
+
+/*
+ * The device thread delivers max(1, rate/1000) frames per ~1 ms tick (for
+ * rates below 1 kHz one frame per 1/rate), with the frame count per tick
+ * computed from the tick number so the long-run rate is exact for any rate.
+ * In real-time mode it sleeps to absolute deadlines (CLOCK_MONOTONIC,
+ * TIMER_ABSTIME).  If it wakes more than 100 ms late (machine suspended,
+ * debugger, starved), it re-anchors its schedule at "now" instead of
+ * bursting out the backlog: the sample clock simply pauses, first_seq stays
+ * contiguous and nothing is reported lost (a synth loses nothing).
+ */
+struct synth_dev {
+	struct emg_device dev;   /* first: the generic handle */
+	struct emg_synth *s;
+	bool realtime;
+	uint64_t seed;
+	uint64_t hang_at;        /* fault injection: sample index where delivery stops, 0 = never */
+	float *buf;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	struct emg_device_callbacks cb;
+};
+
+#define RESYNC_NS 100000000ull
+
+static void *synth_thread(void *arg)
+{
+	struct synth_dev *d = arg;
+	const double rate = emg_synth_rate(d->s);
+	const double tick_ns = rate >= 1000.0 ? 1e6 : 1e9 / rate;
+	const double per_tick = rate >= 1000.0 ? rate / 1000.0 : 1.0;
+	uint64_t k = 0, done = 0;
+	uint64_t t0 = emg_now_ns();
+
+	if (d->cb.state)
+		d->cb.state(d->cb.ud, EMG_DEVICE_STREAMING, "synth running");
+	while (!atomic_load_explicit(&d->stop, memory_order_acquire)) {
+		uint64_t due = (uint64_t)floor((double)(k + 1) * per_tick + 1e-9);
+		unsigned n = (unsigned)(due - done);
+
+		if (d->realtime) {
+			uint64_t deadline = t0 + (uint64_t)((double)(k + 1) * tick_ns);
+			uint64_t now = emg_now_ns();
+
+			if (now > deadline + RESYNC_NS) {
+				t0 += now - deadline; /* re-anchor: no catch-up burst */
+			} else if (now < deadline) {
+				struct timespec ts = {
+					.tv_sec = (time_t)(deadline / 1000000000u),
+					.tv_nsec = (long)(deadline % 1000000000u),
+				};
+				while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+				       EINTR)
+					;
+			}
+		}
+		if (d->hang_at && emg_synth_position(d->s) >= d->hang_at) {
+			/* A hung amplifier: no data, no state change, only stop() ends it.
+			 * Check the flag every 10 ms; this is a test aid, not the sample path. */
+			struct timespec ts = { .tv_sec = 0, .tv_nsec = 10000000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (n) {
+			uint64_t seq = emg_synth_position(d->s);
+
+			emg_synth_generate(d->s, d->buf, n);
+			d->cb.data(d->cb.ud, d->buf, n, seq, 0, emg_now_ns());
+		}
+		done = due;
+		k++;
+	}
+	return NULL;
+}
+
+static int synth_open(struct emg_device **out, const struct emg_device_config *cfg)
+{
+	struct synth_dev *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->dev.ops = &emg_synth_ops;
+	d->realtime = cfg->realtime;
+	d->seed = cfg->seed;
+	atomic_init(&d->stop, false);
+	r = emg_synth_new(&d->s, cfg);
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	double rate = emg_synth_rate(d->s);
+	if (cfg->hang_after_s > 0)
+		d->hang_at = (uint64_t)ceil(cfg->hang_after_s * rate);
+	size_t maxn = rate >= 1000.0 ? (size_t)ceil(rate / 1000.0) + 1 : 1;
+
+	d->buf = calloc(maxn * emg_synth_channels(d->s), sizeof(float));
+	if (!d->buf) {
+		emg_synth_free(d->s);
+		free(d);
+		return -ENOMEM;
+	}
+	*out = &d->dev;
+	return 0;
+}
+
+static void synth_info(struct emg_device *dev, struct emg_device_info *info)
+{
+	struct synth_dev *d = (struct synth_dev *)dev;
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->driver, sizeof(info->driver), "synth");
+	snprintf(info->model, sizeof(info->model), "emgd synthetic sEMG");
+	snprintf(info->serial, sizeof(info->serial), "SYNTH-%" PRIu64, d->seed);
+	info->rate = emg_synth_rate(d->s);
+	info->channels = emg_synth_channels(d->s);
+	info->phys_min_uv = -PHYS_MAX_UV;
+	info->phys_max_uv = PHYS_MAX_UV;
+}
+
+static int synth_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
+{
+	struct synth_dev *d = (struct synth_dev *)dev;
+	int r;
+
+	if (!cb || !cb->data)
+		return -EINVAL;
+	if (d->running)
+		return -EBUSY;
+	d->cb = *cb;
+	atomic_store(&d->stop, false);
+	r = pthread_create(&d->thread, NULL, synth_thread, d);
+	if (r)
+		return -r;
+	d->running = true;
+	return 0;
+}
+
+static void synth_stop(struct emg_device *dev)
+{
+	struct synth_dev *d = (struct synth_dev *)dev;
+
+	if (!d->running)
+		return;
+	atomic_store_explicit(&d->stop, true, memory_order_release);
+	pthread_join(d->thread, NULL);
+	d->running = false;
+}
+
+static void synth_close(struct emg_device *dev)
+{
+	struct synth_dev *d = (struct synth_dev *)dev;
+
+	if (!d)
+		return;
+	synth_stop(dev);
+	emg_synth_free(d->s);
+	free(d->buf);
+	free(d);
+}
+
+const struct emg_device_ops emg_synth_ops = {
+	.name = "synth",
+	.help = "synthetic sEMG with scripted hip exercises, artefacts and ground truth",
+	.open = synth_open,
+	.info = synth_info,
+	.start = synth_start,
+	.stop = synth_stop,
+	.close = synth_close,
+};
