@@ -21,7 +21,7 @@ struct emg_filter_spec {
 	unsigned highpass_order; /* even, 2..8 (default 2) */
 	double lowpass_hz;       /* corner, 0 = none; clamped to 0.45*fs (default 450) */
 	unsigned lowpass_order;  /* even, 2..8 (default 4) */
-	double mains_hz;         /* 50, 60 or 0 = no notch (default 50) */
+	double mains_hz;         /* 50, 60 (any 40..70) or 0 = no notch (default 50) */
 	double notch_q;          /* notch quality factor (default 30) */
 };
 
