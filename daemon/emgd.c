@@ -34,6 +34,7 @@
 #include "config.h"
 #include "device.h"
 #include "emgd-config.h"
+#include "latency.h"
 #include "osc.h"
 #include "pipeline.h"
 #include "ring.h"
@@ -122,6 +123,9 @@ struct daemon {
 	struct emg_osc *osc;
 	char calib_path[PATH_MAX];
 	int calibrating;
+	uint64_t calib_deadline_ns; /* give up waiting for results after this */
+	struct emg_lat lat_event;   /* block arrival -> sendto of onset/offset events */
+	struct emg_lat lat_metric;  /* block arrival -> sendto of the metric bundle */
 	int ready;
 	int logged_state;
 	uint64_t wd_usec;
@@ -330,6 +334,7 @@ static int h_cal_rest(void *ud, double seconds, char *err, size_t len)
 		return -EAGAIN;
 	}
 	d->calibrating = 1;
+	d->calib_deadline_ns = emg_now_ns() + (uint64_t)((seconds + 3.0) * 1e9);
 	logmsg(L_NOTICE, "calibration: rest for %.1f s, all muscles relaxed", seconds);
 	return 0;
 }
@@ -358,8 +363,27 @@ static int h_cal_mvc(void *ud, const char *muscle, double seconds, char *err, si
 		return -EAGAIN;
 	}
 	d->calibrating = 1;
+	d->calib_deadline_ns = emg_now_ns() + (uint64_t)((seconds + 3.0) * 1e9);
 	logmsg(L_NOTICE, "calibration: MVC of %s for %.1f s", muscle, seconds);
 	return 0;
+}
+
+static void lat_fill(const struct emg_lat *h, int *count, float ms[4])
+{
+	static const double q[3] = { 0.5, 0.99, 0.999 };
+
+	*count = h->count > INT32_MAX ? INT32_MAX : (int)h->count;
+	for (int i = 0; i < 3; i++)
+		ms[i] = (float)(emg_lat_quantile(h, q[i]) / 1e6);
+	ms[3] = (float)(h->max / 1e6);
+}
+
+static void h_latency(void *ud, struct emg_osc_latency *l)
+{
+	struct daemon *d = ud;
+
+	lat_fill(&d->lat_event, &l->events, l->event_ms);
+	lat_fill(&d->lat_metric, &l->metrics, l->metric_ms);
 }
 
 static int h_marker(void *ud, const char *text, char *err, size_t len)
@@ -435,6 +459,7 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		switch (rec->type) {
 		case EMG_REC_METRICS:
 			emg_osc_publish_metrics(d->osc, rec);
+			emg_lat_add(&d->lat_metric, emg_now_ns() - rec->arrival_ns);
 			memcpy(d->last_metrics, rec, emg_ring_slot_size(d->recs));
 			d->ticks++;
 			mark_ready(d);
@@ -442,6 +467,7 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		case EMG_REC_ONSET:
 		case EMG_REC_OFFSET:
 			emg_osc_publish_event(d->osc, rec, emg_now_ns());
+			emg_lat_add(&d->lat_event, emg_now_ns() - rec->arrival_ns);
 			break;
 		case EMG_REC_CALIB:
 			handle_calib_rec(d, rec);
@@ -507,6 +533,12 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 	struct emg_osc_status st;
 
 	emg_osc_expire(d->osc, emg_now_ns());
+	if (d->calibrating && emg_now_ns() > d->calib_deadline_ns) {
+		/* A result record was lost (records ring full) or samples stopped:
+		 * never leave calibration locked. */
+		logmsg(L_WARNING, "calibration: no result in time; cancelled, please repeat it");
+		d->calibrating = 0;
+	}
 	osc_status_cb(d, &st);
 	emg_osc_publish_status(d->osc, &st);
 	notify_status(d);
@@ -757,6 +789,7 @@ static void reload(struct daemon *d)
 	struct emg_config n;
 	struct emg_calib *nc;
 	struct emg_osc_params op;
+	struct emg_hostport old_listen;
 	int listen_changed, r;
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
@@ -774,6 +807,7 @@ static void reload(struct daemon *d)
 	emg_calib_free(d->calib);
 	d->calib = nc;
 	listen_changed = strcmp(n.listen.host, d->cfg.listen.host) || n.listen.port != d->cfg.listen.port;
+	old_listen = d->cfg.listen;
 
 	if (emg_config_device_changed(&d->cfg, &n)) {
 		/* A different amplifier or rate: restarting the device is unavoidable. */
@@ -819,8 +853,11 @@ static void reload(struct daemon *d)
 	osc_params(&d->cfg, &op);
 	emg_osc_set_params(d->osc, &op);
 	emg_osc_set_targets(d->osc, d->cfg.targets, d->cfg.ntargets);
-	if (listen_changed)
-		bind_osc(d);
+	if (listen_changed && bind_osc(d) < 0) {
+		/* The old socket still serves: keep saying where we really listen. */
+		logmsg(L_WARNING, "reload: still listening on the previous address");
+		d->cfg.listen = old_listen;
+	}
 	save_calib(d);
 	logmsg(L_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
 done:
@@ -885,6 +922,7 @@ int main(int argc, char **argv)
 		.calibrate_mvc = h_cal_mvc,
 		.marker = h_marker,
 		.status = osc_status_cb,
+		.latency = h_latency,
 	};
 	struct emg_osc_params op;
 	int check = 0, c, r, ret = EXIT_FAILURE;

@@ -479,26 +479,36 @@ static void reply_error(struct req *q, const char *message)
 	reply(q, "/emgd/error", "ss", q->path, message);
 }
 
+/* liblo's argv points at 4-byte aligned wire data, but lo_arg is an 8-byte
+ * aligned union: read members through memcpy, never through the pointer. */
+#define ARG_READ(dst, argp) memcpy(&(dst), (const void *)(argp), sizeof(dst))
+
 /* Numeric argument i as a double, accepting the integer and float types clients use (Pd sends f). */
 static int arg_num(struct req *q, int i, double *out)
 {
 	lo_arg **argv = lo_message_get_argv(q->m);
 	const char *types = lo_message_get_types(q->m);
+	int32_t i32;
+	int64_t i64;
+	float f;
 
 	if (i >= lo_message_get_argc(q->m))
 		return -ENOENT;
 	switch (types[i]) {
 	case LO_INT32:
-		*out = argv[i]->i;
+		ARG_READ(i32, argv[i]);
+		*out = i32;
 		return 0;
 	case LO_FLOAT:
-		*out = argv[i]->f;
+		ARG_READ(f, argv[i]);
+		*out = f;
 		return isfinite(*out) ? 0 : -EINVAL;
 	case LO_DOUBLE:
-		*out = argv[i]->d;
+		ARG_READ(*out, argv[i]);
 		return isfinite(*out) ? 0 : -EINVAL;
 	case LO_INT64:
-		*out = (double)argv[i]->h;
+		ARG_READ(i64, argv[i]);
+		*out = (double)i64;
 		return 0;
 	default:
 		return -EINVAL;
@@ -514,7 +524,7 @@ static int arg_str(struct req *q, int i, const char **out)
 		return -ENOENT;
 	if (types[i] != LO_STRING && types[i] != LO_SYMBOL)
 		return -EINVAL;
-	*out = &argv[i]->s;
+	*out = (const char *)argv[i]; /* strings need no alignment */
 	return 0;
 }
 
@@ -673,10 +683,24 @@ static void do_rec_stop(struct req *q)
 	answer(q, q->o->h.record_stop(q->o->h.ud, err, sizeof(err)), err);
 }
 
+static void do_latency(struct req *q)
+{
+	struct emg_osc_latency l;
+
+	memset(&l, 0, sizeof(l));
+	if (q->o->h.latency)
+		q->o->h.latency(q->o->h.ud, &l);
+	reply(q, "/emgd/latency", "iffffiffff", l.events, (double)l.event_ms[0],
+	      (double)l.event_ms[1], (double)l.event_ms[2], (double)l.event_ms[3], l.metrics,
+	      (double)l.metric_ms[0], (double)l.metric_ms[1], (double)l.metric_ms[2],
+	      (double)l.metric_ms[3]);
+}
+
 static const struct {
 	const char *path;
 	void (*fn)(struct req *q);
 } methods[] = {
+	{ "/emgd/latency", do_latency },
 	{ "/emgd/subscribe", do_subscribe },
 	{ "/emgd/unsubscribe", do_unsubscribe },
 	{ "/emgd/status", do_status },

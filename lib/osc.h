@@ -15,6 +15,9 @@
  * /emgd/stats answers the counters below as
  *   i received, i handled, i malformed, i unknown, i denied, i rate_limited, i rejected, i subscribers
  *
+ * /emgd/latency answers sample-arrival -> sendto latency in ms as
+ *   i events, f p50, f p99, f p99.9, f max, i metric bundles, f p50, f p99, f p99.9, f max
+ *
  * Security model: replies and streams go only to the address a request came
  * from; non-loopback sources must match the allow list; every source has a
  * token bucket; malformed, denied and rate-limited packets are counted and
@@ -53,6 +56,14 @@ struct emg_osc_status {
 	int overruns;
 };
 
+/* Latency report for /emgd/latency: count and p50/p99/p99.9/max in ms, for events and metrics. */
+struct emg_osc_latency {
+	int events;
+	float event_ms[4];
+	int metrics;
+	float metric_ms[4];
+};
+
 /* What the daemon does for control messages; each returns 0 or negative errno and may fill err. */
 struct emg_osc_handlers {
 	void *ud;
@@ -62,6 +73,7 @@ struct emg_osc_handlers {
 	int (*record_start)(void *ud, const char *name, char *err, size_t errlen);
 	int (*record_stop)(void *ud, char *err, size_t errlen);
 	void (*status)(void *ud, struct emg_osc_status *st);
+	void (*latency)(void *ud, struct emg_osc_latency *lat);
 };
 
 struct emg_osc_stats {
