@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,8 @@ static int parse_double(const char *v, double *out)
 
 	errno = 0;
 	*out = strtod(v, &end);
-	return (errno || end == v || *end) ? -1 : 0;
+	/* A corrupted file must not smuggle NaN, infinities or values that do not fit their field. */
+	return (errno || end == v || *end || !isfinite(*out)) ? -1 : 0;
 }
 
 static int load_handler(void *user, const char *section, const char *name, const char *value)
@@ -184,6 +186,10 @@ static int load_handler(void *user, const char *section, const char *name, const
 	}
 	if (parse_double(value, &d) < 0)
 		return 0;
+	if (strcmp(name, "rest_mean") && (d < 0 || d > 9.2e18))
+		return 0; /* only the mean may be negative; int64/unsigned casts stay defined */
+	if (!strcmp(name, "mvc_trials") && d > UINT_MAX)
+		return 0;
 	if (!strcmp(name, "rest_mean"))
 		e->rest.mean = d;
 	else if (!strcmp(name, "rest_sd"))
@@ -201,7 +207,7 @@ static int load_handler(void *user, const char *section, const char *name, const
 	else if (!strcmp(name, "mvc_time"))
 		e->mvc_time = (int64_t)d;
 	else if (!strcmp(name, "mvc_trials"))
-		e->mvc_trials = d < 0 ? 0 : (unsigned)d;
+		e->mvc_trials = (unsigned)d;
 	else
 		return 0;
 	return 1;

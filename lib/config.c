@@ -281,6 +281,16 @@ static int fail(struct parse_ctx *ctx, const char *fmt, ...)
 	return 0; /* tells inih to stop and report the line */
 }
 
+static int section_known(const char *name, size_t len)
+{
+	static const char *const sections[] = { "device", "dsp", "osc", "daemon", "muscles" };
+
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (strlen(sections[i]) == len && !strncmp(sections[i], name, len))
+			return 1;
+	return 0;
+}
+
 /*
  * inih reader over the in-memory text, one line per call.  The system inih
  * keeps parsing after an error (INI_STOP_ON_FIRST_ERROR 0), which would pair
@@ -308,6 +318,16 @@ static char *read_line(char *str, int num, void *stream)
 	str[n] = '\0';
 	ctx->text += n;
 	ctx->left -= n;
+	/* inih only reports sections that contain keys; an unknown one is a typo
+	 * even when empty, and its header line is where the typo is. */
+	{
+		const char *q = str + strspn(str, " \t"), *close = strchr(q, ']');
+		if (*q == '[' && close && !section_known(q + 1, (size_t)(close - q - 1))) {
+			fail(ctx, "[%.*s]: unknown section (allowed: device, dsp, osc, daemon, muscles)",
+			     (int)(close - q - 1), q + 1);
+			return NULL;
+		}
+	}
 	return str;
 }
 
@@ -445,6 +465,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 }
 
+
 /* Cross-key checks that no single row can express. */
 static int validate(struct parse_ctx *ctx)
 {
@@ -497,6 +518,8 @@ int emg_config_parse(struct emg_config *cfg, const char *name, const char *text,
 	ctx.text = text;
 	ctx.left = len;
 	line = ini_parse_stream(read_line, &ctx, handler, &ctx);
+	if (line == 0 && ctx.fail_line) /* stopped by read_line() at an unknown section */
+		line = (int)ctx.fail_line;
 	if (line == 0 && ctx.long_line) {
 		snprintf(err, errlen, "%s:%u: line too long (allowed: at most %d characters)", name,
 			 ctx.long_line, ctx.max_line);
@@ -595,6 +618,8 @@ int emg_config_device_changed(const struct emg_config *a, const struct emg_confi
 	       a->synth_mains_uv != b->synth_mains_uv || a->wander != b->wander ||
 	       a->pops != b->pops || strcmp(a->scenario, b->scenario) ||
 	       a->hang_after_s != b->hang_after_s ||
+	       /* the synth hums at the configured mains frequency */
+	       (!strcmp(a->driver, "synth") && a->pipe.filter.mains_hz != b->pipe.filter.mains_hz) ||
 	       emg_muscles_channels_needed(a->muscles) != emg_muscles_channels_needed(b->muscles) ||
 	       (!strcmp(a->driver, "synth") && !emg_muscles_equal(a->muscles, b->muscles));
 }

@@ -31,6 +31,7 @@ struct emg_pipeline {
 	uint64_t tick_sample; /* sample index that closes the next tick */
 	uint64_t origin;      /* first sample of tick tick0 */
 	uint64_t tick0;
+	uint64_t next_seq;    /* first_seq the next block should have (sequence jumps) */
 	int started;
 	uint64_t dropped;
 
@@ -268,15 +269,27 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 	}
 	emg_filter_run(p->filt, p->work, n);
 	emg_env_run(p->env, p->work, p->envb, n);
-	emg_onset_run(p->onset, p->work, n, seq, on_onset, p);
-	if (p->cal_kind)
-		calib_collect(p, p->envb, n);
-	/* Ticks whose last sample falls in this block. */
-	while (p->tick_sample >= seq && p->tick_sample < seq + n) {
-		unsigned f = (unsigned)(p->tick_sample - seq);
-		emit_metrics(p, p->envb + (size_t)f * nm, p->tick_sample);
-		p->tick++;
-		p->tick_sample = tick_end(p, p->tick) - 1;
+	/* Onset detection and calibration run up to each tick's last sample (and
+	 * stop exactly at a calibration's last sample), so a tick reports the
+	 * onset state (active, SNR, baseline) of its own sample and a rest
+	 * baseline covers exactly the trial: results do not depend on how the
+	 * frames were split into blocks. */
+	for (unsigned done = 0; done < n;) {
+		unsigned end = n;
+		if (p->tick_sample >= seq + done && p->tick_sample < seq + n)
+			end = (unsigned)(p->tick_sample - seq) + 1;
+		if (p->cal_kind && p->cal_left > 0 && p->cal_left < end - done)
+			end = done + (unsigned)p->cal_left;
+		emg_onset_run(p->onset, p->work + (size_t)done * nm, end - done, seq + done, on_onset,
+			      p);
+		if (p->cal_kind)
+			calib_collect(p, p->envb + (size_t)done * nm, end - done);
+		if (p->tick_sample == seq + end - 1) {
+			emit_metrics(p, p->envb + (size_t)(end - 1) * nm, p->tick_sample);
+			p->tick++;
+			p->tick_sample = tick_end(p, p->tick) - 1;
+		}
+		done = end;
 	}
 }
 
@@ -285,6 +298,7 @@ void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned 
 {
 	if (!p->started) {
 		p->origin = first_seq;
+		p->next_seq = first_seq;
 		p->tick_sample = tick_end(p, 0) - 1;
 		p->started = 1;
 	}
@@ -292,12 +306,17 @@ void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned 
 	p->ud = ud;
 	p->blk_last_seq = first_seq + nframes - 1;
 	p->blk_t_ns = t_ns;
-	/* A sequence jump (lost frames) must not leave ticks behind: skip them so
-	 * the tick counter stays gap-free and in step with the samples. */
-	while (p->tick_sample < first_seq) {
-		p->tick++;
-		p->tick_sample = tick_end(p, p->tick) - 1;
+	/* A sequence jump (lost frames, or a restarted counter) moves the tick
+	 * grid by the jump: tick numbers stay gap-free (a gap in /emg/frame means
+	 * lost bundles, lost samples show in `dropped`) and every tick still
+	 * covers its share of received samples.  Unsigned wrap-around makes a
+	 * backward jump work the same way. */
+	if (first_seq != p->next_seq) {
+		uint64_t delta = first_seq - p->next_seq;
+		p->origin += delta;
+		p->tick_sample += delta;
 	}
+	p->next_seq = first_seq + nframes;
 	for (unsigned off = 0; off < nframes; off += BLOCK) {
 		unsigned n = nframes - off < BLOCK ? nframes - off : BLOCK;
 		process_block(p, frames + (size_t)off * p->dev_ch, n, first_seq + off);
@@ -311,6 +330,7 @@ void emg_pipeline_handover(struct emg_pipeline *to, const struct emg_pipeline *f
 		return;
 	/* The next tick of `to` starts right after the last tick `from` emitted. */
 	to->started = 1;
+	to->next_seq = from->next_seq;
 	to->tick = to->tick0 = from->tick;
 	to->origin = from->tick > from->tick0 ? tick_end(from, from->tick - 1) : from->origin;
 	to->tick_sample = tick_end(to, to->tick) - 1;

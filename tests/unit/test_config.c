@@ -1,0 +1,855 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for emg_config: defaults, strict INI parsing and its error messages. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char err[1024];
+
+/* Parse text over a fresh default config; returns the result, cfg stays initialised. */
+static int parse(struct emg_config *cfg, const char *text)
+{
+	err[0] = '\0';
+	return emg_config_parse(cfg, "emgd.conf", text, strlen(text), err, sizeof(err));
+}
+
+/* Expect a parse failure whose message contains want. */
+#define ck_parse_err(text, want)                                                                   \
+	do {                                                                                       \
+		struct emg_config c_;                                                              \
+		ck_assert_int_eq(emg_config_init(&c_), 0);                                         \
+		ck_assert_int_eq(parse(&c_, text), -EINVAL);                                       \
+		ck_assert_msg(strstr(err, want) != NULL, "error '%s' lacks '%s'", err, want);      \
+		emg_config_release(&c_);                                                           \
+	} while (0)
+
+START_TEST(test_defaults)
+{
+	struct emg_config c;
+	const struct emg_muscle *m;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_str_eq(c.path, "");
+	ck_assert_str_eq(c.driver, "synth");
+	ck_assert_double_eq(c.rate, 2000);
+	ck_assert_uint_eq(c.channels, 0);
+	ck_assert_str_eq(c.scenario, "session");
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 6);
+	m = emg_muscles_get(c.muscles, 0);
+	ck_assert_str_eq(m->name, "glute_max_l");
+	ck_assert_str_eq(emg_muscles_get(c.muscles, 5)->name, "hip_flex_r");
+	ck_assert_str_eq(c.listen.host, "127.0.0.1");
+	ck_assert_uint_eq(c.listen.port, 9000);
+	ck_assert_uint_eq(c.ntargets, 0);
+	ck_assert_uint_eq(c.nallow, 0);
+	ck_assert_double_eq(c.pipe.publish_rate, 50);
+	ck_assert_double_eq(c.pipe.rms_window_ms, 125);
+	ck_assert_double_eq(c.pipe.filter.highpass_hz, 20);
+	ck_assert_double_eq(c.pipe.filter.lowpass_hz, 450);
+	ck_assert_double_eq(c.pipe.filter.mains_hz, 50);
+	ck_assert_int_eq(c.pipe.onset.method, EMG_ONSET_HODGES);
+	ck_assert_uint_eq(c.default_lease_s, 10);
+	ck_assert_uint_eq(c.max_lease_s, 300);
+	ck_assert_uint_eq(c.max_subscribers, 64);
+	ck_assert_int_eq(c.record, EMG_RECORD_OFF);
+	ck_assert_int_eq(c.rt_priority, 0);
+	emg_config_release(&c);
+	ck_assert_ptr_null(c.muscles);
+}
+END_TEST
+
+START_TEST(test_empty_file_is_defaults)
+{
+	struct emg_config c, d;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(emg_config_init(&d), 0);
+	ck_assert_int_eq(parse(&c, ""), 0);
+	ck_assert_str_eq(c.path, "emgd.conf");
+	ck_assert_int_eq(parse(&c, "# only a comment\n\n; another\n"), 0);
+	ck_assert(emg_muscles_equal(c.muscles, d.muscles));
+	ck_assert_double_eq(c.pipe.publish_rate, d.pipe.publish_rate);
+	ck_assert_uint_eq(c.listen.port, d.listen.port);
+	ck_assert_int_eq(emg_config_device_changed(&c, &d), 0);
+	emg_config_release(&c);
+	emg_config_release(&d);
+}
+END_TEST
+
+START_TEST(test_every_key_type)
+{
+	struct emg_config c;
+	const char *text = "[device]\n"
+			   "driver = synth\n"
+			   "rate = 4000\n"             /* double */
+			   "channels = 8\n"            /* uint */
+			   "serial = AB-12_x\n"        /* string */
+			   "file = /tmp/replay.edf\n"
+			   "realtime = no\n"           /* bool */
+			   "seed = 0x10\n"             /* custom */
+			   "snr_db = 12.5\n"
+			   "mains_uv = 0\n"
+			   "wander = false\n"
+			   "pops = off\n"
+			   "scenario = hip_thrust\n"
+			   "[dsp]\n"
+			   "highpass = 10\n"
+			   "highpass_order = 4\n"
+			   "lowpass = 500\n"
+			   "lowpass_order = 8\n"
+			   "mains = 60\n"
+			   "notch_q = 25\n"
+			   "rms_window_ms = 100\n"
+			   "onset_window_ms = 20\n"
+			   "detector = tkeo\n"
+			   "threshold_k = 2.5\n"
+			   "hold_ms = 30\n"
+			   "offset_ms = 60\n"
+			   "min_burst_ms = 40\n"
+			   "bonato_pfa = 1e-3\n"
+			   "[osc]\n"
+			   "listen = [::1]:9100\n"
+			   "publish_rate = 100\n"
+			   "max_subscribers = 5\n"
+			   "lease = 20\n"
+			   "max_lease = 60\n"
+			   "rate_limit = 10\n"
+			   "rate_burst = 20\n"
+			   "[daemon]\n"
+			   "state_dir = /tmp/state\n"
+			   "recordings_dir = /tmp/rec\n"
+			   "record = auto\n"
+			   "mlock = 0\n"
+			   "rt_priority = 50\n";
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, text) == 0, "%s", err);
+	ck_assert_str_eq(c.driver, "synth");
+	ck_assert_double_eq(c.rate, 4000);
+	ck_assert_uint_eq(c.channels, 8);
+	ck_assert_str_eq(c.serial, "AB-12_x");
+	ck_assert_str_eq(c.file, "/tmp/replay.edf");
+	ck_assert(!c.realtime);
+	ck_assert_uint_eq(c.seed, 16);
+	ck_assert_double_eq(c.snr_db, 12.5);
+	ck_assert_double_eq(c.synth_mains_uv, 0);
+	ck_assert(!c.wander);
+	ck_assert(!c.pops);
+	ck_assert_str_eq(c.scenario, "hip_thrust");
+	ck_assert_double_eq(c.pipe.filter.highpass_hz, 10);
+	ck_assert_uint_eq(c.pipe.filter.highpass_order, 4);
+	ck_assert_double_eq(c.pipe.filter.lowpass_hz, 500);
+	ck_assert_uint_eq(c.pipe.filter.lowpass_order, 8);
+	ck_assert_double_eq(c.pipe.filter.mains_hz, 60);
+	ck_assert_double_eq(c.pipe.filter.notch_q, 25);
+	ck_assert_double_eq(c.pipe.rms_window_ms, 100);
+	ck_assert_double_eq(c.pipe.onset.window_ms, 20);
+	ck_assert_int_eq(c.pipe.onset.method, EMG_ONSET_TKEO);
+	ck_assert_double_eq(c.pipe.onset.k, 2.5);
+	ck_assert_double_eq(c.pipe.onset.hold_ms, 30);
+	ck_assert_double_eq(c.pipe.onset.offset_ms, 60);
+	ck_assert_double_eq(c.pipe.onset.min_burst_ms, 40);
+	ck_assert_double_eq(c.pipe.onset.bonato_pfa, 1e-3);
+	ck_assert_str_eq(c.listen.host, "::1");
+	ck_assert_uint_eq(c.listen.port, 9100);
+	ck_assert_double_eq(c.pipe.publish_rate, 100);
+	ck_assert_uint_eq(c.max_subscribers, 5);
+	ck_assert_uint_eq(c.default_lease_s, 20);
+	ck_assert_uint_eq(c.max_lease_s, 60);
+	ck_assert_double_eq(c.rate_limit, 10);
+	ck_assert_uint_eq(c.rate_burst, 20);
+	ck_assert_str_eq(c.state_dir, "/tmp/state");
+	ck_assert_str_eq(c.recordings_dir, "/tmp/rec");
+	ck_assert_int_eq(c.record, EMG_RECORD_AUTO);
+	ck_assert(!c.mlock);
+	ck_assert_int_eq(c.rt_priority, 50);
+	/* the other spellings of booleans and mains = off */
+	ck_assert_int_eq(parse(&c, "[device]\nrealtime = yes\nwander = true\npops = on\n"
+				   "[daemon]\nmlock = 1\n[dsp]\nmains = off\n"),
+			 0);
+	ck_assert(c.realtime && c.wander && c.pops && c.mlock);
+	ck_assert_double_eq(c.pipe.filter.mains_hz, 0);
+	/* a parse starts from cfg, not from the built-in defaults */
+	ck_assert_double_eq(c.rate, 4000);
+	emg_config_release(&c);
+}
+END_TEST
+
+START_TEST(test_bad_values)
+{
+	ck_parse_err("[device]\nrate = 2000\n[dsp]\nmains = 55\n",
+		     "emgd.conf:4: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	ck_parse_err("\n\n[dsp]\nmains = 55\n", "emgd.conf:4: [dsp] mains = 55: bad value");
+	ck_parse_err("[device]\nrate = 20000\n",
+		     "emgd.conf:2: [device] rate = 20000: bad value (allowed: 0 (driver default) or 250..16000 Hz)");
+	ck_parse_err("[device]\nrate = fast\n", "emgd.conf:2: [device] rate = fast: bad value");
+	ck_parse_err("[device]\nrate = nan\n", "[device] rate = nan: bad value");
+	ck_parse_err("[device]\nrate = inf\n", "[device] rate = inf: bad value");
+	ck_parse_err("[device]\nchannels = 2.5\n",
+		     "emgd.conf:2: [device] channels = 2.5: bad value (allowed: 0 (enough for [muscles]) .. 256)");
+	ck_parse_err("[device]\nchannels = -1\n", "[device] channels = -1: bad value");
+	ck_parse_err("[device]\nchannels = 257\n", "[device] channels = 257: bad value");
+	ck_parse_err("[device]\nrealtime = maybe\n",
+		     "emgd.conf:2: [device] realtime = maybe: bad value (allowed: yes or no)");
+	ck_parse_err("[device]\nrealtime = YES\n", "[device] realtime = YES: bad value");
+	ck_parse_err("[device]\ndriver = cyton9000\n",
+		     "emgd.conf:2: [device] driver = cyton9000: bad value (allowed: synth)");
+	ck_parse_err("[device]\nseed = -1\n",
+		     "[device] seed = -1: bad value (allowed: an unsigned 64-bit integer)");
+	ck_parse_err("[device]\nseed = 99999999999999999999999\n", "[device] seed = 9");
+	ck_parse_err("[device]\nscenario = marathon\n",
+		     "[device] scenario = marathon: bad value (allowed: session, rest, bridge, hip_thrust, abduction or prone_hip_ext)");
+	ck_parse_err("[device]\nserial = 0123456789012345678901234567890123456789012345678901234567890123\n",
+		     "allowed: a serial number, up to 63 characters");
+	ck_parse_err("[dsp]\nhighpass_order = 3\n",
+		     "emgd.conf:2: [dsp] highpass_order = 3: bad value (allowed: 2, 4, 6 or 8)");
+	ck_parse_err("[dsp]\nlowpass_order = 10\n", "[dsp] lowpass_order = 10: bad value");
+	ck_parse_err("[dsp]\ndetector = magic\n",
+		     "[dsp] detector = magic: bad value (allowed: hodges, tkeo or bonato)");
+	ck_parse_err("[dsp]\nnotch_q = 0.5\n", "[dsp] notch_q = 0.5: bad value (allowed: 1..200)");
+	ck_parse_err("[dsp]\nthreshold_k = 0\n", "[dsp] threshold_k = 0: bad value");
+	ck_parse_err("[osc]\nlisten = localhost:9000\n",
+		     "emgd.conf:2: [osc] listen = localhost:9000: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address)");
+	ck_parse_err("[osc]\npublish_rate = 0\n",
+		     "[osc] publish_rate = 0: bad value (allowed: 1..1000 Hz)");
+	ck_parse_err("[osc]\nallow = 10.0.0.0/33\n", "[osc] allow = 10.0.0.0/33: bad value");
+	ck_parse_err("[osc]\ntarget = 1.2.3.4\n", "[osc] target = 1.2.3.4: bad value");
+	ck_parse_err("[daemon]\nstate_dir = relative/path\n",
+		     "[daemon] state_dir = relative/path: bad value (allowed: an absolute path)");
+	ck_parse_err("[daemon]\nrecord = sometimes\n",
+		     "[daemon] record = sometimes: bad value (allowed: off or auto)");
+	ck_parse_err("[daemon]\nrt_priority = 100\n",
+		     "[daemon] rt_priority = 100: bad value (allowed: 0 (off) .. 99)");
+	/* the file name is the one passed in */
+	{
+		struct emg_config c;
+		const char *t = "[dsp]\nmains = 55\n";
+		ck_assert_int_eq(emg_config_init(&c), 0);
+		ck_assert_int_eq(emg_config_parse(&c, "/etc/emgd/site.conf", t, strlen(t), err,
+						  sizeof(err)),
+				 -EINVAL);
+		ck_assert_str_eq(err, "/etc/emgd/site.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+		emg_config_release(&c);
+	}
+}
+END_TEST
+
+START_TEST(test_unknown_key_and_section)
+{
+	ck_parse_err("[osc]\npublsh_rate = 50\n",
+		     "emgd.conf:2: [osc] publsh_rate: unknown key (allowed: listen, publish_rate, target, max_subscribers, lease, max_lease, rate_limit, rate_burst, allow)");
+	ck_parse_err("[device]\n\nrates = 2000\n", "emgd.conf:3: [device] rates: unknown key (allowed: driver, rate, channels,");
+	ck_parse_err("[daemon]\nmlocked = yes\n",
+		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, mlock, rt_priority)");
+	ck_parse_err("[dev]\nrate = 2000\n",
+		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles)");
+	ck_parse_err("rate = 2000\n", "emgd.conf:1: []: unknown section");
+	/* an empty unknown section is a typo too, reported at its header */
+	ck_parse_err("[osc]\npublish_rate = 40\n\n[xyz]\n", "emgd.conf:4: [xyz]: unknown section");
+	/* section names and keys are case-sensitive */
+	ck_parse_err("[Device]\nrate = 2000\n", "[Device]: unknown section");
+}
+END_TEST
+
+START_TEST(test_syntax_error)
+{
+	ck_parse_err("[device]\nrate 2000\n",
+		     "emgd.conf:2: syntax error (allowed: '[section]', 'key = value', '# comment' or a blank line)");
+	ck_parse_err("[device\nrate = 2000\n", "emgd.conf:1: syntax error");
+	ck_parse_err("# ok\n[dsp]\nmains = 50\njunk\n", "emgd.conf:4: syntax error");
+	/* CRLF line ends and a last line without a newline are fine */
+	{
+		struct emg_config c;
+		ck_assert_int_eq(emg_config_init(&c), 0);
+		ck_assert_msg(parse(&c, "[osc]\r\npublish_rate = 25\r\n[dsp]\r\nmains = 60") == 0, "%s", err);
+		ck_assert_double_eq(c.pipe.publish_rate, 25);
+		ck_assert_double_eq(c.pipe.filter.mains_hz, 60);
+		emg_config_release(&c);
+	}
+}
+END_TEST
+
+/* inih reads lines into a fixed buffer: a longer line must be an error on its own line, not
+ * be cut into pieces that are parsed as further lines (a space at the cut even makes the rest a
+ * "continuation" value). */
+START_TEST(test_long_line)
+{
+	struct emg_config c;
+	char text[1024], *p = text;
+
+	p += sprintf(p, "[device]\nrealtime = no\nfile = /");
+	for (int i = 0; i < 300; i++)
+		*p++ = (i % 50 == 49) ? ' ' : 'a';
+	sprintf(p, "\n[osc]\nbogus = 1\n");
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(parse(&c, text), -EINVAL);
+	ck_assert_msg(strstr(err, "emgd.conf:3: line too long (allowed: at most ") == err, "%s", err);
+	ck_assert_str_eq(c.file, "");
+	ck_assert(c.realtime);
+	/* an earlier error still wins over a later long line */
+	memcpy(text, "[devic]\n", 8);
+	ck_assert_int_eq(parse(&c, text), -EINVAL);
+	ck_assert_msg(strstr(err, "emgd.conf:1: [devic]: unknown section") == err, "%s", err);
+	/* 150 characters are fine */
+	p = text + sprintf(text, "[device]\nfile = /");
+	memset(p, 'b', 150);
+	sprintf(p + 150, "\n");
+	ck_assert_msg(parse(&c, text) == 0, "%s", err);
+	ck_assert_uint_eq(strlen(c.file), 151);
+	emg_config_release(&c);
+}
+END_TEST
+
+/* The first error is the one reported, with its own line - later lines must not overwrite it. */
+START_TEST(test_first_error_wins)
+{
+	struct emg_config c;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\ndetector = magic\n"), -EINVAL);
+	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	ck_assert_int_eq(parse(&c, "[dsp]\njunk line\nmains = 55\n"), -EINVAL);
+	ck_assert_msg(strstr(err, "emgd.conf:2: syntax error") == err, "%s", err);
+	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\njunk line\n"), -EINVAL);
+	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 50\n[bogus]\nx = 1\n[dsp]\nmains = 55\n"), -EINVAL);
+	ck_assert_str_eq(err, "emgd.conf:3: [bogus]: unknown section (allowed: device, dsp, osc, daemon, muscles)");
+	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\n[bogus]\n"), -EINVAL);
+	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	emg_config_release(&c);
+}
+END_TEST
+
+START_TEST(test_binary_and_huge)
+{
+	struct emg_config c;
+	static const char bin[] = "[device]\nrate = 2000\0\n";
+	size_t big = EMG_CONFIG_MAX_BYTES + 1;
+	char *text = malloc(big);
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(emg_config_parse(&c, "bin.conf", bin, sizeof(bin) - 1, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "bin.conf: binary data"));
+	ck_assert_ptr_nonnull(text);
+	for (size_t i = 0; i < big; i++)
+		text[i] = (i % 64 == 63) ? '\n' : '#';
+	ck_assert_int_eq(emg_config_parse(&c, "big.conf", text, big, err, sizeof(err)), -EFBIG);
+	ck_assert_ptr_nonnull(strstr(err, "big.conf: file too large"));
+	/* exactly the limit is accepted (it is all comments) */
+	ck_assert_int_eq(emg_config_parse(&c, "big.conf", text, big - 1, err, sizeof(err)), 0);
+	free(text);
+	emg_config_release(&c);
+}
+END_TEST
+
+START_TEST(test_error_leaves_cfg_untouched)
+{
+	struct emg_config c, ref;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(parse(&c, "[device]\nrate = 4000\n[osc]\ntarget = 127.0.0.1:7000\n"
+				   "[muscles]\nquad_l = 3\n"),
+			 0);
+	ck_assert_int_eq(emg_config_copy(&ref, &c), 0);
+	/* good keys before the bad one must not leak into cfg */
+	ck_assert_int_eq(parse(&c, "[device]\nrate = 8000\nseed = 5\n[osc]\ntarget = 127.0.0.1:1\n"
+				   "[muscles]\nother_r = 1\n[dsp]\nmains = 55\n"),
+			 -EINVAL);
+	ck_assert_double_eq(c.rate, 4000);
+	ck_assert_uint_eq(c.seed, ref.seed);
+	ck_assert_uint_eq(c.ntargets, 1);
+	ck_assert_uint_eq(c.targets[0].port, 7000);
+	ck_assert(emg_muscles_equal(c.muscles, ref.muscles));
+	ck_assert_ptr_ne(c.muscles, ref.muscles);
+	ck_assert_str_eq(c.path, "emgd.conf");
+	/* same for a cross-key failure */
+	ck_assert_int_eq(parse(&c, "[device]\nrate = 8000\n[dsp]\nhighpass = 200\nlowpass = 100\n"),
+			 -EINVAL);
+	ck_assert_double_eq(c.rate, 4000);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 1);
+	emg_config_release(&c);
+	emg_config_release(&ref);
+}
+END_TEST
+
+START_TEST(test_muscles_section)
+{
+	struct emg_config c;
+	const struct emg_muscle *m;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, "[muscles]\n"
+				"glute_max_r = 3, upper outer quadrant\n"
+				"hamstring_l = 1\n"
+				"erector = 8 ,  L3 paraspinal\n"
+				"vastus_lat_r = 256\n") == 0,
+		      "%s", err);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 4); /* the six defaults are gone */
+	ck_assert_int_eq(emg_muscles_find(c.muscles, "glute_max_l"), -ENOENT);
+	m = emg_muscles_get(c.muscles, 0);
+	ck_assert_str_eq(m->name, "glute_max_r");
+	ck_assert_uint_eq(m->channel, 2); /* 1-based in the file */
+	ck_assert_int_eq(m->side, EMG_SIDE_RIGHT);
+	ck_assert_str_eq(m->site, "upper outer quadrant");
+	m = emg_muscles_get(c.muscles, 1);
+	ck_assert_uint_eq(m->channel, 0);
+	ck_assert_int_eq(m->side, EMG_SIDE_LEFT);
+	ck_assert_str_eq(m->site, "");
+	m = emg_muscles_get(c.muscles, 2);
+	ck_assert_str_eq(m->name, "erector");
+	ck_assert_uint_eq(m->channel, 7);
+	ck_assert_int_eq(m->side, EMG_SIDE_NONE);
+	ck_assert_str_eq(m->site, "L3 paraspinal");
+	ck_assert_uint_eq(emg_muscles_get(c.muscles, 3)->channel, 255);
+	ck_assert_uint_eq(emg_muscles_channels_needed(c.muscles), 256);
+
+	/* a second parse with a [muscles] section replaces the map again, one without keeps it */
+	ck_assert_int_eq(parse(&c, "[muscles]\nx_l = 2\n"), 0);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 1);
+	ck_assert_int_eq(parse(&c, "[osc]\npublish_rate = 25\n"), 0);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 1);
+	ck_assert_str_eq(emg_muscles_get(c.muscles, 0)->name, "x_l");
+	emg_config_release(&c);
+
+	ck_parse_err("[muscles]\nGlute = 1\n",
+		     "emgd.conf:2: [muscles] Glute: bad muscle name (allowed: lower_snake a-z 0-9 _, starting with a letter, at most 31 characters)");
+	ck_parse_err("[muscles]\n1glute = 1\n", "[muscles] 1glute: bad muscle name");
+	ck_parse_err("[muscles]\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1\n", "bad muscle name");
+	ck_parse_err("[muscles]\nglute = 0\n",
+		     "emgd.conf:2: [muscles] glute = 0: bad channel '0' (allowed: 1..256, as printed on the amplifier, then optionally ', electrode site')");
+	ck_parse_err("[muscles]\nglute = 257\n", "bad channel '257'");
+	ck_parse_err("[muscles]\nglute = two, site\n", "[muscles] glute = two, site: bad channel 'two'");
+	ck_parse_err("[muscles]\nglute = 1.5\n", "bad channel '1.5'");
+	ck_parse_err("[muscles]\nglute = \n", "bad channel ''");
+	ck_parse_err("[muscles]\na = 1\nb = 2\na = 3\n",
+		     "emgd.conf:4: [muscles] a = 3: muscle name or channel already used (allowed: each muscle once, each channel once)");
+	ck_parse_err("[muscles]\na = 1\nb = 1\n", "emgd.conf:3: [muscles] b = 1: muscle name or channel already used");
+	/* an empty [muscles] section keeps the defaults, so this is no error */
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(parse(&c, "[muscles]\n"), 0);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 6);
+	emg_config_release(&c);
+}
+END_TEST
+
+START_TEST(test_too_many_muscles)
+{
+	char *text = malloc(65 * 32 + 16), *p = text;
+	struct emg_config c;
+
+	p += sprintf(p, "[muscles]\n");
+	for (unsigned i = 0; i < EMG_MUSCLES_MAX; i++)
+		p += sprintf(p, "m%u = %u\n", i, i + 1);
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_int_eq(parse(&c, text), 0);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), EMG_MUSCLES_MAX);
+	sprintf(p, "extra = 100\n");
+	ck_assert_int_eq(parse(&c, text), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "emgd.conf:66: [muscles] extra: too many muscles (allowed: at most 64)"));
+	emg_config_release(&c);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_cross_key)
+{
+	ck_parse_err("[dsp]\nhighpass = 100\nlowpass = 100\n",
+		     "emgd.conf: [dsp] highpass = 100: must be below lowpass = 100");
+	ck_parse_err("[dsp]\nhighpass = 200\nlowpass = 150\n", "[dsp] highpass = 200: must be below lowpass = 150");
+	ck_parse_err("[osc]\nmax_lease = 5\n", "[osc] lease = 10: must not exceed max_lease = 5");
+	ck_parse_err("[device]\nrate = 250\n[osc]\npublish_rate = 500\n",
+		     "[osc] publish_rate = 500: must not exceed [device] rate = 250");
+	ck_parse_err("[device]\nrate = 100\n", "[device] rate = 100: bad value (allowed: 0 (driver default) or 250..16000 Hz)");
+	ck_parse_err("[device]\nchannels = 4\n", "[muscles]: channel 6 used but [device] channels = 4");
+	ck_parse_err("[device]\nchannels = 2\n[muscles]\nsolo = 3\n", "[muscles]: channel 3 used but [device] channels = 2");
+
+	/* the boundaries themselves are fine; order in the file does not matter */
+	struct emg_config c;
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, "[osc]\nlease = 300\nmax_lease = 300\npublish_rate = 1000\n"
+				"[device]\nrate = 1000\nchannels = 6\n[dsp]\nlowpass = 0\nhighpass = 200\n") == 0,
+		      "%s", err);
+	ck_assert_int_eq(parse(&c, "[device]\nrate = 0\n[osc]\npublish_rate = 1000\n[dsp]\nhighpass = 0\nlowpass = 10\n"), 0);
+	ck_assert_double_eq(c.rate, 0);
+	emg_config_release(&c);
+}
+END_TEST
+
+START_TEST(test_targets_and_allow)
+{
+	struct emg_config c;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	char *text, *p;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, "[osc]\n"
+				"target = 127.0.0.1:9001\n"
+				"target = [::1]:9002\n"
+				"allow = 10.0.0.0/8, fd00::/8\n"
+				"allow = 192.168.1.0/24\n") == 0,
+		      "%s", err);
+	ck_assert_uint_eq(c.ntargets, 2);
+	ck_assert_str_eq(c.targets[0].host, "127.0.0.1");
+	ck_assert_uint_eq(c.targets[0].port, 9001);
+	ck_assert_str_eq(c.targets[1].host, "::1");
+	ck_assert_uint_eq(c.targets[1].port, 9002);
+	ck_assert_uint_eq(c.nallow, 3);
+	ck_assert_int_eq(c.allow[0].family, AF_INET);
+	ck_assert_uint_eq(c.allow[0].prefix, 8);
+	ck_assert_int_eq(c.allow[1].family, AF_INET6);
+	ck_assert_uint_eq(c.allow[2].prefix, 24);
+	inet_pton(AF_INET, "192.168.1.77", &a.sin_addr);
+	ck_assert(emg_cidr_match(&c.allow[2], (struct sockaddr *)&a));
+
+	/* the next parse starts the lists from empty, it does not append */
+	ck_assert_int_eq(parse(&c, "[osc]\ntarget = 127.0.0.1:7000\n"), 0);
+	ck_assert_uint_eq(c.ntargets, 1);
+	ck_assert_uint_eq(c.targets[0].port, 7000);
+	ck_assert_uint_eq(c.nallow, 0);
+	ck_assert_int_eq(parse(&c, ""), 0);
+	ck_assert_uint_eq(c.ntargets, 0);
+
+	/* 16 targets fit, 17 do not */
+	text = malloc(64 * 40);
+	p = text + sprintf(text, "[osc]\n");
+	for (unsigned i = 0; i < EMG_CONFIG_MAX_TARGETS; i++)
+		p += sprintf(p, "target = 127.0.0.1:%u\n", 7000 + i);
+	ck_assert_int_eq(parse(&c, text), 0);
+	ck_assert_uint_eq(c.ntargets, 16);
+	sprintf(p, "target = 127.0.0.1:1\n");
+	ck_assert_int_eq(parse(&c, text), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "emgd.conf:18: [osc] target = 127.0.0.1:1: bad value (allowed: host:port (numeric), up to 16 target lines)"));
+	ck_assert_uint_eq(c.ntargets, 16);
+	/* 32 networks fit, 33 do not, several per line */
+	p = text + sprintf(text, "[osc]\n");
+	for (unsigned i = 0; i < EMG_CONFIG_MAX_ALLOW; i += 4)
+		p += sprintf(p, "allow = 10.%u.0.0/16 10.%u.0.0/16,10.%u.0.0/16, 10.%u.0.0/16\n", i,
+			     i + 1, i + 2, i + 3);
+	ck_assert_msg(parse(&c, text) == 0, "%s", err);
+	ck_assert_uint_eq(c.nallow, 32);
+	ck_assert_uint_eq(c.allow[31].addr[1], 31);
+	sprintf(p, "allow = 10.200.0.0/16\n");
+	ck_assert_int_eq(parse(&c, text), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "emgd.conf:10: [osc] allow = 10.200.0.0/16: bad value"));
+	p = text + sprintf(text, "[osc]\n");
+	for (unsigned i = 0; i < EMG_CONFIG_MAX_ALLOW; i++)
+		p += sprintf(p, "allow = 10.%u.0.0/16\n", i);
+	ck_assert_int_eq(parse(&c, text), 0);
+	ck_assert_uint_eq(c.nallow, 32);
+	sprintf(p, "allow = 10.200.0.0/16\n");
+	ck_assert_int_eq(parse(&c, text), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "emgd.conf:34: [osc] allow = 10.200.0.0/16: bad value"));
+	free(text);
+	emg_config_release(&c);
+}
+END_TEST
+
+static void sin4(struct sockaddr_in *a, const char *ip)
+{
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &a->sin_addr), 1);
+}
+
+static void sin6(struct sockaddr_in6 *a, const char *ip)
+{
+	memset(a, 0, sizeof(*a));
+	a->sin6_family = AF_INET6;
+	ck_assert_int_eq(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+}
+
+static int match(const char *cidr, const char *ip)
+{
+	struct emg_cidr c;
+	struct sockaddr_storage ss;
+
+	ck_assert_msg(emg_cidr_parse(cidr, &c) == 0, "cannot parse %s", cidr);
+	if (strchr(ip, ':'))
+		sin6((struct sockaddr_in6 *)&ss, ip);
+	else
+		sin4((struct sockaddr_in *)&ss, ip);
+	return emg_cidr_match(&c, (struct sockaddr *)&ss);
+}
+
+START_TEST(test_cidr)
+{
+	struct emg_cidr c;
+	struct sockaddr sa = { .sa_family = AF_UNIX };
+
+	ck_assert_int_eq(emg_cidr_parse("192.168.1.0/24", &c), 0);
+	ck_assert_int_eq(c.family, AF_INET);
+	ck_assert_uint_eq(c.prefix, 24);
+	ck_assert_uint_eq(c.addr[0], 192);
+	ck_assert_uint_eq(c.addr[2], 1);
+	ck_assert_int_eq(emg_cidr_parse("10.1.2.3", &c), 0);
+	ck_assert_uint_eq(c.prefix, 32);
+	ck_assert_int_eq(emg_cidr_parse("fd00::/8", &c), 0);
+	ck_assert_int_eq(c.family, AF_INET6);
+	ck_assert_uint_eq(c.prefix, 8);
+	ck_assert_int_eq(emg_cidr_parse("::1", &c), 0);
+	ck_assert_uint_eq(c.prefix, 128);
+	ck_assert_int_eq(emg_cidr_parse("0.0.0.0/0", &c), 0);
+	ck_assert_int_eq(emg_cidr_parse("::/0", &c), 0);
+	ck_assert_int_eq(emg_cidr_parse("::/128", &c), 0);
+
+	ck_assert_int_eq(emg_cidr_parse("10.0.0.0/33", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("10.0.0.0/-1", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("10.0.0.0/", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("10.0.0.0/8x", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("10.0.0.0/a", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("fd00::/129", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("10.0.0/8", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("256.0.0.0/8", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("host.example/8", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("/8", &c), -EINVAL);
+	ck_assert_int_eq(emg_cidr_parse("1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb/8", &c),
+			 -EINVAL);
+
+	ck_assert(match("192.168.1.0/24", "192.168.1.255"));
+	ck_assert(!match("192.168.1.0/24", "192.168.2.1"));
+	ck_assert(match("10.0.0.0/8", "10.255.1.2"));
+	ck_assert(!match("10.0.0.0/8", "11.0.0.1"));
+	ck_assert(match("10.1.2.3/32", "10.1.2.3"));
+	ck_assert(!match("10.1.2.3/32", "10.1.2.4"));
+	ck_assert(match("10.1.2.3", "10.1.2.3"));
+	ck_assert(match("0.0.0.0/0", "203.0.113.9"));
+	ck_assert(match("172.16.0.0/12", "172.31.255.255")); /* a prefix that is not byte aligned */
+	ck_assert(!match("172.16.0.0/12", "172.32.0.0"));
+	ck_assert(match("fd00::/8", "fd12:3456::1"));
+	ck_assert(!match("fd00::/8", "fe80::1"));
+	ck_assert(match("2001:db8::/33", "2001:db8:7fff::1"));
+	ck_assert(!match("2001:db8::/33", "2001:db8:8000::1"));
+	ck_assert(match("::1/128", "::1"));
+	ck_assert(!match("::1/128", "::2"));
+	ck_assert(match("::/0", "2001:db8::1"));
+	/* an IPv4 client on a dual-stack socket, ::ffff:a.b.c.d, matches IPv4 networks */
+	ck_assert(match("192.168.1.0/24", "::ffff:192.168.1.20"));
+	ck_assert(!match("192.168.1.0/24", "::ffff:192.168.2.20"));
+	ck_assert(match("0.0.0.0/0", "::ffff:8.8.8.8"));
+	/* ... but a v6 address that merely ends in the same bytes does not */
+	ck_assert(!match("192.168.1.0/24", "::192.168.1.20"));
+	ck_assert(!match("0.0.0.0/0", "2001:db8::1"));
+	/* and v6 networks never match IPv4 sockaddrs */
+	ck_assert(!match("fd00::/8", "10.0.0.1"));
+	ck_assert_int_eq(emg_cidr_parse("0.0.0.0/0", &c), 0);
+	ck_assert_int_eq(emg_cidr_match(&c, &sa), 0);
+}
+END_TEST
+
+START_TEST(test_hostport)
+{
+	struct emg_hostport hp = { "untouched", 1 };
+
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:9000", &hp), 0);
+	ck_assert_str_eq(hp.host, "127.0.0.1");
+	ck_assert_uint_eq(hp.port, 9000);
+	ck_assert_int_eq(emg_hostport_parse("[::1]:65535", &hp), 0);
+	ck_assert_str_eq(hp.host, "::1");
+	ck_assert_uint_eq(hp.port, 65535);
+	ck_assert_int_eq(emg_hostport_parse("[fe80::1:2]:1", &hp), 0);
+	ck_assert_str_eq(hp.host, "fe80::1:2");
+	ck_assert_uint_eq(hp.port, 1);
+	ck_assert_int_eq(emg_hostport_parse("0.0.0.0:9000", &hp), 0);
+
+	hp.port = 4242;
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:0", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:65536", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:-1", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:90a", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse(":9000", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("localhost:9000", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("::1:9000", &hp), -EINVAL);     /* v6 needs brackets */
+	ck_assert_int_eq(emg_hostport_parse("[::1]9000", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("[::1]:", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("[::1:9000", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("[127.0.0.1]:9000", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("[nonsense]:9000", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("999.0.0.1:9000", &hp), -EINVAL);
+	ck_assert_uint_eq(hp.port, 4242); /* untouched on error */
+	ck_assert_str_eq(hp.host, "0.0.0.0");
+}
+END_TEST
+
+static char tmpdir[256];
+
+static void fs_setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/emgd-test-config-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void fs_teardown(void)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/emgd.conf", tmpdir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/big.conf", tmpdir);
+	unlink(p);
+	rmdir(tmpdir);
+}
+
+START_TEST(test_load)
+{
+	struct emg_config c;
+	char path[512], want[600];
+	FILE *f;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	snprintf(path, sizeof(path), "%s/missing.conf", tmpdir);
+	ck_assert_int_eq(emg_config_load(&c, path, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want), "%s: cannot open", path);
+	ck_assert_ptr_nonnull(strstr(err, want));
+	ck_assert_str_eq(c.path, "");
+
+	ck_assert_int_eq(emg_config_load(&c, tmpdir, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file", tmpdir);
+	ck_assert_str_eq(err, want);
+
+	snprintf(path, sizeof(path), "%s/emgd.conf", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("# site config\n[osc]\npublish_rate = 20\n[dsp]\nmains = 55\n", f);
+	fclose(f);
+	ck_assert_int_eq(emg_config_load(&c, path, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:5: [dsp] mains = 55: bad value (allowed: 50, 60 or off)",
+		 path);
+	ck_assert_str_eq(err, want);
+	ck_assert_double_eq(c.pipe.publish_rate, 50);
+
+	f = fopen(path, "w");
+	fputs("# site config\n[osc]\npublish_rate = 20\n", f);
+	fclose(f);
+	ck_assert_int_eq(emg_config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_double_eq(c.pipe.publish_rate, 20);
+	ck_assert_str_eq(c.path, path);
+
+	snprintf(path, sizeof(path), "%s/big.conf", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_int_eq(ftruncate(fileno(f), EMG_CONFIG_MAX_BYTES + 1), 0);
+	fclose(f);
+	ck_assert_int_eq(emg_config_load(&c, path, err, sizeof(err)), -EFBIG);
+	ck_assert_ptr_nonnull(strstr(err, "file too large"));
+	ck_assert_double_eq(c.pipe.publish_rate, 20);
+	emg_config_release(&c);
+}
+END_TEST
+
+START_TEST(test_device_changed)
+{
+	struct emg_config a, b;
+	struct emg_device_config dev;
+
+	ck_assert_int_eq(emg_config_init(&a), 0);
+	ck_assert_int_eq(emg_config_copy(&b, &a), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+	/* DSP and OSC settings do not need a device restart */
+	ck_assert_int_eq(parse(&b, "[osc]\npublish_rate = 100\nlisten = 127.0.0.1:9100\n"
+				   "[dsp]\nlowpass = 400\nhighpass = 10\n"),
+			 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+	/* ... except mains: the synth hums at the configured frequency */
+	ck_assert_int_eq(parse(&b, "[dsp]\nmains = 60\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[dsp]\nmains = 50\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+	ck_assert_int_eq(parse(&b, "[device]\nseed = 2\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[device]\nseed = 1\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+	ck_assert_int_eq(parse(&b, "[device]\nrate = 4000\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[device]\nrate = 2000\nscenario = bridge\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[device]\nscenario = session\nchannels = 8\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[device]\nchannels = 0\nrealtime = no\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[device]\nrealtime = yes\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+	/* the synth scripts each muscle, so renaming one restarts it; more channels always do */
+	ck_assert_int_eq(parse(&b, "[muscles]\nglute_max_l = 1\nglute_max_r = 2\nglute_med_l = 3\n"
+				   "glute_med_r = 4\nhip_flex_l = 5\nhamstring_r = 6\n"),
+			 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	ck_assert_int_eq(parse(&b, "[muscles]\nglute_max_l = 1\nglute_max_r = 2\nglute_med_l = 3\n"
+				   "glute_med_r = 4\nhip_flex_l = 5\nhip_flex_r = 6, new site text\n"),
+			 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+	ck_assert_int_eq(parse(&b, "[muscles]\nglute_max_l = 1\nglute_max_r = 8\n"), 0);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+
+	emg_config_device(&a, &dev);
+	ck_assert_str_eq(dev.driver, "synth");
+	ck_assert_double_eq(dev.rate, 2000);
+	ck_assert_ptr_eq(dev.muscles, a.muscles);
+	ck_assert_double_eq(dev.mains_hz, 50);
+	ck_assert_int_eq(dev.realtime, 1);
+	ck_assert_uint_eq(dev.seed, 1);
+	ck_assert_int_eq(parse(&a, "[dsp]\nmains = off\n"), 0);
+	emg_config_device(&a, &dev);
+	ck_assert_double_eq(dev.mains_hz, 50); /* the synth still hums when the notch is off */
+	ck_assert_int_eq(parse(&a, "[dsp]\nmains = 60\n"), 0);
+	emg_config_device(&a, &dev);
+	ck_assert_double_eq(dev.mains_hz, 60);
+	emg_config_release(&a);
+	emg_config_release(&b);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("parse");
+
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_empty_file_is_defaults);
+	tcase_add_test(tc, test_every_key_type);
+	tcase_add_test(tc, test_bad_values);
+	tcase_add_test(tc, test_unknown_key_and_section);
+	tcase_add_test(tc, test_syntax_error);
+	tcase_add_test(tc, test_first_error_wins);
+	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_binary_and_huge);
+	tcase_add_test(tc, test_error_leaves_cfg_untouched);
+	tcase_add_test(tc, test_muscles_section);
+	tcase_add_test(tc, test_too_many_muscles);
+	tcase_add_test(tc, test_cross_key);
+	tcase_add_test(tc, test_targets_and_allow);
+	tcase_add_test(tc, test_device_changed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("net");
+	tcase_add_test(tc, test_cidr);
+	tcase_add_test(tc, test_hostport);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("file");
+	tcase_add_checked_fixture(tc, fs_setup, fs_teardown);
+	tcase_add_test(tc, test_load);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

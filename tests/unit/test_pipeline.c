@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for emg_pipeline: tick timing, block-split invariance, sequence jumps,
+ * calibration records, onset timestamps and the channel map.  Signals come from the synth
+ * (not paced) or are made by hand; a reference filter + envelope chain built from the same
+ * modules checks the calibration numbers.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/synth.h"
+#include "envelope.h"
+#include "filter.h"
+#include "pipeline.h"
+
+#define FS 2000.0
+#define SEC 1000000000ull
+
+/* ---- record capture -------------------------------------------------- */
+
+struct recs {
+	size_t size; /* bytes per record slot */
+	size_t n, cap;
+	unsigned char *buf;
+	uint64_t max_bytes; /* largest record seen, from nmuscles */
+};
+
+static void recs_init(struct recs *r, const struct emg_pipeline *p)
+{
+	memset(r, 0, sizeof(*r));
+	r->size = emg_pipeline_record_size(p);
+}
+
+static void recs_free(struct recs *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->n = r->cap = 0;
+}
+
+static struct emg_rec *rec_at(const struct recs *r, size_t i)
+{
+	return (struct emg_rec *)(r->buf + i * r->size);
+}
+
+static void on_rec(void *ud, const struct emg_rec *rec)
+{
+	struct recs *r = ud;
+	size_t bytes = sizeof(*rec);
+
+	if (rec->type == EMG_REC_METRICS)
+		bytes += rec->nmuscles * sizeof(struct emg_rec_muscle);
+	ck_assert_uint_le(bytes, r->size);
+	if (bytes > r->max_bytes)
+		r->max_bytes = bytes;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 256;
+		r->buf = realloc(r->buf, r->cap * r->size);
+		ck_assert_ptr_nonnull(r->buf);
+	}
+	memset(r->buf + r->n * r->size, 0, r->size);
+	memcpy(r->buf + r->n * r->size, rec, bytes);
+	r->n++;
+}
+
+static size_t count_type(const struct recs *r, int type)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		n += rec_at(r, i)->type == type;
+	return n;
+}
+
+/* ---- signals --------------------------------------------------------- */
+
+static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
+
+static double gauss(void)
+{
+	double u, v;
+
+	rng_s ^= rng_s >> 12, rng_s ^= rng_s << 25, rng_s ^= rng_s >> 27;
+	u = ((double)((rng_s * 0x2545f4914f6cdd1dull) >> 11) + 0.5) / 9007199254740992.0;
+	rng_s ^= rng_s >> 12, rng_s ^= rng_s << 25, rng_s ^= rng_s >> 27;
+	v = ((double)((rng_s * 0x2545f4914f6cdd1dull) >> 11) + 0.5) / 9007199254740992.0;
+	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
+}
+
+/* n frames of ch channels from the synth (default session scenario, not paced). */
+static float *synth_frames(const struct emg_muscles *map, unsigned ch, double fs, uint64_t n)
+{
+	struct emg_device_config dc;
+	struct emg_synth *s;
+	float *x;
+
+	emg_device_config_default(&dc);
+	dc.realtime = false;
+	dc.rate = fs;
+	dc.channels = ch;
+	dc.muscles = map;
+	ck_assert_int_eq(emg_synth_new(&s, &dc), 0);
+	ck_assert_uint_eq(emg_synth_channels(s), ch);
+	x = malloc(sizeof(float) * ch * n);
+	ck_assert_ptr_nonnull(x);
+	emg_synth_generate(s, x, (unsigned)n);
+	emg_synth_free(s);
+	return x;
+}
+
+static struct emg_device_info devinfo(double fs, unsigned ch)
+{
+	struct emg_device_info d;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.driver, sizeof(d.driver), "synth");
+	d.rate = fs;
+	d.channels = ch;
+	return d;
+}
+
+static struct emg_pipeline *make(const struct emg_pipeline_config *pc, double fs, unsigned ch,
+				 const struct emg_muscles *map, const struct emg_calib *cal)
+{
+	struct emg_device_info d = devinfo(fs, ch);
+	struct emg_pipeline *p;
+
+	ck_assert_int_eq(emg_pipeline_new(&p, pc, &d, map, cal), 0);
+	return p;
+}
+
+/* Arrival time of a block whose last frame is `last`: sample time plus a fixed 3 ms latency. */
+static uint64_t arrival(uint64_t last, double fs)
+{
+	return 1000 * SEC + (uint64_t)((double)(last + 1) * 1e9 / fs) + 3000000ull;
+}
+
+/* Feed frames [from, to) of x (ch channels) in blocks cycling through sizes[]. */
+static void feed(struct emg_pipeline *p, const float *x, unsigned ch, uint64_t from, uint64_t to,
+		 const unsigned *sizes, unsigned nsizes, uint64_t seq0, struct recs *r, double fs)
+{
+	unsigned k = 0;
+
+	for (uint64_t i = from; i < to;) {
+		unsigned n = sizes[k++ % nsizes];
+		if (n > to - i)
+			n = (unsigned)(to - i);
+		emg_pipeline_process(p, x + i * ch, n, seq0 + i, arrival(seq0 + i + n - 1, fs), on_rec,
+				     r);
+		i += n;
+	}
+}
+
+/* ---- creation -------------------------------------------------------- */
+
+START_TEST(test_new_invalid)
+{
+	struct emg_pipeline_config pc;
+	struct emg_muscles *map, *empty;
+	struct emg_device_info d = devinfo(FS, 6);
+	struct emg_pipeline *p = NULL;
+
+	emg_pipeline_config_default(&pc);
+	ck_assert_double_eq(pc.publish_rate, 50);
+	ck_assert_double_eq(pc.rms_window_ms, 125);
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	ck_assert_int_eq(emg_muscles_new(&empty), 0);
+
+	pc.publish_rate = 2001; /* faster than the samples */
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), -EINVAL);
+	pc.publish_rate = 0;
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), -EINVAL);
+	pc.publish_rate = 2000; /* one tick per sample is the limit */
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), 0);
+	emg_pipeline_free(p);
+	pc.publish_rate = 50;
+	pc.rms_window_ms = 0;
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), -EINVAL);
+	pc.rms_window_ms = 125;
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, empty, NULL), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, NULL, map, NULL), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_new(&p, NULL, &d, map, NULL), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, NULL, NULL), -EINVAL);
+	/* the map needs 6 channels */
+	d.channels = 5;
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), -ERANGE);
+	d.channels = 0;
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), -EINVAL);
+	d.channels = 6;
+	d.rate = 0;
+	ck_assert_int_eq(emg_pipeline_new(&p, &pc, &d, map, NULL), -EINVAL);
+	d.rate = FS;
+	/* a filter the sample rate cannot carry is refused too */
+	pc.filter.highpass_hz = 1500;
+	pc.filter.lowpass_hz = 0;
+	pc.filter.mains_hz = 0;
+	ck_assert_int_lt(emg_pipeline_new(&p, &pc, &d, map, NULL), 0);
+	emg_muscles_free(map);
+	emg_muscles_free(empty);
+}
+END_TEST
+
+START_TEST(test_record_size_and_accessors)
+{
+	struct emg_pipeline_config pc;
+	struct emg_muscles *map;
+	struct emg_pipeline *p;
+	char desc[128];
+
+	emg_pipeline_config_default(&pc);
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	p = make(&pc, FS, 8, map, NULL);
+	ck_assert_uint_eq(emg_pipeline_record_size(p),
+			  sizeof(struct emg_rec) + 6 * sizeof(struct emg_rec_muscle));
+	ck_assert(emg_muscles_equal(emg_pipeline_muscles(p), map));
+	ck_assert_ptr_ne(emg_pipeline_muscles(p), map); /* its own copy */
+	ck_assert_int_gt(emg_pipeline_describe(p, desc, sizeof(desc)), 0);
+	ck_assert_ptr_nonnull(strstr(desc, "50"));
+	ck_assert_int_eq(emg_pipeline_calibrating(p), 0);
+	emg_pipeline_free(p);
+	emg_pipeline_free(NULL);
+	emg_muscles_free(map);
+}
+END_TEST
+
+/* ---- ticks ----------------------------------------------------------- */
+
+/* Check that the metrics in r are ticks first..first+n-1 closing at the right samples. */
+static void check_ticks(const struct recs *r, size_t expect, double fs, double rate,
+			uint64_t seq0, unsigned nm)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct emg_rec *rec = rec_at(r, i);
+		if (rec->type != EMG_REC_METRICS)
+			continue;
+		ck_assert_msg(rec->tick == k, "tick %llu where %zu was due",
+			      (unsigned long long)rec->tick, k);
+		ck_assert_uint_eq(rec->sample,
+				  seq0 + (uint64_t)floor((double)(k + 1) * fs / rate) - 1);
+		ck_assert_uint_eq(rec->nmuscles, nm);
+		k++;
+	}
+	ck_assert_uint_eq(k, expect);
+}
+
+START_TEST(test_publish_rate_exact)
+{
+	static const struct {
+		double fs, rate, secs;
+		unsigned block;
+	} cases[] = {
+		{ 2000, 50, 10, 256 },  { 2000, 30, 10, 256 }, { 2000, 30, 10, 67 },
+		{ 1000, 7, 10, 100 },   { 2000, 1000, 2, 128 }, { 250, 1, 20, 1 },
+		{ 4096, 60, 5, 1000 },  { 2000, 2000, 1, 33 },
+	};
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		double fs = cases[c].fs;
+		uint64_t n = (uint64_t)(cases[c].secs * fs);
+		float *x = calloc(n * 6, sizeof(float));
+		struct emg_pipeline *p;
+		struct recs r;
+		size_t expect = (size_t)floor(cases[c].secs * cases[c].rate + 1e-9);
+
+		emg_pipeline_config_default(&pc);
+		pc.publish_rate = cases[c].rate;
+		pc.filter.mains_hz = fs >= 500 ? 50 : 0;
+		for (uint64_t i = 0; i < n * 6; i++)
+			x[i] = (float)(10.0 * gauss());
+		p = make(&pc, fs, 6, map, NULL);
+		recs_init(&r, p);
+		/* the sequence does not start at 0: ticks count from the first sample seen */
+		feed(p, x, 6, 0, n, &cases[c].block, 1, 123456, &r, fs);
+		ck_assert_msg(count_type(&r, EMG_REC_METRICS) == expect, "case %u: %zu ticks, expected %zu",
+			      c, count_type(&r, EMG_REC_METRICS), expect);
+		/* the arrival back-dating: a tick on the block's last frame has t_ns == arrival */
+		for (size_t i = 0; i < r.n; i++) {
+			struct emg_rec *rec = rec_at(&r, i);
+			uint64_t last, back;
+			if (rec->type != EMG_REC_METRICS)
+				continue;
+			/* the block that produced it ended at the frame whose arrival it carries */
+			last = (uint64_t)llround((double)(rec->arrival_ns - 1000 * SEC - 3000000ull) * fs / 1e9) - 1;
+			ck_assert_uint_ge(last, rec->sample);
+			back = (uint64_t)((double)(last - rec->sample) * 1e9 / fs);
+			ck_assert_uint_eq(rec->t_ns, rec->arrival_ns - back);
+		}
+		check_ticks(&r, expect, fs, cases[c].rate, 123456, 6);
+		recs_free(&r);
+		emg_pipeline_free(p);
+		free(x);
+	}
+	emg_muscles_free(map);
+}
+END_TEST
+
+/* The same samples in any block split give the same records, bit for bit. */
+START_TEST(test_block_split_invariance)
+{
+	static const unsigned big[] = { 256 }, odd[] = { 1, 7, 128, 1000 }, ones[] = { 1 },
+			      mixed[] = { 129, 3, 500, 64, 2 };
+	const uint64_t n = (uint64_t)(25 * FS);
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	float *x;
+	struct recs ra, rb;
+	const unsigned *splits[] = { odd, ones, mixed };
+	const unsigned nsplit[] = { 4, 1, 5 };
+
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	x = synth_frames(map, 6, FS, n);
+	emg_pipeline_config_default(&pc);
+	{
+		struct emg_pipeline *p = make(&pc, FS, 6, map, NULL);
+		recs_init(&ra, p);
+		feed(p, x, 6, 0, n, big, 1, 0, &ra, FS);
+		emg_pipeline_free(p);
+	}
+	ck_assert_uint_eq(count_type(&ra, EMG_REC_METRICS), 25 * 50);
+	/* the session scenario has bursts in the first 25 s: events must be part of the test */
+	ck_assert_uint_gt(count_type(&ra, EMG_REC_ONSET), 3);
+	ck_assert_uint_gt(count_type(&ra, EMG_REC_OFFSET), 3);
+	check_ticks(&ra, 25 * 50, FS, 50, 0, 6);
+	for (unsigned s = 0; s < 3; s++) {
+		struct emg_pipeline *p = make(&pc, FS, 6, map, NULL);
+		size_t k = 0;
+
+		recs_init(&rb, p);
+		feed(p, x, 6, 0, n, splits[s], nsplit[s], 0, &rb, FS);
+		ck_assert_uint_eq(rb.n, ra.n);
+		for (size_t i = 0; i < ra.n; i++) {
+			struct emg_rec *a = rec_at(&ra, i), *b = rec_at(&rb, i);
+			ck_assert_uint_eq(a->type, b->type);
+			ck_assert_uint_eq(a->sample, b->sample);
+			ck_assert_uint_eq(a->muscle, b->muscle);
+			if (a->type == EMG_REC_METRICS) {
+				ck_assert_uint_eq(a->tick, k);
+				ck_assert_uint_eq(b->tick, k);
+				k++;
+				ck_assert_msg(!memcmp(a->m, b->m, 6 * sizeof(a->m[0])),
+					      "split %u: tick %llu differs", s,
+					      (unsigned long long)a->tick);
+			} else {
+				ck_assert_float_eq(a->duration_s, b->duration_s);
+				ck_assert_float_eq(a->snr_db, b->snr_db);
+			}
+		}
+		recs_free(&rb);
+		emg_pipeline_free(p);
+	}
+	recs_free(&ra);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+START_TEST(test_sequence_jump)
+{
+	const unsigned bs = 100;
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	float *x;
+	const uint64_t n = (uint64_t)(4 * FS);
+	uint64_t last_tick = 0, ticks = 0;
+
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	x = synth_frames(map, 6, FS, n);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	/* 1 s, then 1000 frames lost, then 1 s, then the counter restarts from 0, then 1 s */
+	feed(p, x, 6, 0, 2000, &bs, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_METRICS), 50);
+	emg_pipeline_add_dropped(p, 1000);
+	feed(p, x, 6, 2000, 4000, &bs, 1, 1000, &r, FS); /* sequence 3000..4999 */
+	emg_pipeline_add_dropped(p, 7);
+	feed(p, x, 6, 4000, 6000, &bs, 1, (uint64_t)0 - 4000, &r, FS); /* sequence 0..1999 */
+	for (size_t i = 0; i < r.n; i++) {
+		struct emg_rec *rec = rec_at(&r, i);
+		if (rec->type != EMG_REC_METRICS)
+			continue;
+		ck_assert_msg(rec->tick == ticks, "tick %llu after %llu", (unsigned long long)rec->tick,
+			      (unsigned long long)last_tick);
+		last_tick = rec->tick;
+		ticks++;
+		/* dropped frames show from the first tick after the jump */
+		if (ticks <= 50)
+			ck_assert_uint_eq(rec->dropped, 0);
+		else if (ticks <= 100)
+			ck_assert_uint_eq(rec->dropped, 1000);
+		else
+			ck_assert_uint_eq(rec->dropped, 1007);
+		/* still one tick per 40 received samples */
+		if (ticks > 50 && ticks <= 100)
+			ck_assert_uint_eq(rec->sample, 3000 + (ticks - 50) * 40 - 1);
+		if (ticks > 100)
+			ck_assert_uint_eq(rec->sample, (ticks - 100) * 40 - 1);
+	}
+	ck_assert_uint_eq(ticks, 150);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+/* ---- calibration ----------------------------------------------------- */
+
+/* Reference display envelope of x (nm lanes, already in muscle order) with the pipeline's chain. */
+static float *reference_env(const struct emg_pipeline_config *pc, const float *x, unsigned nm,
+			    uint64_t n, double fs)
+{
+	struct emg_filter *f;
+	struct emg_env *e;
+	float *y = malloc(sizeof(float) * nm * n), *env = malloc(sizeof(float) * nm * n);
+
+	memcpy(y, x, sizeof(float) * nm * n);
+	ck_assert_int_eq(emg_filter_new(&f, &pc->filter, fs, nm), 0);
+	ck_assert_int_eq(emg_env_new(&e, nm, (unsigned)lround(pc->rms_window_ms * 1e-3 * fs)), 0);
+	for (uint64_t i = 0; i < n; i += 128) {
+		unsigned b = n - i < 128 ? (unsigned)(n - i) : 128;
+		emg_filter_run(f, y + i * nm, b);
+		emg_env_run(e, y + i * nm, env + i * nm, b);
+	}
+	emg_filter_free(f);
+	emg_env_free(e);
+	free(y);
+	return env;
+}
+
+START_TEST(test_rest_calibration)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(4 * FS), start = 3000, len = 2000;
+	float *x = malloc(sizeof(float) * 6 * n), *env;
+	const unsigned one = 1, blk = 250;
+	double sum[6] = { 0 };
+
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned c = 0; c < 6; c++)
+			x[i * 6 + c] = (float)((c + 1) * 5.0 * gauss());
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	env = reference_env(&pc, x, 6, n, FS);
+	for (uint64_t i = start; i < start + len; i++)
+		for (unsigned c = 0; c < 6; c++)
+			sum[c] += env[i * 6 + c];
+
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	feed(p, x, 6, 0, start, &blk, 1, 0, &r, FS);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 0.4), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 121), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, NAN), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), 0);
+	ck_assert_int_eq(emg_pipeline_calibrating(p), 1);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), -EBUSY);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 0, 1.0), -EBUSY);
+	/* nothing until the 2000th sample, then one record per muscle at once */
+	feed(p, x, 6, start, start + len - 1, &blk, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 0);
+	ck_assert_int_eq(emg_pipeline_calibrating(p), 1);
+	feed(p, x, 6, start + len - 1, start + len, &one, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 6);
+	ck_assert_int_eq(emg_pipeline_calibrating(p), 0);
+	for (unsigned c = 0, k = 0; k < r.n; k++) {
+		struct emg_rec *rec = rec_at(&r, k);
+		if (rec->type != EMG_REC_CALIB)
+			continue;
+		ck_assert_int_eq(rec->calib_kind, EMG_CALIB_REST);
+		ck_assert_int_eq(rec->calib_err, 0);
+		ck_assert_uint_eq(rec->muscle, c);
+		ck_assert_int_eq(rec->baseline.method, EMG_ONSET_HODGES);
+		ck_assert_double_gt(rec->baseline.rms, 0);
+		ck_assert_double_gt(rec->baseline.mean, 0);
+		ck_assert_double_gt(rec->baseline.sd, 0);
+		ck_assert_float_eq_tol(rec->rest_rms, (float)(sum[c] / len), 1e-3f * rec->rest_rms);
+		/* lane c carries (c+1) x 5 uV noise: the baselines scale with it */
+		ck_assert_double_eq_tol(rec->baseline.rms, rec->rest_rms, 0.1 * rec->rest_rms);
+		ck_assert_uint_eq(rec->arrival_ns, arrival(start + len - 1, FS));
+		c++;
+	}
+	/* from then on the metrics say the baseline comes from the rest trial */
+	feed(p, x, 6, start + len, n, &blk, 1, 0, &r, FS);
+	{
+		struct emg_rec *last = rec_at(&r, r.n - 1);
+		ck_assert_uint_eq(last->type, EMG_REC_METRICS);
+		for (unsigned c = 0; c < 6; c++) {
+			ck_assert_uint_eq(last->m[c].baseline, EMG_BASELINE_REST);
+			ck_assert_float_lt(last->m[c].level, 0.0f); /* still no MVC */
+		}
+	}
+	/* a new calibration is possible again */
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 5, 0.5), 0);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(env);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+START_TEST(test_rest_calibration_flat)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	float *x = calloc(6 * 4000, sizeof(float));
+	const unsigned blk = 128;
+
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), 0);
+	feed(p, x, 6, 0, 4000, &blk, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 6);
+	for (size_t k = 0; k < r.n; k++)
+		if (rec_at(&r, k)->type == EMG_REC_CALIB)
+			ck_assert_int_eq(rec_at(&r, k)->calib_err, -ENODATA);
+	/* a disconnected electrode is no MVC either */
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 1, 1.0), 0);
+	r.n = 0;
+	feed(p, x, 6, 0, 4000, &blk, 1, 4000, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 1);
+	for (size_t k = 0; k < r.n; k++)
+		if (rec_at(&r, k)->type == EMG_REC_CALIB) {
+			ck_assert_int_eq(rec_at(&r, k)->calib_kind, EMG_CALIB_MVC);
+			ck_assert_int_eq(rec_at(&r, k)->calib_err, -ENODATA);
+			ck_assert_uint_eq(rec_at(&r, k)->muscle, 1);
+		}
+	ck_assert_float_lt(rec_at(&r, r.n - 1)->m[1].level, 0.0f);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+START_TEST(test_mvc_calibration)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(6 * FS), start = 2000, len = 3000;
+	float *x = malloc(sizeof(float) * 6 * n), *env, peak = 0;
+	const unsigned blk = 100, odd = 333;
+	uint64_t prev_tick_sample = 0;
+	int above_one = 0;
+
+	/* muscle 2: a contraction that swells during the trial and doubles afterwards */
+	for (uint64_t i = 0; i < n; i++) {
+		double a = 1.0;
+		if (i >= start && i < start + len)
+			a = 1.0 + 20.0 * sin(M_PI * (double)(i - start) / (double)len);
+		else if (i >= start + len + 1000)
+			a = 42.0;
+		for (unsigned c = 0; c < 6; c++)
+			x[i * 6 + c] = (float)((c == 2 ? a : 1.0) * 10.0 * gauss());
+	}
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	env = reference_env(&pc, x, 6, n, FS);
+	for (uint64_t i = start; i < start + len; i++)
+		if (env[i * 6 + 2] > peak)
+			peak = env[i * 6 + 2];
+
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	feed(p, x, 6, 0, start, &blk, 1, 0, &r, FS);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 6, 1.0), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 2, 0.2), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 2, 61), -EINVAL);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 2, 1.5), 0);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 2, 1.5), -EBUSY);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.5), -EBUSY);
+	/* blocks of 333 frames: the trial ends inside one, between two ticks */
+	feed(p, x, 6, start, n, &odd, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 1);
+	for (size_t k = 0; k < r.n; k++) {
+		struct emg_rec *rec = rec_at(&r, k);
+		if (rec->type == EMG_REC_METRICS)
+			prev_tick_sample = rec->sample;
+		if (rec->type == EMG_REC_CALIB) {
+			/* emitted at the trial's last sample: after tick 4959, before tick 4999 */
+			ck_assert_uint_eq(prev_tick_sample, start + len - 41);
+			ck_assert_uint_eq(rec_at(&r, k + 1)->type, EMG_REC_METRICS);
+			ck_assert_uint_eq(rec_at(&r, k + 1)->sample, start + len - 1);
+			ck_assert_int_eq(rec->calib_kind, EMG_CALIB_MVC);
+			ck_assert_int_eq(rec->calib_err, 0);
+			ck_assert_uint_eq(rec->muscle, 2);
+			ck_assert_float_eq_tol(rec->mvc_rms, peak, 1e-4f * peak);
+			/* block 2000 + 333 * 9 = 4997 .. 5329 produced it */
+			ck_assert_uint_eq(rec->arrival_ns, arrival(start + 10 * odd - 1, FS));
+			continue;
+		}
+		if (rec->type != EMG_REC_METRICS)
+			continue;
+		for (unsigned c = 0; c < 6; c++) {
+			/* the trial's last sample, 4999, is also a tick: it already has the MVC */
+			if (c != 2 || rec->sample < start + len - 1) {
+				ck_assert_float_lt(rec->m[c].level, 0.0f);
+				continue;
+			}
+			/* level = rms / MVC peak, not clipped */
+			ck_assert_float_eq_tol(rec->m[c].level, rec->m[c].rms / peak,
+					       1e-4f * rec->m[c].level + 1e-6f);
+			if (rec->m[c].level > 1.5f)
+				above_one = 1;
+		}
+	}
+	ck_assert(above_one);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(env);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+/* A calibration table passed in at creation applies from the first tick. */
+START_TEST(test_calib_from_table)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct emg_calib *cal;
+	struct emg_baseline b = { .method = EMG_ONSET_HODGES, .mean = 5, .sd = 1, .var = 30, .rms = 6 };
+	struct emg_baseline wrong = b;
+	struct recs r;
+	float *x = malloc(sizeof(float) * 6 * 400);
+	const unsigned blk = 400;
+	struct emg_rec *rec;
+
+	for (unsigned i = 0; i < 6 * 400; i++)
+		x[i] = (float)(5.0 * gauss());
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	ck_assert_int_eq(emg_calib_new(&cal, map), 0);
+	emg_calib_add_mvc(cal, 1, 2.0f, 1);
+	emg_calib_set_rest(cal, 3, &b, 5.0f, 1);
+	wrong.method = EMG_ONSET_BONATO; /* saved for another detector: ignored */
+	emg_calib_set_rest(cal, 4, &wrong, 5.0f, 1);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 6, map, cal);
+	emg_calib_free(cal); /* the pipeline keeps its own copy */
+	recs_init(&r, p);
+	feed(p, x, 6, 0, 400, &blk, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_REC_METRICS), 10);
+	rec = rec_at(&r, 0);
+	ck_assert_float_eq_tol(rec->m[1].level, rec->m[1].rms / 2.0f, 1e-6f);
+	ck_assert_float_lt(rec->m[0].level, 0.0f);
+	ck_assert_uint_eq(rec->m[3].baseline, EMG_BASELINE_REST);
+	ck_assert_uint_ne(rec->m[4].baseline, EMG_BASELINE_REST);
+	ck_assert_uint_ne(rec->m[0].baseline, EMG_BASELINE_REST);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+/* ---- events ---------------------------------------------------------- */
+
+START_TEST(test_onset_timestamps)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(8 * FS), on = 7000, off = 11000, seq0 = 1000000;
+	float *x = malloc(sizeof(float) * 6 * n);
+	static const unsigned sizes[] = { 96, 13, 200 };
+	unsigned onsets = 0, offsets = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned c = 0; c < 6; c++)
+			x[i * 6 + c] = (float)((c == 1 && i >= on && i < off ? 15.0 : 1.0) * 3.0 * gauss());
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	feed(p, x, 6, 0, n, sizes, 3, seq0, &r, FS);
+	for (size_t k = 0; k < r.n; k++) {
+		struct emg_rec *rec = rec_at(&r, k);
+		uint64_t last, back;
+		if (rec->type != EMG_REC_ONSET && rec->type != EMG_REC_OFFSET)
+			continue;
+		ck_assert_uint_eq(rec->muscle, 1);
+		/* arrival_ns is the arrival of the block that produced it: find its last frame */
+		last = (uint64_t)llround((double)(rec->arrival_ns - 1000 * SEC - 3000000ull) * FS / 1e9) - 1;
+		ck_assert_uint_eq(arrival(last, FS), rec->arrival_ns);
+		ck_assert_uint_ge(last, rec->sample);
+		back = (uint64_t)((double)(last - rec->sample) * 1e9 / FS);
+		ck_assert_uint_eq(rec->t_ns, rec->arrival_ns - back);
+		/* and t_ns is the sample's own time (+3 ms latency) to within a nanosecond */
+		ck_assert_uint_le(llabs((long long)(rec->t_ns - arrival(rec->sample, FS))), 2);
+		if (rec->type == EMG_REC_ONSET) {
+			onsets++;
+			ck_assert_uint_ge(rec->sample, seq0 + on - 40); /* within 20 ms */
+			ck_assert_uint_le(rec->sample, seq0 + on + 40);
+			ck_assert_float_gt(rec->snr_db, 15.0f);
+		} else {
+			offsets++;
+			/* late by the ringing of the Q 30 mains notches after a loud
+			 * broadband burst (~170 ms here; the raw detector is exact) */
+			ck_assert_uint_ge(rec->sample, seq0 + off - 40);
+			ck_assert_uint_le(rec->sample, seq0 + off + 500);
+			ck_assert_float_eq_tol(rec->duration_s,
+					       (double)(rec->sample - seq0 - on) / FS, 0.03);
+		}
+	}
+	ck_assert_uint_eq(onsets, 1);
+	ck_assert_uint_eq(offsets, 1);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+/* ---- channel map ----------------------------------------------------- */
+
+START_TEST(test_channel_mapping)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(2 * FS);
+	float *x = malloc(sizeof(float) * 8 * n);
+	const unsigned blk = 256;
+	struct emg_rec *last;
+
+	/* channel c (0-based) carries a 125 Hz sine of (c + 1) x 10 uV peak (not a mains harmonic) */
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned c = 0; c < 8; c++)
+			x[i * 8 + c] = (float)((c + 1) * 10.0 * sin(2 * M_PI * 125.0 * (double)i / FS));
+	ck_assert_int_eq(emg_muscles_new(&map), 0);
+	/* "channel 5" on the amplifier is index 4; the map order is not the channel order */
+	ck_assert_int_eq(emg_muscles_add(map, "glute_max_l", 4, EMG_SIDE_LEFT, NULL), 0);
+	ck_assert_int_eq(emg_muscles_add(map, "glute_max_r", 7, EMG_SIDE_RIGHT, NULL), 0);
+	ck_assert_int_eq(emg_muscles_add(map, "hip_flex_l", 0, EMG_SIDE_LEFT, NULL), 0);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 8, map, NULL);
+	ck_assert_uint_eq(emg_pipeline_record_size(p),
+			  sizeof(struct emg_rec) + 3 * sizeof(struct emg_rec_muscle));
+	recs_init(&r, p);
+	feed(p, x, 8, 0, n, &blk, 1, 0, &r, FS);
+	last = rec_at(&r, r.n - 1);
+	ck_assert_uint_eq(last->type, EMG_REC_METRICS);
+	ck_assert_uint_eq(last->nmuscles, 3);
+	ck_assert_uint_eq(r.max_bytes, emg_pipeline_record_size(p));
+	/* RMS of a sine = peak / sqrt 2; the band-pass passes 125 Hz nearly unchanged */
+	ck_assert_float_eq_tol(last->m[0].rms, 50.0 / M_SQRT2, 0.05 * 50.0 / M_SQRT2);
+	ck_assert_float_eq_tol(last->m[1].rms, 80.0 / M_SQRT2, 0.05 * 80.0 / M_SQRT2);
+	ck_assert_float_eq_tol(last->m[2].rms, 10.0 / M_SQRT2, 0.05 * 10.0 / M_SQRT2);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
+static Suite *pipeline_suite(void)
+{
+	Suite *s = suite_create("pipeline");
+	TCase *tc = tcase_create("api");
+
+	tcase_add_test(tc, test_new_invalid);
+	tcase_add_test(tc, test_record_size_and_accessors);
+	tcase_add_test(tc, test_channel_mapping);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ticks");
+	tcase_set_timeout(tc, 100);
+	tcase_add_test(tc, test_publish_rate_exact);
+	tcase_add_test(tc, test_block_split_invariance);
+	tcase_add_test(tc, test_sequence_jump);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("calib");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_rest_calibration);
+	tcase_add_test(tc, test_rest_calibration_flat);
+	tcase_add_test(tc, test_mvc_calibration);
+	tcase_add_test(tc, test_calib_from_table);
+	tcase_add_test(tc, test_onset_timestamps);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pipeline_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
