@@ -416,6 +416,9 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 		if (rec->calib_err == 0) {
 			emg_calib_set_rest(d->calib, rec->muscle, &rec->baseline, rec->rest_rms, now);
 			logmsg(L_INFO, "calibration: rest %s: %.2f uV RMS", name, rec->rest_rms);
+		} else if (rec->calib_err == -EBUSY) {
+			logmsg(L_WARNING, "calibration: rest %s refused: the muscle was active during the trial; relax it and repeat (previous baseline kept)",
+			       name);
 		} else {
 			logmsg(L_WARNING, "calibration: rest %s failed: %s", name,
 			       strerror(-rec->calib_err));

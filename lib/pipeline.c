@@ -41,6 +41,7 @@ struct emg_pipeline {
 	uint64_t cal_left;    /* samples still to collect */
 	uint64_t cal_count;
 	double cal_sum[EMG_MUSCLES_MAX]; /* rest: sum of display envelope */
+	uint8_t cal_moved[EMG_MUSCLES_MAX]; /* rest: muscle was active during the trial */
 	float cal_peak;       /* mvc: peak display envelope */
 
 	/* Per-call context for the onset callback. */
@@ -172,6 +173,8 @@ static void on_onset(void *ud, const struct emg_onset_event *ev)
 	struct emg_pipeline *p = ud;
 	struct emg_rec *rec = rec_begin(p, ev->kind == EMG_ONSET_ON ? EMG_REC_ONSET : EMG_REC_OFFSET);
 
+	if (p->cal_kind == EMG_CALIB_REST)
+		p->cal_moved[ev->lane] = 1; /* even a burst that ended between two checks */
 	rec->muscle = (uint16_t)ev->lane;
 	rec->sample = ev->sample;
 	rec->t_ns = sample_time(p, ev->sample);
@@ -215,7 +218,11 @@ static void calib_finish(struct emg_pipeline *p)
 			rec->calib_kind = EMG_CALIB_REST;
 			rec->calib_err = r;
 			rec->muscle = (uint16_t)i;
-			if (r == 0) {
+			/* A muscle that fired during "rest" would poison its baseline
+			 * (threshold far above real rest): refuse it, keep the old one. */
+			if (r == 0 && p->cal_moved[i])
+				rec->calib_err = -EBUSY;
+			else if (r == 0) {
 				rec->baseline = b[i];
 				rec->rest_rms = (float)(p->cal_sum[i] / (double)p->cal_count);
 				emg_calib_set_rest(p->calib, i, &b[i], rec->rest_rms, now);
@@ -243,6 +250,9 @@ static void calib_collect(struct emg_pipeline *p, const float *env, unsigned n)
 		for (unsigned f = 0; f < take; f++)
 			for (unsigned i = 0; i < p->nm; i++)
 				p->cal_sum[i] += env[(size_t)f * p->nm + i];
+		for (unsigned i = 0; i < p->nm; i++)
+			if (emg_onset_active(p->onset, i))
+				p->cal_moved[i] = 1;
 	} else {
 		for (unsigned f = 0; f < take; f++) {
 			float v = env[(size_t)f * p->nm + p->cal_muscle];
@@ -343,6 +353,7 @@ int emg_pipeline_calibrate_rest(struct emg_pipeline *p, double seconds)
 	if (!(seconds >= 0.5 && seconds <= 120))
 		return -EINVAL;
 	memset(p->cal_sum, 0, sizeof(p->cal_sum));
+	memset(p->cal_moved, 0, sizeof(p->cal_moved));
 	p->cal_count = 0;
 	p->cal_left = (uint64_t)llround(seconds * p->fs);
 	emg_onset_rest_begin(p->onset);

@@ -553,6 +553,46 @@ START_TEST(test_rest_calibration_flat)
 }
 END_TEST
 
+/* A muscle that contracts during the "rest" trial must not get that trial as its baseline. */
+START_TEST(test_rest_calibration_refuses_active)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(5 * FS), cal_at = (uint64_t)(3 * FS);
+	float *x = malloc(sizeof(float) * 6 * n);
+	const unsigned blk = 100;
+	unsigned seen = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned c = 0; c < 6; c++) {
+			/* channel 2 bursts to 20x its noise for 300 ms inside the trial */
+			double a = (c == 2 && i >= cal_at + 600 && i < cal_at + 1200) ? 20.0 : 1.0;
+			x[i * 6 + c] = (float)(5.0 * a * gauss());
+		}
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	feed(p, x, 6, 0, cal_at, &blk, 1, 0, &r, FS); /* auto baseline from quiet noise */
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), 0);
+	feed(p, x, 6, cal_at, n, &blk, 1, 0, &r, FS);
+	for (size_t k = 0; k < r.n; k++) {
+		struct emg_rec *rec = rec_at(&r, k);
+		if (rec->type != EMG_REC_CALIB)
+			continue;
+		seen++;
+		ck_assert_int_eq(rec->calib_err, rec->muscle == 2 ? -EBUSY : 0);
+	}
+	ck_assert_uint_eq(seen, 6);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	emg_muscles_free(map);
+	free(x);
+}
+END_TEST
+
 START_TEST(test_mvc_calibration)
 {
 	struct emg_muscles *map;
@@ -799,6 +839,7 @@ static Suite *pipeline_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_rest_calibration);
 	tcase_add_test(tc, test_rest_calibration_flat);
+	tcase_add_test(tc, test_rest_calibration_refuses_active);
 	tcase_add_test(tc, test_mvc_calibration);
 	tcase_add_test(tc, test_calib_from_table);
 	tcase_add_test(tc, test_onset_timestamps);
