@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sliding RMS, O(1) per channel-sample, no drift.
+ *
+ * Layout: the ring holds the squared samples of the last `window` frames,
+ * frame-major (ring[pos * nch + ch]), so the work of one frame is a straight
+ * loop over contiguous channels that the compiler vectorises.
+ *
+ * Per channel two double accumulators:
+ *   sum  - running sum of the window: += new square, -= the square leaving;
+ *   pass - sum of the squares written since the write position last wrapped.
+ * When the write position wraps, `pass` holds the sum of exactly the squares
+ * in the ring (freshly accumulated, no subtractions) and replaces `sum`; it
+ * restarts from zero.  The cancellation error of the running sum therefore
+ * never outlives one window, and the correction costs one store per channel
+ * per window - no periodic recompute loop, no burst of work.
+ *
+ * Squares are stored as float (what the ring holds is exactly what is later
+ * subtracted, so add/subtract pairs match bit for bit up to the double
+ * rounding of the sum).  Tiny negative sums left by cancellation are clamped
+ * to 0 before the square root.
+ *
+ * First fill: until `window` samples have arrived the RMS is
+ * sqrt(sum / samples_so_far), i.e. the RMS of what has been seen, rather than
+ * a value biased low by the zeros that pre-fill the ring.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+
+struct emg_env {
+	unsigned nch;
+	unsigned window;
+	unsigned pos;     /* next write position, 0..window-1 */
+	unsigned filled;  /* samples seen per channel, saturates at window */
+	double inv_n;     /* 1 / min(filled, window) */
+	double *sum;      /* [nch] running window sum */
+	double *pass;     /* [nch] sum over the current pass */
+	float *ring;      /* [window * nch] squares, frame-major */
+};
+
+int emg_env_new(struct emg_env **out, unsigned nch, unsigned window)
+{
+	struct emg_env *e;
+
+	if (!out || nch == 0 || window == 0)
+		return -EINVAL;
+	if ((size_t)window * nch > ((size_t)1 << 31) / sizeof(float))
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->nch = nch;
+	e->window = window;
+	e->sum = calloc(nch, sizeof(double));
+	e->pass = calloc(nch, sizeof(double));
+	e->ring = calloc((size_t)window * nch, sizeof(float));
+	if (!e->sum || !e->pass || !e->ring) {
+		emg_env_free(e);
+		return -ENOMEM;
+	}
+	emg_env_reset(e);
+	*out = e;
+	return 0;
+}
+
+void emg_env_free(struct emg_env *e)
+{
+	if (!e)
+		return;
+	free(e->sum);
+	free(e->pass);
+	free(e->ring);
+	free(e);
+}
+
+void emg_env_reset(struct emg_env *e)
+{
+	memset(e->sum, 0, e->nch * sizeof(double));
+	memset(e->pass, 0, e->nch * sizeof(double));
+	memset(e->ring, 0, (size_t)e->window * e->nch * sizeof(float));
+	e->pos = 0;
+	e->filled = 0;
+	e->inv_n = 1.0;
+}
+
+unsigned emg_env_window(const struct emg_env *e)
+{
+	return e->window;
+}
+
+void emg_env_run(struct emg_env *e, const float *in, float *out, unsigned nframes)
+{
+	const unsigned nch = e->nch;
+	double *sum = e->sum;
+	double *pass = e->pass;
+
+	for (unsigned f = 0; f < nframes; f++) {
+		float *r = e->ring + (size_t)e->pos * nch;
+		const float *x = in + (size_t)f * nch;
+
+		if (e->filled < e->window) {
+			e->filled++;
+			e->inv_n = 1.0 / e->filled;
+		}
+		const double inv_n = e->inv_n;
+
+		if (out) {
+			float *y = out + (size_t)f * nch;
+			for (unsigned c = 0; c < nch; c++) {
+				float sq = x[c] * x[c];
+				double s = sum[c] + ((double)sq - (double)r[c]);
+				r[c] = sq;
+				sum[c] = s;
+				pass[c] += sq;
+				s = s > 0.0 ? s : 0.0;
+				y[c] = (float)sqrt(s * inv_n);
+			}
+		} else {
+			for (unsigned c = 0; c < nch; c++) {
+				float sq = x[c] * x[c];
+				sum[c] += (double)sq - (double)r[c];
+				r[c] = sq;
+				pass[c] += sq;
+			}
+		}
+
+		if (++e->pos == e->window) {
+			/* The pass now covers exactly the ring: resynchronise. */
+			e->pos = 0;
+			for (unsigned c = 0; c < nch; c++) {
+				sum[c] = pass[c];
+				pass[c] = 0.0;
+			}
+		}
+	}
+}
+
+float emg_env_value(const struct emg_env *e, unsigned ch)
+{
+	double s;
+
+	if (ch >= e->nch || e->filled == 0)
+		return 0.0f;
+	s = e->sum[ch];
+	return s > 0.0 ? (float)sqrt(s * e->inv_n) : 0.0f;
+}

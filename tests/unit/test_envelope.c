@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for emg_env (sliding RMS). */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "envelope.h"
+
+/* Small deterministic generator (xorshift64*), uniform and Gaussian-ish. */
+static uint64_t rng_state;
+
+static void rng_seed(uint64_t s)
+{
+	rng_state = s ? s : 0x9e3779b97f4a7c15ull;
+}
+
+static uint64_t rng_u64(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* Uniform in [-1, 1). */
+static double rng_uni(void)
+{
+	return (double)(rng_u64() >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+/* Exact RMS of hist[end-n .. end-1] in double. */
+static double exact_rms(const float *hist, size_t end, unsigned n)
+{
+	double s = 0.0;
+
+	for (size_t i = end - n; i < end; i++)
+		s += (double)hist[i] * hist[i];
+	return sqrt(s / n);
+}
+
+static double rel_err(double got, double want)
+{
+	double d = fabs(got - want);
+
+	if (want == 0.0)
+		return d;
+	return d / fabs(want);
+}
+
+START_TEST(test_new_invalid)
+{
+	struct emg_env *e = NULL;
+
+	ck_assert_int_eq(emg_env_new(&e, 0, 10), -EINVAL);
+	ck_assert_int_eq(emg_env_new(&e, 4, 0), -EINVAL);
+	ck_assert_int_eq(emg_env_new(NULL, 4, 10), -EINVAL);
+	ck_assert_int_eq(emg_env_new(&e, 4, 10), 0);
+	ck_assert_uint_eq(emg_env_window(e), 10);
+	ck_assert_float_eq(emg_env_value(e, 0), 0.0f);
+	ck_assert_float_eq(emg_env_value(e, 99), 0.0f);
+	emg_env_free(e);
+	emg_env_free(NULL);
+}
+END_TEST
+
+/* Random input, random window and chunking: every output equals an exact recompute. */
+START_TEST(test_matches_exact)
+{
+	const unsigned nch = 3, n = 20000;
+	unsigned windows[] = { 1, 2, 7, 50, 250, 1999 };
+
+	rng_seed(42);
+	for (unsigned wi = 0; wi < sizeof(windows) / sizeof(windows[0]); wi++) {
+		unsigned w = windows[wi];
+		struct emg_env *e;
+		float *in = malloc(sizeof(float) * n * nch);
+		float *out = malloc(sizeof(float) * n * nch);
+		float *hist = malloc(sizeof(float) * n);
+
+		ck_assert_int_eq(emg_env_new(&e, nch, w), 0);
+		for (unsigned i = 0; i < n * nch; i++)
+			in[i] = (float)(rng_uni() * (1.0 + 100.0 * (i / nch % 3000 < 700)));
+		for (unsigned done = 0; done < n;) {
+			unsigned chunk = 1 + (unsigned)(rng_u64() % 613);
+			if (chunk > n - done)
+				chunk = n - done;
+			emg_env_run(e, in + (size_t)done * nch, out + (size_t)done * nch, chunk);
+			done += chunk;
+		}
+		for (unsigned c = 0; c < nch; c++) {
+			for (unsigned i = 0; i < n; i++)
+				hist[i] = in[(size_t)i * nch + c];
+			for (unsigned i = 0; i < n; i++) {
+				unsigned m = i + 1 < w ? i + 1 : w; /* first fill: RMS so far */
+				double want = exact_rms(hist, i + 1, m);
+				double got = out[(size_t)i * nch + c];
+				ck_assert_msg(rel_err(got, want) < 1e-5 || fabs(got - want) < 1e-6,
+					      "w=%u ch=%u i=%u got %.9g want %.9g", w, c, i, got,
+					      want);
+			}
+			ck_assert_float_eq_tol(emg_env_value(e, c), out[(size_t)(n - 1) * nch + c],
+					       1e-6f * out[(size_t)(n - 1) * nch + c]);
+		}
+		emg_env_free(e);
+		free(in);
+		free(out);
+		free(hist);
+	}
+}
+END_TEST
+
+START_TEST(test_window_one)
+{
+	struct emg_env *e;
+	float x[1000], y[1000];
+
+	rng_seed(7);
+	ck_assert_int_eq(emg_env_new(&e, 1, 1), 0);
+	for (int i = 0; i < 1000; i++)
+		x[i] = (float)(rng_uni() * 1e4);
+	emg_env_run(e, x, y, 1000);
+	for (int i = 0; i < 1000; i++)
+		ck_assert_float_eq(y[i], fabsf(x[i])); /* exact: sqrt(x^2) */
+	emg_env_free(e);
+}
+END_TEST
+
+START_TEST(test_constant_exact)
+{
+	struct emg_env *e;
+	float x[4000], y[4000];
+
+	ck_assert_int_eq(emg_env_new(&e, 2, 125), 0);
+	for (int i = 0; i < 4000; i++)
+		x[i] = (i & 1) ? -3.0f : 0.5f;
+	emg_env_run(e, x, y, 2000);
+	for (int i = 0; i < 2000; i++) {
+		/* first fill divides by the samples so far: constant from the first sample */
+		ck_assert_float_eq(y[2 * i], 0.5f);
+		ck_assert_float_eq(y[2 * i + 1], 3.0f);
+	}
+	/* zeros after a constant: exactly zero once the window has passed */
+	memset(x, 0, sizeof(x));
+	emg_env_run(e, x, y, 2000);
+	ck_assert_float_eq_tol(y[2 * 123 + 1], sqrtf(9.0f / 125.0f), 1e-6f);
+	for (int i = 124; i < 2000; i++) {
+		ck_assert_float_eq(y[2 * i], 0.0f);
+		ck_assert_float_eq(y[2 * i + 1], 0.0f);
+	}
+	emg_env_free(e);
+}
+END_TEST
+
+START_TEST(test_first_fill_and_reset)
+{
+	struct emg_env *e;
+	float x[4] = { 3.0f, 4.0f, 0.0f, 0.0f }, y[4];
+
+	ck_assert_int_eq(emg_env_new(&e, 1, 4), 0);
+	emg_env_run(e, x, y, 2);
+	ck_assert_float_eq_tol(y[0], 3.0f, 1e-6f);
+	ck_assert_float_eq_tol(y[1], sqrtf(12.5f), 1e-6f);
+	emg_env_run(e, x + 2, y + 2, 2);
+	ck_assert_float_eq_tol(y[3], 2.5f, 1e-6f); /* sqrt(25/4) once full */
+	emg_env_reset(e);
+	ck_assert_float_eq(emg_env_value(e, 0), 0.0f);
+	emg_env_run(e, x + 1, NULL, 1);
+	ck_assert_float_eq_tol(emg_env_value(e, 0), 4.0f, 1e-6f);
+	emg_env_free(e);
+}
+END_TEST
+
+/* out may alias in; out may be NULL. */
+START_TEST(test_inplace_and_null)
+{
+	const unsigned nch = 4, n = 3000;
+	struct emg_env *a, *b, *c;
+	float *x = malloc(sizeof(float) * n * nch), *y = malloc(sizeof(float) * n * nch);
+	float *z = malloc(sizeof(float) * n * nch);
+
+	rng_seed(3);
+	for (unsigned i = 0; i < n * nch; i++)
+		x[i] = z[i] = (float)rng_uni();
+	ck_assert_int_eq(emg_env_new(&a, nch, 33), 0);
+	ck_assert_int_eq(emg_env_new(&b, nch, 33), 0);
+	ck_assert_int_eq(emg_env_new(&c, nch, 33), 0);
+	emg_env_run(a, x, y, n);
+	emg_env_run(b, z, z, n);
+	emg_env_run(c, x, NULL, n);
+	ck_assert_mem_eq(y, z, sizeof(float) * n * nch);
+	for (unsigned ch = 0; ch < nch; ch++)
+		ck_assert_float_eq(emg_env_value(c, ch), y[(n - 1) * nch + ch]);
+	emg_env_free(a);
+	emg_env_free(b);
+	emg_env_free(c);
+	free(x);
+	free(y);
+	free(z);
+}
+END_TEST
+
+/* A bank of nch channels gives bit-identical results to nch single-channel envelopes. */
+START_TEST(test_multichannel_equals_single)
+{
+	const unsigned nch = 7, n = 10000, w = 50;
+	struct emg_env *bank, *one[7];
+	float *x = malloc(sizeof(float) * n * nch), *y = malloc(sizeof(float) * n * nch);
+	float *xs = malloc(sizeof(float) * n), *ys = malloc(sizeof(float) * n);
+
+	rng_seed(11);
+	for (unsigned i = 0; i < n * nch; i++)
+		x[i] = (float)(rng_uni() * (1 + i % nch) * 10.0);
+	ck_assert_int_eq(emg_env_new(&bank, nch, w), 0);
+	emg_env_run(bank, x, y, n);
+	for (unsigned c = 0; c < nch; c++) {
+		ck_assert_int_eq(emg_env_new(&one[c], 1, w), 0);
+		for (unsigned i = 0; i < n; i++)
+			xs[i] = x[i * nch + c];
+		for (unsigned done = 0; done < n; done += 97)
+			emg_env_run(one[c], xs + done, ys + done, done + 97 <= n ? 97 : n - done);
+		for (unsigned i = 0; i < n; i++)
+			ck_assert_msg(ys[i] == y[i * nch + c], "ch %u sample %u: %.9g vs %.9g", c, i,
+				      ys[i], y[i * nch + c]);
+		emg_env_free(one[c]);
+	}
+	emg_env_free(bank);
+	free(x);
+	free(y);
+	free(xs);
+	free(ys);
+}
+END_TEST
+
+/*
+ * 24 hours at 2 kHz (172.8 M samples) of noise whose amplitude jumps between
+ * quiet (0.1 uV), anything in between and huge artefacts (100 mV): the
+ * 140 dB range of a 24-bit amplifier.  After every chunk (random length, so
+ * every write phase is checked) the running RMS is compared with an exact
+ * recompute of the last window:
+ *   - whenever the last two windows span < 60 dB (S2w <= 1e6 * Sw), within
+ *     1e-4 relative - this covers the quiet long after a huge burst, where a
+ *     sum that is never resynchronised is off by the accumulated rounding of
+ *     every burst of the day (it fails here);
+ *   - right after a huge burst, the sum of squares is within 1e-12 of the
+ *     last two windows' energy: the error never outlives one window (plus
+ *     the wait for the next wrap).
+ */
+START_TEST(test_drift_24h)
+{
+	const double fs = 2000.0;
+	const uint64_t total = (uint64_t)(24 * 3600 * fs);
+	const unsigned w = 250, maxchunk = 4096;
+	struct emg_env *e;
+	float *x = malloc(sizeof(float) * (maxchunk + 2 * w));
+	float *y = malloc(sizeof(float) * (maxchunk + 2 * w));
+	uint64_t done = 0, seg_left = 0, strict = 0, loose = 0, quiet_after_burst = 0;
+	double amp = 0.1, worst = 0.0, prev_amp = 0.1;
+	int after_burst = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rng_seed(2024);
+	ck_assert_int_eq(emg_env_new(&e, 1, w), 0);
+	while (done < total) {
+		unsigned chunk = 2 * w + (unsigned)(rng_u64() % (maxchunk - 2 * w));
+		/* never leave a tail shorter than two windows: the last window is checked too */
+		if (total - done < (uint64_t)chunk + 2 * w)
+			chunk = (unsigned)(total - done);
+		for (unsigned i = 0; i < chunk; i++) {
+			if (seg_left == 0) {
+				uint64_t r = rng_u64() % 10;
+				prev_amp = amp;
+				/* 20 % huge bursts, 40 % quiet, 40 % anything in between */
+				if (r < 2)
+					amp = 1e5;
+				else if (r < 6)
+					amp = 0.1;
+				else
+					amp = pow(10.0, 6.0 * (rng_uni() + 1.0) / 2.0 - 1.0);
+				after_burst = prev_amp >= 1e5 && amp == 0.1;
+				seg_left = 50 + rng_u64() % (uint64_t)(20 * fs);
+			}
+			seg_left--;
+			x[i] = (float)(amp * 1.7320508 * rng_uni());
+		}
+		emg_env_run(e, x, y, chunk);
+		done += chunk;
+
+		/* exact recompute of the last two windows, all inside this chunk */
+		double sw = 0.0, s2w = 0.0;
+		for (unsigned i = chunk - 2 * w; i < chunk; i++) {
+			double sq = (double)x[i] * x[i];
+			s2w += sq;
+			if (i >= chunk - w)
+				sw += sq;
+		}
+		double want = sqrt(sw / w), got = y[chunk - 1];
+		if (s2w <= 1e6 * sw) {
+			double err = rel_err(got, want);
+			if (err > worst)
+				worst = err;
+			ck_assert_msg(err < 1e-4, "sample %llu: rms %.9g exact %.9g (rel %.3g)",
+				      (unsigned long long)done, got, want, err);
+			if (after_burst && amp == 0.1)
+				quiet_after_burst++;
+			strict++;
+		} else {
+			double got_sum = got * got * w;
+			ck_assert_msg(fabs(got_sum - sw) <= 1e-6 * sw + 1e-12 * s2w,
+				      "sample %llu: sum %.9g exact %.9g, 2w %.9g",
+				      (unsigned long long)done, got_sum, sw, s2w);
+			loose++;
+		}
+	}
+	ck_assert_uint_eq(done, total);
+	ck_assert_uint_gt(strict, 30000);
+	ck_assert_uint_gt(quiet_after_burst, 1000);
+	emg_env_free(e);
+	free(x);
+	free(y);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("drift 24h: %llu samples, %llu checks at 1e-4 (%llu in quiet after a 100 mV burst), "
+	       "%llu right after bursts; worst rel %.3g; %.2f s\n",
+	       (unsigned long long)done, (unsigned long long)strict,
+	       (unsigned long long)quiet_after_burst, (unsigned long long)loose, worst,
+	       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+}
+END_TEST
+
+static Suite *envelope_suite(void)
+{
+	Suite *s = suite_create("envelope");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_new_invalid);
+	tcase_add_test(tc, test_matches_exact);
+	tcase_add_test(tc, test_window_one);
+	tcase_add_test(tc, test_constant_exact);
+	tcase_add_test(tc, test_first_fill_and_reset);
+	tcase_add_test(tc, test_inplace_and_null);
+	tcase_add_test(tc, test_multichannel_equals_single);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("drift");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_drift_24h);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(envelope_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

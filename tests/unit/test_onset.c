@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for emg_onset: synthetic step bursts in seeded white noise. */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onset.h"
+
+#define FS 2000.0
+#define MS(x) ((uint64_t)((x) * FS / 1000.0 + 0.5))
+
+static const enum emg_onset_method methods[] = { EMG_ONSET_HODGES, EMG_ONSET_TKEO,
+						 EMG_ONSET_BONATO };
+#define NMETHODS 3
+
+/* ---- tiny seeded generator ------------------------------------------- */
+
+struct rng {
+	uint64_t s;
+	int have;
+	double spare;
+};
+
+static uint64_t rng_u64(struct rng *r)
+{
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 0x2545f4914f6cdd1dull;
+}
+
+static double rng_unit(struct rng *r) /* (0, 1) */
+{
+	return ((double)(rng_u64(r) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rng_gauss(struct rng *r)
+{
+	double u, v;
+
+	if (r->have) {
+		r->have = 0;
+		return r->spare;
+	}
+	u = sqrt(-2.0 * log(rng_unit(r)));
+	v = 2.0 * M_PI * rng_unit(r);
+	r->spare = u * sin(v);
+	r->have = 1;
+	return u * cos(v);
+}
+
+/* ---- signals --------------------------------------------------------- */
+
+struct burst {
+	uint64_t on, off; /* [on, off) */
+	double amp;       /* RMS during the burst (noise RMS is 1) */
+};
+
+/* nlanes x n frames of unit white noise; bursts[] applied to lane `lane` (-1: all). */
+static float *make_signal(uint64_t seed, unsigned nlanes, uint64_t n, const struct burst *b,
+			  unsigned nb, int lane)
+{
+	struct rng r = { .s = seed };
+	float *x = malloc(sizeof(float) * nlanes * n);
+
+	for (uint64_t i = 0; i < n; i++) {
+		for (unsigned c = 0; c < nlanes; c++) {
+			double a = 1.0;
+			if (lane < 0 || (unsigned)lane == c)
+				for (unsigned k = 0; k < nb; k++)
+					if (i >= b[k].on && i < b[k].off)
+						a = sqrt(1.0 + b[k].amp * b[k].amp);
+			x[i * nlanes + c] = (float)(a * rng_gauss(&r));
+		}
+	}
+	return x;
+}
+
+/* ---- event capture ---------------------------------------------------- */
+
+#define MAXEV 512
+
+struct capture {
+	unsigned n;
+	struct emg_onset_event ev[MAXEV];
+	uint64_t seen_at[MAXEV]; /* last sample fed when the event arrived */
+	uint64_t now;
+};
+
+static void on_event(void *ud, const struct emg_onset_event *ev)
+{
+	struct capture *c = ud;
+
+	if (c->n < MAXEV) {
+		c->ev[c->n] = *ev;
+		c->seen_at[c->n] = c->now;
+		c->n++;
+	}
+}
+
+/* Feed x in chunks of `chunk` frames. */
+static void feed(struct emg_onset *o, const float *x, unsigned nlanes, uint64_t n,
+		 unsigned chunk, uint64_t first, struct capture *c)
+{
+	for (uint64_t i = 0; i < n; i += chunk) {
+		unsigned k = (unsigned)(n - i < chunk ? n - i : chunk);
+		c->now = first + i + k - 1;
+		emg_onset_run(o, x + i * nlanes, k, first + i, on_event, c);
+	}
+}
+
+static struct emg_onset *make(enum emg_onset_method m, unsigned nlanes)
+{
+	struct emg_onset_params p;
+	struct emg_onset *o = NULL;
+
+	emg_onset_params_default(&p);
+	p.method = m;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, nlanes), 0);
+	return o;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+START_TEST(test_defaults_and_names)
+{
+	struct emg_onset_params p;
+	enum emg_onset_method m;
+
+	emg_onset_params_default(&p);
+	ck_assert_int_eq(p.method, EMG_ONSET_HODGES);
+	ck_assert_double_eq(p.window_ms, 25);
+	ck_assert_double_eq(p.k, 3);
+	ck_assert_double_eq(p.hold_ms, 25);
+	ck_assert_double_eq(p.offset_ms, 50);
+	ck_assert_double_eq(p.min_burst_ms, 30);
+	ck_assert_double_eq(p.bonato_pfa, 0.05);
+	ck_assert_uint_eq(p.bonato_m, 5);
+	ck_assert_uint_eq(p.bonato_r0, 1);
+	ck_assert_double_eq(p.auto_block_ms, 250);
+	ck_assert_uint_eq(p.auto_blocks, 40);
+
+	for (unsigned i = 0; i < NMETHODS; i++) {
+		ck_assert_int_eq(emg_onset_method_parse(emg_onset_method_name(methods[i]), &m), 0);
+		ck_assert_int_eq(m, methods[i]);
+	}
+	ck_assert_str_eq(emg_onset_method_name(EMG_ONSET_HODGES), "hodges");
+	ck_assert_str_eq(emg_onset_method_name(EMG_ONSET_TKEO), "tkeo");
+	ck_assert_str_eq(emg_onset_method_name(EMG_ONSET_BONATO), "bonato");
+	ck_assert_int_eq(emg_onset_method_parse("Bonato", &m), 0);
+	ck_assert_int_eq(m, EMG_ONSET_BONATO);
+	ck_assert_int_eq(emg_onset_method_parse("teager", &m), -EINVAL);
+	ck_assert_int_eq(emg_onset_method_parse("", &m), -EINVAL);
+	ck_assert_int_eq(emg_onset_method_parse(NULL, &m), -EINVAL);
+	ck_assert_str_eq(emg_onset_method_name((enum emg_onset_method)7), "unknown");
+}
+END_TEST
+
+START_TEST(test_new_invalid)
+{
+	struct emg_onset_params p;
+	struct emg_onset *o = NULL;
+
+	emg_onset_params_default(&p);
+	ck_assert_int_eq(emg_onset_new(&o, &p, 0, 1), -EINVAL);
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 0), -EINVAL);
+	p.window_ms = 0;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	emg_onset_params_default(&p);
+	p.k = -1;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	emg_onset_params_default(&p);
+	p.method = (enum emg_onset_method)9;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	emg_onset_params_default(&p);
+	p.method = EMG_ONSET_BONATO;
+	p.bonato_pfa = 1.5;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	p.bonato_pfa = 0.05;
+	p.bonato_r0 = 6;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	p.bonato_r0 = 1;
+	p.bonato_m = 65;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	p.bonato_m = 5;
+	p.auto_blocks = 0;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(emg_onset_new(&o, NULL, FS, 3), 0); /* NULL params = defaults */
+	emg_onset_free(o);
+	emg_onset_free(NULL);
+}
+END_TEST
+
+/* No baseline and no detection until the first auto block has completed. */
+START_TEST(test_no_baseline_until_first_block)
+{
+	for (unsigned mi = 0; mi < NMETHODS; mi++) {
+		struct emg_onset *o = make(methods[mi], 2);
+		struct capture cap = { 0 };
+		struct emg_baseline b;
+		/* a burst from the very first sample: nothing to compare it with */
+		struct burst bu = { 0, MS(200), 30.0 };
+		float *x = make_signal(5, 2, MS(1000), &bu, 1, -1);
+
+		ck_assert_int_eq(emg_onset_baseline_src(o, 0), EMG_BASELINE_NONE);
+		ck_assert_int_eq(emg_onset_get_baseline(o, 0, &b), -ENODATA);
+		feed(o, x, 2, MS(200), 50, 0, &cap);
+		ck_assert_uint_eq(cap.n, 0);
+		ck_assert_int_eq(emg_onset_baseline_src(o, 1), EMG_BASELINE_NONE);
+		ck_assert_int_eq(emg_onset_active(o, 0), 0);
+		feed(o, x + MS(200) * 2, 2, MS(800), 50, MS(200), &cap);
+		ck_assert_int_eq(emg_onset_baseline_src(o, 0), EMG_BASELINE_AUTO);
+		ck_assert_int_eq(emg_onset_get_baseline(o, 1, &b), 0);
+		ck_assert_int_eq(b.method, (int)methods[mi]);
+		ck_assert_double_gt(b.rms, 0.5);
+		ck_assert_double_lt(b.rms, 2.0); /* the quiet block, not the burst */
+		emg_onset_free(o);
+		free(x);
+	}
+}
+END_TEST
+
+/*
+ * Step bursts (RMS amp x the noise): every burst found exactly once, onset
+ * and offset errors within bounds (worst and mean |error|), events delivered
+ * within `late_ms` of one confirmation delay after the step and back-dated.
+ */
+static void check_bursts(enum emg_onset_method m, double amp, double on_worst_ms,
+			 double on_mean_ms, double off_worst_ms, double late_ms)
+{
+	const unsigned nb = 8;
+	struct burst b[8];
+	uint64_t t = MS(3000);
+	struct rng r = { .s = 99 };
+	double eon[8], eoff[8], worst_on = 0, worst_off = 0, sum_on = 0, sum_signed = 0;
+
+	for (unsigned i = 0; i < nb; i++) {
+		uint64_t len = MS(300 + 1200 * rng_unit(&r));
+		b[i].on = t;
+		b[i].off = t + len;
+		b[i].amp = amp;
+		t += len + MS(1000 + 1000 * rng_unit(&r));
+	}
+	float *x = make_signal(1234 + m, 1, t, b, nb, 0);
+	struct emg_onset *o = make(m, 1);
+	struct capture *cap = calloc(1, sizeof(*cap));
+	unsigned lat = emg_onset_latency_samples(o);
+
+	ck_assert_uint_eq(lat, MS(30)); /* max(hold 25, min burst 30) */
+	feed(o, x, 1, t, 1, 0, cap);    /* one sample at a time: exact delivery times */
+	ck_assert_msg(cap->n == 2 * nb, "%s: %u events for %u bursts", emg_onset_method_name(m),
+		      cap->n, nb);
+	printf("%-6s step bursts at %2.0f dB: onset errors (ms)", emg_onset_method_name(m),
+	       20 * log10(amp));
+	for (unsigned i = 0; i < nb; i++) {
+		eon[i] = ((double)cap->ev[2 * i].sample - (double)b[i].on) * 1000.0 / FS;
+		eoff[i] = ((double)cap->ev[2 * i + 1].sample - (double)b[i].off) * 1000.0 / FS;
+		sum_on += fabs(eon[i]);
+		sum_signed += eon[i];
+		worst_on = fmax(worst_on, fabs(eon[i]));
+		worst_off = fmax(worst_off, fabs(eoff[i]));
+		printf(" %+.1f", eon[i]);
+	}
+	printf("; mean |e| %.2f, mean %+.2f; worst offset error %.1f ms\n", sum_on / nb,
+	       sum_signed / nb, worst_off);
+	fflush(stdout);
+
+	for (unsigned i = 0; i < nb; i++) {
+		const struct emg_onset_event *on = &cap->ev[2 * i], *off = &cap->ev[2 * i + 1];
+
+		ck_assert_int_eq(on->kind, EMG_ONSET_ON);
+		ck_assert_int_eq(off->kind, EMG_ONSET_OFF);
+		ck_assert_uint_eq(on->lane, 0);
+		ck_assert_uint_eq(on->onset_sample, on->sample);
+		ck_assert_uint_eq(off->onset_sample, on->sample);
+		ck_assert_msg(fabs(eon[i]) <= on_worst_ms, "%s burst %u: onset error %.2f ms",
+			      emg_onset_method_name(m), i, eon[i]);
+		ck_assert_msg(fabs(eoff[i]) <= off_worst_ms, "%s burst %u: offset error %.2f ms",
+			      emg_onset_method_name(m), i, eoff[i]);
+		/* back-dating: reported well before it was delivered */
+		ck_assert_uint_ge(cap->seen_at[2 * i], on->sample + lat - 1);
+		ck_assert_uint_le(cap->seen_at[2 * i], b[i].on + lat + MS(late_ms));
+		ck_assert_double_eq_tol(off->duration_s,
+					(double)(off->sample - on->sample) / FS, 1e-9);
+		ck_assert_float_eq_tol(on->snr_db, 20 * log10(sqrt(1 + amp * amp)), 3.0);
+		ck_assert_float_eq_tol(off->snr_db, 20 * log10(sqrt(1 + amp * amp)), 1.0);
+	}
+	ck_assert_double_le(sum_on / nb, on_mean_ms);
+	ck_assert_float_eq_tol(emg_onset_snr_db(o, 0), 20 * log10(sqrt(1 + amp * amp)), 0.5);
+	emg_onset_free(o);
+	free(cap);
+	free(x);
+}
+
+START_TEST(test_step_bursts)
+{
+	check_bursts(methods[_i], 10.0, 12.0, 2.5, 10.0, 5.0);
+}
+END_TEST
+
+START_TEST(test_step_bursts_low_snr)
+{
+	/*
+	 * 10 dB: still one event pair per burst.  The back-dating assumes a
+	 * rise as gradual as a real contraction's, so an instantaneous step at
+	 * low SNR is placed early by up to the envelope's group delay.
+	 */
+	check_bursts(methods[_i], 3.16, 15.0, 10.0, 30.0, 10.0);
+}
+END_TEST
+
+START_TEST(test_short_blips_rejected)
+{
+	const enum emg_onset_method m = methods[_i];
+	struct burst b[20];
+	uint64_t t = MS(3000);
+
+	for (unsigned i = 0; i < 20; i++) {
+		b[i].on = t;
+		b[i].off = t + MS(5 + i % 4 * 5); /* 5, 10, 15, 20 ms */
+		b[i].amp = 31.6;
+		t += MS(700);
+	}
+	float *x = make_signal(77, 1, t, b, 20, 0);
+	struct emg_onset *o = make(m, 1);
+	struct capture cap = { 0 };
+
+	feed(o, x, 1, t, 64, 0, &cap);
+	ck_assert_msg(cap.n == 0, "%s: %u events from blips, first at %llu",
+		      emg_onset_method_name(m), cap.n,
+		      cap.n ? (unsigned long long)cap.ev[0].sample : 0ull);
+	/* ...but a 40 ms one counts */
+	struct burst ok = { MS(1000), MS(1040), 31.6 };
+	float *y = make_signal(78, 1, MS(2000), &ok, 1, 0);
+	feed(o, y, 1, MS(2000), 64, t, &cap);
+	ck_assert_uint_eq(cap.n, 2);
+	ck_assert_int_le(llabs((long long)cap.ev[0].sample - (long long)(t + ok.on)), MS(3));
+	emg_onset_free(o);
+	free(x);
+	free(y);
+}
+END_TEST
+
+/*
+ * Weak sustained contractions, burst power 2x the noise (0 dB SNR): the
+ * 25 ms envelope never holds mean + 3 SD for 30 ms, the slow path finds
+ * every one, once, within its window of the true onset and offset.
+ */
+START_TEST(test_weak_sustained)
+{
+	const enum emg_onset_method m = methods[_i];
+	struct burst b[6];
+	uint64_t t = MS(4000);
+
+	for (unsigned i = 0; i < 6; i++) {
+		b[i].on = t;
+		b[i].off = t + MS(1500 + 200 * i);
+		b[i].amp = 1.0;
+		t = b[i].off + MS(2500);
+	}
+	float *x = make_signal(321 + m, 1, t, b, 6, 0);
+	struct emg_onset *o = make(m, 1);
+	struct capture *cap = calloc(1, sizeof(*cap));
+
+	feed(o, x, 1, t, 100, 0, cap);
+	printf("%-6s weak bursts (0 dB):", emg_onset_method_name(m));
+	for (unsigned i = 0; i < cap->n; i++)
+		printf(" %s%+.0f", cap->ev[i].kind == EMG_ONSET_ON ? "on" : "off",
+		       ((double)cap->ev[i].sample -
+			(double)(cap->ev[i].kind == EMG_ONSET_ON ? b[i / 2].on : b[i / 2].off)) *
+			       1000.0 / FS);
+	printf(" ms\n");
+	fflush(stdout);
+	ck_assert_uint_eq(cap->n, 12);
+	for (unsigned i = 0; i < 6; i++) {
+		const struct emg_onset_event *on = &cap->ev[2 * i], *off = &cap->ev[2 * i + 1];
+		ck_assert_int_eq(on->kind, EMG_ONSET_ON);
+		ck_assert_int_eq(off->kind, EMG_ONSET_OFF);
+		ck_assert_int_le(llabs((long long)on->sample - (long long)b[i].on), MS(75));
+		ck_assert_int_le(llabs((long long)off->sample - (long long)b[i].off), MS(150));
+		ck_assert_float_eq_tol(off->snr_db, 10 * log10(2.0), 1.0);
+	}
+	emg_onset_free(o);
+	free(cap);
+	free(x);
+}
+END_TEST
+
+/* Pure noise, 60 s, 8 lanes, default k: at most one false onset per lane-minute. */
+START_TEST(test_noise_false_alarms)
+{
+	const enum emg_onset_method m = methods[_i];
+	const unsigned nl = 8;
+	const uint64_t n = MS(60000);
+	float *x = make_signal(4242 + m, nl, n, NULL, 0, -1);
+	struct emg_onset *o = make(m, nl);
+	struct capture *cap = calloc(1, sizeof(*cap));
+	unsigned per_lane[8] = { 0 }, worst = 0;
+
+	feed(o, x, nl, n, 256, 0, cap);
+	for (unsigned i = 0; i < cap->n; i++)
+		if (cap->ev[i].kind == EMG_ONSET_ON)
+			per_lane[cap->ev[i].lane]++;
+	for (unsigned c = 0; c < nl; c++)
+		if (per_lane[c] > worst)
+			worst = per_lane[c];
+	printf("%-6s pure noise 60 s x %u lanes: %u events, worst lane %u onsets\n",
+	       emg_onset_method_name(m), nl, cap->n, worst);
+	ck_assert_uint_le(worst, 1);
+	emg_onset_free(o);
+	free(cap);
+	free(x);
+}
+END_TEST
+
+/* A rest calibration replaces the auto baseline and survives later auto blocks. */
+START_TEST(test_rest_overrides_auto)
+{
+	const enum emg_onset_method m = methods[_i];
+	struct emg_onset *o = make(m, 2);
+	struct capture cap = { 0 };
+	struct emg_baseline auto_b, rest[2], now;
+	float *x = make_signal(31, 2, MS(2000), NULL, 0, -1);
+
+	feed(o, x, 2, MS(2000), 100, 0, &cap);
+	ck_assert_int_eq(emg_onset_baseline_src(o, 0), EMG_BASELINE_AUTO);
+	ck_assert_int_eq(emg_onset_get_baseline(o, 0, &auto_b), 0);
+
+	/* too short a rest: refused, nothing changes */
+	emg_onset_rest_begin(o);
+	feed(o, x, 2, MS(50), 100, MS(2000), &cap);
+	ck_assert_int_eq(emg_onset_rest_end(o, rest), -ENODATA);
+	ck_assert_int_eq(emg_onset_baseline_src(o, 0), EMG_BASELINE_AUTO);
+	ck_assert_int_eq(emg_onset_rest_end(o, rest), -ENODATA); /* not resting */
+
+	/* a 1 s rest at twice the noise level (the auto baseline sees bursts meanwhile) */
+	for (uint64_t i = 0; i < MS(2000) * 2; i++)
+		x[i] *= 2.0f;
+	emg_onset_rest_begin(o);
+	feed(o, x, 2, MS(1000), 100, MS(2050), &cap);
+	ck_assert_int_eq(emg_onset_rest_end(o, rest), 0);
+	for (unsigned c = 0; c < 2; c++) {
+		ck_assert_int_eq(emg_onset_baseline_src(o, c), EMG_BASELINE_REST);
+		ck_assert_int_eq(rest[c].method, (int)m);
+		ck_assert_double_eq_tol(rest[c].rms, 2.0, 0.1);
+		ck_assert_double_eq_tol(rest[c].var, 4.0, 0.4);
+		if (m != EMG_ONSET_BONATO) {
+			ck_assert_double_gt(rest[c].mean, 1.5 * auto_b.mean);
+			ck_assert_double_gt(rest[c].sd, 0);
+		}
+	}
+	/* quieter data afterwards: the auto estimate would drop, the rest baseline stays */
+	for (uint64_t i = 0; i < MS(2000) * 2; i++)
+		x[i] *= 0.5f;
+	cap.n = 0;
+	feed(o, x, 2, MS(2000), 100, MS(3050), &cap);
+
+	ck_assert_int_eq(emg_onset_get_baseline(o, 1, &now), 0);
+	ck_assert_int_eq(emg_onset_baseline_src(o, 1), EMG_BASELINE_REST);
+	ck_assert_double_eq(now.rms, rest[1].rms);
+	/* at most the end of what the auto baseline saw as a burst during the rest */
+	for (unsigned i = 0; i < cap.n; i++)
+		ck_assert_int_eq(cap.ev[i].kind, EMG_ONSET_OFF);
+	emg_onset_free(o);
+	free(x);
+}
+END_TEST
+
+START_TEST(test_set_baseline)
+{
+	struct emg_onset *o = make(EMG_ONSET_TKEO, 3);
+	struct emg_baseline b = { .method = EMG_ONSET_HODGES, .mean = 1, .sd = 0.1, .var = 1,
+				  .rms = 1 }, g;
+
+	ck_assert_int_eq(emg_onset_set_baseline(o, 0, &b), -EINVAL); /* hodges on a tkeo bank */
+	b.method = EMG_ONSET_BONATO;
+	ck_assert_int_eq(emg_onset_set_baseline(o, 0, &b), -EINVAL);
+	b.method = EMG_ONSET_TKEO;
+	ck_assert_int_eq(emg_onset_set_baseline(o, 3, &b), -EINVAL); /* no such lane */
+	b.sd = -1;
+	ck_assert_int_eq(emg_onset_set_baseline(o, 0, &b), -EINVAL);
+	b.sd = NAN;
+	ck_assert_int_eq(emg_onset_set_baseline(o, 0, &b), -EINVAL);
+	b.sd = 0.1;
+	b.var = 0;
+	ck_assert_int_eq(emg_onset_set_baseline(o, 0, &b), -EINVAL);
+	b.var = 1;
+	ck_assert_int_eq(emg_onset_baseline_src(o, 1), EMG_BASELINE_NONE);
+	ck_assert_int_eq(emg_onset_set_baseline(o, 1, &b), 0);
+	ck_assert_int_eq(emg_onset_baseline_src(o, 1), EMG_BASELINE_REST);
+	ck_assert_int_eq(emg_onset_baseline_src(o, 0), EMG_BASELINE_NONE);
+	ck_assert_int_eq(emg_onset_get_baseline(o, 1, &g), 0);
+	ck_assert_mem_eq(&g, &b, sizeof(b));
+	ck_assert_int_eq(emg_onset_get_baseline(o, 0, &g), -ENODATA);
+	ck_assert_int_eq(emg_onset_get_baseline(o, 7, &g), -EINVAL);
+	emg_onset_free(o);
+}
+END_TEST
+
+/* An installed baseline detects from the first samples, without auto blocks. */
+START_TEST(test_set_baseline_detects_at_once)
+{
+	const enum emg_onset_method m = methods[_i];
+	struct emg_onset *ref = make(m, 1), *o = make(m, 1);
+	struct capture cap = { 0 };
+	struct emg_baseline b;
+	float *x = make_signal(8, 1, MS(5000), NULL, 0, -1);
+	struct burst bu = { MS(100), MS(400), 10.0 };
+	float *y = make_signal(9, 1, MS(600), &bu, 1, 0);
+
+	feed(ref, x, 1, MS(5000), 128, 0, &cap);
+	ck_assert_int_eq(emg_onset_get_baseline(ref, 0, &b), 0);
+	ck_assert_int_eq(emg_onset_set_baseline(o, 0, &b), 0);
+	cap.n = 0;
+	feed(o, y, 1, MS(600), 128, 0, &cap);
+
+	ck_assert_uint_eq(cap.n, 2);
+	ck_assert_int_le(llabs((long long)cap.ev[0].sample - (long long)bu.on), MS(13));
+	emg_onset_free(ref);
+	emg_onset_free(o);
+	free(x);
+	free(y);
+}
+END_TEST
+
+/*
+ * Lanes are independent: bursts on lane 2 of a 4-lane bank give exactly the
+ * events of a 1-lane bank fed lane 2 alone, and nothing on the other lanes,
+ * whatever the chunking.
+ */
+START_TEST(test_lanes_independent)
+{
+	const enum emg_onset_method m = methods[_i];
+	const unsigned nl = 4;
+	const uint64_t n = MS(12000);
+	struct burst b[3] = { { MS(3000), MS(3800), 10 }, { MS(6000), MS(6100), 10 },
+			      { MS(9000), MS(10500), 5 } };
+	float *x = make_signal(55, nl, n, b, 3, 2);
+	float *one = malloc(sizeof(float) * n);
+	struct emg_onset *bank = make(m, nl), *single = make(m, 1);
+	struct capture *cb = calloc(1, sizeof(*cb)), *cs = calloc(1, sizeof(*cs));
+
+	for (uint64_t i = 0; i < n; i++)
+		one[i] = x[i * nl + 2];
+	feed(bank, x, nl, n, 77, 0, cb);
+	feed(single, one, 1, n, 1000, 0, cs);
+	ck_assert_uint_eq(cb->n, 6);
+	ck_assert_uint_eq(cs->n, cb->n);
+	for (unsigned i = 0; i < cb->n; i++) {
+		ck_assert_uint_eq(cb->ev[i].lane, 2);
+		ck_assert_int_eq(cb->ev[i].kind, cs->ev[i].kind);
+		ck_assert_uint_eq(cb->ev[i].sample, cs->ev[i].sample);
+		ck_assert_float_eq(cb->ev[i].snr_db, cs->ev[i].snr_db);
+	}
+	for (unsigned c = 0; c < nl; c++)
+		ck_assert_int_eq(emg_onset_baseline_src(bank, c), EMG_BASELINE_AUTO);
+	emg_onset_free(bank);
+	emg_onset_free(single);
+	free(cb);
+	free(cs);
+	free(x);
+	free(one);
+}
+END_TEST
+
+/* A long contraction does not become the auto baseline; active/snr queries track it. */
+START_TEST(test_auto_baseline_skips_bursts)
+{
+	const enum emg_onset_method m = methods[_i];
+	struct burst bu = { MS(3000), MS(18000), 10.0 }; /* 15 s: longer than... most of the ring */
+	const uint64_t n = MS(20000);
+	float *x = make_signal(66, 1, n, &bu, 1, 0);
+	struct emg_onset *o = make(m, 1);
+	struct capture cap = { 0 };
+	struct emg_baseline before, during;
+
+	feed(o, x, 1, MS(3000), 100, 0, &cap);
+	ck_assert_int_eq(emg_onset_get_baseline(o, 0, &before), 0);
+	ck_assert_int_eq(emg_onset_active(o, 0), 0);
+	feed(o, x + MS(3000), 1, MS(14000), 100, MS(3000), &cap);
+	ck_assert_int_eq(emg_onset_active(o, 0), 1);
+	ck_assert_float_eq_tol(emg_onset_snr_db(o, 0), 20.0, 1.0); /* running estimate */
+	ck_assert_int_eq(emg_onset_get_baseline(o, 0, &during), 0);
+	ck_assert_double_eq_tol(during.rms, before.rms, 0.2 * before.rms);
+	feed(o, x + MS(17000), 1, n - MS(17000), 100, MS(17000), &cap);
+	ck_assert_int_eq(emg_onset_active(o, 0), 0);
+	ck_assert_uint_eq(cap.n, 2);
+	emg_onset_free(o);
+	free(x);
+}
+END_TEST
+
+static Suite *onset_suite(void)
+{
+	Suite *s = suite_create("onset");
+	TCase *tc = tcase_create("api");
+
+	tcase_add_test(tc, test_defaults_and_names);
+	tcase_add_test(tc, test_new_invalid);
+	tcase_add_test(tc, test_no_baseline_until_first_block);
+	tcase_add_test(tc, test_set_baseline);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("detect");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_step_bursts, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_step_bursts_low_snr, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_short_blips_rejected, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_weak_sustained, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_noise_false_alarms, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_rest_overrides_auto, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_set_baseline_detects_at_once, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_lanes_independent, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_auto_baseline_skips_bursts, 0, NMETHODS);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(onset_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
