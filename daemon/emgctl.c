@@ -35,6 +35,7 @@
 #include <lo/lo.h>
 
 #include "emgd-config.h"
+#include "record.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:9000"
 #define MAX_MUSCLES 64    /* EMG_MUSCLES_MAX in lib/muscles.h */
@@ -1276,6 +1277,27 @@ static int cmd_record(struct ctl *c, int argc, char **argv)
 	die(EXIT_USAGE, "usage: emgctl record start [NAME] | record stop");
 }
 
+/* Local, no daemon needed: make recordings left by a crash or power loss readable. */
+static int cmd_repair(int argc, char **argv)
+{
+	int status = 0;
+
+	if (argc < 2)
+		die(EXIT_USAGE, "usage: emgctl repair FILE.bdf|FILE.edf...");
+	for (int i = 1; i < argc; i++) {
+		char msg[512] = "";
+		int r = emg_record_repair(argv[i], msg, sizeof(msg));
+
+		if (r < 0) {
+			fprintf(stderr, "%s: %s\n", argv[i], msg[0] ? msg : strerror(-r));
+			status = 1;
+		} else {
+			printf("%s: %s\n", argv[i], r == 0 ? "ok, nothing to repair" : msg);
+		}
+	}
+	return status;
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
@@ -1293,7 +1315,8 @@ static void usage(FILE *f)
 		"  calibrate mvc MUSCLE [SECONDS] maximal voluntary contraction of one muscle (default 5 s)\n"
 		"  marker TEXT...                 put an annotation into the recording and the log\n"
 		"  record start [NAME]            start a recording\n"
-		"  record stop                    stop it\n\n"
+		"  record stop                    stop it\n"
+		"  repair FILE...                 fix recordings left by a crash (local, no daemon)\n\n"
 		"Options:\n"
 		"  -s, --server HOST:PORT  emgd's control address (default $EMGD_ADDRESS or %s)\n"
 		"  -t, --timeout SECONDS   how long to wait for an answer (default 2)\n"
@@ -1386,6 +1409,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!strcmp(argv[optind], "repair"))
+		return cmd_repair(argc - optind, argv + optind);
 	if (split_address(server, host, sizeof(host), port, sizeof(port)) < 0)
 		die(EXIT_USAGE, "%s: bad address (allowed: HOST:PORT or [IPv6]:PORT)", server);
 	snprintf(c->target, sizeof(c->target), "%s", server);

@@ -37,6 +37,7 @@
 #include "latency.h"
 #include "osc.h"
 #include "pipeline.h"
+#include "record.h"
 #include "ring.h"
 
 #define FRAME_SLOTS 8192   /* ~4 s at 2 kHz, ~0.8 s at 10 kHz */
@@ -44,6 +45,7 @@
 #define CMD_SLOTS 16
 #define DSP_BLOCK 256      /* frames handed to the pipeline at once */
 #define REC_SWAPPED 100    /* daemon-private record: the dsp thread switched pipelines */
+#define REC_DETACHED 101   /* daemon-private record: the dsp thread let go of the recorder */
 
 /* ---- logging: stderr with <N> prefixes that journald turns into priorities ---- */
 
@@ -76,13 +78,14 @@ struct frame_hdr {
 	uint32_t pad;
 };
 
-enum cmd_type { CMD_STOP = 1, CMD_CAL_REST, CMD_CAL_MVC, CMD_SWAP };
+enum cmd_type { CMD_STOP = 1, CMD_CAL_REST, CMD_CAL_MVC, CMD_SWAP, CMD_REC_ATTACH, CMD_REC_DETACH };
 
 struct cmd {
 	int type;
 	unsigned muscle;
 	double seconds;
 	struct emg_pipeline *pipe;
+	struct emg_recorder *rec;
 };
 
 struct daemon {
@@ -111,6 +114,7 @@ struct daemon {
 
 	/* DSP thread only (main hands pipelines over through `cmds`). */
 	struct emg_pipeline *dsp_pipe;
+	struct emg_recorder *dsp_rec;
 	float *block;
 	uint64_t dsp_seen_overruns;
 	uint64_t recs_dropped_dsp; /* records the main loop was too slow to take */
@@ -127,11 +131,21 @@ struct daemon {
 	struct emg_lat lat_event;   /* block arrival -> sendto of onset/offset events */
 	struct emg_lat lat_metric;  /* block arrival -> sendto of the metric bundle */
 	int ready;
+	int stopping;
 	int logged_state;
 	uint64_t wd_usec;
 	uint64_t wd_last_frames;
 	uint64_t ticks;
+	uint64_t last_overruns;
 	struct emg_rec *last_metrics;
+
+	/* Recording (main thread). */
+	struct emg_recorder *rec;          /* attached to the dsp thread */
+	struct emg_recorder *rec_closing;  /* detach sent, waiting for REC_DETACHED */
+	pthread_t closer;                  /* closes a finished recording off the main loop */
+	int closer_running;
+	uint64_t rec_seen_overruns;
+	char rec_dir[PATH_MAX];
 };
 
 static struct daemon D;
@@ -183,8 +197,12 @@ static void on_record(void *ud, const struct emg_rec *rec)
 
 static void dsp_flush(struct daemon *d, unsigned n, uint64_t first_seq, uint64_t t_ns)
 {
-	if (n)
-		emg_pipeline_process(d->dsp_pipe, d->block, n, first_seq, t_ns, on_record, d);
+	if (!n)
+		return;
+	/* Raw frames to the recorder first: a copy into its ring, never blocks. */
+	if (d->dsp_rec)
+		emg_recorder_write(d->dsp_rec, d->block, n, first_seq);
+	emg_pipeline_process(d->dsp_pipe, d->block, n, first_seq, t_ns, on_record, d);
 }
 
 static void dsp_drain_frames(struct daemon *d)
@@ -243,6 +261,17 @@ static int dsp_commands(struct daemon *d)
 				sched_yield();
 			break;
 		}
+		case CMD_REC_ATTACH:
+			d->dsp_rec = c.rec;
+			break;
+		case CMD_REC_DETACH: {
+			struct emg_rec r = { .type = REC_DETACHED };
+			d->dsp_rec = NULL;
+			/* After this record the dsp thread never touches the recorder again. */
+			while (emg_ring_push(d->recs, &r) < 0)
+				sched_yield();
+			break;
+		}
 		}
 	}
 	return 0;
@@ -287,6 +316,8 @@ static const char *state_name(struct daemon *d)
 		return "device-failed";
 	if (d->calibrating)
 		return "calibrating";
+	if (d->rec)
+		return "recording";
 	return "streaming";
 }
 
@@ -303,6 +334,12 @@ static void osc_status_cb(void *ud, struct emg_osc_status *st)
 	st->state = state_name(d);
 	st->rate = (int)d->info.rate;
 	st->channels = (int)d->info.channels;
+	if (d->rec) {
+		/* Frames the recorder could not write are losses the user must hear about. */
+		struct emg_recorder_stats rs;
+		emg_recorder_stats(d->rec, &rs);
+		ov += rs.frames_dropped;
+	}
 	st->overruns = ov > INT32_MAX ? INT32_MAX : (int)ov;
 }
 
@@ -312,6 +349,175 @@ static void notify_status(struct daemon *d)
 		   d->info.driver, d->info.rate, d->info.channels, emg_osc_subscribers(d->osc),
 		   emg_osc_subscribers(d->osc) == 1 ? "" : "s",
 		   (unsigned long long)total_overruns(d));
+}
+
+/* ---- recording (main thread) ---- */
+
+/* Annotate the running recording, if any; `sample` may be EMG_RECORD_NOW. */
+static void annotate(struct daemon *d, uint64_t sample, double duration_s, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void annotate(struct daemon *d, uint64_t sample, double duration_s, const char *fmt, ...)
+{
+	char text[EMG_RECORD_TEXT_MAX + 1];
+	va_list ap;
+
+	if (!d->rec)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	emg_recorder_annotate(d->rec, sample, duration_s, text);
+}
+
+static void *closer_main(void *arg)
+{
+	struct emg_recorder *r = arg;
+	struct emg_recorder_stats st;
+	char path[PATH_MAX];
+	int e;
+
+	/* close() may wait on a stalled disk: that is why it runs here, not in the main loop. */
+	snprintf(path, sizeof(path), "%s", emg_recorder_path(r));
+	emg_recorder_stats(r, &st);
+	e = emg_recorder_close(r);
+	if (e < 0)
+		logmsg(L_ERR, "recording: %s closed after an error: %s", path, strerror(-e));
+	else
+		logmsg(L_NOTICE, "recording: %s closed (%.1f s, %llu frames dropped)", path,
+		       st.seconds, (unsigned long long)st.frames_dropped);
+	return NULL;
+}
+
+static void join_closer(struct daemon *d)
+{
+	if (d->closer_running) {
+		pthread_join(d->closer, NULL);
+		d->closer_running = 0;
+	}
+}
+
+static void close_async(struct daemon *d, struct emg_recorder *r)
+{
+	join_closer(d);
+	if (pthread_create(&d->closer, NULL, closer_main, r) == 0)
+		d->closer_running = 1;
+	else
+		closer_main(r);
+}
+
+static int send_cmd(struct daemon *d, const struct cmd *c);
+
+static int record_start(struct daemon *d, const char *name, char *err, size_t len)
+{
+	struct emg_record_params rp = { 0 };
+	struct cmd c = { .type = CMD_REC_ATTACH };
+	char path[PATH_MAX];
+	int r;
+
+	if (d->rec || d->rec_closing) {
+		snprintf(err, len, "already recording to %s",
+			 emg_recorder_path(d->rec ? d->rec : d->rec_closing));
+		return -EBUSY;
+	}
+	if (mkdir(d->rec_dir, 0750) < 0 && errno != EEXIST) {
+		r = -errno;
+		snprintf(err, len, "cannot create %s: %s", d->rec_dir, strerror(errno));
+		return r;
+	}
+	r = emg_record_name(path, sizeof(path), d->rec_dir, name && *name ? name : NULL,
+			    d->info.serial, d->cfg.record_edf, time(NULL));
+	if (r == -EINVAL) {
+		snprintf(err, len, "bad recording name '%s' (allowed: up to 100 letters, digits, '-', '_', '.', no '/', not starting with '.')",
+			 name);
+		return r;
+	}
+	if (r == -EEXIST) {
+		snprintf(err, len, "a recording named '%s' already exists", name);
+		return r;
+	}
+	if (r < 0) {
+		snprintf(err, len, "%s", strerror(-r));
+		return r;
+	}
+	rp.path = path;
+	rp.edf = d->cfg.record_edf;
+	rp.dev = &d->info;
+	rp.muscles = d->cfg.muscles;
+	rp.filter = &d->cfg.pipe.filter;
+	rp.rms_window_ms = d->cfg.pipe.rms_window_ms;
+	rp.filtered = d->cfg.record_filtered;
+	rp.envelopes = d->cfg.record_envelopes;
+	r = emg_recorder_open(&c.rec, &rp);
+	if (r < 0) {
+		snprintf(err, len, "cannot record to %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (send_cmd(d, &c) < 0) {
+		emg_recorder_close(c.rec);
+		snprintf(err, len, "dsp thread busy, try again");
+		return -EAGAIN;
+	}
+	d->rec = c.rec;
+	d->rec_seen_overruns = 0;
+	logmsg(L_NOTICE, "recording: %s (%s)", path, d->cfg.record_edf ? "EDF+" : "BDF+");
+	return 0;
+}
+
+static int record_stop(struct daemon *d, char *err, size_t len)
+{
+	struct cmd c = { .type = CMD_REC_DETACH };
+
+	if (!d->rec) {
+		snprintf(err, len, "not recording");
+		return -ENOENT;
+	}
+	if (send_cmd(d, &c) < 0) {
+		snprintf(err, len, "dsp thread busy, try again");
+		return -EAGAIN;
+	}
+	annotate(d, EMG_RECORD_NOW, -1, "recording stopped");
+	d->rec_closing = d->rec;
+	d->rec = NULL;
+	return 0;
+}
+
+static int h_rec_start(void *ud, const char *name, char *err, size_t len)
+{
+	return record_start(ud, name, err, len);
+}
+
+static int h_rec_stop(void *ud, char *err, size_t len)
+{
+	return record_stop(ud, err, len);
+}
+
+/* Once a second: surface recorder losses and failures in the log and the file. */
+static void record_check(struct daemon *d)
+{
+	struct emg_recorder_stats st;
+	char err[128];
+
+	if (!d->rec)
+		return;
+	emg_recorder_stats(d->rec, &st);
+	if (st.frames_dropped != d->rec_seen_overruns) {
+		logmsg(L_WARNING, "recording: %llu frames could not be written so far",
+		       (unsigned long long)st.frames_dropped);
+		d->rec_seen_overruns = st.frames_dropped;
+	}
+	if (st.state == EMG_RECORD_FAILED) {
+		logmsg(L_ERR, "recording: %s stopped: %s; acquisition and OSC continue",
+		       emg_recorder_path(d->rec), strerror(-st.error));
+		record_stop(d, err, sizeof(err));
+	}
+}
+
+static void repair_cb(void *ud, const char *path, int result, const char *msg)
+{
+	if (result < 0)
+		logmsg(L_WARNING, "recording: %s: cannot repair: %s", path, msg);
+	else
+		logmsg(L_NOTICE, "recording: %s: repaired after an unclean stop: %s", path, msg);
 }
 
 /* ---- control handlers (main thread) ---- */
@@ -388,7 +594,10 @@ static void h_latency(void *ud, struct emg_osc_latency *l)
 
 static int h_marker(void *ud, const char *text, char *err, size_t len)
 {
+	struct daemon *d = ud;
+
 	logmsg(L_NOTICE, "marker: %s", text);
+	annotate(d, EMG_RECORD_NOW, -1, "%s", text);
 	return 0;
 }
 
@@ -416,6 +625,7 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 		if (rec->calib_err == 0) {
 			emg_calib_set_rest(d->calib, rec->muscle, &rec->baseline, rec->rest_rms, now);
 			logmsg(L_INFO, "calibration: rest %s: %.2f uV RMS", name, rec->rest_rms);
+			annotate(d, EMG_RECORD_NOW, -1, "calibration rest %s %.2f uV", name, rec->rest_rms);
 		} else if (rec->calib_err == -EBUSY) {
 			logmsg(L_WARNING, "calibration: rest %s refused: the muscle was active during the trial; relax it and repeat (previous baseline kept)",
 			       name);
@@ -431,6 +641,7 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 			emg_calib_add_mvc(d->calib, rec->muscle, rec->mvc_rms, now);
 			logmsg(L_INFO, "calibration: MVC %s: peak %.1f uV RMS (MVC now %.1f uV)", name,
 			       rec->mvc_rms, emg_calib_get(d->calib, rec->muscle)->mvc_rms);
+			annotate(d, EMG_RECORD_NOW, -1, "calibration mvc %s %.1f uV", name, rec->mvc_rms);
 		} else {
 			logmsg(L_WARNING, "calibration: MVC %s failed: no signal", name);
 		}
@@ -471,9 +682,23 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		case EMG_REC_OFFSET:
 			emg_osc_publish_event(d->osc, rec, emg_now_ns());
 			emg_lat_add(&d->lat_event, emg_now_ns() - rec->arrival_ns);
+			if (d->rec) {
+				const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, rec->muscle);
+				if (rec->type == EMG_REC_ONSET)
+					annotate(d, rec->sample, -1, "%s onset", m ? m->name : "?");
+				else
+					annotate(d, rec->sample, -1, "%s offset %.3f s", m ? m->name : "?",
+						 rec->duration_s);
+			}
 			break;
 		case EMG_REC_CALIB:
 			handle_calib_rec(d, rec);
+			break;
+		case REC_DETACHED:
+			if (d->rec_closing) {
+				close_async(d, d->rec_closing);
+				d->rec_closing = NULL;
+			}
 			break;
 		case REC_SWAPPED:
 			/* Old pipeline is no longer touched by the dsp thread. */
@@ -506,11 +731,13 @@ static int on_dev_state(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	if (st == EMG_DEVICE_WAITING) {
 		logmsg(L_WARNING, "device: %s; waiting for it (subscribers stay connected)",
 		       atomic_load(&d->dev_why));
+		annotate(d, EMG_RECORD_NOW, -1, "device lost: %s", atomic_load(&d->dev_why));
 		mark_ready(d); /* serving OSC and waiting is a ready state for systemd */
 	} else if (st == EMG_DEVICE_FAILED) {
 		logmsg(L_ERR, "device: failed: %s", atomic_load(&d->dev_why));
 	} else {
 		logmsg(L_NOTICE, "device: streaming (%s)", atomic_load(&d->dev_why));
+		annotate(d, EMG_RECORD_NOW, -1, "device found");
 	}
 	notify_status(d);
 	return 0;
@@ -542,6 +769,17 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 		logmsg(L_WARNING, "calibration: no result in time; cancelled, please repeat it");
 		d->calibrating = 0;
 	}
+	{
+		uint64_t ov = total_overruns(d);
+		if (ov != d->last_overruns) {
+			logmsg(L_WARNING, "acquisition: %llu frames lost so far",
+			       (unsigned long long)ov);
+			annotate(d, EMG_RECORD_NOW, -1, "overrun: %llu frames lost",
+				 (unsigned long long)(ov - d->last_overruns));
+			d->last_overruns = ov;
+		}
+	}
+	record_check(d);
 	osc_status_cb(d, &st);
 	emg_osc_publish_status(d->osc, &st);
 	notify_status(d);
@@ -618,6 +856,32 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* Recordings go to [daemon] recordings_dir, or under systemd's StateDirectory= by default. */
+static void setup_recordings_dir(struct daemon *d)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+	int n;
+
+	if (env && *env && !strcmp(d->cfg.recordings_dir, "/var/lib/emgd/recordings"))
+		n = snprintf(d->rec_dir, sizeof(d->rec_dir), "%s/recordings", env);
+	else
+		n = snprintf(d->rec_dir, sizeof(d->rec_dir), "%s", d->cfg.recordings_dir);
+	if (n >= (int)sizeof(d->rec_dir))
+		d->rec_dir[0] = '\0';
+	if (d->rec_dir[0] && access(d->rec_dir, F_OK) == 0)
+		emg_record_repair_dir(d->rec_dir, repair_cb, d);
+}
+
+/* record = auto: record whenever streaming. */
+static void record_auto(struct daemon *d)
+{
+	char err[256];
+
+	if (d->cfg.record == EMG_RECORD_AUTO && !d->rec && !d->rec_closing &&
+	    record_start(d, NULL, err, sizeof(err)) < 0)
+		logmsg(L_ERR, "recording: record = auto, but %s", err);
 }
 
 static void setup_state_dir(struct daemon *d)
@@ -759,6 +1023,15 @@ static void stop_engine(struct daemon *d)
 		on_recs(d->recs_src, -1, 0, d);
 		d->recs_src = sd_event_source_disable_unref(d->recs_src);
 	}
+	/* The dsp thread is gone: recordings can be closed right here. */
+	join_closer(d);
+	if (d->rec_closing)
+		closer_main(d->rec_closing);
+	if (d->rec) {
+		annotate(d, EMG_RECORD_NOW, -1, "recording stopped: emgd %s", d->stopping ? "stopped" : "restarted the device");
+		closer_main(d->rec);
+	}
+	d->rec = d->rec_closing = NULL;
 	emg_pipeline_free(d->pipe);
 	emg_pipeline_free(d->pipe_pending_free);
 	d->pipe = d->pipe_pending_free = NULL;
@@ -793,7 +1066,7 @@ static void reload(struct daemon *d)
 	struct emg_calib *nc;
 	struct emg_osc_params op;
 	struct emg_hostport old_listen;
-	int listen_changed, r;
+	int listen_changed, was_auto, r;
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
 		   (unsigned long long)(emg_now_ns() / 1000), d->config_path ? d->config_path : "");
@@ -811,6 +1084,7 @@ static void reload(struct daemon *d)
 	d->calib = nc;
 	listen_changed = strcmp(n.listen.host, d->cfg.listen.host) || n.listen.port != d->cfg.listen.port;
 	old_listen = d->cfg.listen;
+	was_auto = d->cfg.record == EMG_RECORD_AUTO;
 
 	if (emg_config_device_changed(&d->cfg, &n)) {
 		/* A different amplifier or rate: restarting the device is unavoidable. */
@@ -863,6 +1137,13 @@ static void reload(struct daemon *d)
 	}
 	save_calib(d);
 	logmsg(L_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
+	annotate(d, EMG_RECORD_NOW, -1, "config reloaded");
+	setup_recordings_dir(d);
+	if (d->cfg.record == EMG_RECORD_OFF && d->rec && was_auto) {
+		char err[64];
+		record_stop(d, err, sizeof(err));
+	}
+	record_auto(d);
 done:
 	sd_notify(0, "READY=1");
 	notify_status(d);
@@ -877,6 +1158,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		return 0;
 	}
 	logmsg(L_NOTICE, "%s: shutting down", strsignal((int)si->ssi_signo));
+	d->stopping = 1;
 	sd_notify(0, "STOPPING=1");
 	sd_event_exit(d->ev, 0);
 	return 0;
@@ -926,6 +1208,8 @@ int main(int argc, char **argv)
 		.marker = h_marker,
 		.status = osc_status_cb,
 		.latency = h_latency,
+		.record_start = h_rec_start,
+		.record_stop = h_rec_stop,
 	};
 	struct emg_osc_params op;
 	int check = 0, c, r, ret = EXIT_FAILURE;
@@ -1023,8 +1307,10 @@ int main(int argc, char **argv)
 	if (bind_osc(d) < 0)
 		goto out;
 
+	setup_recordings_dir(d);
 	if (start_engine(d) < 0)
 		goto out;
+	record_auto(d);
 
 	if (sd_event_add_time_relative(d->ev, &d->tick_src, CLOCK_MONOTONIC, 1000000, 10000,
 				       on_tick, d) < 0)
@@ -1046,6 +1332,7 @@ out:
 		       (unsigned long long)st.denied, (unsigned long long)st.rate_limited,
 		       (unsigned long long)st.sent);
 	}
+	join_closer(d);
 	sd_event_source_disable_unref(d->tick_src);
 	sd_event_source_disable_unref(d->wd_src);
 	sd_event_source_disable_unref(d->osc_src);

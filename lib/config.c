@@ -144,6 +144,17 @@ static int p_record(struct emg_config *c, const char *v)
 	return 0;
 }
 
+static int p_record_format(struct emg_config *c, const char *v)
+{
+	if (!strcmp(v, "bdf"))
+		c->record_edf = false;
+	else if (!strcmp(v, "edf"))
+		c->record_edf = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int p_dir(char *dst, size_t len, const char *v)
 {
 	if (v[0] != '/' || strlen(v) >= len)
@@ -205,6 +216,9 @@ static const struct kdef keys[] = {
 	{ "daemon", "state_dir", K_CUSTOM, 0, 0, 0, 0, p_state_dir, "an absolute path" },
 	{ "daemon", "recordings_dir", K_CUSTOM, 0, 0, 0, 0, p_rec_dir, "an absolute path" },
 	{ "daemon", "record", K_CUSTOM, 0, 0, 0, 0, p_record, "off or auto" },
+	{ "daemon", "record_format", K_CUSTOM, 0, 0, 0, 0, p_record_format, "bdf (24-bit BDF+) or edf (16-bit EDF+)" },
+	{ "daemon", "record_filtered", K_BOOL, OFF(record_filtered), 0, 0, 0, NULL, "yes or no" },
+	{ "daemon", "record_envelopes", K_BOOL, OFF(record_envelopes), 0, 0, 0, NULL, "yes or no" },
 	{ "daemon", "mlock", K_BOOL, OFF(mlock), 0, 0, 0, NULL, "yes or no" },
 	{ "daemon", "rt_priority", K_UINT, OFF(rt_priority), 0, 0, 99, NULL, "0 (off) .. 99" },
 };

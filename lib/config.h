@@ -78,6 +78,9 @@ struct emg_config {
 	char state_dir[PATH_MAX];
 	char recordings_dir[PATH_MAX];
 	enum emg_record_mode record;
+	bool record_edf;       /* record_format = edf (16-bit) instead of bdf (24-bit) */
+	bool record_filtered;  /* add band-passed channels to recordings */
+	bool record_envelopes; /* add RMS envelope channels to recordings */
 	bool mlock;
 	int rt_priority; /* SCHED_FIFO priority of acquisition/DSP threads, 0 = off */
 

@@ -247,7 +247,7 @@ START_TEST(test_unknown_key_and_section)
 		     "emgd.conf:2: [osc] publsh_rate: unknown key (allowed: listen, publish_rate, target, max_subscribers, lease, max_lease, rate_limit, rate_burst, allow)");
 	ck_parse_err("[device]\n\nrates = 2000\n", "emgd.conf:3: [device] rates: unknown key (allowed: driver, rate, channels,");
 	ck_parse_err("[daemon]\nmlocked = yes\n",
-		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, mlock, rt_priority)");
+		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, record_format, record_filtered, record_envelopes, mlock, rt_priority)");
 	ck_parse_err("[dev]\nrate = 2000\n",
 		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles)");
 	ck_parse_err("rate = 2000\n", "emgd.conf:1: []: unknown section");

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <edflib.h>
+
+#include "../record.h"
+#include "replay.h"
+
+#define LABEL_MAX 32
+#define RESYNC_NS 100000000ull
+
+struct src {
+	bool edf;
+	double rate;
+	unsigned ch;
+	size_t nframes;
+	double pmin, pmax;
+	char serial[64];
+	char (*labels)[LABEL_MAX];
+	/* CSV: everything, interleaved */
+	float *all;
+	/* EDF: EDFlib handle and one chunk */
+	int handle;
+	int *sig;            /* EDFlib signal number of each channel */
+	double *dbuf;        /* chunk of one signal */
+	size_t chunk;        /* frames per chunk */
+};
+
+struct replay_dev {
+	struct emg_device dev;
+	struct src s;
+	char model[64];
+	bool realtime;
+	float *cbuf;         /* EDF: chunk x ch interleaved */
+	size_t cfill, cpos;  /* frames in cbuf, next to deliver */
+	size_t pos;          /* frames delivered */
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	struct emg_device_callbacks cb;
+};
+
+/* ------------------------------------------------------------------ CSV */
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+		*--e = 0;
+	return s;
+}
+
+static int csv_rate(char *line, double *rate)
+{
+	char *p = trim(line), *end;
+
+	if (*p == '#')
+		p = trim(p + 1);
+	if (strncasecmp(p, "rate", 4))
+		return -EINVAL;
+	p = trim(p + 4);
+	if (*p != '=' && *p != ',' && *p != ':')
+		return -EINVAL;
+	p = trim(p + 1);
+	*rate = strtod(p, &end);
+	if (end == p || !(*rate > 0) || *rate > 1e6)
+		return -EINVAL;
+	while (*end == ' ' || *end == ',')
+		end++;
+	if (*end && strncasecmp(end, "hz", 2))
+		return -EINVAL;
+	return 0;
+}
+
+static int csv_load(const char *path, struct src *s)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0, nalloc = 0;
+	ssize_t n;
+	int e = -EINVAL;
+
+	if (!f)
+		return -errno;
+	/* line 1: rate */
+	if ((n = getline(&line, &cap, f)) < 0 || csv_rate(line, &s->rate))
+		goto out;
+	/* line 2: names */
+	if ((n = getline(&line, &cap, f)) < 0)
+		goto out;
+	{
+		char *p = trim(line), *tok, *save = NULL;
+		unsigned ch = 1;
+
+		if (*p == '#')
+			p = trim(p + 1);
+		for (char *q = p; *q; q++)
+			ch += *q == ',';
+		if (!*p || ch > EMG_DEVICE_MAX_CHANNELS)
+			goto out;
+		s->labels = calloc(ch, sizeof(*s->labels));
+		if (!s->labels) {
+			e = -ENOMEM;
+			goto out;
+		}
+		s->ch = 0;
+		for (tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			snprintf(s->labels[s->ch++], LABEL_MAX, "%s", trim(tok));
+		if (s->ch != ch)
+			goto out; /* empty column name */
+	}
+	/* rows */
+	double amax = 0;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		char *p = trim(line);
+
+		if (!*p || *p == '#')
+			continue;
+		if (s->nframes == nalloc) {
+			size_t na = nalloc ? nalloc * 2 : 4096;
+			float *a = realloc(s->all, na * s->ch * sizeof(float));
+			if (!a) {
+				e = -ENOMEM;
+				goto out;
+			}
+			s->all = a;
+			nalloc = na;
+		}
+		float *row = s->all + s->nframes * s->ch;
+		for (unsigned c = 0; c < s->ch; c++) {
+			char *end;
+			double v = strtod(p, &end);
+
+			if (end == p || !isfinite(v))
+				goto out;
+			row[c] = (float)v;
+			if (fabs(v) > amax)
+				amax = fabs(v);
+			p = trim(end);
+			if (c + 1 < s->ch) {
+				if (*p != ',')
+					goto out;
+				p++;
+			}
+		}
+		if (*p)
+			goto out; /* too many columns */
+		s->nframes++;
+	}
+	s->pmax = fmax(10000.0, ceil(amax));
+	s->pmin = -s->pmax;
+	e = 0;
+out:
+	free(line);
+	fclose(f);
+	return e;
+}
+
+/* ------------------------------------------------------------------ EDF */
+
+static void find_serial(const struct edf_hdr_struct *h, char *out, size_t len)
+{
+	const char *fields[] = { h->recording_additional, h->recording, h->equipment };
+
+	out[0] = 0;
+	for (unsigned i = 0; i < 2; i++) {
+		const char *p = strstr(fields[i], "serial=");
+		if (p) {
+			p += 7;
+			size_t n = strcspn(p, " ");
+			snprintf(out, len, "%.*s", (int)n, p);
+			return;
+		}
+	}
+	if (h->equipment[0] && strcmp(h->equipment, "X"))
+		snprintf(out, len, "%.*s", (int)(len - 1), h->equipment);
+}
+
+static int edf_load(const char *path, struct src *s)
+{
+	struct edf_hdr_struct *h = calloc(1, sizeof(*h));
+	int e = 0, first = -1;
+
+	if (!h)
+		return -ENOMEM;
+	s->handle = -1;
+	emg_record_edflib_lock();
+	if (edfopen_file_readonly(path, h, EDFLIB_DO_NOT_READ_ANNOTATIONS) < 0) {
+		e = h->filetype == EDFLIB_NO_SUCH_FILE_OR_DIRECTORY ? -ENOENT
+		    : h->filetype == EDFLIB_MALLOC_ERROR	     ? -ENOMEM
+		    : h->filetype == EDFLIB_MAXFILES_REACHED	     ? -EMFILE
+		    : h->filetype == EDFLIB_FILE_ALREADY_OPENED     ? -EBUSY
+								     : -EINVAL;
+		emg_record_edflib_unlock();
+		free(h);
+		return e;
+	}
+	emg_record_edflib_unlock();
+	s->handle = h->handle;
+	s->edf = true;
+	s->sig = calloc((size_t)h->edfsignals + 1, sizeof(int));
+	s->labels = calloc((size_t)h->edfsignals + 1, sizeof(*s->labels));
+	if (!s->sig || !s->labels) {
+		e = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < h->edfsignals && s->ch < EMG_DEVICE_MAX_CHANNELS; i++) {
+		const struct edf_param_struct *p = &h->signalparam[i];
+		if (!strncmp(p->transducer, "emgd:", 5))
+			continue;
+		if (first >= 0 && p->smp_in_datarecord != h->signalparam[first].smp_in_datarecord)
+			continue;
+		if (first < 0) {
+			first = i;
+			s->pmin = p->phys_min;
+			s->pmax = p->phys_max;
+		}
+		s->pmin = fmin(s->pmin, fmin(p->phys_min, p->phys_max));
+		s->pmax = fmax(s->pmax, fmax(p->phys_min, p->phys_max));
+		s->sig[s->ch] = i;
+		snprintf(s->labels[s->ch], LABEL_MAX, "%s", p->label);
+		trim(s->labels[s->ch]);
+		s->ch++;
+	}
+	if (first < 0 || h->datarecord_duration <= 0) {
+		e = -ENODATA;
+		goto out;
+	}
+	s->rate = (double)h->signalparam[first].smp_in_datarecord * EDFLIB_TIME_DIMENSION /
+		  (double)h->datarecord_duration;
+	s->nframes = (size_t)h->signalparam[first].smp_in_file;
+	s->chunk = (size_t)ceil(s->rate / 10.0);
+	if (s->chunk < 16)
+		s->chunk = 16;
+	s->dbuf = calloc(s->chunk, sizeof(double));
+	if (!s->dbuf) {
+		e = -ENOMEM;
+		goto out;
+	}
+	find_serial(h, s->serial, sizeof(s->serial));
+out:
+	free(h);
+	return e;
+}
+
+static void src_free(struct src *s)
+{
+	if (s->edf && s->handle >= 0) {
+		emg_record_edflib_lock();
+		edfclose_file(s->handle);
+		emg_record_edflib_unlock();
+	}
+	free(s->all);
+	free(s->sig);
+	free(s->dbuf);
+	free(s->labels);
+	memset(s, 0, sizeof(*s));
+}
+
+static int src_open(const char *path, struct src *s)
+{
+	size_t n = strlen(path);
+	int e;
+
+	memset(s, 0, sizeof(*s));
+	s->handle = -1;
+	if (n > 4 && !strcasecmp(path + n - 4, ".csv"))
+		e = csv_load(path, s);
+	else
+		e = edf_load(path, s);
+	if (e)
+		src_free(s);
+	return e;
+}
+
+/* EDF: read up to s->chunk frames into buf (interleaved); returns frames read. */
+static size_t edf_chunk(struct src *s, float *buf)
+{
+	size_t got = s->chunk;
+
+	for (unsigned c = 0; c < s->ch; c++) {
+		int n = edfread_physical_samples(s->handle, s->sig[c], (int)s->chunk, s->dbuf);
+		if (n < 0)
+			n = 0;
+		if ((size_t)n < got)
+			got = (size_t)n;
+		for (int f = 0; f < n; f++)
+			buf[(size_t)f * s->ch + c] = (float)s->dbuf[f];
+	}
+	return got;
+}
+
+int emg_replay_read_all(const char *path, float **frames, size_t *nframes, unsigned *channels,
+			double *rate)
+{
+	struct src s;
+	int e = src_open(path, &s);
+
+	if (e)
+		return e;
+	*channels = s.ch;
+	*rate = s.rate;
+	if (!s.edf) {
+		*frames = s.all;
+		*nframes = s.nframes;
+		s.all = NULL;
+		src_free(&s);
+		return 0;
+	}
+	float *all = malloc((s.nframes + s.chunk) * s.ch * sizeof(float) + 1);
+	size_t n = 0, k;
+
+	if (!all) {
+		src_free(&s);
+		return -ENOMEM;
+	}
+	while (n < s.nframes && (k = edf_chunk(&s, all + n * s.ch)) > 0)
+		n += k;
+	src_free(&s);
+	*frames = all;
+	*nframes = n;
+	return 0;
+}
+
+/* --------------------------------------------------------------- device */
+
+/* Next run of up to `want` frames; NULL at the end of the file. */
+static const float *next_frames(struct replay_dev *d, size_t want, size_t *got)
+{
+	struct src *s = &d->s;
+
+	if (!s->edf) {
+		if (d->pos >= s->nframes)
+			return NULL;
+		*got = s->nframes - d->pos < want ? s->nframes - d->pos : want;
+		return s->all + d->pos * s->ch;
+	}
+	if (d->cpos == d->cfill) {
+		d->cfill = d->pos < s->nframes ? edf_chunk(s, d->cbuf) : 0;
+		d->cpos = 0;
+		if (!d->cfill)
+			return NULL;
+	}
+	*got = d->cfill - d->cpos < want ? d->cfill - d->cpos : want;
+	return d->cbuf + d->cpos * s->ch;
+}
+
+static void consumed(struct replay_dev *d, size_t n)
+{
+	d->pos += n;
+	if (d->s.edf)
+		d->cpos += n;
+}
+
+static void *replay_thread(void *arg)
+{
+	struct replay_dev *d = arg;
+	const double rate = d->s.rate;
+	const double tick_ns = rate >= 1000.0 ? 1e6 : 1e9 / rate;
+	const double per_tick = rate >= 1000.0 ? rate / 1000.0 : 1.0;
+	uint64_t k = 0, done = 0;
+	uint64_t t0 = emg_now_ns();
+
+	if (d->cb.state)
+		d->cb.state(d->cb.ud, EMG_DEVICE_STREAMING, "replay running");
+	while (!atomic_load_explicit(&d->stop, memory_order_acquire)) {
+		uint64_t due = (uint64_t)floor((double)(k + 1) * per_tick + 1e-9);
+		size_t n = (size_t)(due - done);
+
+		if (d->realtime) {
+			uint64_t deadline = t0 + (uint64_t)((double)(k + 1) * tick_ns);
+			uint64_t now = emg_now_ns();
+
+			if (now > deadline + RESYNC_NS) {
+				t0 += now - deadline;
+			} else if (now < deadline) {
+				struct timespec ts = {
+					.tv_sec = (time_t)(deadline / 1000000000u),
+					.tv_nsec = (long)(deadline % 1000000000u),
+				};
+				while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+				       EINTR)
+					;
+			}
+		}
+		while (n) {
+			size_t got = 0;
+			const float *x = next_frames(d, n, &got);
+
+			if (!x) {
+				if (d->cb.state)
+					d->cb.state(d->cb.ud, EMG_DEVICE_WAITING, "end of replay file");
+				return NULL;
+			}
+			d->cb.data(d->cb.ud, x, (unsigned)got, d->pos, 0, emg_now_ns());
+			consumed(d, got);
+			n -= got;
+		}
+		done = due;
+		k++;
+	}
+	return NULL;
+}
+
+static int replay_open(struct emg_device **out, const struct emg_device_config *cfg)
+{
+	struct replay_dev *d;
+	const char *base;
+	int e;
+
+	if (!cfg->file || !cfg->file[0])
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->dev.ops = &emg_replay_ops;
+	d->realtime = cfg->realtime;
+	atomic_init(&d->stop, false);
+	e = src_open(cfg->file, &d->s);
+	if (e) {
+		free(d);
+		return e;
+	}
+	if (d->s.edf) {
+		d->cbuf = calloc(d->s.chunk * d->s.ch, sizeof(float));
+		if (!d->cbuf) {
+			src_free(&d->s);
+			free(d);
+			return -ENOMEM;
+		}
+	}
+	base = strrchr(cfg->file, '/');
+	base = base ? base + 1 : cfg->file;
+	snprintf(d->model, sizeof(d->model), "replay: %s", base);
+	*out = &d->dev;
+	return 0;
+}
+
+static void replay_info(struct emg_device *dev, struct emg_device_info *info)
+{
+	struct replay_dev *d = (struct replay_dev *)dev;
+
+	memset(info, 0, sizeof(*info));
+	snprintf(info->driver, sizeof(info->driver), "replay");
+	snprintf(info->model, sizeof(info->model), "%s", d->model);
+	snprintf(info->serial, sizeof(info->serial), "%s", d->s.serial);
+	info->rate = d->s.rate;
+	info->channels = d->s.ch;
+	info->phys_min_uv = d->s.pmin;
+	info->phys_max_uv = d->s.pmax;
+}
+
+static int replay_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
+{
+	struct replay_dev *d = (struct replay_dev *)dev;
+	int r;
+
+	if (!cb || !cb->data)
+		return -EINVAL;
+	if (d->running)
+		return -EBUSY;
+	d->cb = *cb;
+	atomic_store(&d->stop, false);
+	r = pthread_create(&d->thread, NULL, replay_thread, d);
+	if (r)
+		return -r;
+	d->running = true;
+	return 0;
+}
+
+static void replay_stop(struct emg_device *dev)
+{
+	struct replay_dev *d = (struct replay_dev *)dev;
+
+	if (!d->running)
+		return;
+	atomic_store_explicit(&d->stop, true, memory_order_release);
+	pthread_join(d->thread, NULL);
+	d->running = false;
+}
+
+static void replay_close(struct emg_device *dev)
+{
+	struct replay_dev *d = (struct replay_dev *)dev;
+
+	if (!d)
+		return;
+	replay_stop(dev);
+	src_free(&d->s);
+	free(d->cbuf);
+	free(d);
+}
+
+const char *emg_replay_label(struct emg_device *dev, unsigned ch)
+{
+	struct replay_dev *d = (struct replay_dev *)dev;
+
+	if (!dev || dev->ops != &emg_replay_ops || ch >= d->s.ch)
+		return NULL;
+	return d->s.labels[ch];
+}
+
+size_t emg_replay_frames(struct emg_device *dev)
+{
+	struct replay_dev *d = (struct replay_dev *)dev;
+
+	if (!dev || dev->ops != &emg_replay_ops)
+		return 0;
+	return d->s.nframes;
+}
+
+const struct emg_device_ops emg_replay_ops = {
+	.name = "replay",
+	.help = "plays an EDF/BDF recording or a CSV file, in real time or as fast as possible",
+	.open = replay_open,
+	.info = replay_info,
+	.start = replay_start,
+	.stop = replay_stop,
+	.close = replay_close,
+};

@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the replay device: CSV parsing (both rate-line spellings, CRLF,
+ * comments, errors), playing a CSV as fast as possible and in real time,
+ * playing an emgd BDF+ recording (raw channels only, serial and labels from
+ * the header), and re-recording a replay: the second file holds exactly the
+ * digital samples of the first.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <edflib.h>
+
+#include "device.h"
+#include "muscles.h"
+#include "record.h"
+#include "devices/replay.h"
+#include "devices/synth.h"
+
+#define FS 2000.0
+#define NCH 7
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/emg-replay-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd)) {
+	}
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A CSV of n frames x 3 channels; value = frame + channel / 10. */
+static void write_csv(const char *path, size_t n, double rate, int variant)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	if (variant)
+		fprintf(f, "rate,%g\r\nglute_max_l, glute_med_l ,hip_flex_l\r\n# comment\r\n\r\n",
+			rate);
+	else
+		fprintf(f, "# rate = %g\nglute_max_l,glute_med_l,hip_flex_l\n", rate);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%zu.0,%zu.1, %zu.2%s", i, i, i, variant ? "\r\n" : "\n");
+	fclose(f);
+}
+
+START_TEST(test_csv_read)
+{
+	char path[128];
+
+	for (int v = 0; v < 2; v++) {
+		float *x = NULL;
+		size_t n;
+		unsigned ch;
+		double rate;
+
+		snprintf(path, sizeof(path), "%s/a%d.csv", tmpdir, v);
+		write_csv(path, 500, v ? 500 : 1000, v);
+		ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), 0);
+		ck_assert_uint_eq(n, 500);
+		ck_assert_uint_eq(ch, 3);
+		ck_assert_double_eq(rate, v ? 500 : 1000);
+		for (size_t i = 0; i < n; i++)
+			for (unsigned c = 0; c < 3; c++)
+				ck_assert_float_eq_tol(x[i * 3 + c], (float)i + c / 10.0f, 1e-3f);
+		free(x);
+	}
+}
+END_TEST
+
+START_TEST(test_csv_errors)
+{
+	const char *bad[] = {
+		"glute_max_l\n1\n",                  /* no rate line */
+		"# rate = 0\nglute_max_l\n1\n",       /* bad rate */
+		"# rate = 1000\na,b\n1\n",            /* too few columns */
+		"# rate = 1000\na,b\n1,2,3\n",        /* too many */
+		"# rate = 1000\na,b\n1,x\n",          /* not a number */
+		"# rate = 1000\na,,b\n1,2,3\n",       /* empty name */
+		"# rate = 1000\n",                    /* no names */
+	};
+	char path[128];
+	float *x;
+	size_t n;
+	unsigned ch;
+	double rate;
+
+	snprintf(path, sizeof(path), "%s/bad.csv", tmpdir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_text(path, bad[i]);
+		ck_assert_msg(emg_replay_read_all(path, &x, &n, &ch, &rate) == -EINVAL,
+			      "accepted case %zu", i);
+	}
+	snprintf(path, sizeof(path), "%s/missing.csv", tmpdir);
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), -ENOENT);
+	snprintf(path, sizeof(path), "%s/not.edf", tmpdir);
+	write_text(path, "this is not an EDF file at all, not even close ..........");
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), -EINVAL);
+
+	struct emg_device_config cfg;
+	struct emg_device *d = NULL;
+	emg_device_config_default(&cfg);
+	cfg.driver = "replay";
+	ck_assert_int_eq(emg_device_open(&d, &cfg), -EINVAL); /* no file */
+	cfg.file = path;
+	ck_assert_int_eq(emg_device_open(&d, &cfg), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_registered)
+{
+	const char *const *names = emg_device_names();
+	int found = 0;
+
+	ck_assert_ptr_eq(emg_device_find("replay"), &emg_replay_ops);
+	for (; *names; names++)
+		found |= !strcmp(*names, "replay");
+	ck_assert(found);
+}
+END_TEST
+
+/* ------------------------------------------------------------ device */
+
+struct sink {
+	float *buf;
+	size_t cap, n; /* frames */
+	unsigned ch;
+	uint64_t next_seq;
+	int bad_seq;
+	atomic_int state; /* -1 none */
+	const char *why;
+	struct emg_recorder *rec; /* optional: also record */
+};
+
+static void on_data(void *ud, const float *frames, unsigned nframes, uint64_t first_seq,
+		    uint32_t lost, uint64_t t_ns)
+{
+	struct sink *s = ud;
+
+	(void)t_ns;
+	if (first_seq != s->next_seq || lost)
+		s->bad_seq++;
+	s->next_seq = first_seq + nframes;
+	if (s->n + nframes <= s->cap)
+		memcpy(s->buf + s->n * s->ch, frames, (size_t)nframes * s->ch * sizeof(float));
+	s->n += nframes;
+	if (s->rec)
+		emg_recorder_write(s->rec, frames, nframes, first_seq);
+}
+
+static void on_state(void *ud, enum emg_device_state st, const char *why)
+{
+	struct sink *s = ud;
+
+	s->why = why;
+	atomic_store(&s->state, (int)st);
+}
+
+static struct emg_device *open_replay(const char *path, bool realtime)
+{
+	struct emg_device_config cfg;
+	struct emg_device *d = NULL;
+
+	emg_device_config_default(&cfg);
+	cfg.driver = "replay";
+	cfg.file = path;
+	cfg.realtime = realtime;
+	cfg.rate = 12345; /* ignored: the file decides */
+	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
+	return d;
+}
+
+/* Play to the end; returns seconds taken. */
+static double play(struct emg_device *d, struct sink *s)
+{
+	struct emg_device_callbacks cb = { .data = on_data, .state = on_state, .ud = s };
+	double t0 = mono();
+
+	atomic_init(&s->state, -1);
+	ck_assert_int_eq(emg_device_start(d, &cb), 0);
+	while (atomic_load(&s->state) != EMG_DEVICE_WAITING) {
+		ck_assert_double_lt(mono() - t0, 20);
+		usleep(1000);
+	}
+	double dt = mono() - t0;
+	emg_device_stop(d);
+	ck_assert_str_eq(s->why, "end of replay file");
+	ck_assert_int_eq(s->bad_seq, 0);
+	return dt;
+}
+
+START_TEST(test_play_csv)
+{
+	char path[128];
+	struct emg_device_info info;
+
+	snprintf(path, sizeof(path), "%s/play.csv", tmpdir);
+	write_csv(path, 3001, 1000, 0);
+	for (int rt = 0; rt < 2; rt++) {
+		struct emg_device *d = open_replay(path, rt);
+		struct sink s = { .cap = 4000, .ch = 3 };
+
+		s.buf = calloc(s.cap * 3, sizeof(float));
+		emg_device_info(d, &info);
+		ck_assert_str_eq(info.driver, "replay");
+		ck_assert_str_eq(info.model, "replay: play.csv");
+		ck_assert_double_eq(info.rate, 1000);
+		ck_assert_uint_eq(info.channels, 3);
+		ck_assert_double_le(info.phys_min_uv, -3001);
+		ck_assert_double_ge(info.phys_max_uv, 3001);
+		ck_assert_str_eq(emg_replay_label(d, 1), "glute_med_l");
+		ck_assert_ptr_null(emg_replay_label(d, 3));
+		ck_assert_uint_eq(emg_replay_frames(d), 3001);
+		if (!rt) {
+			double dt = play(d, &s);
+			printf("csv as fast as possible: 3.0 s of data in %.1f ms\n", dt * 1e3);
+			ck_assert_double_lt(dt, 2.0);
+		} else {
+			/* play only the first 0.3 s in real time */
+			emg_device_close(d);
+			char shortp[140];
+			snprintf(shortp, sizeof(shortp), "%s/short.csv", tmpdir);
+			write_csv(shortp, 300, 1000, 0);
+			d = open_replay(shortp, true);
+			double dt = play(d, &s);
+			printf("csv in real time: 0.300 s of data in %.3f s\n", dt);
+			ck_assert_double_ge(dt, 0.29);
+			ck_assert_double_lt(dt, 0.8);
+		}
+		size_t want = rt ? 300 : 3001;
+		ck_assert_uint_eq(s.n, want);
+		for (size_t i = 0; i < want; i++)
+			ck_assert_float_eq_tol(s.buf[i * 3 + 2], (float)i + 0.2f, 1e-3f);
+		free(s.buf);
+		emg_device_close(d);
+	}
+}
+END_TEST
+
+static float *synth_frames(const struct emg_muscles *m, size_t n)
+{
+	struct emg_device_config cfg;
+	struct emg_synth *s = NULL;
+	float *x = malloc(n * NCH * sizeof(float));
+
+	emg_device_config_default(&cfg);
+	cfg.channels = NCH;
+	cfg.muscles = m;
+	cfg.realtime = false;
+	ck_assert_int_eq(emg_synth_new(&s, &cfg), 0);
+	emg_synth_generate(s, x, (unsigned)n);
+	emg_synth_free(s);
+	return x;
+}
+
+static struct emg_device_info synth_info(void)
+{
+	struct emg_device_info d;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.driver, sizeof(d.driver), "synth");
+	snprintf(d.model, sizeof(d.model), "emgd synthetic sEMG");
+	snprintf(d.serial, sizeof(d.serial), "SYNTH-7");
+	d.rate = FS;
+	d.channels = NCH;
+	d.phys_min_uv = -10000;
+	d.phys_max_uv = 10000;
+	return d;
+}
+
+static void record_file(const char *path, const float *x, size_t n, const struct emg_muscles *m,
+			const struct emg_device_info *dev, bool extras)
+{
+	struct emg_recorder *r = NULL;
+	struct emg_record_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.path = path;
+	p.dev = dev;
+	p.muscles = m;
+	p.filtered = extras;
+	p.envelopes = extras;
+	p.buffer_s = 8;
+	ck_assert_int_eq(emg_recorder_open(&r, &p), 0);
+	ck_assert_uint_eq(emg_recorder_write(r, x, (unsigned)n, 0), n);
+	ck_assert_int_eq(emg_recorder_close(r), 0);
+}
+
+START_TEST(test_play_bdf_and_rerecord)
+{
+	struct emg_muscles *m = NULL;
+	const size_t n = 6000;
+	char a[128], b[128];
+	struct emg_device_info dev = synth_info(), info;
+
+	ck_assert_int_eq(emg_muscles_new_default(&m), 0);
+	float *x = synth_frames(m, n);
+	snprintf(a, sizeof(a), "%s/first.bdf", tmpdir);
+	snprintf(b, sizeof(b), "%s/second.bdf", tmpdir);
+	record_file(a, x, n, m, &dev, true);
+
+	struct emg_device *d = open_replay(a, false);
+	emg_device_info(d, &info);
+	ck_assert_str_eq(info.driver, "replay");
+	ck_assert_str_eq(info.serial, "SYNTH-7");
+	ck_assert_double_eq(info.rate, FS);
+	ck_assert_uint_eq(info.channels, NCH); /* the _f and _rms channels are not played */
+	ck_assert_double_eq(info.phys_min_uv, -10000);
+	ck_assert_double_eq(info.phys_max_uv, 10000);
+	ck_assert_str_eq(emg_replay_label(d, 0), "glute_max_l");
+	ck_assert_str_eq(emg_replay_label(d, 6), "ch6");
+
+	/* replay straight into a second recorder, as the daemon would */
+	struct emg_recorder *r = NULL;
+	struct emg_record_params p;
+	memset(&p, 0, sizeof(p));
+	p.path = b;
+	p.dev = &info;
+	p.muscles = m;
+	p.buffer_s = 8;
+	ck_assert_int_eq(emg_recorder_open(&r, &p), 0);
+	struct sink s = { .cap = n, .ch = NCH, .rec = r };
+	s.buf = calloc(n * NCH, sizeof(float));
+	double dt = play(d, &s);
+	ck_assert_int_eq(emg_recorder_close(r), 0);
+	printf("bdf replay as fast as possible: 3.0 s in %.1f ms\n", dt * 1e3);
+	ck_assert_uint_eq(s.n, n);
+	double q = 20000.0 / 16777215.0;
+	for (size_t i = 0; i < n * NCH; i++)
+		ck_assert_double_le(fabs((double)s.buf[i] - x[i]), q / 2 * 1.001 + 1e-3);
+	emg_device_close(d);
+
+	/* same digital samples in both files */
+	struct edf_hdr_struct ha, hb;
+	ck_assert_int_eq(edfopen_file_readonly(a, &ha, EDFLIB_DO_NOT_READ_ANNOTATIONS), 0);
+	ck_assert_int_eq(edfopen_file_readonly(b, &hb, EDFLIB_DO_NOT_READ_ANNOTATIONS), 0);
+	ck_assert_int_eq(hb.edfsignals, NCH);
+	ck_assert_ptr_nonnull(strstr(hb.recording_additional, "serial=SYNTH-7"));
+	int *da = malloc(n * sizeof(int)), *db = malloc(n * sizeof(int));
+	for (int c = 0; c < NCH; c++) {
+		ck_assert_int_eq(edfread_digital_samples(ha.handle, c, (int)n, da), (int)n);
+		ck_assert_int_eq(edfread_digital_samples(hb.handle, c, (int)n, db), (int)n);
+		ck_assert_int_eq(memcmp(da, db, n * sizeof(int)), 0);
+	}
+	edfclose_file(ha.handle);
+	edfclose_file(hb.handle);
+	free(da);
+	free(db);
+	free(s.buf);
+	free(x);
+	emg_muscles_free(m);
+}
+END_TEST
+
+/* Stop in the middle and start again: playback continues where it stopped. */
+START_TEST(test_stop_and_resume)
+{
+	char path[128];
+	struct emg_device_callbacks cb;
+
+	snprintf(path, sizeof(path), "%s/resume.csv", tmpdir);
+	write_csv(path, 400, 1000, 0);
+	struct emg_device *d = open_replay(path, true);
+	struct sink s = { .cap = 400, .ch = 3 };
+	s.buf = calloc(400 * 3, sizeof(float));
+	atomic_init(&s.state, -1);
+	cb = (struct emg_device_callbacks){ .data = on_data, .state = on_state, .ud = &s };
+	ck_assert_int_eq(emg_device_start(d, &cb), 0);
+	ck_assert_int_eq(emg_device_start(d, &cb), -EBUSY);
+	usleep(100000);
+	emg_device_stop(d);
+	size_t got = s.n;
+	ck_assert_uint_gt(got, 20);
+	ck_assert_uint_lt(got, 400);
+	double dt = play(d, &s);
+	(void)dt;
+	ck_assert_uint_eq(s.n, 400);
+	for (size_t i = 0; i < 400; i++)
+		ck_assert_float_eq_tol(s.buf[i * 3], (float)i, 1e-3f);
+	free(s.buf);
+	emg_device_close(d);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("replay");
+	TCase *tc = tcase_create("replay");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_csv_read);
+	tcase_add_test(tc, test_csv_errors);
+	tcase_add_test(tc, test_registered);
+	tcase_add_test(tc, test_play_csv);
+	tcase_add_test(tc, test_play_bdf_and_rerecord);
+	tcase_add_test(tc, test_stop_and_resume);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
