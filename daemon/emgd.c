@@ -69,6 +69,13 @@ static void logmsg(int prio, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* Drivers log through this: from open() on the main thread, and for plug events
+ * from their own thread (never from the sample path). stdio locks per call. */
+static void driver_log(void *ud, int prio, const char *msg)
+{
+	logmsg(prio, "device: %s", msg);
+}
+
 /* ---- shared state ---- */
 
 struct frame_hdr {
@@ -190,9 +197,16 @@ static void on_state(void *ud, enum emg_device_state st, const char *why)
 static void on_record(void *ud, const struct emg_rec *rec)
 {
 	struct daemon *d = ud;
+	/* Slots fit the largest record; copy only what this one has. */
+	size_t n = sizeof(*rec) + (rec->type == EMG_REC_METRICS ? rec->nmuscles * sizeof(rec->m[0]) : 0);
+	void *slot = emg_ring_reserve(d->recs);
 
-	if (emg_ring_push(d->recs, rec) < 0)
+	if (!slot) {
 		d->recs_dropped_dsp++;
+		return;
+	}
+	memcpy(slot, rec, n);
+	emg_ring_commit(d->recs);
 }
 
 static void dsp_flush(struct daemon *d, unsigned n, uint64_t first_seq, uint64_t t_ns)
@@ -834,7 +848,12 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 	}
 	if (d->driver_override) {
 		if (!emg_device_find(d->driver_override)) {
-			logmsg(L_ERR, "--device %s: unknown driver (allowed: synth)", d->driver_override);
+			char names[128] = "";
+			size_t used = 0;
+			for (const char *const *n = emg_device_names(); *n && used < sizeof(names); n++)
+				used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+							 used ? ", " : "", *n);
+			logmsg(L_ERR, "--device %s: unknown driver (allowed: %s)", d->driver_override, names);
 			emg_config_release(cfg);
 			return -EINVAL;
 		}
@@ -959,6 +978,8 @@ static int start_engine(struct daemon *d)
 	int r;
 
 	emg_config_device(&d->cfg, &dc);
+	dc.log = driver_log;
+	dc.log_ud = d;
 	r = emg_device_open(&d->dev, &dc);
 	if (r < 0) {
 		logmsg(L_ERR, "device %s: cannot open: %s", d->cfg.driver, strerror(-r));

@@ -54,6 +54,18 @@ static int p_scenario(struct emg_config *c, const char *v)
 	return -EINVAL;
 }
 
+static int p_gain(struct emg_config *c, const char *v)
+{
+	static const char *const ok[] = { "1", "2", "4", "6", "8", "12", "24" };
+
+	for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!strcmp(v, ok[i])) {
+			c->gain = (unsigned)atoi(v);
+			return 0;
+		}
+	return -EINVAL;
+}
+
 static int p_seed(struct emg_config *c, const char *v)
 {
 	char *end;
@@ -174,9 +186,10 @@ static int p_rec_dir(struct emg_config *c, const char *v)
 }
 
 static const struct kdef keys[] = {
-	{ "device", "driver", K_CUSTOM, 0, 0, 0, 0, p_driver, "synth" },
+	{ "device", "driver", K_CUSTOM, 0, 0, 0, 0, p_driver, "synth, cyton, hackeeg or replay" },
 	{ "device", "rate", K_DOUBLE, OFF(rate), 0, 0, 16000, NULL, "0 (driver default) or 250..16000 Hz" },
 	{ "device", "channels", K_UINT, OFF(channels), 0, 0, EMG_DEVICE_MAX_CHANNELS, NULL, "0 (enough for [muscles]) .. 256" },
+	{ "device", "gain", K_CUSTOM, 0, 0, 0, 0, p_gain, "1, 2, 4, 6, 8, 12 or 24 (ADS1299 amplifiers)" },
 	{ "device", "serial", K_STR, OFF(serial), sizeof(((struct emg_config *)0)->serial), 0, 0, NULL, "a serial number, up to 63 characters" },
 	{ "device", "file", K_STR, OFF(file), PATH_MAX, 0, 0, NULL, "a file path" },
 	{ "device", "realtime", K_BOOL, OFF(realtime), 0, 0, 0, NULL, "yes or no" },
@@ -227,7 +240,8 @@ int emg_config_init(struct emg_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->driver, sizeof(cfg->driver), "synth");
-	cfg->rate = 2000;
+	cfg->rate = 0; /* each driver's own: synth/hackeeg 2000 Hz, cyton 250 (125 with Daisy) */
+	cfg->gain = 24;
 	cfg->realtime = true;
 	cfg->seed = 1;
 	cfg->snr_db = 30;
@@ -622,6 +636,7 @@ void emg_config_device(const struct emg_config *cfg, struct emg_device_config *d
 	dev->scenario = cfg->scenario;
 	dev->muscles = cfg->muscles;
 	dev->hang_after_s = cfg->hang_after_s;
+	dev->gain = cfg->gain;
 }
 
 int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b)
@@ -631,7 +646,7 @@ int emg_config_device_changed(const struct emg_config *a, const struct emg_confi
 	       a->realtime != b->realtime || a->seed != b->seed || a->snr_db != b->snr_db ||
 	       a->synth_mains_uv != b->synth_mains_uv || a->wander != b->wander ||
 	       a->pops != b->pops || strcmp(a->scenario, b->scenario) ||
-	       a->hang_after_s != b->hang_after_s ||
+	       a->hang_after_s != b->hang_after_s || a->gain != b->gain ||
 	       /* the synth hums at the configured mains frequency */
 	       (!strcmp(a->driver, "synth") && a->pipe.filter.mains_hz != b->pipe.filter.mains_hz) ||
 	       emg_muscles_channels_needed(a->muscles) != emg_muscles_channels_needed(b->muscles) ||

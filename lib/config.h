@@ -58,6 +58,7 @@ struct emg_config {
 	bool pops;
 	char scenario[32];
 	double hang_after_s;
+	unsigned gain;        /* ADS1299 PGA gain for cyton/hackeeg */
 
 	/* [dsp] */
 	struct emg_pipeline_config pipe;

@@ -4,14 +4,23 @@
 #include <time.h>
 
 #include "device.h"
+#include "devices/replay.h"
+#include "devices/cyton.h"
+#include "devices/hackeeg.h"
 #include "devices/synth.h"
 
 static const struct emg_device_ops *const drivers[] = {
 	&emg_synth_ops,
+	&emg_cyton_ops,
+	&emg_hackeeg_ops,
+	&emg_replay_ops,
 };
 
 static const char *const driver_names[] = {
 	"synth",
+	"cyton",
+	"hackeeg",
+	"replay",
 	NULL,
 };
 

@@ -49,6 +49,13 @@ struct emg_device_config {
 	const char *scenario; /* "session" (default), "rest", "bridge", "hip_thrust", "abduction", "prone_hip_ext" */
 	const struct emg_muscles *muscles; /* map, so the synth knows which muscle each channel is */
 	double hang_after_s;  /* synth fault injection: stop delivering after this long, 0 = never */
+	/* cyton, hackeeg */
+	unsigned gain;        /* ADS1299 PGA gain: 1, 2, 4, 6, 8, 12 or 24; 0 = 24 */
+	/* Where drivers log (device found/missing, permission problems, plug events):
+	 * called from open() and, outside the sample path, from the driver's thread.
+	 * prio is a syslog level (3 err .. 7 debug).  NULL = stderr. */
+	void (*log)(void *ud, int prio, const char *msg);
+	void *log_ud;
 };
 
 enum emg_device_state {

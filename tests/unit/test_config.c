@@ -38,7 +38,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(emg_config_init(&c), 0);
 	ck_assert_str_eq(c.path, "");
 	ck_assert_str_eq(c.driver, "synth");
-	ck_assert_double_eq(c.rate, 2000);
+	ck_assert_double_eq(c.rate, 0); /* each driver picks: synth 2000 Hz, cyton 250 Hz */
+	ck_assert_uint_eq(c.gain, 24);
 	ck_assert_uint_eq(c.channels, 0);
 	ck_assert_str_eq(c.scenario, "session");
 	ck_assert_uint_eq(emg_muscles_count(c.muscles), 6);
@@ -200,7 +201,7 @@ START_TEST(test_bad_values)
 		     "emgd.conf:2: [device] realtime = maybe: bad value (allowed: yes or no)");
 	ck_parse_err("[device]\nrealtime = YES\n", "[device] realtime = YES: bad value");
 	ck_parse_err("[device]\ndriver = cyton9000\n",
-		     "emgd.conf:2: [device] driver = cyton9000: bad value (allowed: synth)");
+		     "emgd.conf:2: [device] driver = cyton9000: bad value (allowed: synth, cyton, hackeeg or replay)");
 	ck_parse_err("[device]\nseed = -1\n",
 		     "[device] seed = -1: bad value (allowed: an unsigned 64-bit integer)");
 	ck_parse_err("[device]\nseed = 99999999999999999999999\n", "[device] seed = 9");
@@ -771,7 +772,7 @@ START_TEST(test_device_changed)
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
 	ck_assert_int_eq(parse(&b, "[device]\nrate = 4000\n"), 0);
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
-	ck_assert_int_eq(parse(&b, "[device]\nrate = 2000\nscenario = bridge\n"), 0);
+	ck_assert_int_eq(parse(&b, "[device]\nrate = 0\nscenario = bridge\n"), 0);
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
 	ck_assert_int_eq(parse(&b, "[device]\nscenario = session\nchannels = 8\n"), 0);
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
