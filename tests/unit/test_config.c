@@ -794,7 +794,7 @@ START_TEST(test_device_changed)
 
 	emg_config_device(&a, &dev);
 	ck_assert_str_eq(dev.driver, "synth");
-	ck_assert_double_eq(dev.rate, 2000);
+	ck_assert_double_eq(dev.rate, 0);
 	ck_assert_ptr_eq(dev.muscles, a.muscles);
 	ck_assert_double_eq(dev.mains_hz, 50);
 	ck_assert_int_eq(dev.realtime, 1);
