@@ -250,6 +250,18 @@ static void dsp_drain_frames(struct daemon *d)
 	dsp_flush(d, n, first, t_ns);
 }
 
+/* A daemon-private record the main loop must see; waits for room rather than drop it. */
+static void push_control_rec(struct daemon *d, int type)
+{
+	struct emg_rec r = { .type = (uint16_t)type };
+	void *slot;
+
+	while (!(slot = emg_ring_reserve(d->recs)))
+		sched_yield();
+	memcpy(slot, &r, sizeof(r));
+	emg_ring_commit(d->recs);
+}
+
 /* Returns 0 to keep running, 1 to stop. */
 static int dsp_commands(struct daemon *d)
 {
@@ -265,27 +277,21 @@ static int dsp_commands(struct daemon *d)
 		case CMD_CAL_MVC:
 			emg_pipeline_calibrate_mvc(d->dsp_pipe, c.muscle, c.seconds);
 			break;
-		case CMD_SWAP: {
-			struct emg_rec r = { .type = REC_SWAPPED };
+		case CMD_SWAP:
 			emg_pipeline_handover(c.pipe, d->dsp_pipe);
 			d->dsp_pipe = c.pipe;
 			/* Pushed before any record of the new pipeline: the main
 			 * loop switches its muscle map exactly here. */
-			while (emg_ring_push(d->recs, &r) < 0)
-				sched_yield();
+			push_control_rec(d, REC_SWAPPED);
 			break;
-		}
 		case CMD_REC_ATTACH:
 			d->dsp_rec = c.rec;
 			break;
-		case CMD_REC_DETACH: {
-			struct emg_rec r = { .type = REC_DETACHED };
+		case CMD_REC_DETACH:
 			d->dsp_rec = NULL;
 			/* After this record the dsp thread never touches the recorder again. */
-			while (emg_ring_push(d->recs, &r) < 0)
-				sched_yield();
+			push_control_rec(d, REC_DETACHED);
 			break;
-		}
 		}
 	}
 	return 0;
