@@ -124,7 +124,7 @@ struct daemon {
 	struct emg_recorder *dsp_rec;
 	float *block;
 	uint64_t dsp_seen_overruns;
-	uint64_t recs_dropped_dsp; /* records the main loop was too slow to take */
+	_Atomic uint64_t recs_dropped; /* records the main loop was too slow to take (dsp writes) */
 
 	/* Main thread. */
 	struct emg_pipeline *pipe;              /* the pipeline last handed to the dsp thread */
@@ -144,6 +144,7 @@ struct daemon {
 	uint64_t wd_last_frames;
 	uint64_t ticks;
 	uint64_t last_overruns;
+	uint64_t last_recs_dropped;
 	struct emg_rec *last_metrics;
 
 	/* Recording (main thread). */
@@ -202,7 +203,7 @@ static void on_record(void *ud, const struct emg_rec *rec)
 	void *slot = emg_ring_reserve(d->recs);
 
 	if (!slot) {
-		d->recs_dropped_dsp++;
+		atomic_fetch_add_explicit(&d->recs_dropped, 1, memory_order_relaxed);
 		return;
 	}
 	memcpy(slot, rec, n);
@@ -797,6 +798,15 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 			annotate(d, EMG_RECORD_NOW, -1, "overrun: %llu frames lost",
 				 (unsigned long long)(ov - d->last_overruns));
 			d->last_overruns = ov;
+		}
+	}
+	{
+		/* Metric ticks or events the main loop could not take in time. */
+		uint64_t rd = atomic_load_explicit(&d->recs_dropped, memory_order_relaxed);
+		if (rd != d->last_recs_dropped) {
+			logmsg(L_WARNING, "main loop: %llu records (ticks/events) dropped so far; it is too slow for publish_rate",
+			       (unsigned long long)rd);
+			d->last_recs_dropped = rd;
 		}
 	}
 	record_check(d);
