@@ -13,7 +13,8 @@
  *   replies  /emgd/subscribed i, /emgd/unsubscribed, /emgd/status s i i i,
  *            /emgd/pong, /emgd/ok s, /emgd/error s s, /emgd/calibrated s s f i
  *   stream   /emg/<muscle>/rms f, /level f, /active i, /onset f i,
- *            /offset f f, /emg/levels f..., /emg/frame i i
+ *            /offset f f, /lag f, /emg/levels f..., /emg/frame i i,
+ *            /emg/order i s f..., /emg/rep s i f f f f f f i s
  * Anything else is counted and ignored.
  */
 #include <errno.h>
@@ -64,6 +65,11 @@ struct muscle {
 	double onset_at; /* estimated true onset, local monotonic time; 0 = none yet */
 	double onset_rx; /* when the /onset message arrived (drives the flash) */
 	double burst_s;  /* last burst duration, < 0 = none yet */
+	int reps;        /* /emg/rep: repetitions counted by emgd */
+	double rep_peak; /* last repetition's peak, in rep_unit */
+	char rep_unit[8];/* "pct_mvc" or "uV" */
+	double lag_ms;   /* /emg/<muscle>/lag of the last burst group */
+	int lag_group;   /* which group lag_ms belongs to */
 };
 
 enum reply_kind { REPLY_OK = 1, REPLY_ERROR };
@@ -109,6 +115,8 @@ struct ctl {
 	int have_frame;
 	double frame_at, first_frame_at;
 	double level_top; /* %MVC bar full scale: 1.0, or 2.0 once a level went past 100 % */
+	int order_group;  /* last /emg/order: group number (0 = none yet) */
+	double order_at;
 	double rms_top;   /* RMS bar full scale in µV (log scale) */
 	unsigned long msgs, msgs_mark;
 	double msgs_mark_at, msg_rate;
@@ -261,6 +269,25 @@ static void stream_msg(struct ctl *c, const char *path, const char *types, lo_ar
 		c->frame_at = now;
 		return;
 	}
+	if (!strcmp(path, "/emg/order")) {
+		/* The group's lags follow as /emg/<muscle>/lag in the same bundle. */
+		if (argc >= 2 && types[0] == 'i' && types[1] == 's') {
+			c->order_group = arg_i(argv[0]);
+			c->order_at = now;
+		}
+		return;
+	}
+	if (!strcmp(path, "/emg/rep")) {
+		if (strcmp(types, "siffffffis"))
+			return;
+		struct muscle *m = find_muscle(c, arg_s(argv[0]), strlen(arg_s(argv[0])), 0);
+		if (m) {
+			m->reps = arg_i(argv[1]);
+			m->rep_peak = arg_f(argv[2]);
+			snprintf(m->rep_unit, sizeof(m->rep_unit), "%s", arg_s(argv[9]));
+		}
+		return;
+	}
 	if (!strcmp(path, "/emg/levels")) {
 		for (int i = 0; i < argc; i++)
 			if (types[i] != 'f')
@@ -297,6 +324,9 @@ static void stream_msg(struct ctl *c, const char *path, const char *types, lo_ar
 		m->onset_at = now - arg_f(argv[0]);
 		m->onset_rx = now;
 		m->active = 1;
+	} else if (!strcmp(leaf, "lag") && !strcmp(types, "f")) {
+		m->lag_ms = arg_f(argv[0]);
+		m->lag_group = c->order_group;
 	} else if (!strcmp(leaf, "offset") && !strcmp(types, "ff")) {
 		/* Subscribed mid-burst we never saw the onset: age + duration date it. */
 		double onset = now - arg_f(argv[0]) - arg_f(argv[1]);
@@ -776,8 +806,58 @@ static void term_leave(struct term *t)
 }
 
 struct layout {
-	int nw, bw1, bw2, info;
+	int nw, bw1, bw2, info, rep;
 };
+
+/* Repetitions and the last one's peak ("45%", "93 µV"; plain: "93_uV"); "-" before the first. */
+static void fmt_rep(char *reps, size_t rl, char *peak, size_t pl, const struct muscle *m, int plain)
+{
+	if (m->reps <= 0) {
+		snprintf(reps, rl, "-");
+		snprintf(peak, pl, "-");
+		return;
+	}
+	snprintf(reps, rl, "%d", m->reps);
+	if (!strcmp(m->rep_unit, "pct_mvc"))
+		snprintf(peak, pl, "%.0f%%", m->rep_peak);
+	else if (plain)
+		snprintf(peak, pl, "%.0f_uV", m->rep_peak);
+	else
+		snprintf(peak, pl, "%.0f %s", m->rep_peak, uv());
+}
+
+static int lag_cmp(const void *a, const void *b)
+{
+	const struct muscle *x = *(const struct muscle *const *)a, *y = *(const struct muscle *const *)b;
+
+	return (x->lag_ms > y->lag_ms) - (x->lag_ms < y->lag_ms);
+}
+
+/* The last burst group's firing order: "hamstring_l → glute_max_l +45 ms → ...". */
+static void order_line(const struct ctl *c, char *buf, size_t len, double now)
+{
+	const struct muscle *in[MAX_MUSCLES];
+	unsigned n = 0;
+	size_t used;
+
+	if (c->order_group <= 0) {
+		snprintf(buf, len, "firing order: no burst group yet");
+		return;
+	}
+	for (unsigned i = 0; i < c->nm; i++)
+		if (c->m[i].lag_group == c->order_group)
+			in[n++] = &c->m[i];
+	qsort(in, n, sizeof(in[0]), lag_cmp);
+	used = (size_t)snprintf(buf, len, "firing order #%d (%.0f s ago):", c->order_group,
+				now - c->order_at);
+	for (unsigned i = 0; i < n && used < len; i++) {
+		if (i == 0)
+			used += (size_t)snprintf(buf + used, len - used, " %s", in[i]->name);
+		else
+			used += (size_t)snprintf(buf + used, len - used, " %s %s +%.0f ms",
+						 utf8_ok ? "→" : "->", in[i]->name, in[i]->lag_ms);
+	}
+}
 
 static void compute_layout(const struct ctl *c, int cols, struct layout *L)
 {
@@ -790,8 +870,13 @@ static void compute_layout(const struct ctl *c, int cols, struct layout *L)
 			L->nw = (int)strlen(c->m[i].name);
 	fixed = L->nw + 1 + 1 + 8 + 2 + 1 + 5 + 1 + 3;
 	L->info = 18;
-	avail = cols - 1 - fixed - L->info;
-	if (avail < 12) { /* narrow terminal: bars matter more than timing text */
+	L->rep = 15;
+	avail = cols - 1 - fixed - L->info - L->rep;
+	if (avail < 12) { /* narrow terminal: bars matter more than text */
+		L->rep = 0;
+		avail = cols - 1 - fixed - L->info;
+	}
+	if (avail < 12) {
 		L->info = 0;
 		avail = cols - 1 - fixed;
 	}
@@ -863,6 +948,11 @@ static void draw_row(struct ctl *c, struct line *l, const struct muscle *m, cons
 		fmt_ms(b, sizeof(b), burst);
 		ln_printf(l, " %8s %8s", a, b);
 	}
+	if (L->rep) {
+		char rc[16], pk[32];
+		fmt_rep(rc, sizeof(rc), pk, sizeof(pk), m, 0);
+		ln_printf(l, " %4s %9s", rc, pk);
+	}
 	ln_end(l, flash);
 }
 
@@ -870,7 +960,7 @@ static void draw_live(struct ctl *c, struct term *t, int lease, double now)
 {
 	struct layout L;
 	struct line l = { 0, t->cols - 1 };
-	int rows_left = t->rows - 6;
+	int rows_left = t->rows - 7;
 
 	frame_len = 0;
 	fb_raw("\033[H", 3);
@@ -913,6 +1003,8 @@ static void draw_live(struct ctl *c, struct term *t, int lease, double now)
 	}
 	if (L.info)
 		ln_printf(&l, " %8s %8s", "onset", "burst");
+	if (L.rep)
+		ln_printf(&l, " %4s %9s", "reps", "last peak");
 	ln_end(&l, 0);
 
 	for (unsigned i = 0; i < c->nm; i++) {
@@ -930,10 +1022,15 @@ static void draw_live(struct ctl *c, struct term *t, int lease, double now)
 		ln_end(&l, 0);
 	}
 	l.cols = 0;
+	{
+		char ol[512];
+		order_line(c, ol, sizeof(ol), now);
+		ln_put(&l, ol);
+	}
 	ln_end(&l, 0);
 	l.cols = 0;
 	fb_sgr("\033[2m");
-	ln_printf(&l, "onset = time since the last onset, burst = its duration  %s  q or Ctrl-C quits",
+	ln_printf(&l, "onset = time since the last onset, burst = its duration, reps = repetitions and the last one's peak  %s  q or Ctrl-C quits",
 		  utf8_ok ? "·" : "-");
 	fb_sgr("\033[0m");
 	fb_raw("\033[K\033[J", 6);
@@ -957,8 +1054,8 @@ static void print_plain(struct ctl *c, double now, double since)
 	else if (now - c->frame_at > 2.0)
 		printf("; no data for %.0f s", now - c->frame_at);
 	putchar('\n');
-	printf("%-16s %9s %8s %6s %12s %9s\n", "muscle", "rms_uV", "mvc_pct", "active",
-	       "onset_ago_ms", "burst_ms");
+	printf("%-16s %9s %8s %6s %12s %9s %5s %10s\n", "muscle", "rms_uV", "mvc_pct", "active",
+	       "onset_ago_ms", "burst_ms", "reps", "last_peak");
 	for (unsigned i = 0; i < c->nm; i++) {
 		const struct muscle *m = &c->m[i];
 		char lv[16] = "-", a[16] = "-", b[16] = "-";
@@ -971,7 +1068,17 @@ static void print_plain(struct ctl *c, double now, double since)
 			snprintf(a, sizeof(a), "%.0f", age * 1e3);
 		if (burst >= 0)
 			snprintf(b, sizeof(b), "%.0f", burst * 1e3);
-		printf("%-16s %9.2f %8s %6d %12s %9s\n", m->name, m->rms, lv, m->active, a, b);
+		{
+			char rc[16], pk[32];
+			fmt_rep(rc, sizeof(rc), pk, sizeof(pk), m, 1);
+			printf("%-16s %9.2f %8s %6d %12s %9s %5s %10s\n", m->name, m->rms, lv, m->active,
+			       a, b, rc, pk);
+		}
+	}
+	{
+		char ol[512];
+		order_line(c, ol, sizeof(ol), now);
+		printf("%s\n", ol);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
 		quit_sig = SIGPIPE;

@@ -23,25 +23,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "analytics.h"
 #include "calib.h"
 #include "config.h"
 #include "device.h"
 #include "emgd-config.h"
 #include "latency.h"
 #include "osc.h"
+#include "oscquery.h"
 #include "pipeline.h"
 #include "record.h"
 #include "ring.h"
 
-#define FRAME_SLOTS 8192   /* ~4 s at 2 kHz, ~0.8 s at 10 kHz */
-#define REC_SLOTS 1024
+#define FRAME_SLOTS 8192   /* at most: ~4 s at 2 kHz, ~0.8 s at 10 kHz ... */
+#define FRAME_RING_BYTES (4u << 20) /* ... and about this much (256 ch: 2048 slots, 0.2 s at 10 kHz) */
+#define REC_SLOTS 1024     /* at most ... */
+#define REC_RING_BYTES (1u << 20)   /* ... and about this much, but ... */
+#define REC_SLOTS_MIN 256  /* ... at least this many (a burst of events at once) */
 #define CMD_SLOTS 16
 #define DSP_BLOCK 256      /* frames handed to the pipeline at once */
 #define REC_SWAPPED 100    /* daemon-private record: the dsp thread switched pipelines */
@@ -121,6 +129,7 @@ struct daemon {
 
 	/* DSP thread only (main hands pipelines over through `cmds`). */
 	struct emg_pipeline *dsp_pipe;
+	uint64_t fault_stall_ms, fault_stall_after_ns; /* EMGD_FAULT_DSP_STALL_MS, see fault_init() */
 	struct emg_recorder *dsp_rec;
 	float *block;
 	uint64_t dsp_seen_overruns;
@@ -132,6 +141,9 @@ struct daemon {
 	struct emg_muscles *pending_muscles;
 	struct emg_calib *calib;
 	struct emg_osc *osc;
+	struct emg_analytics *ana;         /* firing order and repetitions, from the records */
+	struct emg_analytics *ana_pending; /* for the new muscle map, from REC_SWAPPED on */
+	struct emg_oscquery *oq;           /* OSCQuery HTTP + mDNS, NULL when off */
 	char calib_path[PATH_MAX];
 	int calibrating;
 	uint64_t calib_deadline_ns; /* give up waiting for results after this */
@@ -298,6 +310,40 @@ static int dsp_commands(struct daemon *d)
 	return 0;
 }
 
+/*
+ * Fault injection, a test aid (tests/integration/test_faults.py), off unless the
+ * environment asks for it at start-up:
+ *   EMGD_FAULT_DSP_STALL_MS=N[@S]  the dsp thread sleeps once, for N ms, S seconds
+ *                                  (default 2) after it started: a stalled consumer.
+ */
+static void fault_init(struct daemon *d)
+{
+	const char *v = getenv("EMGD_FAULT_DSP_STALL_MS");
+	double after = 2;
+
+	if (!v || !*v)
+		return;
+	d->fault_stall_ms = strtoull(v, NULL, 10);
+	if (strchr(v, '@'))
+		after = strtod(strchr(v, '@') + 1, NULL);
+	d->fault_stall_after_ns = (uint64_t)(after * 1e9);
+	logmsg(L_WARNING, "fault injection: the dsp thread will stall for %llu ms after %g s",
+	       (unsigned long long)d->fault_stall_ms, after);
+}
+
+static void fault_dsp_stall(struct daemon *d, uint64_t started_ns)
+{
+	struct timespec ts;
+
+	if (!d->fault_stall_ms || emg_now_ns() - started_ns < d->fault_stall_after_ns)
+		return;
+	ts.tv_sec = (time_t)(d->fault_stall_ms / 1000);
+	ts.tv_nsec = (long)(d->fault_stall_ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	d->fault_stall_ms = 0; /* once per process */
+}
+
 static void *dsp_main(void *arg)
 {
 	struct daemon *d = arg;
@@ -305,6 +351,7 @@ static void *dsp_main(void *arg)
 		{ .fd = emg_ring_fd(d->frames), .events = POLLIN },
 		{ .fd = emg_ring_fd(d->cmds), .events = POLLIN },
 	};
+	uint64_t started_ns = emg_now_ns();
 
 	for (;;) {
 		/* Blocking here is the point: the dsp thread sleeps until the
@@ -316,6 +363,7 @@ static void *dsp_main(void *arg)
 			break;
 		emg_ring_ack(d->frames);
 		dsp_drain_frames(d);
+		fault_dsp_stall(d, started_ns);
 	}
 	return NULL;
 }
@@ -684,6 +732,47 @@ static void mark_ready(struct daemon *d)
 	       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port);
 }
 
+/* ---- analytics (main thread): firing order and repetitions from the records ---- */
+
+static void on_order(void *ud, const struct emg_analytics_order *o)
+{
+	struct daemon *d = ud;
+
+	emg_osc_publish_order(d->osc, o);
+}
+
+static void on_rep(void *ud, const struct emg_analytics_rep *r)
+{
+	struct daemon *d = ud;
+	const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, r->muscle);
+
+	emg_osc_publish_rep(d->osc, r);
+	annotate(d, r->onset_sample, r->duration_s, "%s rep %u peak %.1f %s lag %.0f ms",
+		 m ? m->name : "?", r->rep, r->peak, r->calibrated ? "%MVC" : "uV", r->lag_ms);
+}
+
+static void analytics_feed(struct daemon *d, const struct emg_rec *rec)
+{
+	const struct emg_analytics_sink sink = { d, on_order, on_rep };
+
+	if (d->ana)
+		emg_analytics_record(d->ana, rec, &sink);
+}
+
+static int h_ana_reset(void *ud, char *err, size_t len)
+{
+	struct daemon *d = ud;
+
+	if (!d->ana) {
+		snprintf(err, len, "not streaming");
+		return -EAGAIN;
+	}
+	emg_analytics_reset(d->ana);
+	logmsg(L_NOTICE, "analytics: repetition counts reset");
+	annotate(d, EMG_RECORD_NOW, -1, "repetition counts reset");
+	return 0;
+}
+
 static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
 	struct daemon *d = ud;
@@ -698,6 +787,7 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 			memcpy(d->last_metrics, rec, emg_ring_slot_size(d->recs));
 			d->ticks++;
 			mark_ready(d);
+			analytics_feed(d, rec);
 			break;
 		case EMG_REC_ONSET:
 		case EMG_REC_OFFSET:
@@ -711,6 +801,7 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 					annotate(d, rec->sample, -1, "%s offset %.3f s", m ? m->name : "?",
 						 rec->duration_s);
 			}
+			analytics_feed(d, rec);
 			break;
 		case EMG_REC_CALIB:
 			handle_calib_rec(d, rec);
@@ -727,8 +818,16 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 			d->pipe_pending_free = NULL;
 			if (d->pending_muscles) {
 				emg_osc_set_muscles(d->osc, d->pending_muscles);
+				if (d->oq)
+					emg_oscquery_set_muscles(d->oq, d->pending_muscles);
 				emg_muscles_free(d->pending_muscles);
 				d->pending_muscles = NULL;
+			}
+			if (d->ana_pending) {
+				/* The new map's records start here: so do its counts. */
+				emg_analytics_free(d->ana);
+				d->ana = d->ana_pending;
+				d->ana_pending = NULL;
 			}
 			break;
 		}
@@ -986,6 +1085,27 @@ static void set_rt(pthread_t t, int prio, const char *what)
 		       strerror(r));
 }
 
+/*
+ * Ring sizes.  A record slot holds the configured muscles' entries (not
+ * EMG_MUSCLES_MAX: 256 of them would make a 4 MB ring for 6 muscles); a
+ * reload that adds muscles beyond that restarts the device.  Both rings are
+ * capped in bytes so 256 channels at 10 kHz stay a few MB.
+ */
+static size_t rec_slot_size(const struct emg_muscles *m)
+{
+	return sizeof(struct emg_rec) + emg_muscles_count(m) * sizeof(struct emg_rec_muscle);
+}
+
+/* Largest power of two <= bytes / slot, within [lo, hi] (both powers of two). */
+static uint32_t ring_slots(size_t slot, size_t bytes, uint32_t lo, uint32_t hi)
+{
+	uint32_t n = hi;
+
+	while (n > lo && (size_t)n * slot > bytes)
+		n /= 2;
+	return n;
+}
+
 /* Open the device, make the rings, start dsp and device threads. */
 static int start_engine(struct daemon *d)
 {
@@ -1008,14 +1128,20 @@ static int start_engine(struct daemon *d)
 	r = build_pipeline(d, &d->cfg, &d->pipe);
 	if (r < 0)
 		return r;
+	r = emg_analytics_new(&d->ana, &d->cfg.analytics, d->cfg.muscles, d->info.rate);
+	if (r < 0) {
+		logmsg(L_ERR, "analytics: %s", strerror(-r));
+		return r;
+	}
 	d->frame_size = sizeof(struct frame_hdr) + d->info.channels * sizeof(float);
 	d->block = malloc((size_t)DSP_BLOCK * d->info.channels * sizeof(float));
 	if (!d->block)
 		return -ENOMEM;
-	if ((r = emg_ring_new(&d->frames, FRAME_SLOTS, d->frame_size, EMG_RING_EVENTFD)) < 0 ||
-	    (r = emg_ring_new(&d->recs, REC_SLOTS,
-			      sizeof(struct emg_rec) + EMG_MUSCLES_MAX * sizeof(struct emg_rec_muscle),
-			      EMG_RING_EVENTFD)) < 0 ||
+	if ((r = emg_ring_new(&d->frames, ring_slots(d->frame_size, FRAME_RING_BYTES, 256, FRAME_SLOTS),
+			      d->frame_size, EMG_RING_EVENTFD)) < 0 ||
+	    (r = emg_ring_new(&d->recs,
+			      ring_slots(rec_slot_size(d->cfg.muscles), REC_RING_BYTES, REC_SLOTS_MIN, REC_SLOTS),
+			      rec_slot_size(d->cfg.muscles), EMG_RING_EVENTFD)) < 0 ||
 	    (r = emg_ring_new(&d->cmds, CMD_SLOTS, sizeof(struct cmd), EMG_RING_EVENTFD)) < 0)
 		return r;
 	d->last_metrics = calloc(1, emg_ring_slot_size(d->recs));
@@ -1026,6 +1152,7 @@ static int start_engine(struct daemon *d)
 	r = pthread_create(&d->dsp, NULL, dsp_main, d);
 	if (r)
 		return -r;
+	pthread_setname_np(d->dsp, "emgd-dsp"); /* top -H, and tests/integration/noalloc.c */
 	d->dsp_running = 1;
 	set_rt(d->dsp, d->cfg.rt_priority, "dsp");
 	r = sd_event_add_io(d->ev, &d->recs_src, emg_ring_fd(d->recs), EPOLLIN, on_recs, d);
@@ -1080,6 +1207,9 @@ static void stop_engine(struct daemon *d)
 	free(d->last_metrics);
 	d->block = NULL;
 	d->last_metrics = NULL;
+	emg_analytics_free(d->ana);
+	emg_analytics_free(d->ana_pending);
+	d->ana = d->ana_pending = NULL;
 }
 
 static int bind_osc(struct daemon *d)
@@ -1095,6 +1225,56 @@ static int bind_osc(struct daemon *d)
 	return sd_event_add_io(d->ev, &d->osc_src, fd, EPOLLIN, on_osc, d);
 }
 
+/* ---- OSCQuery (its own HTTP and Avahi threads; main thread calls only) ---- */
+
+static void oq_log(void *ud, int prio, const char *msg)
+{
+	logmsg(prio, "%s", msg);
+}
+
+static int oscquery_changed(const struct emg_config *a, const struct emg_config *b)
+{
+	return a->oscquery != b->oscquery || a->mdns != b->mdns ||
+	       strcmp(a->oscquery_http.host, b->oscquery_http.host) ||
+	       a->oscquery_http.port != b->oscquery_http.port ||
+	       strcmp(a->oscquery_name, b->oscquery_name);
+}
+
+/* Start, stop or restart the OSCQuery server as [oscquery] says; failures are logged, not fatal. */
+static void oscquery_apply(struct daemon *d, int restart)
+{
+	struct emg_oscquery_params p;
+	int r;
+
+	if (d->oq && (restart || !d->cfg.oscquery)) {
+		emg_oscquery_free(d->oq);
+		d->oq = NULL;
+		logmsg(L_INFO, "oscquery: stopped");
+	}
+	if (d->oq) /* same server: it describes the current muscle map */
+		emg_oscquery_set_muscles(d->oq, d->cfg.muscles);
+	if (!d->cfg.oscquery || d->oq)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.http = d->cfg.oscquery_http;
+	p.mdns = d->cfg.mdns;
+	p.name = d->cfg.oscquery_name;
+	p.osc = d->cfg.listen;
+	p.log = oq_log;
+	p.log_ud = d;
+	r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);
+	if (r == -EOPNOTSUPP)
+		logmsg(L_ERR, "oscquery: this emgd was built without libmicrohttpd; [oscquery] is ignored");
+	else if (r < 0)
+		logmsg(L_ERR, "oscquery: cannot serve on %s:%u: %s; OSC goes on without it",
+		       p.http.host, p.http.port, strerror(-r));
+	else
+		logmsg(L_NOTICE, "oscquery: namespace on http://%s%s%s:%u/", strchr(p.http.host, ':') ? "[" : "",
+		       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
+	if (r == 0 && p.mdns && !strcmp(d->cfg.listen.host, "127.0.0.1"))
+		logmsg(L_WARNING, "oscquery: mdns = yes but OSC listens on 127.0.0.1 only: other hosts will find emgd but cannot reach it ([osc] listen, allow)");
+}
+
 /* ---- reload ---- */
 
 static void reload(struct daemon *d)
@@ -1103,7 +1283,7 @@ static void reload(struct daemon *d)
 	struct emg_calib *nc;
 	struct emg_osc_params op;
 	struct emg_hostport old_listen;
-	int listen_changed, was_auto, r;
+	int listen_changed, oq_changed, was_auto, r;
 
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
 		   (unsigned long long)(emg_now_ns() / 1000), d->config_path ? d->config_path : "");
@@ -1120,12 +1300,17 @@ static void reload(struct daemon *d)
 	emg_calib_free(d->calib);
 	d->calib = nc;
 	listen_changed = strcmp(n.listen.host, d->cfg.listen.host) || n.listen.port != d->cfg.listen.port;
+	oq_changed = listen_changed || oscquery_changed(&d->cfg, &n);
 	old_listen = d->cfg.listen;
 	was_auto = d->cfg.record == EMG_RECORD_AUTO;
 
-	if (emg_config_device_changed(&d->cfg, &n)) {
-		/* A different amplifier or rate: restarting the device is unavoidable. */
-		logmsg(L_NOTICE, "reload: device settings changed, restarting the device");
+	if (emg_config_device_changed(&d->cfg, &n) || !d->recs ||
+	    rec_slot_size(n.muscles) > emg_ring_slot_size(d->recs)) {
+		/* A different amplifier or rate, or more muscles than a record slot
+		 * holds: restarting the device is unavoidable. */
+		logmsg(L_NOTICE, "reload: %s, restarting the device",
+		       emg_config_device_changed(&d->cfg, &n) ? "device settings changed"
+							    : "more muscles than before");
 		stop_engine(d);
 		emg_config_release(&d->cfg);
 		d->cfg = n;
@@ -1156,6 +1341,12 @@ static void reload(struct daemon *d)
 		}
 		c.pipe = np;
 		emg_muscles_dup(n.muscles, &d->pending_muscles);
+		if (emg_muscles_equal(n.muscles, d->cfg.muscles)) {
+			/* Same muscles: new windows and pairs, the counts go on. */
+			emg_analytics_set_params(d->ana, &n.analytics);
+		} else if (emg_analytics_new(&d->ana_pending, &n.analytics, n.muscles, d->info.rate) < 0) {
+			logmsg(L_WARNING, "reload: analytics keep the previous muscle map (out of memory)");
+		}
 		d->pipe_pending_free = d->pipe;
 		d->pipe = np;
 		while (send_cmd(d, &c) < 0)
@@ -1172,6 +1363,7 @@ static void reload(struct daemon *d)
 		logmsg(L_WARNING, "reload: still listening on the previous address");
 		d->cfg.listen = old_listen;
 	}
+	oscquery_apply(d, oq_changed);
 	save_calib(d);
 	logmsg(L_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
 	annotate(d, EMG_RECORD_NOW, -1, "config reloaded");
@@ -1199,6 +1391,45 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 	sd_notify(0, "STOPPING=1");
 	sd_event_exit(d->ev, 0);
 	return 0;
+}
+
+/*
+ * Drop what a running emgd does not need, once it is set up.  Under systemd the
+ * unit already gives it nothing (DynamicUser, CapabilityBoundingSet=,
+ * NoNewPrivileges=); started by hand as root, it keeps only the capabilities
+ * a reload may still use - binding a port below 1024, real-time priority and
+ * locked memory for a restarted device - and drops every other one from its
+ * effective, permitted, inheritable, ambient and bounding sets.  In every case
+ * no_new_privs: nothing it could ever execute gains privileges.
+ */
+static void drop_privileges(void)
+{
+	static const int keep[] = { CAP_NET_BIND_SERVICE, CAP_SYS_NICE, CAP_IPC_LOCK };
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2], n[2];
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		logmsg(L_WARNING, "privileges: cannot set no_new_privs: %s", strerror(errno));
+	memset(c, 0, sizeof(c));
+	if (syscall(SYS_capget, &h, c) < 0 || !(c[0].permitted | c[1].permitted))
+		return; /* nothing to drop */
+	memset(n, 0, sizeof(n));
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		uint32_t bit = 1u << (keep[i] & 31);
+		n[keep[i] >> 5].permitted |= c[keep[i] >> 5].permitted & bit;
+		n[keep[i] >> 5].effective |= c[keep[i] >> 5].permitted & bit;
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
+		if (n[cap >> 5].permitted & (1u << (cap & 31)))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EPERM)
+			break;
+	}
+	if (syscall(SYS_capset, &h, n) < 0)
+		logmsg(L_WARNING, "privileges: cannot drop capabilities: %s", strerror(errno));
+	else
+		logmsg(L_INFO, "privileges: all capabilities dropped but net_bind_service, sys_nice and ipc_lock");
 }
 
 static void usage(FILE *f)
@@ -1247,6 +1478,7 @@ int main(int argc, char **argv)
 		.latency = h_latency,
 		.record_start = h_rec_start,
 		.record_stop = h_rec_stop,
+		.analytics_reset = h_ana_reset,
 	};
 	struct emg_osc_params op;
 	int check = 0, c, r, ret = EXIT_FAILURE;
@@ -1316,6 +1548,16 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Threads (dsp, the driver's, the recorder's) get 1 MB stacks instead of
+	 * RLIMIT_STACK's usual 8 MB: with mlockall every stack page is resident. */
+	{
+		pthread_attr_t ta;
+		if (pthread_attr_init(&ta) == 0) {
+			if (pthread_attr_setstacksize(&ta, 1u << 20) == 0)
+				pthread_setattr_default_np(&ta);
+			pthread_attr_destroy(&ta);
+		}
+	}
 	if (d->cfg.mlock && mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		logmsg(L_INFO, "memory: not locked (%s); page faults may add latency", strerror(errno));
 
@@ -1345,9 +1587,13 @@ int main(int argc, char **argv)
 		goto out;
 
 	setup_recordings_dir(d);
+	fault_init(d);
 	if (start_engine(d) < 0)
 		goto out;
 	record_auto(d);
+	oscquery_apply(d, 0);
+
+	drop_privileges();
 
 	if (sd_event_add_time_relative(d->ev, &d->tick_src, CLOCK_MONOTONIC, 1000000, 10000,
 				       on_tick, d) < 0)
@@ -1374,6 +1620,7 @@ out:
 	sd_event_source_disable_unref(d->wd_src);
 	sd_event_source_disable_unref(d->osc_src);
 	sd_event_source_disable_unref(d->state_src);
+	emg_oscquery_free(d->oq);
 	emg_osc_free(d->osc);
 	emg_calib_free(d->calib);
 	emg_muscles_free(d->pending_muscles);

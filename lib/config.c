@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -175,6 +177,11 @@ static int p_dir(char *dst, size_t len, const char *v)
 	return 0;
 }
 
+static int p_oscquery_http(struct emg_config *c, const char *v)
+{
+	return emg_hostport_parse(v, &c->oscquery_http);
+}
+
 static int p_state_dir(struct emg_config *c, const char *v)
 {
 	return p_dir(c->state_dir, sizeof(c->state_dir), v);
@@ -234,10 +241,21 @@ static const struct kdef keys[] = {
 	{ "daemon", "record_envelopes", K_BOOL, OFF(record_envelopes), 0, 0, 0, NULL, "yes or no" },
 	{ "daemon", "mlock", K_BOOL, OFF(mlock), 0, 0, 0, NULL, "yes or no" },
 	{ "daemon", "rt_priority", K_UINT, OFF(rt_priority), 0, 0, 99, NULL, "0 (off) .. 99" },
+
+	{ "analytics", "order_window_ms", K_DOUBLE, OFF(analytics.order_window_ms), 0, 10, 2000, NULL, "10..2000 ms" },
+	{ "analytics", "min_rest_ms", K_DOUBLE, OFF(analytics.min_rest_ms), 0, 0, 10000, NULL, "0..10000 ms" },
+	{ "analytics", "pairs", K_STR, OFF(analytics_pairs), sizeof(((struct emg_config *)0)->analytics_pairs), 0, 0, NULL, "auto, none, or muscle:muscle pairs of [muscles] separated by spaces (at most 32)" },
+
+	{ "oscquery", "enabled", K_BOOL, OFF(oscquery), 0, 0, 0, NULL, "yes or no" },
+	{ "oscquery", "http", K_CUSTOM, 0, 0, 0, 0, p_oscquery_http, "host:port with a numeric IPv4 or [IPv6] address" },
+	{ "oscquery", "mdns", K_BOOL, OFF(mdns), 0, 0, 0, NULL, "yes or no" },
+	{ "oscquery", "name", K_STR, OFF(oscquery_name), sizeof(((struct emg_config *)0)->oscquery_name), 0, 0, NULL, "a service name, up to 63 characters (empty: emgd on <hostname>)" },
 };
 
 int emg_config_init(struct emg_config *cfg)
 {
+	int r;
+
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->driver, sizeof(cfg->driver), "synth");
 	cfg->rate = 0; /* each driver's own: synth/hackeeg 2000 Hz, cyton 250 (125 with Daisy) */
@@ -261,7 +279,17 @@ int emg_config_init(struct emg_config *cfg)
 	snprintf(cfg->recordings_dir, sizeof(cfg->recordings_dir), "/var/lib/emgd/recordings");
 	cfg->record = EMG_RECORD_OFF;
 	cfg->mlock = true;
-	return emg_muscles_new_default(&cfg->muscles);
+	emg_analytics_params_default(&cfg->analytics);
+	snprintf(cfg->analytics_pairs, sizeof(cfg->analytics_pairs), "auto");
+	cfg->oscquery = false;
+	snprintf(cfg->oscquery_http.host, sizeof(cfg->oscquery_http.host), "127.0.0.1");
+	cfg->oscquery_http.port = 9001;
+	cfg->mdns = false;
+	r = emg_muscles_new_default(&cfg->muscles);
+	if (r == 0) /* the default map's pairs: glute_max_l:hip_flex_l, glute_max_r:hip_flex_r */
+		r = emg_analytics_pairs_parse(cfg->analytics_pairs, cfg->muscles, cfg->analytics.pairs,
+					      &cfg->analytics.npairs, NULL, 0);
+	return r;
 }
 
 void emg_config_release(struct emg_config *cfg)
@@ -311,7 +339,8 @@ static int fail(struct parse_ctx *ctx, const char *fmt, ...)
 
 static int section_known(const char *name, size_t len)
 {
-	static const char *const sections[] = { "device", "dsp", "osc", "daemon", "muscles" };
+	static const char *const sections[] = { "device", "dsp", "osc", "daemon", "muscles",
+						"analytics", "oscquery" };
 
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 		if (strlen(sections[i]) == len && !strncmp(sections[i], name, len))
@@ -351,7 +380,7 @@ static char *read_line(char *str, int num, void *stream)
 	{
 		const char *q = str + strspn(str, " \t"), *close = strchr(q, ']');
 		if (*q == '[' && close && !section_known(q + 1, (size_t)(close - q - 1))) {
-			fail(ctx, "[%.*s]: unknown section (allowed: device, dsp, osc, daemon, muscles)",
+			fail(ctx, "[%.*s]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)",
 			     (int)(close - q - 1), q + 1);
 			return NULL;
 		}
@@ -479,7 +508,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	}
 	if (!known_section)
-		return fail(ctx, "[%s]: unknown section (allowed: device, dsp, osc, daemon, muscles)",
+		return fail(ctx, "[%s]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)",
 			    section);
 	{
 		/* List the section's keys so the typo is obvious. */
@@ -513,6 +542,15 @@ static int validate(struct parse_ctx *ctx)
 			    emg_muscles_channels_needed(c->muscles), c->channels);
 	if (emg_muscles_count(c->muscles) == 0)
 		return fail(ctx, "[muscles]: no muscles (allowed: at least one 'name = channel' line)");
+	{
+		/* Pairs name muscles, which may be listed after [analytics]: resolve them last. */
+		char why[160];
+		struct emg_config *w = ctx->cfg;
+		if (emg_analytics_pairs_parse(w->analytics_pairs, w->muscles, w->analytics.pairs,
+					      &w->analytics.npairs, why, sizeof(why)) < 0)
+			return fail(ctx, "[analytics] pairs = %s: bad value: %s (allowed: auto, none, or muscle:muscle pairs of [muscles] separated by spaces, at most %d)",
+				    w->analytics_pairs, why, EMG_ANALYTICS_MAX_PAIRS);
+	}
 	return 1;
 }
 
@@ -581,10 +619,14 @@ int emg_config_load(struct emg_config *cfg, const char *path, char *err, size_t 
 	size_t n;
 	int r;
 
-	f = fopen(path, "re");
-	if (!f) {
+	/* O_NONBLOCK: a FIFO (or a device) where the config should be must not
+	 * hang start-up or a SIGHUP reload in open(); it is refused below. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || !(f = fdopen(fd, "r"))) {
 		r = -errno;
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return r;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "analytics.h"
 #include "device.h"
 #include "muscles.h"
 #include "pipeline.h"
@@ -87,6 +88,16 @@ struct emg_config {
 
 	/* [muscles] */
 	struct emg_muscles *muscles;
+
+	/* [analytics]: pairs are resolved against [muscles] once the whole file is read */
+	struct emg_analytics_params analytics;
+	char analytics_pairs[512]; /* "auto", "none" or "a:b c:d ..." as written */
+
+	/* [oscquery] */
+	bool oscquery;                  /* serve the OSCQuery namespace over HTTP */
+	struct emg_hostport oscquery_http;
+	bool mdns;                      /* advertise _oscjson._tcp and _osc._udp with Avahi */
+	char oscquery_name[64];         /* "" = "emgd on <hostname>" */
 };
 
 /* Fill cfg with the built-in defaults (allocates the default muscle map). */

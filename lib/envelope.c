@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "simd.h"
 
 struct emg_env {
 	unsigned nch;
@@ -40,7 +41,11 @@ struct emg_env {
 	double *sum;      /* [nch] running window sum */
 	double *pass;     /* [nch] sum over the current pass */
 	float *ring;      /* [window * nch] squares, frame-major */
+	void (*run)(struct emg_env *e, const float *in, float *out, unsigned nframes);
 };
+
+typedef void (*run_fn)(struct emg_env *e, const float *in, float *out, unsigned nframes);
+static run_fn pick_run(unsigned nch);
 
 int emg_env_new(struct emg_env **out, unsigned nch, unsigned window)
 {
@@ -58,6 +63,7 @@ int emg_env_new(struct emg_env **out, unsigned nch, unsigned window)
 	e->sum = calloc(nch, sizeof(double));
 	e->pass = calloc(nch, sizeof(double));
 	e->ring = calloc((size_t)window * nch, sizeof(float));
+	e->run = pick_run(nch);
 	if (!e->sum || !e->pass || !e->ring) {
 		emg_env_free(e);
 		return -ENOMEM;
@@ -92,51 +98,56 @@ unsigned emg_env_window(const struct emg_env *e)
 	return e->window;
 }
 
+/* The run loop, once per ISA level (simd.h): vector code for whole groups of channels. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define EMG_VL 4
+#define EMG_K(name) name##_base
+#include "envelope_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#if EMG_SIMD_X86
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+#define EMG_VL 8
+#define EMG_K(name) name##_v3
+#include "envelope_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+#define EMG_VL 16
+#define EMG_K(name) name##_v4
+#include "envelope_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#define EMG_VL 8
+#define EMG_K(name) name##_v4_8
+#include "envelope_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#pragma GCC pop_options
+#endif
+#pragma GCC diagnostic pop
+
+static run_fn pick_run(unsigned nch)
+{
+#if EMG_SIMD_X86
+	switch (emg_simd_level()) {
+	case 4:
+		return nch >= 16 ? run_v4 : run_v4_8;
+	case 3:
+		return run_v3;
+	}
+#endif
+	(void)nch;
+	return run_base;
+}
+
 void emg_env_run(struct emg_env *e, const float *in, float *out, unsigned nframes)
 {
-	const unsigned nch = e->nch;
-	double *sum = e->sum;
-	double *pass = e->pass;
-
-	for (unsigned f = 0; f < nframes; f++) {
-		float *r = e->ring + (size_t)e->pos * nch;
-		const float *x = in + (size_t)f * nch;
-
-		if (e->filled < e->window) {
-			e->filled++;
-			e->inv_n = 1.0 / e->filled;
-		}
-		const double inv_n = e->inv_n;
-
-		if (out) {
-			float *y = out + (size_t)f * nch;
-			for (unsigned c = 0; c < nch; c++) {
-				float sq = x[c] * x[c];
-				double s = sum[c] + ((double)sq - (double)r[c]);
-				r[c] = sq;
-				sum[c] = s;
-				pass[c] += sq;
-				s = s > 0.0 ? s : 0.0;
-				y[c] = (float)sqrt(s * inv_n);
-			}
-		} else {
-			for (unsigned c = 0; c < nch; c++) {
-				float sq = x[c] * x[c];
-				sum[c] += (double)sq - (double)r[c];
-				r[c] = sq;
-				pass[c] += sq;
-			}
-		}
-
-		if (++e->pos == e->window) {
-			/* The pass now covers exactly the ring: resynchronise. */
-			e->pos = 0;
-			for (unsigned c = 0; c < nch; c++) {
-				sum[c] = pass[c];
-				pass[c] = 0.0;
-			}
-		}
-	}
+	e->run(e, in, out, nframes);
 }
 
 float emg_env_value(const struct emg_env *e, unsigned ch)

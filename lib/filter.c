@@ -7,16 +7,15 @@
 #include <string.h>
 
 #include "filter.h"
+#include "simd.h"
 
 #define CACHELINE 64
 /* Floats per cache line: state arrays are padded to this so each starts on its own line. */
 #define LINE_FLOATS (CACHELINE / sizeof(float))
 /*
- * Channels per inner step.  GCC at -O2 (its "very cheap" vectoriser) only
- * vectorises loops whose trip count is a known multiple of the vector width,
- * so the channel loop runs in fixed chunks of LANES plus a scalar tail: that
- * vectorises with SSE/NEON at -O2 and with AVX under -march, and clang does the
- * same.  8 = two SSE/NEON vectors or one AVX vector.
+ * Chunk of the flush loop.  GCC at -O2 (its "very cheap" vectoriser) only
+ * vectorises loops whose trip count is a known multiple of the vector width.
+ * The biquads themselves are written with vector extensions (filter_kernel.h).
  */
 #define LANES 8
 _Static_assert(LINE_FLOATS % LANES == 0, "padded state arrays must hold whole LANES chunks");
@@ -64,7 +63,12 @@ struct emg_filter {
 	double mains_hz;     /* 0 = none */
 	struct biquad *sec;
 	float *z;            /* section s: z1 at z + 2*s*stride, z2 at z + (2*s+1)*stride */
+	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
+	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
+
+typedef void (*block_fn)(struct emg_filter *f, float *frames, unsigned n);
+static block_fn pick_block(unsigned nch);
 
 void emg_filter_spec_default(struct emg_filter_spec *s)
 {
@@ -212,7 +216,9 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->sec = calloc(f->nsec ? f->nsec : 1, sizeof(*f->sec));
 	bytes = (f->nsec ? f->nsec : 1) * 2 * stride * sizeof(float);
 	f->z = aligned_alloc(CACHELINE, bytes);
-	if (!f->sec || !f->z) {
+	f->tail = aligned_alloc(CACHELINE, FLUSH_EVERY * LINE_FLOATS * sizeof(float));
+	f->block = pick_block(nch);
+	if (!f->sec || !f->z || !f->tail) {
 		emg_filter_free(f);
 		return -ENOMEM;
 	}
@@ -245,38 +251,9 @@ void emg_filter_free(struct emg_filter *f)
 	if (!f)
 		return;
 	free(f->z);
+	free(f->tail);
 	free(f->sec);
 	free(f);
-}
-
-/*
- * One section across the nch channels of one frame, transposed direct form II.
- * The LANES-wide inner loop is what the compiler turns into vector code.
- */
-static inline void section_step(const struct biquad *bq, float *restrict x, float *restrict z1,
-				float *restrict z2, size_t nch)
-{
-	const float b0 = bq->b0, b1 = bq->b1, b2 = bq->b2, a1 = bq->a1, a2 = bq->a2;
-	size_t c;
-
-	for (c = 0; c + LANES <= nch; c += LANES) {
-		for (size_t j = 0; j < LANES; j++) {
-			float in = x[c + j];
-			float y = b0 * in + z1[c + j];
-
-			z1[c + j] = b1 * in - a1 * y + z2[c + j];
-			z2[c + j] = b2 * in - a2 * y;
-			x[c + j] = y;
-		}
-	}
-	for (; c < nch; c++) {
-		float in = x[c];
-		float y = b0 * in + z1[c];
-
-		z1[c] = b1 * in - a1 * y + z2[c];
-		z2[c] = b2 * in - a2 * y;
-		x[c] = y;
-	}
 }
 
 /* See FLUSH_BELOW.  n is a multiple of LANES (the padded stride); branch-free, so it vectorises. */
@@ -288,26 +265,74 @@ static void flush_tiny(float *restrict z, size_t n)
 }
 
 /*
- * Frame-major: every section of a frame, then the next frame.  Measured
- * against section-major blocks (one section over many frames) it is as fast
- * from 8 channels up and twice as fast for one channel, where a section
- * alone is a serial dependency chain but consecutive frames of different
- * sections overlap in the out-of-order core.
+ * The run loop, once per ISA level (simd.h).  Per channel and section it is
+ * transposed direct form II:
+ *
+ *	y  = b0 x + z1
+ *	z1 = b1 x - a1 y + z2
+ *	z2 = b2 x - a2 y
+ *
+ * in float32; the kernels differ only in how many channels one instruction
+ * takes and, on x86-64-v3/v4, in fusing multiply-adds (ISO C mode leaves
+ * contraction off; it is switched on for those two).
  */
+#define FRAMES_PER_PASS 32u
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define EMG_VL 4
+#define EMG_K(name) name##_base
+#include "filter_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#if EMG_SIMD_X86
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+#pragma GCC optimize("fp-contract=fast")
+#define EMG_VL 8
+#define EMG_K(name) name##_v3
+#include "filter_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+#pragma GCC optimize("fp-contract=fast")
+#define EMG_VL 16
+#define EMG_K(name) name##_v4
+#include "filter_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#define EMG_VL 8
+#define EMG_K(name) name##_v4_8
+#include "filter_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#pragma GCC pop_options
+#endif
+#pragma GCC diagnostic pop
+
+static block_fn pick_block(unsigned nch)
+{
+#if EMG_SIMD_X86
+	switch (emg_simd_level()) {
+	case 4:
+		return nch >= 16 ? block_v4 : block_v4_8;
+	case 3:
+		return block_v3;
+	}
+#endif
+	(void)nch;
+	return block_base;
+}
+
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 {
-	const size_t nch = f->nch, stride = f->stride;
-
 	while (nframes > 0) {
 		unsigned n = nframes < FLUSH_EVERY ? nframes : FLUSH_EVERY;
 
-		for (unsigned k = 0; k < n; k++, frames += nch) {
-			float *z = f->z;
-
-			for (unsigned s = 0; s < f->nsec; s++, z += 2 * stride)
-				section_step(&f->sec[s], frames, z, z + stride, nch);
-		}
-		flush_tiny(f->z, 2 * (size_t)f->nsec * stride);
+		f->block(f, frames, n);
+		flush_tiny(f->z, 2 * (size_t)f->nsec * f->stride);
+		frames += (size_t)n * f->nch;
 		nframes -= n;
 	}
 }
@@ -349,6 +374,19 @@ unsigned emg_filter_sections(const struct emg_filter *f)
 unsigned emg_filter_notches(const struct emg_filter *f)
 {
 	return f->nnotch;
+}
+
+int emg_filter_section(const struct emg_filter *f, unsigned i, float b[3], float a[3])
+{
+	if (i >= f->nsec)
+		return -EINVAL;
+	b[0] = f->sec[i].b0;
+	b[1] = f->sec[i].b1;
+	b[2] = f->sec[i].b2;
+	a[0] = 1.0f;
+	a[1] = f->sec[i].a1;
+	a[2] = f->sec[i].a2;
+	return 0;
 }
 
 double emg_filter_max_pole_radius(const struct emg_filter *f)

@@ -57,6 +57,9 @@ unsigned emg_filter_sections(const struct emg_filter *f);
 /* Number of notch sections (mains fundamental plus harmonics). */
 unsigned emg_filter_notches(const struct emg_filter *f);
 
+/* Coefficients of section i as run (a0 = 1): b[0..2], a[0..2]; -EINVAL if i is out of range. */
+int emg_filter_section(const struct emg_filter *f, unsigned i, float b[3], float a[3]);
+
 /* Largest pole radius over all sections (< 1 means stable). */
 double emg_filter_max_pole_radius(const struct emg_filter *f);
 

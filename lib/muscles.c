@@ -95,11 +95,12 @@ int emg_muscles_add(struct emg_muscles *m, const char *name, unsigned channel, e
 
 	if (!emg_muscle_name_valid(name) || channel >= 256)
 		return -EINVAL;
+	/* Full first: with EMG_MUSCLES_MAX = 256 every channel is taken by then. */
+	if (m->n == EMG_MUSCLES_MAX)
+		return -ENOSPC;
 	for (unsigned i = 0; i < m->n; i++)
 		if (!strcmp(m->m[i].name, name) || m->m[i].channel == channel)
 			return -EEXIST;
-	if (m->n == EMG_MUSCLES_MAX)
-		return -ENOSPC;
 	e = &m->m[m->n++];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->name, sizeof(e->name), "%s", name);

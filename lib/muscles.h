@@ -13,7 +13,7 @@
 
 #define EMG_MUSCLE_NAME_MAX 32  /* including the NUL */
 #define EMG_MUSCLE_SITE_MAX 96
-#define EMG_MUSCLES_MAX 64
+#define EMG_MUSCLES_MAX 256
 
 enum emg_side { EMG_SIDE_NONE = 0, EMG_SIDE_LEFT, EMG_SIDE_RIGHT };
 

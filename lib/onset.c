@@ -73,33 +73,66 @@
  * slow-path spread: the one learnt from the auto blocks is used (it is a
  * property of the noise spectrum, not of its level).
  *
+ * Layout and speed.  The per-sample work runs over lanes in structure-of-
+ * arrays form (onset_kernel.h, built per ISA level, see simd.h): one vector
+ * instruction advances 4-16 lanes.  Per sample and lane it updates the two
+ * moving windows (double running sums over one ring of squares shared by
+ * both: c's window is the newest W of the W2 the slow path keeps), both
+ * CUSUMs, the slow path's arming and, for lanes inside a burst, the burst
+ * tracking; it decides `on` and `slow_on` and settles every lane whose
+ * state machine has nothing to do: idle and staying idle, or active and
+ * still on.  Only lanes where something happens - an on-run pending, an
+ * off-run, a confirmation - take the scalar state machine (lane_scalar), at
+ * exactly that sample.  The block statistics are summed by a second, plain
+ * vector pass over the chunk (chunks end at block boundaries), and the slow
+ * path (baseline selection, quantiles) runs once per block and lane.
+ * Events are collected per chunk and delivered in sample, then lane, order.
+ * Float throughout, except the rest-calibration sums (double: they may run
+ * for minutes).  The windows' running sums are compensated (Kahan): after a
+ * burst or an electrode pop leaves a window, what remains is exact to float
+ * precision of the small values, not of the large ones that left; and every
+ * window length they are replaced by the sum of the current pass anyway.
+ *
  * Everything is allocated in emg_onset_new(); the run path neither
  * allocates nor locks nor logs, and reports through the callback.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "envelope.h"
 #include "onset.h"
+#include "simd.h"
 
-#define CHUNK 128       /* frames conditioned per pass */
+#if EMG_SIMD_X86
+#include <immintrin.h>
+#endif
+
+#define CHUNK 128       /* frames per pass (chunks also end at block boundaries) */
+#define PADL 16         /* lane arrays are padded to a multiple of this (the widest vector) */
 
 #define SLOW_MULT 6     /* slow window W2 = SLOW_MULT * W */
 #define SLOW_K_EXTRA 1.0 /* slow path threshold: k + SLOW_K_EXTRA relative SDs */
-#define GA_DRIFT 2.0    /* CUSUM drifts, in units of the rest power: strong ... */
-#define GB_DRIFT 1.3    /* ... and weak power rises */
-#define GB_CAP 25.0     /* ceiling of the weak CUSUM */
+#define GA_DRIFT 2.0f   /* CUSUM drifts, in units of the rest power: strong ... */
+#define GB_DRIFT 1.3f   /* ... and weak power rises */
+#define GB_CAP 25.0f    /* ceiling of the weak CUSUM */
 #define WEAK_RHO 4.0    /* bursts under this power (in rest powers) are weak */
-#define STEP_FRAC 0.05  /* the strong CUSUM's climb is timed from this fraction of its ceiling */
+#define STEP_FRAC 0.05f /* the strong CUSUM's climb is timed from this fraction of its ceiling */
 #define S2_ALPHA 0.0625 /* smoothing of the slow path's spread estimate, per block */
 #define MID_ALPHA 0.125 /* ... and of its centre */
 
 #define SLOW_MIN_BLOCKS 8 /* clean blocks before the slow path trusts its spread */
 
-enum lane_state { ST_IDLE = 0, ST_PENDING, ST_ACTIVE };
+enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
+
+/* Hot `mode`: which half of the state machine the vector pass runs. */
+enum lane_mode {
+	M_IDLE = 0,   /* counting on-runs (both paths) towards a confirmation */
+	M_ON = 1,     /* inside a burst: tracking it, counting off-runs towards an offset */
+	M_NONE = 3,   /* no baseline yet: nothing to detect */
+};
 
 /* Block or rest statistics: shifted sums of the conditioned signal c (the
  * shift, the first c value, keeps the variance free of cancellation over
@@ -115,27 +148,6 @@ struct acc {
 	double rv, nrv;    /* rest only: sum and count of the blocks' sub-block relative variance */
 };
 
-/*
- * One-sided CUSUM g = min(cap, max(0, g + x^2/var - drift)).  The ceiling
- * lets g fall back to 0 soon after a burst, so the next onset finds a fresh
- * zero; the peaks are taken on the uncapped sums (since g was last 0, and
- * since the burst was confirmed), whose argmax is the change point where the
- * power fell back below `drift` - noise touching the ceiling again is not
- * mistaken for more activity.
- */
-struct cusum {
-	double g;
-	uint64_t zero;       /* sample after g was last 0 */
-	uint64_t started;    /* sample after g first passed STEP_FRAC of the ceiling since (0: not yet) */
-	uint64_t capped;     /* sample after g first hit the ceiling since then (0: not yet) */
-	double s;            /* uncapped sum since then ... */
-	double peak;         /* ... its max ... */
-	uint64_t peak_at;    /* ... and the sample after it */
-	double b;            /* uncapped sum since the burst was confirmed ... */
-	double bpeak;        /* ... its max ... */
-	uint64_t bpeak_at;   /* ... and the sample after it */
-};
-
 struct block {
 	uint64_t start;  /* first sample */
 	double key;      /* selection key: mean of c, or raw variance for bonato */
@@ -145,6 +157,7 @@ struct block {
 	int valid;
 };
 
+/* Per-lane state the scalar paths use (the hot per-sample state is in struct hot). */
 struct lane {
 	/* baseline and derived thresholds */
 	enum emg_baseline_src src;
@@ -159,31 +172,11 @@ struct lane {
 	double rv_auto;
 	double p_mid_auto;    /* typical power of the clean automatic blocks */
 
-	/* burst state machine */
+	/* burst state machine (its run and off-run counters are hot) */
 	enum lane_state st;
-	uint64_t run_start;   /* fast path: first sample of the current on-run */
-	unsigned run_len;
-	double run_x2;
-	uint64_t run2_start;  /* slow path: the same */
-	unsigned run2_len;
-	double run2_x2;
-	int armed2;           /* the slow path may start a run */
-	int weak;             /* the current burst came from the slow path or is faint (< WEAK_RHO) */
 	uint64_t onset;       /* back-dated onset of the current/last burst */
 	uint64_t last_offset; /* offset of the last burst (onsets never precede it) */
-	unsigned off_len;     /* samples since the current off-run began (0: none) */
-	unsigned on_len;      /* consecutive on-samples inside that off-run */
-	uint64_t off_first;   /* first sample of the off-run as the method sees it */
-	double burst_x2;      /* sum x^2 over the burst so far, off-run excluded */
-	double burst_n;
-	double off_x2;        /* sum x^2 over the current off-run */
 	float snr_db;
-
-	/* CUSUMs on x^2 / var */
-	struct cusum ga, gb;
-
-	/* TKEO history */
-	float x1, x2;
 
 	/* bonato */
 	float xprev;
@@ -191,20 +184,93 @@ struct lane {
 	unsigned nover;       /* bits set in mask */
 	uint64_t last_over;   /* first sample after the most recent exceeding pair */
 
-	/* statistics */
-	double sub_q;         /* sum x^2 over the current W-sample sub-block */
-	struct acc blk;       /* current auto block */
-	int blk_dirty;        /* current block overlaps a burst */
+	/* statistics: block powers and relative variances of a rest calibration */
 	struct acc rest;
 	struct block *blocks; /* ring of auto_blocks completed blocks */
+	double *sorted;       /* log powers of the valid blocks, ascending */
+	unsigned nsorted;
 	unsigned bhead;       /* next slot to write */
 	unsigned bcount;
+};
+
+/*
+ * Hot per-lane state, one array per field over the padded lanes.  Sample
+ * indices are int32 relative to emg_onset.ibase and store n + 1 like the
+ * scalar code's uint64 (0 in started/capped: not yet).
+ */
+#define HOT_F32(X)                                                                               \
+	X(th)    /* c threshold in force: th_on, th_off while active */                          \
+	X(pth)   /* P threshold for slow_on: p_on, p_off while active or a slow run pends; +inf: off */ \
+	X(plow)  /* P below this re-arms the slow path: p_off, -inf: off */                      \
+	X(ivar)  /* 1 / baseline variance (0 without) */                                          \
+	X(wkthr) /* WEAK_RHO * baseline variance */                                               \
+	X(bx2) X(bn) /* burst sum of x^2 (off-runs excluded) and its length */                   \
+	X(ag) X(as) X(apk) /* strong CUSUM: g, uncapped sum since zero, its peak */               \
+	X(bg) X(bs) X(bpk) /* weak CUSUM */                                                        \
+	X(ab) X(abpk) X(bb) X(bbpk) /* uncapped sums since the burst began and their peaks */   \
+	X(rx2) X(r2x2) /* sum of x^2 over the current on-run, fast and slow path */             \
+	X(ox2)   /* sum of x^2 over the current off-run */                                        \
+	X(pon) X(poff) /* p_on, p_off (+inf: slow path off) */                                    \
+	X(t1) X(t2) /* tkeo: x[n-1], x[n-2] */                                                    \
+	X(sh) X(s1) X(s2) X(x1) X(xx) X(sq) X(sp1) X(sp2) /* block: shift, sums, sub-block */     \
+	X(rsh)   /* rest: shift */                                                                \
+	X(csum) X(ccmp) X(cpass) /* c's window: running sum, its Kahan compensation, this pass */ \
+	X(psum) X(pcmp) X(ppass) /* the same for P */
+#define HOT_I32(X)                                                                               \
+	X(mode) X(act) X(armed2) X(weak) X(dirty)                                                 \
+	X(az) X(ast) X(acp) X(apka) /* strong CUSUM: zero, started, capped, peak_at */            \
+	X(bz) X(bpka)               /* weak CUSUM: zero, peak_at */                               \
+	X(abpka) X(bbpka)           /* burst peaks */                                             \
+	X(rl) X(rs) X(r2l) X(r2s)   /* on-runs: length and first sample, fast and slow path */    \
+	X(ol) X(onl) X(of)          /* off-run: length, on-samples inside it, first sample */
+#define HOT_F64(X) X(rs1) X(rs2) X(rx1) X(rxx) /* rest sums */
+
+struct hot {
+#define F(n) float *n;
+	HOT_F32(F)
+#undef F
+#define I(n) int32_t *n;
+	HOT_I32(I)
+#undef I
+#define D(n) double *n;
+	HOT_F64(D)
+#undef D
+	float *ring;  /* W2 x nlp squares of x (hodges: c's window is its newest W rows) */
+	float *cring; /* tkeo: W x nlp |psi| */
+	float *xb;    /* CHUNK x nlp input, zero-padded lanes */
+	float *cb;    /* CHUNK x nlp conditioned c, for the statistics pass */
+	int32_t *on;  /* bonato: the current frame's decisions */
+};
+
+/* Per frame of a chunk: what the global counters say. */
+enum {
+	FR_STATS = 1,      /* counts for the block statistics */
+	FR_BLK_FIRST = 2,  /* ... as the block's first sample (sets the shift) */
+	FR_SUB_END = 4,    /* ends a W-sample sub-block */
+	FR_BLK_END = 8,    /* ends a block (always the chunk's last frame) */
+	FR_REST = 16,      /* counts for a rest calibration */
+	FR_REST_FIRST = 32,
+	FR_CSYNC = 64,     /* c's window wraps after this frame: running sum := pass */
+	FR_PSYNC = 128,    /* the same for P */
+};
+
+struct frame {
+	uint32_t flags;
+	uint32_t prow;   /* ring row this frame's square goes to (holds the one leaving P) */
+	uint32_t crow;   /* row leaving c's window (hodges: in ring; tkeo: in cring) */
+	float inv_c, inv_p; /* 1 / samples in each window so far */
+};
+
+struct ev {
+	unsigned frame;
+	struct emg_onset_event e;
 };
 
 struct emg_onset {
 	struct emg_onset_params p;
 	double fs;
 	unsigned nlanes;
+	unsigned nlp;         /* lanes padded to PADL */
 	unsigned W;           /* conditioning window, samples */
 	unsigned W2;          /* slow window */
 	unsigned lookback;    /* the conditioning's group delay: how far back a change may hide */
@@ -218,19 +284,26 @@ struct emg_onset {
 	unsigned r0;          /* bonato */
 	uint64_t m_mask;      /* bonato window mask (m low bits) */
 	double zeta;
-	double ga_cap;        /* ceiling of the strong CUSUM */
+	float ga_cap;         /* ceiling of the strong CUSUM */
+	int32_t cap4;         /* a climb to the ceiling within this many samples is a jump */
 	uint64_t seen;        /* samples fed so far */
 	uint64_t blk_start;   /* first sample of the current block */
 	unsigned blk_pos;     /* samples in the current block */
 	unsigned sub_pos;     /* samples in the current sub-block */
+	unsigned blk_sn;      /* sub-blocks completed in the current block */
+	unsigned cpos, ppos;  /* window positions (c: 0..W-1, P: ring row 0..W2-1) */
 	int resting;
-	struct emg_env *env;  /* conditioning (hodges, tkeo) */
-	struct emg_env *env2; /* slow path: RMS of x over W2 */
-	float *cbuf;          /* CHUNK x nlanes conditioned samples */
-	float *pbuf;          /* CHUNK x nlanes slow RMS */
+	uint64_t rest_n;      /* samples in the rest calibration so far */
+	uint64_t ibase;       /* hot sample indices are relative to this */
 	struct lane *lanes;
 	struct block *blockmem;
-	double *scratch;      /* auto_blocks values for quantiles */
+	double *sortmem;
+	struct hot h;
+	struct frame fr[CHUNK];
+	struct ev *evs;       /* events of the current chunk */
+	unsigned nev, evcap;
+	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
+	void (*stats)(struct emg_onset *o, unsigned nf);
 };
 
 void emg_onset_params_default(struct emg_onset_params *p)
@@ -295,27 +368,6 @@ static void acc_reset(struct acc *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static inline void acc_add(struct acc *a, float c, float x)
-{
-	double d;
-
-	if (a->n == 0)
-		a->shift = c;
-	d = (double)c - a->shift;
-	a->n += 1.0;
-	a->s1 += d;
-	a->s2 += d * d;
-	a->x1 += x;
-	a->x2 += (double)x * x;
-}
-
-static inline void acc_add_subblock(struct acc *a, double p)
-{
-	a->sn += 1.0;
-	a->sp1 += p;
-	a->sp2 += p * p;
-}
-
 /* Relative variance of the W-sample sub-block powers; 0 if too few. */
 static double acc_sub_relvar(const struct acc *a)
 {
@@ -347,18 +399,51 @@ static double acc_block_rsd(const struct acc *a)
 	return m > 0 && v > 0 ? sqrt(v) / m : 0.0;
 }
 
-/* The q-quantile of v[0..n-1] (n > 0), linearly interpolated; sorts v. */
-static double quantile(double *v, unsigned n, double q)
+/*
+ * Each lane keeps the log powers of its valid blocks sorted (l->sorted):
+ * one insertion or removal per block end or invalidation instead of a sort
+ * per block end, which with 40 blocks and 256 lanes cost more than the
+ * per-sample work.
+ */
+static unsigned sorted_find(const double *v, unsigned n, double x)
 {
-	for (unsigned i = 1; i < n; i++) { /* insertion sort: n <= auto_blocks, once per block */
-		double x = v[i];
-		unsigned j = i;
-		for (; j > 0 && v[j - 1] > x; j--)
-			v[j] = v[j - 1];
-		v[j] = x;
+	unsigned lo = 0, hi = n;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+		if (v[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	return lo;
+}
+
+static void sorted_insert(struct lane *l, double x)
+{
+	unsigned k = sorted_find(l->sorted, l->nsorted, x);
+
+	memmove(l->sorted + k + 1, l->sorted + k, (l->nsorted - k) * sizeof(double));
+	l->sorted[k] = x;
+	l->nsorted++;
+}
+
+static void sorted_remove(struct lane *l, double x)
+{
+	unsigned k = sorted_find(l->sorted, l->nsorted, x);
+
+	if (k < l->nsorted && l->sorted[k] == x) {
+		memmove(l->sorted + k, l->sorted + k + 1, (l->nsorted - k - 1) * sizeof(double));
+		l->nsorted--;
+	}
+}
+
+/* The q-quantile of sorted v[0..n-1] (n > 0), linearly interpolated. */
+static double quantile(const double *v, unsigned n, double q)
+{
 	double pos = q * (double)(n - 1);
 	unsigned i = (unsigned)pos;
+
 	if (i + 1 >= n)
 		return v[n - 1];
 	return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
@@ -385,6 +470,84 @@ static int acc_baseline(const struct acc *a, int method, struct emg_baseline *b)
 	return 0;
 }
 
+/* ---- hot state ------------------------------------------------------- */
+
+#define IDX_SPAN (1 << 29) /* relative sample indices stay within +-IDX_SPAN */
+
+static inline uint64_t idx_abs(const struct emg_onset *o, int32_t r)
+{
+	int64_t v = (int64_t)o->ibase + r;
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+static inline int32_t idx_rel(const struct emg_onset *o, uint64_t a)
+{
+	int64_t v = (int64_t)a - (int64_t)o->ibase;
+
+	return (int32_t)(v < -IDX_SPAN ? -IDX_SPAN : v > IDX_SPAN ? IDX_SPAN : v);
+}
+
+/* Keep first + 1 .. first + CHUNK representable; indices long past are clamped. */
+static void idx_rebase(struct emg_onset *o, uint64_t first)
+{
+	struct hot *h = &o->h;
+	int32_t *const plain[] = { h->az, h->apka, h->bz, h->bpka, h->abpka, h->bbpka,
+				   h->rs, h->r2s, h->of };
+	int32_t *const flagged[] = { h->ast, h->acp }; /* 0: not set */
+	uint64_t nb;
+	int64_t delta;
+
+	if (first + 1 >= o->ibase && first + 1 + CHUNK - o->ibase < IDX_SPAN)
+		return;
+	nb = first + 1 > IDX_SPAN / 2 ? first + 1 - IDX_SPAN / 2 : 0;
+	delta = (int64_t)nb - (int64_t)o->ibase;
+	for (unsigned k = 0; k < sizeof(plain) / sizeof(plain[0]); k++)
+		for (unsigned i = 0; i < o->nlp; i++) {
+			int64_t v = plain[k][i] - delta;
+			plain[k][i] = (int32_t)(v < -IDX_SPAN ? -IDX_SPAN : v > IDX_SPAN ? IDX_SPAN : v);
+		}
+	for (unsigned k = 0; k < sizeof(flagged) / sizeof(flagged[0]); k++)
+		for (unsigned i = 0; i < o->nlp; i++) {
+			int64_t v = flagged[k][i] - delta;
+			if (!flagged[k][i])
+				continue;
+			v = v < -IDX_SPAN ? -IDX_SPAN : v > IDX_SPAN ? IDX_SPAN : v;
+			flagged[k][i] = v ? (int32_t)v : -1;
+		}
+	o->ibase = nb;
+}
+
+/* CUSUMs as they were created: a lane's start while it had no baseline. */
+static void hot_cusum_reset(struct emg_onset *o, unsigned i)
+{
+	struct hot *h = &o->h;
+	int32_t zero = idx_rel(o, 0);
+
+	h->ag[i] = h->as[i] = h->apk[i] = 0;
+	h->bg[i] = h->bs[i] = h->bpk[i] = 0;
+	h->az[i] = h->apka[i] = h->bz[i] = h->bpka[i] = zero;
+	h->ast[i] = h->acp[i] = 0;
+}
+
+/* Mirror a lane's state machine and thresholds into the hot arrays. */
+static void lane_sync(struct emg_onset *o, unsigned i)
+{
+	const struct lane *l = &o->lanes[i];
+	struct hot *h = &o->h;
+	const int active = l->st == ST_ACTIVE, slow = l->p_on > 0;
+
+	h->th[i] = active ? l->th_off : l->th_on;
+	h->pon[i] = slow ? l->p_on : INFINITY;
+	h->poff[i] = slow ? l->p_off : INFINITY;
+	h->pth[i] = active || h->r2l[i] ? h->poff[i] : h->pon[i];
+	h->plow[i] = slow ? l->p_off : -INFINITY;
+	h->ivar[i] = l->inv_var;
+	h->wkthr[i] = (float)(WEAK_RHO * l->base.var);
+	h->act[i] = active ? -1 : 0;
+	h->mode[i] = l->src == EMG_BASELINE_NONE ? M_NONE : active ? M_ON : M_IDLE;
+}
+
 /* Slow-path thresholds from the baseline variance and the measured spread. */
 static void lane_slow_thresholds(struct emg_onset *o, struct lane *l)
 {
@@ -400,6 +563,7 @@ static void lane_slow_thresholds(struct emg_onset *o, struct lane *l)
 
 	if (!(s2 > 0) || l->src == EMG_BASELINE_NONE || (!rest && l->s2_auto <= 0)) {
 		l->p_on = l->p_off = 0.0f;
+		lane_sync(o, (unsigned)(l - o->lanes));
 		return;
 	}
 	/* the blocks' typical power: the quietest pool sits below it */
@@ -407,6 +571,7 @@ static void lane_slow_thresholds(struct emg_onset *o, struct lane *l)
 		mid = l->p_mid_auto;
 	l->p_on = (float)(mid * (1.0 + k2 * s2));
 	l->p_off = (float)(mid * (1.0 + (k2 - 1.0) * s2));
+	lane_sync(o, (unsigned)(l - o->lanes));
 }
 
 static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_baseline *b,
@@ -417,13 +582,15 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
 	/* A zero SD (quantised or synthetic input) would turn every sample on. */
 	if (sd < 1e-3 * fabs(b->mean))
 		sd = 1e-3 * fabs(b->mean);
+	if (l->src == EMG_BASELINE_NONE)
+		hot_cusum_reset(o, (unsigned)(l - o->lanes));
 	l->base = *b;
 	l->src = src;
 	l->th_on = (float)(b->mean + o->p.k * sd);
 	l->th_off = (float)(b->mean + (o->p.k > 1 ? o->p.k - 1 : 0) * sd);
 	l->th_pair = (float)(o->zeta * b->var);
 	l->inv_var = b->var > 0 ? (float)(1.0 / b->var) : 0.0f;
-	lane_slow_thresholds(o, l);
+	lane_slow_thresholds(o, l); /* ends with lane_sync() */
 }
 
 /*
@@ -433,15 +600,19 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
 static void lane_select_auto(struct emg_onset *o, struct lane *l)
 {
 	const struct block *best = NULL;
-	unsigned nv = 0;
+	const unsigned nv = l->nsorted; /* valid blocks */
+	double rv = 0, nr = 0;
 
 	for (unsigned i = 0; i < l->bcount; i++) {
 		const struct block *bk = &l->blocks[i];
 		if (!bk->valid)
 			continue;
-		o->scratch[nv++] = bk->logp;
 		if (!best || bk->key < best->key)
 			best = bk;
+		if (bk->relvar > 0) {
+			rv += bk->relvar;
+			nr += 1;
+		}
 	}
 	if (!best)
 		return;
@@ -454,10 +625,9 @@ static void lane_select_auto(struct emg_onset *o, struct lane *l)
 	 * the estimate - which would hide exactly that activity.
 	 */
 	if (nv >= SLOW_MIN_BLOCKS) {
-		double q10 = quantile(o->scratch, nv, 0.10), q35 = quantile(o->scratch, nv, 0.35);
+		double q10 = quantile(l->sorted, nv, 0.10), q35 = quantile(l->sorted, nv, 0.35);
 		double s2 = (q35 - q10) / (1.2816 - 0.3853);
 		double mid = exp(q35 + 0.3853 * s2);
-		double rv = 0, nr = 0;
 		if (l->s2_auto > 0) {
 			/* a property of the noise spectrum: smooth out the estimator's noise */
 			s2 = l->s2_auto + (s2 - l->s2_auto) * S2_ALPHA;
@@ -466,12 +636,6 @@ static void lane_select_auto(struct emg_onset *o, struct lane *l)
 		l->s2_auto = s2;
 		l->p_mid_auto = mid;
 		/* within-block spread: scale-free, so active blocks hardly bias it */
-		for (unsigned i = 0; i < l->bcount; i++) {
-			if (l->blocks[i].valid && l->blocks[i].relvar > 0) {
-				rv += l->blocks[i].relvar;
-				nr += 1;
-			}
-		}
 		l->rv_auto = nr > 0 ? rv / nr : 0.0;
 	}
 	if (l->src == EMG_BASELINE_REST) {
@@ -509,15 +673,26 @@ static void lane_select_auto(struct emg_onset *o, struct lane *l)
 	lane_install(o, l, &b, EMG_BASELINE_AUTO);
 }
 
-static void lane_block_end(struct emg_onset *o, struct lane *l, uint64_t start)
+/* Lane i's block [start, start + block_n) is complete: file it, re-choose the baseline. */
+static void lane_block_end(struct emg_onset *o, unsigned i, uint64_t start, unsigned sn)
 {
+	struct lane *l = &o->lanes[i];
+	struct hot *h = &o->h;
 	struct block *bk = &l->blocks[l->bhead];
+	const struct acc a = {
+		.n = o->block_n, .shift = h->sh[i], .s1 = h->s1[i], .s2 = h->s2[i],
+		.x1 = h->x1[i], .x2 = h->xx[i], .sn = sn, .sp1 = h->sp1[i], .sp2 = h->sp2[i],
+	};
 
+	if (l->bcount == o->p.auto_blocks && bk->valid)
+		sorted_remove(l, bk->logp); /* the oldest block leaves the ring */
 	bk->start = start;
-	bk->valid = acc_baseline(&l->blk, o->p.method, &bk->b) == 0 && !l->blk_dirty;
+	bk->valid = acc_baseline(&a, o->p.method, &bk->b) == 0 && !h->dirty[i];
 	bk->key = o->p.method == EMG_ONSET_BONATO ? bk->b.var : bk->b.mean;
 	bk->logp = bk->valid ? log(bk->b.var) : 0.0;
-	bk->relvar = acc_sub_relvar(&l->blk);
+	if (bk->valid)
+		sorted_insert(l, bk->logp);
+	bk->relvar = acc_sub_relvar(&a);
 	if (o->resting && bk->b.var > 0) {
 		acc_add_block_power(&l->rest, bk->b.var);
 		if (bk->relvar > 0) {
@@ -528,17 +703,16 @@ static void lane_block_end(struct emg_onset *o, struct lane *l, uint64_t start)
 	l->bhead = (l->bhead + 1) % o->p.auto_blocks;
 	if (l->bcount < o->p.auto_blocks)
 		l->bcount++;
-	acc_reset(&l->blk);
-	l->blk_dirty = 0;
+	h->s1[i] = h->s2[i] = h->x1[i] = h->xx[i] = h->sp1[i] = h->sp2[i] = 0; /* sq runs on */
+	h->dirty[i] = 0;
 	lane_select_auto(o, l);
 }
-
 /* A burst confirmed now began at `from`: blocks overlapping it are not rest. */
 static void lane_invalidate_since(struct emg_onset *o, struct lane *l, uint64_t from)
 {
 	int changed = 0;
 
-	l->blk_dirty = 1;
+	o->h.dirty[l - o->lanes] = 1;
 	for (unsigned i = 0; i < l->bcount; i++) {
 		unsigned idx = (l->bhead + o->p.auto_blocks - 1 - i) % o->p.auto_blocks;
 		struct block *bk = &l->blocks[idx];
@@ -546,6 +720,7 @@ static void lane_invalidate_since(struct emg_onset *o, struct lane *l, uint64_t 
 			break;
 		if (bk->valid) {
 			bk->valid = 0;
+			sorted_remove(l, bk->logp);
 			changed = 1;
 		}
 	}
@@ -555,12 +730,26 @@ static void lane_invalidate_since(struct emg_onset *o, struct lane *l, uint64_t 
 
 /* ---- creation -------------------------------------------------------- */
 
+static void pick_kernels(struct emg_onset *o);
+
+static void *zalloc(size_t n)
+{
+	void *p;
+
+	n = (n + 63) / 64 * 64;
+	p = aligned_alloc(64, n ? n : 64);
+	if (p)
+		memset(p, 0, n ? n : 64);
+	return p;
+}
+
 int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, double fs,
 		  unsigned nlanes)
 {
 	struct emg_onset_params def;
 	struct emg_onset *o;
-	int r;
+	struct hot *h;
+	unsigned gap;
 
 	if (!out)
 		return -EINVAL;
@@ -578,12 +767,13 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	     p->bonato_r0 == 0 || p->bonato_r0 > p->bonato_m))
 		return -EINVAL;
 
-	o = calloc(1, sizeof(*o));
+	o = zalloc(sizeof(*o));
 	if (!o)
 		return -ENOMEM;
 	o->p = *p;
 	o->fs = fs;
 	o->nlanes = nlanes;
+	o->nlp = (nlanes + PADL - 1) / PADL * PADL;
 	o->W = ms_to_samples(p->window_ms, fs);
 	if (o->W < 1)
 		o->W = 1;
@@ -597,7 +787,8 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	o->offset_n = ms_to_samples(p->offset_ms, fs);
 	if (o->offset_n < 1)
 		o->offset_n = 1;
-	o->ga_cap = (double)o->W + o->confirm_n;
+	o->ga_cap = (float)o->W + (float)o->confirm_n;
+	o->cap4 = (int32_t)((o->W + o->confirm_n) / 4);
 	o->block_n = ms_to_samples(p->auto_block_ms, fs);
 	if (o->block_n < 8)
 		o->block_n = 8;
@@ -620,44 +811,79 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	}
 	if (o->warmup < o->W2)
 		o->warmup = o->W2; /* the slow RMS must have filled too */
+	if ((size_t)o->W2 * o->nlp > ((size_t)1 << 31) / sizeof(float)) {
+		free(o);
+		return -EINVAL;
+	}
+	/* Consecutive events of a lane are at least min(confirm_n, offset_n) samples apart. */
+	gap = o->confirm_n < o->offset_n ? o->confirm_n : o->offset_n;
+	o->evcap = nlanes * (2 + CHUNK / gap);
 
+	h = &o->h;
+#define F(n) h->n = zalloc(o->nlp * sizeof(float));
+	HOT_F32(F)
+#undef F
+#define I(n) h->n = zalloc(o->nlp * sizeof(int32_t));
+	HOT_I32(I)
+#undef I
+#define D(n) h->n = zalloc(o->nlp * sizeof(double));
+	HOT_F64(D)
+#undef D
+	h->ring = zalloc((size_t)o->W2 * o->nlp * sizeof(float));
+	if (p->method == EMG_ONSET_TKEO)
+		h->cring = zalloc((size_t)o->W * o->nlp * sizeof(float));
+	h->xb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
+	h->cb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
+	h->on = zalloc(o->nlp * sizeof(int32_t));
 	o->lanes = calloc(nlanes, sizeof(*o->lanes));
 	o->blockmem = calloc((size_t)nlanes * p->auto_blocks, sizeof(*o->blockmem));
-	o->cbuf = calloc((size_t)CHUNK * nlanes, sizeof(float));
-	o->pbuf = calloc((size_t)CHUNK * nlanes, sizeof(float));
-	o->scratch = calloc(p->auto_blocks, sizeof(double));
-	if (!o->lanes || !o->blockmem || !o->cbuf || !o->pbuf || !o->scratch) {
+	o->sortmem = calloc((size_t)nlanes * p->auto_blocks, sizeof(double));
+	o->evs = calloc(o->evcap, sizeof(*o->evs));
+	int ok = o->lanes && o->blockmem && o->sortmem && o->evs && h->ring && h->xb && h->cb &&
+		 h->on && (p->method != EMG_ONSET_TKEO || h->cring);
+#define CHK(n) ok = ok && h->n;
+	HOT_F32(CHK) HOT_I32(CHK) HOT_F64(CHK)
+#undef CHK
+	if (!ok) {
 		emg_onset_free(o);
 		return -ENOMEM;
 	}
-	if ((p->method != EMG_ONSET_BONATO && (r = emg_env_new(&o->env, nlanes, o->W)) < 0) ||
-	    (r = emg_env_new(&o->env2, nlanes, o->W2)) < 0) {
-		emg_onset_free(o);
-		return r;
-	}
 	for (unsigned i = 0; i < nlanes; i++) {
 		o->lanes[i].blocks = o->blockmem + (size_t)i * p->auto_blocks;
-		o->lanes[i].armed2 = 1;
+		o->lanes[i].sorted = o->sortmem + (size_t)i * p->auto_blocks;
+		h->armed2[i] = -1;
+		lane_sync(o, i);
 	}
+	for (unsigned i = nlanes; i < o->nlp; i++)
+		h->mode[i] = M_NONE; /* padding */
+	pick_kernels(o);
 	*out = o;
 	return 0;
 }
 
 void emg_onset_free(struct emg_onset *o)
 {
+	struct hot *h;
+
 	if (!o)
 		return;
-	emg_env_free(o->env);
-	emg_env_free(o->env2);
-	free(o->cbuf);
-	free(o->pbuf);
-	free(o->scratch);
+	h = &o->h;
+#define FR(n) free(h->n);
+	HOT_F32(FR) HOT_I32(FR) HOT_F64(FR)
+#undef FR
+	free(h->ring);
+	free(h->cring);
+	free(h->xb);
+	free(h->cb);
+	free(h->on);
+	free(o->evs);
+	free(o->sortmem);
 	free(o->blockmem);
 	free(o->lanes);
 	free(o);
 }
 
-/* ---- the per-sample detector ----------------------------------------- */
+/* ---- the per-lane state machine --------------------------------------- */
 
 static float burst_snr(const struct lane *l, double x2, double n)
 {
@@ -666,58 +892,25 @@ static float burst_snr(const struct lane *l, double x2, double n)
 	return (float)(20.0 * log10(sqrt(x2 / n) / l->base.rms));
 }
 
-static void emit(struct emg_onset *o, unsigned lane, enum emg_onset_kind kind, uint64_t sample,
-		 emg_onset_fn fn, void *ud)
+/* Queue an event of lane i found at frame f of the chunk; emg_onset_run() delivers them. */
+static void emit(struct emg_onset *o, unsigned i, unsigned f, enum emg_onset_kind kind,
+		 uint64_t sample)
 {
-	struct lane *l = &o->lanes[lane];
-	struct emg_onset_event ev = {
-		.lane = lane,
+	const struct lane *l = &o->lanes[i];
+	struct ev *e;
+
+	if (o->nev == o->evcap)
+		return; /* cannot happen: evcap bounds the events of one chunk */
+	e = &o->evs[o->nev++];
+	e->frame = f;
+	e->e = (struct emg_onset_event){
+		.lane = i,
 		.kind = kind,
 		.sample = sample,
 		.onset_sample = l->onset,
 		.duration_s = kind == EMG_ONSET_OFF ? (double)(sample - l->onset) / o->fs : 0.0,
 		.snr_db = l->snr_db,
 	};
-
-	if (fn)
-		fn(ud, &ev);
-}
-
-/* Written with selects rather than branches: g hits 0 about every other
- * sample at rest, which no branch predictor likes. */
-static inline void cusum_step(struct cusum *c, double z, double drift, double cap, uint64_t n)
-{
-	const uint64_t n1 = n + 1;
-	double d = z - drift;
-	double g = c->g + d;
-	const int zero = g <= 0;
-	double s = zero ? 0.0 : c->s + d;
-	const int top = g >= cap;
-
-	g = zero ? 0.0 : top ? cap : g;
-	c->zero = zero ? n1 : c->zero;
-	c->started = zero ? 0 : c->started ? c->started : g >= STEP_FRAC * cap ? n1 : 0;
-	c->capped = zero ? 0 : c->capped ? c->capped : top ? n1 : 0;
-	const int up = zero || s >= c->peak;
-	c->peak = up ? s : c->peak;
-	c->peak_at = up ? n1 : c->peak_at;
-	c->g = g;
-	c->s = s;
-}
-
-static inline void cusum_burst_begin(struct cusum *c, uint64_t n)
-{
-	c->b = 0;
-	c->bpeak = 0;
-	c->bpeak_at = n + 1;
-}
-
-static inline void cusum_burst_track(struct cusum *c, double z, double drift, uint64_t n)
-{
-	c->b += z - drift;
-	const int up = c->b >= c->bpeak;
-	c->bpeak = up ? c->b : c->bpeak;
-	c->bpeak_at = up ? n + 1 : c->bpeak_at;
 }
 
 /*
@@ -727,13 +920,14 @@ static inline void cusum_burst_track(struct cusum *c, double z, double drift, ui
  * a step; the strong CUSUM's climb to its ceiling, tau samples, tells which:
  * D = min(lookback, 2 tau).
  */
-static inline uint64_t fast_onset(const struct emg_onset *o, const struct lane *l)
+static inline uint64_t fast_onset(const struct emg_onset *o, unsigned i)
 {
-	uint64_t tau = l->ga.capped ? l->ga.capped - l->ga.started : UINT64_MAX;
+	const struct hot *h = &o->h;
+	uint64_t tau = h->acp[i] ? (uint64_t)((int64_t)h->acp[i] - h->ast[i]) : UINT64_MAX;
 	unsigned d = tau < o->lookback / 2 ? (unsigned)(2 * tau) : o->lookback;
-	uint64_t at = back(l->run_start, d);
+	uint64_t at = back(idx_abs(o, h->rs[i]), d);
 
-	return l->ga.peak_at >= at + o->min_burst_n ? at : UINT64_MAX;
+	return idx_abs(o, h->apka[i]) >= at + o->min_burst_n ? at : UINT64_MAX;
 }
 
 /*
@@ -743,264 +937,292 @@ static inline uint64_t fast_onset(const struct emg_onset *o, const struct lane *
  * most the group delay W2/2 for a rise barely above threshold.  That
  * estimate is averaged with where the weak CUSUM last left 0 (within W2).
  */
-static inline uint64_t slow_onset(const struct emg_onset *o, const struct lane *l)
+static inline uint64_t slow_onset(const struct emg_onset *o, unsigned i)
 {
+	const struct lane *l = &o->lanes[i];
+	const struct hot *h = &o->h;
 	double e = (double)l->p_on * l->inv_var - 1.0;
-	double rho = l->run2_x2 / (double)l->run2_len * l->inv_var;
+	const uint64_t start = idx_abs(o, h->r2s[i]);
+	double rho = (double)h->r2x2[i] / (double)h->r2l[i] * l->inv_var;
 	double d = (double)o->lookback2;
-	uint64_t lo = back(l->run2_start, o->W2), z = l->gb.zero;
+	uint64_t lo = back(start, o->W2), z = idx_abs(o, h->bz[i]);
 
-	if (!(l->gb.g > 0) || l->gb.peak_at < l->gb.zero + o->slow_extent)
+	if (!(h->bg[i] > 0) || idx_abs(o, h->bpka[i]) < z + o->slow_extent)
 		return UINT64_MAX;
 	if (rho - 1.0 > e * (double)o->W2 / d)
 		d = (double)o->W2 * e / (rho - 1.0);
-	z = z < lo ? lo : z > l->run2_start ? l->run2_start : z;
-	return (back(l->run2_start, (unsigned)d) + z) / 2;
+	z = z < lo ? lo : z > start ? start : z;
+	return (back(start, (unsigned)d) + z) / 2;
 }
 
 /*
- * One sample n of one lane.  `on` is the method's decision (against th_on
- * unless active, th_off while active), `slow_on` the slow path's (p_on /
- * p_off likewise), `slow_low` whether P is below p_off; `on_first` is the
- * first sample an on-run starting here is attributed to, `off_first` the
- * same for an off-run.
+ * Sample n (frame f of the chunk) of lane i, where its state machine has to
+ * decide something.  The vector pass has already done this sample's
+ * bookkeeping: both CUSUMs and the slow path's arming; for an idle lane the
+ * on-run counters (run length, sum of x^2, first sample), for an active
+ * one the burst tracking, `weak` and the off-run counters.  What is left:
+ * bonato's back-dated run starts, confirmations (or not yet) and offsets.
+ * `on` is the method's decision, `slow_on` the slow path's.
  */
-static inline void lane_step(struct emg_onset *o, unsigned lane, struct lane *l, uint64_t n,
-			     float x, int on, int slow_on, int slow_low, uint64_t on_first,
-			     uint64_t off_first, emg_onset_fn fn, void *ud)
+static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n, int on,
+			int slow_on)
 {
-	double x2 = (double)x * x;
-
-	cusum_step(&l->ga, x2 * l->inv_var, GA_DRIFT, o->ga_cap, n);
-	cusum_step(&l->gb, x2 * l->inv_var, GB_DRIFT, GB_CAP, n);
-	if (slow_low)
-		l->armed2 = 1;
-	/* Power jumped >= 6-fold (the strong CUSUM rose to its ceiling in under
-	 * cap/4 samples): the fast path's business - a burst it confirms, or a
-	 * blip it rejects, which must not linger on in the slow window. */
-	if (l->ga.g >= o->ga_cap && n + 1 - l->ga.zero <= o->ga_cap / 4)
-		l->armed2 = 0;
+	struct lane *l = &o->lanes[i];
+	struct hot *h = &o->h;
+	const int bonato = o->p.method == EMG_ONSET_BONATO;
 
 	if (l->st != ST_ACTIVE) {
 		uint64_t at = UINT64_MAX;
 		double run_x2 = 0, run_n = 0;
 		int weak = 0;
 
-		if (on) {
-			if (!l->run_len) {
-				l->run_start = on_first;
-				l->run_x2 = 0;
-			}
-			l->run_len++;
-			l->run_x2 += x2;
-		} else {
-			l->run_len = 0;
+		if (bonato && on && h->rl[i] == 1) {
+			/* the run began at the first sample of the earliest exceeding pair in the window */
+			unsigned age = 63u - (unsigned)__builtin_clzll(l->mask);
+			uint64_t newest = (n & 1) ? n : n - 1;
+			h->rs[i] = idx_rel(o, back(newest - 2 * (uint64_t)age, 1));
 		}
-		if (slow_on && l->armed2) {
-			if (!l->run2_len) {
-				l->run2_start = n;
-				l->run2_x2 = 0;
-			}
-			l->run2_len++;
-			l->run2_x2 += x2;
-		} else {
-			l->run2_len = 0;
+		if ((unsigned)h->rl[i] >= o->confirm_n) {
+			at = fast_onset(o, i);
+			run_x2 = h->rx2[i];
+			run_n = h->rl[i];
 		}
-		l->st = l->run_len || l->run2_len ? ST_PENDING : ST_IDLE;
-
-		if (l->run_len >= o->confirm_n) {
-			at = fast_onset(o, l);
-			run_x2 = l->run_x2;
-			run_n = l->run_len;
-		}
-		if (at == UINT64_MAX && l->run2_len >= o->confirm_n) {
-			at = slow_onset(o, l);
-			run_x2 = l->run2_x2;
-			run_n = l->run2_len;
+		if (at == UINT64_MAX && (unsigned)h->r2l[i] >= o->confirm_n) {
+			at = slow_onset(o, i);
+			run_x2 = h->r2x2[i];
+			run_n = h->r2l[i];
 			weak = 1;
 		}
 		if (at == UINT64_MAX)
 			return;
 		l->st = ST_ACTIVE;
-		l->weak = weak;
+		h->weak[i] = weak ? -1 : 0;
 		l->onset = at > l->last_offset ? at : l->last_offset;
-		l->burst_x2 = run_x2;
-		l->burst_n = run_n;
-		l->off_len = 0;
-		cusum_burst_begin(&l->ga, n);
-		cusum_burst_begin(&l->gb, n);
-		l->snr_db = burst_snr(l, l->burst_x2, l->burst_n);
+		h->bx2[i] = (float)run_x2;
+		h->bn[i] = (float)run_n;
+		h->ol[i] = 0;
+		/* the uncapped sums from here on locate the burst's end */
+		h->ab[i] = h->abpk[i] = h->bb[i] = h->bbpk[i] = 0;
+		h->abpka[i] = h->bbpka[i] = idx_rel(o, n + 1);
+		l->snr_db = burst_snr(l, run_x2, run_n);
+		lane_sync(o, i);
 		lane_invalidate_since(o, l, l->onset);
-		emit(o, lane, EMG_ONSET_ON, l->onset, fn, ud);
+		emit(o, i, f, EMG_ONSET_ON, l->onset);
 		return;
 	}
 
-	/* active */
-	l->blk_dirty = 1;
-	cusum_burst_track(&l->ga, x2 * l->inv_var, GA_DRIFT, n);
-	cusum_burst_track(&l->gb, x2 * l->inv_var, GB_DRIFT, n);
-	/* A weak burst - confirmed by the slow path, or too faint for the fast
-	 * path to hold it steadily - lasts as long as either path sees it. */
-	if (!l->weak && l->burst_x2 < WEAK_RHO * l->burst_n * l->base.var)
-		l->weak = 1;
-	if (l->weak) {
+	/* active.  A weak burst - confirmed by the slow path, or too faint for
+	 * the fast path to hold it steadily - lasts as long as either path sees it. */
+	const int weak = h->weak[i] != 0;
+	if (weak)
 		on = on || slow_on;
-		off_first = n;
-	}
-	if (!l->off_len) {
-		if (on) {
-			l->burst_x2 += x2;
-			l->burst_n += 1;
-			return;
-		}
-		l->off_first = off_first;
-		l->off_x2 = 0;
-		l->on_len = 0;
-	}
-	/* inside an off-run: on-blips shorter than a confirmation are noise */
-	l->off_len++;
-	l->off_x2 += x2;
-	if (on) {
-		if (++l->on_len >= o->confirm_n) {
-			/* the dip was part of the burst */
-			l->burst_x2 += l->off_x2;
-			l->burst_n += l->off_len;
-			l->off_len = 0;
-		}
-		return;
-	}
-	l->on_len = 0;
-	if (l->off_len < o->offset_n)
+	if (bonato && !weak && h->ol[i] == 1)
+		h->of[i] = idx_rel(o, l->last_over < n ? l->last_over : n); /* the off-run just began */
+	if (on || (unsigned)h->ol[i] < o->offset_n)
 		return;
 
-	/* where the power last peaked, within the window before the off-run */
-	uint64_t lo = back(l->off_first, l->weak ? o->W2 : o->W);
-	uint64_t pk = l->weak ? l->gb.bpeak_at : l->ga.bpeak_at;
-	uint64_t off = pk < lo ? lo : pk > l->off_first ? l->off_first : pk;
+	/* offset: where the power last peaked, within the window before the off-run */
+	const uint64_t first = idx_abs(o, h->of[i]);
+	uint64_t lo = back(first, weak ? o->W2 : o->W);
+	uint64_t pk = idx_abs(o, weak ? h->bbpka[i] : h->abpka[i]);
+	uint64_t off = pk < lo ? lo : pk > first ? first : pk;
 	if (off <= l->onset)
 		off = l->onset + 1;
 	l->st = ST_IDLE;
-	l->run_len = l->run2_len = 0;
-	l->armed2 = 0; /* the slow RMS still remembers the burst */
-	l->snr_db = burst_snr(l, l->burst_x2, l->burst_n);
+	h->rl[i] = h->r2l[i] = 0;
+	h->armed2[i] = 0; /* the slow RMS still remembers the burst */
+	l->snr_db = burst_snr(l, h->bx2[i], h->bn[i]);
 	l->last_offset = off;
-	emit(o, lane, EMG_ONSET_OFF, off, fn, ud);
+	lane_sync(o, i);
+	emit(o, i, f, EMG_ONSET_OFF, off);
 }
 
-/* Sub-block and block bookkeeping after a frame that counted for statistics. */
-static void frame_stats_done(struct emg_onset *o, uint64_t n)
+/* Bonato's pair decisions for lanes [g0, g0 + vl) at sample n into h->on. */
+static void bonato_frame(struct emg_onset *o, unsigned g0, unsigned vl, const float *x, uint64_t n)
 {
-	if (++o->sub_pos == o->W) {
-		for (unsigned i = 0; i < o->nlanes; i++) {
-			struct lane *l = &o->lanes[i];
-			acc_add_subblock(&l->blk, l->sub_q / o->W);
-			l->sub_q = 0;
+	const int pair_end = (n & 1) != 0; /* bonato pairs: (even, odd) sample indices */
+
+	for (unsigned j = 0; j < vl; j++) {
+		const unsigned i = g0 + j;
+		struct lane *l;
+		float xv;
+
+		o->h.on[i] = 0;
+		if (i >= o->nlanes)
+			continue;
+		l = &o->lanes[i];
+		xv = x[i];
+		if (l->src != EMG_BASELINE_NONE && pair_end) {
+			int over = l->xprev * l->xprev + xv * xv > l->th_pair;
+			l->nover += (unsigned)over - (unsigned)(l->mask >> (o->p.bonato_m - 1) & 1);
+			l->mask = ((l->mask << 1) | (uint64_t)over) & o->m_mask;
+			if (over)
+				l->last_over = n + 1;
 		}
-		o->sub_pos = 0;
-	}
-	if (++o->blk_pos == o->block_n) {
-		for (unsigned i = 0; i < o->nlanes; i++)
-			lane_block_end(o, &o->lanes[i], o->blk_start);
-		o->blk_pos = 0;
-		o->blk_start = n + 1;
+		l->xprev = xv;
+		/* the window's decision holds for both samples of its last pair */
+		if (l->src != EMG_BASELINE_NONE && l->nover >= o->r0)
+			o->h.on[i] = -1;
 	}
 }
 
-static void run_chunk(struct emg_onset *o, const float *x, unsigned nf, uint64_t first,
-		      emg_onset_fn fn, void *ud)
+/* ---- the vector passes, per ISA level (simd.h) ------------------------ */
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define EMG_VL 4
+#define EMG_K(name) name##_base
+#include "onset_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#if EMG_SIMD_X86
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+#define EMG_VL 8
+#define EMG_K(name) name##_v3
+#include "onset_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+#define EMG_VL 16
+#define EMG_K(name) name##_v4
+#include "onset_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#define EMG_VL 8
+#define EMG_K(name) name##_v4_8
+#include "onset_kernel.h"
+#undef EMG_VL
+#undef EMG_K
+#pragma GCC pop_options
+#endif
+#pragma GCC diagnostic pop
+
+static void pick_kernels(struct emg_onset *o)
 {
-	const unsigned nl = o->nlanes;
-	const enum emg_onset_method method = o->p.method;
-	float *c = o->cbuf, *pr = o->pbuf;
-
-	/* conditioning */
-	if (method == EMG_ONSET_TKEO) {
-		for (unsigned i = 0; i < nl; i++) {
-			struct lane *l = &o->lanes[i];
-			float x1 = l->x1, x2 = l->x2;
-			for (unsigned f = 0; f < nf; f++) {
-				float x0 = x[(size_t)f * nl + i];
-				float psi = x1 * x1 - x0 * x2;
-				c[(size_t)f * nl + i] = sqrtf(fabsf(psi));
-				x2 = x1;
-				x1 = x0;
-			}
-			l->x1 = x1;
-			l->x2 = x2;
-		}
-		emg_env_run(o->env, c, c, nf);
-	} else if (method == EMG_ONSET_HODGES) {
-		emg_env_run(o->env, x, c, nf);
-	} else {
-		memset(c, 0, sizeof(float) * nf * nl);
+	o->kernel = main_base;
+	o->stats = stats_base;
+#if EMG_SIMD_X86
+	switch (emg_simd_level()) {
+	case 4:
+		o->kernel = o->nlanes > 8 ? main_v4 : main_v4_8;
+		o->stats = o->nlanes > 8 ? stats_v4 : stats_v4_8;
+		break;
+	case 3:
+		o->kernel = main_v3;
+		o->stats = stats_v3;
+		break;
 	}
-	emg_env_run(o->env2, x, pr, nf);
+#endif
+}
 
-	for (unsigned f = 0; f < nf; f++) {
-		const uint64_t n = first + f;
-		const int stats = o->seen + f >= o->warmup;
-		const int pair_end = (n & 1) != 0; /* bonato pairs: (even, odd) sample indices */
+/*
+ * Plan the next chunk: at most CHUNK frames, ending at the first block end,
+ * one struct frame each; advances the window positions and block counters.
+ * Returns the frame count; *blk gets the block's first sample and *sn its
+ * sub-block count when the chunk ends a block.
+ */
+static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first, uint64_t *blk,
+			   unsigned *sn)
+{
+	unsigned f;
 
-		if (!stats)
-			o->blk_start = n + 1;
-		for (unsigned i = 0; i < nl; i++) {
-			struct lane *l = &o->lanes[i];
-			const float xv = x[(size_t)f * nl + i], cv = c[(size_t)f * nl + i];
-			const float pv = pr[(size_t)f * nl + i] * pr[(size_t)f * nl + i];
-			uint64_t on_first = n, off_first = n;
-			int on;
+	for (f = 0; f < nframes && f < CHUNK; f++) {
+		struct frame *fr = &o->fr[f];
+		const uint64_t k = o->seen + f; /* samples before this one */
+		uint32_t fl = 0;
 
-			if (stats) {
-				acc_add(&l->blk, cv, xv);
-				if (o->resting)
-					acc_add(&l->rest, cv, xv);
-				l->sub_q += (double)xv * xv;
-			}
-			if (l->src == EMG_BASELINE_NONE) {
-				l->xprev = xv;
-				continue;
-			}
-			if (method == EMG_ONSET_BONATO) {
-				if (pair_end) {
-					int over = l->xprev * l->xprev + xv * xv > l->th_pair;
-					l->nover += (unsigned)over - (unsigned)(l->mask >> (o->p.bonato_m - 1) & 1);
-					l->mask = ((l->mask << 1) | (uint64_t)over) & o->m_mask;
-					if (over)
-						l->last_over = n + 1;
-				}
-				l->xprev = xv;
-				/* the window's decision holds for both samples of its last pair */
-				on = l->nover >= o->r0;
-				if (on && l->st != ST_ACTIVE && !l->run_len) {
-					/* first sample of the earliest exceeding pair in the window */
-					unsigned age = 63u - (unsigned)__builtin_clzll(l->mask);
-					uint64_t newest = (n & 1) ? n : n - 1;
-					on_first = back(newest - 2 * (uint64_t)age, 1);
-				}
-				off_first = l->last_over < n ? l->last_over : n;
-			} else {
-				on = cv > (l->st == ST_ACTIVE ? l->th_off : l->th_on);
-			}
-			/* the slow path keeps a pending run (and a burst) while P > p_off */
-			int slow_on = l->p_on > 0 &&
-				      pv > (l->st == ST_ACTIVE || l->run2_len ? l->p_off : l->p_on);
-			int slow_low = l->p_on > 0 && pv < l->p_off;
-			lane_step(o, i, l, n, xv, on, slow_on, slow_low, on_first, off_first, fn, ud);
+		fr->prow = o->ppos;
+		if (o->p.method == EMG_ONSET_HODGES)
+			fr->crow = o->ppos >= o->W ? o->ppos - o->W : o->ppos + o->W2 - o->W;
+		else
+			fr->crow = o->cpos;
+		fr->inv_c = 1.0f / (float)(k + 1 < o->W ? k + 1 : o->W);
+		fr->inv_p = 1.0f / (float)(k + 1 < o->W2 ? k + 1 : o->W2);
+		if (++o->cpos == o->W) {
+			o->cpos = 0;
+			fl |= FR_CSYNC;
 		}
-		if (stats)
-			frame_stats_done(o, n);
+		if (++o->ppos == o->W2) {
+			o->ppos = 0;
+			fl |= FR_PSYNC;
+		}
+		if (k < o->warmup) {
+			o->blk_start = first + f + 1;
+			fr->flags = fl;
+			continue;
+		}
+		fl |= FR_STATS;
+		if (o->blk_pos == 0)
+			fl |= FR_BLK_FIRST;
+		if (o->resting) {
+			fl |= FR_REST;
+			if (o->rest_n == 0)
+				fl |= FR_REST_FIRST;
+			o->rest_n++;
+		}
+		if (++o->sub_pos == o->W) {
+			o->sub_pos = 0;
+			o->blk_sn++;
+			fl |= FR_SUB_END;
+		}
+		if (++o->blk_pos == o->block_n) {
+			fl |= FR_BLK_END;
+			*blk = o->blk_start;
+			*sn = o->blk_sn;
+			o->blk_pos = 0;
+			o->blk_sn = 0;
+			o->blk_start = first + f + 1;
+			fr->flags = fl;
+			return f + 1;
+		}
+		fr->flags = fl;
 	}
+	return f;
+}
+
+/* Deliver the chunk's events in (sample, lane) order: stable by frame, lanes come sorted per frame. */
+static void deliver(struct emg_onset *o, emg_onset_fn fn, void *ud)
+{
+	for (unsigned i = 1; i < o->nev; i++) {
+		struct ev e = o->evs[i];
+		unsigned j = i;
+		for (; j > 0 && o->evs[j - 1].frame > e.frame; j--)
+			o->evs[j] = o->evs[j - 1];
+		o->evs[j] = e;
+	}
+	for (unsigned i = 0; i < o->nev && fn; i++)
+		fn(ud, &o->evs[i].e);
+	o->nev = 0;
 }
 
 void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64_t first_sample,
 		   emg_onset_fn fn, void *ud)
 {
+	const unsigned nl = o->nlanes, nlp = o->nlp;
+
 	while (nframes) {
-		unsigned nf = nframes < CHUNK ? nframes : CHUNK;
-		run_chunk(o, x, nf, first_sample, fn, ud);
+		uint64_t blk = 0;
+		unsigned sn = 0;
+		unsigned nf = plan_chunk(o, nframes, first_sample, &blk, &sn);
+
+		idx_rebase(o, first_sample);
+		for (unsigned f = 0; f < nf; f++)
+			memcpy(o->h.xb + (size_t)f * nlp, x + (size_t)f * nl, nl * sizeof(float));
+		/* a block overlapping a burst is not rest */
+		for (unsigned i = 0; i < nl; i++)
+			o->h.dirty[i] |= o->h.act[i];
+		o->kernel(o, nf, first_sample);
+		o->stats(o, nf);
+		if (o->fr[nf - 1].flags & FR_BLK_END)
+			for (unsigned i = 0; i < nl; i++)
+				lane_block_end(o, i, blk, sn);
+		deliver(o, fn, ud);
 		o->seen += nf;
 		first_sample += nf;
-		x += (size_t)nf * o->nlanes;
+		x += (size_t)nf * nl;
 		nframes -= nf;
 	}
 }
@@ -1020,7 +1242,7 @@ float emg_onset_snr_db(const struct emg_onset *o, unsigned lane)
 		return 0.0f;
 	l = &o->lanes[lane];
 	if (l->st == ST_ACTIVE)
-		return burst_snr(l, l->burst_x2, l->burst_n);
+		return burst_snr(l, o->h.bx2[lane], o->h.bn[lane]);
 	return l->snr_db;
 }
 
@@ -1031,9 +1253,27 @@ enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned
 
 void emg_onset_rest_begin(struct emg_onset *o)
 {
-	for (unsigned i = 0; i < o->nlanes; i++)
+	for (unsigned i = 0; i < o->nlanes; i++) {
 		acc_reset(&o->lanes[i].rest);
+		o->h.rsh[i] = 0;
+		o->h.rs1[i] = o->h.rs2[i] = o->h.rx1[i] = o->h.rxx[i] = 0;
+	}
+	o->rest_n = 0;
 	o->resting = 1;
+}
+
+/* Lane i's rest statistics so far. */
+static struct acc rest_acc(const struct emg_onset *o, unsigned i)
+{
+	struct acc a = o->lanes[i].rest;
+
+	a.n = (double)o->rest_n;
+	a.shift = o->h.rsh[i];
+	a.s1 = o->h.rs1[i];
+	a.s2 = o->h.rs2[i];
+	a.x1 = o->h.rx1[i];
+	a.x2 = o->h.rxx[i];
+	return a;
 }
 
 int emg_onset_rest_end(struct emg_onset *o, struct emg_baseline *out)
@@ -1045,15 +1285,16 @@ int emg_onset_rest_end(struct emg_onset *o, struct emg_baseline *out)
 	o->resting = 0;
 	/* at least one auto block's worth (and a few envelope windows) of rest */
 	for (unsigned i = 0; i < o->nlanes; i++) {
-		const struct acc *a = &o->lanes[i].rest;
-		if (a->n < o->block_n || a->n < 4.0 * o->W || acc_baseline(a, o->p.method, &b) < 0)
+		const struct acc a = rest_acc(o, i);
+		if (a.n < o->block_n || a.n < 4.0 * o->W || acc_baseline(&a, o->p.method, &b) < 0)
 			return -ENODATA;
 	}
 	for (unsigned i = 0; i < o->nlanes; i++) {
 		struct lane *l = &o->lanes[i];
-		acc_baseline(&l->rest, o->p.method, &b);
-		l->s2_rest = acc_block_rsd(&l->rest);
-		l->rv_rest = l->rest.nrv > 0 ? l->rest.rv / l->rest.nrv : 0.0;
+		const struct acc a = rest_acc(o, i);
+		acc_baseline(&a, o->p.method, &b);
+		l->s2_rest = acc_block_rsd(&a);
+		l->rv_rest = a.nrv > 0 ? a.rv / a.nrv : 0.0;
 		lane_install(o, l, &b, EMG_BASELINE_REST);
 		if (out)
 			out[i] = b;

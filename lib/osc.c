@@ -38,7 +38,7 @@ struct target {
 
 struct paths {
 	char rms[PATH_MAX_LEN], level[PATH_MAX_LEN], active[PATH_MAX_LEN];
-	char onset[PATH_MAX_LEN], offset[PATH_MAX_LEN];
+	char onset[PATH_MAX_LEN], offset[PATH_MAX_LEN], lag[PATH_MAX_LEN];
 };
 
 struct obuf {
@@ -67,7 +67,126 @@ struct emg_osc {
 
 	struct emg_osc_stats st;
 	struct obuf pkt, msg; /* scratch: bundle being filled, message being encoded */
+	unsigned dgram_msgs;  /* messages seen in the datagram being handled */
+	int dgram_limited;    /* its source ran out of rate-limit tokens mid-bundle */
 };
+
+/* ---- the address space (shared with OSCQuery through emg_osc_address) ---- */
+
+enum addr_id {
+	/* stream, per muscle */
+	A_RMS, A_LEVEL, A_ACTIVE, A_ONSET, A_OFFSET, A_LAG,
+	/* stream */
+	A_LEVELS, A_FRAME, A_ORDER, A_PAIR, A_REP, A_STATUS, A_CALIBRATED,
+	/* replies */
+	A_SUBSCRIBED, A_UNSUBSCRIBED, A_PONG, A_OK, A_ERROR, A_STATS, A_LATENCY,
+	/* control */
+	A_SUBSCRIBE, A_UNSUBSCRIBE, A_PING, A_CAL_REST, A_CAL_MVC, A_MARKER, A_REC_START,
+	A_REC_STOP, A_ANA_RESET,
+	A_COUNT
+};
+
+#define SENT EMG_OSC_SENT
+#define RECV EMG_OSC_RECEIVED
+
+static const struct emg_osc_addr addrs[A_COUNT] = {
+	[A_RMS] = { "/emg/{muscle}/rms", "f", SENT, "voltage.uV", "0:",
+		    "Display RMS envelope in uV (sliding window, [dsp] rms_window_ms), every publish tick" },
+	[A_LEVEL] = { "/emg/{muscle}/level", "f", SENT, "ratio.mvc", "0:",
+		      "Fraction of the muscle's MVC (1.0 = MVC, may exceed 1.0), every tick once the muscle has an MVC calibration" },
+	[A_ACTIVE] = { "/emg/{muscle}/active", "i", SENT, "", "0:1",
+		       "1 while an onset-detected burst is in progress, every tick" },
+	[A_ONSET] = { "/emg/{muscle}/onset", "fi", SENT, "time.second|time.samples", "0:|0:2147483647",
+		      "Sent at once on an onset: age in s (send time - true onset time), onset sample index mod 2^31" },
+	[A_OFFSET] = { "/emg/{muscle}/offset", "ff", SENT, "time.second|time.second", "0:|0:",
+		       "Sent at once on an offset: age in s, burst duration in s" },
+	[A_LAG] = { "/emg/{muscle}/lag", "f", SENT, "time.ms", "0:",
+		    "When a burst group closes: this muscle's onset lag behind the group's first muscle, ms (0 = fired first); only muscles that fired" },
+	[A_LEVELS] = { "/emg/levels", "f*", SENT, "ratio.mvc", "-1:",
+		       "Every tick, one value per muscle in config order: fraction of MVC, -1 without an MVC" },
+	[A_FRAME] = { "/emg/frame", "ii", SENT, "|time.samples", "0:2147483647|0:2147483647",
+		      "Every tick, last in its bundle: tick sequence number, samples dropped so far" },
+	[A_ORDER] = { "/emg/order", "isf*", SENT, "||time.ms", "1:||-1:",
+		      "Firing order of a closed burst group (onsets within [analytics] order_window_ms): group number, the muscle that fired first, then per muscle in config order its onset lag in ms (-1 = did not fire)" },
+	[A_PAIR] = { "/emg/pair", "ssf", SENT, "||time.ms", "",
+		     "For each [analytics] pairs entry a:b whose muscles both fired in a closed group: a, b, onset(a) - onset(b) in ms (positive: a fired after b)" },
+	[A_REP] = { "/emg/rep", "siffffffis", SENT,
+		    "||||time.second|time.second|time.ms|||",
+		    "|1:|0:|0:|0:|0:|0:|-200:200|0:1|=pct_mvc,uV",
+		    "A finished repetition (bursts less than [analytics] min_rest_ms apart count as one): muscle, repetition number, peak, mean, time to peak s, duration s, onset lag ms, left/right symmetry index % of the peak, 1 if that index compares with the other side, unit of peak and mean (pct_mvc = percent of MVC, uV = RMS when not calibrated)" },
+	[A_STATUS] = { "/emgd/status", "siii", SENT | RECV, "|time.hz||",
+		       "=streaming,waiting-device,device-failed,calibrating,recording|0:|0:|0:",
+		       "Sent at 1 Hz, and in reply to /emgd/status sent without arguments: state, sample rate, channels, overruns" },
+	[A_CALIBRATED] = { "/emgd/calibrated", "ssfi", SENT, "||voltage.uV|", "=rest,mvc||0:|0:1",
+			   "A calibration finished: kind, muscle, uV (rest RMS or MVC peak), 1 if it succeeded" },
+	[A_SUBSCRIBED] = { "/emgd/subscribed", "i", SENT, "time.second", "1:",
+			   "Reply to /emgd/subscribe: the lease granted in s" },
+	[A_UNSUBSCRIBED] = { "/emgd/unsubscribed", "", SENT, "", "", "Reply to /emgd/unsubscribe" },
+	[A_PONG] = { "/emgd/pong", "", SENT, "", "", "Reply to /emgd/ping" },
+	[A_OK] = { "/emgd/ok", "s", SENT, "", "", "A control request succeeded: its address" },
+	[A_ERROR] = { "/emgd/error", "ss", SENT, "", "",
+		      "A control request failed: its address, a message" },
+	[A_STATS] = { "/emgd/stats", "iiiiiiii", SENT | RECV, "", "0:|0:|0:|0:|0:|0:|0:|0:",
+		      "Send without arguments; reply: packets received, handled, malformed, unknown, denied, rate-limited, rejected, subscribers" },
+	[A_LATENCY] = { "/emgd/latency", "iffffiffff", SENT | RECV,
+			"|time.ms|time.ms|time.ms|time.ms||time.ms|time.ms|time.ms|time.ms",
+			"0:|0:|0:|0:|0:|0:|0:|0:|0:|0:",
+			"Send without arguments; reply: sample arrival to sendto latency, events count p50 p99 p99.9 max, metric bundles count p50 p99 p99.9 max" },
+	[A_SUBSCRIBE] = { "/emgd/subscribe", "i", RECV, "time.second", "1:",
+			  "Subscribe the sender's address to everything above for a lease in s (optional; default [osc] lease); resend to renew" },
+	[A_UNSUBSCRIBE] = { "/emgd/unsubscribe", "", RECV, "", "", "End the sender's subscription" },
+	[A_PING] = { "/emgd/ping", "", RECV, "", "", "Answered with /emgd/pong" },
+	[A_CAL_REST] = { "/emgd/calibrate/rest", "f", RECV, "time.second", "0.5:120",
+			 "Rest calibration of every muscle for s seconds (optional, default 5): the onset baseline" },
+	[A_CAL_MVC] = { "/emgd/calibrate/mvc", "sf", RECV, "|time.second", "|0.5:60",
+			"MVC trial of a muscle for s seconds (optional, default 5): the %MVC reference (max over trials)" },
+	[A_MARKER] = { "/emgd/marker", "s", RECV, "", "",
+		       "A text marker: logged and annotated in the running recording" },
+	[A_REC_START] = { "/emgd/record/start", "s", RECV, "", "",
+			  "Start recording (optional file name, confined to the recordings directory)" },
+	[A_REC_STOP] = { "/emgd/record/stop", "", RECV, "", "", "Stop recording" },
+	[A_ANA_RESET] = { "/emgd/analytics/reset", "", RECV, "", "",
+			  "Restart every repetition count from zero (a new set)" },
+};
+
+#undef SENT
+#undef RECV
+
+const struct emg_osc_addr *emg_osc_address(unsigned i)
+{
+	return i < A_COUNT ? &addrs[i] : NULL;
+}
+
+int emg_osc_types_expand(const char *tmpl, unsigned nmuscles, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *t = tmpl; *t; t++) {
+		unsigned rep = t[1] == '*' ? nmuscles : 1;
+		if (*t == '*')
+			continue;
+		for (unsigned k = 0; k < rep; k++) {
+			if (n + 1 >= len)
+				return -ENOSPC;
+			buf[n++] = *t;
+		}
+	}
+	if (n >= len)
+		return -ENOSPC;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* "/emg/{muscle}/rms" with a muscle name. */
+static void muscle_path(char *dst, size_t len, enum addr_id id, const char *name)
+{
+	const char *p = addrs[id].path, *m = strstr(p, "{muscle}");
+
+	if (!m)
+		snprintf(dst, len, "%s", p);
+	else
+		snprintf(dst, len, "%.*s%s%s", (int)(m - p), p, name, m + 8);
+}
 
 /* ---- encoding: OSC 1.0, big-endian, 4-byte aligned, i f s only ---- */
 
@@ -255,11 +374,12 @@ int emg_osc_set_muscles(struct emg_osc *o, const struct emg_muscles *m)
 		const char *name = emg_muscles_get(m, i)->name;
 		struct paths *pp = &o->paths[i];
 		snprintf(o->names[i], sizeof(o->names[i]), "%s", name);
-		snprintf(pp->rms, sizeof(pp->rms), "/emg/%s/rms", name);
-		snprintf(pp->level, sizeof(pp->level), "/emg/%s/level", name);
-		snprintf(pp->active, sizeof(pp->active), "/emg/%s/active", name);
-		snprintf(pp->onset, sizeof(pp->onset), "/emg/%s/onset", name);
-		snprintf(pp->offset, sizeof(pp->offset), "/emg/%s/offset", name);
+		muscle_path(pp->rms, sizeof(pp->rms), A_RMS, name);
+		muscle_path(pp->level, sizeof(pp->level), A_LEVEL, name);
+		muscle_path(pp->active, sizeof(pp->active), A_ACTIVE, name);
+		muscle_path(pp->onset, sizeof(pp->onset), A_ONSET, name);
+		muscle_path(pp->offset, sizeof(pp->offset), A_OFFSET, name);
+		muscle_path(pp->lag, sizeof(pp->lag), A_LAG, name);
 	}
 	o->nmuscles = n;
 	return 0;
@@ -403,7 +523,8 @@ static int allowed(const struct emg_osc *o, const struct sockaddr *sa)
 	return 0;
 }
 
-static int take_token(double *tokens, uint64_t *last, uint64_t now, double rate, double burst)
+/* Add what a bucket earned since *last (never past the burst, never for a clock going back). */
+static void refill(double *tokens, uint64_t *last, uint64_t now, double rate, double burst)
 {
 	double dt = (double)(now - *last) * 1e-9;
 
@@ -411,6 +532,11 @@ static int take_token(double *tokens, uint64_t *last, uint64_t now, double rate,
 		dt = 0;
 	*tokens = fmin(burst, *tokens + dt * rate);
 	*last = now;
+}
+
+static int take_token(double *tokens, uint64_t *last, uint64_t now, double rate, double burst)
+{
+	refill(tokens, last, now, rate, burst);
 	if (*tokens < 1.0)
 		return 0;
 	*tokens -= 1.0;
@@ -425,31 +551,41 @@ static int find_sub(const struct emg_osc *o, const struct sockaddr *sa, socklen_
 	return -1;
 }
 
-/* One budget per source host; a current subscriber spends its own budget. */
-static int rate_ok(struct emg_osc *o, const struct sockaddr *sa, socklen_t len, uint64_t now)
+/* The budget of a source's host, refilled to now. */
+static struct bucket *host_bucket(struct emg_osc *o, const struct sockaddr *sa, uint64_t now)
 {
 	unsigned char key[16];
-	int fam, s = find_sub(o, sa, len);
+	int fam = source_host(sa, key);
 	uint32_t h = 2166136261u;
 	struct bucket *b;
 
-	if (s >= 0)
-		return take_token(&o->subs[s].tokens, &o->subs[s].last_ns, now, o->p.rate_limit,
-				  o->p.rate_burst);
-	fam = source_host(sa, key);
 	for (int i = 0; i < 16; i++)
 		h = (h ^ key[i]) * 16777619u;
 	b = &o->buckets[h % BUCKETS];
 	if (b->family != fam || memcmp(b->key, key, 16)) {
 		/* Collisions share a bucket (stricter, never looser) unless the
 		 * old owner has been idle long enough to be forgotten. */
-		if (b->family && now - b->last_ns < BUCKET_IDLE_NS)
-			return take_token(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
-		b->family = fam;
-		memcpy(b->key, key, 16);
-		b->tokens = o->p.rate_burst;
-		b->last_ns = now;
+		if (!b->family || now - b->last_ns >= BUCKET_IDLE_NS) {
+			b->family = fam;
+			memcpy(b->key, key, 16);
+			b->tokens = o->p.rate_burst;
+			b->last_ns = now;
+		}
 	}
+	refill(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
+	return b;
+}
+
+/* One budget per source host; a current subscriber spends its own budget. */
+static int rate_ok(struct emg_osc *o, const struct sockaddr *sa, socklen_t len, uint64_t now)
+{
+	int s = find_sub(o, sa, len);
+	struct bucket *b;
+
+	if (s >= 0)
+		return take_token(&o->subs[s].tokens, &o->subs[s].last_ns, now, o->p.rate_limit,
+				  o->p.rate_burst);
+	b = host_bucket(o, sa, now);
 	return take_token(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
 }
 
@@ -464,19 +600,20 @@ struct req {
 	uint64_t now;
 };
 
-static void reply(struct req *q, const char *path, const char *types, ...)
+/* Answer the sender with address-table row id; arguments as the row's type tags say. */
+static void reply(struct req *q, int id, ...)
 {
 	va_list ap;
 
-	va_start(ap, types);
-	vmsg(&q->o->msg, path, types, ap);
+	va_start(ap, id);
+	vmsg(&q->o->msg, addrs[id].path, addrs[id].types, ap);
 	va_end(ap);
 	send_to(q->o, &q->o->msg, q->from, q->fromlen);
 }
 
 static void reply_error(struct req *q, const char *message)
 {
-	reply(q, "/emgd/error", "ss", q->path, message);
+	reply(q, A_ERROR, q->path, message);
 }
 
 /* liblo's argv points at 4-byte aligned wire data, but lo_arg is an 8-byte
@@ -547,19 +684,29 @@ static void do_subscribe(struct req *q)
 			reply_error(q, "subscriber limit reached");
 			return;
 		}
+		struct bucket *b = host_bucket(o, q->from, q->now);
 		s = (int)o->nsubs++;
 		memset(&o->subs[s], 0, sizeof(o->subs[s]));
 		memcpy(&o->subs[s].sa, q->from, q->fromlen);
 		o->subs[s].len = q->fromlen;
-		o->subs[s].tokens = o->p.rate_burst;
+		/* Its own budget starts with what its host has left, not a fresh
+		 * burst: otherwise unsubscribe + subscribe would mint tokens and
+		 * multiply the rate limit (found by tests/fuzz/fuzz_osc.c). */
+		o->subs[s].tokens = b->tokens;
 		o->subs[s].last_ns = q->now;
 	}
 	o->subs[s].expires_ns = q->now + (uint64_t)(lease * 1e9);
-	reply(q, "/emgd/subscribed", "i", (int)lease);
+	reply(q, A_SUBSCRIBED, (int)lease);
 }
 
-static void remove_sub(struct emg_osc *o, unsigned i)
+static void remove_sub(struct emg_osc *o, unsigned i, uint64_t now)
 {
+	struct sub *s = &o->subs[i];
+	struct bucket *b = host_bucket(o, (const struct sockaddr *)&s->sa, now);
+
+	/* What it spent stays spent: its host gets no fuller budget back than it leaves with. */
+	refill(&s->tokens, &s->last_ns, now, o->p.rate_limit, o->p.rate_burst);
+	b->tokens = fmin(b->tokens, s->tokens);
 	o->subs[i] = o->subs[--o->nsubs];
 }
 
@@ -568,8 +715,8 @@ static void do_unsubscribe(struct req *q)
 	int s = find_sub(q->o, q->from, q->fromlen);
 
 	if (s >= 0)
-		remove_sub(q->o, (unsigned)s);
-	reply(q, "/emgd/unsubscribed", "");
+		remove_sub(q->o, (unsigned)s, q->now);
+	reply(q, A_UNSUBSCRIBED);
 }
 
 static void fill_status(struct emg_osc *o, struct emg_osc_status *st)
@@ -585,12 +732,12 @@ static void do_status(struct req *q)
 	struct emg_osc_status st;
 
 	fill_status(q->o, &st);
-	reply(q, "/emgd/status", "siii", st.state, st.rate, st.channels, st.overruns);
+	reply(q, A_STATUS, st.state, st.rate, st.channels, st.overruns);
 }
 
 static void do_ping(struct req *q)
 {
-	reply(q, "/emgd/pong", "");
+	reply(q, A_PONG);
 }
 
 static int clamp_i32(uint64_t v)
@@ -603,7 +750,7 @@ static void do_stats(struct req *q)
 {
 	const struct emg_osc_stats *st = &q->o->st;
 
-	reply(q, "/emgd/stats", "iiiiiiii", clamp_i32(st->received), clamp_i32(st->handled),
+	reply(q, A_STATS, clamp_i32(st->received), clamp_i32(st->handled),
 	      clamp_i32(st->malformed), clamp_i32(st->unknown), clamp_i32(st->denied),
 	      clamp_i32(st->rate_limited), clamp_i32(st->rejected), (int)q->o->nsubs);
 }
@@ -614,7 +761,7 @@ static void answer(struct req *q, int r, const char *err)
 	if (r < 0)
 		reply_error(q, err[0] ? err : strerror(-r));
 	else
-		reply(q, "/emgd/ok", "s", q->path);
+		reply(q, A_OK, q->path);
 }
 
 static void do_cal_rest(struct req *q)
@@ -690,27 +837,37 @@ static void do_latency(struct req *q)
 	memset(&l, 0, sizeof(l));
 	if (q->o->h.latency)
 		q->o->h.latency(q->o->h.ud, &l);
-	reply(q, "/emgd/latency", "iffffiffff", l.events, (double)l.event_ms[0],
+	reply(q, A_LATENCY, l.events, (double)l.event_ms[0],
 	      (double)l.event_ms[1], (double)l.event_ms[2], (double)l.event_ms[3], l.metrics,
 	      (double)l.metric_ms[0], (double)l.metric_ms[1], (double)l.metric_ms[2],
 	      (double)l.metric_ms[3]);
 }
 
-static const struct {
-	const char *path;
-	void (*fn)(struct req *q);
-} methods[] = {
-	{ "/emgd/latency", do_latency },
-	{ "/emgd/subscribe", do_subscribe },
-	{ "/emgd/unsubscribe", do_unsubscribe },
-	{ "/emgd/status", do_status },
-	{ "/emgd/ping", do_ping },
-	{ "/emgd/stats", do_stats },
-	{ "/emgd/calibrate/rest", do_cal_rest },
-	{ "/emgd/calibrate/mvc", do_cal_mvc },
-	{ "/emgd/marker", do_marker },
-	{ "/emgd/record/start", do_rec_start },
-	{ "/emgd/record/stop", do_rec_stop },
+static void do_ana_reset(struct req *q)
+{
+	char err[256] = "";
+
+	if (!q->o->h.analytics_reset) {
+		reply_error(q, "analytics are not available");
+		return;
+	}
+	answer(q, q->o->h.analytics_reset(q->o->h.ud, err, sizeof(err)), err);
+}
+
+/* Control: the handler of each address-table row emgd receives (paths live in addrs[]). */
+static void (*const methods[A_COUNT])(struct req *q) = {
+	[A_LATENCY] = do_latency,
+	[A_SUBSCRIBE] = do_subscribe,
+	[A_UNSUBSCRIBE] = do_unsubscribe,
+	[A_STATUS] = do_status,
+	[A_PING] = do_ping,
+	[A_STATS] = do_stats,
+	[A_CAL_REST] = do_cal_rest,
+	[A_CAL_MVC] = do_cal_mvc,
+	[A_MARKER] = do_marker,
+	[A_REC_START] = do_rec_start,
+	[A_REC_STOP] = do_rec_stop,
+	[A_ANA_RESET] = do_ana_reset,
 };
 
 static void handle_message(struct emg_osc *o, const void *buf, size_t len,
@@ -719,6 +876,14 @@ static void handle_message(struct emg_osc *o, const void *buf, size_t len,
 	struct req q = { .o = o, .from = from, .fromlen = fromlen, .now = now };
 	int result = 0;
 
+	/* The datagram paid one token for its first message; every further message
+	 * of a bundle pays its own, so a bundle cannot multiply replies past the
+	 * per-source rate limit (found by tests/fuzz/fuzz_osc.c). */
+	if (o->dgram_msgs++ && !rate_ok(o, from, fromlen, now)) {
+		o->st.rate_limited++;
+		o->dgram_limited = 1;
+		return;
+	}
 	/* liblo wants a mutable pointer but only reads; it validates every length and string. */
 	q.m = lo_message_deserialise((void *)buf, len, &result);
 	if (!q.m) {
@@ -731,10 +896,10 @@ static void handle_message(struct emg_osc *o, const void *buf, size_t len,
 		lo_message_free(q.m);
 		return;
 	}
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (!strcmp(q.path, methods[i].path)) {
+	for (size_t i = 0; i < A_COUNT; i++)
+		if (methods[i] && !strcmp(q.path, addrs[i].path)) {
 			o->st.handled++;
-			methods[i].fn(&q);
+			methods[i](&q);
 			lo_message_free(q.m);
 			return;
 		}
@@ -767,6 +932,8 @@ static void handle_packet(struct emg_osc *o, const unsigned char *buf, size_t le
 				return;
 			}
 			handle_packet(o, buf + off, n, from, fromlen, now, depth + 1);
+			if (o->dgram_limited)
+				return;
 			off += n;
 		}
 		return;
@@ -796,6 +963,8 @@ void emg_osc_handle(struct emg_osc *o, const void *buf, size_t len, const struct
 		o->st.malformed++;
 		return;
 	}
+	o->dgram_msgs = 0;
+	o->dgram_limited = 0;
 	handle_packet(o, buf, len, from, fromlen, now_ns, 0);
 }
 
@@ -824,12 +993,28 @@ void emg_osc_expire(struct emg_osc *o, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < o->nsubs;)
 		if (o->subs[i].expires_ns <= now_ns)
-			remove_sub(o, i);
+			remove_sub(o, i, now_ns);
 		else
 			i++;
 }
 
-/* ---- publishing ---- */
+/* ---- publishing (paths and type tags from addrs[]) ---- */
+
+/* Start o->msg as path with the row's tags expanded for n muscles; arguments are put by the caller. */
+static void msg_begin(struct emg_osc *o, const char *path, enum addr_id id, unsigned n)
+{
+	char tags[EMG_MUSCLES_MAX + 16];
+
+	tags[0] = ',';
+	if (emg_osc_types_expand(addrs[id].types, n, tags + 1, sizeof(tags) - 1) < 0) {
+		o->msg.overflow = 1;
+		return;
+	}
+	o->msg.n = 0;
+	o->msg.overflow = 0;
+	put_str(&o->msg, path);
+	put_str(&o->msg, tags);
+}
 
 void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
 {
@@ -840,30 +1025,21 @@ void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
 	bundle_begin(&o->pkt);
 	for (unsigned i = 0; i < n; i++) {
 		const struct emg_rec_muscle *m = &rec->m[i];
-		msg(&o->msg, o->paths[i].rms, "f", (double)m->rms);
+		msg(&o->msg, o->paths[i].rms, addrs[A_RMS].types, (double)m->rms);
 		bundle_add(o);
 		if (m->level >= 0) {
-			msg(&o->msg, o->paths[i].level, "f", (double)m->level);
+			msg(&o->msg, o->paths[i].level, addrs[A_LEVEL].types, (double)m->level);
 			bundle_add(o);
 		}
-		msg(&o->msg, o->paths[i].active, "i", (int)m->active);
+		msg(&o->msg, o->paths[i].active, addrs[A_ACTIVE].types, (int)m->active);
 		bundle_add(o);
 	}
 	/* /emg/levels f...: one value per muscle, -1 where no MVC exists yet. */
-	o->msg.n = 0;
-	o->msg.overflow = 0;
-	put_str(&o->msg, "/emg/levels");
-	{
-		char tags[EMG_MUSCLES_MAX + 2];
-		tags[0] = ',';
-		memset(tags + 1, 'f', n);
-		tags[n + 1] = '\0';
-		put_str(&o->msg, tags);
-	}
+	msg_begin(o, addrs[A_LEVELS].path, A_LEVELS, n);
 	for (unsigned i = 0; i < n; i++)
 		put_float(&o->msg, rec->m[i].level >= 0 ? rec->m[i].level : -1.0f);
 	bundle_add(o);
-	msg(&o->msg, "/emg/frame", "ii", (int)(rec->tick & 0x7fffffff),
+	msg(&o->msg, addrs[A_FRAME].path, addrs[A_FRAME].types, (int)(rec->tick & 0x7fffffff),
 	    (int)(rec->dropped > 0x7fffffff ? 0x7fffffff : rec->dropped));
 	bundle_add(o);
 	send_all(o, &o->pkt);
@@ -877,21 +1053,64 @@ void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_
 	if (rec->muscle >= o->nmuscles)
 		return;
 	if (rec->type == EMG_REC_ONSET)
-		msg(&o->msg, o->paths[rec->muscle].onset, "fi", age, sample);
+		msg(&o->msg, o->paths[rec->muscle].onset, addrs[A_ONSET].types, age, sample);
 	else
-		msg(&o->msg, o->paths[rec->muscle].offset, "ff", age, (double)rec->duration_s);
+		msg(&o->msg, o->paths[rec->muscle].offset, addrs[A_OFFSET].types, age,
+		    (double)rec->duration_s);
 	send_all(o, &o->msg);
 }
 
 void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st)
 {
-	msg(&o->msg, "/emgd/status", "siii", st->state, st->rate, st->channels, st->overruns);
+	msg(&o->msg, addrs[A_STATUS].path, addrs[A_STATUS].types, st->state, st->rate,
+	    st->channels, st->overruns);
 	send_all(o, &o->msg);
 }
 
 void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char *muscle,
 				float value, int ok)
 {
-	msg(&o->msg, "/emgd/calibrated", "ssfi", kind, muscle, (double)value, ok);
+	msg(&o->msg, addrs[A_CALIBRATED].path, addrs[A_CALIBRATED].types, kind, muscle,
+	    (double)value, ok);
+	send_all(o, &o->msg);
+}
+
+void emg_osc_publish_order(struct emg_osc *o, const struct emg_analytics_order *ord)
+{
+	unsigned n = ord->nmuscles < o->nmuscles ? ord->nmuscles : o->nmuscles;
+
+	if ((o->nsubs == 0 && o->ntargets == 0) || ord->first >= n)
+		return;
+	bundle_begin(&o->pkt);
+	/* /emg/order i group s first f lag...: fixed tags for Pd's [unpack] and OSCQuery. */
+	msg_begin(o, addrs[A_ORDER].path, A_ORDER, n);
+	put_u32(&o->msg, ord->group & 0x7fffffff);
+	put_str(&o->msg, o->names[ord->first]);
+	for (unsigned i = 0; i < n; i++)
+		put_float(&o->msg, ord->lag_ms[i]);
+	bundle_add(o);
+	for (unsigned i = 0; i < n; i++)
+		if (ord->lag_ms[i] >= 0) {
+			msg(&o->msg, o->paths[i].lag, addrs[A_LAG].types, (double)ord->lag_ms[i]);
+			bundle_add(o);
+		}
+	for (unsigned k = 0; k < ord->npairs; k++) {
+		if (ord->pair[k].a >= n || ord->pair[k].b >= n)
+			continue;
+		msg(&o->msg, addrs[A_PAIR].path, addrs[A_PAIR].types, o->names[ord->pair[k].a],
+		    o->names[ord->pair[k].b], (double)ord->pair[k].lag_ms);
+		bundle_add(o);
+	}
+	send_all(o, &o->pkt);
+}
+
+void emg_osc_publish_rep(struct emg_osc *o, const struct emg_analytics_rep *r)
+{
+	if (r->muscle >= o->nmuscles)
+		return;
+	msg(&o->msg, addrs[A_REP].path, addrs[A_REP].types, o->names[r->muscle],
+	    (int)(r->rep & 0x7fffffff), (double)r->peak, (double)r->mean,
+	    (double)r->time_to_peak_s, (double)r->duration_s, (double)r->lag_ms,
+	    (double)r->symmetry_pct, r->paired, r->calibrated ? "pct_mvc" : "uV");
 	send_all(o, &o->msg);
 }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "analytics.h"
 #include "config.h"
 #include "muscles.h"
 #include "pipeline.h"
@@ -74,7 +75,30 @@ struct emg_osc_handlers {
 	int (*record_stop)(void *ud, char *err, size_t errlen);
 	void (*status)(void *ud, struct emg_osc_status *st);
 	void (*latency)(void *ud, struct emg_osc_latency *lat);
+	int (*analytics_reset)(void *ud, char *err, size_t errlen);
 };
+
+/*
+ * emgd's OSC address space, one row per address it sends or serves: the
+ * publisher and the control dispatcher take paths and type tags from this
+ * table, and OSCQuery (lib/oscquery.c) publishes it, so the two cannot drift.
+ */
+enum emg_osc_access { EMG_OSC_SENT = 1, EMG_OSC_RECEIVED = 2 };
+
+struct emg_osc_addr {
+	const char *path;  /* "{muscle}" stands for each muscle name */
+	const char *types; /* OSC type tags; '*' repeats the tag before it once per muscle */
+	unsigned access;   /* EMG_OSC_SENT | EMG_OSC_RECEIVED */
+	const char *units; /* one per tag, '|'-separated, "" = none (OSCQuery UNIT) */
+	const char *range; /* one per tag, '|'-separated: "min:max" (either may be empty), "=a,b,c" or "" */
+	const char *desc;
+};
+
+/* The i-th row of the address table, NULL past the end. */
+const struct emg_osc_addr *emg_osc_address(unsigned i);
+
+/* Expand a type template ('*' = once per muscle) for nmuscles into buf; -ENOSPC if too long. */
+int emg_osc_types_expand(const char *tmpl, unsigned nmuscles, char *buf, size_t len);
 
 struct emg_osc_stats {
 	uint64_t received;     /* datagrams read */
@@ -147,5 +171,11 @@ void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st);
 /* Publish a finished calibration: /emgd/calibrated s kind s muscle f value i ok. */
 void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char *muscle,
 				float value, int ok);
+
+/* Publish a closed burst group: /emg/order, /emg/<muscle>/lag per muscle that fired, /emg/pair. */
+void emg_osc_publish_order(struct emg_osc *o, const struct emg_analytics_order *ord);
+
+/* Publish a finished repetition: /emg/rep. */
+void emg_osc_publish_rep(struct emg_osc *o, const struct emg_analytics_rep *rep);
 
 #endif

@@ -19,6 +19,7 @@ struct emg_pipeline {
 	unsigned dev_ch;   /* channels per device frame */
 	unsigned nm;       /* muscles (= lanes) */
 	unsigned chan[EMG_MUSCLES_MAX];
+	int chan_run;      /* chan[i] == chan[0] + i for every muscle */
 	struct emg_muscles *map;
 	struct emg_calib *calib;
 	struct emg_filter *filt;
@@ -90,8 +91,11 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 	p->fs = dev->rate;
 	p->dev_ch = dev->channels;
 	p->nm = emg_muscles_count(map);
-	for (unsigned i = 0; i < p->nm; i++)
+	p->chan_run = 1;
+	for (unsigned i = 0; i < p->nm; i++) {
 		p->chan[i] = emg_muscles_get(map, i)->channel;
+		p->chan_run = p->chan_run && p->chan[i] == p->chan[0] + i;
+	}
 	win = (unsigned)lround(cfg->rms_window_ms * 1e-3 * p->fs);
 	if (win < 1)
 		win = 1;
@@ -270,20 +274,30 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 {
 	const unsigned nm = p->nm;
 
-	/* Gather the mapped channels into muscle order. */
-	for (unsigned f = 0; f < n; f++) {
-		const float *src = frames + (size_t)f * p->dev_ch;
-		float *dst = p->work + (size_t)f * nm;
-		for (unsigned i = 0; i < nm; i++)
-			dst[i] = src[p->chan[i]];
+	/* Gather the mapped channels into muscle order (one copy when the
+	 * muscles are consecutive channels, the usual map). */
+	if (p->chan_run && p->dev_ch == nm) {
+		memcpy(p->work, frames, (size_t)n * nm * sizeof(float));
+	} else if (p->chan_run) {
+		for (unsigned f = 0; f < n; f++)
+			memcpy(p->work + (size_t)f * nm, frames + (size_t)f * p->dev_ch + p->chan[0],
+			       nm * sizeof(float));
+	} else {
+		for (unsigned f = 0; f < n; f++) {
+			const float *src = frames + (size_t)f * p->dev_ch;
+			float *dst = p->work + (size_t)f * nm;
+			for (unsigned i = 0; i < nm; i++)
+				dst[i] = src[p->chan[i]];
+		}
 	}
 	emg_filter_run(p->filt, p->work, n);
-	emg_env_run(p->env, p->work, p->envb, n);
-	/* Onset detection and calibration run up to each tick's last sample (and
-	 * stop exactly at a calibration's last sample), so a tick reports the
-	 * onset state (active, SNR, baseline) of its own sample and a rest
-	 * baseline covers exactly the trial: results do not depend on how the
-	 * frames were split into blocks. */
+	/* Onset detection, the display envelope and calibration run up to each
+	 * tick's last sample (and stop exactly at a calibration's last sample),
+	 * so a tick reports the onset state (active, SNR, baseline) of its own
+	 * sample and a rest baseline covers exactly the trial: results do not
+	 * depend on how the frames were split into blocks.  The envelope's
+	 * square root is taken per sample only while a calibration needs every
+	 * value; otherwise once per tick (emg_env_value, the same number). */
 	for (unsigned done = 0; done < n;) {
 		unsigned end = n;
 		if (p->tick_sample >= seq + done && p->tick_sample < seq + n)
@@ -292,10 +306,17 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 			end = done + (unsigned)p->cal_left;
 		emg_onset_run(p->onset, p->work + (size_t)done * nm, end - done, seq + done, on_onset,
 			      p);
-		if (p->cal_kind)
+		if (p->cal_kind) {
+			emg_env_run(p->env, p->work + (size_t)done * nm, p->envb + (size_t)done * nm,
+				    end - done);
 			calib_collect(p, p->envb + (size_t)done * nm, end - done);
+		} else {
+			emg_env_run(p->env, p->work + (size_t)done * nm, NULL, end - done);
+		}
 		if (p->tick_sample == seq + end - 1) {
-			emit_metrics(p, p->envb + (size_t)(end - 1) * nm, p->tick_sample);
+			for (unsigned i = 0; i < nm; i++)
+				p->envb[i] = emg_env_value(p->env, i);
+			emit_metrics(p, p->envb, p->tick_sample);
 			p->tick++;
 			p->tick_sample = tick_end(p, p->tick) - 1;
 		}

@@ -1155,6 +1155,7 @@ static int synth_start(struct emg_device *dev, const struct emg_device_callbacks
 	r = pthread_create(&d->thread, NULL, synth_thread, d);
 	if (r)
 		return -r;
+	pthread_setname_np(d->thread, "emgd-acq");
 	d->running = true;
 	return 0;
 }

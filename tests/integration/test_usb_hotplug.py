@@ -43,7 +43,13 @@ ns.settimeout(0.2)
 notes = []
 
 
-def recv_until(pred, timeout):
+def recv_until(pred, timeout, since=None):
+    """The next notification matching pred, within timeout; with since, one already
+    read (by drain() in wait_status) from notes[since] on counts too."""
+    if since is not None:
+        for m in notes[since:]:
+            if pred(m):
+                return m
     end = time.time() + timeout
     while time.time() < end:
         try:
@@ -54,6 +60,13 @@ def recv_until(pred, timeout):
         if pred(m):
             return m
     return None
+
+
+def drain(seconds):
+    """Keep reading notifications (into notes) for a while.  The socket's queue is
+    short (net.unix.max_dgram_qlen, often 10): once full, emgd's sd_notify() blocks
+    its main loop, and with it /emgd/status and SIGTERM."""
+    recv_until(lambda m: False, seconds)
 
 
 def watchdog_pings(seconds):
@@ -88,14 +101,14 @@ try:
             st = status()
             if st and st[0] == state:
                 return st
-            time.sleep(0.1)
+            drain(0.1)
         return st
 
     st = wait_status("streaming", 15)
     rate = 250 if KIND == "cyton" else 2000
     check(st is not None and st[0] == "streaming" and st[1] == rate,
           "emgd streams from the emulated %s: %s" % (KIND, st))
-    check(recv_until(lambda m: "READY=1" in m, 5) is not None, "READY=1")
+    check(recv_until(lambda m: "READY=1" in m, 5, since=0) is not None, "READY=1")
     check(watchdog_pings(1.6) >= 2, "watchdog pinged while streaming")
     r = c.request("/emgd/subscribe", 60, reply="/emgd/subscribed")
     check(r is not None and r[1] == "/emgd/subscribed", "subscribed")
@@ -103,10 +116,11 @@ try:
     # Unplug mid-stream.
     served = int(mock_cmd("served"))
     check(served > 0 and mock_cmd("streaming") == "1", "mid-stream (%d bytes served)" % served)
+    mark = len(notes)
     check(mock_cmd("unplug") == "OK", "unplugged")
     st = wait_status("waiting-device", 5)
     check(st is not None and st[0] == "waiting-device", "/emgd/status says waiting-device: %s" % st)
-    r = recv_until(lambda m: "STATUS=waiting-device" in m, 5)
+    r = recv_until(lambda m: "STATUS=waiting-device" in m, 5, since=mark)
     check(r is not None, "STATUS= says waiting-device: %r" % r)
     check(watchdog_pings(2.2) >= 3, "watchdog still satisfied while waiting for the device")
     check(d.proc.poll() is None, "emgd still running")

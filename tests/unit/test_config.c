@@ -250,7 +250,7 @@ START_TEST(test_unknown_key_and_section)
 	ck_parse_err("[daemon]\nmlocked = yes\n",
 		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, record_format, record_filtered, record_envelopes, mlock, rt_priority)");
 	ck_parse_err("[dev]\nrate = 2000\n",
-		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles)");
+		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)");
 	ck_parse_err("rate = 2000\n", "emgd.conf:1: []: unknown section");
 	/* an empty unknown section is a typo too, reported at its header */
 	ck_parse_err("[osc]\npublish_rate = 40\n\n[xyz]\n", "emgd.conf:4: [xyz]: unknown section");
@@ -321,7 +321,7 @@ START_TEST(test_first_error_wins)
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\njunk line\n"), -EINVAL);
 	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 50\n[bogus]\nx = 1\n[dsp]\nmains = 55\n"), -EINVAL);
-	ck_assert_str_eq(err, "emgd.conf:3: [bogus]: unknown section (allowed: device, dsp, osc, daemon, muscles)");
+	ck_assert_str_eq(err, "emgd.conf:3: [bogus]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)");
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\n[bogus]\n"), -EINVAL);
 	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
 	emg_config_release(&c);
@@ -443,7 +443,7 @@ END_TEST
 
 START_TEST(test_too_many_muscles)
 {
-	char *text = malloc(65 * 32 + 16), *p = text;
+	char *text = malloc((EMG_MUSCLES_MAX + 1) * 32 + 16), *p = text, want[128];
 	struct emg_config c;
 
 	p += sprintf(p, "[muscles]\n");
@@ -454,7 +454,9 @@ START_TEST(test_too_many_muscles)
 	ck_assert_uint_eq(emg_muscles_count(c.muscles), EMG_MUSCLES_MAX);
 	sprintf(p, "extra = 100\n");
 	ck_assert_int_eq(parse(&c, text), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "emgd.conf:66: [muscles] extra: too many muscles (allowed: at most 64)"));
+	snprintf(want, sizeof(want), "emgd.conf:%d: [muscles] extra: too many muscles (allowed: at most %d)",
+		 EMG_MUSCLES_MAX + 2, EMG_MUSCLES_MAX);
+	ck_assert_ptr_nonnull(strstr(err, want));
 	emg_config_release(&c);
 	free(text);
 }
@@ -718,6 +720,12 @@ START_TEST(test_load)
 	ck_assert_int_eq(emg_config_load(&c, tmpdir, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s: not a regular file", tmpdir);
 	ck_assert_str_eq(err, want);
+	/* a FIFO is refused at once, not waited on (found by tests/integration/test_faults.py) */
+	snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(emg_config_load(&c, path, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+	unlink(path);
 
 	snprintf(path, sizeof(path), "%s/emgd.conf", tmpdir);
 	f = fopen(path, "w");
@@ -810,6 +818,57 @@ START_TEST(test_device_changed)
 }
 END_TEST
 
+/* [analytics] and [oscquery]: defaults, values, pairs resolved against the final [muscles]. */
+START_TEST(test_analytics_oscquery)
+{
+	struct emg_config c;
+
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_double_eq(c.analytics.order_window_ms, 300);
+	ck_assert_double_eq(c.analytics.min_rest_ms, 500);
+	ck_assert_str_eq(c.analytics_pairs, "auto");
+	ck_assert_uint_eq(c.analytics.npairs, 2); /* glute_max_l:hip_flex_l, glute_max_r:hip_flex_r */
+	ck_assert_uint_eq(c.analytics.pairs[0].a, 0);
+	ck_assert_uint_eq(c.analytics.pairs[0].b, 4);
+	ck_assert(!c.oscquery);
+	ck_assert(!c.mdns);
+	ck_assert_str_eq(c.oscquery_http.host, "127.0.0.1");
+	ck_assert_uint_eq(c.oscquery_http.port, 9001);
+	ck_assert_str_eq(c.oscquery_name, "");
+
+	/* pairs before the [muscles] they name */
+	ck_assert_int_eq(parse(&c, "[analytics]\norder_window_ms = 200\nmin_rest_ms = 0\n"
+				   "pairs = glute_max_l:hamstring_l hamstring_l:glute_max_l\n"
+				   "[oscquery]\nenabled = yes\nhttp = [::1]:8080\nmdns = yes\n"
+				   "name = plinth 2\n"
+				   "[muscles]\nglute_max_l = 1\nhamstring_l = 3\n"), 0);
+	ck_assert_double_eq(c.analytics.order_window_ms, 200);
+	ck_assert_double_eq(c.analytics.min_rest_ms, 0);
+	ck_assert_uint_eq(c.analytics.npairs, 2);
+	ck_assert_uint_eq(c.analytics.pairs[0].a, 0);
+	ck_assert_uint_eq(c.analytics.pairs[0].b, 1);
+	ck_assert_uint_eq(c.analytics.pairs[1].a, 1);
+	ck_assert(c.oscquery);
+	ck_assert(c.mdns);
+	ck_assert_str_eq(c.oscquery_http.host, "::1");
+	ck_assert_uint_eq(c.oscquery_http.port, 8080);
+	ck_assert_str_eq(c.oscquery_name, "plinth 2");
+	/* auto follows a new map: no hamstring or hip flexor, no pairs */
+	ck_assert_int_eq(parse(&c, "[analytics]\npairs = auto\n[muscles]\nglute_max_l = 1\nglute_med_l = 2\n"), 0);
+	ck_assert_uint_eq(c.analytics.npairs, 0);
+	emg_config_release(&c);
+
+	ck_parse_err("[analytics]\norder_window_ms = 5\n",
+		     "emgd.conf:2: [analytics] order_window_ms = 5: bad value (allowed: 10..2000 ms)");
+	ck_parse_err("[analytics]\npairs = glute_max_l:hamstring_l\n",
+		     "emgd.conf: [analytics] pairs = glute_max_l:hamstring_l: bad value: 'glute_max_l:hamstring_l': not two muscles of [muscles]");
+	ck_parse_err("[analytics]\npairs = glute_max_l\n", "'glute_max_l' is not muscle:muscle");
+	ck_parse_err("[oscquery]\nhttp = localhost:80\n",
+		     "emgd.conf:2: [oscquery] http = localhost:80: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address)");
+	ck_parse_err("[oscquery]\nport = 1\n", "[oscquery] port: unknown key (allowed: enabled, http, mdns, name)");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -830,6 +889,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_cross_key);
 	tcase_add_test(tc, test_targets_and_allow);
 	tcase_add_test(tc, test_device_changed);
+	tcase_add_test(tc, test_analytics_oscquery);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("net");

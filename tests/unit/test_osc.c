@@ -590,10 +590,56 @@ START_TEST(test_rate_limit_flood_same_host)
 	send_msg(o, &sub, SEC / 2, "/emgd/status", "");
 	ck_assert_uint_eq(npkts, base + 3);
 	ck_assert_int_eq(subscribed_lease(base), 60);
-	/* ... but it is limited as well */
+	/* ... but it is limited as well: its budget started from the 4 tokens its
+	 * host had left after the subscribe (+0.5 refilled), 3 are spent above */
 	for (unsigned i = 0; i < 10; i++)
 		send_msg(o, &sub, SEC / 2, "/emgd/ping", "");
-	ck_assert_uint_eq(pongs_since(base), 1 + 2);
+	ck_assert_uint_eq(pongs_since(base), 1 + 1);
+	emg_osc_free(o);
+}
+END_TEST
+
+/* Regression (tests/fuzz/fuzz_osc.c): a bundle pays one token per message. */
+START_TEST(test_rate_limit_bundle)
+{
+	struct emg_osc_params p = params();
+	struct emg_osc *o;
+	struct sockaddr_storage a = v4("127.0.0.1", 5000);
+	static unsigned char ping[64], buf[65536];
+	const unsigned char *e[1000];
+	size_t l[1000], pn = build(ping, sizeof(ping), "/emgd/ping", "");
+
+	p.rate_limit = 1;
+	p.rate_burst = 10;
+	o = make(&p);
+	for (unsigned i = 0; i < 1000; i++)
+		e[i] = ping, l[i] = pn;
+	size_t n = bundle(buf, e, l, 1000);
+	emg_osc_handle(o, buf, n, (const struct sockaddr *)&a, sslen(&a), SEC);
+	ck_assert_uint_eq(pongs_since(0), 10);
+	ck_assert_uint_eq(stats(o).rate_limited, 1);
+	emg_osc_free(o);
+}
+END_TEST
+
+/* Regression (tests/fuzz/fuzz_osc.c): unsubscribe + subscribe does not mint a fresh budget. */
+START_TEST(test_rate_limit_resubscribe)
+{
+	struct emg_osc_params p = params();
+	struct emg_osc *o;
+	struct sockaddr_storage a = v4("127.0.0.1", 5000);
+
+	p.rate_limit = 1;
+	p.rate_burst = 10;
+	o = make(&p);
+	for (unsigned cycle = 0; cycle < 20; cycle++) {
+		send_msg(o, &a, SEC, "/emgd/subscribe", "i", 60);
+		for (unsigned i = 0; i < 20; i++)
+			send_msg(o, &a, SEC, "/emgd/ping", "");
+		send_msg(o, &a, SEC, "/emgd/unsubscribe", "");
+	}
+	/* one burst in all, whatever the cycling */
+	ck_assert_uint_le(npkts, 10);
 	emg_osc_free(o);
 }
 END_TEST
@@ -1093,7 +1139,7 @@ START_TEST(test_publish_metrics_64_split)
 	ck_assert_int_eq(emg_muscles_new(&map), 0);
 	for (unsigned i = 0; i < EMG_MUSCLES_MAX; i++) {
 		/* 31 characters, the longest a name can be */
-		snprintf(names[i], sizeof(names[i]), "muscle_with_a_long_name_%02u_xyzw", i);
+		snprintf(names[i], sizeof(names[i]), "muscle_with_a_long_nam_%03u_xyzw", i);
 		ck_assert_uint_eq(strlen(names[i]), 31);
 		ck_assert_int_eq(emg_muscles_add(map, names[i], i, EMG_SIDE_NONE, NULL), 0);
 		r->m[i].rms = (float)i;
@@ -1120,9 +1166,12 @@ START_TEST(test_publish_metrics_64_split)
 	for (unsigned i = 0; i < npkts; i += 2) {
 		walk(&pkts[i], &w);
 		ck_assert_uint_gt(w.n, 0);
-		/* a bundle is only cut when the next message (52 bytes at least) would not fit */
-		if (i + 2 < npkts)
-			ck_assert_uint_gt(pkts[i].n + 4 + 52, EMG_OSC_MAX_PACKET);
+		/* a bundle is only cut when the next message would not fit */
+		if (i + 2 < npkts) {
+			struct walked nw;
+			walk(&pkts[i + 2], &nw);
+			ck_assert_uint_gt(pkts[i].n + 4 + nw.len[0], EMG_OSC_MAX_PACKET);
+		}
 		for (unsigned k = 0; k < w.n; k++, total++) {
 			const unsigned char *mb = pkts[i].b + w.off[k];
 			lo_message m;
@@ -1324,6 +1373,8 @@ static Suite *osc_suite(void)
 	tcase_add_test(tc, test_subscriber_cap);
 	tcase_add_test(tc, test_rate_limit_refill);
 	tcase_add_test(tc, test_rate_limit_flood_same_host);
+	tcase_add_test(tc, test_rate_limit_bundle);
+	tcase_add_test(tc, test_rate_limit_resubscribe);
 	tcase_add_test(tc, test_allow_list);
 	tcase_add_test(tc, test_denied_no_reply);
 	tcase_add_test(tc, test_status_ping_stats);

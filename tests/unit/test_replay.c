@@ -112,6 +112,7 @@ START_TEST(test_csv_errors)
 		"# rate = 1000\na,b\n1,x\n",          /* not a number */
 		"# rate = 1000\na,,b\n1,2,3\n",       /* empty name */
 		"# rate = 1000\n",                    /* no names */
+		"# rate = 1000\na\n2e125\n",          /* beyond float range (fuzz_replay_csv) */
 	};
 	char path[128];
 	float *x;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mockusb: see mockusb.h. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@ struct murb {
 	UMockdevIoctlData *buf;      /* its buffer (own reference) */
 	UMockdevIoctlClient *client; /* identity only */
 	gboolean ready;
+	/* Completed by an unplug: next_reapable() fills in -ESHUTDOWN.  Not
+	 * mockusb_unplug() itself: the struct usbdevfs_urb (data) is touched only
+	 * on umockdev's worker thread, since umockdev reads it there outside our
+	 * lock (answering SUBMITURB, it copies it back to the client). */
+	gboolean shutdown;
 };
 
 struct mockusb {
@@ -33,7 +39,12 @@ struct mockusb {
 	unsigned devnum;
 	char *root;
 
-	GMutex lock;
+	/* Guards everything below; taken by the handler on umockdev's worker thread
+	 * and by the mockusb_*() calls on the test's threads.  A pthread mutex, not
+	 * a GMutex: GLib on Linux implements GMutex with inline atomics and futex(),
+	 * which ThreadSanitizer cannot see, so every access it guards would be
+	 * reported as a race. */
+	pthread_mutex_t lock;
 	GQueue urbs;                 /* submitted, not yet reaped, in submit order */
 	UMockdevIoctlClient *client; /* the client (open fd) the URBs belong to */
 	gboolean unplugged;
@@ -53,6 +64,17 @@ struct mockusb {
 };
 
 /* ----------------------------------------------------------- utilities */
+
+static void lock(struct mockusb *m)
+{
+	if (pthread_mutex_lock(&m->lock))
+		g_error("mockusb: pthread_mutex_lock failed");
+}
+
+static void unlock(struct mockusb *m)
+{
+	pthread_mutex_unlock(&m->lock);
+}
 
 static void logf_locked(struct mockusb *m, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void logf_locked(struct mockusb *m, const char *fmt, ...)
@@ -371,6 +393,10 @@ static struct murb *next_reapable(struct mockusb *m, UMockdevIoctlClient *client
 		if (u->client != client)
 			continue;
 		if (u->ready) {
+			if (u->shutdown) {
+				K(u)->status = -ESHUTDOWN;
+				K(u)->actual_length = 0;
+			}
 			g_queue_delete_link(&m->urbs, l);
 			return u;
 		}
@@ -407,10 +433,10 @@ static gboolean park_expired(gpointer data)
 	struct park *p = data;
 	struct mockusb *m = p->m;
 
-	g_mutex_lock(&m->lock);
+	lock(m);
 	struct murb *u = next_reapable(m, p->client, TRUE);
 	int err = m->unplugged ? ENODEV : EAGAIN;
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	if (u)
 		complete_reap(p->client, u);
 	else
@@ -444,9 +470,9 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 	gulong request = umockdev_ioctl_client_get_request(client);
 	UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(client);
 
-	g_mutex_lock(&m->lock);
+	lock(m);
 	if (m->unplugged && request != USBDEVFS_REAPURB && request != USBDEVFS_REAPURBNDELAY) {
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, -1, ENODEV);
 		return TRUE;
 	}
@@ -456,7 +482,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 		*(guint32 *)d->data = USBDEVFS_CAP_BULK_CONTINUATION | USBDEVFS_CAP_NO_PACKET_SIZE_LIM |
 				      USBDEVFS_CAP_REAP_AFTER_DISCONNECT | USBDEVFS_CAP_ZERO_PACKET;
 		g_object_unref(d);
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, 0, 0);
 		return TRUE;
 	}
@@ -466,7 +492,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 		logf_locked(m, "detach %u", ((struct usbdevfs_disconnect_claim *)d->data)->interface);
 		logf_locked(m, "claim %u", ((struct usbdevfs_disconnect_claim *)d->data)->interface);
 		g_object_unref(d);
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, 0, 0);
 		return TRUE;
 	}
@@ -476,19 +502,19 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 		logf_locked(m, "%s %u", request == USBDEVFS_CLAIMINTERFACE ? "claim" : "release",
 			    *(unsigned *)d->data);
 		g_object_unref(d);
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, 0, 0);
 		return TRUE;
 	}
 	case USBDEVFS_GETDRIVER:
 	case USBDEVFS_IOCTL:
 		/* no kernel driver bound (any more) */
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, -1, ENODATA);
 		return TRUE;
 	case USBDEVFS_CLEAR_HALT:
 	case USBDEVFS_RESETEP:
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, 0, 0);
 		return TRUE;
 	case USBDEVFS_SUBMITURB: {
@@ -496,8 +522,18 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 
 		drop_other_clients(m, client);
 		u->data = umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_urb), NULL);
-		u->buf = umockdev_ioctl_data_resolve(u->data, G_STRUCT_OFFSET(struct usbdevfs_urb, buffer),
-						     (gsize)K(u)->buffer_length, NULL);
+		if (u->data)
+			u->buf = umockdev_ioctl_data_resolve(
+				u->data, G_STRUCT_OFFSET(struct usbdevfs_urb, buffer),
+				(gsize)K(u)->buffer_length, NULL);
+		if (!u->buf) {
+			/* cannot read the client's memory: it is gone (killed mid-ioctl) */
+			g_clear_object(&u->data);
+			g_free(u);
+			unlock(m);
+			umockdev_ioctl_client_complete(client, -1, EFAULT);
+			return TRUE;
+		}
 		u->client = client; /* u keeps the references resolve() returned */
 		if (K(u)->type == USBDEVFS_URB_TYPE_CONTROL) {
 			control(m, u);
@@ -508,7 +544,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 			u->ready = TRUE;
 		}
 		g_queue_push_tail(&m->urbs, u);
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, 0, 0);
 		return TRUE;
 	}
@@ -526,14 +562,14 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 				break;
 			}
 		}
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, found ? 0 : -1, found ? 0 : EINVAL);
 		return TRUE;
 	}
 	case USBDEVFS_REAPURB:
 	case USBDEVFS_REAPURBNDELAY: {
 		struct murb *u = next_reapable(m, client, FALSE);
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		if (u) {
 			complete_reap(client, u);
 		} else {
@@ -550,7 +586,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
 		return TRUE;
 	}
 	default:
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		umockdev_ioctl_client_complete(client, -1, ENOTTY);
 		return TRUE;
 	}
@@ -606,7 +642,7 @@ struct mockusb *mockusb_new(enum mockusb_kind kind, const char *path)
 	if (!p || sscanf(p + 3, "%239s", devpath) != 1)
 		g_error("%s: no P: line", path);
 	snprintf(m->syspath, sizeof(m->syspath), "/sys%s", devpath);
-	g_mutex_init(&m->lock);
+	pthread_mutex_init(&m->lock, NULL);
 	g_queue_init(&m->urbs);
 	m->log = g_string_new(NULL);
 	m->fifo = g_byte_array_new();
@@ -635,71 +671,68 @@ void mockusb_free(struct mockusb *m)
 	g_free(m->stream);
 	g_free(m->desc);
 	g_free(m->root);
-	g_mutex_clear(&m->lock);
+	pthread_mutex_destroy(&m->lock);
 	g_free(m);
 }
 
 void mockusb_set_daisy(struct mockusb *m, bool daisy)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	m->daisy = daisy;
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 }
 
 void mockusb_set_silent(struct mockusb *m, bool silent)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	m->silent = silent;
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 }
 
 void mockusb_set_stream(struct mockusb *m, const uint8_t *bytes, size_t len, double bytes_per_s)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	g_free(m->stream);
 	m->stream = g_memdup2(bytes, len);
 	m->stream_len = len;
 	m->stream_pos = 0;
 	m->rate = bytes_per_s;
 	m->stream_t0 = g_get_monotonic_time();
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 }
 
 size_t mockusb_served(struct mockusb *m)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	size_t n = m->stream_pos;
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	return n;
 }
 
 bool mockusb_streaming(struct mockusb *m)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	bool s = m->streaming;
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	return s;
 }
 
 void mockusb_unplug(struct mockusb *m)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	if (m->unplugged) {
-		g_mutex_unlock(&m->lock);
+		unlock(m);
 		return;
 	}
 	m->unplugged = TRUE;
 	m->streaming = FALSE;
 	for (GList *l = m->urbs.head; l; l = l->next) {
 		struct murb *u = l->data;
-		if (!u->ready) {
-			K(u)->status = -ESHUTDOWN;
-			K(u)->actual_length = 0;
-			u->ready = TRUE;
-		}
+		if (!u->ready)
+			u->ready = u->shutdown = TRUE;
 	}
 	logf_locked(m, "unplugged");
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	/* umockdev < 0.18 removes without telling anyone: send the uevent ourselves
 	 * (newer ones send a second "remove", which libusb ignores) */
 	umockdev_testbed_uevent(m->tb, m->syspath, "remove");
@@ -708,12 +741,12 @@ void mockusb_unplug(struct mockusb *m)
 
 void mockusb_replug(struct mockusb *m)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	m->unplugged = FALSE;
 	m->devnum++;
 	firmware_boot(m);
 	logf_locked(m, "replugged");
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	plug(m);
 }
 
@@ -724,29 +757,29 @@ const char *mockusb_devnode(struct mockusb *m)
 
 size_t mockusb_log(struct mockusb *m, char *buf, size_t size)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	size_t n = m->log->len;
 	if (size) {
 		size_t c = n < size - 1 ? n : size - 1;
 		memcpy(buf, m->log->str, c);
 		buf[c] = 0;
 	}
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	return n;
 }
 
 void mockusb_clear_log(struct mockusb *m)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	g_string_truncate(m->log, 0);
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 }
 
 int mockusb_hackeeg_reg(struct mockusb *m, unsigned reg)
 {
-	g_mutex_lock(&m->lock);
+	lock(m);
 	int v = reg < 256 ? m->regs[reg] : -1;
-	g_mutex_unlock(&m->lock);
+	unlock(m);
 	return v;
 }
 

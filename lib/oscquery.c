@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "osc.h"
+#include "oscquery.h"
+
+#ifdef EMG_HAVE_MICROHTTPD
+#include <microhttpd.h>
+#endif
+#ifdef EMG_HAVE_AVAHI
+#include <avahi-client/client.h>
+#include <avahi-client/publish.h>
+#include <avahi-common/alternative.h>
+#include <avahi-common/error.h>
+#include <avahi-common/malloc.h>
+#include <avahi-common/thread-watch.h>
+#endif
+
+enum { L_ERR = 3, L_WARNING = 4, L_NOTICE = 5, L_INFO = 6 };
+
+/* ---- a growing JSON text ---- */
+
+struct jbuf {
+	char *b;
+	size_t n, cap;
+	int err;
+};
+
+static void jput(struct jbuf *j, const char *s, size_t n)
+{
+	if (j->err)
+		return;
+	if (j->n + n + 1 > j->cap) {
+		size_t cap = j->cap ? j->cap : 4096;
+		char *nb;
+		while (cap < j->n + n + 1)
+			cap *= 2;
+		nb = realloc(j->b, cap);
+		if (!nb) {
+			j->err = -ENOMEM;
+			return;
+		}
+		j->b = nb;
+		j->cap = cap;
+	}
+	memcpy(j->b + j->n, s, n);
+	j->n += n;
+	j->b[j->n] = '\0';
+}
+
+static void js(struct jbuf *j, const char *s)
+{
+	jput(j, s, strlen(s));
+}
+
+static void jprintf(struct jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jprintf(struct jbuf *j, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		j->err = -ENOSPC;
+		return;
+	}
+	jput(j, buf, (size_t)n);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped; n bytes of s. */
+static void jstrn(struct jbuf *j, const char *s, size_t n)
+{
+	js(j, "\"");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+			jput(j, e, 2);
+		} else if (c < 0x20) {
+			jprintf(j, "\\u%04x", c);
+		} else {
+			jput(j, (const char *)&c, 1);
+		}
+	}
+	js(j, "\"");
+}
+
+static void jstr(struct jbuf *j, const char *s)
+{
+	jstrn(j, s, strlen(s));
+}
+
+/* ---- the address tree ---- */
+
+enum attr { AT_FULL_PATH, AT_CONTENTS, AT_TYPE, AT_ACCESS, AT_DESCRIPTION, AT_RANGE, AT_UNIT, NATTR };
+
+static const char *const attr_names[NATTR] = { "FULL_PATH", "CONTENTS", "TYPE", "ACCESS",
+					       "DESCRIPTION", "RANGE", "UNIT" };
+
+struct tnode {
+	char name[EMG_MUSCLE_NAME_MAX + 32];
+	char full[128];
+	const struct emg_osc_addr *a; /* the address of a method, NULL for a pure container */
+	char desc[160];               /* containers */
+	struct tnode **kids;
+	size_t nkids, cap;
+	/* spans in the document: the node's object and each attribute's value */
+	size_t start, end;
+	size_t av[NATTR][2];
+	unsigned char has[NATTR];
+};
+
+static void tree_free(struct tnode *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nkids; i++)
+		tree_free(t->kids[i]);
+	free(t->kids);
+	free(t);
+}
+
+static struct tnode *child(struct tnode *t, const char *name, size_t len)
+{
+	struct tnode *k;
+
+	for (size_t i = 0; i < t->nkids; i++)
+		if (strlen(t->kids[i]->name) == len && !memcmp(t->kids[i]->name, name, len))
+			return t->kids[i];
+	size_t plen = strcmp(t->full, "/") ? strlen(t->full) : 0;
+
+	if (len >= sizeof(k->name) || plen + 1 + len >= sizeof(k->full))
+		return NULL;
+	if (t->nkids == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 8;
+		struct tnode **nk = realloc(t->kids, cap * sizeof(*nk));
+		if (!nk)
+			return NULL;
+		t->kids = nk;
+		t->cap = cap;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	memcpy(k->name, name, len);
+	memcpy(k->full, t->full, plen);
+	k->full[plen] = '/';
+	memcpy(k->full + plen + 1, name, len);
+	k->full[plen + 1 + len] = '\0';
+	t->kids[t->nkids++] = k;
+	return k;
+}
+
+/* Insert path (concrete, no placeholder) as a method described by a. */
+static int tree_add(struct tnode *root, const char *path, const struct emg_osc_addr *a)
+{
+	struct tnode *t = root;
+	const char *p = path;
+
+	while (*p == '/') {
+		const char *e = strchr(p + 1, '/');
+		size_t len = e ? (size_t)(e - p - 1) : strlen(p + 1);
+		t = child(t, p + 1, len);
+		if (!t)
+			return -ENOMEM;
+		p += 1 + len;
+	}
+	t->a = a;
+	return 0;
+}
+
+static void describe_containers(struct tnode *t)
+{
+	static const struct {
+		const char *path, *desc;
+	} known[] = {
+		{ "/emg", "Streamed to subscribers: metrics every tick, onset/offset events, firing order, repetitions" },
+		{ "/emgd", "Daemon control, its replies and status" },
+		{ "/emgd/calibrate", "Calibrations: rest baseline (onset detection) and MVC (%MVC reference)" },
+		{ "/emgd/record", "Recording to EDF+/BDF+ in the recordings directory" },
+		{ "/emgd/analytics", "Firing order and repetition analytics" },
+	};
+
+	if (!t->a && !t->desc[0]) {
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (!strcmp(t->full, known[i].path))
+				snprintf(t->desc, sizeof(t->desc), "%s", known[i].desc);
+		if (!t->desc[0])
+			snprintf(t->desc, sizeof(t->desc), "Addresses under %.100s", t->full);
+	}
+	for (size_t i = 0; i < t->nkids; i++)
+		describe_containers(t->kids[i]);
+}
+
+static struct tnode *tree_build(const struct emg_muscles *m)
+{
+	struct tnode *root = calloc(1, sizeof(*root));
+	unsigned nm = m ? emg_muscles_count(m) : 0;
+	char path[128];
+
+	if (!root)
+		return NULL;
+	snprintf(root->full, sizeof(root->full), "/");
+	snprintf(root->desc, sizeof(root->desc), "emgd: surface EMG metrics and control over OSC");
+	for (unsigned i = 0;; i++) {
+		const struct emg_osc_addr *a = emg_osc_address(i);
+		const char *ph;
+		if (!a)
+			break;
+		ph = strstr(a->path, "{muscle}");
+		if (!ph) {
+			if (tree_add(root, a->path, a) < 0)
+				goto fail;
+			continue;
+		}
+		for (unsigned k = 0; k < nm; k++) {
+			snprintf(path, sizeof(path), "%.*s%s%s", (int)(ph - a->path), a->path,
+				 emg_muscles_get(m, k)->name, ph + 8);
+			if (tree_add(root, path, a) < 0)
+				goto fail;
+		}
+	}
+	/* Containers: say what they hold. */
+	describe_containers(root);
+	for (size_t i = 0; i < root->nkids; i++) {
+		struct tnode *t = root->kids[i];
+		if (strcmp(t->name, "emg"))
+			continue;
+		for (unsigned k = 0; k < nm; k++) {
+			const struct emg_muscle *mu = emg_muscles_get(m, k);
+			struct tnode *c = child(t, mu->name, strlen(mu->name));
+			if (c && !c->a)
+				snprintf(c->desc, sizeof(c->desc), "Muscle %s: amplifier channel %u, %s side%s%.96s",
+					 mu->name, mu->channel + 1, emg_side_name(mu->side),
+					 mu->site[0] ? ", " : "", mu->site);
+		}
+	}
+	return root;
+fail:
+	tree_free(root);
+	return NULL;
+}
+
+/* Item k of a '|'-separated list, or "" past its end. */
+static void list_item(const char *list, unsigned k, const char **s, size_t *n)
+{
+	const char *p = list ? list : "";
+
+	for (unsigned i = 0; i < k; i++) {
+		p = strchr(p, '|');
+		if (!p) {
+			*s = "";
+			*n = 0;
+			return;
+		}
+		p++;
+	}
+	*s = p;
+	*n = strcspn(p, "|");
+}
+
+static void range_item(struct jbuf *j, char tag, const char *s, size_t n)
+{
+	if (n == 0) {
+		js(j, "null");
+		return;
+	}
+	if (s[0] == '=') {
+		/* "=a,b,c": the only values */
+		const char *p = s + 1, *end = s + n;
+		js(j, "{\"VALS\":[");
+		while (p < end) {
+			const char *c = memchr(p, ',', (size_t)(end - p));
+			size_t len = c ? (size_t)(c - p) : (size_t)(end - p);
+			if (tag == 's')
+				jstrn(j, p, len);
+			else
+				jput(j, p, len);
+			p += len + 1;
+			if (p < end)
+				js(j, ",");
+		}
+		js(j, "]}");
+		return;
+	}
+	/* "min:max", either side may be empty */
+	const char *colon = memchr(s, ':', n);
+	size_t lo = colon ? (size_t)(colon - s) : n, hi = colon ? n - lo - 1 : 0;
+	js(j, "{");
+	if (lo) {
+		js(j, "\"MIN\":");
+		jput(j, s, lo);
+	}
+	if (hi) {
+		js(j, lo ? ",\"MAX\":" : "\"MAX\":");
+		jput(j, colon + 1, hi);
+	}
+	js(j, "}");
+}
+
+/* RANGE or UNIT: one item per expanded type tag; a '*'-repeated tag repeats its item. */
+static void per_tag(struct jbuf *j, const struct emg_osc_addr *a, unsigned nm, int unit)
+{
+	unsigned k = 0;
+	int first = 1;
+
+	js(j, "[");
+	for (const char *t = a->types; *t; t++) {
+		const char *s;
+		size_t n;
+		unsigned rep;
+		if (*t == '*')
+			continue;
+		rep = t[1] == '*' ? nm : 1;
+		list_item(unit ? a->units : a->range, k++, &s, &n);
+		for (unsigned r = 0; r < rep; r++) {
+			if (!first)
+				js(j, ",");
+			first = 0;
+			if (!unit)
+				range_item(j, *t, s, n);
+			else if (n)
+				jstrn(j, s, n);
+			else
+				js(j, "null");
+		}
+	}
+	js(j, "]");
+}
+
+static int has_units(const struct emg_osc_addr *a)
+{
+	for (const char *p = a->units; p && *p; p++)
+		if (*p != '|')
+			return 1;
+	return 0;
+}
+
+static void begin_attr(struct jbuf *j, struct tnode *t, enum attr at, int *first)
+{
+	if (!*first)
+		js(j, ",");
+	*first = 0;
+	jstr(j, attr_names[at]);
+	js(j, ":");
+	t->has[at] = 1;
+	t->av[at][0] = j->n;
+}
+
+static void end_attr(struct jbuf *j, struct tnode *t, enum attr at)
+{
+	t->av[at][1] = j->n;
+}
+
+static void emit(struct jbuf *j, struct tnode *t, unsigned nm)
+{
+	int first = 1;
+	char types[EMG_MUSCLES_MAX + 16];
+
+	t->start = j->n;
+	js(j, "{");
+	begin_attr(j, t, AT_FULL_PATH, &first);
+	jstr(j, t->full);
+	end_attr(j, t, AT_FULL_PATH);
+	begin_attr(j, t, AT_DESCRIPTION, &first);
+	jstr(j, t->a ? t->a->desc : t->desc);
+	end_attr(j, t, AT_DESCRIPTION);
+	begin_attr(j, t, AT_ACCESS, &first);
+	jprintf(j, "%u", t->a ? t->a->access : 0u);
+	end_attr(j, t, AT_ACCESS);
+	if (t->a && t->a->types[0] &&
+	    emg_osc_types_expand(t->a->types, nm, types, sizeof(types)) == 0) {
+		begin_attr(j, t, AT_TYPE, &first);
+		jstr(j, types);
+		end_attr(j, t, AT_TYPE);
+		begin_attr(j, t, AT_RANGE, &first);
+		per_tag(j, t->a, nm, 0);
+		end_attr(j, t, AT_RANGE);
+		if (has_units(t->a)) {
+			begin_attr(j, t, AT_UNIT, &first);
+			per_tag(j, t->a, nm, 1);
+			end_attr(j, t, AT_UNIT);
+		}
+	}
+	if (t->nkids) {
+		begin_attr(j, t, AT_CONTENTS, &first);
+		js(j, "{");
+		for (size_t i = 0; i < t->nkids; i++) {
+			if (i)
+				js(j, ",");
+			jstr(j, t->kids[i]->name);
+			js(j, ":");
+			emit(j, t->kids[i], nm);
+		}
+		js(j, "}");
+		end_attr(j, t, AT_CONTENTS);
+	}
+	js(j, "}");
+	t->end = j->n;
+}
+
+/* ---- the served document: one JSON text, every node a span of it ---- */
+
+struct dnode {
+	char full[128];
+	size_t start, end;
+	size_t av[NATTR][2];
+	unsigned char has[NATTR];
+};
+
+struct doc {
+	char *json;
+	size_t len;
+	struct dnode *nodes;
+	size_t nnodes, cap;
+	char *host;
+	size_t hostlen;
+};
+
+static void doc_free(struct doc *d)
+{
+	if (!d)
+		return;
+	free(d->json);
+	free(d->nodes);
+	free(d->host);
+	free(d);
+}
+
+static int flatten(struct doc *d, const struct tnode *t)
+{
+	struct dnode *n;
+
+	if (d->nnodes == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 256;
+		struct dnode *nn = realloc(d->nodes, cap * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		d->nodes = nn;
+		d->cap = cap;
+	}
+	n = &d->nodes[d->nnodes++];
+	snprintf(n->full, sizeof(n->full), "%s", t->full);
+	n->start = t->start;
+	n->end = t->end;
+	memcpy(n->av, t->av, sizeof(n->av));
+	memcpy(n->has, t->has, sizeof(n->has));
+	for (size_t i = 0; i < t->nkids; i++)
+		if (flatten(d, t->kids[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static int build_doc(const struct emg_muscles *m, struct doc **out)
+{
+	struct jbuf j = { 0 };
+	struct tnode *root = tree_build(m);
+	struct doc *d;
+
+	if (!root)
+		return -ENOMEM;
+	emit(&j, root, m ? emg_muscles_count(m) : 0);
+	if (j.err) {
+		free(j.b);
+		tree_free(root);
+		return j.err;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d || flatten(d, root) < 0) {
+		doc_free(d);
+		free(j.b);
+		tree_free(root);
+		return -ENOMEM;
+	}
+	d->json = j.b;
+	d->len = j.n;
+	tree_free(root);
+	*out = d;
+	return 0;
+}
+
+int emg_oscquery_json(const struct emg_muscles *m, char **out, size_t *len)
+{
+	struct doc *d;
+	int r = build_doc(m, &d);
+
+	if (r < 0)
+		return r;
+	*out = d->json;
+	*len = d->len;
+	d->json = NULL;
+	doc_free(d);
+	return 0;
+}
+
+static void default_name(char *buf, size_t len, const char *name)
+{
+	char host[64] = "localhost";
+
+	if (name && *name) {
+		snprintf(buf, len, "%s", name);
+		return;
+	}
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(buf, len, "emgd on %s", host);
+}
+
+static int wildcard(const char *host)
+{
+	return !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+}
+
+int emg_oscquery_host_info(const struct emg_oscquery_params *p, char **out, size_t *len)
+{
+	struct jbuf j = { 0 };
+	char name[128];
+
+	default_name(name, sizeof(name), p->name);
+	js(&j, "{\"NAME\":");
+	jstr(&j, name);
+	if (!wildcard(p->osc.host)) {
+		js(&j, ",\"OSC_IP\":");
+		jstr(&j, p->osc.host);
+	}
+	jprintf(&j, ",\"OSC_PORT\":%u,\"OSC_TRANSPORT\":\"UDP\"", p->osc.port);
+	js(&j, ",\"EXTENSIONS\":{\"ACCESS\":true,\"VALUE\":false,\"RANGE\":true,\"DESCRIPTION\":true,"
+	       "\"TAGS\":false,\"EXTENDED_TYPE\":false,\"UNIT\":true,\"CRITICAL\":false,"
+	       "\"CLIPMODE\":false,\"LISTEN\":false,\"PATH_CHANGED\":false}}");
+	if (j.err) {
+		free(j.b);
+		return j.err;
+	}
+	*out = j.b;
+	*len = j.n;
+	return 0;
+}
+
+/* ---- the server ---- */
+
+struct emg_oscquery {
+	struct emg_oscquery_params p;
+	char name[128];
+	pthread_mutex_t lock; /* guards doc: main thread (swap) and HTTP thread (read) only */
+	struct doc *doc;
+	unsigned port;
+#ifdef EMG_HAVE_MICROHTTPD
+	struct MHD_Daemon *mhd;
+#endif
+#ifdef EMG_HAVE_AVAHI
+	AvahiThreadedPoll *poll;
+	AvahiClient *client;
+	AvahiEntryGroup *group;
+	char *svc_name; /* avahi_malloc'd; changes on a name collision */
+	int said_waiting;
+#endif
+};
+
+static void qlog(struct emg_oscquery *q, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4), unused));
+static void qlog(struct emg_oscquery *q, int prio, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!q->p.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	q->p.log(q->p.log_ud, prio, buf);
+}
+
+int emg_oscquery_http_available(void)
+{
+#ifdef EMG_HAVE_MICROHTTPD
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+int emg_oscquery_mdns_available(void)
+{
+#ifdef EMG_HAVE_AVAHI
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+unsigned emg_oscquery_port(const struct emg_oscquery *q)
+{
+	return q->port;
+}
+
+static int install_doc(struct emg_oscquery *q, const struct emg_muscles *m)
+{
+	struct doc *d, *old;
+	int r = build_doc(m, &d);
+
+	if (r < 0)
+		return r;
+	r = emg_oscquery_host_info(&q->p, &d->host, &d->hostlen);
+	if (r < 0) {
+		doc_free(d);
+		return r;
+	}
+	pthread_mutex_lock(&q->lock);
+	old = q->doc;
+	q->doc = d;
+	pthread_mutex_unlock(&q->lock);
+	doc_free(old);
+	return 0;
+}
+
+int emg_oscquery_set_muscles(struct emg_oscquery *q, const struct emg_muscles *m)
+{
+	return install_doc(q, m);
+}
+
+#ifdef EMG_HAVE_MICROHTTPD
+
+struct query {
+	const char *key; /* first query argument: the attribute asked for */
+};
+
+static enum MHD_Result first_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct query *qa = cls;
+
+	qa->key = key;
+	return MHD_NO; /* stop after the first */
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *body,
+			       size_t len, const char *type)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	if (type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	/* Browser-based OSC clients (osc.js) read the namespace from another origin. */
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	return respond(c, status, msg, strlen(msg), "text/plain; charset=utf-8");
+}
+
+/* Runs on libmicrohttpd's thread. */
+static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *upload,
+			       size_t *upload_size, void **con_cls)
+{
+	struct emg_oscquery *q = cls;
+	struct query qa = { NULL };
+	char path[128];
+	size_t n;
+	enum MHD_Result ret;
+	const struct dnode *node = NULL;
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
+	if (*upload_size)
+		return respond_text(c, MHD_HTTP_BAD_REQUEST, "no body expected\n");
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, first_arg, &qa);
+	n = strlen(url);
+	if (n == 0 || n >= sizeof(path) || url[0] != '/')
+		return respond_text(c, MHD_HTTP_NOT_FOUND, "no such OSC address\n");
+	memcpy(path, url, n + 1);
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
+
+	pthread_mutex_lock(&q->lock);
+	if (qa.key && !strcmp(qa.key, "HOST_INFO")) {
+		/* the path does not matter for HOST_INFO */
+		ret = respond(c, MHD_HTTP_OK, q->doc->host, q->doc->hostlen, "application/json");
+		goto out;
+	}
+	for (size_t i = 0; i < q->doc->nnodes; i++)
+		if (!strcmp(q->doc->nodes[i].full, path)) {
+			node = &q->doc->nodes[i];
+			break;
+		}
+	if (!node) {
+		ret = respond_text(c, MHD_HTTP_NOT_FOUND, "no such OSC address\n");
+		goto out;
+	}
+	if (!qa.key) {
+		ret = respond(c, MHD_HTTP_OK, q->doc->json + node->start, node->end - node->start,
+			      "application/json");
+		goto out;
+	}
+	for (int at = 0; at < NATTR; at++) {
+		if (strcmp(qa.key, attr_names[at]))
+			continue;
+		if (!node->has[at]) {
+			ret = respond(c, MHD_HTTP_NO_CONTENT, "", 0, NULL);
+			goto out;
+		}
+		/* {"ATTR": value}: the value is a span of the document */
+		size_t vlen = node->av[at][1] - node->av[at][0];
+		size_t blen = strlen(attr_names[at]) + vlen + 8;
+		char *body = malloc(blen);
+		if (!body) {
+			ret = MHD_NO;
+			goto out;
+		}
+		int bn = snprintf(body, blen, "{\"%s\":%.*s}", attr_names[at], (int)vlen,
+				  q->doc->json + node->av[at][0]);
+		ret = respond(c, MHD_HTTP_OK, body, (size_t)bn, "application/json");
+		free(body);
+		goto out;
+	}
+	if (!strcmp(qa.key, "VALUE"))
+		ret = respond(c, MHD_HTTP_NO_CONTENT, "", 0, NULL); /* values are streamed, not polled */
+	else
+		ret = respond_text(c, MHD_HTTP_BAD_REQUEST, "unsupported attribute\n");
+out:
+	pthread_mutex_unlock(&q->lock);
+	return ret;
+}
+
+static int start_http(struct emg_oscquery *q)
+{
+	struct sockaddr_storage ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+	const union MHD_DaemonInfo *info;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(q->p.http.host, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(q->p.http.port);
+		if (inet_pton(AF_INET6, q->p.http.host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		flags |= MHD_USE_IPv6;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(q->p.http.port);
+		if (inet_pton(AF_INET, q->p.http.host, &a->sin_addr) != 1)
+			return -EINVAL;
+	}
+	q->mhd = MHD_start_daemon(flags, q->p.http.port, NULL, NULL, on_http, q,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)8,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				  MHD_OPTION_END);
+	if (!q->mhd)
+		return errno ? -errno : -EADDRINUSE;
+	info = MHD_get_daemon_info(q->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	q->port = info && info->port ? info->port : q->p.http.port;
+	return 0;
+}
+
+static void stop_http(struct emg_oscquery *q)
+{
+	if (q->mhd)
+		MHD_stop_daemon(q->mhd);
+	q->mhd = NULL;
+}
+
+#endif /* EMG_HAVE_MICROHTTPD */
+
+#ifdef EMG_HAVE_AVAHI
+
+/* Avahi callbacks run on its threaded poll (or inside avahi_client_new on the caller's). */
+static void create_services(struct emg_oscquery *q, AvahiClient *c);
+
+static void rename_service(struct emg_oscquery *q)
+{
+	char *n = avahi_alternative_service_name(q->svc_name);
+
+	qlog(q, L_NOTICE, "mdns: the name '%s' is taken on the network, using '%s'", q->svc_name, n);
+	avahi_free(q->svc_name);
+	q->svc_name = n;
+}
+
+static void on_group(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
+{
+	struct emg_oscquery *q = ud;
+
+	switch (state) {
+	case AVAHI_ENTRY_GROUP_ESTABLISHED:
+		qlog(q, L_NOTICE, "mdns: advertising '%s': _oscjson._tcp port %u, _osc._udp port %u",
+		     q->svc_name, q->port, q->p.osc.port);
+		break;
+	case AVAHI_ENTRY_GROUP_COLLISION:
+		rename_service(q);
+		create_services(q, avahi_entry_group_get_client(g));
+		break;
+	case AVAHI_ENTRY_GROUP_FAILURE:
+		qlog(q, L_WARNING, "mdns: advertising failed: %s",
+		     avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g))));
+		break;
+	default:
+		break;
+	}
+}
+
+static void create_services(struct emg_oscquery *q, AvahiClient *c)
+{
+	int r;
+
+	if (!q->group && !(q->group = avahi_entry_group_new(c, on_group, q))) {
+		qlog(q, L_WARNING, "mdns: %s", avahi_strerror(avahi_client_errno(c)));
+		return;
+	}
+	for (;;) {
+		avahi_entry_group_reset(q->group);
+		r = avahi_entry_group_add_service(q->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0,
+						  q->svc_name, "_oscjson._tcp", NULL, NULL,
+						  (uint16_t)q->port, "txtvers=1", NULL);
+		if (r == 0)
+			r = avahi_entry_group_add_service(q->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
+							  0, q->svc_name, "_osc._udp", NULL, NULL,
+							  (uint16_t)q->p.osc.port, "txtvers=1", NULL);
+		if (r == AVAHI_ERR_COLLISION) {
+			rename_service(q);
+			continue;
+		}
+		if (r == 0)
+			r = avahi_entry_group_commit(q->group);
+		if (r < 0)
+			qlog(q, L_WARNING, "mdns: cannot advertise: %s", avahi_strerror(r));
+		return;
+	}
+}
+
+static void on_client(AvahiClient *c, AvahiClientState state, void *ud)
+{
+	struct emg_oscquery *q = ud;
+
+	switch (state) {
+	case AVAHI_CLIENT_S_RUNNING:
+		create_services(q, c);
+		break;
+	case AVAHI_CLIENT_S_COLLISION:
+	case AVAHI_CLIENT_S_REGISTERING:
+		/* the host name changed or collided: withdraw until running again */
+		if (q->group)
+			avahi_entry_group_reset(q->group);
+		break;
+	case AVAHI_CLIENT_CONNECTING:
+		if (!q->said_waiting)
+			qlog(q, L_NOTICE, "mdns: avahi-daemon is not running; emgd will advertise once it starts (OSCQuery HTTP serves meanwhile)");
+		q->said_waiting = 1;
+		break;
+	case AVAHI_CLIENT_FAILURE:
+		qlog(q, L_WARNING, "mdns: %s; not advertising (OSCQuery HTTP still serves)",
+		     avahi_strerror(avahi_client_errno(c)));
+		break;
+	}
+}
+
+static int start_mdns(struct emg_oscquery *q)
+{
+	int err = 0;
+
+	q->svc_name = avahi_strdup(q->name);
+	q->poll = avahi_threaded_poll_new();
+	if (!q->svc_name || !q->poll)
+		return -ENOMEM;
+	/* NO_FAIL: an avahi-daemon (or D-Bus) that is not up yet is waited for, not an error. */
+	q->client = avahi_client_new(avahi_threaded_poll_get(q->poll), AVAHI_CLIENT_NO_FAIL,
+				     on_client, q, &err);
+	if (!q->client) {
+		qlog(q, L_WARNING, "mdns: %s; not advertising (OSCQuery HTTP still serves)",
+		     avahi_strerror(err));
+		return 0;
+	}
+	if (avahi_threaded_poll_start(q->poll) < 0) {
+		qlog(q, L_WARNING, "mdns: cannot start the Avahi thread; not advertising");
+		avahi_client_free(q->client);
+		q->client = NULL;
+		q->group = NULL;
+	}
+	return 0;
+}
+
+static void stop_mdns(struct emg_oscquery *q)
+{
+	if (q->poll)
+		avahi_threaded_poll_stop(q->poll);
+	if (q->client)
+		avahi_client_free(q->client); /* frees the entry group too */
+	if (q->poll)
+		avahi_threaded_poll_free(q->poll);
+	avahi_free(q->svc_name);
+	q->client = NULL;
+	q->group = NULL;
+	q->poll = NULL;
+	q->svc_name = NULL;
+}
+
+#endif /* EMG_HAVE_AVAHI */
+
+int emg_oscquery_new(struct emg_oscquery **out, const struct emg_oscquery_params *p,
+		     const struct emg_muscles *m)
+{
+#ifndef EMG_HAVE_MICROHTTPD
+	(void)out;
+	(void)p;
+	(void)m;
+	return -EOPNOTSUPP;
+#else
+	struct emg_oscquery *q;
+	int r;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->p = *p;
+	default_name(q->name, sizeof(q->name), p->name);
+	q->p.name = q->name;
+	pthread_mutex_init(&q->lock, NULL);
+	q->port = p->http.port;
+	r = install_doc(q, m); /* before the server: a request may come at once */
+	if (r == 0)
+		r = start_http(q);
+#ifdef EMG_HAVE_AVAHI
+	if (r == 0 && p->mdns)
+		r = start_mdns(q);
+#else
+	if (r == 0 && p->mdns)
+		qlog(q, L_WARNING, "mdns: this emgd was built without Avahi; not advertising (OSCQuery HTTP serves)");
+#endif
+	if (r < 0) {
+		emg_oscquery_free(q);
+		return r;
+	}
+	*out = q;
+	return 0;
+#endif
+}
+
+void emg_oscquery_free(struct emg_oscquery *q)
+{
+	if (!q)
+		return;
+#ifdef EMG_HAVE_AVAHI
+	stop_mdns(q);
+#endif
+#ifdef EMG_HAVE_MICROHTTPD
+	stop_http(q);
+#endif
+	doc_free(q->doc);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
