@@ -83,6 +83,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 	int32_t *const hol = h->ol, *const honl = h->onl, *const hof = h->of;
 	float *const hrx2 = h->rx2, *const hr2x2 = h->r2x2, *const hox2 = h->ox2;
 	const float *const hpon = h->pon, *const hpoff = h->poff;
+	float *const hpth = h->pth;
 	const int32_t *const hon = h->on;
 	const struct frame *const frames = o->fr;
 
@@ -221,6 +222,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 				pend = idle & ((rl | r2l) != zi);
 				/* a slow run pending holds at p_off */
 				pth = EMG_K(sel)(idle, EMG_K(sel)(r2l != zi, LDF(hpoff + g0), LDF(hpon + g0)), pth);
+				STF(hpth + g0, pth);
 				need |= idle & ((rl >= confirm) | (r2l >= confirm));
 				if (method == EMG_ONSET_BONATO)
 					need |= st1; /* its run starts at the earliest pair in the window */

@@ -94,7 +94,7 @@ print("%d subscribers x 100 Hz, 6 muscles at 2 kHz, %.0f s: %d/%d subscribed, %d
       % (a.subscribers, res["seconds"], res["subscribed"], a.subscribers, res["ticks"], res["min_ticks"],
          res["lost_ticks"], res["duplicate_ticks"], res["out_of_order"], 100.0 * (c1 - c0) / (w1 - w0)))
 if lat:
-    print("  metric bundle latency (arrival -> last sendto of the tick... per subscriber send): "
+    print("  metric bundle latency (block arrival -> sendto to every subscriber done): "
           "p50 %.3f, p99 %.3f, p99.9 %.3f, max %.3f ms" % lat[1][1:5])
 print("target: %d subscribers at 100 Hz, zero lost bundles: %s"
       % (a.subscribers, "met" if res["lost_ticks"] == 0 and res["subscribed"] == a.subscribers else "NOT met"))
