@@ -39,7 +39,7 @@
 #include "record.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:9000"
-#define MAX_MUSCLES 64    /* EMG_MUSCLES_MAX in lib/muscles.h */
+#define MAX_MUSCLES EMG_MUSCLES_MAX /* one row per muscle the daemon can publish */
 #define NAME_LEN 32       /* EMG_MUSCLE_NAME_MAX */
 #define MONITOR_LEASE 10  /* seconds asked for by monitor */
 #define RENEW_S 3.0       /* renew well before the lease runs out, even if a renewal is lost */
