@@ -108,6 +108,49 @@ class Daemon:
         return rc
 
 
+class NotifySocket:
+    """A fake systemd NOTIFY_SOCKET: collects emgd's sd_notify datagrams in .notes."""
+
+    def __init__(self, tag="notify"):
+        self.path = "/tmp/emgd-%s-%d.sock" % (tag, os.getpid())
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.notes = []
+
+    def env(self, watchdog_usec=1000000):
+        return {"NOTIFY_SOCKET": self.path, "WATCHDOG_USEC": str(watchdog_usec)}
+
+    def recv_until(self, pred, timeout, since=None):
+        """The next notification matching pred within timeout; with since, one already
+        collected from notes[since] on counts too."""
+        if since is not None:
+            for m in self.notes[since:]:
+                if pred(m):
+                    return m
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                m = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.notes.append(m)
+            if pred(m):
+                return m
+        return None
+
+    def drain(self, seconds):
+        """Keep reading for a while: the kernel queue is short and a full one would
+        block emgd's sd_notify() (and its main loop) - systemd always reads."""
+        self.recv_until(lambda m: False, seconds)
+
+    def close(self):
+        self.sock.close()
+        os.unlink(self.path)
+
+
 class Client:
     """An OSC client with its own port: subscriptions stream back to it."""
 

@@ -5,33 +5,14 @@ refused config), WATCHDOG=1 while frames advance, STOPPING=1 on SIGTERM.  Also
 --check-config and reload semantics from the user's side."""
 import os
 import signal
-import socket
 import subprocess
 import time
 
-from emgtest import EMGD, Client, Daemon, check
+from emgtest import EMGD, Client, Daemon, NotifySocket, check
 
-tmp_sock = "/tmp/emgd-notify-%d.sock" % os.getpid()
-ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-ns.bind(tmp_sock)
-ns.settimeout(0.2)
-msgs = []
-
-
-def recv_until(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            m = ns.recv(4096).decode()
-        except socket.timeout:
-            continue
-        msgs.append(m)
-        if pred(m):
-            return m
-    return None
-
-
-d = Daemon("[device]\nscenario = rest\n", env={"NOTIFY_SOCKET": tmp_sock, "WATCHDOG_USEC": "1000000"})
+ns = NotifySocket()
+recv_until = ns.recv_until
+d = Daemon("[device]\nscenario = rest\n", env=ns.env())
 try:
     r = recv_until(lambda m: "READY=1" in m, 5)
     check(r is not None, "READY=1 sent")
@@ -81,15 +62,12 @@ finally:
     check(r is not None, "STOPPING=1 on SIGTERM")
     d.close()
     ns.close()
-    os.unlink(tmp_sock)
 
 # A hung amplifier (the synth stops delivering after 1.5 s, no state change):
 # the watchdog pings must stop so systemd restarts the service.
-ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-ns.bind(tmp_sock)
-ns.settimeout(0.2)
-msgs = []
-d = Daemon("[device]\nhang_after_s = 1.5\n", env={"NOTIFY_SOCKET": tmp_sock, "WATCHDOG_USEC": "1000000"})
+ns = NotifySocket()
+recv_until = ns.recv_until
+d = Daemon("[device]\nhang_after_s = 1.5\n", env=ns.env())
 try:
     t_start = time.time()
     check(recv_until(lambda m: "WATCHDOG=1" in m, 3) is not None, "watchdog pinged while samples flow")
@@ -104,7 +82,6 @@ try:
 finally:
     d.close()
     ns.close()
-    os.unlink(tmp_sock)
 
 # --check-config: ok and error, one line naming file, line, key and the allowed values.
 out = subprocess.run([EMGD, "--check-config"], capture_output=True, text=True)

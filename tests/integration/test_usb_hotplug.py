@@ -5,12 +5,11 @@ mid-stream and emgd keeps running, says waiting-device in /emgd/status and
 STATUS=, keeps the subscriber and keeps satisfying the watchdog; replugged, it
 streams again.  Run once per driver: MOCKAMP_KIND=cyton or hackeeg."""
 import os
-import socket
 import subprocess
 import sys
 import time
 
-from emgtest import Client, Daemon, check, fail
+from emgtest import Client, Daemon, NotifySocket, check, fail
 
 MOCKAMP = os.environ["MOCKAMP"]
 USB_DATA_DIR = os.environ["USB_DATA_DIR"]
@@ -36,37 +35,10 @@ for line in mock.stdout:
 if not root:
     fail("mockamp did not start")
 
-tmp_sock = "/tmp/emgd-usb-notify-%d.sock" % os.getpid()
-ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-ns.bind(tmp_sock)
-ns.settimeout(0.2)
-notes = []
-
-
-def recv_until(pred, timeout, since=None):
-    """The next notification matching pred, within timeout; with since, one already
-    read (by drain() in wait_status) from notes[since] on counts too."""
-    if since is not None:
-        for m in notes[since:]:
-            if pred(m):
-                return m
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            m = ns.recv(4096).decode()
-        except socket.timeout:
-            continue
-        notes.append(m)
-        if pred(m):
-            return m
-    return None
-
-
-def drain(seconds):
-    """Keep reading notifications (into notes) for a while.  The socket's queue is
-    short (net.unix.max_dgram_qlen, often 10): once full, emgd's sd_notify() blocks
-    its main loop, and with it /emgd/status and SIGTERM."""
-    recv_until(lambda m: False, seconds)
+ns = NotifySocket("usb-notify")
+notes = ns.notes
+recv_until = ns.recv_until
+drain = ns.drain
 
 
 def watchdog_pings(seconds):
@@ -84,7 +56,7 @@ if KIND == "cyton":
 else:
     conf += "rate = 2000\nserial = 1-3\n"
 env = {"LD_PRELOAD": "libumockdev-preload.so.0", "UMOCKDEV_DIR": root,
-       "NOTIFY_SOCKET": tmp_sock, "WATCHDOG_USEC": "1000000"}
+       **ns.env()}
 d = None
 try:
     d = Daemon(conf, env=env)
@@ -152,4 +124,4 @@ finally:
         mock.wait(5)
     except Exception:
         mock.kill()
-    os.unlink(tmp_sock)
+    ns.close()
