@@ -1440,7 +1440,7 @@ static void usage(FILE *f)
 		"  -c, --config FILE      read FILE instead of the built-in defaults\n"
 		"                         (packaged default: %s/emgd.conf)\n"
 		"      --check-config     validate the configuration and exit (status 1 on error)\n"
-		"  -d, --device DRIVER    override [device] driver (synth)\n"
+		"  -d, --device DRIVER    override [device] driver (synth, cyton, hackeeg, replay)\n"
 		"  -l, --listen HOST:PORT override [osc] listen\n"
 		"  -s, --serial SERIAL    override [device] serial (emgd@SERIAL.service)\n"
 		"  -f, --foreground       accepted for init scripts; emgd never forks\n"
