@@ -99,37 +99,8 @@ unsigned emg_env_window(const struct emg_env *e)
 }
 
 /* The run loop, once per ISA level (simd.h): vector code for whole groups of channels. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define EMG_VL 4
-#define EMG_K(name) name##_base
-#include "envelope_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#if EMG_SIMD_X86
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define EMG_VL 8
-#define EMG_K(name) name##_v3
-#include "envelope_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v4")
-#define EMG_VL 16
-#define EMG_K(name) name##_v4
-#include "envelope_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#define EMG_VL 8
-#define EMG_K(name) name##_v4_8
-#include "envelope_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+#define EMG_KERNEL "envelope_kernel.h"
+#include "simd_kernels.h"
 
 static run_fn pick_run(unsigned nch)
 {

@@ -277,39 +277,9 @@ static void flush_tiny(float *restrict z, size_t n)
  * contraction off; it is switched on for those two).
  */
 #define FRAMES_PER_PASS 32u
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define EMG_VL 4
-#define EMG_K(name) name##_base
-#include "filter_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#if EMG_SIMD_X86
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#pragma GCC optimize("fp-contract=fast")
-#define EMG_VL 8
-#define EMG_K(name) name##_v3
-#include "filter_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v4")
-#pragma GCC optimize("fp-contract=fast")
-#define EMG_VL 16
-#define EMG_K(name) name##_v4
-#include "filter_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#define EMG_VL 8
-#define EMG_K(name) name##_v4_8
-#include "filter_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+#define EMG_KERNEL "filter_kernel.h"
+#define EMG_KERNEL_CONTRACT
+#include "simd_kernels.h"
 
 static block_fn pick_block(unsigned nch)
 {

@@ -1068,37 +1068,8 @@ static void bonato_frame(struct emg_onset *o, unsigned g0, unsigned vl, const fl
 
 /* ---- the vector passes, per ISA level (simd.h) ------------------------ */
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define EMG_VL 4
-#define EMG_K(name) name##_base
-#include "onset_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#if EMG_SIMD_X86
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v3")
-#define EMG_VL 8
-#define EMG_K(name) name##_v3
-#include "onset_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("arch=x86-64-v4")
-#define EMG_VL 16
-#define EMG_K(name) name##_v4
-#include "onset_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#define EMG_VL 8
-#define EMG_K(name) name##_v4_8
-#include "onset_kernel.h"
-#undef EMG_VL
-#undef EMG_K
-#pragma GCC pop_options
-#endif
-#pragma GCC diagnostic pop
+#define EMG_KERNEL "onset_kernel.h"
+#include "simd_kernels.h"
 
 static void pick_kernels(struct emg_onset *o)
 {
