@@ -125,6 +125,11 @@
 
 #define SLOW_MIN_BLOCKS 8 /* clean blocks before the slow path trusts its spread */
 
+#define REF_SUB_MS 1.0   /* refinement: power history resolution */
+#define REF_BACK_MS 400.0 /* ... and how far back a change point is searched */
+#define REF_SPAN_MS 100.0 /* ... at most this much before the first estimate */
+#define REF_SMOOTH 2     /* ... sub-blocks each side averaged before the fit */
+
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
 
 /* Hot `mode`: which half of the state machine the vector pass runs. */
@@ -300,6 +305,18 @@ struct emg_onset {
 	double *sortmem;
 	struct hot h;
 	struct frame fr[CHUNK];
+	/* change-point refinement: per-lane history of D-sample powers */
+	unsigned ref_d;       /* samples per history entry */
+	unsigned ref_len;     /* entries searched back (<= ref_cap) */
+	unsigned ref_span;    /* entries searched before the first estimate */
+	unsigned ref_cap;     /* ring entries per lane, a power of two */
+	unsigned ref_pos;     /* samples in the entry being summed */
+	uint64_t ref_off;     /* sample index minus samples fed, this call (entries count fed samples) */
+	uint64_t ref_sub;     /* index of the entry being summed */
+	float *ref_acc;       /* nlp: that entry's running sum of x^2 */
+	float *ref_ring;      /* ref_cap x nlp: completed entries, entry e at row e % ref_cap */
+	double *ref_u;        /* scratch: amplitudes of one window */
+	double *ref_c;        /* scratch: their prefix sums (3 per entry) */
 	struct ev *evs;       /* events of the current chunk */
 	unsigned nev, evcap;
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
@@ -835,11 +852,23 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	h->xb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
 	h->cb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
 	h->on = zalloc(o->nlp * sizeof(int32_t));
+	o->ref_d = ms_to_samples(REF_SUB_MS, fs);
+	if (o->ref_d < 1)
+		o->ref_d = 1;
+	o->ref_len = ms_to_samples(REF_BACK_MS, fs) / o->ref_d;
+	o->ref_span = ms_to_samples(REF_SPAN_MS, fs) / o->ref_d;
+	for (o->ref_cap = 16; o->ref_cap < o->ref_len + 2 * REF_SMOOTH + 2; o->ref_cap *= 2)
+		;
+	o->ref_acc = zalloc(o->nlp * sizeof(float));
+	o->ref_ring = zalloc((size_t)o->ref_cap * o->nlp * sizeof(float));
+	o->ref_u = zalloc(o->ref_cap * sizeof(double));
+	o->ref_c = zalloc(2 * ((size_t)o->ref_cap + 1) * sizeof(double));
 	o->lanes = calloc(nlanes, sizeof(*o->lanes));
 	o->blockmem = calloc((size_t)nlanes * p->auto_blocks, sizeof(*o->blockmem));
 	o->sortmem = calloc((size_t)nlanes * p->auto_blocks, sizeof(double));
 	o->evs = calloc(o->evcap, sizeof(*o->evs));
 	int ok = o->lanes && o->blockmem && o->sortmem && o->evs && h->ring && h->xb && h->cb &&
+		 o->ref_acc && o->ref_ring && o->ref_u && o->ref_c &&
 		 h->on && (p->method != EMG_ONSET_TKEO || h->cring);
 #define CHK(n) ok = ok && h->n;
 	HOT_F32(CHK) HOT_I32(CHK) HOT_F64(CHK)
@@ -877,6 +906,10 @@ void emg_onset_free(struct emg_onset *o)
 	free(h->cb);
 	free(h->on);
 	free(o->evs);
+	free(o->ref_acc);
+	free(o->ref_ring);
+	free(o->ref_u);
+	free(o->ref_c);
 	free(o->sortmem);
 	free(o->blockmem);
 	free(o->lanes);
@@ -955,6 +988,162 @@ static inline uint64_t slow_onset(const struct emg_onset *o, unsigned i)
 	return (back(start, (unsigned)d) + z) / 2;
 }
 
+/* ---- change-point refinement ------------------------------------------ */
+
+/*
+ * The detection decisions above lag a change by their windows, and more so
+ * on a slow recruitment ramp, where the envelope crosses mean + k SD only
+ * once the amplitude has grown well above the noise.  Once a burst is
+ * confirmed its onset is therefore re-located in the power history: u[0..m)
+ * are amplitude estimates sqrt(max(0, P - var)) of consecutive history
+ * entries (P: mean x^2 of an entry, smoothed over +-REF_SMOOTH entries; var:
+ * the baseline variance), oldest first.  The model is u = 0 before entry k
+ * and A * min(1, (j - k + 1) / (R + 1)) from k on: a step (R = 0) or a linear
+ * amplitude ramp over R entries to a plateau, which is what motor-unit
+ * recruitment under a rising force looks like.  Least squares over k and a
+ * geometric grid of R, A in closed form from prefix sums: O(1) per
+ * candidate, O(m * grid) per burst, no allocation.  A ramp is extrapolated
+ * back to where it left zero - below the noise, where no threshold can see
+ * it - so the estimate is not biased late by how slowly the muscle switched
+ * on.  Offsets use the same fit on the time-reversed history.
+ * Returns k, or -1 if nothing in the window looks like a change.
+ */
+static long ramp_fit(const double *u, unsigned m, double *c)
+{
+	static const unsigned grid[] = { 0, 1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 90, 135, 200, 300 };
+	double *c0 = c, *c1 = c + m + 1;
+	double best = 0;
+	long kbest = -1;
+
+	c0[0] = c1[0] = 0;
+	for (unsigned j = 0; j < m; j++) {
+		c0[j + 1] = c0[j] + u[j];
+		c1[j + 1] = c1[j] + u[j] * (double)j;
+	}
+	for (unsigned k = 0; k < m; k++) {
+		for (unsigned g = 0; g < sizeof(grid) / sizeof(grid[0]); g++) {
+			const double R1 = grid[g] + 1.0;
+			const unsigned e = k + grid[g] < m ? k + grid[g] : m;
+			const double q = e - k;
+			double num = ((c1[e] - c1[k]) - ((double)k - 1.0) * (c0[e] - c0[k])) / R1 +
+				     (c0[m] - c0[e]);
+			double den = q * (q + 1) * (2 * q + 1) / 6.0 / (R1 * R1) + (double)(m - e);
+			if (num > 0 && den > 0 && num * num / den > best) {
+				best = num * num / den;
+				kbest = (long)k;
+			}
+			if (k + grid[g] >= m)
+				break; /* longer ramps see the same entries */
+		}
+	}
+	return kbest;
+}
+
+/* History entry (fed-sample based) that holds sample n of the current call. */
+static inline uint64_t ref_entry(const struct emg_onset *o, uint64_t n)
+{
+	return (n - o->ref_off) / o->ref_d;
+}
+
+/*
+ * Lane i's amplitude estimates of history entries [e0, e1) into o->ref_u,
+ * in time order (reverse: newest first).  Returns the count.
+ */
+static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_t e1, int reverse)
+{
+	const double var = o->lanes[i].base.var * o->ref_d;
+	const unsigned m = (unsigned)(e1 - e0);
+
+	for (unsigned j = 0; j < m; j++) {
+		double p = 0;
+		unsigned np = 0;
+		for (int d = -REF_SMOOTH; d <= REF_SMOOTH; d++) {
+			int64_t e = (int64_t)(e0 + j) + d;
+			if (e < (int64_t)e0 || e >= (int64_t)e1)
+				continue;
+			p += o->ref_ring[(size_t)((uint64_t)e & (o->ref_cap - 1)) * o->nlp + i];
+			np++;
+		}
+		p = p / np - var;
+		o->ref_u[reverse ? m - 1 - j : j] = p > 0 ? sqrt(p) : 0.0;
+	}
+	return m;
+}
+
+/* Refined onset of lane i confirmed at sample n, first estimate `at`, not before `lo`. */
+static uint64_t refine_onset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t at, uint64_t lo)
+{
+	uint64_t e1, e0, first = o->ref_sub > o->ref_len ? o->ref_sub - o->ref_len : 0;
+	long k;
+
+	if (n < o->ref_off || at < o->ref_off || !(o->lanes[i].base.var > 0))
+		return at;
+	e1 = ref_entry(o, n) + 1;
+	if (e1 > o->ref_sub)
+		e1 = o->ref_sub; /* completed entries only */
+	e0 = lo > o->ref_off ? ref_entry(o, lo) + 1 : 0;
+	if (e0 < first)
+		e0 = first;
+	/* the first estimate is late by a window or a ramp, not by more: a wider
+	 * search lets rest noise at low SNR pull the fit far back */
+	if (ref_entry(o, at) > o->ref_span && e0 < ref_entry(o, at) - o->ref_span)
+		e0 = ref_entry(o, at) - o->ref_span;
+	if (e1 < e0 + 4)
+		return at;
+	k = ramp_fit(o->ref_u, ref_window(o, i, e0, e1, 0), o->ref_c);
+	if (k <= 0)
+		return at; /* nothing before the change in view: keep the estimate */
+	uint64_t r = (e0 + (uint64_t)k) * o->ref_d + o->ref_off;
+	return r + o->min_burst_n <= n ? r : at;
+}
+
+/* Refined offset of lane i: the burst ended before `first` (its off-run), confirmed at n. */
+static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t off,
+			      uint64_t onset)
+{
+	uint64_t e1, e0, first = o->ref_sub > o->ref_len ? o->ref_sub - o->ref_len : 0;
+	long k;
+	unsigned m;
+
+	if (n < o->ref_off || onset < o->ref_off || !(o->lanes[i].base.var > 0))
+		return off;
+	e1 = ref_entry(o, n) + 1;
+	if (e1 > o->ref_sub)
+		e1 = o->ref_sub;
+	e0 = ref_entry(o, onset) + 1;
+	if (e0 < first)
+		e0 = first;
+	if (e1 < e0 + 4)
+		return off;
+	m = ref_window(o, i, e0, e1, 1);
+	k = ramp_fit(o->ref_u, m, o->ref_c);
+	if (k <= 0)
+		return off;
+	/* reversed entry k is forward entry m - 1 - k, the last one still active */
+	uint64_t r = (e0 + (uint64_t)(m - (unsigned)k)) * o->ref_d + o->ref_off;
+	return r > onset && r <= n ? r : off;
+}
+
+/* Add nf frames of o->h.xb to the power history. */
+static void ref_feed(struct emg_onset *o, unsigned nf)
+{
+	const unsigned nlp = o->nlp;
+	float *const acc = o->ref_acc;
+
+	for (unsigned f = 0; f < nf; f++) {
+		const float *x = o->h.xb + (size_t)f * nlp;
+		for (unsigned i = 0; i < nlp; i++)
+			acc[i] += x[i] * x[i];
+		if (++o->ref_pos == o->ref_d) {
+			float *row = o->ref_ring + (size_t)(o->ref_sub & (o->ref_cap - 1)) * nlp;
+			memcpy(row, acc, nlp * sizeof(float));
+			memset(acc, 0, nlp * sizeof(float));
+			o->ref_pos = 0;
+			o->ref_sub++;
+		}
+	}
+}
+
 /*
  * Sample n (frame f of the chunk) of lane i, where its state machine has to
  * decide something.  The vector pass has already done this sample's
@@ -997,6 +1186,7 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 			return;
 		l->st = ST_ACTIVE;
 		h->weak[i] = weak ? -1 : 0;
+		at = refine_onset(o, i, n, at, l->last_offset);
 		l->onset = at > l->last_offset ? at : l->last_offset;
 		h->bx2[i] = (float)run_x2;
 		h->bn[i] = (float)run_n;
@@ -1026,6 +1216,7 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 	uint64_t lo = back(first, weak ? o->W2 : o->W);
 	uint64_t pk = idx_abs(o, weak ? h->bbpka[i] : h->abpka[i]);
 	uint64_t off = pk < lo ? lo : pk > first ? first : pk;
+	off = refine_offset(o, i, n, off, l->onset);
 	if (off <= l->onset)
 		off = l->onset + 1;
 	l->st = ST_IDLE;
@@ -1185,6 +1376,8 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		/* a block overlapping a burst is not rest */
 		for (unsigned i = 0; i < nl; i++)
 			o->h.dirty[i] |= o->h.act[i];
+		o->ref_off = first_sample - o->seen;
+		ref_feed(o, nf);
 		o->kernel(o, nf, first_sample);
 		o->stats(o, nf);
 		if (o->fr[nf - 1].flags & FR_BLK_END)

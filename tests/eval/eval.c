@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices/synth.h"
+#include "eval.h"
+#include "filter.h"
+
+#define CHUNK 1000
+
+/* ---- noise ----------------------------------------------------------- */
+
+void eval_rng_seed(struct eval_rng *g, uint64_t seed)
+{
+	g->s = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+	if (!g->s)
+		g->s = 1;
+	g->have = 0;
+}
+
+static double rng_u01(struct eval_rng *g)
+{
+	g->s ^= g->s << 13;
+	g->s ^= g->s >> 7;
+	g->s ^= g->s << 17;
+	return ((double)(g->s >> 11) + 0.5) / 9007199254740992.0;
+}
+
+double eval_rng_gauss(struct eval_rng *g)
+{
+	double u, v;
+
+	if (g->have) {
+		g->have = 0;
+		return g->spare;
+	}
+	u = rng_u01(g);
+	v = rng_u01(g);
+	g->spare = sqrt(-2 * log(u)) * sin(2 * M_PI * v);
+	g->have = 1;
+	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+double eval_rng_laplace(struct eval_rng *g)
+{
+	double u = rng_u01(g) - 0.5;
+
+	/* unit variance: Laplace(b) has variance 2 b^2 */
+	return -(u < 0 ? -1 : 1) * log(1 - 2 * fabs(u)) / M_SQRT2;
+}
+
+/* ---- recordings ------------------------------------------------------ */
+
+void eval_rec_free(struct eval_rec *r)
+{
+	free(r->x);
+	free(r->t);
+	emg_muscles_free(r->map);
+	memset(r, 0, sizeof(*r));
+}
+
+int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned passes)
+{
+	struct emg_device_config c = *cfg;
+	struct emg_synth *s;
+	struct emg_truth *tt;
+	const char *ex[32] = { 0 };
+	uint64_t len;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if (c.muscles)
+		err = emg_muscles_dup(c.muscles, &r->map);
+	else
+		err = emg_muscles_new_default(&r->map);
+	if (err < 0)
+		return err;
+	c.muscles = r->map;
+	c.realtime = false;
+	if ((err = emg_synth_new(&s, &c)) < 0) {
+		eval_rec_free(r);
+		return err;
+	}
+	r->fs = emg_synth_rate(s);
+	r->nch = emg_synth_channels(s);
+	len = emg_synth_script_length(s);
+	r->n = len * passes;
+	r->x = malloc(sizeof(float) * r->n * r->nch);
+	r->nt = emg_synth_truth(s, 0, r->n, NULL, 0);
+	tt = malloc(sizeof(*tt) * (r->nt + 1));
+	r->t = calloc(r->nt + 1, sizeof(*r->t));
+	if (!r->x || !tt || !r->t) {
+		free(tt);
+		emg_synth_free(s);
+		eval_rec_free(r);
+		return -ENOMEM;
+	}
+	for (uint64_t done = 0; done < r->n; done += CHUNK) {
+		unsigned k = r->n - done < CHUNK ? (unsigned)(r->n - done) : CHUNK;
+		emg_synth_generate(s, r->x + done * r->nch, k);
+	}
+	emg_synth_truth(s, 0, r->n, tt, r->nt);
+	for (size_t i = 0; i < r->nt; i++) {
+		unsigned e = 0;
+		while (e < 31 && ex[e] && ex[e] != tt[i].exercise)
+			e++;
+		ex[e] = tt[i].exercise;
+		r->t[i] = (struct eval_truth){
+			.ch = tt[i].channel,
+			.onset = tt[i].onset,
+			.alt = tt[i].onset, /* TODO threshold-crossing truth */
+			.offset = tt[i].offset,
+			.group = 1 + (unsigned)(tt[i].onset / len) * 100000 + e * 1000 + tt[i].rep,
+		};
+	}
+	free(tt);
+	emg_synth_free(s);
+	return 0;
+}
+
+struct emgdet_hdr {
+	char magic[8];
+	uint32_t ntrials, nsamples, rate, onset_thr;
+};
+
+static int emgdet_open(const char *path, FILE **f, struct emgdet_hdr *h)
+{
+	*f = fopen(path, "rb");
+	if (!*f)
+		return -errno;
+	if (fread(h, sizeof(*h), 1, *f) != 1 || memcmp(h->magic, "EMGDET1", 8) ||
+	    !h->nsamples || h->nsamples > 1000000 || !h->rate) {
+		fclose(*f);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int eval_emgdet_count(const char *path)
+{
+	struct emgdet_hdr h;
+	FILE *f;
+	int err = emgdet_open(path, &f, &h);
+
+	if (err < 0)
+		return err;
+	fclose(f);
+	return (int)h.ntrials;
+}
+
+int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
+		double snr_db, int laplace, uint64_t seed, double start_s)
+{
+	struct emgdet_hdr h;
+	struct eval_rng g;
+	uint32_t first;
+	float scale;
+	int16_t *q = NULL;
+	uint64_t s0 = 0;
+	double ss = 0, gain, noise;
+	FILE *f;
+	int err = emgdet_open(path, &f, &h);
+
+	memset(r, 0, sizeof(*r));
+	if (err < 0)
+		return err;
+	err = -EINVAL;
+	if (trial >= h.ntrials)
+		goto out;
+	q = malloc(sizeof(*q) * h.nsamples);
+	if (!q || fseek(f, (long)(sizeof(h) + (size_t)trial * (8 + 2 * (size_t)h.nsamples)),
+			SEEK_SET) ||
+	    fread(&first, 4, 1, f) != 1 || fread(&scale, 4, 1, f) != 1 ||
+	    fread(q, 2, h.nsamples, f) != h.nsamples || first >= h.nsamples)
+		goto out;
+	if (start_s > 0) {
+		double a = (double)h.onset_thr - start_s * h.rate;
+		s0 = a > 0 ? (uint64_t)a : 0;
+	}
+	/* the contraction's RMS sets the scale: burst_uv, and the noise from the SNR */
+	for (uint32_t i = h.onset_thr; i < h.nsamples; i++)
+		ss += (double)q[i] * q[i];
+	gain = burst_uv / sqrt(ss / (double)(h.nsamples - h.onset_thr));
+	noise = burst_uv * pow(10.0, -snr_db / 20.0);
+	r->fs = h.rate;
+	r->nch = 1;
+	r->n = h.nsamples - s0;
+	r->x = malloc(sizeof(float) * r->n);
+	r->t = calloc(1, sizeof(*r->t));
+	err = -ENOMEM;
+	if (!r->x || !r->t || emg_muscles_new(&r->map) < 0 ||
+	    emg_muscles_add(r->map, "trial", 0, EMG_SIDE_NONE, "") < 0)
+		goto out;
+	eval_rng_seed(&g, seed);
+	for (uint64_t i = 0; i < r->n; i++)
+		r->x[i] = (float)(q[s0 + i] * gain +
+				  noise * (laplace ? eval_rng_laplace(&g) : eval_rng_gauss(&g)));
+	r->t[0] = (struct eval_truth){ .ch = 0, .onset = first - s0, .alt = h.onset_thr - s0,
+				       .offset = UINT64_MAX, .group = 0 };
+	r->nt = 1;
+	err = 0;
+	(void)scale; /* only the shape matters: the gain above sets the level */
+out:
+	if (err < 0)
+		eval_rec_free(r);
+	free(q);
+	fclose(f);
+	return err;
+}
+
+/* ---- scoring --------------------------------------------------------- */
+
+struct det {
+	unsigned ch;
+	uint64_t at;
+};
+
+struct dets {
+	size_t n, cap;
+	struct det *d;
+};
+
+static int dets_add(struct dets *d, unsigned ch, uint64_t at)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 256;
+		struct det *n = realloc(d->d, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		d->d = n;
+		d->cap = cap;
+	}
+	d->d[d->n++] = (struct det){ ch, at };
+	return 0;
+}
+
+static int push(double **v, size_t *n, size_t *cap, double x)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 256;
+		double *nv = realloc(*v, c * sizeof(double));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = x;
+	return 0;
+}
+
+struct pair {
+	double err;
+	size_t t, d;
+};
+
+static int cmp_pair(const void *a, const void *b)
+{
+	double x = fabs(((const struct pair *)a)->err), y = fabs(((const struct pair *)b)->err);
+
+	return x < y ? -1 : x > y;
+}
+
+static int score(const struct eval_rec *r, const struct dets *d, struct eval_result *res)
+{
+	const double ms = 1000.0 / r->fs;
+	size_t np = 0, cap = r->nt * 4 + 16;
+	struct pair *p = malloc(sizeof(*p) * cap);
+	long *tm = malloc(sizeof(long) * (r->nt + 1));
+	char *dm = calloc(d->n + 1, 1);
+	uint8_t *busy = calloc(r->n + 1, 1);
+	const uint64_t pre = (uint64_t)(0.25 * r->fs), post = (uint64_t)(0.5 * r->fs);
+	const uint64_t eligible = (uint64_t)(EVAL_ELIGIBLE_S * r->fs);
+	uint64_t nrest = 0;
+	int err = -ENOMEM;
+
+	if (!p || !tm || !dm || !busy)
+		goto out;
+	for (size_t i = 0; i < r->nt; i++) {
+		const struct eval_truth *t = &r->t[i];
+		uint64_t a = t->onset > pre ? t->onset - pre : 0;
+		uint64_t b = t->offset == UINT64_MAX || t->offset + post > r->n ? r->n : t->offset + post;
+		memset(busy + a, 1, b > a ? b - a : 0);
+		tm[i] = -1;
+		for (size_t j = 0; j < d->n; j++) {
+			double e = ((double)d->d[j].at - (double)t->onset) * ms;
+			if (d->d[j].ch != t->ch || fabs(e) > EVAL_MATCH_MS)
+				continue;
+			if (np == cap) {
+				struct pair *n = realloc(p, sizeof(*p) * cap * 2);
+				if (!n)
+					goto out;
+				p = n;
+				cap *= 2;
+			}
+			p[np++] = (struct pair){ e, i, j };
+		}
+	}
+	qsort(p, np, sizeof(*p), cmp_pair);
+	for (size_t k = 0; k < np; k++) {
+		if (tm[p[k].t] >= 0 || dm[p[k].d])
+			continue;
+		tm[p[k].t] = (long)p[k].d;
+		dm[p[k].d] = 1;
+	}
+	for (size_t i = 0; i < r->nt; i++) {
+		const struct eval_truth *t = &r->t[i];
+		if (tm[i] < 0) {
+			if (t->onset >= eligible) {
+				res->bursts++;
+				res->misses++;
+			}
+			continue;
+		}
+		if (t->onset >= eligible)
+			res->bursts++;
+		uint64_t at = d->d[tm[i]].at;
+		if (push(&res->err, &res->nerr, &res->caperr, ((double)at - (double)t->onset) * ms) <
+		    0)
+			goto out;
+		if (push(&res->err_alt, &res->nalt, &res->capalt,
+			 ((double)at - (double)t->alt) * ms) < 0)
+			goto out;
+		/* lag errors against the earlier bursts of the same group */
+		for (size_t j = 0; j < i && t->group; j++) {
+			const struct eval_truth *u = &r->t[j];
+			if (u->group != t->group || u->ch == t->ch || tm[j] < 0)
+				continue;
+			double dl = ((double)at - (double)d->d[tm[j]].at) -
+				    ((double)t->onset - (double)u->onset);
+			if (push(&res->lag, &res->nlag, &res->caplag, dl * ms) < 0)
+				goto out;
+		}
+	}
+	for (uint64_t i = eligible; i < r->n; i++)
+		nrest += !busy[i];
+	res->rest_min += (double)nrest * r->nch / r->fs / 60.0;
+	for (size_t j = 0; j < d->n; j++) {
+		if (dm[j])
+			continue;
+		if (d->d[j].at >= eligible && d->d[j].at < r->n && !busy[d->d[j].at])
+			res->fa_rest++;
+		else
+			res->fa_other++;
+	}
+	err = 0;
+out:
+	free(p);
+	free(tm);
+	free(dm);
+	free(busy);
+	return err;
+}
+
+/* ---- the online path: the daemon's pipeline ----------------------------- */
+
+static void on_rec(void *ud, const struct emg_rec *rec)
+{
+	struct dets *d = ud;
+
+	if (rec->type == EMG_REC_ONSET)
+		dets_add(d, rec->muscle, rec->sample);
+}
+
+int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+		    struct eval_result *res)
+{
+	struct emg_pipeline_config def;
+	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
+					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
+	struct emg_pipeline *p;
+	struct dets d = { 0 };
+	int err;
+
+	if (!cfg) {
+		emg_pipeline_config_default(&def);
+		cfg = &def;
+	}
+	snprintf(info.driver, sizeof(info.driver), "eval");
+	if ((err = emg_pipeline_new(&p, cfg, &info, r->map, NULL)) < 0)
+		return err;
+	for (uint64_t done = 0; done < r->n; done += CHUNK) {
+		unsigned k = r->n - done < CHUNK ? (unsigned)(r->n - done) : CHUNK;
+		emg_pipeline_process(p, r->x + done * r->nch, k, done, 0, on_rec, &d);
+	}
+	emg_pipeline_free(p);
+	err = score(r, &d, res);
+	free(d.d);
+	return err;
+}
+
+/* ---- the offline reference -------------------------------------------- */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Zero-phase band-pass + centred RMS + whole-recording Hodges threshold. */
+int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
+{
+	struct emg_filter_spec spec;
+	struct emg_filter *f;
+	const unsigned nch = r->nch;
+	const uint64_t n = r->n;
+	const unsigned W = (unsigned)lround(0.025 * r->fs), hold = W, gap = (unsigned)lround(0.05 * r->fs);
+	const unsigned minb = (unsigned)lround(0.03 * r->fs);
+	const uint64_t eligible = (uint64_t)(EVAL_ELIGIBLE_S * r->fs);
+	float *x = malloc(sizeof(float) * n * nch);
+	double *env = malloc(sizeof(double) * n);
+	struct dets d = { 0 };
+	int err = -ENOMEM;
+
+	if (!x || !env)
+		goto out;
+	memcpy(x, r->x, sizeof(float) * n * nch);
+	emg_filter_spec_default(&spec);
+	if ((err = emg_filter_new(&f, &spec, r->fs, nch)) < 0)
+		goto out;
+	emg_filter_run(f, x, (unsigned)n); /* forward ... */
+	for (uint64_t i = 0; i < n / 2; i++)
+		for (unsigned c = 0; c < nch; c++) {
+			float t = x[i * nch + c];
+			x[i * nch + c] = x[(n - 1 - i) * nch + c];
+			x[(n - 1 - i) * nch + c] = t;
+		}
+	emg_filter_reset(f);
+	emg_filter_run(f, x, (unsigned)n); /* ... and backward: zero phase */
+	emg_filter_free(f);
+	for (unsigned c = 0; c < nch; c++) {
+		double s = 0, m = 0, v = 0, th, cnt = 0;
+		/* centred moving RMS, time order restored by indexing from the end */
+		for (uint64_t i = 0; i < n; i++) {
+			double a = x[(n - 1 - i) * nch + c];
+			s += a * a;
+			if (i >= W) {
+				double o = x[(n - 1 - (i - W)) * nch + c];
+				s -= o * o;
+			}
+			uint64_t ctr = i >= W / 2 ? i - W / 2 : 0;
+			env[ctr] = sqrt((s > 0 ? s : 0) / (i + 1 < W ? i + 1 : W));
+		}
+		for (uint64_t i = n - W / 2; i < n; i++)
+			env[i] = env[n - W / 2 - 1];
+		/* the threshold from a rest window the analyst marks: the stream's first 0.5 s */
+		for (uint64_t i = W; i < eligible && i < n; i++) {
+			m += env[i];
+			v += env[i] * env[i];
+			cnt += 1;
+		}
+		if (cnt < 2)
+			continue;
+		m /= cnt;
+		v = v / cnt - m * m;
+		th = m + 3 * sqrt(v > 0 ? v : 0);
+		/* runs over threshold held `hold`, merged across gaps < 50 ms, >= 30 ms */
+		uint64_t run = 0, start = 0, last_end = 0, bstart = UINT64_MAX;
+		for (uint64_t i = 0; i <= n; i++) {
+			int on = i < n && env[i] > th;
+			if (on) {
+				if (!run)
+					start = i;
+				run++;
+				continue;
+			}
+			if (run >= hold) {
+				if (bstart != UINT64_MAX && start - last_end < gap) {
+					last_end = i; /* continue the burst */
+				} else {
+					if (bstart != UINT64_MAX && last_end - bstart >= minb)
+						dets_add(&d, c, bstart);
+					bstart = start;
+					last_end = i;
+				}
+			}
+			run = 0;
+		}
+		if (bstart != UINT64_MAX && last_end - bstart >= minb)
+			dets_add(&d, c, bstart);
+	}
+	err = score(r, &d, res);
+out:
+	free(d.d);
+	free(x);
+	free(env);
+	return err;
+}
+
+/* ---- summaries --------------------------------------------------------- */
+
+static double quantile(const double *sorted, size_t n, double q)
+{
+	double pos;
+	size_t i;
+
+	if (n == 0)
+		return NAN;
+	pos = q * (double)(n - 1);
+	i = (size_t)pos;
+	if (i + 1 >= n)
+		return sorted[n - 1];
+	return sorted[i] + (pos - (double)i) * (sorted[i + 1] - sorted[i]);
+}
+
+/* Median and p90 of |v|, and the mean of v. */
+static void stats(const double *v, size_t n, double *med, double *p90, double *mean)
+{
+	double *a = malloc(sizeof(double) * (n + 1)), s = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		a[i] = fabs(v[i]);
+		s += v[i];
+	}
+	qsort(a, n, sizeof(double), cmp_dbl);
+	*med = quantile(a, n, 0.5);
+	if (p90)
+		*p90 = quantile(a, n, 0.9);
+	if (mean)
+		*mean = n ? s / (double)n : NAN;
+	free(a);
+}
+
+void eval_summarise(const struct eval_result *res, struct eval_summary *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->matched = res->nerr;
+	stats(res->err, res->nerr, &s->median_abs, &s->p90_abs, &s->mean);
+	stats(res->err_alt, res->nalt, &s->median_abs_alt, NULL, &s->mean_alt);
+	if (res->nlag) {
+		stats(res->lag, res->nlag, &(double){ 0 }, &s->lag_p90, NULL);
+	} else if (res->nerr >= 2) {
+		/* single-muscle recordings: lag between consecutive trials as two muscles */
+		double *l = malloc(sizeof(double) * res->nerr);
+		size_t k = 0;
+		for (size_t i = 0; l && i + 1 < res->nerr; i += 2)
+			l[k++] = res->err[i + 1] - res->err[i];
+		if (l)
+			stats(l, k, &(double){ 0 }, &s->lag_p90, NULL);
+		free(l);
+	} else {
+		s->lag_p90 = NAN;
+	}
+	s->miss_pct = res->bursts ? 100.0 * (double)res->misses / (double)res->bursts : NAN;
+	s->fa_per_min = res->rest_min > 0 ? (double)res->fa_rest / res->rest_min : NAN;
+}
+
+void eval_result_free(struct eval_result *res)
+{
+	free(res->err);
+	free(res->err_alt);
+	free(res->lag);
+	memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * eval: onset accuracy against known truth, shared by the accuracy unit test
+ * (tests/unit/test_accuracy.c, which asserts the targets) and the benchmark
+ * (tests/bench/bench_onset.c, which prints the full table).
+ *
+ * A recording (struct eval_rec) is raw multichannel sEMG in uV with its true
+ * bursts.  It runs through the daemon's own DSP chain (emg_pipeline: band-pass,
+ * notch, ECG rejection, onset detection) exactly as the daemon would receive it,
+ * or through an offline reference (zero-phase band-pass over the whole
+ * recording, centred 25 ms RMS, Hodges mean + 3 SD held 25 ms, bursts merged
+ * across gaps < 50 ms and >= 30 ms long, the threshold from a rest window the
+ * analyst marks - the first 0.5 s) as offline analysis tools do.
+ *
+ * Scoring: each detected onset is matched one to one to a true onset of the
+ * same channel within +-150 ms, closest pairs first.  A true onset that starts
+ * less than EVAL_ELIGIBLE_S into the stream is not counted as a miss when
+ * missed (nothing can see a burst before a baseline exists).  Unmatched
+ * detections that fall in rest - no true burst active on any channel from
+ * 0.25 s before its onset to 0.5 s after its offset - are false alarms,
+ * counted per muscle-minute of such rest; unmatched detections elsewhere
+ * (cross-talk, tonic changes during exercise) are counted apart.  Lag error:
+ * for two true bursts of one group (same repetition, different muscles) both
+ * detected, (detected lag) - (true lag).
+ */
+#ifndef EMG_EVAL_H
+#define EMG_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+#include "muscles.h"
+#include "pipeline.h"
+
+#define EVAL_MATCH_MS 150.0
+#define EVAL_ELIGIBLE_S 0.5
+
+struct eval_truth {
+	unsigned ch;
+	uint64_t onset;   /* primary truth: first sample of activity */
+	uint64_t alt;     /* the threshold-crossing alternative */
+	uint64_t offset;  /* first sample after the burst (UINT64_MAX: runs to the end) */
+	unsigned group;   /* bursts of one repetition share a group (0: none) */
+};
+
+struct eval_rec {
+	double fs;
+	unsigned nch;
+	uint64_t n;           /* frames */
+	float *x;             /* n x nch interleaved, uV */
+	struct eval_truth *t;
+	size_t nt;
+	struct emg_muscles *map;
+};
+
+/* Accumulated figures of one detector on one source. */
+struct eval_result {
+	size_t bursts;       /* eligible true bursts */
+	size_t misses;       /* eligible and not detected */
+	size_t fa_rest;      /* unmatched detections in rest */
+	size_t fa_other;     /* unmatched detections during activity */
+	double rest_min;     /* muscle-minutes of rest */
+	size_t nerr, caperr;
+	double *err;         /* signed errors vs the primary truth, ms */
+	size_t nalt, capalt;
+	double *err_alt;     /* the same vs the alternative truth */
+	size_t nlag, caplag;
+	double *lag;         /* lag errors, ms */
+};
+
+/* Summary of a result. */
+struct eval_summary {
+	double median_abs, mean, p90_abs, median_abs_alt, mean_alt, lag_p90, miss_pct, fa_per_min;
+	size_t matched;
+};
+
+/* Free what a recording owns. */
+void eval_rec_free(struct eval_rec *r);
+
+/*
+ * The synth driver with cfg (its muscles decide the channels; NULL: the default
+ * hip map), `passes` passes of its script; truth from emg_synth_truth().
+ */
+int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned passes);
+
+/* Trials in an emgdet.bin file (tests/data/emg-detectors), or -errno. */
+int eval_emgdet_count(const char *path);
+
+/*
+ * Trial `trial` of emgdet.bin, scaled to `burst_uv` RMS over the contraction,
+ * plus white noise (laplace: Laplacian, else Gaussian) at snr_db (burst RMS
+ * over noise RMS) from seed; the stream starts `start_s` seconds before the
+ * authors' onset (0: at the file's start).  Primary truth: the first
+ * motor-unit activity; alternative: the authors' threshold truth (8.0 s).
+ */
+int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
+		double snr_db, int laplace, uint64_t seed, double start_s);
+
+/* Run r through a fresh emg_pipeline with cfg (NULL: defaults); add to res. */
+int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+		    struct eval_result *res);
+
+/* Run r through the offline reference; add to res. */
+int eval_run_offline(const struct eval_rec *r, struct eval_result *res);
+
+/* Summarise res. */
+void eval_summarise(const struct eval_result *res, struct eval_summary *s);
+
+/* Free what a result owns and zero it. */
+void eval_result_free(struct eval_result *res);
+
+/* Deterministic Gaussian and Laplacian noise (xorshift + Box-Muller), no global state. */
+struct eval_rng {
+	uint64_t s;
+	int have;
+	double spare;
+};
+void eval_rng_seed(struct eval_rng *g, uint64_t seed);
+double eval_rng_gauss(struct eval_rng *g);
+double eval_rng_laplace(struct eval_rng *g);
+
+#endif
