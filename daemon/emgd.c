@@ -162,6 +162,8 @@ struct daemon {
 	/* Recording (main thread). */
 	struct emg_recorder *rec;          /* attached to the dsp thread */
 	struct emg_recorder *rec_closing;  /* detach sent, waiting for REC_DETACHED */
+	struct emg_recorder *rec_parked;   /* across a device restart: no dsp thread owns it */
+	struct emg_device_info rec_info;   /* the device the running recording was opened for */
 	pthread_t closer;                  /* closes a finished recording off the main loop */
 	int closer_running;
 	uint64_t rec_seen_overruns;
@@ -527,6 +529,7 @@ static int record_start(struct daemon *d, const char *name, char *err, size_t le
 		return -EAGAIN;
 	}
 	d->rec = c.rec;
+	d->rec_info = d->info;
 	d->rec_seen_overruns = 0;
 	logmsg(L_NOTICE, "recording: %s (%s)", path, d->cfg.record_edf ? "EDF+" : "BDF+");
 	return 0;
@@ -1149,6 +1152,7 @@ static int start_engine(struct daemon *d)
 		return -ENOMEM;
 	d->dsp_seen_overruns = 0;
 	d->dsp_pipe = d->pipe;
+	d->dsp_rec = NULL; /* a recording is attached by command only (record_start, record_resume) */
 	r = pthread_create(&d->dsp, NULL, dsp_main, d);
 	if (r)
 		return -r;
@@ -1167,7 +1171,12 @@ static int start_engine(struct daemon *d)
 	return 0;
 }
 
-static void stop_engine(struct daemon *d)
+/*
+ * keep_rec: a reload restarts the device; the running recording is parked
+ * (no thread writes to it) and record_resume() hands it to the new dsp
+ * thread, so a lab session is not cut by changing a [device] key.
+ */
+static void stop_engine(struct daemon *d, int keep_rec)
 {
 	struct cmd stop = { .type = CMD_STOP };
 
@@ -1182,6 +1191,9 @@ static void stop_engine(struct daemon *d)
 		pthread_join(d->dsp, NULL);
 		d->dsp_running = 0;
 	}
+	/* The dsp thread is gone, and with it the only user of dsp_rec: a new dsp
+	 * thread must never inherit a recorder that is closed below (issue 16). */
+	d->dsp_rec = NULL;
 	if (d->recs_src) {
 		/* Deliver what the dsp thread produced last (events, calibrations). */
 		on_recs(d->recs_src, -1, 0, d);
@@ -1191,9 +1203,17 @@ static void stop_engine(struct daemon *d)
 	join_closer(d);
 	if (d->rec_closing)
 		closer_main(d->rec_closing);
-	if (d->rec) {
+	if (d->rec && keep_rec && !d->stopping) {
+		d->rec_parked = d->rec;
+	} else if (d->rec) {
 		annotate(d, EMG_RECORD_NOW, -1, "recording stopped: emgd %s", d->stopping ? "stopped" : "restarted the device");
 		closer_main(d->rec);
+	}
+	if (d->rec_parked && (!keep_rec || d->stopping)) {
+		/* A restart that never got its device back: close what was parked. */
+		emg_recorder_annotate(d->rec_parked, EMG_RECORD_NOW, -1, "recording stopped: emgd stopped");
+		closer_main(d->rec_parked);
+		d->rec_parked = NULL;
 	}
 	d->rec = d->rec_closing = NULL;
 	emg_pipeline_free(d->pipe);
@@ -1277,6 +1297,47 @@ static void oscquery_apply(struct daemon *d, int restart)
 
 /* ---- reload ---- */
 
+/* The new device delivers the same signals as the one the recording was opened for. */
+static int same_signals(const struct emg_device_info *a, const struct emg_device_info *b)
+{
+	return a->rate == b->rate && a->channels == b->channels && a->phys_min_uv == b->phys_min_uv &&
+	       a->phys_max_uv == b->phys_max_uv && !strcmp(a->driver, b->driver) &&
+	       !strcmp(a->serial, b->serial);
+}
+
+/*
+ * After a device restart: a lab user expects the recording to go on.  Same
+ * signals: the same file continues (the recorder annotates the sample-index
+ * discontinuity); a different rate, channel count or amplifier cannot share
+ * a header, so that file is closed with an annotation and the recording
+ * continues in a new file, both logged.
+ */
+static void record_resume(struct daemon *d)
+{
+	struct emg_recorder *r = d->rec_parked;
+	struct cmd c = { .type = CMD_REC_ATTACH, .rec = r };
+	char err[256];
+
+	if (!r)
+		return;
+	d->rec_parked = NULL;
+	if (same_signals(&d->rec_info, &d->info) && send_cmd(d, &c) == 0) {
+		d->rec = r;
+		annotate(d, EMG_RECORD_NOW, -1, "device restarted by a reload");
+		logmsg(L_NOTICE, "recording: %s continues after the device restart", emg_recorder_path(r));
+		return;
+	}
+	emg_recorder_annotate(r, EMG_RECORD_NOW, -1, "recording stopped: device restarted");
+	logmsg(L_WARNING, "recording: the device now delivers %g Hz x %u ch %s (was %g Hz x %u ch %s): %s is closed",
+	       d->info.rate, d->info.channels, d->info.driver, d->rec_info.rate, d->rec_info.channels,
+	       d->rec_info.driver, emg_recorder_path(r));
+	close_async(d, r);
+	if (record_start(d, NULL, err, sizeof(err)) < 0)
+		logmsg(L_ERR, "recording: cannot continue in a new file: %s", err);
+	else
+		logmsg(L_NOTICE, "recording: continues in %s", emg_recorder_path(d->rec));
+}
+
 static void reload(struct daemon *d)
 {
 	struct emg_config n;
@@ -1311,7 +1372,7 @@ static void reload(struct daemon *d)
 		logmsg(L_NOTICE, "reload: %s, restarting the device",
 		       emg_config_device_changed(&d->cfg, &n) ? "device settings changed"
 							    : "more muscles than before");
-		stop_engine(d);
+		stop_engine(d, 1);
 		emg_config_release(&d->cfg);
 		d->cfg = n;
 		d->calibrating = 0;
@@ -1321,6 +1382,7 @@ static void reload(struct daemon *d)
 			sd_event_exit(d->ev, EXIT_FAILURE);
 			return;
 		}
+		record_resume(d);
 	} else {
 		/* Same device: build the new pipeline here and let the dsp thread
 		 * switch to it between two blocks, so no sample is lost. */
@@ -1606,7 +1668,7 @@ int main(int argc, char **argv)
 	r = sd_event_loop(d->ev);
 	ret = r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 out:
-	stop_engine(d);
+	stop_engine(d, 0);
 	if (d->osc) {
 		struct emg_osc_stats st;
 		emg_osc_stats(d->osc, &st);
