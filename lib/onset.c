@@ -964,6 +964,27 @@ static inline uint64_t fast_onset(const struct emg_onset *o, unsigned i)
 }
 
 /*
+ * Energy check of a fast-path run: its mean power, in rest powers, must
+ * exceed 1 + (k + 1) relative SDs of the mean power of that many rest samples
+ * (one more than the envelope threshold: the run is short, its power heavy-tailed).
+ * Bonato's pair test (one pair in m over a 5 % level) and the TKEO's spiky
+ * operator hold "on" through runs of plain noise; the k-sigma energy test is
+ * what the Hodges threshold already implies, so all methods share it.  The
+ * spread comes from the W-sample powers at rest (coloured noise: more than
+ * the 2/W of white noise), scaled to the run's length.
+ */
+static int run_energetic(const struct emg_onset *o, const struct lane *l, double x2, double n)
+{
+	double rv = l->src == EMG_BASELINE_REST && l->rv_rest > 0 ? l->rv_rest : l->rv_auto;
+
+	if (!(rv > 0))
+		rv = 2.0 / o->W;
+	if (!(n > 0) || !(l->inv_var > 0))
+		return 1;
+	return x2 / n * l->inv_var > 1.0 + (o->p.k + 1.0) * sqrt(rv * o->W / n);
+}
+
+/*
  * Slow path, once the weak CUSUM has kept rising for slow_extent (a blip
  * does not): a step from 1 to rho (in rest powers; rho = the run's mean
  * power) lifts P over its threshold 1 + e after W2 e / (rho - 1) samples, at
@@ -997,43 +1018,70 @@ static inline uint64_t slow_onset(const struct emg_onset *o, unsigned i)
  * confirmed its onset is therefore re-located in the power history: u[0..m)
  * are amplitude estimates sqrt(max(0, P - var)) of consecutive history
  * entries (P: mean x^2 of an entry, smoothed over +-REF_SMOOTH entries; var:
- * the baseline variance), oldest first.  The model is u = 0 before entry k
- * and A * min(1, (j - k + 1) / (R + 1)) from k on: a step (R = 0) or a linear
+ * the baseline variance), oldest first.  The model is u = b before entry k
+ * and b + A * min(1, (j - k + 1) / (R + 1)) from k on: a step (R = 0) or a linear
  * amplitude ramp over R entries to a plateau, which is what motor-unit
  * recruitment under a rising force looks like.  Least squares over k and a
- * geometric grid of R, A in closed form from prefix sums: O(1) per
+ * geometric grid of R, b and A in closed form from prefix sums: O(1) per
  * candidate, O(m * grid) per burst, no allocation.  A ramp is extrapolated
  * back to where it left zero - below the noise, where no threshold can see
  * it - so the estimate is not biased late by how slowly the muscle switched
  * on.  Offsets use the same fit on the time-reversed history.
- * Returns k, or -1 if nothing in the window looks like a change.
+ * Returns k (and the ramp length in *ramp), or -1 if nothing in the window
+ * looks like a change.  A step (a ramp within the smoothing) keeps the
+ * CUSUM-based estimate, which is exact to a sample or two for steps, and so
+ * do bursts only the slow path saw: at ~0 dB the history is too noisy to fit.
  */
-static long ramp_fit(const double *u, unsigned m, double *c)
+static long ramp_fit(const double *u, unsigned m, double *c, unsigned *ramp)
 {
 	static const unsigned grid[] = { 0, 1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 90, 135, 200, 300 };
 	double *c0 = c, *c1 = c + m + 1;
-	double best = 0;
-	long kbest = -1;
+	double best = 0, best_step = 0, uu = 0;
+	long kbest = -1, kstep = -1;
 
 	c0[0] = c1[0] = 0;
 	for (unsigned j = 0; j < m; j++) {
 		c0[j + 1] = c0[j] + u[j];
 		c1[j + 1] = c1[j] + u[j] * (double)j;
+		uu += u[j] * u[j];
 	}
 	for (unsigned k = 0; k < m; k++) {
 		for (unsigned g = 0; g < sizeof(grid) / sizeof(grid[0]); g++) {
 			const double R1 = grid[g] + 1.0;
 			const unsigned e = k + grid[g] < m ? k + grid[g] : m;
 			const double q = e - k;
-			double num = ((c1[e] - c1[k]) - ((double)k - 1.0) * (c0[e] - c0[k])) / R1 +
-				     (c0[m] - c0[e]);
-			double den = q * (q + 1) * (2 * q + 1) / 6.0 / (R1 * R1) + (double)(m - e);
-			if (num > 0 && den > 0 && num * num / den > best) {
+			/* sums over the window of u h, h and h^2 */
+			double uh = ((c1[e] - c1[k]) - ((double)k - 1.0) * (c0[e] - c0[k])) / R1 +
+				    (c0[m] - c0[e]);
+			double sh = q * (q + 1) / 2.0 / R1 + (double)(m - e);
+			double shh = q * (q + 1) * (2 * q + 1) / 6.0 / (R1 * R1) + (double)(m - e);
+			/* with a free rest level b: u = b + A h; the noise keeps the
+			 * amplitude estimates at rest above zero, and a model pinned
+			 * to zero would lean every step into a ramp that starts early */
+			double num = uh - c0[m] * sh / m, den = shh - sh * sh / m;
+			if (num > 0 && den > 1e-12 && num * num / den > best) {
 				best = num * num / den;
 				kbest = (long)k;
+				*ramp = grid[g];
+			}
+			if (!grid[g] && num > 0 && den > 1e-12 && num * num / den > best_step) {
+				best_step = num * num / den;
+				kstep = (long)k;
 			}
 			if (k + grid[g] >= m)
 				break; /* longer ramps see the same entries */
+		}
+	}
+	/*
+	 * A ramp has one parameter more than a step: it must explain clearly
+	 * more (4 residual variances: a likelihood-ratio test at ~2 sigma), or
+	 * noise before a step leans the fit into a ramp that starts early.
+	 */
+	if (kbest >= 0 && *ramp && m > 3) {
+		double sse = uu - c0[m] * c0[m] / m - best;
+		if (best - best_step <= 4.0 * (sse > 0 ? sse : 0) / (m - 3)) {
+			*ramp = 0;
+			kbest = kstep;
 		}
 	}
 	return kbest;
@@ -1073,14 +1121,15 @@ static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_
 /* Refined onset of lane i confirmed at sample n, first estimate `at`, not before `lo`. */
 static uint64_t refine_onset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t at, uint64_t lo)
 {
-	uint64_t e1, e0, first = o->ref_sub > o->ref_len ? o->ref_sub - o->ref_len : 0;
+	uint64_t e1, e0, first;
+	unsigned ramp = 0;
 	long k;
 
 	if (n < o->ref_off || at < o->ref_off || !(o->lanes[i].base.var > 0))
 		return at;
-	e1 = ref_entry(o, n) + 1;
-	if (e1 > o->ref_sub)
-		e1 = o->ref_sub; /* completed entries only */
+	/* entries that end by sample n, whatever the chunking (ref_feed runs ahead) */
+	e1 = ref_entry(o, n + 1);
+	first = e1 > o->ref_len ? e1 - o->ref_len : 0;
 	e0 = lo > o->ref_off ? ref_entry(o, lo) + 1 : 0;
 	if (e0 < first)
 		e0 = first;
@@ -1090,34 +1139,35 @@ static uint64_t refine_onset(struct emg_onset *o, unsigned i, uint64_t n, uint64
 		e0 = ref_entry(o, at) - o->ref_span;
 	if (e1 < e0 + 4)
 		return at;
-	k = ramp_fit(o->ref_u, ref_window(o, i, e0, e1, 0), o->ref_c);
-	if (k <= 0)
-		return at; /* nothing before the change in view: keep the estimate */
+	k = ramp_fit(o->ref_u, ref_window(o, i, e0, e1, 0), o->ref_c, &ramp);
+	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
+		return at; /* nothing before the change in view, or a step */
+	/* the windows and a ramp make the first estimate late, never early: a
+	 * fit that lands later is the history's noise, not information */
 	uint64_t r = (e0 + (uint64_t)k) * o->ref_d + o->ref_off;
-	return r + o->min_burst_n <= n ? r : at;
+	return r < at ? r : at;
 }
 
 /* Refined offset of lane i: the burst ended before `first` (its off-run), confirmed at n. */
 static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t off,
 			      uint64_t onset)
 {
-	uint64_t e1, e0, first = o->ref_sub > o->ref_len ? o->ref_sub - o->ref_len : 0;
+	uint64_t e1, e0, first;
+	unsigned m, ramp = 0;
 	long k;
-	unsigned m;
 
 	if (n < o->ref_off || onset < o->ref_off || !(o->lanes[i].base.var > 0))
 		return off;
-	e1 = ref_entry(o, n) + 1;
-	if (e1 > o->ref_sub)
-		e1 = o->ref_sub;
+	e1 = ref_entry(o, n + 1);
+	first = e1 > o->ref_len ? e1 - o->ref_len : 0;
 	e0 = ref_entry(o, onset) + 1;
 	if (e0 < first)
 		e0 = first;
 	if (e1 < e0 + 4)
 		return off;
 	m = ref_window(o, i, e0, e1, 1);
-	k = ramp_fit(o->ref_u, m, o->ref_c);
-	if (k <= 0)
+	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
+	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
 		return off;
 	/* reversed entry k is forward entry m - 1 - k, the last one still active */
 	uint64_t r = (e0 + (uint64_t)(m - (unsigned)k)) * o->ref_d + o->ref_off;
@@ -1175,6 +1225,8 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 			at = fast_onset(o, i);
 			run_x2 = h->rx2[i];
 			run_n = h->rl[i];
+			if (at != UINT64_MAX && !run_energetic(o, l, run_x2, run_n))
+				at = UINT64_MAX; /* not yet: the run may still gather energy */
 		}
 		if (at == UINT64_MAX && (unsigned)h->r2l[i] >= o->confirm_n) {
 			at = slow_onset(o, i);
@@ -1186,7 +1238,8 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 			return;
 		l->st = ST_ACTIVE;
 		h->weak[i] = weak ? -1 : 0;
-		at = refine_onset(o, i, n, at, l->last_offset);
+		if (!weak)
+			at = refine_onset(o, i, n, at, l->last_offset);
 		l->onset = at > l->last_offset ? at : l->last_offset;
 		h->bx2[i] = (float)run_x2;
 		h->bn[i] = (float)run_n;
@@ -1216,7 +1269,8 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 	uint64_t lo = back(first, weak ? o->W2 : o->W);
 	uint64_t pk = idx_abs(o, weak ? h->bbpka[i] : h->abpka[i]);
 	uint64_t off = pk < lo ? lo : pk > first ? first : pk;
-	off = refine_offset(o, i, n, off, l->onset);
+	if (!weak)
+		off = refine_offset(o, i, n, off, l->onset);
 	if (off <= l->onset)
 		off = l->onset + 1;
 	l->st = ST_IDLE;

@@ -299,7 +299,14 @@ static void check_bursts(enum emg_onset_method m, double amp, double on_worst_ms
 
 START_TEST(test_step_bursts)
 {
-	check_bursts(methods[_i], 10.0, 12.0, 2.5, 10.0, 5.0);
+	/*
+	 * Mean |error| 3 ms (was 2.5 before the change-point refinement): on an
+	 * ideal step the ramp fit now and then starts a few ms early (tkeo and
+	 * bonato 2.6-3.0 ms, hodges 1.9 ms here); on the recruitment ramps of
+	 * real and realistic data it removes a late bias of 5-20 ms
+	 * (tests/bench/bench_onset).
+	 */
+	check_bursts(methods[_i], 10.0, 12.0, 3.0, 10.0, 5.0);
 }
 END_TEST
 
