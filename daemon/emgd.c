@@ -1025,6 +1025,7 @@ static void setup_state_dir(struct daemon *d)
 {
 	const char *dir = d->cfg.state_dir;
 	const char *env = getenv("STATE_DIRECTORY");
+	char why[PATH_MAX + 128];
 	unsigned line = 0;
 	int r;
 
@@ -1044,14 +1045,14 @@ static void setup_state_dir(struct daemon *d)
 	}
 	strcpy(d->calib_path, dir);
 	strcat(d->calib_path, "/calibration.ini");
-	r = emg_calib_load(d->calib, d->calib_path, &line);
+	r = emg_calib_load_msg(d->calib, d->calib_path, &line, why, sizeof(why));
 	if (r == 0)
 		logmsg(L_INFO, "calibration: loaded %s", d->calib_path);
 	else if (r == -EBADMSG)
 		logmsg(L_WARNING, "calibration: %s:%u: unreadable line; starting uncalibrated",
 		       d->calib_path, line);
 	else if (r != -ENOENT)
-		logmsg(L_WARNING, "calibration: %s: %s", d->calib_path, strerror(-r));
+		logmsg(L_WARNING, "%s; starting uncalibrated", why);
 }
 
 static int build_pipeline(struct daemon *d, const struct emg_config *cfg, struct emg_pipeline **out)

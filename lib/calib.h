@@ -11,6 +11,7 @@
 #ifndef EMG_CALIB_H
 #define EMG_CALIB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "muscles.h"
@@ -59,8 +60,15 @@ float emg_calib_level(const struct emg_calib *c, unsigned i, float rms);
 /* Write the table to path atomically (temp file + rename); negative errno. */
 int emg_calib_save(const struct emg_calib *c, const char *path);
 
+/* Largest calibration file accepted (256 muscles need about 80 kB). */
+#define EMG_CALIB_MAX_BYTES (1 << 20)
+
 /* Merge entries from path for muscles present in the table; -ENOENT if no file, -EBADMSG with *line set on a bad line. */
 int emg_calib_load(struct emg_calib *c, const char *path, unsigned *line);
+
+/* emg_calib_load(); on an open failure (missing, a FIFO, a device, too large) err says why. */
+int emg_calib_load_msg(struct emg_calib *c, const char *path, unsigned *line, char *err,
+		       size_t errlen);
 
 /* Copy entries of muscles with the same name from src into dst (used on reload). */
 void emg_calib_merge(struct emg_calib *dst, const struct emg_calib *src);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "devices/replay.h"
 
 /*
  * Every key is one row: where it lives, how to parse it and what is
@@ -317,6 +318,8 @@ struct parse_ctx {
 	size_t left;
 	unsigned lineno;    /* lines handed to inih so far */
 	unsigned fail_line; /* line of the first handler error, 0 = none */
+	unsigned file_line; /* line of [device] file, for validate() */
+	int validate_line;  /* validate() failed on a known line (fail_line) */
 	unsigned long_line; /* line that did not fit inih's buffer, 0 = none */
 	int max_line;
 	int stop;
@@ -505,6 +508,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (apply_key(ctx->cfg, k, value) < 0)
 			return fail(ctx, "[%s] %s = %s: bad value (allowed: %s)", section, name, value,
 				    k->allowed);
+		if (!strcmp(section, "device") && !strcmp(name, "file"))
+			ctx->file_line = ctx->lineno;
 		return 1;
 	}
 	if (!known_section)
@@ -542,6 +547,20 @@ static int validate(struct parse_ctx *ctx)
 			    emg_muscles_channels_needed(c->muscles), c->channels);
 	if (emg_muscles_count(c->muscles) == 0)
 		return fail(ctx, "[muscles]: no muscles (allowed: at least one 'name = channel' line)");
+	if (!strcmp(c->driver, "replay") && c->file[0]) {
+		/* A FIFO, device or directory would hang the daemon when the device opens:
+		 * refuse it here, so --check-config and a reload say so and a running
+		 * daemon keeps its configuration. */
+		char why[PATH_MAX + 128];
+		if (emg_replay_check(c->file, why, sizeof(why)) < 0) {
+			if (ctx->file_line) {
+				ctx->lineno = ctx->file_line;
+				ctx->validate_line = 1;
+			}
+			return fail(ctx, "[device] file = %s: %s (allowed: a regular EDF, BDF or CSV file)",
+				    c->file, why);
+		}
+	}
 	{
 		/* Pairs name muscles, which may be listed after [analytics]: resolve them last. */
 		char why[160];
@@ -593,7 +612,7 @@ int emg_config_parse(struct emg_config *cfg, const char *name, const char *text,
 		return -EINVAL;
 	}
 	if (line == 0 && !validate(&ctx))
-		line = -1;
+		line = ctx.validate_line ? (int)ctx.fail_line : -1;
 	if (line != 0) {
 		if (line > 0 && ctx.fail_line == (unsigned)line)
 			snprintf(err, errlen, "%s:%d: %s", name, line, msg);

@@ -60,6 +60,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -79,6 +80,7 @@
 #include "filter.h"
 #include "record.h"
 #include "ring.h"
+#include "safeio.h"
 
 #define ANNOT_BYTES 114        /* EDFlib's bytes per annotation signal per record */
 #define MAX_ANNOT_SIGNALS 64
@@ -1181,19 +1183,23 @@ int emg_recorder_open(struct emg_recorder **out, const struct emg_record_params 
 	if (e)
 		goto fail;
 
-	/* Claim the name: never overwrite.  EDFlib then re-opens it with fopen("wb"). */
-	r->fd = open(p->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	/* Claim the name: never overwrite, never through a symlink (emg_safeio).
+	 * EDFlib then re-opens it with fopen("wb") - by /proc/self/fd/N where
+	 * possible, so it opens the very file claimed here. */
+	r->fd = emg_safeio_open(p->path, EMG_SAFEIO_CREATE, 0640, EMG_SAFEIO_NO_LIMIT, NULL, NULL, 0);
 	if (r->fd < 0) {
-		e = -errno;
+		e = r->fd;
 		goto fail;
 	}
 	if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
 		e = -errno;
 		goto fail_unlink;
 	}
+	char fdpath[64];
+	const char *edfpath = emg_safeio_fd_path(r->fd, fdpath, sizeof(fdpath)) == 0 ? fdpath : p->path;
 	emg_record_edflib_lock();
 	errno = 0;
-	r->handle = edfopen_file_writeonly(p->path, p->edf ? EDFLIB_FILETYPE_EDFPLUS
+	r->handle = edfopen_file_writeonly(edfpath, p->edf ? EDFLIB_FILETYPE_EDFPLUS
 							    : EDFLIB_FILETYPE_BDFPLUS,
 					   (int)r->nsig);
 	if (r->handle < 0) {
@@ -1373,7 +1379,7 @@ int emg_record_repair(const char *path, char *msg, size_t len)
 {
 	struct edf_layout l;
 	struct stat st;
-	char dummy[8];
+	char dummy[8], why[PATH_MAX + 128];
 	int fd, e;
 
 	if (!msg) {
@@ -1382,10 +1388,12 @@ int emg_record_repair(const char *path, char *msg, size_t len)
 	}
 	if (len)
 		msg[0] = 0;
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	/* A FIFO here would block the first read() for good: regular files only. */
+	fd = emg_safeio_open(path, EMG_SAFEIO_WRITE, 0, EMG_SAFEIO_NO_LIMIT, NULL, why, sizeof(why));
 	if (fd < 0) {
-		e = -errno;
-		snprintf(msg, len, "cannot open: %s", strerror(-e));
+		e = fd;
+		/* why is "<path>: <reason>"; the caller names the path already */
+		snprintf(msg, len, "cannot open: %s", strstr(why, ": ") ? strstr(why, ": ") + 2 : why);
 		return e;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,10 +12,12 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <edflib.h>
 
 #include "../record.h"
+#include "../safeio.h"
 #include "replay.h"
 
 #define LABEL_MAX 32
@@ -32,6 +35,7 @@ struct src {
 	float *all;
 	/* EDF: EDFlib handle and one chunk */
 	int handle;
+	int fd;              /* the checked file, open while EDFlib uses its /proc/self/fd name */
 	int *sig;            /* EDFlib signal number of each channel */
 	double *dbuf;        /* chunk of one signal */
 	size_t chunk;        /* frames per chunk */
@@ -87,16 +91,20 @@ static int csv_rate(char *line, double *rate)
 	return 0;
 }
 
-static int csv_load(const char *path, struct src *s)
+/* fd: from emg_safeio_open() (a regular file of bounded size); always closed. */
+static int csv_load(int fd, struct src *s)
 {
-	FILE *f = fopen(path, "re");
+	FILE *f = fdopen(fd, "re");
 	char *line = NULL;
 	size_t cap = 0, nalloc = 0;
 	ssize_t n;
 	int e = -EINVAL;
 
-	if (!f)
-		return -errno;
+	if (!f) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
 	/* line 1: rate */
 	if ((n = getline(&line, &cap, f)) < 0 || csv_rate(line, &s->rate))
 		goto out;
@@ -192,16 +200,26 @@ static void find_serial(const struct edf_hdr_struct *h, char *out, size_t len)
 		snprintf(out, len, "%.*s", (int)(len - 1), h->equipment);
 }
 
-static int edf_load(const char *path, struct src *s)
+/* fd: from emg_safeio_open(); EDFlib opens by name, so it is given /proc/self/fd/N
+ * (the very file checked, not whatever the path names a moment later).  fd stays
+ * open until src_free(): its number, and so that name, cannot be reused meanwhile. */
+static int edf_load(int fd, const char *path, struct src *s)
 {
 	struct edf_hdr_struct *h = calloc(1, sizeof(*h));
-	int e = 0, first = -1;
+	char fdpath[64];
+	int e = 0, first = -1, r;
 
-	if (!h)
+	if (!h) {
+		close(fd);
 		return -ENOMEM;
+	}
+	if (emg_safeio_fd_path(fd, fdpath, sizeof(fdpath)) == 0)
+		path = fdpath;
 	s->handle = -1;
+	s->fd = fd;
 	emg_record_edflib_lock();
-	if (edfopen_file_readonly(path, h, EDFLIB_DO_NOT_READ_ANNOTATIONS) < 0) {
+	r = edfopen_file_readonly(path, h, EDFLIB_DO_NOT_READ_ANNOTATIONS);
+	if (r < 0) {
 		e = h->filetype == EDFLIB_NO_SUCH_FILE_OR_DIRECTORY ? -ENOENT
 		    : h->filetype == EDFLIB_MALLOC_ERROR	     ? -ENOMEM
 		    : h->filetype == EDFLIB_MAXFILES_REACHED	     ? -EMFILE
@@ -266,27 +284,64 @@ static void src_free(struct src *s)
 		edfclose_file(s->handle);
 		emg_record_edflib_unlock();
 	}
+	if (s->fd >= 0)
+		close(s->fd);
 	free(s->all);
 	free(s->sig);
 	free(s->dbuf);
 	free(s->labels);
 	memset(s, 0, sizeof(*s));
+	s->handle = s->fd = -1;
 }
 
-static int src_open(const char *path, struct src *s)
+static bool is_csv(const char *path)
 {
 	size_t n = strlen(path);
-	int e;
+
+	return n > 4 && !strcasecmp(path + n - 4, ".csv");
+}
+
+/* Through emg_safeio: a FIFO, device or directory is refused before any read
+ * could block; a CSV is parsed whole, so its size is capped. */
+static int src_check(const char *path, char *err, size_t errlen)
+{
+	return emg_safeio_open(path, EMG_SAFEIO_READ, 0,
+			       is_csv(path) ? EMG_REPLAY_CSV_MAX_BYTES : EMG_SAFEIO_NO_LIMIT,
+			       "replay file", err, errlen);
+}
+
+static int src_open(const char *path, struct src *s, char *err, size_t errlen)
+{
+	int e, fd;
 
 	memset(s, 0, sizeof(*s));
-	s->handle = -1;
-	if (n > 4 && !strcasecmp(path + n - 4, ".csv"))
-		e = csv_load(path, s);
+	s->handle = s->fd = -1;
+	fd = src_check(path, err, errlen);
+	if (fd < 0)
+		return fd;
+	if (is_csv(path))
+		e = csv_load(fd, s);
 	else
-		e = edf_load(path, s);
-	if (e)
+		e = edf_load(fd, path, s);
+	if (e) {
 		src_free(s);
+		if (err && errlen)
+			snprintf(err, errlen, "replay file %s: %s", path,
+				 e == -EINVAL	 ? "not a valid EDF/BDF or emgd CSV file"
+				 : e == -ENODATA ? "no signal to play"
+						 : strerror(-e));
+	}
 	return e;
+}
+
+int emg_replay_check(const char *path, char *err, size_t errlen)
+{
+	int fd = src_check(path, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 /* EDF: read up to s->chunk frames into buf (interleaved); returns frames read. */
@@ -310,7 +365,7 @@ int emg_replay_read_all(const char *path, float **frames, size_t *nframes, unsig
 			double *rate)
 {
 	struct src s;
-	int e = src_open(path, &s);
+	int e = src_open(path, &s, NULL, 0);
 
 	if (e)
 		return e;
@@ -422,6 +477,7 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 {
 	struct replay_dev *d;
 	const char *base;
+	char err[PATH_MAX + 128];
 	int e;
 
 	if (!cfg->file || !cfg->file[0])
@@ -432,8 +488,13 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 	d->dev.ops = &emg_replay_ops;
 	d->realtime = cfg->realtime;
 	atomic_init(&d->stop, false);
-	e = src_open(cfg->file, &d->s);
+	e = src_open(cfg->file, &d->s, err, sizeof(err));
 	if (e) {
+		/* The reason (a FIFO, too large, not EDF) is what the user needs to hear. */
+		if (cfg->log)
+			cfg->log(cfg->log_ud, 3, err);
+		else
+			fprintf(stderr, "%s\n", err);
 		free(d);
 		return e;
 	}

@@ -27,6 +27,12 @@
 
 #include "../device.h"
 
+/* Largest CSV replay file (parsed whole into memory): 1 GiB. */
+#define EMG_REPLAY_CSV_MAX_BYTES (1ull << 30)
+
+/* Can path be played: a regular file (not a FIFO, device, directory), CSV within the cap; 0 or -errno, err says why. */
+int emg_replay_check(const char *path, char *err, size_t errlen);
+
 /* Read a whole EDF/BDF/CSV file as the replay device would play it; frames is malloc'd (free it). */
 int emg_replay_read_all(const char *path, float **frames, size_t *nframes, unsigned *channels,
 			double *rate);
