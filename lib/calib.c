@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "calib.h"
+#include "safeio.h"
 
 struct emg_calib {
 	unsigned n;
@@ -95,6 +96,28 @@ float emg_calib_level(const struct emg_calib *c, unsigned i, float rms)
 	return rms / c->e[i].mvc_rms;
 }
 
+/* Make a rename in path's directory durable. */
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, r = 0;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 int emg_calib_save(const struct emg_calib *c, const char *path)
 {
 	char tmp[PATH_MAX];
@@ -103,9 +126,16 @@ int emg_calib_save(const struct emg_calib *c, const char *path)
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	/* The state directory may be writable by others than emgd (started by hand
+	 * as root, a shared /tmp): whatever sits at the temp name - a stale file
+	 * from a crash or a planted symlink - is removed, never followed, and the
+	 * file is created afresh with O_EXCL|O_NOFOLLOW, which refuses a link
+	 * planted in between (EEXIST) instead of writing through it. */
+	if (unlink(tmp) < 0 && errno != ENOENT)
 		return -errno;
+	fd = emg_safeio_open(tmp, EMG_SAFEIO_CREATE, 0644, EMG_SAFEIO_NO_LIMIT, NULL, NULL, 0);
+	if (fd < 0)
+		return fd;
 	f = fdopen(fd, "w");
 	if (!f) {
 		r = -errno;
@@ -141,6 +171,8 @@ int emg_calib_save(const struct emg_calib *c, const char *path)
 		r = -errno;
 	if (r < 0)
 		unlink(tmp);
+	else
+		r = fsync_dir_of(path); /* the rename itself survives a power cut */
 	return r;
 }
 
@@ -215,13 +247,27 @@ static int load_handler(void *user, const char *section, const char *name, const
 
 int emg_calib_load(struct emg_calib *c, const char *path, unsigned *line)
 {
+	return emg_calib_load_msg(c, path, line, NULL, 0);
+}
+
+int emg_calib_load_msg(struct emg_calib *c, const char *path, unsigned *line, char *err,
+		       size_t errlen)
+{
 	struct load_ctx *ctx;
 	FILE *f;
-	int r;
+	int fd, r;
 
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	/* A FIFO or /dev/zero at this path must not hang start-up or a reload. */
+	fd = emg_safeio_open(path, EMG_SAFEIO_READ, 0, EMG_CALIB_MAX_BYTES, "calibration", err,
+			     errlen);
+	if (fd < 0)
+		return fd;
+	f = fdopen(fd, "re");
+	if (!f) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		fclose(f);

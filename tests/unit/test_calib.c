@@ -389,6 +389,63 @@ START_TEST(test_save_errors)
 }
 END_TEST
 
+/* Issue 16 item 3: a symlink planted at calibration.ini.tmp used to make the save
+ * truncate and overwrite its target (O_CREAT|O_TRUNC followed it, as root). */
+START_TEST(test_save_symlink_tmp)
+{
+	struct emg_calib *c = default_calib();
+	struct emg_calib *back = default_calib();
+	char path[512], tmp[600], victim[512], buf[64] = "";
+	struct stat st;
+	FILE *f;
+
+	path_in(path, sizeof(path), "calibration.ini");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	path_in(victim, sizeof(victim), "victim");
+	write_file(victim, "precious\n");
+	ck_assert_int_eq(symlink(victim, tmp), 0);
+	emg_calib_add_mvc(c, 2, 77.0f, 5);
+	ck_assert_int_eq(emg_calib_save(c, path), 0);
+	/* the victim is untouched */
+	f = fopen(victim, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	ck_assert_str_eq(buf, "precious\n");
+	/* the calibration is a regular file of its own, the link is gone */
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(lstat(tmp, &st), -1);
+	ck_assert_int_eq(emg_calib_load(back, path, NULL), 0);
+	ck_assert_float_eq(emg_calib_get(back, 2)->mvc_rms, 77.0f);
+	/* a stale temp file from a crash is replaced, not appended to */
+	write_file(tmp, "garbage from a crash\n");
+	ck_assert_int_eq(emg_calib_save(c, path), 0);
+	ck_assert_int_eq(emg_calib_load(back, path, NULL), 0);
+	emg_calib_free(c);
+	emg_calib_free(back);
+}
+END_TEST
+
+/* A calibration.ini that is a FIFO or a device is refused at once with the reason. */
+START_TEST(test_load_not_regular)
+{
+	struct emg_calib *c = default_calib();
+	char path[512], err[700];
+
+	alarm(20); /* a blocking open() would hang here: fail instead */
+	path_in(path, sizeof(path), "calibration.ini");
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	ck_assert_int_eq(emg_calib_load_msg(c, path, NULL, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "calibration "));
+	ck_assert_ptr_nonnull(strstr(err, ": is a FIFO, not a regular file"));
+	ck_assert_int_eq(emg_calib_load_msg(c, "/dev/zero", NULL, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "calibration /dev/zero: is a character device, not a regular file");
+	alarm(0);
+	emg_calib_free(c);
+}
+END_TEST
+
 START_TEST(test_merge_and_dup)
 {
 	static const char *const old_names[] = { "a", "b", "c" };
@@ -443,6 +500,8 @@ static Suite *calib_suite(void)
 	tcase_add_test(tc, test_load_other_map);
 	tcase_add_test(tc, test_load_errors);
 	tcase_add_test(tc, test_save_errors);
+	tcase_add_test(tc, test_save_symlink_tmp);
+	tcase_add_test(tc, test_load_not_regular);
 	suite_add_tcase(s, tc);
 	return s;
 }
