@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ecg.h"
+#include "filter.h"
+#include "simd.h"
+
+#define CACHELINE 64
+#define LINE_FLOATS (CACHELINE / sizeof(float))
+
+/* Frames the high-pass gathers at a time when only some lanes take it. */
+#define HP_CHUNK 64u
+
+/* Fast energy EMA: short enough to rise on the QRS upstroke, long enough
+ * (about 6 degrees of freedom at 1 kHz) that noise alone rarely reaches thr. */
+#define FAST_MS 3.0
+/* A lane is busy (contracting) when more than BUSY_MAX of its samples over
+ * the last ~BUSY_MS exceed BUSY_RATIO times its median energy.  A QRS keeps a
+ * lane above that for 60..100 ms, i.e. at most ~40 % on this EMA. */
+#define BUSY_MS 200.0
+#define BUSY_RATIO 4.0f
+#define BUSY_MAX 0.6f
+/* Lowest energy a median may take: keeps e/med finite on a dead channel. */
+#define FLOOR_E 1e-20f
+/* Median tracker: x2 per second at most once settled, e^4 per second while starting. */
+#define ETA_PER_S 0.69
+#define ETA_FAST_PER_S 4.0
+#define FAST_S 2.0
+/* The first COPY_MS the median simply follows e (no history yet). */
+#define COPY_MS 20.0
+/* No detection during the band-pass start-up transient. */
+#define WARM_S 1.0
+/*
+ * Each lane votes with its energy ratio e/med divided by its own learnt QRS
+ * peak ratio q (Q_INIT until learnt): once learnt, every lane's vote has the
+ * same shape, peaking near 1 on each beat, so the weighted mean - and the
+ * sample where it crosses the threshold, to which the templates are aligned
+ * - does not move when a contracting lane drops out of the vote.
+ * Threshold: THR_FRAC of the running peak of the vote, and never below the
+ * vote of the noisiest lane alone at a ratio of THR_MIN (noise alone stays
+ * well below that ratio).
+ */
+#define THR_MIN 10.0f
+#define THR_FRAC 0.08f
+#define Q_INIT 100.0f
+/* Per-lane clip of the vote before learning, and after (twice its own QRS peak). */
+#define CAP_INIT 10.0f
+#define CAP_LEARNT 2.0f
+/* Leave-one-out check only when the other voting lanes weigh at least this much. */
+#define LOO_MIN_W 0.3f
+/* QRS peak search window after the trigger. */
+#define PEAK_MS 80.0
+/* Refractory period: REFR_FRAC of the mean RR, within REFR_MIN..REFR_MAX. */
+#define REFR_FRAC 0.6
+#define REFR_MIN_S 0.25
+#define REFR_MAX_S 0.45
+/* Template learning: plain average over the first LEARN_N beats, then 1/LEARN_N. */
+#define LEARN_N 8
+#define LEARN_W 16
+/* Innovation clip once learnt: CLIP_SD noise SDs (plus half the template, in sub()). */
+#define CLIP_SD 3.0f
+/* Lanes with fewer learnt beats than this vote with weight 1. */
+#define WEIGHT_MIN_BEATS 4
+/* Weight = q^2 / (q^2 + WEIGHT_Q^2) for a template QRS peak of q times the lane's noise
+ * energy: lanes whose ECG hardly shows (q ~ 1..10) would only add noise to the vote. */
+#define WEIGHT_Q 50.0f
+
+struct emg_ecg {
+	enum emg_ecg_mode mode;
+	double fs;
+	double hp_hz;
+	size_t nl;
+	size_t stride;    /* lanes padded to a cache line */
+
+	/* high-pass */
+	struct emg_filter *hp;
+	unsigned nhp;     /* lanes it runs on */
+	uint16_t *hp_lane;/* their indices when not all lanes */
+	float *hp_buf;    /* HP_CHUNK x nhp gathered samples */
+	float *pre;       /* HP_CHUNK x nl: the frames before the high-pass, which the detector sees */
+
+	/* subtraction: per-lane arrays, stride floats each */
+	float *en;   /* fast energy */
+	float *med;  /* running median of en */
+	float *busy; /* EMA of en > BUSY_RATIO * med */
+	float *w;    /* detection weight (0 for skipped and padding lanes) */
+	float *cap;  /* clip of the vote */
+	float *iq;   /* 1 / the lane's QRS peak ratio over noise (for the threshold guard) */
+	float *dm;   /* vote = en / (med * dm + dp): Q_INIT, 0 until learnt */
+	float *dp;   /* 0, then the template's QRS peak energy */
+	float *ga;   /* learning gain of the current beat (0 = not learning) */
+	float *lim;  /* innovation clip of the current beat */
+	float *pk;   /* largest template value^2 in the peak window */
+	float *cnt;  /* beats learnt */
+	float *on;   /* 1 if the lane takes part */
+	float *row;  /* a padded frame for the last partial group */
+	float *tmpl; /* K x stride template, aligned on the trigger */
+	float thr_guard;
+	float a_fast, a_busy, eta, eta_fast;
+	unsigned K, kpk;
+	unsigned k;  /* sample of the current beat, K = no beat */
+	uint64_t t, copy_n, fast_n, warm_n;
+
+	/* detector */
+	float thr, spk, spk_cur, spk_decay;
+	int above;
+	int learnt;  /* some lane votes on its learnt scale: the leave-one-out check applies */
+	uint64_t last;
+	uint64_t beats;
+	double rr;   /* mean RR interval, samples; 0 = unknown */
+	unsigned rr_odd; /* consecutive intervals outside the accepted range */
+	uint64_t refr;
+
+	void (*run)(struct emg_ecg *e, float *frames, const float *det, unsigned n);
+};
+
+void emg_ecg_params_default(struct emg_ecg_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->mode = EMG_ECG_SUBTRACT;
+	p->highpass_hz = 30.0;
+	p->highpass_order = 4;
+	p->window_ms = 400.0;
+}
+
+static const char *const mode_names[] = { "off", "highpass", "subtract", "both" };
+
+int emg_ecg_mode_parse(const char *s, enum emg_ecg_mode *out)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (!strcmp(s, mode_names[i])) {
+			*out = (enum emg_ecg_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *emg_ecg_mode_name(enum emg_ecg_mode m)
+{
+	return (unsigned)m < 4 ? mode_names[m] : "?";
+}
+
+/* A new beat starts at sample t: RR bookkeeping and this beat's learning gains. */
+static void trigger(struct emg_ecg *e)
+{
+	if (e->beats) {
+		double rr = (double)(e->t - e->last);
+
+		if (e->rr == 0) {
+			if (rr >= 0.27 * e->fs && rr <= 2.0 * e->fs)
+				e->rr = rr;
+		} else if (rr >= 0.6 * e->rr && rr <= 1.6 * e->rr) {
+			e->rr += (rr - e->rr) / 8.0;
+			e->rr_odd = 0;
+		} else if (++e->rr_odd >= 4 && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
+			e->rr = rr; /* the rhythm really changed (or the first guess was wrong) */
+			e->rr_odd = 0;
+		}
+		if (e->rr > 0) {
+			double r = REFR_FRAC * e->rr;
+			r = fmax(REFR_MIN_S * e->fs, fmin(REFR_MAX_S * e->fs, r));
+			e->refr = (uint64_t)r;
+		}
+	}
+	e->last = e->t;
+	e->beats++;
+	e->k = 0;
+	/* Learning gains are fixed for the whole beat: a lane learns only if it
+	 * was quiet when the beat began (sub() also stops it while busy). */
+	for (size_t l = 0; l < e->nl; l++) {
+		e->pk[l] = 0;
+		if (e->on[l] == 0 || e->busy[l] >= BUSY_MAX) {
+			e->ga[l] = 0;
+			continue;
+		}
+		if (e->cnt[l] < LEARN_N) {
+			e->ga[l] = 1.0f / (e->cnt[l] + 1.0f);
+			e->lim[l] = 1e30f;
+		} else {
+			e->ga[l] = 1.0f / LEARN_W;
+			e->lim[l] = CLIP_SD * sqrtf(e->med[l]);
+		}
+		e->cnt[l] += 1.0f;
+	}
+}
+
+/*
+ * The scalar half of the detector, once per frame, on the vote s of pass 1;
+ * rest is 0 when the lanes other than the strongest voter disagree (a
+ * contraction starting on one lane, not a heartbeat seen on all of them).
+ */
+static void detect(struct emg_ecg *e, float s, float rest)
+{
+	int above = s >= e->thr && (rest || !e->learnt);
+
+	if (above && !e->above && e->t >= e->warm_n && (!e->beats || e->t - e->last >= e->refr)) {
+		trigger(e);
+		e->spk_cur = s;
+	}
+	e->above = above;
+	if (e->k < e->kpk && s > e->spk_cur)
+		e->spk_cur = s;
+	/* A threshold learnt on a huge artefact would hide every real beat: after
+	 * 2 s without one it decays (halves per second). */
+	if (e->beats && e->t - e->last > (uint64_t)(2.0 * e->fs) && e->spk > 0) {
+		e->spk *= e->spk_decay;
+		e->thr = fmaxf(e->thr_guard, THR_FRAC * e->spk);
+	}
+}
+
+/* The peak window of a beat is over: threshold, weights and clips from what it taught. */
+static void beat_learned(struct emg_ecg *e)
+{
+	float wmax = 0, wq = 0;
+	int switched = 0;
+
+	for (size_t l = 0; l < e->nl; l++) {
+		float q;
+
+		if (e->on[l] == 0 || e->cnt[l] < WEIGHT_MIN_BEATS)
+			continue;
+		q = fmaxf(e->pk[l] / fmaxf(e->med[l], FLOOR_E), 1.0f);
+		switched |= e->cap[l] != CAP_LEARNT;
+		/* Scaled by the QRS energy itself, not by noise: a median raised by
+		 * a contraction must not delay this lane's vote. */
+		e->dm[l] = 0;
+		e->dp[l] = fmaxf(e->pk[l], FLOOR_E);
+		e->iq[l] = 1.0f / q;
+		e->w[l] = q * q / (q * q + WEIGHT_Q * WEIGHT_Q);
+		e->cap[l] = CAP_LEARNT;
+	}
+	for (size_t l = 0; l < e->nl; l++) {
+		wmax = fmaxf(wmax, e->w[l]);
+		wq = fmaxf(wq, e->w[l] * e->iq[l]);
+	}
+	e->thr_guard = wmax > 0 ? THR_MIN * wq / wmax : THR_MIN / Q_INIT;
+	/* A lane that just switched to its learnt scale changes the vote's scale:
+	 * the next beat sets the running peak afresh. */
+	e->learnt |= switched;
+	if (switched)
+		e->spk = 0;
+	else
+		e->spk = e->spk == 0 ? e->spk_cur : e->spk + (e->spk_cur - e->spk) / 8.0f;
+	e->thr = fmaxf(e->thr_guard, THR_FRAC * e->spk);
+}
+
+#define EMG_KERNEL "ecg_kernel.h"
+#include "simd_kernels.h"
+
+static void pick_run(struct emg_ecg *e)
+{
+	e->run = run_base;
+#if EMG_SIMD_X86
+	switch (emg_simd_level()) {
+	case 4:
+		e->run = e->nl >= 16 ? run_v4 : run_v4_8;
+		break;
+	case 3:
+		e->run = run_v3;
+		break;
+	}
+#endif
+}
+
+static float *falloc(size_t n)
+{
+	float *p = aligned_alloc(CACHELINE, (n * sizeof(float) + CACHELINE - 1) / CACHELINE * CACHELINE);
+
+	if (p)
+		memset(p, 0, n * sizeof(float));
+	return p;
+}
+
+int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs, unsigned nlanes)
+{
+	struct emg_ecg *e;
+	float **arrays[14];
+	int r = -ENOMEM;
+
+	if (!out || !p || nlanes < 1 || nlanes > EMG_ECG_MAX_LANES || (unsigned)p->mode > 3 ||
+	    !(fs >= EMG_FILTER_MIN_RATE && fs <= EMG_FILTER_MAX_RATE) ||
+	    !(p->window_ms >= 100 && p->window_ms <= 1000))
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->mode = p->mode;
+	e->fs = fs;
+	e->nl = nlanes;
+	e->stride = ((size_t)nlanes + LINE_FLOATS - 1) / LINE_FLOATS * LINE_FLOATS;
+	e->hp_hz = p->highpass_hz;
+
+	if (p->mode & EMG_ECG_HIGHPASS) {
+		struct emg_filter_spec s;
+
+		/* The band-pass's own design and kernels: only a high-pass section chain. */
+		emg_filter_spec_default(&s);
+		s.highpass_hz = p->highpass_hz;
+		s.highpass_order = p->highpass_order;
+		s.lowpass_hz = 0;
+		s.mains_hz = 0;
+		for (unsigned l = 0; l < nlanes; l++)
+			e->nhp += !p->skip[l];
+		if (!(p->highpass_hz > 0)) {
+			r = -EINVAL;
+			goto fail;
+		}
+		if (e->nhp > 0 && (r = emg_filter_new(&e->hp, &s, fs, e->nhp)) < 0)
+			goto fail;
+		r = -ENOMEM;
+		if (e->nhp > 0 && e->nhp < nlanes) {
+			unsigned j = 0;
+
+			e->hp_lane = calloc(e->nhp, sizeof(*e->hp_lane));
+			e->hp_buf = falloc((size_t)HP_CHUNK * e->nhp);
+			if (!e->hp_lane || !e->hp_buf)
+				goto fail;
+			for (unsigned l = 0; l < nlanes; l++)
+				if (!p->skip[l])
+					e->hp_lane[j++] = (uint16_t)l;
+		}
+	}
+
+	e->K = (unsigned)lround(p->window_ms * 1e-3 * fs);
+	e->kpk = (unsigned)lround(PEAK_MS * 1e-3 * fs);
+	e->k = e->K;
+	arrays[0] = &e->en;
+	arrays[1] = &e->med;
+	arrays[2] = &e->busy;
+	arrays[3] = &e->w;
+	arrays[4] = &e->cap;
+	arrays[5] = &e->ga;
+	arrays[6] = &e->lim;
+	arrays[7] = &e->pk;
+	arrays[8] = &e->cnt;
+	arrays[9] = &e->on;
+	arrays[10] = &e->row;
+	arrays[11] = &e->dm;
+	arrays[12] = &e->dp;
+	arrays[13] = &e->iq;
+	if (p->mode & EMG_ECG_SUBTRACT) {
+		for (unsigned i = 0; i < 14; i++)
+			if (!(*arrays[i] = falloc(e->stride)))
+				goto fail;
+		if (e->hp && !(e->pre = falloc((size_t)HP_CHUNK * nlanes)))
+			goto fail;
+		if (!(e->tmpl = falloc((size_t)e->K * e->stride)))
+			goto fail;
+		/* Padding lanes too: their vote must be 0 / (FLOOR_E * Q_INIT), not 0 / 0. */
+		for (size_t l = 0; l < e->stride; l++) {
+			e->on[l] = l < nlanes && !p->skip[l] ? 1.0f : 0.0f;
+			e->w[l] = e->on[l];
+			e->cap[l] = CAP_INIT;
+			e->dm[l] = Q_INIT;
+			e->iq[l] = 1.0f / Q_INIT;
+		}
+	}
+	e->a_fast = (float)(1.0 - exp(-1.0 / (FAST_MS * 1e-3 * fs)));
+	e->a_busy = (float)(1.0 - exp(-1.0 / (BUSY_MS * 1e-3 * fs)));
+	e->eta = (float)(ETA_PER_S / fs);
+	e->eta_fast = (float)(ETA_FAST_PER_S / fs);
+	e->copy_n = (uint64_t)(COPY_MS * 1e-3 * fs);
+	e->fast_n = (uint64_t)(FAST_S * fs);
+	e->warm_n = (uint64_t)(WARM_S * fs);
+	e->thr_guard = THR_MIN / Q_INIT;
+	e->thr = e->thr_guard;
+	e->spk_decay = (float)pow(0.5, 1.0 / fs);
+	e->refr = (uint64_t)(REFR_MIN_S * fs);
+	pick_run(e);
+	*out = e;
+	return 0;
+fail:
+	emg_ecg_free(e);
+	return r;
+}
+
+void emg_ecg_free(struct emg_ecg *e)
+{
+	if (!e)
+		return;
+	emg_filter_free(e->hp);
+	free(e->hp_lane);
+	free(e->hp_buf);
+	free(e->pre);
+	free(e->en);
+	free(e->med);
+	free(e->busy);
+	free(e->w);
+	free(e->cap);
+	free(e->iq);
+	free(e->dm);
+	free(e->dp);
+	free(e->ga);
+	free(e->lim);
+	free(e->pk);
+	free(e->cnt);
+	free(e->on);
+	free(e->row);
+	free(e->tmpl);
+	free(e);
+}
+
+static void highpass(struct emg_ecg *e, float *frames, unsigned n)
+{
+	const size_t nl = e->nl, nh = e->nhp;
+
+	if (!e->hp_lane) { /* every lane: straight on the frames */
+		emg_filter_run(e->hp, frames, n);
+		return;
+	}
+	for (unsigned off = 0; off < n; off += HP_CHUNK) {
+		unsigned m = n - off < HP_CHUNK ? n - off : HP_CHUNK;
+
+		for (unsigned f = 0; f < m; f++)
+			for (size_t j = 0; j < nh; j++)
+				e->hp_buf[f * nh + j] = frames[(off + f) * nl + e->hp_lane[j]];
+		emg_filter_run(e->hp, e->hp_buf, m);
+		for (unsigned f = 0; f < m; f++)
+			for (size_t j = 0; j < nh; j++)
+				frames[(off + f) * nl + e->hp_lane[j]] = e->hp_buf[f * nh + j];
+	}
+}
+
+void emg_ecg_run(struct emg_ecg *e, float *frames, unsigned nframes)
+{
+	if (!(e->mode & EMG_ECG_SUBTRACT)) {
+		if (e->hp)
+			highpass(e, frames, nframes);
+		return;
+	}
+	if (!e->hp) {
+		e->run(e, frames, frames, nframes);
+		return;
+	}
+	/* Both stages: the 30 Hz high-pass leaves a QRS only a few times the noise,
+	 * too little to time it on, so the detector votes on the frames before the
+	 * high-pass while the templates are learnt and subtracted after it. */
+	for (unsigned off = 0; off < nframes; off += HP_CHUNK) {
+		unsigned m = nframes - off < HP_CHUNK ? nframes - off : HP_CHUNK;
+		float *x = frames + (size_t)off * e->nl;
+
+		memcpy(e->pre, x, (size_t)m * e->nl * sizeof(float));
+		highpass(e, x, m);
+		e->run(e, x, e->pre, m);
+	}
+}
+
+unsigned emg_ecg_latency_samples(const struct emg_ecg *e)
+{
+	(void)e;
+	return 0;
+}
+
+uint64_t emg_ecg_beats(const struct emg_ecg *e)
+{
+	return e->beats;
+}
+
+double emg_ecg_heart_rate(const struct emg_ecg *e)
+{
+	return e->rr > 0 ? 60.0 * e->fs / e->rr : 0.0;
+}
+
+float emg_ecg_lane_weight(const struct emg_ecg *e, unsigned lane)
+{
+	return lane < e->nl && e->w ? e->w[lane] : 0.0f;
+}
+
+int emg_ecg_describe(const struct emg_ecg *e, char *buf, size_t len)
+{
+	if (e->mode == EMG_ECG_OFF)
+		return snprintf(buf, len, "ECG:off");
+	if (e->mode == EMG_ECG_HIGHPASS)
+		return snprintf(buf, len, "ECG:HP%gHz", e->hp_hz);
+	if (e->mode == EMG_ECG_SUBTRACT)
+		return snprintf(buf, len, "ECG:sub");
+	return snprintf(buf, len, "ECG:HP%gHz+sub", e->hp_hz);
+}

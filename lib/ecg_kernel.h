@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emg_ecg_run()'s per-frame passes over EMG_VL lanes at a time; included by
+ * ecg.c once per ISA level with EMG_VL and EMG_K() defined (see simd.h).
+ * Pass 1 updates every lane's detector state and votes for a heartbeat;
+ * the scalar detector (detect() in ecg.c) decides; pass 2, only inside a
+ * beat, subtracts and updates the template row of that beat sample.
+ */
+
+typedef float EMG_K(vf) __attribute__((vector_size(EMG_VL * 4)));
+typedef float EMG_K(vfu) __attribute__((vector_size(EMG_VL * 4), aligned(4)));
+typedef int32_t EMG_K(vi) __attribute__((vector_size(EMG_VL * 4)));
+
+#define VF EMG_K(vf)
+#define VI EMG_K(vi)
+#define AI static inline __attribute__((always_inline))
+#define LDA(p) (*(const VF *)(p))
+#define STA(p, v) (*(VF *)(p) = (v))
+#define LDU(p) ((VF)(*(const EMG_K(vfu) *)(p)))
+#define STU(p, v) (*(EMG_K(vfu) *)(p) = (v))
+
+AI VF EMG_K(sel)(VI m, VF a, VF b)
+{
+	return (VF)(((VI)a & m) | ((VI)b & ~m));
+}
+
+/* Pass 1 on lanes c .. c + EMG_VL - 1 (x points at lane c of the frame). */
+AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *den, VF *mx, VF *mw,
+		    VF up, VF dn, int copy)
+{
+	const VF z = { 0 };
+	const VF xv = LDU(x);
+	VF ev = LDA(e->en + c), nv = LDA(e->med + c), bz = LDA(e->busy + c), r;
+
+	ev += e->a_fast * (xv * xv - ev);
+	/* Median of e by a multiplicative quantile step: a QRS or a burst moves
+	 * it by the same small factor per sample as any other sample above it. */
+	nv = copy ? ev : nv * EMG_K(sel)(ev > nv, up, dn);
+	nv = EMG_K(sel)(nv < z + FLOOR_E, z + FLOOR_E, nv);
+	r = ev / (nv * LDA(e->dm + c) + LDA(e->dp + c));
+	r = EMG_K(sel)(r > LDA(e->cap + c), LDA(e->cap + c), r);
+	bz += e->a_busy * (EMG_K(sel)(ev > BUSY_RATIO * nv, z + 1.0f, z) - bz);
+	{
+		const VF ok = EMG_K(sel)(bz < z + BUSY_MAX, LDA(e->w + c), z);
+		const VF v = ok * r;
+		const VI gt = v > *mx;
+		*num += v;
+		*den += ok;
+		*mw = EMG_K(sel)(gt, ok, *mw);
+		*mx = EMG_K(sel)(gt, v, *mx);
+	}
+	STA(e->en + c, ev);
+	STA(e->med + c, nv);
+	STA(e->busy + c, bz);
+}
+
+/* Pass 2: subtract template row t from lanes c.., and learn it (bounded innovation). */
+AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
+{
+	const VF z = { 0 };
+	const VF xv = LDU(x);
+	VF tv = LDA(t + c);
+	const VF d = xv - tv;
+	const VF at = EMG_K(sel)(tv < z, -tv, tv);
+	const VF lim = LDA(e->lim + c) + 0.5f * at;
+	const VF dc = EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
+	const VF g = EMG_K(sel)(LDA(e->busy + c) < z + BUSY_MAX, LDA(e->ga + c), z);
+
+	STU(x, d);
+	tv += g * dc;
+	STA(t + c, tv);
+	if (track) {
+		const VF p = LDA(e->pk + c), t2 = tv * tv;
+		STA(e->pk + c, EMG_K(sel)(t2 > p, t2, p));
+	}
+}
+
+/* n frames in place; the detector votes on det (the same frames, or the same before the high-pass). */
+static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsigned n)
+{
+	const size_t nl = e->nl, nv = nl - nl % EMG_VL;
+	float *const row = e->row;
+
+	for (unsigned f = 0; f < n; f++) {
+		float *x = frames + (size_t)f * nl;
+		const float *dx = det + (size_t)f * nl;
+		const int copy = e->t < e->copy_n;
+		const float eta = e->t < e->fast_n ? e->eta_fast : e->eta;
+		const VF z = { 0 }, up = z + (1.0f + eta), dn = z + (1.0f - eta);
+		VF num = z, den = z, mx = z, mw = z;
+		float sn = 0, sd = 0, m = 0, wm = 0;
+		size_t c;
+
+		for (c = 0; c < nv; c += EMG_VL)
+			EMG_K(vote)(e, dx + c, c, &num, &den, &mx, &mw, up, dn, copy);
+		if (c < nl) {
+			memcpy(row, dx + c, (nl - c) * sizeof(float));
+			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, up, dn, copy);
+		}
+		for (int j = 0; j < EMG_VL; j++) {
+			sn += num[j];
+			sd += den[j];
+			if (mx[j] > m) {
+				m = mx[j];
+				wm = mw[j];
+			}
+		}
+		/* Leave-one-out: with other lanes that carry the ECG voting, they must
+		 * agree with the strongest one (same vote scale once learnt). */
+		detect(e, sd > 0 ? sn / sd : 0.0f,
+		       sd - wm < LOO_MIN_W || sn - m >= e->thr * (sd - wm));
+		if (e->k < e->K) {
+			float *t = e->tmpl + (size_t)e->k * e->stride;
+			const int track = e->k < e->kpk;
+
+			for (c = 0; c < nv; c += EMG_VL)
+				EMG_K(sub)(e, x + c, c, t, track);
+			if (c < nl) {
+				memcpy(row, x + c, (nl - c) * sizeof(float));
+				EMG_K(sub)(e, row, c, t, track);
+				memcpy(x + c, row, (nl - c) * sizeof(float));
+			}
+			if (++e->k == e->kpk)
+				beat_learned(e);
+		}
+		e->t++;
+	}
+}
+
+#undef VF
+#undef VI
+#undef AI
+#undef LDA
+#undef STA
+#undef LDU
+#undef STU

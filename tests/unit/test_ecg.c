@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the ECG rejection stage on a signal built here, independent of the
+ * synth: band-limited Gaussian rest EMG (5 uV RMS after the band-pass), a
+ * QRS-T waveform of 200 uV R at 60..100 bpm with heart-rate variability and
+ * respiratory amplitude modulation, different gains (and a polarity flip)
+ * per lane, and EMG bursts on some lanes.  Every check runs the band-pass the
+ * pipeline runs first, then the stage, and compares with the same chain on
+ * the ECG-free signal.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ecg.h"
+#include "filter.h"
+
+/* ---- allocation counter (not under ASan, whose runtime owns malloc) ---- */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define COUNT_ALLOCS 1
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
+extern void __libc_free(void *p);
+static volatile int armed;
+static volatile unsigned long allocs;
+
+void *malloc(size_t n)
+{
+	allocs += armed;
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t m)
+{
+	allocs += armed;
+	return __libc_calloc(n, m);
+}
+
+void *realloc(void *p, size_t n)
+{
+	allocs += armed;
+	return __libc_realloc(p, n);
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+	allocs += armed;
+	return __libc_memalign(align, n);
+}
+
+int posix_memalign(void **p, size_t align, size_t n)
+{
+	allocs += armed;
+	*p = __libc_memalign(align, n);
+	return *p ? 0 : ENOMEM;
+}
+
+void free(void *p)
+{
+	allocs += armed && p;
+	__libc_free(p);
+}
+#endif
+
+/* xorshift64* and Box-Muller: deterministic, independent of libc's rand. */
+static uint64_t rng_state;
+
+static void rng_seed(uint64_t s)
+{
+	rng_state = s * 0x9E3779B97F4A7C15ull + 1;
+}
+
+static double rng_uniform(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return ((double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rng_gauss(void)
+{
+	return sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform());
+}
+
+/* One heartbeat, R peak at t = 0 (s), amplitude 1 at R: P, Q, R, S, T as Gaussians. */
+static double qrst(double t)
+{
+	static const double mu[5] = { -0.16, -0.025, 0.0, 0.028, 0.26 };
+	static const double sg[5] = { 0.025, 0.008, 0.010, 0.009, 0.045 };
+	static const double a[5] = { 0.12, -0.12, 1.0, -0.3, 0.3 };
+	double v = 0;
+
+	for (int i = 0; i < 5; i++)
+		v += a[i] * exp(-0.5 * pow((t - mu[i]) / sg[i], 2));
+	return v;
+}
+
+#define NL_MAX 8
+
+/* The test signal: separate components so any mix can be filtered and compared. */
+struct sig {
+	double fs;
+	unsigned nl;
+	size_t n;
+	float *emg;   /* rest EMG + bursts, band-passed */
+	float *ecg;   /* ECG, band-passed */
+	uint8_t *burst; /* n x nl: 1 inside a burst */
+	unsigned nbeats;
+	double beat[512]; /* R times, s */
+};
+
+static const double lane_gain[NL_MAX] = { 1.0, -0.8, 0.55, 0.35, 0.2, 0.1, 0.7, -0.4 };
+
+/* Band-pass every lane of x (n x nl) with the pipeline's default filter. */
+static void bandpass(float *x, size_t n, unsigned nl, double fs)
+{
+	struct emg_filter_spec s;
+	struct emg_filter *f;
+
+	emg_filter_spec_default(&s);
+	ck_assert_int_eq(emg_filter_new(&f, &s, fs, nl), 0);
+	emg_filter_run(f, x, (unsigned)n);
+	emg_filter_free(f);
+}
+
+/*
+ * seconds of signal; ecg_uv R amplitude (0 = none); burst_mask: lanes that
+ * contract (80 uV RMS, 1.5 s every 5 s from 6 s on, lane-staggered).
+ */
+static void make_sig(struct sig *s, double fs, unsigned nl, double seconds, double ecg_uv,
+		     unsigned burst_mask, uint64_t seed)
+{
+	size_t n = (size_t)(seconds * fs);
+	double next_r = 0.5, rr_phase = 0, rest_gain;
+
+	s->fs = fs;
+	s->nl = nl;
+	s->n = n;
+	s->emg = calloc(n * nl, sizeof(float));
+	s->ecg = calloc(n * nl, sizeof(float));
+	s->burst = calloc(n * nl, 1);
+	s->nbeats = 0;
+	ck_assert(s->emg && s->ecg && s->burst);
+	rng_seed(seed);
+	/* White noise through the band-pass has RMS sqrt(430/(fs/2)) of its own: scale to 5 uV. */
+	rest_gain = 5.0 / sqrt(2.0 * 430.0 / fs);
+	for (size_t i = 0; i < n; i++) {
+		double t = (double)i / fs;
+		for (unsigned l = 0; l < nl; l++) {
+			double on = 0;
+			if (burst_mask >> l & 1) {
+				double tb = fmod(t - 6.0 - 0.7 * l, 5.0);
+				on = t >= 6.0 + 0.7 * l && tb < 1.5;
+			}
+			s->burst[i * nl + l] = (uint8_t)on;
+			s->emg[i * nl + l] = (float)(rng_gauss() * (rest_gain + on * 16.0 * rest_gain));
+		}
+	}
+	bandpass(s->emg, n, nl, fs);
+	if (ecg_uv > 0) {
+		/* R times: 75 bpm with a 10 s "respiratory" sinus arrhythmia and beat-to-beat jitter,
+		 * clamped to 60..100 bpm; amplitude modulated +-10 % by breathing. */
+		double *beat = s->beat;
+		unsigned nb = 0;
+		while (next_r < seconds + 1 && nb < 512) {
+			double rr;
+			beat[nb++] = next_r;
+			rr_phase += 2 * M_PI / 12.0;
+			rr = 0.8 * (1.0 + 0.08 * sin(rr_phase) + 0.03 * rng_gauss());
+			rr = fmin(1.0, fmax(0.6, rr));
+			next_r += rr;
+		}
+		s->nbeats = nb;
+		for (size_t i = 0; i < n; i++) {
+			double t = (double)i / fs, v = 0;
+			for (unsigned b = 0; b < nb; b++)
+				if (fabs(t - beat[b]) < 0.5)
+					v += qrst(t - beat[b]) * (1.0 + 0.1 * sin(2 * M_PI * beat[b] / 4.0));
+			for (unsigned l = 0; l < nl; l++)
+				s->ecg[i * nl + l] = (float)(ecg_uv * lane_gain[l] * v);
+		}
+		bandpass(s->ecg, n, nl, fs);
+	}
+}
+
+static void free_sig(struct sig *s)
+{
+	free(s->emg);
+	free(s->ecg);
+	free(s->burst);
+}
+
+/* emg + ecg_scale * ecg through the stage (mode), in blocks of `block` frames; out n x nl. */
+static float *run_stage(const struct sig *s, double ecg_scale, enum emg_ecg_mode mode,
+			unsigned block, struct emg_ecg **keep)
+{
+	struct emg_ecg_params p;
+	struct emg_ecg *e = NULL;
+	float *x = malloc(s->n * s->nl * sizeof(float));
+
+	ck_assert_ptr_nonnull(x);
+	for (size_t i = 0; i < s->n * s->nl; i++)
+		x[i] = s->emg[i] + (float)ecg_scale * s->ecg[i];
+	if (mode == EMG_ECG_OFF)
+		return x;
+	emg_ecg_params_default(&p);
+	p.mode = mode;
+	ck_assert_int_eq(emg_ecg_new(&e, &p, s->fs, s->nl), 0);
+	for (size_t off = 0; off < s->n; off += block) {
+		unsigned m = s->n - off < block ? (unsigned)(s->n - off) : block;
+		emg_ecg_run(e, x + off * s->nl, m);
+	}
+	if (keep)
+		*keep = e;
+	else
+		emg_ecg_free(e);
+	return x;
+}
+
+/* RMS of lane l over [t0, t1) s, only samples whose burst flag equals want (-1: all). */
+static double rms(const struct sig *s, const float *x, unsigned l, double t0, double t1, int want)
+{
+	double acc = 0;
+	size_t cnt = 0;
+
+	for (size_t i = (size_t)(t0 * s->fs); i < (size_t)(t1 * s->fs) && i < s->n; i++) {
+		if (want >= 0 && s->burst[i * s->nl + l] != want)
+			continue;
+		acc += (double)x[i * s->nl + l] * x[i * s->nl + l];
+		cnt++;
+	}
+	return cnt ? sqrt(acc / (double)cnt) : 0;
+}
+
+static const double rates[] = { 1000, 2000 };
+
+/* (1) At rest, 200 uV ECG: RMS after rejection within 20 % of the ECG-free RMS, every lane. */
+START_TEST(rest_rms_restored)
+{
+	const double fs = rates[_i];
+	const unsigned nl = 6;
+	struct sig s;
+	struct emg_ecg *e;
+
+	make_sig(&s, fs, nl, 40, 200, 0, 11);
+	float *raw = run_stage(&s, 1, EMG_ECG_OFF, 128, NULL);
+	float *ref = run_stage(&s, 0, EMG_ECG_SUBTRACT, 128, NULL);
+	float *sub = run_stage(&s, 1, EMG_ECG_SUBTRACT, 128, &e);
+	float *hp = run_stage(&s, 1, EMG_ECG_HIGHPASS, 128, NULL);
+	float *hpref = run_stage(&s, 0, EMG_ECG_HIGHPASS, 128, NULL);
+	float *both = run_stage(&s, 1, EMG_ECG_BOTH, 128, NULL);
+	float *bothref = run_stage(&s, 0, EMG_ECG_BOTH, 128, NULL);
+
+	printf("ecg rest %g Hz: %llu beats detected of %u, %.1f bpm\n", fs,
+	       (unsigned long long)emg_ecg_beats(e), s.nbeats, emg_ecg_heart_rate(e));
+	if (getenv("ECG_DEBUG")) { /* residual energy around R, 10 ms bins, lane 0 */
+		double bins[60] = { 0 };
+		for (unsigned b = 10; b < s.nbeats - 2; b++)
+			for (int k = -100; k < 500; k++) {
+				size_t i = (size_t)llround((s.beat[b] + k * 1e-3) * fs);
+				double d = sub[i * nl] - ref[i * nl];
+				bins[(k + 100) / 10] += d * d;
+			}
+		for (int k = 0; k < 60; k++)
+			printf("%+4d ms %8.0f\n", k * 10 - 100, bins[k]);
+	}
+	for (unsigned l = 0; l < nl; l++) {
+		double r0 = rms(&s, ref, l, 8, 40, -1);
+		double rr = rms(&s, raw, l, 8, 40, -1) / r0, rs = rms(&s, sub, l, 8, 40, -1) / r0;
+		double rh = rms(&s, hp, l, 8, 40, -1) / rms(&s, hpref, l, 8, 40, -1);
+		double rb = rms(&s, both, l, 8, 40, -1) / rms(&s, bothref, l, 8, 40, -1);
+		printf("  lane %u (ECG gain %+.2f, weight %.2f): RMS / ECG-free RMS: no rejection %.2f, "
+		       "highpass %.2f, subtract %.2f, both %.2f (ECG-free %.2f uV)\n",
+		       l, lane_gain[l], emg_ecg_lane_weight(e, l), rr, rh, rs, rb, r0);
+		ck_assert_msg(rs < 1.2 && rs > 0.9, "lane %u: subtract leaves RMS ratio %.3f", l, rs);
+		ck_assert_msg(rb < 1.2 && rb > 0.9, "lane %u: both leaves RMS ratio %.3f", l, rb);
+	}
+	/* Every beat after the start-up second found, and no extra ones. */
+	ck_assert_uint_ge(emg_ecg_beats(e), s.nbeats - 3);
+	ck_assert_uint_le(emg_ecg_beats(e), s.nbeats);
+	emg_ecg_free(e);
+	free(raw);
+	free(ref);
+	free(sub);
+	free(hp);
+	free(hpref);
+	free(both);
+	free(bothref);
+	free_sig(&s);
+}
+END_TEST
+
+/* (2) Bursts on some lanes (one of them the strongest ECG lane): burst RMS kept within 5 %,
+ * the quiet lanes still cleaned. */
+START_TEST(bursts_kept)
+{
+	const double fs = rates[_i];
+	const unsigned nl = 6, mask = 0x9; /* lanes 0 and 3 contract */
+	struct sig s;
+	struct emg_ecg *e;
+
+	make_sig(&s, fs, nl, 40, 200, mask, 12);
+	float *ref = run_stage(&s, 0, EMG_ECG_OFF, 128, NULL);
+	float *sub = run_stage(&s, 1, EMG_ECG_SUBTRACT, 128, &e);
+	float *clean = run_stage(&s, 0, EMG_ECG_SUBTRACT, 100, NULL);
+	float *both = run_stage(&s, 1, EMG_ECG_BOTH, 128, NULL);
+
+	printf("ecg bursts %g Hz: %llu beats detected of %u\n", fs,
+	       (unsigned long long)emg_ecg_beats(e), s.nbeats);
+	if (getenv("ECG_DEBUG")) { /* residual energy of lane 1 around R, by lane 0's state */
+		for (int st = 0; st < 2; st++) {
+			double bins[30] = { 0 };
+			unsigned nb = 0;
+			for (unsigned b = 10; b < s.nbeats - 2; b++) {
+				size_t i0 = (size_t)llround(s.beat[b] * fs);
+				if (s.burst[i0 * nl] != st)
+					continue;
+				nb++;
+				for (int k = -100; k < 500; k++) {
+					size_t i = (size_t)llround((s.beat[b] + k * 1e-3) * fs);
+					double d = sub[i * nl + 1] - ref[i * nl + 1];
+					bins[(k + 100) / 20] += d * d;
+				}
+			}
+			printf("lane 0 %s (%u beats):", st ? "bursting" : "quiet", nb);
+			for (int k = 0; k < 30; k++)
+				printf(" %.0f", bins[k] / (nb ? nb : 1));
+			printf("\n");
+		}
+	}
+	for (unsigned l = 0; l < nl; l++) {
+		if (mask >> l & 1) {
+			double b0 = rms(&s, ref, l, 8, 40, 1);
+			double bs = rms(&s, sub, l, 8, 40, 1) / b0, bc = rms(&s, clean, l, 8, 40, 1) / b0;
+			double bb = rms(&s, both, l, 8, 40, 1) / b0;
+			double qs = rms(&s, sub, l, 8, 40, 0) / rms(&s, ref, l, 8, 40, 0);
+			printf("  lane %u burst RMS / ECG-free: subtract %.3f (no ECG at all %.3f), both %.3f; "
+			       "between bursts %.2f\n", l, bs, bc, bb, qs);
+			ck_assert_msg(bs > 0.95 && bs < 1.05, "lane %u burst ratio %.3f", l, bs);
+			ck_assert_msg(bc > 0.95 && bc < 1.05, "lane %u burst ratio (no ECG) %.3f", l, bc);
+			ck_assert_msg(bb > 0.95, "lane %u burst ratio (both) %.3f", l, bb);
+		} else {
+			double q = rms(&s, sub, l, 8, 40, -1) / rms(&s, ref, l, 8, 40, -1);
+			printf("  lane %u at rest RMS / ECG-free: subtract %.2f\n", l, q);
+			ck_assert_msg(q < 1.2, "quiet lane %u ratio %.3f", l, q);
+		}
+	}
+	emg_ecg_free(e);
+	free(ref);
+	free(sub);
+	free(clean);
+	free(both);
+	free_sig(&s);
+}
+END_TEST
+
+/* Noise alone (and noise with bursts) never looks like a heartbeat, on 1 or 6 lanes. */
+START_TEST(no_beats_without_ecg)
+{
+	const double fs = rates[_i];
+	struct sig s;
+	struct emg_ecg *e;
+
+	for (unsigned nl = 1; nl <= 6; nl += 5) {
+		make_sig(&s, fs, nl, 60, 0, 0, 13 + nl);
+		free(run_stage(&s, 0, EMG_ECG_SUBTRACT, 128, &e));
+		ck_assert_uint_eq(emg_ecg_beats(e), 0);
+		emg_ecg_free(e);
+		free_sig(&s);
+	}
+}
+END_TEST
+
+/* Block size does not change a single bit; skipped lanes are untouched. */
+START_TEST(blocks_and_skip)
+{
+	struct sig s;
+	struct emg_ecg_params p;
+	struct emg_ecg *e;
+
+	make_sig(&s, 2000, 7, 12, 200, 0x2, 14);
+	float *a = run_stage(&s, 1, EMG_ECG_BOTH, 128, NULL);
+	float *b = run_stage(&s, 1, EMG_ECG_BOTH, 37, NULL);
+	ck_assert(memcmp(a, b, s.n * s.nl * sizeof(float)) == 0);
+	free(b);
+
+	emg_ecg_params_default(&p);
+	p.mode = EMG_ECG_BOTH;
+	p.skip[2] = p.skip[5] = 1;
+	ck_assert_int_eq(emg_ecg_new(&e, &p, 2000, 7), 0);
+	for (size_t i = 0; i < s.n * s.nl; i++)
+		a[i] = s.emg[i] + s.ecg[i];
+	emg_ecg_run(e, a, (unsigned)s.n);
+	for (size_t i = 0; i < s.n; i++) {
+		ck_assert(a[i * 7 + 2] == s.emg[i * 7 + 2] + s.ecg[i * 7 + 2]);
+		ck_assert(a[i * 7 + 5] == s.emg[i * 7 + 5] + s.ecg[i * 7 + 5]);
+	}
+	ck_assert_float_eq(emg_ecg_lane_weight(e, 2), 0);
+	ck_assert_uint_gt(emg_ecg_beats(e), 8);
+	emg_ecg_free(e);
+	free(a);
+	free_sig(&s);
+}
+END_TEST
+
+/* The extra high-pass is the 30 Hz 4th-order Butterworth. */
+START_TEST(highpass_response)
+{
+	struct emg_ecg_params p;
+	struct emg_ecg *e;
+	const double fs = 2000;
+	float x[4000];
+
+	emg_ecg_params_default(&p);
+	p.mode = EMG_ECG_HIGHPASS;
+	for (int k = 0; k < 3; k++) {
+		const double hz[3] = { 10, 30, 150 }, want[3] = { -38.2, -3.0, -0.0 };
+		double acc = 0;
+		ck_assert_int_eq(emg_ecg_new(&e, &p, fs, 1), 0);
+		for (int i = 0; i < 4000; i++)
+			x[i] = (float)sin(2 * M_PI * hz[k] * i / fs);
+		emg_ecg_run(e, x, 4000);
+		for (int i = 2000; i < 4000; i++)
+			acc += (double)x[i] * x[i];
+		ck_assert_double_eq_tol(10 * log10(acc / 1000.0), want[k], 0.3);
+		emg_ecg_free(e);
+	}
+}
+END_TEST
+
+/* (4) Nothing allocates after creation. */
+START_TEST(no_alloc)
+{
+#ifdef COUNT_ALLOCS
+	struct sig s;
+	struct emg_ecg_params p;
+	struct emg_ecg *e;
+
+	make_sig(&s, 2000, 5, 15, 200, 0x1, 15);
+	emg_ecg_params_default(&p);
+	p.mode = EMG_ECG_BOTH;
+	p.skip[4] = 1; /* the gathering high-pass path too */
+	ck_assert_int_eq(emg_ecg_new(&e, &p, 2000, 5), 0);
+	float *x = malloc(s.n * s.nl * sizeof(float));
+	for (size_t i = 0; i < s.n * s.nl; i++)
+		x[i] = s.emg[i] + s.ecg[i];
+	allocs = 0;
+	armed = 1;
+	for (size_t off = 0; off < s.n; off += 128)
+		emg_ecg_run(e, x + off * s.nl, s.n - off < 128 ? (unsigned)(s.n - off) : 128);
+	armed = 0;
+	ck_assert_uint_eq(allocs, 0);
+	ck_assert_uint_gt(emg_ecg_beats(e), 10);
+	emg_ecg_free(e);
+	free(x);
+	free_sig(&s);
+#endif
+}
+END_TEST
+
+START_TEST(params)
+{
+	struct emg_ecg_params p;
+	struct emg_ecg *e;
+	enum emg_ecg_mode m;
+	char buf[64];
+
+	emg_ecg_params_default(&p);
+	ck_assert_int_eq(p.mode, EMG_ECG_SUBTRACT);
+	ck_assert_int_eq(emg_ecg_mode_parse("both", &m), 0);
+	ck_assert_int_eq(m, EMG_ECG_BOTH);
+	ck_assert_int_eq(emg_ecg_mode_parse("on", &m), -EINVAL);
+	ck_assert_str_eq(emg_ecg_mode_name(EMG_ECG_HIGHPASS), "highpass");
+	ck_assert_int_eq(emg_ecg_new(&e, &p, 100, 4), -EINVAL);
+	ck_assert_int_eq(emg_ecg_new(&e, &p, 2000, 0), -EINVAL);
+	p.mode = EMG_ECG_BOTH;
+	p.highpass_hz = 2000;
+	ck_assert_int_eq(emg_ecg_new(&e, &p, 2000, 4), -EINVAL);
+	p.highpass_hz = 30;
+	ck_assert_int_eq(emg_ecg_new(&e, &p, 2000, 4), 0);
+	emg_ecg_describe(e, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ECG:HP30Hz+sub");
+	ck_assert_uint_eq(emg_ecg_latency_samples(e), 0);
+	emg_ecg_free(e);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("ecg");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, rest_rms_restored, 0, 2);
+	tcase_add_loop_test(tc, bursts_kept, 0, 2);
+	tcase_add_loop_test(tc, no_beats_without_ecg, 0, 2);
+	tcase_add_test(tc, blocks_and_skip);
+	tcase_add_test(tc, highpass_response);
+	tcase_add_test(tc, no_alloc);
+	tcase_add_test(tc, params);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
