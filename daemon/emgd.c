@@ -44,6 +44,7 @@
 #include "pipeline.h"
 #include "record.h"
 #include "ring.h"
+#include "text.h"
 
 #define FRAME_SLOTS 8192   /* at most: ~4 s at 2 kHz, ~0.8 s at 10 kHz ... */
 #define FRAME_RING_BYTES (4u << 20) /* ... and about this much (256 ch: 2048 slots, 0.2 s at 10 kHz) */
@@ -61,6 +62,9 @@ enum { L_ERR = 3, L_WARNING = 4, L_NOTICE = 5, L_INFO = 6, L_DEBUG = 7 };
 
 static int log_level = L_NOTICE;
 static int log_prefix;
+
+/* Longest client-supplied text (a marker) in one log line, bytes. */
+#define LOG_TEXT_MAX 200
 
 static void logmsg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logmsg(int prio, const char *fmt, ...)
@@ -667,8 +671,13 @@ static void h_latency(void *ud, struct emg_osc_latency *l)
 static int h_marker(void *ud, const char *text, char *err, size_t len)
 {
 	struct daemon *d = ud;
+	char clean[LOG_TEXT_MAX + 1];
+	size_t used;
 
-	logmsg(L_NOTICE, "marker: %s", text);
+	/* Client words in the log: no newline to forge a "<2>" journal entry, no
+	 * terminal escapes, one bounded line (the recorder cleans its copy alike). */
+	used = emg_text_clean(clean, sizeof(clean), text);
+	logmsg(L_NOTICE, "marker: %s%s", clean, text[used] ? " [cut]" : "");
 	annotate(d, EMG_RECORD_NOW, -1, "%s", text);
 	return 0;
 }

@@ -81,6 +81,7 @@
 #include "record.h"
 #include "ring.h"
 #include "safeio.h"
+#include "text.h"
 
 #define ANNOT_BYTES 114        /* EDFlib's bytes per annotation signal per record */
 #define MAX_ANNOT_SIGNALS 64
@@ -352,21 +353,12 @@ static size_t tal_used(const unsigned char *a, size_t n)
 	return used;
 }
 
-/* Copy text into dst (EMG_RECORD_TEXT_MAX + 1): control characters become
- * spaces, the cut falls on a UTF-8 character boundary. */
+/* Copy text into dst (EMG_RECORD_TEXT_MAX + 1): emg_text_clean(), the same
+ * rule the daemon's log uses - control characters become spaces, the cut
+ * falls on a UTF-8 character boundary. */
 static void text_clean(char *dst, const char *src)
 {
-	size_t n = 0;
-
-	for (; src[n] && n < EMG_RECORD_TEXT_MAX; n++) {
-		unsigned char c = (unsigned char)src[n];
-		dst[n] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	/* cut inside a character: back up to its lead byte */
-	if (src[n])
-		while (n && ((unsigned char)src[n] & 0xc0) == 0x80)
-			n--;
-	dst[n] = 0;
+	emg_text_clean(dst, EMG_RECORD_TEXT_MAX + 1, src);
 }
 
 /* -------------------------------------------------------------- recorder */
