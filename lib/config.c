@@ -117,6 +117,16 @@ static int p_detector(struct emg_config *c, const char *v)
 	return emg_onset_method_parse(v, &c->pipe.onset.method);
 }
 
+static int p_ecg(struct emg_config *c, const char *v)
+{
+	return emg_ecg_mode_parse(v, &c->pipe.ecg.mode);
+}
+
+static int p_ecg_order(struct emg_config *c, const char *v)
+{
+	return p_order(&c->pipe.ecg.highpass_order, v);
+}
+
 static int p_listen(struct emg_config *c, const char *v)
 {
 	return emg_hostport_parse(v, &c->listen);
@@ -223,6 +233,10 @@ static const struct kdef keys[] = {
 	{ "dsp", "offset_ms", K_DOUBLE, OFF(pipe.onset.offset_ms), 0, 1, 5000, NULL, "1..5000 ms" },
 	{ "dsp", "min_burst_ms", K_DOUBLE, OFF(pipe.onset.min_burst_ms), 0, 1, 5000, NULL, "1..5000 ms" },
 	{ "dsp", "bonato_pfa", K_DOUBLE, OFF(pipe.onset.bonato_pfa), 0, 1e-9, 0.5, NULL, "1e-9..0.5" },
+	{ "dsp", "ecg", K_CUSTOM, 0, 0, 0, 0, p_ecg, "off, highpass, subtract or both" },
+	{ "dsp", "ecg_highpass_hz", K_DOUBLE, OFF(pipe.ecg.highpass_hz), 0, 5, 200, NULL, "5..200 Hz" },
+	{ "dsp", "ecg_highpass_order", K_CUSTOM, 0, 0, 0, 0, p_ecg_order, "2, 4, 6 or 8" },
+	{ "dsp", "ecg_muscles", K_STR, OFF(ecg_muscles), sizeof(((struct emg_config *)0)->ecg_muscles), 0, 0, NULL, "all, or the [muscles] names that get ECG rejection, separated by spaces" },
 
 	{ "osc", "listen", K_CUSTOM, 0, 0, 0, 0, p_listen, "host:port with a numeric IPv4 or [IPv6] address" },
 	{ "osc", "publish_rate", K_DOUBLE, OFF(pipe.publish_rate), 0, 1, 1000, NULL, "1..1000 Hz" },
@@ -269,6 +283,7 @@ int emg_config_init(struct emg_config *cfg)
 	cfg->pops = true;
 	snprintf(cfg->scenario, sizeof(cfg->scenario), "session");
 	emg_pipeline_config_default(&cfg->pipe);
+	snprintf(cfg->ecg_muscles, sizeof(cfg->ecg_muscles), "all");
 	snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
 	cfg->listen.port = 9000;
 	cfg->max_subscribers = 64;
@@ -538,6 +553,29 @@ static int validate(struct parse_ctx *ctx)
 		return fail(ctx, "[device] rate = %g: bad value (allowed: 0 (driver default) or 250..16000 Hz)", c->rate);
 	if (c->pipe.filter.highpass_hz > 0 && lp > 0 && c->pipe.filter.highpass_hz >= lp)
 		return fail(ctx, "[dsp] highpass = %g: must be below lowpass = %g", c->pipe.filter.highpass_hz, lp);
+	if ((c->pipe.ecg.mode & EMG_ECG_HIGHPASS) && lp > 0 && c->pipe.ecg.highpass_hz >= lp)
+		return fail(ctx, "[dsp] ecg_highpass_hz = %g: must be below lowpass = %g", c->pipe.ecg.highpass_hz, lp);
+	{
+		/* ecg_muscles names muscles, which may be listed after [dsp]: resolve it last. */
+		struct emg_config *w = ctx->cfg;
+		char buf[sizeof(w->ecg_muscles)], *save = NULL;
+		unsigned n = emg_muscles_count(w->muscles);
+
+		memset(w->pipe.ecg.skip, 0, sizeof(w->pipe.ecg.skip));
+		if (strcmp(w->ecg_muscles, "all")) {
+			for (unsigned i = 0; i < n && i < EMG_ECG_MAX_LANES; i++)
+				w->pipe.ecg.skip[i] = 1;
+			snprintf(buf, sizeof(buf), "%s", w->ecg_muscles);
+			for (char *t = strtok_r(buf, " ,\t", &save); t; t = strtok_r(NULL, " ,\t", &save)) {
+				int i = emg_muscles_find(w->muscles, t);
+				if (i < 0)
+					return fail(ctx, "[dsp] ecg_muscles = %s: '%s' is not in [muscles] (allowed: all, or [muscles] names separated by spaces)",
+						    w->ecg_muscles, t);
+				if (i < EMG_ECG_MAX_LANES)
+					w->pipe.ecg.skip[i] = 0;
+			}
+		}
+	}
 	if (c->default_lease_s > c->max_lease_s)
 		return fail(ctx, "[osc] lease = %u: must not exceed max_lease = %u", c->default_lease_s, c->max_lease_s);
 	if (c->rate > 0 && c->pipe.publish_rate > c->rate)

@@ -63,6 +63,7 @@ struct emg_config {
 
 	/* [dsp] */
 	struct emg_pipeline_config pipe;
+	char ecg_muscles[512]; /* "all" or muscle names as written; resolved into pipe.ecg.skip */
 
 	/* [osc] */
 	struct emg_hostport listen;

@@ -23,6 +23,7 @@ struct emg_pipeline {
 	struct emg_muscles *map;
 	struct emg_calib *calib;
 	struct emg_filter *filt;
+	struct emg_ecg *ecg;  /* NULL when [dsp] ecg = off */
 	struct emg_env *env;
 	struct emg_onset *onset;
 	float *work; /* BLOCK x nm filtered samples */
@@ -59,6 +60,7 @@ void emg_pipeline_config_default(struct emg_pipeline_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	emg_filter_spec_default(&cfg->filter);
+	emg_ecg_params_default(&cfg->ecg);
 	emg_onset_params_default(&cfg->onset);
 	cfg->rms_window_ms = 125;
 	cfg->publish_rate = 50;
@@ -102,6 +104,8 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 	if ((r = emg_muscles_dup(map, &p->map)) < 0 ||
 	    (r = calib ? emg_calib_dup(calib, &p->calib) : emg_calib_new(&p->calib, map)) < 0 ||
 	    (r = emg_filter_new(&p->filt, &cfg->filter, p->fs, p->nm)) < 0 ||
+	    (cfg->ecg.mode != EMG_ECG_OFF &&
+	     (r = emg_ecg_new(&p->ecg, &cfg->ecg, p->fs, p->nm)) < 0) ||
 	    (r = emg_env_new(&p->env, p->nm, win)) < 0 ||
 	    (r = emg_onset_new(&p->onset, &cfg->onset, p->fs, p->nm)) < 0)
 		goto fail;
@@ -132,6 +136,7 @@ void emg_pipeline_free(struct emg_pipeline *p)
 		return;
 	emg_onset_free(p->onset);
 	emg_env_free(p->env);
+	emg_ecg_free(p->ecg);
 	emg_filter_free(p->filt);
 	emg_calib_free(p->calib);
 	emg_muscles_free(p->map);
@@ -291,6 +296,10 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 		}
 	}
 	emg_filter_run(p->filt, p->work, n);
+	/* Heartbeats out before anything measures the signal; causal, so onset
+	 * sample indices need no correction (emg_ecg_latency_samples() is 0). */
+	if (p->ecg)
+		emg_ecg_run(p->ecg, p->work, n);
 	/* Onset detection, the display envelope and calibration run up to each
 	 * tick's last sample (and stop exactly at a calibration's last sample),
 	 * so a tick reports the onset state (active, SNR, baseline) of its own
@@ -403,7 +412,16 @@ int emg_pipeline_calibrating(const struct emg_pipeline *p)
 
 int emg_pipeline_describe(const struct emg_pipeline *p, char *buf, size_t len)
 {
-	return emg_filter_describe(p->filt, buf, len);
+	int n = emg_filter_describe(p->filt, buf, len);
+
+	/* "HP:20Hz LP:450Hz N:50Hz ECG:sub": the ECG stage is part of what was done to the signal. */
+	if (p->ecg && n >= 0 && (size_t)n < len) {
+		char ecg[32];
+
+		emg_ecg_describe(p->ecg, ecg, sizeof(ecg));
+		n += snprintf(buf + n, len - (size_t)n, " %s", ecg);
+	}
+	return n;
 }
 
 const struct emg_muscles *emg_pipeline_muscles(const struct emg_pipeline *p)

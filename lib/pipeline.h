@@ -3,7 +3,7 @@
  * emg_pipeline: the DSP thread's work per block of frames.
  *
  *   device frames --gather muscle channels--> band-pass + notch (emg_filter)
- *     --> display RMS (emg_env) --> onset/offset (emg_onset) --> %MVC (emg_calib)
+ *     --> ECG rejection (emg_ecg) --> display RMS (emg_env) --> onset/offset (emg_onset) --> %MVC (emg_calib)
  *     --> records: per-tick metrics, onset/offset events, calibration results
  *
  * Everything is allocated in emg_pipeline_new(); emg_pipeline_process()
@@ -23,6 +23,7 @@
 
 #include "calib.h"
 #include "device.h"
+#include "ecg.h"
 #include "filter.h"
 #include "muscles.h"
 #include "onset.h"
@@ -31,6 +32,7 @@ struct emg_pipeline;
 
 struct emg_pipeline_config {
 	struct emg_filter_spec filter;
+	struct emg_ecg_params ecg;     /* heartbeat rejection after the band-pass (default subtract) */
 	struct emg_onset_params onset;
 	double rms_window_ms;  /* display envelope (default 125) */
 	double publish_rate;   /* metric records per second (default 50) */
