@@ -91,8 +91,9 @@ struct emg_ecg {
 	float *w;    /* detection weight (0 for skipped and padding lanes) */
 	float *cap;  /* clip of the vote */
 	float *iq;   /* 1 / the lane's QRS peak ratio over noise (for the threshold guard) */
-	float *dm;   /* vote = en / (med * dm + dp): Q_INIT, 0 until learnt */
-	float *dp;   /* 0, then the template's QRS peak energy */
+	float *imed; /* 1 / med */
+	float *dm;   /* vote = en * (dm / med + dp): 1 / Q_INIT until learnt, then 0 */
+	float *dp;   /* 0 until learnt, then 1 / the template's QRS peak energy */
 	float *ga;   /* learning gain of the current beat (0 = not learning) */
 	float *lim;  /* innovation clip of the current beat */
 	float *pk;   /* largest template value^2 in the peak window */
@@ -229,7 +230,7 @@ static void beat_learned(struct emg_ecg *e)
 		/* Scaled by the QRS energy itself, not by noise: a median raised by
 		 * a contraction must not delay this lane's vote. */
 		e->dm[l] = 0;
-		e->dp[l] = fmaxf(e->pk[l], FLOOR_E);
+		e->dp[l] = 1.0f / fmaxf(e->pk[l], FLOOR_E);
 		e->iq[l] = 1.0f / q;
 		e->w[l] = q * q / (q * q + WEIGHT_Q * WEIGHT_Q);
 		e->cap[l] = CAP_LEARNT;
@@ -279,7 +280,7 @@ static float *falloc(size_t n)
 int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs, unsigned nlanes)
 {
 	struct emg_ecg *e;
-	float **arrays[14];
+	float **arrays[15];
 	int r = -ENOMEM;
 
 	if (!out || !p || nlanes < 1 || nlanes > EMG_ECG_MAX_LANES || (unsigned)p->mode > 3 ||
@@ -343,8 +344,9 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 	arrays[11] = &e->dm;
 	arrays[12] = &e->dp;
 	arrays[13] = &e->iq;
+	arrays[14] = &e->imed;
 	if (p->mode & EMG_ECG_SUBTRACT) {
-		for (unsigned i = 0; i < 14; i++)
+		for (unsigned i = 0; i < 15; i++)
 			if (!(*arrays[i] = falloc(e->stride)))
 				goto fail;
 		if (e->hp && !(e->pre = falloc((size_t)HP_CHUNK * nlanes)))
@@ -356,7 +358,7 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 			e->on[l] = l < nlanes && !p->skip[l] ? 1.0f : 0.0f;
 			e->w[l] = e->on[l];
 			e->cap[l] = CAP_INIT;
-			e->dm[l] = Q_INIT;
+			e->dm[l] = 1.0f / Q_INIT;
 			e->iq[l] = 1.0f / Q_INIT;
 		}
 	}
@@ -394,6 +396,7 @@ void emg_ecg_free(struct emg_ecg *e)
 	free(e->cap);
 	free(e->iq);
 	free(e->dm);
+	free(e->imed);
 	free(e->dp);
 	free(e->ga);
 	free(e->lim);

@@ -30,14 +30,26 @@ AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *de
 {
 	const VF z = { 0 };
 	const VF xv = LDU(x);
-	VF ev = LDA(e->en + c), nv = LDA(e->med + c), bz = LDA(e->busy + c), r;
+	VF ev = LDA(e->en + c), nv = LDA(e->med + c), iv = LDA(e->imed + c);
+	VF bz = LDA(e->busy + c), r;
 
 	ev += e->a_fast * (xv * xv - ev);
 	/* Median of e by a multiplicative quantile step: a QRS or a burst moves
-	 * it by the same small factor per sample as any other sample above it. */
-	nv = copy ? ev : nv * EMG_K(sel)(ev > nv, up, dn);
-	nv = EMG_K(sel)(nv < z + FLOOR_E, z + FLOOR_E, nv);
-	r = ev / (nv * LDA(e->dm + c) + LDA(e->dp + c));
+	 * it by the same small factor per sample as any other sample above it.
+	 * Its reciprocal follows by the reciprocal factors: no division per sample. */
+	if (copy) {
+		nv = EMG_K(sel)(ev < z + FLOOR_E, z + FLOOR_E, ev);
+		iv = 1.0f / nv;
+	} else {
+		VI gt = ev > nv;
+		nv *= EMG_K(sel)(gt, up, dn);
+		iv *= EMG_K(sel)(gt, z + 1.0f / up[0], z + 1.0f / dn[0]);
+		gt = nv < z + FLOOR_E;
+		nv = EMG_K(sel)(gt, z + FLOOR_E, nv);
+		iv = EMG_K(sel)(gt, z + 1.0f / FLOOR_E, iv);
+	}
+	/* vote = e / (med * Q_INIT) until learnt, e / (QRS peak energy) after */
+	r = ev * (iv * LDA(e->dm + c) + LDA(e->dp + c));
 	r = EMG_K(sel)(r > LDA(e->cap + c), LDA(e->cap + c), r);
 	bz += e->a_busy * (EMG_K(sel)(ev > BUSY_RATIO * nv, z + 1.0f, z) - bz);
 	{
@@ -51,6 +63,7 @@ AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *de
 	}
 	STA(e->en + c, ev);
 	STA(e->med + c, nv);
+	STA(e->imed + c, iv);
 	STA(e->busy + c, bz);
 }
 
@@ -97,16 +110,24 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 			memcpy(row, dx + c, (nl - c) * sizeof(float));
 			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, up, dn, copy);
 		}
-		for (int j = 0; j < EMG_VL; j++) {
-			sn += num[j];
-			sd += den[j];
-			if (mx[j] > m) {
-				m = mx[j];
-				wm = mw[j];
+		/* Pairwise sums: independent adds, not one serial chain of EMG_VL. */
+		for (int w = EMG_VL / 2; w > 0; w /= 2)
+			for (int j = 0; j < w; j++) {
+				num[j] += num[j + w];
+				den[j] += den[j + w];
 			}
+		sn = num[0];
+		sd = den[0];
+		/* Leave-one-out, only when the vote is over the threshold (rarely): with
+		 * other lanes that carry the ECG voting, they must agree with the
+		 * strongest one (same vote scale once learnt). */
+		if (sd > 0 && sn >= e->thr * sd) {
+			for (int j = 0; j < EMG_VL; j++)
+				if (mx[j] > m) {
+					m = mx[j];
+					wm = mw[j];
+				}
 		}
-		/* Leave-one-out: with other lanes that carry the ECG voting, they must
-		 * agree with the strongest one (same vote scale once learnt). */
 		detect(e, sd > 0 ? sn / sd : 0.0f,
 		       sd - wm < LOO_MIN_W || sn - m >= e->thr * (sd - wm));
 		if (e->k < e->K) {

@@ -20,6 +20,8 @@
  *            de-interleaving is not timed)
  *   env      emg_env_run: the 125 ms display RMS, as the pipeline runs it
  *   onset    emg_onset_run: hodges (the default), 25 ms envelope
+ *   ecg      emg_ecg_run: ECG rejection as configured by default (subtract),
+ *            on the band-passed data, block copies subtracted like the filter's
  *   chain    emg_pipeline_process: channel gather, band-pass + notch,
  *            display RMS, onset detection, %MVC and the metric records at
  *            50 Hz - everything the dsp thread does per block
@@ -40,6 +42,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "ecg.h"
 #include "devices/synth.h"
 #include "envelope.h"
 #include "filter.h"
@@ -227,6 +230,26 @@ static double run_env(struct data *d, float *out)
 	return per_cs(d, ns);
 }
 
+static double run_ecg(struct data *d, float *work, double copy_ns)
+{
+	struct emg_ecg_params p;
+	struct emg_ecg *e;
+	const size_t bs = (size_t)BLOCK * d->nch;
+	double t0;
+
+	emg_ecg_params_default(&p);
+	if (emg_ecg_new(&e, &p, d->fs, d->nch) < 0)
+		exit(2);
+	t0 = now_ns();
+	for (size_t off = 0; off < d->nf; off += BLOCK) {
+		memcpy(work, d->filt + off * d->nch, bs * sizeof(float));
+		emg_ecg_run(e, work, BLOCK);
+	}
+	double ns = now_ns() - t0 - copy_ns;
+	emg_ecg_free(e);
+	return per_cs(d, ns);
+}
+
 static void count_event(void *ud, const struct emg_onset_event *ev)
 {
 	(*(unsigned long *)ud)++;
@@ -367,12 +390,12 @@ int main(int argc, char **argv)
 	printf("note: liquid-dsp (libliquid-dev) not found at build time: comparator skipped\n");
 	(void)use_liquid;
 #endif
-	printf("%5s | %-13s | %-13s | %6s | %-13s | %-13s | %-13s | %s\n", "ch", "filter", "liquid",
-	       "ratio", "display RMS", "onset", "chain", "records (metrics/events)");
+	printf("%5s | %-13s | %-13s | %6s | %-13s | %-13s | %-13s | %-13s | %s\n", "ch", "filter",
+	       "liquid", "ratio", "ecg", "display RMS", "onset", "chain", "records (metrics/events)");
 	double worst_chain = 0, worst_ratio = INFINITY;
 	for (unsigned k = 0; k < nchans; k++) {
 		struct data d;
-		struct stat sf = { 0 }, sl = { 0 }, se = { 0 }, so = { 0 }, sc = { 0 };
+		struct stat sf = { 0 }, sl = { 0 }, se = { 0 }, so = { 0 }, sc = { 0 }, sg = { 0 };
 		unsigned long ev = 0, recs[2] = { 0, 0 };
 		double maxdiff = 0, peak = 0;
 
@@ -404,6 +427,8 @@ int main(int argc, char **argv)
 		}
 #endif
 		for (unsigned r = 0; r < reps; r++)
+			sg.v[sg.n++] = run_ecg(&d, work, run_copies(&d, work));
+		for (unsigned r = 0; r < reps; r++)
 			se.v[se.n++] = run_env(&d, NULL);
 		for (unsigned r = 0; r < reps; r++)
 			so.v[so.n++] = run_onset(&d, EMG_ONSET_HODGES, &ev);
@@ -416,8 +441,8 @@ int main(int argc, char **argv)
 			snprintf(ratio, sizeof(ratio), "%5.1fx", best(&sl) / best(&sf));
 			worst_ratio = fmin(worst_ratio, best(&sl) / best(&sf));
 		}
-		printf("%5u | %5.2f [%5.2f] | %-13s | %6s | %5.2f [%5.2f] | %5.2f [%5.2f] | %5.2f [%5.2f] | %lu/%lu\n",
-		       d.nch, best(&sf), median(&sf), lq, ratio, best(&se), median(&se), best(&so),
+		printf("%5u | %5.2f [%5.2f] | %-13s | %6s | %5.2f [%5.2f] | %5.2f [%5.2f] | %5.2f [%5.2f] | %5.2f [%5.2f] | %lu/%lu\n",
+		       d.nch, best(&sf), median(&sf), lq, ratio, best(&sg), median(&sg), best(&se), median(&se), best(&so),
 		       median(&so), best(&sc), median(&sc), recs[0], recs[1]);
 		if (sl.n)
 			printf("      emg_filter vs liquid: max |difference| %.3g uV (largest output %.3g uV, "
