@@ -57,6 +57,17 @@ static int p_scenario(struct emg_config *c, const char *v)
 	return -EINVAL;
 }
 
+static int p_realism(struct emg_config *c, const char *v)
+{
+	if (!strcmp(v, "realistic"))
+		c->realism = EMG_SYNTH_REALISTIC;
+	else if (!strcmp(v, "plain"))
+		c->realism = EMG_SYNTH_PLAIN;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int p_gain(struct emg_config *c, const char *v)
 {
 	static const char *const ok[] = { "1", "2", "4", "6", "8", "12", "24" };
@@ -218,6 +229,12 @@ static const struct kdef keys[] = {
 	{ "device", "pops", K_BOOL, OFF(pops), 0, 0, 0, NULL, "yes or no" },
 	{ "device", "hang_after_s", K_DOUBLE, OFF(hang_after_s), 0, 0, 1e6, NULL, "0 (never) or seconds: synth stops delivering, to test the watchdog" },
 	{ "device", "scenario", K_CUSTOM, 0, 0, 0, 0, p_scenario, "session, rest, bridge, hip_thrust, abduction or prone_hip_ext" },
+	{ "device", "realism", K_CUSTOM, 0, 0, 0, 0, p_realism, "realistic or plain" },
+	{ "device", "ecg_uv", K_DOUBLE, OFF(ecg_uv), 0, 0, 1000, NULL, "0 (off) .. 1000 uV" },
+	{ "device", "ramps", K_BOOL, OFF(ramps), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "crosstalk", K_BOOL, OFF(crosstalk), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "tonic", K_BOOL, OFF(tonic), 0, 0, 0, NULL, "yes or no" },
+	{ "device", "motion", K_BOOL, OFF(motion), 0, 0, 0, NULL, "yes or no" },
 
 	{ "dsp", "highpass", K_DOUBLE, OFF(pipe.filter.highpass_hz), 0, 0, 200, NULL, "0 (off) .. 200 Hz" },
 	{ "dsp", "highpass_order", K_CUSTOM, 0, 0, 0, 0, p_hp_order, "2, 4, 6 or 8" },
@@ -282,6 +299,12 @@ int emg_config_init(struct emg_config *cfg)
 	cfg->wander = true;
 	cfg->pops = true;
 	snprintf(cfg->scenario, sizeof(cfg->scenario), "session");
+	cfg->realism = EMG_SYNTH_REALISTIC;
+	cfg->ecg_uv = 100;
+	cfg->ramps = true;
+	cfg->crosstalk = true;
+	cfg->tonic = true;
+	cfg->motion = true;
 	emg_pipeline_config_default(&cfg->pipe);
 	snprintf(cfg->ecg_muscles, sizeof(cfg->ecg_muscles), "all");
 	snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
@@ -733,6 +756,12 @@ void emg_config_device(const struct emg_config *cfg, struct emg_device_config *d
 	dev->wander = cfg->wander;
 	dev->pops = cfg->pops;
 	dev->scenario = cfg->scenario;
+	dev->realism = cfg->realism;
+	dev->ecg_uv = cfg->ecg_uv;
+	dev->ramps = cfg->ramps;
+	dev->crosstalk = cfg->crosstalk;
+	dev->tonic = cfg->tonic;
+	dev->motion = cfg->motion;
 	dev->muscles = cfg->muscles;
 	dev->hang_after_s = cfg->hang_after_s;
 	dev->gain = cfg->gain;
@@ -745,6 +774,8 @@ int emg_config_device_changed(const struct emg_config *a, const struct emg_confi
 	       a->realtime != b->realtime || a->seed != b->seed || a->snr_db != b->snr_db ||
 	       a->synth_mains_uv != b->synth_mains_uv || a->wander != b->wander ||
 	       a->pops != b->pops || strcmp(a->scenario, b->scenario) ||
+	       a->realism != b->realism || a->ecg_uv != b->ecg_uv || a->ramps != b->ramps ||
+	       a->crosstalk != b->crosstalk || a->tonic != b->tonic || a->motion != b->motion ||
 	       a->hang_after_s != b->hang_after_s || a->gain != b->gain ||
 	       /* the synth hums at the configured mains frequency */
 	       (!strcmp(a->driver, "synth") && a->pipe.filter.mains_hz != b->pipe.filter.mains_hz) ||

@@ -58,6 +58,9 @@ struct emg_config {
 	bool wander;
 	bool pops;
 	char scenario[32];
+	enum emg_synth_realism realism; /* synth: realistic (default) or plain */
+	double ecg_uv;        /* synth, realistic: ECG on the strongest channel, uV */
+	bool ramps, crosstalk, tonic, motion; /* synth, realistic: each feature on/off */
 	double hang_after_s;
 	unsigned gain;        /* ADS1299 PGA gain for cyton/hackeeg */
 

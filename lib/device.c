@@ -37,6 +37,12 @@ void emg_device_config_default(struct emg_device_config *cfg)
 	cfg->wander = true;
 	cfg->pops = true;
 	cfg->scenario = "session";
+	cfg->realism = EMG_SYNTH_REALISTIC;
+	cfg->ecg_uv = 100;
+	cfg->ramps = true;
+	cfg->crosstalk = true;
+	cfg->tonic = true;
+	cfg->motion = true;
 }
 
 const struct emg_device_ops *emg_device_find(const char *name)

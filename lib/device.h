@@ -31,6 +31,12 @@ struct emg_device_info {
 	double phys_max_uv;
 };
 
+/* How the synth builds its signal ([device] realism). */
+enum emg_synth_realism {
+	EMG_SYNTH_PLAIN = 0,  /* the original generator, bit for bit (a zeroed config) */
+	EMG_SYNTH_REALISTIC,  /* ramps, MU fluctuation, ECG, tonic, cross-talk, motion (the default) */
+};
+
 /* What the daemon's config says about the device. */
 struct emg_device_config {
 	const char *driver;   /* NULL = "synth" */
@@ -47,6 +53,12 @@ struct emg_device_config {
 	bool wander;          /* baseline wander */
 	bool pops;            /* electrode-pop artefacts */
 	const char *scenario; /* "session" (default), "rest", "bridge", "hip_thrust", "abduction", "prone_hip_ext" */
+	enum emg_synth_realism realism; /* default realistic; the keys below only act in realistic */
+	double ecg_uv;        /* ECG R-peak on the strongest channel, uV, 0 = none (default 100) */
+	bool ramps;           /* 20-300 ms recruitment ramps, slow decays, MU-like fluctuation */
+	bool crosstalk;       /* neighbouring muscles' EMG leaks in (not in the truth) */
+	bool tonic;           /* 1-3 % MVC tonic activity on postural muscles (not in the truth) */
+	bool motion;          /* motion artefacts around each movement's start */
 	const struct emg_muscles *muscles; /* map, so the synth knows which muscle each channel is */
 	double hang_after_s;  /* synth fault injection: stop delivering after this long, 0 = never */
 	/* cyton, hackeeg */
@@ -93,7 +105,7 @@ struct emg_device {
 	const struct emg_device_ops *ops;
 };
 
-/* Fill a config with defaults (synth, 2000 Hz, seed 1, SNR 30 dB, 50 Hz hum, real time). */
+/* Fill a config with defaults (synth, 2000 Hz, seed 1, SNR 30 dB, 50 Hz hum, real time, realistic). */
 void emg_device_config_default(struct emg_device_config *cfg);
 
 /* Look up a driver by name; NULL if unknown. */

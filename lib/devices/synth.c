@@ -62,6 +62,61 @@
  * (a zeroed config means snr_db = 0 dB; emg_device_config_default gives 30).
  *
  * Cost (x86-64, -O2): ~12-16 ns per channel-sample with every artefact on.
+ *
+ * Everything above is cfg->realism = plain, and stays so bit for bit.  The
+ * realistic mode adds, each switchable (cfg->ramps, tonic, crosstalk,
+ * motion, ecg_uv > 0), each drawing from its own random streams so that
+ * switching one off leaves the others identical, and with all of them off
+ * realistic output equals plain output sample for sample:
+ *
+ * - ramps: each burst rises over 20-300 ms (uniform, per burst from the
+ *   seed) with a linear (40 %), smoothstep (30 %) or raised-cosine (30 %)
+ *   force profile, and decays over 50-300 ms, linear, raised-cosine or
+ *   quadratic (fast, then an exponential-like tail), a third each.  Every
+ *   profile is exactly 0 before the onset and > 0 from it: a[onset] =
+ *   amp * p(1 / (rise + 1)).  EMG amplitude follows force (RMS = a * MVC
+ *   RMS), times a motor-unit-like random gain 1 + g, g band-limited to
+ *   2-10 Hz (difference of two unity-gain one-pole low-passes at 10 and 2 Hz
+ *   driven by the same white noise, evaluated at knots), SD 8-12 % per
+ *   channel (excursions of +-15-25 %), clamped to [0.5, 1.5]; plus MU-like
+ *   spikes: Poisson candidates at 8/s, fired while a >= 0.05 and the spike
+ *   ends inside the burst, a biphasic MUAP (Gaussian derivative, sigma
+ *   1.5 ms) of peak 2-4 x the EMG RMS at that activation.
+ * - tonic: a constant 2-3 % MVC drive on erector spinae, 1-2 % on hip
+ *   flexors and glute med (glute max, hamstrings: none) added to a[n] in the
+ *   EMG, so it carries the same fluctuation; not activation, not in the truth.
+ * - crosstalk: a muscle's EMG leaks into its neighbours of the same side,
+ *   through two first-order low-passes at 150 Hz (volume conduction; ~2 ms
+ *   group delay), scaled so the leaked RMS is k x the neighbour's EMG RMS:
+ *   glute_med <-> hip_flex (TFL) k = 12-18 %, glute_max <-> glute_med 10-14 %,
+ *   glute_max <-> hamstring 8.5-11.5 %.  Leaked EMG is never a burst of the
+ *   receiving channel in the truth list.
+ * - ecg (cfg->ecg_uv > 0): one heart for all channels.  R peaks at 60-90 bpm
+ *   (mean, from the seed), RR_k = RR (1 + 0.025 sin(respiration) + 0.03 z_k),
+ *   z_k standard normal clipped to +-2.5, RR clamped to 50-110 bpm: 3-5 %
+ *   beat-to-beat variability.  Beat = sum of Gaussians (McSharry-like):
+ *   P -200 ms (sigma 25 ms), Q -28 ms (8), R 0 (8.5), S +30 ms (9), T at
+ *   0.27 sqrt(RR/s) s (45): QRS ~90 ms, sharp R, broad T.  Per channel
+ *   weights (P 0.06-0.15, Q 0.05-0.2, S 0.1-0.45, T 0.15-0.4 of R) and
+ *   polarity (a quarter of the channels inverted) vary; the peak |ECG| of a
+ *   beat on channel c is ecg_uv * ecg_gain(c) / max over mapped channels of
+ *   ecg_gain: ecg_uv is the amplitude on the strongest channel.  ecg_gain,
+ *   closer to the heart (upper, left) is stronger:
+ *
+ *       role       left  right  none
+ *       erector    1.00  0.70   0.85
+ *       hip_flex   0.80  0.50   0.65
+ *       glute_med  0.55  0.35   0.45
+ *       glute_max  0.40  0.25   0.32
+ *       hamstring  0.20  0.12   0.16
+ *       other      0.60  0.40   0.50   (a mapped muscle of unknown role)
+ *
+ *   Channels no muscle is mapped to get neither ECG nor motion artefacts.
+ * - motion: around the start of every repetition (-40..+20 ms from the rep's
+ *   start, so it can precede the first onset) every mapped channel gets
+ *   A (t/tau) e^(1 - t/tau) with A = 40-250 uV per rep x 0.3-1.0 per channel,
+ *   random sign, tau 40-120 ms, plus an in-band 20-35 Hz damped oscillation
+ *   (10-25 % of A, decay 30-60 ms); it lasts 12 tau.  Not in the truth.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -369,8 +424,28 @@ struct burst {
 	uint64_t onset, plateau, fall, offset; /* rise [onset, plateau), fall [fall, offset) */
 	double amp;
 	double rise_w, fall_w;                 /* pi / (rise + 1), pi / (fall + 1) */
+	double rise_inv, fall_inv;             /* 1 / (rise + 1), 1 / (fall + 1) */
+	enum emg_synth_shape rshape, fshape;   /* plain: cosine */
 	unsigned rep;
 	const char *exercise;
+};
+
+/* A motion artefact of one channel: a bump plus a damped in-band oscillation. */
+struct motion {
+	uint64_t start, len;  /* period position, samples */
+	double amp, kscale;   /* bump: amp * kscale * k * d1^k, kscale = e / (tau fs) */
+	double d1;
+	double rc, rs;        /* oscillation: rotation times decay per sample */
+	double re0, im0;      /* initial phasor (the imaginary part is added) */
+};
+
+/* The heart: R peaks shared by every channel (realistic ECG). */
+struct heart {
+	struct rng r;
+	int64_t beat[3];      /* R-peak sample indices, increasing */
+	double tpos[3];       /* T-wave centre after each R, s */
+	uint64_t k;           /* beats drawn */
+	double rr, resp;      /* mean RR, s; respiration cycles per beat */
 };
 
 /* ---------------------------------------------------------------- state */
@@ -392,6 +467,22 @@ struct chan {
 	double pop_v, pop_d;
 	const struct burst *b; /* this channel's bursts + a sentinel */
 	size_t cur;
+	size_t nb;             /* bursts before the sentinel */
+	/* realistic mode */
+	struct rng mu, spk;    /* MU gain and spike streams */
+	double mu1, mu2, mu_next, mu_amp; /* band-limited gain: two one-poles, next knot's gain, SD */
+	uint64_t next_spike;
+	unsigned sp_i;         /* index into the MUAP template, sp_len = idle */
+	double sp_amp;
+	double tonic;          /* fraction of MVC */
+	double ecg_w[5], ecg_amp; /* P Q R S T weights, uV; peak |ECG| of a beat */
+	unsigned nx;           /* cross-talk sources */
+	unsigned xsrc[2];
+	double xk[2], xs[2][4]; /* leak factor; per source two low-passes' input, output */
+	const struct motion *m; /* this channel's motion artefacts + a sentinel */
+	size_t mcur;
+	uint64_t m_left;       /* samples left of the current artefact */
+	double m_k, m_r, m_re, m_im;
 };
 
 struct emg_synth {
@@ -409,7 +500,27 @@ struct emg_synth {
 	struct emg_truth *truth;
 	size_t ntruth;
 	double scratch[CHUNK][6];
+	/* realistic mode */
+	bool real, ramps, tonic, crosstalk, motion, ecg;
+	double mu_a1, mu_a2, mu_c1, mu_c2, mu_norm; /* MU gain one-poles at the knot rate */
+	double *sp_tmpl;       /* MUAP template, unit peak */
+	unsigned sp_len;
+	double x_b0, x_a1;     /* cross-talk low-pass (first order, used twice) */
+	double *xbuf;          /* [channels][CHUNK]: EMG of cross-talk sources for the chunk */
+	struct motion *mot;    /* [channels][nmot + 1] */
+	size_t nmot;
+	struct heart heart, heart0; /* now, and as created (for emg_synth_heartbeats) */
+	double ecg_s[CHUNK][5];
 };
+
+/* ECG components P Q R S T: centre after R (s; T's is per beat), width (s), relative amplitude. */
+static const double ecg_mu[5] = { -0.200, -0.028, 0.0, 0.030, 0.0 /* per beat */ };
+static const double ecg_sig[5] = { 0.025, 0.008, 0.0085, 0.009, 0.045 };
+#define ECG_PRE_S 0.35  /* the beat's waveform spans [R - PRE, R + POST] */
+#define ECG_POST_S 0.60
+#define MU_SPIKE_SIGMA_S 0.0015
+#define MU_SPIKE_RATE 8.0
+#define XTALK_FC 150.0
 
 /* ------------------------------------------------------------ script build */
 
@@ -438,7 +549,7 @@ static uint64_t to_samples(double t, double fs)
  * map never changes another channel's bursts.
  */
 static size_t build_bursts(const struct scenario *sc, uint64_t seed, double fs, enum role role,
-			   enum emg_side side, struct burst *out, uint64_t *length)
+			   enum emg_side side, bool ramps, struct burst *out, uint64_t *length)
 {
 	size_t n = 0;
 	double t = 0;
@@ -482,6 +593,18 @@ static size_t build_bursts(const struct scenario *sc, uint64_t seed, double fs, 
 			}
 			double rise_s = 0.030 + 0.010 * hjit(hash(mh, 4, 0, 0));
 			double fall_s = 0.075 + 0.025 * hjit(hash(mh, 5, 0, 0));
+			enum emg_synth_shape rshape = EMG_SHAPE_COSINE, fshape = EMG_SHAPE_COSINE;
+
+			if (ramps) { /* new hash keys: the plain draws above stay as they were */
+				uint64_t rs = hash(mh, 7, 0, 0) >> 11, fsh = hash(mh, 9, 0, 0) >> 11;
+
+				rise_s = 0.020 + 0.280 * (0.5 + 0.5 * hjit(hash(mh, 6, 0, 0)));
+				fall_s = 0.050 + 0.250 * (0.5 + 0.5 * hjit(hash(mh, 8, 0, 0)));
+				rshape = rs % 10 < 4 ? EMG_SHAPE_LINEAR :
+					 rs % 10 < 7 ? EMG_SHAPE_SMOOTHSTEP : EMG_SHAPE_COSINE;
+				fshape = fsh % 3 == 0 ? EMG_SHAPE_LINEAR :
+					 fsh % 3 == 1 ? EMG_SHAPE_QUADRATIC : EMG_SHAPE_COSINE;
+			}
 			uint64_t onset = to_samples(start + delay_ms * 1e-3, fs);
 			uint64_t rise = to_samples(rise_s, fs), fall = to_samples(fall_s, fs);
 			uint64_t len = to_samples(hold, fs);
@@ -502,6 +625,10 @@ static size_t build_bursts(const struct scenario *sc, uint64_t seed, double fs, 
 				b->amp = amp;
 				b->rise_w = M_PI / (double)(rise + 1);
 				b->fall_w = M_PI / (double)(fall + 1);
+				b->rise_inv = 1.0 / (double)(rise + 1);
+				b->fall_inv = 1.0 / (double)(fall + 1);
+				b->rshape = rshape;
+				b->fshape = fshape;
 				b->rep = k + 1;
 				b->exercise = ex->name;
 			}
@@ -521,6 +648,167 @@ static int truth_cmp(const void *pa, const void *pb)
 		return a->onset < b->onset ? -1 : 1;
 	return a->channel < b->channel ? -1 : a->channel > b->channel;
 }
+
+/*
+ * Activation of burst b at period position p, onset <= p < offset: the one
+ * formula the generator and the truth share.  k counts from 1 at the first
+ * sample of a ramp, so every profile is already > 0 at the onset and still
+ * > 0 on the last sample before the offset.  The cosine branches are plain
+ * mode's envelope, expression for expression.
+ */
+static inline double burst_act(const struct burst *b, uint64_t p)
+{
+	if (p < b->plateau) {
+		double k = (double)(p - b->onset + 1), f = k * b->rise_inv;
+
+		switch (b->rshape) {
+		case EMG_SHAPE_LINEAR:
+			return b->amp * f;
+		case EMG_SHAPE_SMOOTHSTEP:
+			return b->amp * f * f * (3.0 - 2.0 * f);
+		default:
+			return b->amp * 0.5 * (1.0 - cos(k * b->rise_w));
+		}
+	}
+	if (p < b->fall)
+		return b->amp;
+	double k = (double)(p - b->fall + 1), g = 1.0 - k * b->fall_inv;
+
+	switch (b->fshape) {
+	case EMG_SHAPE_LINEAR:
+		return b->amp * g;
+	case EMG_SHAPE_QUADRATIC:
+		return b->amp * g * g;
+	default:
+		return b->amp * 0.5 * (1.0 + cos(k * b->fall_w));
+	}
+}
+
+/* First sample with activation >= 10 % of the plateau (the rise is monotonic). */
+static uint64_t onset_cross(const struct burst *b)
+{
+	uint64_t lo = b->onset, hi = b->plateau; /* act(hi) = amp */
+	double thr = 0.1 * b->amp;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (burst_act(b, mid) >= thr)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* First sample after the plateau with activation < 10 % of it (act(offset) = 0). */
+static uint64_t offset_cross(const struct burst *b)
+{
+	uint64_t lo = b->fall, hi = b->offset;
+	double thr = 0.1 * b->amp;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (burst_act(b, mid) < thr)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* Start (s) and a hash of every repetition of the script (the reps' start formula of
+ * build_bursts); returns the count, writes when the arrays are non-NULL. */
+static size_t script_reps(const struct scenario *sc, uint64_t seed, double *t_out, uint64_t *h_out)
+{
+	size_t n = 0;
+	double t = 0;
+
+	for (unsigned e = 0; e < 6 && sc->ex[e]; e++) {
+		const struct exercise *ex = sc->ex[e];
+		uint64_t eseed = hash(seed, 0x5C21F7 + e, 0, 0);
+
+		for (unsigned k = 0; k < ex->reps; k++, n++) {
+			if (!t_out)
+				continue;
+			t_out[n] = t + ex->lead_s + k * (ex->hold_s + ex->rest_s) +
+				   0.15 * hjit(hash(eseed, k, 1, 0));
+			h_out[n] = hash(eseed, k, 40, 0);
+		}
+		t += ex->lead_s + ex->reps * (ex->hold_s + ex->rest_s);
+	}
+	return n;
+}
+
+/* Append the next beat: RR varies with respiration and beat to beat, within 50-110 bpm. */
+static void heart_draw(struct heart *h, const struct zig *z, double fs, int64_t *beat, double *tpos)
+{
+	double zz = zig_normal(z, &h->r);
+
+	zz = fmax(-2.5, fmin(2.5, zz));
+	double rr = h->rr * (1.0 + 0.025 * sin(2 * M_PI * h->resp * (double)h->k) + 0.03 * zz);
+
+	rr = fmax(60.0 / 110.0, fmin(60.0 / 50.0, rr));
+	h->k++;
+	*beat += (int64_t)floor(rr * fs + 0.5);
+	*tpos = 0.27 * sqrt(rr);
+}
+
+/* Drop the oldest beat, draw one more. */
+static void heart_shift(struct heart *h, const struct zig *z, double fs)
+{
+	h->beat[0] = h->beat[1], h->tpos[0] = h->tpos[1];
+	h->beat[1] = h->beat[2], h->tpos[1] = h->tpos[2];
+	h->beat[2] = h->beat[1];
+	heart_draw(h, z, fs, &h->beat[2], &h->tpos[2]);
+}
+
+static void heart_init(struct heart *h, const struct zig *z, uint64_t seed, double fs)
+{
+	struct rng p;
+
+	rng_seed(&h->r, hash(seed, 0xEC6, 1, 0));
+	rng_seed(&p, hash(seed, 0xEC6, 2, 0));
+	h->rr = 60.0 / (60.0 + 30.0 * rng_uni(&p));      /* 60-90 bpm */
+	h->resp = (0.2 + 0.1 * rng_uni(&p)) * h->rr;      /* 12-18 breaths a minute */
+	h->k = 0;
+	h->beat[0] = -(int64_t)floor(rng_uni(&p) * h->rr * fs); /* first R within one RR */
+	h->tpos[0] = 0.27 * sqrt(h->rr);
+	h->beat[1] = h->beat[0];
+	heart_draw(h, z, fs, &h->beat[1], &h->tpos[1]);
+	h->beat[2] = h->beat[1];
+	heart_draw(h, z, fs, &h->beat[2], &h->tpos[2]);
+}
+
+/* The five ECG components at time dt (s) after an R peak whose T is centred at tpos. */
+static inline void ecg_components(double dt, double tpos, double e[5])
+{
+	for (int k = 0; k < 5; k++) {
+		double zz = (dt - (k == 4 ? tpos : ecg_mu[k])) / ecg_sig[k];
+
+		if (zz > -6.0 && zz < 6.0)
+			e[k] += exp(-0.5 * zz * zz);
+	}
+}
+
+/* ECG gain by role (glute_max, glute_med, hip_flex, hamstring, erector, other) and side
+ * (none, left, right): closer to the heart, upper and left, is stronger. */
+static const double ecg_gain[R_NROLES + 1][3] = {
+	{ 0.32, 0.40, 0.25 }, { 0.45, 0.55, 0.35 }, { 0.65, 0.80, 0.50 },
+	{ 0.16, 0.20, 0.12 }, { 0.85, 1.00, 0.70 }, { 0.50, 0.60, 0.40 },
+};
+
+/* Tonic drive (fraction of MVC): lower bound and spread per role. */
+static const double tonic_lo[R_NROLES] = { 0, 0.01, 0.01, 0, 0.02 };
+static const double tonic_span[R_NROLES] = { 0, 0.01, 0.01, 0, 0.01 };
+
+/* Cross-talk between neighbours of the same side: nominal leak and its +- spread. */
+static const struct { enum role a, b; double k, var; } xtalk[] = {
+	{ R_GMED, R_HFLEX, 0.15, 0.03 },
+	{ R_GMAX, R_GMED, 0.12, 0.02 },
+	{ R_GMAX, R_HAM, 0.10, 0.015 },
+};
 
 /* ---------------------------------------------------------------- create */
 
@@ -553,6 +841,195 @@ static double shape_rms(const struct emg_synth *s)
 	return sqrt(e);
 }
 
+/*
+ * Realistic-mode parameters.  Every channel draws them from its own stream
+ * (key 6) in a fixed order whatever is switched on, and the MU gain, spikes,
+ * heart and motion have streams or hashes of their own, so switching one
+ * feature off never changes another.
+ */
+static int realistic_init(struct emg_synth *s, const struct emg_device_config *cfg,
+			  const struct scenario *sc, const enum role *roles,
+			  const enum emg_side *sides, const bool *mapped, double unit_rms)
+{
+	const double fs = s->rate, kfs = fs / s->knot;
+
+	/* MU gain: 1 + amp * (lp10(w) - lp2(w)) / sd at the knot rate, unity DC gain each */
+	s->mu_a1 = exp(-2 * M_PI * fmin(10.0, 0.4 * kfs) / kfs);
+	s->mu_a2 = exp(-2 * M_PI * fmin(2.0, 0.1 * kfs) / kfs);
+	s->mu_c1 = 1 - s->mu_a1, s->mu_c2 = 1 - s->mu_a2;
+	double v = s->mu_c1 * s->mu_c1 / (1 - s->mu_a1 * s->mu_a1) +
+		   s->mu_c2 * s->mu_c2 / (1 - s->mu_a2 * s->mu_a2) -
+		   2 * s->mu_c1 * s->mu_c2 / (1 - s->mu_a1 * s->mu_a2);
+	s->mu_norm = v > 0 ? 1.0 / sqrt(v) : 0;
+
+	/* MUAP: first derivative of a Gaussian, unit peak at -+sigma, +-4 sigma long */
+	double sg = MU_SPIKE_SIGMA_S * fs;
+	unsigned half = (unsigned)ceil(4 * sg);
+
+	s->sp_len = 2 * half + 1;
+	s->sp_tmpl = calloc(s->sp_len, sizeof(*s->sp_tmpl));
+	if (!s->sp_tmpl)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->sp_len; i++) {
+		double t = ((double)i - half) / sg;
+
+		s->sp_tmpl[i] = -t * exp(0.5 * (1 - t * t));
+	}
+
+	/* cross-talk low-pass, and the leak's RMS through it per unit of EMG RMS */
+	first_order(fmin(XTALK_FC, 0.4 * fs), fs, false, &s->x_b0, &s->x_a1);
+	double xe = 0;
+	{
+		double hx = 0, hy = 0, l1x = 0, l1y = 0, l2x = 0, l2y = 0;
+		double ax = 0, ay = 0, bx = 0, by = 0;
+		size_t nmax = (size_t)(fs * 20) + 10000;
+
+		for (size_t i = 0; i < nmax; i++) {
+			double x = i == 0 ? 1.0 : 0.0;
+			double y = s->hp_b0 * (x - hx) - s->hp_a1 * hy;
+			hx = x, hy = y;
+			double y2 = s->lp_b0 * (y + l1x) - s->lp_a1 * l1y;
+			l1x = y, l1y = y2;
+			double y3 = s->lp_b0 * (y2 + l2x) - s->lp_a1 * l2y;
+			l2x = y2, l2y = y3;
+			double z1 = s->x_b0 * (y3 + ax) - s->x_a1 * ay;
+			ax = y3, ay = z1;
+			double z2 = s->x_b0 * (z1 + bx) - s->x_a1 * by;
+			bx = z1, by = z2;
+			xe += z2 * z2;
+			if (i > 1000 && fabs(z2) + fabs(z1) + fabs(y3) + fabs(y) < 1e-14)
+				break;
+		}
+	}
+	double xr = unit_rms > 0 ? sqrt(xe) / unit_rms : 1.0; /* leak RMS per unit EMG RMS */
+
+	/* cross-talk links: each receiver takes from the first channel of a neighbour role, same side */
+	for (unsigned c = 0; c < s->channels && s->crosstalk; c++) {
+		struct chan *ch = &s->ch[c];
+
+		for (size_t i = 0; i < sizeof(xtalk) / sizeof(xtalk[0]) && ch->nx < 2; i++) {
+			enum role other;
+
+			if (roles[c] == xtalk[i].a)
+				other = xtalk[i].b;
+			else if (roles[c] == xtalk[i].b)
+				other = xtalk[i].a;
+			else
+				continue;
+			for (unsigned d = 0; d < s->channels; d++) {
+				if (d == c || !mapped[d] || roles[d] != other || sides[d] != sides[c])
+					continue;
+				double k = xtalk[i].k + xtalk[i].var *
+					hjit(hash(s->seed, 0x7A1C, (uint64_t)roles[c] * 8 + other, sides[c]));
+
+				ch->xsrc[ch->nx] = d;
+				ch->xk[ch->nx] = k / xr;
+				ch->nx++;
+				break;
+			}
+		}
+	}
+	if (s->crosstalk) {
+		s->xbuf = calloc((size_t)s->channels * CHUNK, sizeof(*s->xbuf));
+		if (!s->xbuf)
+			return -ENOMEM;
+	}
+	heart_init(&s->heart, &s->zig, s->seed, fs);
+	s->heart0 = s->heart;
+
+	/* ECG gains relative to the strongest mapped channel */
+	double gmax = 0;
+
+	for (unsigned c = 0; c < s->channels; c++)
+		if (mapped[c])
+			gmax = fmax(gmax, ecg_gain[roles[c] == R_OTHER ? R_NROLES : roles[c]][sides[c]]);
+
+	/* motion: one artefact per repetition of the script */
+	size_t nrep = script_reps(sc, s->seed, NULL, NULL);
+	double *rt = calloc(nrep + 1, sizeof(*rt));
+	uint64_t *rh = calloc(nrep + 1, sizeof(*rh));
+
+	s->nmot = nrep;
+	s->mot = calloc((size_t)s->channels * (nrep + 1), sizeof(*s->mot));
+	if (!rt || !rh || !s->mot) {
+		free(rt);
+		free(rh);
+		return -ENOMEM;
+	}
+	script_reps(sc, s->seed, rt, rh);
+
+	for (unsigned c = 0; c < s->channels; c++) {
+		struct chan *ch = &s->ch[c];
+		enum role ro = roles[c];
+		struct rng q;
+
+		rng_seed(&q, hash(s->seed, c, 6, 0));
+		rng_seed(&ch->mu, hash(s->seed, c, 7, 0));
+		rng_seed(&ch->spk, hash(s->seed, c, 8, 0));
+		/* MU gain */
+		ch->mu_amp = 0.08 + 0.04 * rng_uni(&q);
+		ch->mu1 = ch->mu2 = 0;
+		ch->mu_next = 1.0;
+		ch->sp_i = s->sp_len;
+		ch->next_spike = 1 + (uint64_t)(-log(rng_uni(&ch->spk)) * fs / MU_SPIKE_RATE);
+		/* tonic */
+		double tu = rng_uni(&q);
+		ch->tonic = s->tonic && ro != R_OTHER ? tonic_lo[ro] + tonic_span[ro] * tu : 0;
+		/* ECG shape, polarity and amplitude */
+		double w[5] = { 0.06 + 0.09 * rng_uni(&q), -(0.05 + 0.15 * rng_uni(&q)), 1.0,
+				-(0.10 + 0.35 * rng_uni(&q)), 0.15 + 0.25 * rng_uni(&q) };
+		double pol = rng_uni(&q) < 0.25 ? -1.0 : 1.0;
+		double g = mapped[c] && gmax > 0 ?
+				   ecg_gain[ro == R_OTHER ? R_NROLES : ro][sides[c]] / gmax : 0;
+
+		ch->ecg_amp = s->ecg ? cfg->ecg_uv * g : 0;
+		double peak = 0;
+		for (int64_t i = -(int64_t)(ECG_PRE_S * fs); i <= (int64_t)(ECG_POST_S * fs); i++) {
+			double e[5] = { 0 }, x = 0;
+
+			ecg_components((double)i / fs, 0.27 * sqrt(s->heart.rr), e);
+			for (int k = 0; k < 5; k++)
+				x += w[k] * e[k];
+			peak = fmax(peak, fabs(x));
+		}
+		for (int k = 0; k < 5; k++)
+			ch->ecg_w[k] = peak > 0 ? pol * w[k] * ch->ecg_amp / peak : 0;
+		/* motion artefacts */
+		ch->m = &s->mot[(size_t)c * (nrep + 1)];
+		for (size_t i = 0; i < nrep; i++) {
+			struct motion *m = &s->mot[(size_t)c * (nrep + 1) + i];
+			uint64_t eh = rh[i], chh = hash(eh, c, 1, 0);
+			double base = 40 + 210 * (0.5 + 0.5 * hjit(hash(eh, 1, 0, 0)));
+			double tau = 0.040 + 0.080 * (0.5 + 0.5 * hjit(hash(eh, 2, 0, 0)));
+			double t0 = rt[i] - 0.040 + 0.060 * (0.5 + 0.5 * hjit(hash(eh, 3, 0, 0)));
+			double f = 20 + 15 * (0.5 + 0.5 * hjit(hash(eh, 4, 0, 0)));
+			double tau2 = 0.030 + 0.030 * (0.5 + 0.5 * hjit(hash(chh, 2, 0, 0)));
+			double a = base * (0.3 + 0.7 * (0.5 + 0.5 * hjit(hash(chh, 1, 0, 0))));
+			double ph = M_PI * hjit(hash(chh, 3, 0, 0));
+			double d2 = exp(-1.0 / (tau2 * fs));
+
+			if (hash(chh, 4, 0, 0) >> 63)
+				a = -a;
+			if (!mapped[c])
+				a = 0;
+			m->start = to_samples(t0, fs);
+			m->len = to_samples(12 * tau, fs);
+			m->amp = a;
+			m->kscale = M_E / (tau * fs);
+			m->d1 = exp(-1.0 / (tau * fs));
+			m->rc = d2 * cos(2 * M_PI * fmin(f, 0.45 * fs) / fs);
+			m->rs = d2 * sin(2 * M_PI * fmin(f, 0.45 * fs) / fs);
+			double b = (0.10 + 0.15 * (0.5 + 0.5 * hjit(hash(chh, 5, 0, 0)))) * a;
+			m->re0 = b * cos(ph);
+			m->im0 = b * sin(ph);
+		}
+		s->mot[(size_t)c * (nrep + 1) + nrep].start = UINT64_MAX;
+	}
+	free(rt);
+	free(rh);
+	return 0;
+}
+
 int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 {
 	const char *scen = cfg->scenario && *cfg->scenario ? cfg->scenario : "session";
@@ -568,7 +1045,9 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 			sc = &scenarios[i];
 	if (!sc || !isfinite(fs) || fs < 1.0 || fs > 1e6 || cfg->rate < 0 || isnan(cfg->snr_db) ||
 	    cfg->snr_db == -INFINITY || !isfinite(cfg->mains_hz) || cfg->mains_hz < 0 ||
-	    !isfinite(cfg->mains_uv) || cfg->mains_uv < 0 || cfg->channels > EMG_DEVICE_MAX_CHANNELS)
+	    !isfinite(cfg->mains_uv) || cfg->mains_uv < 0 || cfg->channels > EMG_DEVICE_MAX_CHANNELS ||
+	    (cfg->realism != EMG_SYNTH_PLAIN && cfg->realism != EMG_SYNTH_REALISTIC) ||
+	    !isfinite(cfg->ecg_uv) || cfg->ecg_uv < 0)
 		return -EINVAL;
 	if (!map) {
 		r = emg_muscles_new_default(&defmap);
@@ -594,6 +1073,12 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 	s->mains = cfg->mains_hz > 0 && cfg->mains_uv > 0 && cfg->mains_hz < fs / 2;
 	s->wander = cfg->wander;
 	s->pops = cfg->pops;
+	s->real = cfg->realism == EMG_SYNTH_REALISTIC;
+	s->ramps = s->real && cfg->ramps;
+	s->tonic = s->real && cfg->tonic;
+	s->crosstalk = s->real && cfg->crosstalk;
+	s->motion = s->real && cfg->motion;
+	s->ecg = s->real && cfg->ecg_uv > 0;
 	zig_init(&s->zig);
 	/* knots ~8 ms apart, a power of two so that RESYNC points are knots */
 	s->knot = 1;
@@ -612,10 +1097,12 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 	/* Role and side of every channel (one muscle per channel in a map). */
 	enum role roles[EMG_DEVICE_MAX_CHANNELS];
 	enum emg_side sides[EMG_DEVICE_MAX_CHANNELS];
+	bool mapped[EMG_DEVICE_MAX_CHANNELS];
 
 	for (unsigned c = 0; c < s->channels; c++) {
 		roles[c] = R_OTHER;
 		sides[c] = EMG_SIDE_NONE;
+		mapped[c] = false;
 	}
 	for (unsigned i = 0; i < emg_muscles_count(map); i++) {
 		const struct emg_muscle *m = emg_muscles_get(map, i);
@@ -623,6 +1110,7 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 		if (m && m->channel < s->channels) {
 			roles[m->channel] = role_of(m->name);
 			sides[m->channel] = m->side;
+			mapped[m->channel] = true;
 		}
 	}
 
@@ -630,7 +1118,8 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 	size_t total = 0, ntruth = 0;
 
 	for (unsigned c = 0; c < s->channels; c++)
-		total += build_bursts(sc, s->seed, fs, roles[c], sides[c], NULL, &s->length) + 1;
+		total += build_bursts(sc, s->seed, fs, roles[c], sides[c], s->ramps, NULL,
+				      &s->length) + 1;
 	s->bursts = calloc(total, sizeof(*s->bursts));
 	if (!s->bursts) {
 		r = -ENOMEM;
@@ -644,8 +1133,8 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 		goto fail;
 	}
 	for (unsigned c = 0; c < s->channels; c++) {
-		size_t n = build_bursts(sc, s->seed, fs, roles[c], sides[c], s->bursts + at,
-					&s->length);
+		size_t n = build_bursts(sc, s->seed, fs, roles[c], sides[c], s->ramps,
+					s->bursts + at, &s->length);
 
 		first[c] = at;
 		for (size_t i = 0; i < n; i++)
@@ -671,9 +1160,14 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 			s->truth[s->ntruth++] = (struct emg_truth){
 				.channel = c, .onset = b->onset, .offset = b->offset,
 				.peak_mvc = (float)b->amp, .rep = b->rep, .exercise = b->exercise,
+				.onset_cross = onset_cross(b), .offset_cross = offset_cross(b),
+				.rise = (uint32_t)(b->plateau - b->onset),
+				.fall = (uint32_t)(b->offset - b->fall),
+				.rise_shape = b->rshape, .fall_shape = b->fshape,
 			};
 		}
 		s->ch[c].b = &s->bursts[first[c]];
+		s->ch[c].nb = first[c + 1] - first[c] - 1;
 	}
 	free(first);
 	qsort(s->truth, s->ntruth, sizeof(*s->truth), truth_cmp);
@@ -723,6 +1217,11 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 		ch->next_pop = 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * fs);
 	}
 	osc_init(&s->mains_osc, cfg->mains_hz / fs, 0, 1);
+	if (s->real) {
+		r = realistic_init(s, cfg, sc, roles, sides, mapped, unit_rms);
+		if (r < 0)
+			goto fail;
+	}
 
 	emg_muscles_free(defmap);
 	*out = s;
@@ -740,6 +1239,9 @@ void emg_synth_free(struct emg_synth *s)
 	free(s->ch);
 	free(s->bursts);
 	free(s->truth);
+	free(s->sp_tmpl);
+	free(s->xbuf);
+	free(s->mot);
 	free(s);
 }
 
@@ -909,6 +1411,268 @@ static void run_chunk(struct emg_synth *s, float *frames, unsigned len, uint64_t
 	}
 }
 
+/* Realistic envelope: as envelope(), with the burst's own profiles. */
+static inline double envelope_real(const struct burst **cur, uint64_t p)
+{
+	const struct burst *b = *cur;
+
+	if (p < b->onset)
+		return 0;
+	if (p >= b->offset) {
+		*cur = ++b;
+		if (p < b->onset)
+			return 0;
+	}
+	return burst_act(b, p);
+}
+
+/* Next knot's MU gain: band-limited (2-10 Hz) noise around 1. */
+static inline double mu_advance(const struct emg_synth *s, struct chan *ch, struct rng *r)
+{
+	double w = (2.0 * rng_uni(r) - 1.0) * 1.7320508075688772; /* unit variance */
+
+	ch->mu1 = s->mu_a1 * ch->mu1 + s->mu_c1 * w;
+	ch->mu2 = s->mu_a2 * ch->mu2 + s->mu_c2 * w;
+	return fmax(0.5, fmin(1.5, 1.0 + ch->mu_amp * (ch->mu1 - ch->mu2) * s->mu_norm));
+}
+
+/* The shared part of the ECG for the chunk: P, Q, R, S, T per frame. */
+static void ecg_chunk(struct emg_synth *s, unsigned len, uint64_t pos)
+{
+	struct heart *h = &s->heart;
+	const double fs = s->rate, inv = 1.0 / fs;
+	const int64_t post = (int64_t)ceil(ECG_POST_S * fs), pre = (int64_t)ceil(ECG_PRE_S * fs);
+
+	for (unsigned f = 0; f < len; f++) {
+		int64_t n = (int64_t)(pos + f);
+		double *e = s->ecg_s[f];
+
+		while (n >= h->beat[1] + post)
+			heart_shift(h, &s->zig, fs);
+		e[0] = e[1] = e[2] = e[3] = e[4] = 0;
+		for (int j = 0; j < 3; j++) {
+			int64_t d = n - h->beat[j];
+
+			if (d >= -pre && d <= post)
+				ecg_components((double)d * inv, h->tpos[j], e);
+		}
+	}
+}
+
+/*
+ * Realistic mode: the plain model, expression for expression where a feature
+ * is off, plus ramps, MU gain and spikes, tonic, ECG and motion per channel;
+ * then, when cross-talk is on, a second pass adds the low-passed EMG of each
+ * receiver's neighbours (kept in xbuf by the first pass).
+ */
+static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uint64_t pos,
+			   uint64_t pp, bool resync)
+{
+	const unsigned C = s->channels;
+	const double hb0 = s->hp_b0, ha1 = s->hp_a1, lb0 = s->lp_b0, la1 = s->lp_a1;
+
+	if (s->mains) {
+		struct osc *o = &s->mains_osc;
+
+		if (resync)
+			osc_resync(o, pos);
+		for (unsigned f = 0; f < len; f++) {
+			double c1 = o->re, s1 = o->im;
+			double c2 = c1 * c1 - s1 * s1, s2 = 2 * c1 * s1;
+			double c3 = c2 * c1 - s2 * s1, s3 = c2 * s1 + s2 * c1;
+			double c5 = c3 * c2 - s3 * s2, s5 = c3 * s2 + s3 * c2;
+
+			s->scratch[f][0] = c1, s->scratch[f][1] = s1;
+			s->scratch[f][2] = c3, s->scratch[f][3] = s3;
+			s->scratch[f][4] = c5, s->scratch[f][5] = s5;
+			osc_step(o);
+		}
+	}
+	if (s->ecg)
+		ecg_chunk(s, len, pos);
+
+	const bool mains = s->mains, wander = s->wander, pops = s->pops, ramps = s->ramps;
+	const bool ecg = s->ecg, motion = s->motion, xt = s->crosstalk;
+	const uint64_t kmask = s->knot - 1;
+	const double inv_knot = 1.0 / s->knot, knot = s->knot;
+	const double (*hum)[6] = (const double (*)[6])s->scratch;
+	const double (*ecs)[5] = (const double (*)[5])s->ecg_s;
+	const double *sp = s->sp_tmpl;
+	const unsigned sp_len = s->sp_len;
+
+	for (unsigned c = 0; c < C; c++) {
+		struct chan *ch = &s->ch[c];
+		double hx = ch->hp_x, hy = ch->hp_y, l1x = ch->lp1_x, l1y = ch->lp1_y;
+		double l2x = ch->lp2_x, l2y = ch->lp2_y;
+		const double gain = ch->gain, sigma = ch->sigma, tonic = ch->tonic;
+		const double spk_scale = ch->mvc_uv;
+		struct rng r_emg = ch->emg, r_noise = ch->noise, r_wander = ch->wander;
+		struct rng r_mu = ch->mu;
+		double mv = ch->mod_v, mdv = ch->mod_dv, wv = ch->wav_v, wdv = ch->wav_dv;
+		const double h00 = ch->hum[0][0], h01 = ch->hum[0][1], h10 = ch->hum[1][0];
+		const double h11 = ch->hum[1][1], h20 = ch->hum[2][0], h21 = ch->hum[2][1];
+		const double e0 = ch->ecg_w[0], e1 = ch->ecg_w[1], e2 = ch->ecg_w[2];
+		const double e3 = ch->ecg_w[3], e4 = ch->ecg_w[4];
+		double pop_v = ch->pop_v, pop_d = ch->pop_d;
+		uint64_t next_pop = ch->next_pop, next_spike = ch->next_spike, m_left = ch->m_left;
+		unsigned sp_i = ch->sp_i;
+		double sp_amp = ch->sp_amp;
+		double m_k = ch->m_k, m_r = ch->m_r, m_re = ch->m_re, m_im = ch->m_im;
+		const struct motion *mt = &ch->m[ch->mcur], *mcur = ch->mcur ? mt - 1 : mt;
+		const struct burst *bp = &ch->b[ch->cur];
+		double *xb = xt ? s->xbuf + (size_t)c * CHUNK : NULL;
+		float *out = frames + c;
+
+		if (resync) {
+			osc_resync(&ch->mod[0], pos);
+			osc_resync(&ch->mod[1], pos);
+			for (int k = 0; k < 3; k++)
+				osc_resync(&ch->wav[k], pos);
+		}
+		for (unsigned f = 0; f < len; f++, out += C) {
+			double e = zig_normal(&s->zig, &r_emg);
+			double y = hb0 * (e - hx) - ha1 * hy;
+			hx = e, hy = y;
+			double y2 = lb0 * (y + l1x) - la1 * l1y;
+			l1x = y, l1y = y2;
+			double y3 = lb0 * (y2 + l2x) - la1 * l2y;
+			l2x = y2, l2y = y3;
+
+			if (((pos + f) & kmask) == 0) {
+				knot_step(ch, &r_wander, wander, inv_knot, &mv, &mdv, &wv, &wdv);
+				if (ramps) { /* plain fluctuation times the MU gain, both interpolated */
+					double g0 = ch->mu_next, m1 = mv + mdv * knot;
+
+					ch->mu_next = mu_advance(s, ch, &r_mu);
+					mv *= g0;
+					mdv = (m1 * ch->mu_next - mv) * inv_knot;
+				}
+			}
+			double a = envelope_real(&bp, pp + f);
+			double emg = (tonic != 0 ? a + tonic : a) * mv * gain * y3;
+			mv += mdv;
+
+			if (ramps) {
+				if (pos + f == next_spike) {
+					double k = 2.0 + 2.0 * rng_uni(&ch->spk);
+					bool neg = rng_next(&ch->spk) & 1;
+
+					/* a spike starts only inside a burst and ends before its offset */
+					if (a >= 0.05 && pp + f + sp_len <= bp->offset) {
+						sp_i = 0;
+						sp_amp = (neg ? -k : k) * a * spk_scale;
+					}
+					next_spike += 1 + (uint64_t)(-log(rng_uni(&ch->spk)) * s->rate /
+								     MU_SPIKE_RATE);
+				}
+				if (sp_i < sp_len)
+					emg += sp_amp * sp[sp_i++];
+			}
+			if (xb)
+				xb[f] = emg;
+			double v = emg + sigma * zig_normal(&s->zig, &r_noise);
+
+			if (mains) {
+				const double *h = hum[f];
+
+				v += h00 * h[0] + h01 * h[1] + h10 * h[2] + h11 * h[3] + h20 * h[4] +
+				     h21 * h[5];
+			}
+			if (wander) {
+				v += wv;
+				wv += wdv;
+			}
+			if (pops) {
+				if (pos + f == next_pop) {
+					double amp = 200.0 + 800.0 * rng_uni(&ch->pop);
+					double tau = 0.050 / 3 + (0.150 / 3) * rng_uni(&ch->pop);
+
+					if (rng_next(&ch->pop) & 1)
+						amp = -amp;
+					pop_v += amp;
+					pop_d = exp(-1.0 / (tau * s->rate));
+					next_pop += 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * s->rate);
+				}
+				if (pop_v != 0) {
+					v += pop_v;
+					pop_v *= pop_d;
+					if (fabs(pop_v) < 1e-6)
+						pop_v = 0;
+				}
+			}
+			if (ecg) {
+				const double *h = ecs[f];
+
+				v += e0 * h[0] + e1 * h[1] + e2 * h[2] + e3 * h[3] + e4 * h[4];
+			}
+			if (motion) {
+				if (pp + f == mt->start) {
+					mcur = mt++;
+					m_left = mcur->len;
+					m_k = 0, m_r = 1, m_re = mcur->re0, m_im = mcur->im0;
+				}
+				if (m_left) {
+					double re = m_re * mcur->rc - m_im * mcur->rs;
+
+					v += mcur->amp * mcur->kscale * m_k * m_r + m_im;
+					m_im = m_re * mcur->rs + m_im * mcur->rc;
+					m_re = re;
+					m_k += 1.0;
+					m_r *= mcur->d1;
+					m_left--;
+				}
+			}
+			if (ch->nx) {
+				*out = (float)v; /* unclipped: the cross-talk pass adds, then clips */
+				continue;
+			}
+			if (v > PHYS_MAX_UV)
+				v = PHYS_MAX_UV;
+			else if (v < -PHYS_MAX_UV)
+				v = -PHYS_MAX_UV;
+			*out = (float)v;
+		}
+		ch->hp_x = hx, ch->hp_y = hy, ch->lp1_x = l1x, ch->lp1_y = l1y;
+		ch->lp2_x = l2x, ch->lp2_y = l2y;
+		ch->emg = r_emg, ch->noise = r_noise, ch->wander = r_wander, ch->mu = r_mu;
+		ch->mod_v = mv, ch->mod_dv = mdv, ch->wav_v = wv, ch->wav_dv = wdv;
+		ch->cur = (size_t)(bp - ch->b);
+		ch->pop_v = pop_v, ch->pop_d = pop_d, ch->next_pop = next_pop;
+		ch->next_spike = next_spike, ch->sp_i = sp_i, ch->sp_amp = sp_amp;
+		ch->mcur = (size_t)(mt - ch->m), ch->m_left = m_left;
+		ch->m_k = m_k, ch->m_r = m_r, ch->m_re = m_re, ch->m_im = m_im;
+	}
+	if (!xt)
+		return;
+	const double xb0 = s->x_b0, xa1 = s->x_a1;
+
+	for (unsigned c = 0; c < C; c++) {
+		struct chan *ch = &s->ch[c];
+		float *out = frames + c;
+
+		if (!ch->nx)
+			continue;
+		for (unsigned f = 0; f < len; f++, out += C) {
+			double v = *out;
+
+			for (unsigned i = 0; i < ch->nx; i++) {
+				double x = s->xbuf[(size_t)ch->xsrc[i] * CHUNK + f];
+				double *st = ch->xs[i];
+				double z1 = xb0 * (x + st[0]) - xa1 * st[1];
+				double z2 = xb0 * (z1 + st[2]) - xa1 * st[3];
+
+				st[0] = x, st[1] = z1, st[2] = z1, st[3] = z2;
+				v += ch->xk[i] * z2;
+			}
+			if (v > PHYS_MAX_UV)
+				v = PHYS_MAX_UV;
+			else if (v < -PHYS_MAX_UV)
+				v = -PHYS_MAX_UV;
+			*out = (float)v;
+		}
+	}
+}
+
 void emg_synth_generate(struct emg_synth *s, float *frames, unsigned nframes)
 {
 	while (nframes) {
@@ -923,8 +1687,11 @@ void emg_synth_generate(struct emg_synth *s, float *frames, unsigned nframes)
 			len = s->length - pp;
 		if (pp == 0)
 			for (unsigned c = 0; c < s->channels; c++)
-				s->ch[c].cur = 0;
-		run_chunk(s, frames, (unsigned)len, pos, pp, pos % RESYNC == 0);
+				s->ch[c].cur = 0, s->ch[c].mcur = 0;
+		if (s->real)
+			run_chunk_real(s, frames, (unsigned)len, pos, pp, pos % RESYNC == 0);
+		else
+			run_chunk(s, frames, (unsigned)len, pos, pp, pos % RESYNC == 0);
 		frames += len * s->channels;
 		nframes -= (unsigned)len;
 		s->pos += len;
@@ -999,6 +1766,8 @@ size_t emg_synth_truth(const struct emg_synth *s, uint64_t from, uint64_t to,
 			out[written] = s->truth[i];
 			out[written].onset += base;
 			out[written].offset += base;
+			out[written].onset_cross += base;
+			out[written].offset_cross += base;
 			written++;
 		}
 	}
@@ -1017,6 +1786,57 @@ void emg_synth_levels(const struct emg_synth *s, unsigned ch, double *noise_uv, 
 		*noise_uv = n;
 	if (mvc_uv)
 		*mvc_uv = m;
+}
+
+double emg_synth_activation(const struct emg_synth *s, unsigned ch, uint64_t n)
+{
+	if (ch >= s->channels || s->length == 0)
+		return 0;
+	const struct chan *c = &s->ch[ch];
+	uint64_t p = n % s->length;
+	size_t lo = 0, hi = c->nb;
+
+	while (lo < hi) { /* first burst with onset > p */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->b[mid].onset <= p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || p >= c->b[lo - 1].offset)
+		return 0;
+	return burst_act(&c->b[lo - 1], p);
+}
+
+double emg_synth_ecg_amplitude(const struct emg_synth *s, unsigned ch)
+{
+	return ch < s->channels ? s->ch[ch].ecg_amp : 0;
+}
+
+size_t emg_synth_heartbeats(const struct emg_synth *s, uint64_t from, uint64_t to, uint64_t *out,
+			    size_t max)
+{
+	struct heart h = s->heart0;
+	size_t total = 0;
+
+	if (!s->ecg)
+		return 0;
+	/* beats 0 and 1 as created, then every shift brings one new beat[2] */
+	for (unsigned i = 0;; i++) {
+		int64_t b = i < 2 ? h.beat[i] : h.beat[2];
+
+		if (b >= 0 && (uint64_t)b >= to)
+			break;
+		if (b >= 0 && (uint64_t)b >= from) {
+			if (out && total < max)
+				out[total] = (uint64_t)b;
+			total++;
+		}
+		if (i >= 2)
+			heart_shift(&h, &s->zig, s->rate);
+	}
+	return total;
 }
 
 /* ---------------------------------------------------------- device ops */

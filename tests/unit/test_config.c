@@ -818,6 +818,71 @@ START_TEST(test_device_changed)
 }
 END_TEST
 
+/* The synth's realism keys: defaults, values, strict errors, device config and restarts. */
+START_TEST(test_synth_realism)
+{
+	struct emg_config a, b;
+	struct emg_device_config dev;
+
+	ck_assert_int_eq(emg_config_init(&a), 0);
+	ck_assert_int_eq(a.realism, EMG_SYNTH_REALISTIC);
+	ck_assert_double_eq(a.ecg_uv, 100);
+	ck_assert(a.ramps && a.crosstalk && a.tonic && a.motion);
+	emg_config_device(&a, &dev);
+	ck_assert_int_eq(dev.realism, EMG_SYNTH_REALISTIC);
+	ck_assert_double_eq(dev.ecg_uv, 100);
+	ck_assert(dev.ramps && dev.crosstalk && dev.tonic && dev.motion);
+	/* the built-in config and emg_device_config_default agree */
+	struct emg_device_config def;
+	emg_device_config_default(&def);
+	ck_assert_int_eq(def.realism, dev.realism);
+	ck_assert_double_eq(def.ecg_uv, dev.ecg_uv);
+	ck_assert(def.ramps && def.crosstalk && def.tonic && def.motion);
+
+	ck_assert_int_eq(emg_config_copy(&b, &a), 0);
+	ck_assert_int_eq(parse(&b, "[device]\nrealism = plain\necg_uv = 250.5\nramps = no\n"
+				   "crosstalk = off\ntonic = false\nmotion = 0\n"),
+			 0);
+	ck_assert_int_eq(b.realism, EMG_SYNTH_PLAIN);
+	ck_assert_double_eq(b.ecg_uv, 250.5);
+	ck_assert(!b.ramps && !b.crosstalk && !b.tonic && !b.motion);
+	emg_config_device(&b, &dev);
+	ck_assert_int_eq(dev.realism, EMG_SYNTH_PLAIN);
+	ck_assert_double_eq(dev.ecg_uv, 250.5);
+	ck_assert(!dev.ramps && !dev.crosstalk && !dev.tonic && !dev.motion);
+	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+
+	/* each key alone restarts the device */
+	static const char *const one[] = { "realism = plain", "ecg_uv = 0", "ramps = no",
+					   "crosstalk = no", "tonic = no", "motion = no" };
+	for (unsigned i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+		char text[128];
+
+		emg_config_release(&b);
+		ck_assert_int_eq(emg_config_copy(&b, &a), 0);
+		ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
+		snprintf(text, sizeof(text), "[device]\n%s\n", one[i]);
+		ck_assert_int_eq(parse(&b, text), 0);
+		ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
+	}
+
+	ck_parse_err("[device]\nrealism = real\n",
+		     "emgd.conf:2: [device] realism = real: bad value (allowed: realistic or plain)");
+	ck_parse_err("[device]\nrealism = Plain\n", "[device] realism = Plain: bad value");
+	ck_parse_err("[device]\necg_uv = -1\n",
+		     "emgd.conf:2: [device] ecg_uv = -1: bad value (allowed: 0 (off) .. 1000 uV)");
+	ck_parse_err("[device]\necg_uv = 1001\n", "[device] ecg_uv = 1001: bad value");
+	ck_parse_err("[device]\necg_uv = nan\n", "[device] ecg_uv = nan: bad value");
+	ck_parse_err("[device]\nramps = maybe\n",
+		     "emgd.conf:2: [device] ramps = maybe: bad value (allowed: yes or no)");
+	ck_parse_err("[device]\ncrosstalk = 2\n", "[device] crosstalk = 2: bad value (allowed: yes or no)");
+	ck_parse_err("[device]\ntonic = y\n", "[device] tonic = y: bad value (allowed: yes or no)");
+	ck_parse_err("[device]\nmotion = none\n", "[device] motion = none: bad value (allowed: yes or no)");
+	emg_config_release(&a);
+	emg_config_release(&b);
+}
+END_TEST
+
 /* [analytics] and [oscquery]: defaults, values, pairs resolved against the final [muscles]. */
 START_TEST(test_analytics_oscquery)
 {
@@ -890,6 +955,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_targets_and_allow);
 	tcase_add_test(tc, test_device_changed);
 	tcase_add_test(tc, test_analytics_oscquery);
+	tcase_add_test(tc, test_synth_realism);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("net");

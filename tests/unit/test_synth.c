@@ -2,7 +2,10 @@
 /*
  * Tests of the synthetic sEMG amplifier: determinism, spectrum, levels and
  * SNR, ground truth against the generated signal, artefacts, the device
- * thread, and a cost measurement.
+ * thread, and a cost measurement - of the plain model (cfg_quiet) - and the
+ * realistic mode: plain kept bit for bit, exact truth with ramps, ramp
+ * lengths and profiles, ECG, tonic activity, cross-talk, motion artefacts
+ * and motor-unit fluctuation (cfg_real).
  *
  * Measurements use a test-side 20-450 Hz band-limit (2nd-order Butterworth
  * high-pass + 4th-order Butterworth low-pass, RBJ biquads), the same band the
@@ -10,6 +13,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,6 +43,18 @@ static struct emg_device_config cfg_quiet(const char *scenario, uint64_t seed, d
 	cfg.wander = false;
 	cfg.pops = false;
 	cfg.realtime = false;
+	cfg.realism = EMG_SYNTH_PLAIN; /* these tests measure the plain model */
+	return cfg;
+}
+
+/* Realistic mode, no noise or plain artefacts, every realistic feature off: switch on what is tested. */
+static struct emg_device_config cfg_real(const char *scenario, uint64_t seed)
+{
+	struct emg_device_config cfg = cfg_quiet(scenario, seed, INFINITY);
+
+	cfg.realism = EMG_SYNTH_REALISTIC;
+	cfg.ramps = cfg.tonic = cfg.crosstalk = cfg.motion = false;
+	cfg.ecg_uv = 0;
 	return cfg;
 }
 
@@ -998,6 +1014,675 @@ START_TEST(test_cost)
 }
 END_TEST
 
+/* ------------------------------------------------------ realistic mode */
+
+/* FNV-1a over the output rounded to 1/64 uV (robust to a last-ulp libm difference) and
+ * over the truth; the expected values were recorded from the generator before the
+ * realistic mode existed (commit 5022c93). */
+static void plain_hash(const struct emg_device_config *cfg, uint64_t *hx, uint64_t *ht, size_t *nt)
+{
+	struct emg_synth *s = mk(cfg);
+	unsigned C = emg_synth_channels(s);
+	float *x = malloc(sizeof(float) * C * 997);
+	struct emg_truth t[256];
+
+	ck_assert_ptr_nonnull(x);
+	*hx = 0xcbf29ce484222325ull;
+	for (size_t done = 0; done < 120000; done += 997) {
+		unsigned k = 120000 - done < 997 ? (unsigned)(120000 - done) : 997;
+
+		emg_synth_generate(s, x, k);
+		for (size_t i = 0; i < (size_t)k * C; i++) {
+			*hx ^= (uint64_t)(int64_t)llround((double)x[i] * 64.0);
+			*hx *= 0x100000001b3ull;
+		}
+	}
+	*nt = emg_synth_truth(s, 0, emg_synth_script_length(s), t, 256);
+	*ht = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < *nt && i < 256; i++) {
+		uint64_t v[3] = { t[i].channel, t[i].onset, t[i].offset };
+
+		for (int j = 0; j < 3; j++) {
+			*ht ^= v[j];
+			*ht *= 0x100000001b3ull;
+		}
+	}
+	free(x);
+	emg_synth_free(s);
+}
+
+/* realism = plain is the generator as it was; realistic with every feature off equals it. */
+START_TEST(test_plain_unchanged)
+{
+	struct emg_device_config cfg;
+	uint64_t hx, ht;
+	size_t nt;
+
+	emg_device_config_default(&cfg);
+	ck_assert_int_eq(cfg.realism, EMG_SYNTH_REALISTIC); /* the default */
+	cfg.seed = 1234;
+	cfg.realtime = false;
+	cfg.realism = EMG_SYNTH_PLAIN;
+	plain_hash(&cfg, &hx, &ht, &nt);
+	ck_assert_uint_eq(nt, 70);
+	ck_assert_uint_eq(ht, 0x965a73823f203fd1ull);
+	ck_assert_uint_eq(hx, 0xf447849008386052ull);
+	/* the realistic keys do nothing in plain mode */
+	cfg.ecg_uv = 300;
+	cfg.ramps = cfg.tonic = cfg.crosstalk = cfg.motion = true;
+	plain_hash(&cfg, &hx, &ht, &nt);
+	ck_assert_uint_eq(hx, 0xf447849008386052ull);
+	ck_assert_uint_eq(ht, 0x965a73823f203fd1ull);
+
+	/* realistic, every feature off: the plain signal sample for sample (artefacts on) */
+	struct emg_device_config p, r;
+	const size_t n = 50000;
+
+	emg_device_config_default(&p);
+	p.realtime = false;
+	p.scenario = "bridge";
+	p.realism = EMG_SYNTH_PLAIN;
+	r = p;
+	r.realism = EMG_SYNTH_REALISTIC;
+	r.ramps = r.tonic = r.crosstalk = r.motion = false;
+	r.ecg_uv = 0;
+	struct emg_synth *a = mk(&p), *b = mk(&r);
+	unsigned C = emg_synth_channels(a);
+	float *x = gen(a, n), *y = gen(b, n);
+
+	ck_assert_int_eq(memcmp(x, y, n * C * sizeof(float)), 0);
+	free(x);
+	free(y);
+	emg_synth_free(a);
+	emg_synth_free(b);
+
+	struct emg_synth *bad = NULL;
+	r.realism = (enum emg_synth_realism)7;
+	ck_assert_int_eq(emg_synth_new(&bad, &r), -EINVAL);
+	r.realism = EMG_SYNTH_REALISTIC;
+	r.ecg_uv = -1;
+	ck_assert_int_eq(emg_synth_new(&bad, &r), -EINVAL);
+	r.ecg_uv = NAN;
+	ck_assert_int_eq(emg_synth_new(&bad, &r), -EINVAL);
+}
+END_TEST
+
+/*
+ * Realistic truth is exact: with ramps (and MU spikes) on and nothing else,
+ * the signal is non-zero exactly where the activation is, the activation is 0
+ * before the onset and > 0 on it, > 0 on the last sample before the offset
+ * and 0 on it; onset_cross/offset_cross are the 10 % crossings.
+ */
+START_TEST(test_real_truth_exact)
+{
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		struct emg_device_config cfg = cfg_real("session", seed);
+
+		cfg.ramps = true;
+		struct emg_synth *s = mk(&cfg);
+		uint64_t L = emg_synth_script_length(s);
+		size_t n = (size_t)L + 20000;
+		unsigned C = emg_synth_channels(s);
+		float *x = gen(s, n);
+		struct emg_truth *t;
+		size_t nt = truth_all(s, 0, n - 10000, &t);
+
+		ck_assert_uint_ge(nt, 70);
+		for (size_t i = 0; i < nt; i++) {
+			const struct emg_truth *b = &t[i];
+			unsigned c = b->channel;
+			/* 10 % of the plateau; peak_mvc is the plateau rounded to float */
+			double thr = 0.1 * (double)b->peak_mvc, lo = thr * (1 - 1e-6), hi = thr * (1 + 1e-6);
+
+			ck_assert(emg_synth_activation(s, c, b->onset - 1) == 0.0);
+			ck_assert(emg_synth_activation(s, c, b->onset) > 0.0);
+			ck_assert(emg_synth_activation(s, c, b->offset - 1) > 0.0);
+			ck_assert(emg_synth_activation(s, c, b->offset) == 0.0);
+			ck_assert(x[(b->onset - 1) * C + c] == 0.0f);
+			ck_assert(x[b->onset * C + c] != 0.0f);
+			ck_assert(x[(b->offset - 1) * C + c] != 0.0f);
+			ck_assert(x[b->offset * C + c] == 0.0f);
+			/* the 10 % crossings */
+			ck_assert_uint_gt(b->onset_cross, b->onset);
+			ck_assert_uint_le(b->onset_cross, b->onset + b->rise);
+			ck_assert(emg_synth_activation(s, c, b->onset_cross - 1) < hi);
+			ck_assert(emg_synth_activation(s, c, b->onset_cross) >= lo);
+			ck_assert_uint_lt(b->offset_cross, b->offset);
+			ck_assert_uint_ge(b->offset_cross, b->offset - b->fall);
+			ck_assert(emg_synth_activation(s, c, b->offset_cross - 1) >= lo);
+			ck_assert(emg_synth_activation(s, c, b->offset_cross) < hi);
+			/* plateau where the truth says, rise monotonic */
+			ck_assert(fabs(emg_synth_activation(s, c, b->onset + b->rise) - b->peak_mvc) <
+				  1e-6);
+			ck_assert(emg_synth_activation(s, c, b->onset + b->rise - 1) < b->peak_mvc);
+			for (uint64_t j = b->onset + 1; j < b->onset + b->rise; j++)
+				ck_assert(emg_synth_activation(s, c, j) >=
+					  emg_synth_activation(s, c, j - 1));
+		}
+		/* everywhere: signal != 0 exactly where activation > 0 (no spike leaks out) */
+		for (unsigned c = 0; c < C; c++)
+			for (size_t j = 0; j < n; j++)
+				if ((x[j * C + c] != 0.0f) != (emg_synth_activation(s, c, j) > 0)) {
+					fprintf(stderr, "seed %" PRIu64 " ch %u sample %zu: x %g act %g\n",
+						seed, c, j, x[j * C + c], emg_synth_activation(s, c, j));
+					ck_abort();
+				}
+
+		/* the truth does not depend on tonic, ECG, cross-talk, motion or noise */
+		struct emg_device_config all;
+		emg_device_config_default(&all);
+		all.realtime = false;
+		all.scenario = "session";
+		all.seed = seed;
+		struct emg_synth *s2 = mk(&all);
+		struct emg_truth *t2;
+		size_t nt2 = truth_all(s2, 0, n - 10000, &t2);
+
+		ck_assert_uint_eq(nt2, nt);
+		ck_assert_int_eq(memcmp(t, t2, nt * sizeof(*t)), 0);
+		/* ramps change the ramps, not the onsets */
+		cfg.ramps = false;
+		struct emg_synth *s3 = mk(&cfg);
+		struct emg_truth *t3;
+		size_t nt3 = truth_all(s3, 0, n - 10000, &t3);
+
+		ck_assert_uint_eq(nt3, nt);
+		for (size_t i = 0; i < nt; i++) {
+			ck_assert_uint_eq(t3[i].onset, t[i].onset);
+			ck_assert_uint_eq(t3[i].channel, t[i].channel);
+		}
+		free(t3);
+		free(t2);
+		free(t);
+		free(x);
+		emg_synth_free(s3);
+		emg_synth_free(s2);
+		emg_synth_free(s);
+	}
+}
+END_TEST
+
+/* Ramps: rises of 20-300 ms, decays of 50-300 ms, varied, linear and sigmoid profiles. */
+START_TEST(test_real_ramps)
+{
+	size_t shapes[4] = { 0 }, fshapes[4] = { 0 }, total = 0, short_rise = 0, long_rise = 0;
+	double sum = 0, sum2 = 0;
+
+	for (uint64_t seed = 1; seed <= 4; seed++) {
+		struct emg_device_config cfg = cfg_real("session", seed);
+
+		cfg.ramps = true;
+		cfg.rate = seed == 4 ? 10000 : 2000;
+		struct emg_synth *s = mk(&cfg);
+		double fs = emg_synth_rate(s);
+		struct emg_truth *t;
+		size_t nt = truth_all(s, 0, emg_synth_script_length(s), &t);
+
+		for (size_t i = 0; i < nt; i++) {
+			double rise = t[i].rise / fs, fall = t[i].fall / fs;
+
+			ck_assert_double_ge(rise, 0.020 - 0.5 / fs);
+			ck_assert_double_le(rise, 0.300 + 0.5 / fs);
+			ck_assert_double_ge(fall, 0.050 - 0.5 / fs);
+			ck_assert_double_le(fall, 0.300 + 0.5 / fs);
+			ck_assert_int_ne(t[i].rise_shape, EMG_SHAPE_QUADRATIC);
+			ck_assert_int_ne(t[i].fall_shape, EMG_SHAPE_SMOOTHSTEP);
+			shapes[t[i].rise_shape]++;
+			fshapes[t[i].fall_shape]++;
+			short_rise += rise < 0.080;
+			long_rise += rise > 0.220;
+			sum += rise;
+			sum2 += rise * rise;
+			total++;
+			/* 10 % crossing: 10 % of the way up a linear ramp, later on a sigmoid */
+			double cross = (double)(t[i].onset_cross - t[i].onset) / (t[i].rise + 1);
+			if (t[i].rise_shape == EMG_SHAPE_LINEAR)
+				ck_assert(fabs(cross - 0.1) <= 1.0 / (t[i].rise + 1) + 1e-9);
+			else
+				ck_assert(cross > 0.15 && cross < 0.3);
+		}
+		free(t);
+		emg_synth_free(s);
+	}
+	double sd = sqrt(sum2 / total - (sum / total) * (sum / total));
+
+	fprintf(stderr, "ramps: %zu bursts, rise linear %zu smoothstep %zu cosine %zu, mean %.0f ms "
+		"SD %.0f ms; fall linear %zu cosine %zu quadratic %zu\n",
+		total, shapes[EMG_SHAPE_LINEAR], shapes[EMG_SHAPE_SMOOTHSTEP],
+		shapes[EMG_SHAPE_COSINE], 1e3 * sum / total, 1e3 * sd, fshapes[EMG_SHAPE_LINEAR],
+		fshapes[EMG_SHAPE_COSINE], fshapes[EMG_SHAPE_QUADRATIC]);
+	/* both kinds of profile, in sizeable shares, and durations spread over the range */
+	ck_assert_uint_gt(shapes[EMG_SHAPE_LINEAR], total / 5);
+	ck_assert_uint_gt(shapes[EMG_SHAPE_SMOOTHSTEP] + shapes[EMG_SHAPE_COSINE], total / 3);
+	ck_assert_uint_gt(shapes[EMG_SHAPE_SMOOTHSTEP], total / 10);
+	ck_assert_uint_gt(shapes[EMG_SHAPE_COSINE], total / 10);
+	for (int k = 0; k < 4; k++)
+		if (k != EMG_SHAPE_SMOOTHSTEP)
+			ck_assert_uint_gt(fshapes[k], total / 10);
+	ck_assert_uint_gt(short_rise, total / 10);
+	ck_assert_uint_gt(long_rise, total / 10);
+	ck_assert_double_gt(sd, 0.060);
+
+	/* plain: the short half-cosine ramps */
+	struct emg_device_config cfg = cfg_quiet("session", 1, INFINITY);
+	struct emg_synth *s = mk(&cfg);
+	struct emg_truth *t;
+	size_t nt = truth_all(s, 0, emg_synth_script_length(s), &t);
+
+	for (size_t i = 0; i < nt; i++) {
+		ck_assert_int_eq(t[i].rise_shape, EMG_SHAPE_COSINE);
+		ck_assert_int_eq(t[i].fall_shape, EMG_SHAPE_COSINE);
+		ck_assert(t[i].rise >= 0.020 * FS && t[i].rise <= 0.040 * FS);
+		ck_assert(t[i].fall >= 0.050 * FS && t[i].fall <= 0.100 * FS);
+		ck_assert_uint_gt(t[i].onset_cross, t[i].onset);
+		ck_assert(emg_synth_activation(s, t[i].channel, t[i].onset_cross) >=
+			  0.1 * t[i].peak_mvc);
+	}
+	free(t);
+	emg_synth_free(s);
+}
+END_TEST
+
+/* Local maxima of |x| on channel c above thr, at least gap samples apart. */
+static size_t peaks(const float *x, size_t n, unsigned C, unsigned c, double thr, size_t gap,
+		    uint64_t *out, size_t max)
+{
+	size_t k = 0;
+
+	for (size_t i = 1; i + 1 < n; i++) {
+		double v = fabs(x[i * C + c]);
+
+		if (v < thr || v < fabs(x[(i - 1) * C + c]) || v < fabs(x[(i + 1) * C + c]))
+			continue;
+		if (k && i - out[k - 1] < gap) {
+			if (v > fabs(x[out[k - 1] * C + c]))
+				out[k - 1] = i;
+			continue;
+		}
+		if (k < max)
+			out[k++] = i;
+	}
+	return k;
+}
+
+/* ECG: one heart, 50-110 bpm with beat-to-beat variability, amplitude as configured,
+ * left/upper channels stronger, per-channel shapes, present at rest and in bursts. */
+START_TEST(test_real_ecg)
+{
+	const size_t n = (size_t)(60 * FS);
+	static const double uv[] = { 100, 200, 25 };
+	uint64_t beats[200], pk[200];
+
+	for (int u = 0; u < 3; u++) {
+		struct emg_device_config cfg = cfg_real("rest", 20 + u);
+
+		cfg.ecg_uv = uv[u];
+		struct emg_synth *s = mk(&cfg);
+		unsigned C = emg_synth_channels(s);
+		float *x = gen(s, n);
+		double amp[6];
+
+		ck_assert_uint_eq(C, 6);
+		size_t nb = emg_synth_heartbeats(s, 0, n, beats, 200);
+		ck_assert_uint_le(nb, 200);
+		double bpm = 60.0 * (double)(nb - 1) / ((beats[nb - 1] - beats[0]) / FS);
+		ck_assert_double_ge(bpm, 55);
+		ck_assert_double_le(bpm, 100);
+		/* beat-to-beat: every RR within 50-110 bpm, successive differences 1-8 % */
+		double dsum = 0;
+		for (size_t i = 1; i < nb; i++) {
+			double rr = (beats[i] - beats[i - 1]) / FS;
+
+			ck_assert_double_ge(rr, 60.0 / 110 - 1 / FS);
+			ck_assert_double_le(rr, 60.0 / 50 + 1 / FS);
+			if (i > 1)
+				dsum += fabs(rr - (beats[i - 1] - beats[i - 2]) / FS) / rr;
+		}
+		double hrv = dsum / (double)(nb - 2);
+		fprintf(stderr, "ecg seed %d: %.1f bpm, mean |dRR|/RR %.1f %%\n", 20 + u, bpm, 100 * hrv);
+		ck_assert_double_ge(hrv, 0.01);
+		ck_assert_double_le(hrv, 0.08);
+
+		for (unsigned c = 0; c < C; c++) {
+			double m = 0;
+
+			for (size_t i = 0; i < n; i++)
+				m = fmax(m, fabs(x[i * C + c]));
+			amp[c] = m;
+			/* the measured peak is the configured one */
+			ck_assert_double_lt(fabs(m / emg_synth_ecg_amplitude(s, c) - 1), 0.01);
+			/* the same beats on every channel: peaks of |x| at the R peaks */
+			size_t np = peaks(x, n, C, c, 0.6 * m, (size_t)(0.3 * FS), pk, 200);
+			ck_assert_uint_eq(np, nb - (beats[0] == 0));
+			for (size_t i = 0; i < np; i++) {
+				size_t j = nb - np + i;
+				ck_assert_uint_le(pk[i] > beats[j] ? pk[i] - beats[j] : beats[j] - pk[i], 3);
+			}
+		}
+		/* default map: glute_max_l/r, glute_med_l/r, hip_flex_l/r on channels 0-5 */
+		ck_assert_double_lt(fabs(amp[4] / uv[u] - 1), 0.01); /* hip_flex_l: strongest */
+		for (unsigned c = 0; c < 6; c += 2)
+			ck_assert_double_gt(amp[c], amp[c + 1]);   /* left over right */
+		ck_assert_double_gt(amp[4], amp[2]);               /* hip flexor over glutes */
+		ck_assert_double_gt(amp[2], amp[0]);
+		ck_assert_double_gt(amp[5], amp[3]);
+		ck_assert_double_gt(amp[3], amp[1]);
+		for (unsigned c = 0; c < 6; c++)
+			ck_assert_double_ge(amp[c], 0.3 * uv[u]);
+
+		/* shapes differ between channels: normalised waveforms around one beat */
+		size_t b0 = beats[nb / 2];
+		double maxdiff = 0;
+		for (unsigned c = 1; c < C; c++)
+			for (size_t i = b0 - (size_t)(0.3 * FS); i < b0 + (size_t)(0.5 * FS); i++)
+				maxdiff = fmax(maxdiff, fabs(fabs(x[i * C + c]) / amp[c] -
+							     fabs(x[i * C]) / amp[0]));
+		ck_assert_double_gt(maxdiff, 0.05);
+		free(x);
+		emg_synth_free(s);
+	}
+
+	/* rate across seeds; none without ECG */
+	for (uint64_t seed = 1; seed <= 12; seed++) {
+		struct emg_device_config cfg = cfg_real("rest", seed);
+
+		cfg.ecg_uv = 100;
+		struct emg_synth *s = mk(&cfg);
+		size_t nb = emg_synth_heartbeats(s, 0, n, beats, 200);
+
+		ck_assert_double_ge(nb, 50 - 1);
+		ck_assert_double_le(nb, 110 + 1);
+		emg_synth_free(s);
+		cfg.ecg_uv = 0;
+		s = mk(&cfg);
+		ck_assert_uint_eq(emg_synth_heartbeats(s, 0, n, beats, 200), 0);
+		ck_assert(emg_synth_ecg_amplitude(s, 0) == 0);
+		emg_synth_free(s);
+	}
+
+	/* during bursts too: everything on, ECG on minus ECG off is the ECG alone */
+	struct emg_device_config on, off;
+	emg_device_config_default(&on);
+	on.realtime = false;
+	on.scenario = "bridge";
+	off = on;
+	off.ecg_uv = 0;
+	struct emg_synth *a = mk(&on), *b = mk(&off);
+	const size_t nn = (size_t)(12 * FS);
+	float *x = gen(a, nn), *y = gen(b, nn);
+	struct emg_truth *t;
+	size_t nt = truth_all(a, 0, nn, &t);
+	size_t in_burst = 0;
+
+	ck_assert_uint_gt(nt, 0);
+	size_t nb = emg_synth_heartbeats(a, 0, nn, beats, 200);
+	for (size_t k = 0; k < nb; k++)
+		for (size_t i = 0; i < nt; i++) {
+			unsigned c = t[i].channel;
+			if (beats[k] < t[i].onset || beats[k] >= t[i].offset)
+				continue;
+			double d = x[beats[k] * 6 + c] - y[beats[k] * 6 + c];
+			ck_assert_double_lt(fabs(fabs(d) / emg_synth_ecg_amplitude(a, c) - 1), 0.02);
+			in_burst++;
+		}
+	ck_assert_uint_gt(in_burst, 3);
+	free(t);
+	free(x);
+	free(y);
+	emg_synth_free(a);
+	emg_synth_free(b);
+}
+END_TEST
+
+/* Tonic activity: low-level EMG at rest on some muscles, never in the truth. */
+START_TEST(test_real_tonic)
+{
+	struct emg_device_config cfg = cfg_real("rest", 31);
+
+	cfg.tonic = true;
+	struct emg_synth *s = mk(&cfg);
+	const size_t n = (size_t)(20 * FS);
+	unsigned C = emg_synth_channels(s);
+	float *x = gen(s, n);
+
+	ck_assert_uint_eq(emg_synth_truth(s, 0, n, NULL, 0), 0);
+	for (unsigned c = 0; c < C; c++) {
+		double e = 0, mvc;
+
+		for (size_t i = 0; i < n; i++)
+			e += (double)x[i * C + c] * x[i * C + c];
+		emg_synth_levels(s, c, NULL, &mvc);
+		double frac = sqrt(e / n) / mvc;
+		if (c < 2) /* glute max: silent at rest */
+			ck_assert(e == 0);
+		else /* glute med, hip flexors: 1-2 % MVC */
+			ck_assert(frac > 0.008 && frac < 0.022);
+		ck_assert(emg_synth_activation(s, c, n / 2) == 0);
+	}
+	free(x);
+	emg_synth_free(s);
+}
+END_TEST
+
+/* Cross-talk: a neighbour's EMG leaks in at 10-20 %, low-passed and slightly late;
+ * the receiving channel's truth is unchanged. */
+START_TEST(test_real_crosstalk)
+{
+	struct emg_device_config cfg = cfg_real("session", 41);
+
+	cfg.ramps = true;
+	struct emg_synth *a = mk(&cfg);
+	cfg.crosstalk = true;
+	struct emg_synth *b = mk(&cfg);
+	const size_t n = (size_t)emg_synth_script_length(a);
+	unsigned C = emg_synth_channels(a);
+	float *x = gen(a, n), *y = gen(b, n);
+	double *d = malloc(n * sizeof(double)), *src = malloc(n * sizeof(double));
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_ptr_nonnull(src);
+	/* hip_flex_l (4) hears only glute_med_l (2); hip_flex_r (5) only glute_med_r (3) */
+	for (unsigned r = 4; r < 6; r++) {
+		unsigned sc = r - 2;
+		double ed = 0, es = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			d[i] = (double)y[i * C + r] - x[i * C + r];
+			src[i] = x[i * C + sc];
+			ed += d[i] * d[i];
+			es += src[i] * src[i];
+		}
+		double ratio = sqrt(ed / es);
+		/* the lag of the best match: a few samples (low-pass group delay ~2 ms) */
+		int best = -1;
+		double bestc = -1;
+		for (int lag = 0; lag <= 20; lag++) {
+			double cc = 0;
+			for (size_t i = (size_t)lag; i < n; i++)
+				cc += d[i] * src[i - (size_t)lag];
+			if (cc > bestc)
+				bestc = cc, best = lag;
+		}
+		fprintf(stderr, "cross-talk ch %u <- ch %u: %.1f %% of its EMG RMS, lag %d samples\n", r,
+			sc, 100 * ratio, best);
+		ck_assert_double_ge(ratio, 0.10);
+		ck_assert_double_le(ratio, 0.20);
+		ck_assert_int_ge(best, 1);
+		ck_assert_int_le(best, 8);
+	}
+	/* glute med hears its two neighbours; glute max its one mapped neighbour (glute med) */
+	for (unsigned c = 0; c < 4; c++) {
+		double e = 0;
+		for (size_t i = 0; i < n; i++)
+			e += fabs((double)y[i * C + c] - x[i * C + c]);
+		ck_assert_double_gt(e, 0);
+	}
+	/* the truth is the same list */
+	struct emg_truth *ta, *tb;
+	size_t na = truth_all(a, 0, n, &ta), nb = truth_all(b, 0, n, &tb);
+	ck_assert_uint_eq(na, nb);
+	ck_assert_int_eq(memcmp(ta, tb, na * sizeof(*ta)), 0);
+	free(ta);
+	free(tb);
+	free(d);
+	free(src);
+	free(x);
+	free(y);
+	emg_synth_free(a);
+	emg_synth_free(b);
+}
+END_TEST
+
+/* Motion artefacts: around each repetition's first onset, tens to hundreds of uV,
+ * mostly below 20 Hz with some in-band content; not in the truth. */
+START_TEST(test_real_motion)
+{
+	struct emg_device_config cfg = cfg_real("bridge", 51);
+	struct emg_synth *a = mk(&cfg);
+	cfg.motion = true;
+	struct emg_synth *b = mk(&cfg);
+	const size_t n = (size_t)emg_synth_script_length(a);
+	unsigned C = emg_synth_channels(a);
+	float *x = gen(a, n), *y = gen(b, n);
+	float *d = malloc(n * C * sizeof(float));
+	struct emg_truth *t;
+	size_t nt = truth_all(b, 0, n, &t);
+
+	ck_assert_ptr_nonnull(d);
+	for (size_t i = 0; i < n * C; i++)
+		d[i] = y[i] - x[i];
+	ck_assert_uint_eq(nt, emg_synth_truth(a, 0, n, NULL, 0));
+	/* per rep (5 reps): first non-zero sample near the rep's first onset; peak size */
+	unsigned reps = 0;
+	double lo_peak = 1e9, hi_peak = 0;
+	for (size_t i = 0; i < nt; i++) {
+		if (i > 0 && t[i - 1].rep == t[i].rep)
+			continue; /* the truth is sorted by onset: t[i] is the rep's first onset */
+		size_t first = SIZE_MAX;
+		double peak = 0;
+		size_t from = t[i].onset - (size_t)(0.3 * FS);
+
+		for (size_t j = from; j < t[i].onset + (size_t)(1.5 * FS); j++)
+			for (unsigned c = 0; c < C; c++) {
+				if (d[j * C + c] != 0 && first == SIZE_MAX)
+					first = j;
+				peak = fmax(peak, fabs(d[j * C + c]));
+			}
+		double lead_ms = ((double)t[i].onset - (double)first) / FS * 1e3;
+		ck_assert_double_ge(lead_ms, -30);
+		ck_assert_double_le(lead_ms, 60);
+		lo_peak = fmin(lo_peak, peak);
+		hi_peak = fmax(hi_peak, peak);
+		reps++;
+	}
+	ck_assert_uint_eq(reps, 5);
+	ck_assert_double_ge(lo_peak, 12);
+	ck_assert_double_le(hi_peak, 300);
+	/* and nothing between reps: zero 2 s after every rep's first onset, up to the next */
+	for (size_t i = 0; i < nt; i++) {
+		size_t j = t[i].onset + (size_t)(1.5 * FS);
+		for (unsigned c = 0; c < C; c++)
+			ck_assert(d[j * C + c] == 0);
+	}
+	/* spectrum: most energy below 20 Hz, some in the 20-450 Hz band on every rep */
+	double in_band = 0, total = 0, bpeak[5] = { 0 };
+	for (unsigned c = 0; c < C; c++) {
+		double *bl = bandlimit(d, n, C, c, FS);
+		for (size_t i = 0; i < n; i++) {
+			in_band += bl[i] * bl[i];
+			total += (double)d[i * C + c] * d[i * C + c];
+		}
+		for (size_t i = 0, r = 0; i < nt; i++) {
+			if (i > 0 && t[i - 1].rep == t[i].rep)
+				continue;
+			for (size_t j = t[i].onset - (size_t)(0.1 * FS); j < t[i].onset + FS; j++)
+				bpeak[r] = fmax(bpeak[r], fabs(bl[j]));
+			r++;
+		}
+		free(bl);
+	}
+	fprintf(stderr, "motion: peaks %.0f-%.0f uV, %.2f %% of the energy in 20-450 Hz, band-passed "
+		"peaks %.1f %.1f %.1f %.1f %.1f uV\n", lo_peak, hi_peak, 100 * in_band / total,
+		bpeak[0], bpeak[1], bpeak[2], bpeak[3], bpeak[4]);
+	ck_assert_double_gt(in_band / total, 0.001);
+	ck_assert_double_lt(in_band / total, 0.2);
+	for (int r = 0; r < 5; r++) {
+		ck_assert_double_gt(bpeak[r], 2);
+		ck_assert_double_lt(bpeak[r], 80);
+	}
+	free(t);
+	free(d);
+	free(x);
+	free(y);
+	emg_synth_free(a);
+	emg_synth_free(b);
+}
+END_TEST
+
+/* CV and kurtosis of channel c's plateau signal in 100 ms windows, over all plateaus. */
+static void plateau_stats(struct emg_synth *s, const float *x, size_t n, unsigned c, double *cv,
+			  double *kurt)
+{
+	unsigned C = emg_synth_channels(s);
+	struct emg_truth *t;
+	size_t nt = truth_all(s, 0, n, &t);
+	double s1 = 0, s2 = 0, m2 = 0, m4 = 0;
+	size_t nw = 0, ns = 0;
+	const size_t w = (size_t)(0.1 * FS);
+
+	for (size_t i = 0; i < nt; i++) {
+		if (t[i].channel != c)
+			continue;
+		size_t a = t[i].onset + t[i].rise + (size_t)(0.05 * FS);
+		size_t b = t[i].offset - t[i].fall - (size_t)(0.05 * FS);
+		double norm = t[i].peak_mvc;
+		for (size_t j = a; j + w <= b; j += w) {
+			double e = 0;
+			for (size_t k = j; k < j + w; k++) {
+				double v = x[k * C + c] / norm;
+				e += v * v;
+				m2 += v * v;
+				m4 += v * v * v * v;
+				ns++;
+			}
+			double r = sqrt(e / w);
+			s1 += r;
+			s2 += r * r;
+			nw++;
+		}
+	}
+	double mean = s1 / nw;
+	*cv = sqrt(s2 / nw - mean * mean) / mean;
+	*kurt = (m4 / ns) / ((m2 / ns) * (m2 / ns));
+	free(t);
+}
+
+/* Motor-unit-like non-stationarity: plateau amplitude fluctuates and has spikes. */
+START_TEST(test_real_fluctuation)
+{
+	struct emg_device_config cfg = cfg_real("hip_thrust", 61);
+	struct emg_synth *a = mk(&cfg);
+	cfg.ramps = true;
+	struct emg_synth *b = mk(&cfg);
+	const size_t n = (size_t)emg_synth_script_length(a);
+	float *x = gen(a, n), *y = gen(b, n);
+	double cv_a, cv_b, k_a, k_b;
+
+	plateau_stats(a, x, n, 0, &cv_a, &k_a);
+	plateau_stats(b, y, n, 0, &cv_b, &k_b);
+	fprintf(stderr, "plateau 100 ms RMS CV: plain ramps %.3f, MU fluctuation %.3f; kurtosis "
+		"%.2f vs %.2f\n", cv_a, cv_b, k_a, k_b);
+	ck_assert_double_gt(cv_b, 1.3 * cv_a);
+	ck_assert_double_gt(cv_b, 0.08);
+	ck_assert_double_lt(cv_b, 0.30);
+	ck_assert_double_gt(k_b, k_a + 0.2);
+	free(x);
+	free(y);
+	emg_synth_free(a);
+	emg_synth_free(b);
+}
+END_TEST
+
 static Suite *synth_suite(void)
 {
 	Suite *s = suite_create("synth");
@@ -1019,6 +1704,14 @@ static Suite *synth_suite(void)
 	tcase_add_test(tc, test_pops);
 	tcase_add_test(tc, test_wander);
 	tcase_add_test(tc, test_cost);
+	tcase_add_test(tc, test_plain_unchanged);
+	tcase_add_test(tc, test_real_truth_exact);
+	tcase_add_test(tc, test_real_ramps);
+	tcase_add_test(tc, test_real_ecg);
+	tcase_add_test(tc, test_real_tonic);
+	tcase_add_test(tc, test_real_crosstalk);
+	tcase_add_test(tc, test_real_motion);
+	tcase_add_test(tc, test_real_fluctuation);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("device");
