@@ -111,7 +111,7 @@ int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned
 		r->t[i] = (struct eval_truth){
 			.ch = tt[i].channel,
 			.onset = tt[i].onset,
-			.alt = tt[i].onset, /* TODO threshold-crossing truth */
+			.alt = tt[i].onset_cross,
 			.offset = tt[i].offset,
 			.group = 1 + (unsigned)(tt[i].onset / len) * 100000 + e * 1000 + tt[i].rep,
 		};
@@ -554,4 +554,45 @@ void eval_result_free(struct eval_result *res)
 	free(res->err_alt);
 	free(res->lag);
 	memset(res, 0, sizeof(*res));
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+void eval_print_header(FILE *f)
+{
+	fprintf(f, "%-12s %4s %-8s %7s %7s %7s %8s %11s %7s %7s\n", "source", "SNR", "detector",
+		"med|e|", "mean e", "p90|e|", "med|alt|", "miss/n", "FA/min", "lag p90");
+}
+
+void eval_print_row(FILE *f, const char *src, double snr, const char *det,
+		    const struct eval_result *res)
+{
+	struct eval_summary s;
+
+	eval_summarise(res, &s);
+	fprintf(f, "%-12s %4.0f %-8s %7.1f %+7.1f %7.1f %8.1f %5zu/%-5zu %7.2f %7.1f\n", src, snr,
+		det, s.median_abs, s.mean, s.p90_abs, s.median_abs_alt, res->misses, res->bursts,
+		s.fa_per_min, s.lag_p90);
+}
+
+int eval_emgdet_all(const char *path, double snr, int laplace,
+		    const struct emg_pipeline_config *cfg, struct eval_result *res)
+{
+	int n = eval_emgdet_count(path), err;
+
+	if (n <= 0)
+		return n < 0 ? n : -ENODATA;
+	for (int t = 0; t < n; t++) {
+		struct eval_rec r;
+		/* streams start 0.5-8 s before the onset, spread evenly over the trials */
+		double start = 0.5 + 7.5 * (double)((t * 37) % 100) / 100.0;
+		if ((err = eval_emgdet(&r, path, (unsigned)t, 50.0, snr, laplace,
+				       1000 + (uint64_t)t, start)) < 0)
+			return err;
+		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
+		eval_rec_free(&r);
+		if (err < 0)
+			return err;
+	}
+	return 0;
 }

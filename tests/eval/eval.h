@@ -27,6 +27,7 @@
 #define EMG_EVAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "device.h"
@@ -109,6 +110,21 @@ void eval_summarise(const struct eval_result *res, struct eval_summary *s);
 
 /* Free what a result owns and zero it. */
 void eval_result_free(struct eval_result *res);
+
+/*
+ * Every trial of emgdet.bin with noise at snr_db (seed 1000 + trial), each
+ * stream starting 0.5-8 s before the onset (spread evenly), through the
+ * pipeline with cfg - or, with cfg NULL, the offline reference; adds to res.
+ */
+int eval_emgdet_all(const char *path, double snr, int laplace,
+		    const struct emg_pipeline_config *cfg, struct eval_result *res);
+
+/* The column header of an accuracy table. */
+void eval_print_header(FILE *f);
+
+/* One row: source, SNR, detector and the summary of res. */
+void eval_print_row(FILE *f, const char *src, double snr, const char *det,
+		    const struct eval_result *res);
 
 /* Deterministic Gaussian and Laplacian noise (xorshift + Box-Muller), no global state. */
 struct eval_rng {
