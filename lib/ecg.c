@@ -111,6 +111,7 @@ struct emg_ecg {
 	float thr, spk, spk_cur, spk_decay;
 	int above;
 	int learnt;  /* some lane votes on its learnt scale: the leave-one-out check applies */
+	unsigned non; /* lanes taking part */
 	uint64_t last;
 	uint64_t beats;
 	double rr;   /* mean RR interval, samples; 0 = unknown */
@@ -192,12 +193,12 @@ static void trigger(struct emg_ecg *e)
 
 /*
  * The scalar half of the detector, once per frame, on the vote s of pass 1;
- * rest is 0 when the lanes other than the strongest voter disagree (a
- * contraction starting on one lane, not a heartbeat seen on all of them).
+ * agree is 0 when the lanes other than the strongest voter disagree (a
+ * contraction starting on one lane, not a heartbeat seen on several).
  */
-static void detect(struct emg_ecg *e, float s, float rest)
+static void detect(struct emg_ecg *e, float s, int agree)
 {
-	int above = s >= e->thr && (rest || !e->learnt);
+	int above = s >= e->thr && agree;
 
 	if (above && !e->above && e->t >= e->warm_n && (!e->beats || e->t - e->last >= e->refr)) {
 		trigger(e);
@@ -360,6 +361,7 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 			e->cap[l] = CAP_INIT;
 			e->dm[l] = 1.0f / Q_INIT;
 			e->iq[l] = 1.0f / Q_INIT;
+			e->non += l < nlanes && !p->skip[l];
 		}
 	}
 	e->a_fast = (float)(1.0 - exp(-1.0 / (FAST_MS * 1e-3 * fs)));

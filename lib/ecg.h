@@ -10,20 +10,26 @@
  *              same biquad design and SIMD kernels as the band-pass), run on
  *              the selected lanes only.  Cheap, but it also removes the
  *              20..40 Hz part of the EMG itself and leaves the steepest QRS
- *              slopes, which reach well above 30 Hz.
+ *              slopes, which reach well above 30 Hz.  With both stages the
+ *              detector votes on the signal before this high-pass (which leaves
+ *              too little QRS to time), the templates work after it.
  *
  *  subtract    real-time QRS-gated template subtraction.
- *   Detector:  per lane a fast energy e = EMA(x^2, 3 ms) over a running median
- *              of e (a multiplicative Robbins-Monro quantile tracker, so the
- *              heartbeats themselves and bursts barely move it), clipped at
- *              `cap`; the detection statistic s is the weighted mean of those
- *              ratios over the lanes that are not busy.  A lane is busy while
- *              more than 60 % of its recent (EMA 200 ms) samples exceed 4x its
- *              median: a contraction, not a 60..100 ms QRS.  Lane weights are
- *              learned from each lane's template (QRS peak energy over its
- *              noise), so lanes that carry no ECG do not vote.  A beat is a
- *              crossing of max(thr_min, 20 % of the running QRS peak of s)
- *              outside an RR-adaptive refractory period (0.6 RR, 250..450 ms).
+ *   Detector:  per lane a fast energy e = EMA(x^2, 3 ms) and its running median
+ *              (a multiplicative Robbins-Monro quantile step, so heartbeats and
+ *              bursts barely move it).  Each lane votes e / (its learnt QRS peak
+ *              energy) - e / (100 x median) until it has learnt one - so every
+ *              lane's vote has the same shape and the crossing the templates
+ *              are aligned to does not move when a lane drops out.  The vote is
+ *              the weighted mean over lanes that are not busy (more than 60 %
+ *              of the last ~200 ms above 4x their median: a contraction, not a
+ *              60..100 ms QRS); weights q^2 / (q^2 + 50^2) for a QRS peak of q
+ *              times the noise, so lanes without ECG do not vote.  A beat is a
+ *              crossing of max(8 % of the running QRS peak of the vote, a noise
+ *              guard) outside a refractory period (0.6 RR, 250..450 ms), and
+ *              only if the other lanes agree with the strongest voter
+ *              (leave-one-out once learnt; at least two lanes before): an EMG
+ *              burst starts on one lane, a heartbeat shows on several.
  *   Template:  per lane, the 400 ms after the trigger, aligned on the trigger
  *              (the QRS upstroke, a few ms before R).  Updated sample by sample
  *              while the beat plays out: a plain average over the first 8
@@ -67,7 +73,7 @@ enum emg_ecg_mode {
 };
 
 struct emg_ecg_params {
-	enum emg_ecg_mode mode;       /* default subtract */
+	enum emg_ecg_mode mode;       /* default subtract (measured: see README "ECG rejection") */
 	double highpass_hz;           /* extra high-pass corner (default 30) */
 	unsigned highpass_order;      /* even, 2..8 (default 4) */
 	double window_ms;             /* template length after the trigger (default 400) */

@@ -26,7 +26,7 @@ AI VF EMG_K(sel)(VI m, VF a, VF b)
 
 /* Pass 1 on lanes c .. c + EMG_VL - 1 (x points at lane c of the frame). */
 AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *den, VF *mx, VF *mw,
-		    VF up, VF dn, int copy)
+		    VF *na, VF up, VF dn, int copy)
 {
 	const VF z = { 0 };
 	const VF xv = LDU(x);
@@ -60,6 +60,7 @@ AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *de
 		*den += ok;
 		*mw = EMG_K(sel)(gt, ok, *mw);
 		*mx = EMG_K(sel)(gt, v, *mx);
+		*na += EMG_K(sel)((r >= z + e->thr_guard) & (ok > z), z + 1.0f, z);
 	}
 	STA(e->en + c, ev);
 	STA(e->med + c, nv);
@@ -100,15 +101,16 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 		const int copy = e->t < e->copy_n;
 		const float eta = e->t < e->fast_n ? e->eta_fast : e->eta;
 		const VF z = { 0 }, up = z + (1.0f + eta), dn = z + (1.0f - eta);
-		VF num = z, den = z, mx = z, mw = z;
+		VF num = z, den = z, mx = z, mw = z, na = z;
 		float sn = 0, sd = 0, m = 0, wm = 0;
+		int agree = 0;
 		size_t c;
 
 		for (c = 0; c < nv; c += EMG_VL)
-			EMG_K(vote)(e, dx + c, c, &num, &den, &mx, &mw, up, dn, copy);
+			EMG_K(vote)(e, dx + c, c, &num, &den, &mx, &mw, &na, up, dn, copy);
 		if (c < nl) {
 			memcpy(row, dx + c, (nl - c) * sizeof(float));
-			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, up, dn, copy);
+			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, &na, up, dn, copy);
 		}
 		/* Pairwise sums: independent adds, not one serial chain of EMG_VL. */
 		for (int w = EMG_VL / 2; w > 0; w /= 2)
@@ -118,18 +120,24 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 			}
 		sn = num[0];
 		sd = den[0];
-		/* Leave-one-out, only when the vote is over the threshold (rarely): with
-		 * other lanes that carry the ECG voting, they must agree with the
-		 * strongest one (same vote scale once learnt). */
+		/* Only when the vote is over the threshold (rarely): once learnt, the
+		 * other lanes that carry the ECG must agree with the strongest one
+		 * (leave-one-out, same vote scale); before, at least two lanes must
+		 * be over the noise guard - a contraction starts on one. */
 		if (sd > 0 && sn >= e->thr * sd) {
-			for (int j = 0; j < EMG_VL; j++)
+			float nab = 0;
+
+			for (int j = 0; j < EMG_VL; j++) {
+				nab += na[j];
 				if (mx[j] > m) {
 					m = mx[j];
 					wm = mw[j];
 				}
+			}
+			agree = e->learnt ? sd - wm < LOO_MIN_W || sn - m >= e->thr * (sd - wm)
+					  : nab >= 2.0f || e->non == 1;
 		}
-		detect(e, sd > 0 ? sn / sd : 0.0f,
-		       sd - wm < LOO_MIN_W || sn - m >= e->thr * (sd - wm));
+		detect(e, sd > 0 ? sn / sd : 0.0f, agree);
 		if (e->k < e->K) {
 			float *t = e->tmpl + (size_t)e->k * e->stride;
 			const int track = e->k < e->kpk;
