@@ -299,7 +299,7 @@ int emg_config_init(struct emg_config *cfg)
 	cfg->wander = true;
 	cfg->pops = true;
 	snprintf(cfg->scenario, sizeof(cfg->scenario), "session");
-	cfg->realism = EMG_SYNTH_REALISTIC;
+	cfg->realism = EMG_SYNTH_PLAIN;
 	cfg->ecg_uv = 100;
 	cfg->ramps = true;
 	cfg->crosstalk = true;

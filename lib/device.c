@@ -37,7 +37,7 @@ void emg_device_config_default(struct emg_device_config *cfg)
 	cfg->wander = true;
 	cfg->pops = true;
 	cfg->scenario = "session";
-	cfg->realism = EMG_SYNTH_REALISTIC;
+	cfg->realism = EMG_SYNTH_PLAIN;
 	cfg->ecg_uv = 100;
 	cfg->ramps = true;
 	cfg->crosstalk = true;

@@ -34,7 +34,7 @@ struct emg_device_info {
 /* How the synth builds its signal ([device] realism). */
 enum emg_synth_realism {
 	EMG_SYNTH_PLAIN = 0,  /* the original generator, bit for bit (a zeroed config) */
-	EMG_SYNTH_REALISTIC,  /* ramps, MU fluctuation, ECG, tonic, cross-talk, motion (the default) */
+	EMG_SYNTH_REALISTIC,  /* ramps, MU fluctuation, ECG, tonic, cross-talk, motion (opt-in for now) */
 };
 
 /* What the daemon's config says about the device. */
@@ -53,7 +53,7 @@ struct emg_device_config {
 	bool wander;          /* baseline wander */
 	bool pops;            /* electrode-pop artefacts */
 	const char *scenario; /* "session" (default), "rest", "bridge", "hip_thrust", "abduction", "prone_hip_ext" */
-	enum emg_synth_realism realism; /* default realistic; the keys below only act in realistic */
+	enum emg_synth_realism realism; /* default plain (see README: realistic is opt-in until ECG rejection meets its targets); the keys below only act in realistic */
 	double ecg_uv;        /* ECG R-peak on the strongest channel, uV, 0 = none (default 100) */
 	bool ramps;           /* 20-300 ms recruitment ramps, slow decays, MU-like fluctuation */
 	bool crosstalk;       /* neighbouring muscles' EMG leaks in (not in the truth) */

@@ -124,7 +124,7 @@ struct emg_ecg {
 void emg_ecg_params_default(struct emg_ecg_params *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->mode = EMG_ECG_SUBTRACT;
+	p->mode = EMG_ECG_OFF;
 	p->highpass_hz = 30.0;
 	p->highpass_order = 4;
 	p->window_ms = 400.0;

@@ -73,7 +73,7 @@ enum emg_ecg_mode {
 };
 
 struct emg_ecg_params {
-	enum emg_ecg_mode mode;       /* default subtract (measured: see README "ECG rejection") */
+	enum emg_ecg_mode mode;       /* default off for now: subtract still fires on the plain synth (README "ECG rejection") */
 	double highpass_hz;           /* extra high-pass corner (default 30) */
 	unsigned highpass_order;      /* even, 2..8 (default 4) */
 	double window_ms;             /* template length after the trigger (default 400) */

@@ -32,7 +32,7 @@ struct emg_pipeline;
 
 struct emg_pipeline_config {
 	struct emg_filter_spec filter;
-	struct emg_ecg_params ecg;     /* heartbeat rejection after the band-pass (default subtract) */
+	struct emg_ecg_params ecg;     /* heartbeat rejection after the band-pass (default off for now) */
 	struct emg_onset_params onset;
 	double rms_window_ms;  /* display envelope (default 125) */
 	double publish_rate;   /* metric records per second (default 50) */

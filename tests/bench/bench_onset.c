@@ -107,6 +107,7 @@ static void heartbeat(void)
 		struct eval_rec r;
 		emg_device_config_default(&c);
 		c.scenario = "rest";
+		c.realism = EMG_SYNTH_REALISTIC;
 		c.ecg_uv = 200;
 		if (eval_synth(&r, &c, 1) < 0)
 			exit(1);

@@ -825,11 +825,11 @@ START_TEST(test_synth_realism)
 	struct emg_device_config dev;
 
 	ck_assert_int_eq(emg_config_init(&a), 0);
-	ck_assert_int_eq(a.realism, EMG_SYNTH_REALISTIC);
+	ck_assert_int_eq(a.realism, EMG_SYNTH_PLAIN);
 	ck_assert_double_eq(a.ecg_uv, 100);
 	ck_assert(a.ramps && a.crosstalk && a.tonic && a.motion);
 	emg_config_device(&a, &dev);
-	ck_assert_int_eq(dev.realism, EMG_SYNTH_REALISTIC);
+	ck_assert_int_eq(dev.realism, EMG_SYNTH_PLAIN);
 	ck_assert_double_eq(dev.ecg_uv, 100);
 	ck_assert(dev.ramps && dev.crosstalk && dev.tonic && dev.motion);
 	/* the built-in config and emg_device_config_default agree */
@@ -853,7 +853,7 @@ START_TEST(test_synth_realism)
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
 
 	/* each key alone restarts the device */
-	static const char *const one[] = { "realism = plain", "ecg_uv = 0", "ramps = no",
+	static const char *const one[] = { "realism = realistic", "ecg_uv = 0", "ramps = no",
 					   "crosstalk = no", "tonic = no", "motion = no" };
 	for (unsigned i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
 		char text[128];

@@ -473,7 +473,7 @@ START_TEST(params)
 	char buf[64];
 
 	emg_ecg_params_default(&p);
-	ck_assert_int_eq(p.mode, EMG_ECG_SUBTRACT);
+	ck_assert_int_eq(p.mode, EMG_ECG_OFF);
 	ck_assert_int_eq(emg_ecg_mode_parse("both", &m), 0);
 	ck_assert_int_eq(m, EMG_ECG_BOTH);
 	ck_assert_int_eq(emg_ecg_mode_parse("on", &m), -EINVAL);
