@@ -1302,29 +1302,98 @@ static void knot_step(struct chan *ch, struct rng *r_wander, bool wander, double
 	}
 }
 
+/* The mains hum's fundamental, 3rd and 5th harmonic phasors of the chunk into s->scratch. */
+static void mains_chunk(struct emg_synth *s, unsigned len, uint64_t pos, bool resync)
+{
+	struct osc *o = &s->mains_osc;
+
+	if (!s->mains)
+		return;
+	if (resync)
+		osc_resync(o, pos);
+	for (unsigned f = 0; f < len; f++) {
+		double c1 = o->re, s1 = o->im;
+		double c2 = c1 * c1 - s1 * s1, s2 = 2 * c1 * s1;
+		double c3 = c2 * c1 - s2 * s1, s3 = c2 * s1 + s2 * c1;
+		double c5 = c3 * c2 - s3 * s2, s5 = c3 * s2 + s3 * c2;
+
+		s->scratch[f][0] = c1, s->scratch[f][1] = s1;
+		s->scratch[f][2] = c3, s->scratch[f][3] = s3;
+		s->scratch[f][4] = c5, s->scratch[f][5] = s5;
+		osc_step(o);
+	}
+}
+
+/* Put a channel's slow oscillators where they are at sample pos (after a seek or wrap). */
+static void chan_resync(struct chan *ch, uint64_t pos)
+{
+	osc_resync(&ch->mod[0], pos);
+	osc_resync(&ch->mod[1], pos);
+	for (int k = 0; k < 3; k++)
+		osc_resync(&ch->wav[k], pos);
+}
+
+/*
+ * One sample of white noise shaped to the sEMG spectrum (first-order
+ * high-pass, two first-order low-passes).  The filter state lives in the
+ * caller's locals: inlined, they stay in registers across the float stores.
+ */
+static inline double shaped(struct emg_synth *s, struct rng *r, double hb0, double ha1,
+			    double lb0, double la1, double *hx, double *hy, double *l1x,
+			    double *l1y, double *l2x, double *l2y)
+{
+	double e = zig_normal(&s->zig, r);
+	double y = hb0 * (e - *hx) - ha1 * *hy;
+	*hx = e, *hy = y;
+	double y2 = lb0 * (y + *l1x) - la1 * *l1y;
+	*l1x = y, *l1y = y2;
+	double y3 = lb0 * (y2 + *l2x) - la1 * *l2y;
+	*l2x = y2, *l2y = y3;
+	return y3;
+}
+
+/* Electrode pops of channel ch at sample n: a step that decays; returns its value now. */
+static inline double pop_step(const struct emg_synth *s, struct chan *ch, uint64_t n,
+			      uint64_t *next_pop, double *pop_v, double *pop_d)
+{
+	double v = 0;
+
+	if (n == *next_pop) {
+		double amp = 200.0 + 800.0 * rng_uni(&ch->pop);
+		double tau = 0.050 / 3 + (0.150 / 3) * rng_uni(&ch->pop);
+
+		if (rng_next(&ch->pop) & 1)
+			amp = -amp;
+		*pop_v += amp;
+		*pop_d = exp(-1.0 / (tau * s->rate));
+		*next_pop += 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * s->rate);
+	}
+	if (*pop_v != 0) {
+		v = *pop_v;
+		*pop_v *= *pop_d;
+		if (fabs(*pop_v) < 1e-6)
+			*pop_v = 0;
+	}
+	return v;
+}
+
+/* Clip to the amplifier's range. */
+static inline float clip_uv(double v)
+{
+	if (v > PHYS_MAX_UV)
+		v = PHYS_MAX_UV;
+	else if (v < -PHYS_MAX_UV)
+		v = -PHYS_MAX_UV;
+	return (float)v;
+}
+
 static void run_chunk(struct emg_synth *s, float *frames, unsigned len, uint64_t pos,
 		      uint64_t pp, bool resync)
 {
 	const unsigned C = s->channels;
 	const double hb0 = s->hp_b0, ha1 = s->hp_a1, lb0 = s->lp_b0, la1 = s->lp_a1;
 
-	if (s->mains) {
-		struct osc *o = &s->mains_osc;
-
-		if (resync)
-			osc_resync(o, pos);
-		for (unsigned f = 0; f < len; f++) {
-			double c1 = o->re, s1 = o->im;
-			double c2 = c1 * c1 - s1 * s1, s2 = 2 * c1 * s1;
-			double c3 = c2 * c1 - s2 * s1, s3 = c2 * s1 + s2 * c1;
-			double c5 = c3 * c2 - s3 * s2, s5 = c3 * s2 + s3 * c2;
-
-			s->scratch[f][0] = c1, s->scratch[f][1] = s1;
-			s->scratch[f][2] = c3, s->scratch[f][3] = s3;
-			s->scratch[f][4] = c5, s->scratch[f][5] = s5;
-			osc_step(o);
-		}
-	}
+	mains_chunk(s, len, pos, resync);
 
 	const bool mains = s->mains, wander = s->wander, pops = s->pops;
 	const uint64_t kmask = s->knot - 1;
@@ -1347,20 +1416,11 @@ static void run_chunk(struct emg_synth *s, float *frames, unsigned len, uint64_t
 		const struct burst *bp = &ch->b[ch->cur];
 		float *out = frames + c;
 
-		if (resync) {
-			osc_resync(&ch->mod[0], pos);
-			osc_resync(&ch->mod[1], pos);
-			for (int k = 0; k < 3; k++)
-				osc_resync(&ch->wav[k], pos);
-		}
+		if (resync)
+			chan_resync(ch, pos);
 		for (unsigned f = 0; f < len; f++, out += C) {
-			double e = zig_normal(&s->zig, &r_emg);
-			double y = hb0 * (e - hx) - ha1 * hy;
-			hx = e, hy = y;
-			double y2 = lb0 * (y + l1x) - la1 * l1y;
-			l1x = y, l1y = y2;
-			double y3 = lb0 * (y2 + l2x) - la1 * l2y;
-			l2x = y2, l2y = y3;
+			double y3 = shaped(s, &r_emg, hb0, ha1, lb0, la1, &hx, &hy, &l1x, &l1y, &l2x,
+					   &l2y);
 
 			if (((pos + f) & kmask) == 0)
 				knot_step(ch, &r_wander, wander, inv_knot, &mv, &mdv, &wv, &wdv);
@@ -1378,29 +1438,9 @@ static void run_chunk(struct emg_synth *s, float *frames, unsigned len, uint64_t
 				v += wv;
 				wv += wdv;
 			}
-			if (pops) {
-				if (pos + f == next_pop) {
-					double amp = 200.0 + 800.0 * rng_uni(&ch->pop);
-					double tau = 0.050 / 3 + (0.150 / 3) * rng_uni(&ch->pop);
-
-					if (rng_next(&ch->pop) & 1)
-						amp = -amp;
-					pop_v += amp;
-					pop_d = exp(-1.0 / (tau * s->rate));
-					next_pop += 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * s->rate);
-				}
-				if (pop_v != 0) {
-					v += pop_v;
-					pop_v *= pop_d;
-					if (fabs(pop_v) < 1e-6)
-						pop_v = 0;
-				}
-			}
-			if (v > PHYS_MAX_UV)
-				v = PHYS_MAX_UV;
-			else if (v < -PHYS_MAX_UV)
-				v = -PHYS_MAX_UV;
-			*out = (float)v;
+			if (pops)
+				v += pop_step(s, ch, pos + f, &next_pop, &pop_v, &pop_d);
+			*out = clip_uv(v);
 		}
 		ch->hp_x = hx, ch->hp_y = hy, ch->lp1_x = l1x, ch->lp1_y = l1y;
 		ch->lp2_x = l2x, ch->lp2_y = l2y;
@@ -1471,23 +1511,7 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 	const unsigned C = s->channels;
 	const double hb0 = s->hp_b0, ha1 = s->hp_a1, lb0 = s->lp_b0, la1 = s->lp_a1;
 
-	if (s->mains) {
-		struct osc *o = &s->mains_osc;
-
-		if (resync)
-			osc_resync(o, pos);
-		for (unsigned f = 0; f < len; f++) {
-			double c1 = o->re, s1 = o->im;
-			double c2 = c1 * c1 - s1 * s1, s2 = 2 * c1 * s1;
-			double c3 = c2 * c1 - s2 * s1, s3 = c2 * s1 + s2 * c1;
-			double c5 = c3 * c2 - s3 * s2, s5 = c3 * s2 + s3 * c2;
-
-			s->scratch[f][0] = c1, s->scratch[f][1] = s1;
-			s->scratch[f][2] = c3, s->scratch[f][3] = s3;
-			s->scratch[f][4] = c5, s->scratch[f][5] = s5;
-			osc_step(o);
-		}
-	}
+	mains_chunk(s, len, pos, resync);
 	if (s->ecg)
 		ecg_chunk(s, len, pos);
 
@@ -1523,20 +1547,11 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 		double *xb = xt ? s->xbuf + (size_t)c * CHUNK : NULL;
 		float *out = frames + c;
 
-		if (resync) {
-			osc_resync(&ch->mod[0], pos);
-			osc_resync(&ch->mod[1], pos);
-			for (int k = 0; k < 3; k++)
-				osc_resync(&ch->wav[k], pos);
-		}
+		if (resync)
+			chan_resync(ch, pos);
 		for (unsigned f = 0; f < len; f++, out += C) {
-			double e = zig_normal(&s->zig, &r_emg);
-			double y = hb0 * (e - hx) - ha1 * hy;
-			hx = e, hy = y;
-			double y2 = lb0 * (y + l1x) - la1 * l1y;
-			l1x = y, l1y = y2;
-			double y3 = lb0 * (y2 + l2x) - la1 * l2y;
-			l2x = y2, l2y = y3;
+			double y3 = shaped(s, &r_emg, hb0, ha1, lb0, la1, &hx, &hy, &l1x, &l1y, &l2x,
+					   &l2y);
 
 			if (((pos + f) & kmask) == 0) {
 				knot_step(ch, &r_wander, wander, inv_knot, &mv, &mdv, &wv, &wdv);
@@ -1582,24 +1597,8 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 				v += wv;
 				wv += wdv;
 			}
-			if (pops) {
-				if (pos + f == next_pop) {
-					double amp = 200.0 + 800.0 * rng_uni(&ch->pop);
-					double tau = 0.050 / 3 + (0.150 / 3) * rng_uni(&ch->pop);
-
-					if (rng_next(&ch->pop) & 1)
-						amp = -amp;
-					pop_v += amp;
-					pop_d = exp(-1.0 / (tau * s->rate));
-					next_pop += 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * s->rate);
-				}
-				if (pop_v != 0) {
-					v += pop_v;
-					pop_v *= pop_d;
-					if (fabs(pop_v) < 1e-6)
-						pop_v = 0;
-				}
-			}
+			if (pops)
+				v += pop_step(s, ch, pos + f, &next_pop, &pop_v, &pop_d);
 			if (ecg) {
 				const double *h = ecs[f];
 
@@ -1626,11 +1625,7 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 				*out = (float)v; /* unclipped: the cross-talk pass adds, then clips */
 				continue;
 			}
-			if (v > PHYS_MAX_UV)
-				v = PHYS_MAX_UV;
-			else if (v < -PHYS_MAX_UV)
-				v = -PHYS_MAX_UV;
-			*out = (float)v;
+			*out = clip_uv(v);
 		}
 		ch->hp_x = hx, ch->hp_y = hy, ch->lp1_x = l1x, ch->lp1_y = l1y;
 		ch->lp2_x = l2x, ch->lp2_y = l2y;
@@ -1664,11 +1659,7 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 				st[0] = x, st[1] = z1, st[2] = z1, st[3] = z2;
 				v += ch->xk[i] * z2;
 			}
-			if (v > PHYS_MAX_UV)
-				v = PHYS_MAX_UV;
-			else if (v < -PHYS_MAX_UV)
-				v = -PHYS_MAX_UV;
-			*out = (float)v;
+			*out = clip_uv(v);
 		}
 	}
 }
