@@ -55,15 +55,8 @@ static void synth_source(const char *name, enum emg_synth_realism realism, doubl
 
 	memset(res, 0, sizeof(res));
 	for (uint64_t seed = 1; seed <= 2; seed++) {
-		struct emg_device_config c;
 		struct eval_rec r;
-		emg_device_config_default(&c);
-		c.realism = realism;
-		c.scenario = "session";
-		c.snr_db = snr;
-		c.seed = seed;
-		c.wander = c.pops = true;
-		if (eval_synth(&r, &c, 2) < 0) {
+		if (eval_synth_session(&r, realism, snr, seed) < 0) {
 			fprintf(stderr, "synth failed\n");
 			exit(1);
 		}

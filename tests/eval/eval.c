@@ -121,6 +121,20 @@ int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned
 	return 0;
 }
 
+int eval_synth_session(struct eval_rec *r, enum emg_synth_realism realism, double snr_db,
+		       uint64_t seed)
+{
+	struct emg_device_config c;
+
+	emg_device_config_default(&c);
+	c.realism = realism;
+	c.scenario = "session";
+	c.snr_db = snr_db;
+	c.seed = seed;
+	c.wander = c.pops = true;
+	return eval_synth(r, &c, 2);
+}
+
 struct emgdet_hdr {
 	char magic[8];
 	uint32_t ntrials, nsamples, rate, onset_thr;

@@ -85,6 +85,13 @@ void eval_rec_free(struct eval_rec *r);
  */
 int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned passes);
 
+/*
+ * The accuracy scenario: the synth in `realism` mode playing "session" on the
+ * default hip map with hum, wander and pops at snr_db from seed, 2 passes.
+ */
+int eval_synth_session(struct eval_rec *r, enum emg_synth_realism realism, double snr_db,
+		       uint64_t seed);
+
 /* Trials in an emgdet.bin file (tests/data/emg-detectors), or -errno. */
 int eval_emgdet_count(const char *path);
 

@@ -55,15 +55,8 @@ static void check(const char *src, double snr, const struct eval_result *res,
 static void run_synth(enum emg_synth_realism realism, double snr, struct eval_result *res)
 {
 	for (uint64_t seed = 1; seed <= 2; seed++) {
-		struct emg_device_config c;
 		struct eval_rec r;
-		emg_device_config_default(&c);
-		c.realism = realism;
-		c.scenario = "session";
-		c.snr_db = snr;
-		c.seed = seed;
-		c.wander = c.pops = true;
-		ck_assert_int_eq(eval_synth(&r, &c, 2), 0);
+		ck_assert_int_eq(eval_synth_session(&r, realism, snr, seed), 0);
 		ck_assert_int_eq(eval_run_online(&r, NULL, res), 0);
 		eval_rec_free(&r);
 	}
