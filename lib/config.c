@@ -286,25 +286,28 @@ static const struct kdef keys[] = {
 
 int emg_config_init(struct emg_config *cfg)
 {
+	struct emg_device_config dev;
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->driver, sizeof(cfg->driver), "synth");
 	cfg->rate = 0; /* each driver's own: synth/hackeeg 2000 Hz, cyton 250 (125 with Daisy) */
 	cfg->gain = 24;
-	cfg->realtime = true;
-	cfg->seed = 1;
-	cfg->snr_db = 30;
-	cfg->synth_mains_uv = 20;
-	cfg->wander = true;
-	cfg->pops = true;
-	snprintf(cfg->scenario, sizeof(cfg->scenario), "session");
-	cfg->realism = EMG_SYNTH_PLAIN;
-	cfg->ecg_uv = 100;
-	cfg->ramps = true;
-	cfg->crosstalk = true;
-	cfg->tonic = true;
-	cfg->motion = true;
+	/* the device's own defaults, kept in one place (lib/device.c) */
+	emg_device_config_default(&dev);
+	cfg->realtime = dev.realtime;
+	cfg->seed = dev.seed;
+	cfg->snr_db = dev.snr_db;
+	cfg->synth_mains_uv = dev.mains_uv;
+	cfg->wander = dev.wander;
+	cfg->pops = dev.pops;
+	snprintf(cfg->scenario, sizeof(cfg->scenario), "%s", dev.scenario);
+	cfg->realism = dev.realism;
+	cfg->ecg_uv = dev.ecg_uv;
+	cfg->ramps = dev.ramps;
+	cfg->crosstalk = dev.crosstalk;
+	cfg->tonic = dev.tonic;
+	cfg->motion = dev.motion;
 	emg_pipeline_config_default(&cfg->pipe);
 	snprintf(cfg->ecg_muscles, sizeof(cfg->ecg_muscles), "all");
 	snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
