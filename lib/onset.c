@@ -1118,59 +1118,60 @@ static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_
 	return m;
 }
 
-/* Refined onset of lane i confirmed at sample n, first estimate `at`, not before `lo`. */
-static uint64_t refine_onset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t at, uint64_t lo)
+/*
+ * The change in lane i's history after sample `from` (0: none) up to sample
+ * n, at most ref_len entries back and not before entry `floor_e`: the first
+ * active entry (onset), or with `reverse` the first inactive one after the
+ * activity (offset).  UINT64_MAX when the window is too short or the fit sees
+ * no change, or only a step - which the first estimate already places.
+ */
+static uint64_t ref_change(struct emg_onset *o, unsigned i, uint64_t from, uint64_t n,
+			   uint64_t floor_e, int reverse)
 {
-	uint64_t e1, e0, first;
-	unsigned ramp = 0;
-	long k;
-
-	if (n < o->ref_off || at < o->ref_off || !(o->lanes[i].base.var > 0))
-		return at;
-	/* entries that end by sample n, whatever the chunking (ref_feed runs ahead) */
-	e1 = ref_entry(o, n + 1);
-	first = e1 > o->ref_len ? e1 - o->ref_len : 0;
-	e0 = lo > o->ref_off ? ref_entry(o, lo) + 1 : 0;
-	if (e0 < first)
-		e0 = first;
-	/* the first estimate is late by a window or a ramp, not by more: a wider
-	 * search lets rest noise at low SNR pull the fit far back */
-	if (ref_entry(o, at) > o->ref_span && e0 < ref_entry(o, at) - o->ref_span)
-		e0 = ref_entry(o, at) - o->ref_span;
-	if (e1 < e0 + 4)
-		return at;
-	k = ramp_fit(o->ref_u, ref_window(o, i, e0, e1, 0), o->ref_c, &ramp);
-	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
-		return at; /* nothing before the change in view, or a step */
-	/* the windows and a ramp make the first estimate late, never early: a
-	 * fit that lands later is the history's noise, not information */
-	uint64_t r = (e0 + (uint64_t)k) * o->ref_d + o->ref_off;
-	return r < at ? r : at;
-}
-
-/* Refined offset of lane i: the burst ended before `first` (its off-run), confirmed at n. */
-static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t off,
-			      uint64_t onset)
-{
-	uint64_t e1, e0, first;
+	uint64_t e0, e1;
 	unsigned m, ramp = 0;
 	long k;
 
-	if (n < o->ref_off || onset < o->ref_off || !(o->lanes[i].base.var > 0))
-		return off;
+	if (n < o->ref_off || !(o->lanes[i].base.var > 0))
+		return UINT64_MAX;
+	/* entries that end by sample n, whatever the chunking (ref_feed runs ahead) */
 	e1 = ref_entry(o, n + 1);
-	first = e1 > o->ref_len ? e1 - o->ref_len : 0;
-	e0 = ref_entry(o, onset) + 1;
-	if (e0 < first)
-		e0 = first;
+	e0 = from > o->ref_off ? ref_entry(o, from) + 1 : 0;
+	if (e1 > o->ref_len && e0 < e1 - o->ref_len)
+		e0 = e1 - o->ref_len;
+	if (e0 < floor_e)
+		e0 = floor_e;
 	if (e1 < e0 + 4)
-		return off;
-	m = ref_window(o, i, e0, e1, 1);
+		return UINT64_MAX;
+	m = ref_window(o, i, e0, e1, reverse);
 	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
 	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
-		return off;
-	/* reversed entry k is forward entry m - 1 - k, the last one still active */
-	uint64_t r = (e0 + (uint64_t)(m - (unsigned)k)) * o->ref_d + o->ref_off;
+		return UINT64_MAX;
+	/* reversed, entry k is forward entry m - 1 - k, the last one still active */
+	return reverse ? e0 + (m - (unsigned)k) : e0 + (uint64_t)k;
+}
+
+/* Refined onset of lane i confirmed at sample n, first estimate `at`, not before `lo`. */
+static uint64_t refine_onset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t at, uint64_t lo)
+{
+	/* the first estimate is late by a window or a ramp, not by more: a wider
+	 * search lets rest noise at low SNR pull the fit far back */
+	uint64_t ea = at >= o->ref_off ? ref_entry(o, at) : 0;
+	uint64_t e = ref_change(o, i, lo, n, ea > o->ref_span ? ea - o->ref_span : 0, 0);
+	uint64_t r = e == UINT64_MAX ? at : e * o->ref_d + o->ref_off;
+
+	/* the windows and a ramp make the first estimate late, never early: a
+	 * fit that lands later is the history's noise, not information */
+	return r < at ? r : at;
+}
+
+/* Refined offset of lane i's burst that began at `onset`, confirmed at n; first estimate `off`. */
+static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t off,
+			      uint64_t onset)
+{
+	uint64_t e = ref_change(o, i, onset, n, 0, 1);
+	uint64_t r = e == UINT64_MAX ? off : e * o->ref_d + o->ref_off;
+
 	return r > onset && r <= n ? r : off;
 }
 
