@@ -640,12 +640,31 @@ START_TEST(test_permission)
 	struct emg_device_config cfg;
 	char node[512];
 
+	const char *desc = USB_DATA_DIR "/cyton.umockdev";
+	char copy[] = "/tmp/emgd-perm-XXXXXX";
+
 	if (getuid() == 0) {
-		/* root opens anything: drop to nobody in this forked test */
+		/* root opens anything: drop to nobody in this forked test.  The
+		 * source tree may sit in a directory only root can enter (a fresh
+		 * clone in mktemp -d): nobody reads the description from a copy. */
+		FILE *in = fopen(desc, "rb");
+		int fd = mkstemp(copy);
+		char buf[4096];
+		size_t n;
+
+		ck_assert_ptr_nonnull(in);
+		ck_assert_int_ge(fd, 0);
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+		fclose(in);
+		ck_assert_int_eq(fchmod(fd, 0644), 0);
+		ck_assert_int_eq(fchown(fd, 65534, 65534), 0); /* so nobody can remove it */
+		close(fd);
+		desc = copy;
 		ck_assert_int_eq(setgid(65534), 0);
 		ck_assert_int_eq(setuid(65534), 0);
 	}
-	m = mockusb_new(MOCKUSB_CYTON, USB_DATA_DIR "/cyton.umockdev");
+	m = mockusb_new(MOCKUSB_CYTON, desc);
 	collect_init(8);
 	snprintf(node, sizeof(node), "%s%s", mockusb_root(m), mockusb_devnode(m));
 	ck_assert_int_eq(chmod(node, 0), 0);
@@ -665,6 +684,8 @@ START_TEST(test_permission)
 	pthread_mutex_unlock(&C.lock);
 	emg_device_close(dev);
 	mockusb_free(m);
+	if (desc == copy)
+		unlink(copy);
 }
 END_TEST
 
