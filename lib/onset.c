@@ -316,7 +316,7 @@ struct emg_onset {
 	float *ref_acc;       /* nlp: that entry's running sum of x^2 */
 	float *ref_ring;      /* ref_cap x nlp: completed entries, entry e at row e % ref_cap */
 	double *ref_u;        /* scratch: amplitudes of one window */
-	double *ref_c;        /* scratch: their prefix sums (3 per entry) */
+	double *ref_c;        /* scratch: their prefix sums (2 per entry) */
 	struct ev *evs;       /* events of the current chunk */
 	unsigned nev, evcap;
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
@@ -1032,12 +1032,58 @@ static inline uint64_t slow_onset(const struct emg_onset *o, unsigned i)
  * CUSUM-based estimate, which is exact to a sample or two for steps, and so
  * do bursts only the slow path saw: at ~0 dB the history is too noisy to fit.
  */
+/* Ramp lengths tried, in history entries (0: a step), and their 1 / (R + 1), 1 / (R + 1)^2. */
+static const unsigned grid[] = { 0, 1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 90, 135, 200, 300 };
+#define NGRID (sizeof(grid) / sizeof(grid[0]))
+#define INV1(R) (1.0 / ((R) + 1.0))
+static const double grid_inv[NGRID] = { INV1(0), INV1(1), INV1(2), INV1(3), INV1(5), INV1(8),
+	INV1(12), INV1(18), INV1(27), INV1(40), INV1(60), INV1(90), INV1(135), INV1(200), INV1(300) };
+#undef INV1
+
+/* Best fit of the ramp grid with its change at entry k: updates *best, *kbest, *ramp and the step's. */
+static inline void fit_at(const double *c0, const double *c1, unsigned m, double inv_m, unsigned k,
+			  double *best, long *kbest, unsigned *ramp, double *best_step, long *kstep)
+{
+	for (unsigned g = 0; g < NGRID; g++) {
+		const double r = grid_inv[g];
+		const unsigned e = k + grid[g] < m ? k + grid[g] : m;
+		const double q = e - k;
+		/* sums over the window of u h, h and h^2 */
+		double uh = ((c1[e] - c1[k]) - ((double)k - 1.0) * (c0[e] - c0[k])) * r +
+			    (c0[m] - c0[e]);
+		double sh = q * (q + 1) * 0.5 * r + (double)(m - e);
+		double shh = q * (q + 1) * (2 * q + 1) * (1.0 / 6.0) * r * r + (double)(m - e);
+		/* with a free rest level b: u = b + A h; the noise keeps the
+		 * amplitude estimates at rest above zero, and a model pinned
+		 * to zero would lean every step into a ramp that starts early */
+		double num = uh - c0[m] * sh * inv_m, den = shh - sh * sh * inv_m;
+		/* score num^2 / den, compared by cross-multiplying: one division per
+		 * improvement instead of one per candidate */
+		if (num > 0 && den > 1e-12) {
+			if (num * num > *best * den) {
+				*best = num * num / den;
+				*kbest = (long)k;
+				*ramp = grid[g];
+			}
+			if (!grid[g] && num * num > *best_step * den) {
+				*best_step = num * num / den;
+				*kstep = (long)k;
+			}
+		}
+		if (k + grid[g] >= m)
+			break; /* longer ramps see the same entries */
+	}
+}
+
 static long ramp_fit(const double *u, unsigned m, double *c, unsigned *ramp)
 {
-	static const unsigned grid[] = { 0, 1, 2, 3, 5, 8, 12, 18, 27, 40, 60, 90, 135, 200, 300 };
 	double *c0 = c, *c1 = c + m + 1;
 	double best = 0, best_step = 0, uu = 0;
 	long kbest = -1, kstep = -1;
+	/* coarse to fine: every stride-th k, then every k around the best one -
+	 * the score is smooth in k, and this keeps a burst's fit to ~100
+	 * positions whatever the window (the fit runs on the DSP thread) */
+	const unsigned stride = m > 64 ? m / 32 : 1;
 
 	c0[0] = c1[0] = 0;
 	for (unsigned j = 0; j < m; j++) {
@@ -1045,32 +1091,21 @@ static long ramp_fit(const double *u, unsigned m, double *c, unsigned *ramp)
 		c1[j + 1] = c1[j] + u[j] * (double)j;
 		uu += u[j] * u[j];
 	}
-	for (unsigned k = 0; k < m; k++) {
-		for (unsigned g = 0; g < sizeof(grid) / sizeof(grid[0]); g++) {
-			const double R1 = grid[g] + 1.0;
-			const unsigned e = k + grid[g] < m ? k + grid[g] : m;
-			const double q = e - k;
-			/* sums over the window of u h, h and h^2 */
-			double uh = ((c1[e] - c1[k]) - ((double)k - 1.0) * (c0[e] - c0[k])) / R1 +
-				    (c0[m] - c0[e]);
-			double sh = q * (q + 1) / 2.0 / R1 + (double)(m - e);
-			double shh = q * (q + 1) * (2 * q + 1) / 6.0 / (R1 * R1) + (double)(m - e);
-			/* with a free rest level b: u = b + A h; the noise keeps the
-			 * amplitude estimates at rest above zero, and a model pinned
-			 * to zero would lean every step into a ramp that starts early */
-			double num = uh - c0[m] * sh / m, den = shh - sh * sh / m;
-			if (num > 0 && den > 1e-12 && num * num / den > best) {
-				best = num * num / den;
-				kbest = (long)k;
-				*ramp = grid[g];
-			}
-			if (!grid[g] && num > 0 && den > 1e-12 && num * num / den > best_step) {
-				best_step = num * num / den;
-				kstep = (long)k;
-			}
-			if (k + grid[g] >= m)
-				break; /* longer ramps see the same entries */
-		}
+	const double inv_m = 1.0 / m;
+
+	for (unsigned k = 0; k < m; k += stride)
+		fit_at(c0, c1, m, inv_m, k, &best, &kbest, ramp, &best_step, &kstep);
+	if (stride > 1 && kbest >= 0) {
+		unsigned lo = (unsigned)kbest > stride ? (unsigned)kbest - stride : 0;
+		unsigned hi = (unsigned)kbest + stride < m ? (unsigned)kbest + stride : m - 1;
+		/* the step's own best, too: the ramp-versus-step test compares the two */
+		unsigned slo = kstep > (long)stride ? (unsigned)kstep - stride : 0;
+		unsigned shi = kstep >= 0 && (unsigned)kstep + stride < m ? (unsigned)kstep + stride : m - 1;
+		for (unsigned k = lo; k <= hi; k++)
+			fit_at(c0, c1, m, inv_m, k, &best, &kbest, ramp, &best_step, &kstep);
+		for (unsigned k = slo; kstep >= 0 && k <= shi; k++)
+			if (k < lo || k > hi) /* not searched just above */
+				fit_at(c0, c1, m, inv_m, k, &best, &kbest, ramp, &best_step, &kstep);
 	}
 	/*
 	 * A ramp has one parameter more than a step: it must explain clearly
@@ -1169,7 +1204,10 @@ static uint64_t refine_onset(struct emg_onset *o, unsigned i, uint64_t n, uint64
 static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint64_t off,
 			      uint64_t onset)
 {
-	uint64_t e = ref_change(o, i, onset, n, 0, 1);
+	/* the decay ends after the first estimate (where the power last peaked):
+	 * a span before it is activity enough for the reversed fit */
+	uint64_t ef = off >= o->ref_off ? ref_entry(o, off) : 0;
+	uint64_t e = ref_change(o, i, onset, n, ef > o->ref_span ? ef - o->ref_span : 0, 1);
 	uint64_t r = e == UINT64_MAX ? off : e * o->ref_d + o->ref_off;
 
 	return r > onset && r <= n ? r : off;
