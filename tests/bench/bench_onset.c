@@ -14,7 +14,10 @@
  *               Laplacian noise at the SNR, fixed seeds, each stream starting
  *               0.5-8 s before the onset; truth = first motor-unit activity
  *               (alt: the authors' threshold truth, 8.0 s)
- * and the heartbeat check: the realistic synth at rest with ECG at 200 uV.
+ *   s-real+ecg  the same through `[dsp] ecg = both` (30 Hz high-pass + template
+ *               subtraction; the default is off)
+ * and the heartbeat check: the realistic synth at rest with ECG at 200 uV,
+ * per ECG mode.
  *
  * Columns: median |error|, mean signed error, p90 |error| (ms), median |error|
  * against the alternative truth, misses among bursts >= 0.5 s into the stream,
@@ -39,6 +42,9 @@ static const char *data_path(void)
 	return e && *e ? e : EVAL_DATA_DIR "/emg-detectors/emgdet.bin";
 }
 
+/* ECG stage of the online rows: the default, or `both` for the synth-real/ecg rows. */
+static enum emg_ecg_mode ecg_mode = EMG_ECG_OFF;
+
 /* Pipeline config for detector k, NULL for the offline reference. */
 static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_config *pc)
 {
@@ -46,6 +52,8 @@ static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_conf
 		return NULL;
 	emg_pipeline_config_default(pc);
 	emg_onset_method_parse(dets[k], &pc->onset.method);
+	if (ecg_mode != EMG_ECG_OFF)
+		pc->ecg.mode = ecg_mode;
 	return pc;
 }
 
@@ -90,28 +98,35 @@ static void ext_source(const char *name, int laplace, double snr)
 	}
 }
 
-/* Heartbeats at rest: false onsets per muscle-minute with ECG at 200 uV. */
+/* Heartbeats at rest: false onsets per muscle-minute with ECG at 200 uV, per ECG mode. */
 static void heartbeat(void)
 {
-	for (int k = 0; k < NDET - 1; k++) {
-		struct emg_pipeline_config pc;
-		struct eval_result res = { 0 };
-		struct emg_device_config c;
-		struct eval_rec r;
-		emg_device_config_default(&c);
-		c.scenario = "rest";
-		c.realism = EMG_SYNTH_REALISTIC;
-		c.ecg_uv = 200;
-		if (eval_synth(&r, &c, 1) < 0)
-			exit(1);
-		eval_run_online(&r, det_cfg(k, &pc), &res);
-		printf("heartbeats at rest, ECG 200 uV, %-7s %.0f s x %u muscles: %zu false onsets "
-		       "(%.2f per muscle-minute)\n",
-		       dets[k], (double)r.n / r.fs, r.nch, res.fa_rest + res.fa_other,
-		       (double)(res.fa_rest + res.fa_other) / ((double)r.n / r.fs / 60.0 * r.nch));
-		eval_rec_free(&r);
-		eval_result_free(&res);
+	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_SUBTRACT, EMG_ECG_BOTH };
+	struct emg_device_config c;
+	struct eval_rec r;
+
+	emg_device_config_default(&c);
+	c.realism = EMG_SYNTH_REALISTIC;
+	c.scenario = "rest";
+	c.ecg_uv = 200;
+	if (eval_synth(&r, &c, 1) < 0)
+		exit(1);
+	for (unsigned e = 0; e < sizeof(modes) / sizeof(modes[0]); e++) {
+		ecg_mode = modes[e];
+		for (int k = 0; k < NDET - 1; k++) {
+			struct emg_pipeline_config pc;
+			struct eval_result res = { 0 };
+			eval_run_online(&r, det_cfg(k, &pc), &res);
+			printf("heartbeats at rest, ECG 200 uV, ecg = %-8s %-7s %.0f s x %u muscles: "
+			       "%3zu false onsets (%.2f per muscle-minute)\n",
+			       emg_ecg_mode_name(modes[e]), dets[k], (double)r.n / r.fs, r.nch,
+			       res.fa_rest + res.fa_other,
+			       (double)(res.fa_rest + res.fa_other) / ((double)r.n / r.fs / 60.0 * r.nch));
+			eval_result_free(&res);
+		}
 	}
+	ecg_mode = EMG_ECG_OFF;
+	eval_rec_free(&r);
 }
 
 int main(void)
@@ -123,6 +138,10 @@ int main(void)
 	eval_print_header(stdout);
 	for (int i = 0; i < NSNR; i++)
 		synth_source("synth-real", EMG_SYNTH_REALISTIC, snrs[i]);
+	ecg_mode = EMG_ECG_BOTH;
+	for (int i = 0; i < NSNR; i++)
+		synth_source("s-real+ecg", EMG_SYNTH_REALISTIC, snrs[i]);
+	ecg_mode = EMG_ECG_OFF;
 	for (int i = 0; i < NSNR; i++)
 		synth_source("synth-plain", EMG_SYNTH_PLAIN, snrs[i]);
 	for (int i = 0; i < NSNR; i++)
