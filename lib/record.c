@@ -141,6 +141,7 @@ static void field(char *dst, const unsigned char *src, size_t n)
 		dst[--n] = 0;
 }
 
+/* A finite decimal number: a NaN or infinity here would poison every size computed from it. */
 static int parse_num(const unsigned char *src, size_t n, double *out)
 {
 	char buf[32], *end;
@@ -148,8 +149,31 @@ static int parse_num(const unsigned char *src, size_t n, double *out)
 	field(buf, src, n);
 	if (!buf[0])
 		return -EINVAL;
+	errno = 0;
 	*out = strtod(buf, &end);
-	return *end ? -EINVAL : 0;
+	return *end || errno || !isfinite(*out) ? -EINVAL : 0;
+}
+
+/*
+ * An integer field within [min, max], checked before any cast: a header
+ * size of "-256" or a record count of "1e30" cast straight to size_t or
+ * long long is undefined behaviour (found by tests/fuzz/fuzz_repair.c).
+ */
+static int parse_int(const unsigned char *src, size_t n, long long min, long long max,
+		     long long *out)
+{
+	char buf[32], *end;
+	long long v;
+
+	field(buf, src, n);
+	if (!buf[0])
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (*end || errno || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 static ssize_t pread_full(int fd, void *buf, size_t n, off_t off)
@@ -196,7 +220,6 @@ static void layout_free(struct edf_layout *l)
 static int layout_read(int fd, struct edf_layout *l)
 {
 	unsigned char h[256], *s = NULL;
-	double v;
 	ssize_t n;
 
 	memset(l, 0, sizeof(*l));
@@ -216,17 +239,18 @@ static int layout_read(int fd, struct edf_layout *l)
 		l->plus = 1;
 		l->discontinuous = h[196] == 'D';
 	}
-	double nsd;
-	if (parse_num(h + 184, 8, &v) || parse_num(h + 252, 4, &nsd) || nsd < 1 || nsd > 4096)
+	long long hs_field, ns_field;
+	if (parse_int(h + 184, 8, 512, 256LL * 4097, &hs_field) ||
+	    parse_int(h + 252, 4, 1, 4096, &ns_field))
 		return -EINVAL;
-	l->hdrsize = (size_t)v;
-	l->ns = (unsigned)nsd;
+	l->hdrsize = (size_t)hs_field;
+	l->ns = (unsigned)ns_field;
 	if (l->hdrsize != 256u * (l->ns + 1))
 		return -EINVAL;
-	if (parse_num(h + 236, 8, &v))
+	/* -1: EDFlib's "still being written"; 99999999 is all 8 characters hold */
+	if (parse_int(h + 236, 8, -1, 99999999, &l->nrec))
 		return -EINVAL;
-	l->nrec = (long long)v;
-	if (parse_num(h + 244, 8, &l->rec_s) || !(l->rec_s >= 0))
+	if (parse_num(h + 244, 8, &l->rec_s) || !(l->rec_s >= 0) || l->rec_s > 1e6)
 		return -EINVAL;
 
 	size_t hs = (size_t)l->ns * 256;
@@ -252,26 +276,27 @@ static int layout_read(int fd, struct edf_layout *l)
 
 	for (unsigned i = 0; i < ns && !r; i++) {
 		struct edf_sig *g = &l->sig[i];
-		double d;
+		long long d;
 
 		field(g->label, s + i * 16, 16);
 		field(g->transducer, s + o_tr + i * 80, 80);
 		g->annot = l->plus && (!strcmp(g->label, "EDF Annotations") ||
 				       !strcmp(g->label, "BDF Annotations"));
-		if (parse_num(s + o_spr + i * 8, 8, &d) || d < 1 || d > 1e8) {
+		if (parse_int(s + o_spr + i * 8, 8, 1, 100000000, &d)) {
 			r = -EINVAL;
 			break;
 		}
 		g->spr = (unsigned)d;
 		if (!g->annot) {
+			/* 24-bit BDF samples: digital limits fit in [-2^23, 2^23) */
 			if (parse_num(s + o_pmin + i * 8, 8, &g->pmin) ||
 			    parse_num(s + o_pmax + i * 8, 8, &g->pmax) ||
-			    parse_num(s + o_dmin + i * 8, 8, &d)) {
+			    parse_int(s + o_dmin + i * 8, 8, -8388608, 8388607, &d)) {
 				r = -EINVAL;
 				break;
 			}
 			g->dmin = (long)d;
-			if (parse_num(s + o_dmax + i * 8, 8, &d)) {
+			if (parse_int(s + o_dmax + i * 8, 8, -8388608, 8388607, &d)) {
 				r = -EINVAL;
 				break;
 			}

@@ -145,6 +145,44 @@ out("replay_edf", "plus.edf", b"\0" + edf(plus=True))
 out("replay_edf", "plain.bdf", b"\1" + edf(bdf=True))
 out("replay_edf", "plus.bdf", b"\1" + edf(bdf=True, plus=True, nsig=3, spr=4))
 
+# ---- emgctl repair (fuzz_repair): the file itself, no selector byte -------------
+
+good = edf(bdf=True, plus=True, records=4, nsig=2, spr=8)
+out("repair", "good.bdf", good)
+out("repair", "count-minus-one.bdf", good[:236] + b"-1      " + good[244:])
+out("repair", "partial-record.bdf", good[:-7])
+out("repair", "stale-count.edf", (lambda e: e[:236] + b"9       " + e[244:])(edf(plus=True, records=3)))
+out("repair", "plain.edf", edf(records=2))
+# issue 16 #9: a negative header size, a record count no integer type holds
+out("repair", "crash-negative-hdrsize.bdf", good[:184] + b"-256    " + good[192:])
+out("repair", "crash-count-1e30.bdf", good[:236] + b"1e30    " + good[244:])
+
+# ---- calibration.ini (fuzz_calib) ------------------------------------------------
+
+out("calib", "saved.ini", """# emgd calibration, written by emgd; one section per muscle
+version = 1
+
+[glute_max_l]
+rest_method = hodges
+rest_mean = 3.2500000000000001
+rest_sd = 0.75
+rest_var = 12.5
+rest_raw_rms = 4.0999999999999996
+rest_rms = 3.9000001
+rest_time = 1700000000
+mvc_rms = 412.5
+mvc_time = 1700000100
+mvc_trials = 3
+
+[hip_flex_r]
+mvc_rms = 88
+mvc_time = 1700000200
+mvc_trials = 1
+""")
+out("calib", "rest-only.ini", "version = 1\n[glute_med_l]\nrest_method = bonato\nrest_var = 2\n")
+# found by fuzz_calib: loaded, but emg_calib_save() did not write it back
+out("calib", "crash-mvc-trials-without-mvc.ini", "version = 1\n[glute_max_r]\nmvc_trials = 4\nrest_sd = 1\n")
+
 # ---- amplifier byte streams (fuzz_cyton_decode, fuzz_hackeeg_decode) -----------
 
 def s24(v):

@@ -1049,6 +1049,86 @@ START_TEST(test_repair_cases)
 }
 END_TEST
 
+/* Patch one header field (padded with spaces), run repair, restore the original bytes. */
+static int repair_with_field(const char *path, off_t at, size_t width, const char *value,
+			     char *msg, size_t len)
+{
+	char orig[80], f[80];
+	struct stat before, after;
+	int fd = open(path, O_RDWR), r;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, orig, width, at), (ssize_t)width);
+	memset(f, ' ', width);
+	memcpy(f, value, strlen(value));
+	ck_assert_int_eq(pwrite(fd, f, width, at), (ssize_t)width);
+	ck_assert_int_eq(fstat(fd, &before), 0);
+	r = emg_record_repair(path, msg, len);
+	/* a refused header is left exactly as it was */
+	ck_assert_int_eq(fstat(fd, &after), 0);
+	if (r < 0) {
+		char now[80];
+		ck_assert_int_eq(after.st_size, before.st_size);
+		ck_assert_int_eq(pread(fd, now, width, at), (ssize_t)width);
+		ck_assert(!memcmp(now, f, width));
+	}
+	ck_assert_int_eq(pwrite(fd, orig, width, at), (ssize_t)width);
+	close(fd);
+	return r;
+}
+
+/*
+ * Issue 16 #9: header numbers are range-checked before any cast.  A negative
+ * header size or a record count of 1e30 / nan was cast to size_t / long long
+ * (undefined behaviour; UBSan in tests/fuzz/fuzz_repair.c) and "1e30" even
+ * made repair rewrite the count of a good file.
+ */
+START_TEST(test_repair_hostile_numbers)
+{
+	char path[128], msg[200];
+	struct {
+		off_t at;
+		size_t width;
+		const char *value;
+	} bad[] = {
+		{ 184, 8, "-256" }, { 184, 8, "1e30" }, { 184, 8, "nan" }, { 184, 8, "2560.5" },
+		{ 252, 4, "-1" }, { 252, 4, "1e9" },
+		{ 236, 8, "1e30" }, { 236, 8, "nan" }, { 236, 8, "-5" }, { 236, 8, "2.5" },
+		{ 244, 8, "inf" }, { 244, 8, "-0.1" },
+	};
+	struct stat sb;
+
+	path_in(path, sizeof(path), "hostile.bdf");
+	make_file(path, 2000); /* 10 records */
+	ck_assert_int_eq(stat(path, &sb), 0);
+	/* the header size says how many signals there are */
+	unsigned nsig;
+	{
+		char f[5] = { 0 };
+		int fd = open(path, O_RDONLY);
+		ck_assert_int_eq(pread(fd, f, 4, 252), 4);
+		close(fd);
+		nsig = (unsigned)atoi(f);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = repair_with_field(path, bad[i].at, bad[i].width, bad[i].value, msg, sizeof(msg));
+		ck_assert_msg(r == -EINVAL, "field at %lld = '%s': repair -> %d (%s)",
+			      (long long)bad[i].at, bad[i].value, r, msg);
+	}
+	/* per-signal fields of the first signal: samples per record, digital minimum */
+	const off_t o_spr = 256 + (off_t)nsig * (16 + 80 + 8 + 8 + 8 + 8 + 8 + 80);
+	const off_t o_dmin = 256 + (off_t)nsig * (16 + 80 + 8 + 8 + 8);
+	const char *bad_spr[] = { "-3", "1e300", "nan", "0" }, *bad_dmin[] = { "1e300", "-9e18" };
+	for (size_t i = 0; i < sizeof(bad_spr) / sizeof(bad_spr[0]); i++)
+		ck_assert_int_eq(repair_with_field(path, o_spr, 8, bad_spr[i], msg, sizeof(msg)), -EINVAL);
+	for (size_t i = 0; i < sizeof(bad_dmin) / sizeof(bad_dmin[0]); i++)
+		ck_assert_int_eq(repair_with_field(path, o_dmin, 8, bad_dmin[i], msg, sizeof(msg)), -EINVAL);
+	/* untouched: still a good file */
+	ck_assert_int_eq(emg_record_repair(path, msg, sizeof(msg)), 0);
+	expect_records(path, 10);
+}
+END_TEST
+
 /* A file being recorded is locked against repair. */
 START_TEST(test_repair_refuses_live_file)
 {
@@ -1199,6 +1279,7 @@ int main(void)
 	tcase_add_test(tc, test_disk_full_rlimit);
 	tcase_add_test(tc, test_disk_full_tmpfs);
 	tcase_add_test(tc, test_repair_cases);
+	tcase_add_test(tc, test_repair_hostile_numbers);
 	tcase_add_test(tc, test_repair_refuses_live_file);
 	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_throughput);
