@@ -282,10 +282,27 @@ int emg_calib_load_msg(struct emg_calib *c, const char *path, unsigned *line, ch
 		free(ctx);
 		return -EBADMSG;
 	}
-	/* Only a fully parsed file replaces anything. */
-	for (unsigned i = 0; i < c->n; i++)
-		if (ctx->seen[i])
-			c->e[i] = ctx->tmp[i];
+	/* Only a fully parsed file replaces anything.  Fields that emg_calib_save()
+	 * would not write (rest values without a rest_method, MVC details without
+	 * an mvc_rms) are dropped, so what loads is exactly what saves and loads
+	 * again (tests/fuzz/fuzz_calib.c). */
+	for (unsigned i = 0; i < c->n; i++) {
+		struct emg_calib_entry *e = &ctx->tmp[i];
+
+		if (!ctx->seen[i])
+			continue;
+		if (!e->has_rest) {
+			memset(&e->rest, 0, sizeof(e->rest));
+			e->rest_rms = 0;
+			e->rest_time = 0;
+		}
+		if (!(e->mvc_rms > 0)) {
+			e->mvc_rms = 0;
+			e->mvc_time = 0;
+			e->mvc_trials = 0;
+		}
+		c->e[i] = *e;
+	}
 	free(ctx);
 	return 0;
 }
