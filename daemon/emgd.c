@@ -950,6 +950,7 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *ud)
 static void osc_params(const struct emg_config *c, struct emg_osc_params *p)
 {
 	p->max_subscribers = c->max_subscribers;
+	p->max_per_host = c->max_subscribers_per_host;
 	p->default_lease_s = c->default_lease_s;
 	p->max_lease_s = c->max_lease_s;
 	p->rate_limit = c->rate_limit;

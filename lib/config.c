@@ -259,9 +259,10 @@ static const struct kdef keys[] = {
 	{ "osc", "publish_rate", K_DOUBLE, OFF(pipe.publish_rate), 0, 1, 1000, NULL, "1..1000 Hz" },
 	{ "osc", "target", K_CUSTOM, 0, 0, 0, 0, p_target, "host:port (numeric), up to 16 target lines" },
 	{ "osc", "max_subscribers", K_UINT, OFF(max_subscribers), 0, 1, 1024, NULL, "1..1024" },
+	{ "osc", "max_subscribers_per_host", K_UINT, OFF(max_subscribers_per_host), 0, 1, 1024, NULL, "1..1024 (loopback counts as one host)" },
 	{ "osc", "lease", K_UINT, OFF(default_lease_s), 0, 1, 300, NULL, "1..300 s" },
 	{ "osc", "max_lease", K_UINT, OFF(max_lease_s), 0, 1, 3600, NULL, "1..3600 s" },
-	{ "osc", "rate_limit", K_DOUBLE, OFF(rate_limit), 0, 1, 100000, NULL, "1..100000 packets/s per source" },
+	{ "osc", "rate_limit", K_DOUBLE, OFF(rate_limit), 0, 1, 100000, NULL, "1..100000 packets/s per source host" },
 	{ "osc", "rate_burst", K_UINT, OFF(rate_burst), 0, 1, 100000, NULL, "1..100000 packets" },
 	{ "osc", "allow", K_CUSTOM, 0, 0, 0, 0, p_allow, "IPv4/IPv6 networks in CIDR form, e.g. 192.168.1.0/24 fd00::/8 (at most 32)" },
 
@@ -313,6 +314,7 @@ int emg_config_init(struct emg_config *cfg)
 	snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
 	cfg->listen.port = 9000;
 	cfg->max_subscribers = 64;
+	cfg->max_subscribers_per_host = 16;
 	cfg->default_lease_s = 10;
 	cfg->max_lease_s = 300;
 	cfg->rate_limit = 50;

@@ -73,6 +73,7 @@ struct emg_config {
 	struct emg_hostport targets[EMG_CONFIG_MAX_TARGETS];
 	unsigned ntargets;
 	unsigned max_subscribers;
+	unsigned max_subscribers_per_host; /* loopback counts as one host */
 	unsigned default_lease_s;
 	unsigned max_lease_s;
 	double rate_limit;     /* control packets per second per source address */

@@ -12,7 +12,8 @@
 
 #include "osc.h"
 
-#define BUCKETS 1024       /* per-source token buckets, hashed by address */
+#define BUCKETS 1024       /* per-host token buckets, hashed by address */
+#define BUCKET_PROBE 8     /* slots searched for a host's own bucket before sharing one */
 #define BUCKET_IDLE_NS (60ull * 1000000000ull)
 #define PATH_MAX_LEN 64    /* "/emg/<name>/offset" */
 
@@ -27,8 +28,6 @@ struct sub {
 	struct sockaddr_storage sa;
 	socklen_t len;
 	uint64_t expires_ns;
-	double tokens; /* a subscriber's own budget, so floods from its host don't starve it */
-	uint64_t last_ns;
 };
 
 struct target {
@@ -346,6 +345,21 @@ void emg_osc_free(struct emg_osc *o)
 	free(o);
 }
 
+static unsigned host_subscriptions(const struct emg_osc *o, const struct sockaddr *sa,
+				   unsigned upto);
+
+/* A lower per-host limit on reload drops each host's excess, newest first, like the cap. */
+static void drop_over_host_limit(struct emg_osc *o)
+{
+	if (!o->p.max_per_host)
+		return;
+	for (unsigned i = o->nsubs; i-- > 0;)
+		if (host_subscriptions(o, (const struct sockaddr *)&o->subs[i].sa, i) >= o->p.max_per_host) {
+			memmove(&o->subs[i], &o->subs[i + 1], (o->nsubs - i - 1) * sizeof(o->subs[0]));
+			o->nsubs--;
+		}
+}
+
 void emg_osc_set_params(struct emg_osc *o, const struct emg_osc_params *p)
 {
 	unsigned cap = p->max_subscribers ? p->max_subscribers : 1;
@@ -360,6 +374,7 @@ void emg_osc_set_params(struct emg_osc *o, const struct emg_osc_params *p)
 			o->nsubs = cap;
 	}
 	o->p = *p;
+	drop_over_host_limit(o);
 	o->p.nallow = p->nallow > EMG_CONFIG_MAX_ALLOW ? EMG_CONFIG_MAX_ALLOW : p->nallow;
 	if (o->p.nallow)
 		memcpy(o->allow, p->allow, o->p.nallow * sizeof(o->allow[0]));
@@ -551,42 +566,74 @@ static int find_sub(const struct emg_osc *o, const struct sockaddr *sa, socklen_
 	return -1;
 }
 
-/* The budget of a source's host, refilled to now. */
+/* The budget of a source's host, refilled to now: one per address, whatever the port. */
 static struct bucket *host_bucket(struct emg_osc *o, const struct sockaddr *sa, uint64_t now)
 {
 	unsigned char key[16];
 	int fam = source_host(sa, key);
 	uint32_t h = 2166136261u;
-	struct bucket *b;
+	struct bucket *b, *free_slot = NULL;
+	/* A bucket idle this long has refilled to the burst anyway: forgetting it mints nothing. */
+	double full_s = o->p.rate_limit > 0 ? o->p.rate_burst / o->p.rate_limit : 0;
+	uint64_t idle_ns = full_s * 1e9 > (double)BUCKET_IDLE_NS ? (uint64_t)(full_s * 1e9) + 1
+								 : BUCKET_IDLE_NS;
 
 	for (int i = 0; i < 16; i++)
 		h = (h ^ key[i]) * 16777619u;
-	b = &o->buckets[h % BUCKETS];
-	if (b->family != fam || memcmp(b->key, key, 16)) {
-		/* Collisions share a bucket (stricter, never looser) unless the
-		 * old owner has been idle long enough to be forgotten. */
-		if (!b->family || now - b->last_ns >= BUCKET_IDLE_NS) {
-			b->family = fam;
-			memcpy(b->key, key, 16);
-			b->tokens = o->p.rate_burst;
-			b->last_ns = now;
-		}
+	for (unsigned k = 0; k < BUCKET_PROBE; k++) {
+		b = &o->buckets[(h + k) % BUCKETS];
+		if (b->family == fam && !memcmp(b->key, key, 16))
+			goto found;
+		if (!free_slot && (!b->family || now - b->last_ns >= idle_ns))
+			free_slot = b;
 	}
+	if (free_slot) {
+		b = free_slot;
+		b->family = fam;
+		memcpy(b->key, key, 16);
+		b->tokens = o->p.rate_burst;
+		b->last_ns = now;
+	} else {
+		/* Every probed slot is busy: share the first (stricter, never looser). */
+		b = &o->buckets[h % BUCKETS];
+	}
+found:
 	refill(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
 	return b;
 }
 
-/* One budget per source host; a current subscriber spends its own budget. */
-static int rate_ok(struct emg_osc *o, const struct sockaddr *sa, socklen_t len, uint64_t now)
+/* One budget per source host, shared by all its ports and subscriptions: a
+ * subscription used to get its own bucket seeded from the host's, so every
+ * subscribed port multiplied the limit (issue 16 #5). */
+static int rate_ok(struct emg_osc *o, const struct sockaddr *sa, uint64_t now)
 {
-	int s = find_sub(o, sa, len);
-	struct bucket *b;
+	struct bucket *b = host_bucket(o, sa, now);
 
-	if (s >= 0)
-		return take_token(&o->subs[s].tokens, &o->subs[s].last_ns, now, o->p.rate_limit,
-				  o->p.rate_burst);
-	b = host_bucket(o, sa, now);
 	return take_token(&b->tokens, &b->last_ns, now, o->p.rate_limit, o->p.rate_burst);
+}
+
+/* The host a subscription counts against: its address, all of loopback as one. */
+static int sub_host(const struct sockaddr *sa, unsigned char key[16])
+{
+	if (is_loopback(sa)) {
+		memset(key, 0, 16);
+		return AF_UNSPEC;
+	}
+	return source_host(sa, key);
+}
+
+/* Subscriptions among the first `upto` held by sa's host. */
+static unsigned host_subscriptions(const struct emg_osc *o, const struct sockaddr *sa,
+				   unsigned upto)
+{
+	unsigned char key[16], k2[16];
+	int fam = sub_host(sa, key);
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < upto && i < o->nsubs; i++)
+		if (sub_host((const struct sockaddr *)&o->subs[i].sa, k2) == fam && !memcmp(key, k2, 16))
+			n++;
+	return n;
 }
 
 /* ---- control ---- */
@@ -684,29 +731,27 @@ static void do_subscribe(struct req *q)
 			reply_error(q, "subscriber limit reached");
 			return;
 		}
-		struct bucket *b = host_bucket(o, q->from, q->now);
+		/* One host must not hold every slot for a whole lease (issue 16 #6). */
+		if (o->p.max_per_host && host_subscriptions(o, q->from, o->nsubs) >= o->p.max_per_host) {
+			char err[96];
+			o->st.rejected++;
+			snprintf(err, sizeof(err),
+				 "subscriber limit per host reached (max_subscribers_per_host = %u)",
+				 o->p.max_per_host);
+			reply_error(q, err);
+			return;
+		}
 		s = (int)o->nsubs++;
 		memset(&o->subs[s], 0, sizeof(o->subs[s]));
 		memcpy(&o->subs[s].sa, q->from, q->fromlen);
 		o->subs[s].len = q->fromlen;
-		/* Its own budget starts with what its host has left, not a fresh
-		 * burst: otherwise unsubscribe + subscribe would mint tokens and
-		 * multiply the rate limit (found by tests/fuzz/fuzz_osc.c). */
-		o->subs[s].tokens = b->tokens;
-		o->subs[s].last_ns = q->now;
 	}
 	o->subs[s].expires_ns = q->now + (uint64_t)(lease * 1e9);
 	reply(q, A_SUBSCRIBED, (int)lease);
 }
 
-static void remove_sub(struct emg_osc *o, unsigned i, uint64_t now)
+static void remove_sub(struct emg_osc *o, unsigned i)
 {
-	struct sub *s = &o->subs[i];
-	struct bucket *b = host_bucket(o, (const struct sockaddr *)&s->sa, now);
-
-	/* What it spent stays spent: its host gets no fuller budget back than it leaves with. */
-	refill(&s->tokens, &s->last_ns, now, o->p.rate_limit, o->p.rate_burst);
-	b->tokens = fmin(b->tokens, s->tokens);
 	o->subs[i] = o->subs[--o->nsubs];
 }
 
@@ -715,7 +760,7 @@ static void do_unsubscribe(struct req *q)
 	int s = find_sub(q->o, q->from, q->fromlen);
 
 	if (s >= 0)
-		remove_sub(q->o, (unsigned)s, q->now);
+		remove_sub(q->o, (unsigned)s);
 	reply(q, A_UNSUBSCRIBED);
 }
 
@@ -879,7 +924,7 @@ static void handle_message(struct emg_osc *o, const void *buf, size_t len,
 	/* The datagram paid one token for its first message; every further message
 	 * of a bundle pays its own, so a bundle cannot multiply replies past the
 	 * per-source rate limit (found by tests/fuzz/fuzz_osc.c). */
-	if (o->dgram_msgs++ && !rate_ok(o, from, fromlen, now)) {
+	if (o->dgram_msgs++ && !rate_ok(o, from, now)) {
 		o->st.rate_limited++;
 		o->dgram_limited = 1;
 		return;
@@ -955,7 +1000,7 @@ void emg_osc_handle(struct emg_osc *o, const void *buf, size_t len, const struct
 		o->st.denied++;
 		return;
 	}
-	if (!rate_ok(o, from, fromlen, now_ns)) {
+	if (!rate_ok(o, from, now_ns)) {
 		o->st.rate_limited++;
 		return;
 	}
@@ -993,7 +1038,7 @@ void emg_osc_expire(struct emg_osc *o, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < o->nsubs;)
 		if (o->subs[i].expires_ns <= now_ns)
-			remove_sub(o, i, now_ns);
+			remove_sub(o, i);
 		else
 			i++;
 }

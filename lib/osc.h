@@ -19,8 +19,9 @@
  *   i events, f p50, f p99, f p99.9, f max, i metric bundles, f p50, f p99, f p99.9, f max
  *
  * Security model: replies and streams go only to the address a request came
- * from; non-loopback sources must match the allow list; every source has a
- * token bucket; malformed, denied and rate-limited packets are counted and
+ * from; non-loopback sources must match the allow list; every source host
+ * (address, whatever the port) has one token bucket that all its ports and
+ * subscriptions share; one host holds at most max_per_host subscriptions; malformed, denied and rate-limited packets are counted and
  * dropped without a reply, so an unknown host gets no more bytes back than
  * it sent.
  */
@@ -42,9 +43,10 @@ struct emg_osc;
 
 struct emg_osc_params {
 	unsigned max_subscribers;
+	unsigned max_per_host; /* subscribers per source host (loopback is one host); 0 = no limit */
 	unsigned default_lease_s;
 	unsigned max_lease_s;
-	double rate_limit;  /* packets per second per source address */
+	double rate_limit;  /* packets per second per source host, shared by all its ports */
 	unsigned rate_burst;
 	const struct emg_cidr *allow;
 	unsigned nallow;
@@ -107,7 +109,7 @@ struct emg_osc_stats {
 	uint64_t unknown;      /* valid OSC to an address emgd does not serve */
 	uint64_t denied;       /* non-loopback source outside the allow list */
 	uint64_t rate_limited; /* over the per-source budget */
-	uint64_t rejected;     /* subscriber cap reached */
+	uint64_t rejected;     /* subscriber cap or per-host subscriber limit reached */
 	uint64_t sent;         /* datagrams sent */
 	uint64_t send_errors;  /* datagrams the kernel refused (buffer full, unreachable) */
 	uint64_t bytes_in;

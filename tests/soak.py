@@ -86,7 +86,9 @@ def main():
     conf = os.path.join(tmp.name, "emgd.conf")
     with open(conf, "w") as f:
         f.write("[device]\nrate = %d\nchannels = %d\n" % (a.rate, a.channels))
-        f.write("[osc]\nlisten = 127.0.0.1:%d\nmax_subscribers = 64\nmax_lease = 30\n" % port)
+        # every client is on loopback, one host for max_subscribers_per_host
+        f.write("[osc]\nlisten = 127.0.0.1:%d\nmax_subscribers = 64\nmax_subscribers_per_host = 64\n"
+                "max_lease = 30\n" % port)
         f.write("[daemon]\nstate_dir = %s/state\nrecordings_dir = %s/rec\nmlock = no\n" % (tmp.name, tmp.name))
         f.write("[muscles]\n" + "".join("m%02d = %d\n" % (i, i) for i in range(1, a.channels + 1)))
     log = open(os.path.join(tmp.name, "emgd.log"), "w+")

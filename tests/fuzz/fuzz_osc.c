@@ -23,8 +23,10 @@
  *     a publish goes only to addresses that themselves subscribed;
  *   - a source outside loopback and the allow list gets nothing back
  *     (amplification 0) and is counted as denied;
- *   - the rate limit holds for every source host, bundles included: replies
- *     to one host stay within (1 + cap) x (burst + rate x elapsed);
+ *   - the rate limit holds for every source host, bundles and subscribed
+ *     ports included: replies to one host stay within burst + rate x elapsed
+ *     (it was (1 + cap) x that until issue 16 #5: each subscribed port of a
+ *     host got its own bucket);
  *   - never more subscribers than the cap; every packet <= 1472 bytes; every
  *     reply is a well-formed OSC message liblo decodes.
  */
@@ -240,6 +242,7 @@ static void setup_params(unsigned k)
 	P.rate_burst = bursts[(k >> 4) & 3];
 	P.allow = &allow_net;
 	P.nallow = (k >> 7) & 1;
+	P.max_per_host = (k >> 5) & 1; /* 0 = no per-host limit, or 1 */
 	if (P.rate_limit > max_rate)
 		max_rate = P.rate_limit;
 	if (P.rate_burst > max_burst)
@@ -387,9 +390,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (emg_osc_subscribers(osc) > P.max_subscribers)
 			abort();
-		/* the rate limit holds per host: one host budget plus one per subscription */
+		/* the rate limit holds per host: one budget, whatever its ports and subscriptions */
 		double secs = (double)(now - first_ns[s->host]) * 1e-9;
-		if (replies[s->host] > (1 + max_cap) * (max_burst + max_rate * secs) + 1)
+		if (replies[s->host] > max_burst + max_rate * secs + 1)
 			abort();
 	}
 	emg_osc_stats(osc, &st);

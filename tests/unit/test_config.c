@@ -59,6 +59,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c.default_lease_s, 10);
 	ck_assert_uint_eq(c.max_lease_s, 300);
 	ck_assert_uint_eq(c.max_subscribers, 64);
+	ck_assert_uint_eq(c.max_subscribers_per_host, 16);
 	ck_assert_int_eq(c.record, EMG_RECORD_OFF);
 	ck_assert_int_eq(c.rt_priority, 0);
 	emg_config_release(&c);
@@ -119,6 +120,7 @@ START_TEST(test_every_key_type)
 			   "listen = [::1]:9100\n"
 			   "publish_rate = 100\n"
 			   "max_subscribers = 5\n"
+			   "max_subscribers_per_host = 3\n"
 			   "lease = 20\n"
 			   "max_lease = 60\n"
 			   "rate_limit = 10\n"
@@ -162,6 +164,7 @@ START_TEST(test_every_key_type)
 	ck_assert_uint_eq(c.listen.port, 9100);
 	ck_assert_double_eq(c.pipe.publish_rate, 100);
 	ck_assert_uint_eq(c.max_subscribers, 5);
+	ck_assert_uint_eq(c.max_subscribers_per_host, 3);
 	ck_assert_uint_eq(c.default_lease_s, 20);
 	ck_assert_uint_eq(c.max_lease_s, 60);
 	ck_assert_double_eq(c.rate_limit, 10);
@@ -222,6 +225,9 @@ START_TEST(test_bad_values)
 		     "[osc] publish_rate = 0: bad value (allowed: 1..1000 Hz)");
 	ck_parse_err("[osc]\nallow = 10.0.0.0/33\n", "[osc] allow = 10.0.0.0/33: bad value");
 	ck_parse_err("[osc]\ntarget = 1.2.3.4\n", "[osc] target = 1.2.3.4: bad value");
+	ck_parse_err("[osc]\nmax_subscribers_per_host = 0\n", "[osc] max_subscribers_per_host = 0");
+	ck_parse_err("[osc]\nmax_subscribers_per_host = 4x\n", "[osc] max_subscribers_per_host = 4x");
+	ck_parse_err("[osc]\nmax_subscribers_per_host = -1\n", "[osc] max_subscribers_per_host = -1");
 	ck_parse_err("[daemon]\nstate_dir = relative/path\n",
 		     "[daemon] state_dir = relative/path: bad value (allowed: an absolute path)");
 	ck_parse_err("[daemon]\nrecord = sometimes\n",
@@ -245,7 +251,7 @@ END_TEST
 START_TEST(test_unknown_key_and_section)
 {
 	ck_parse_err("[osc]\npublsh_rate = 50\n",
-		     "emgd.conf:2: [osc] publsh_rate: unknown key (allowed: listen, publish_rate, target, max_subscribers, lease, max_lease, rate_limit, rate_burst, allow)");
+		     "emgd.conf:2: [osc] publsh_rate: unknown key (allowed: listen, publish_rate, target, max_subscribers, max_subscribers_per_host, lease, max_lease, rate_limit, rate_burst, allow)");
 	ck_parse_err("[device]\n\nrates = 2000\n", "emgd.conf:3: [device] rates: unknown key (allowed: driver, rate, channels,");
 	ck_parse_err("[daemon]\nmlocked = yes\n",
 		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, record_format, record_filtered, record_envelopes, mlock, rt_priority)");

@@ -583,18 +583,92 @@ START_TEST(test_rate_limit_flood_same_host)
 	base = npkts;
 	send_msg(o, &s, SEC / 2, "/emgd/ping", "");
 	ck_assert_uint_eq(pongs_since(base), 0);
-	/* the subscriber keeps its own budget and can renew and ask for status */
+	/* the subscriber shares its host's budget: its own host's flood limits it too */
 	base = npkts;
-	send_msg(o, &sub, SEC / 2, "/emgd/subscribe", "i", 60);
 	send_msg(o, &sub, SEC / 2, "/emgd/ping", "");
-	send_msg(o, &sub, SEC / 2, "/emgd/status", "");
-	ck_assert_uint_eq(npkts, base + 3);
+	ck_assert_uint_eq(npkts, base);
+	/* a second later the host earned one token, whichever of its ports spends it */
+	send_msg(o, &sub, SEC + SEC / 2, "/emgd/subscribe", "i", 60);
+	send_msg(o, &sub, SEC + SEC / 2, "/emgd/ping", "");
+	ck_assert_uint_eq(npkts, base + 1);
 	ck_assert_int_eq(subscribed_lease(base), 60);
-	/* ... but it is limited as well: its budget started from the 4 tokens its
-	 * host had left after the subscribe (+0.5 refilled), 3 are spent above */
-	for (unsigned i = 0; i < 10; i++)
-		send_msg(o, &sub, SEC / 2, "/emgd/ping", "");
-	ck_assert_uint_eq(pongs_since(base), 1 + 1);
+	emg_osc_free(o);
+}
+END_TEST
+
+/* Regression (issue 16 #5): every subscribed port of a host got its own budget,
+ * seeded from the host's without debiting it - 64 ports, 1008 of 1024 pings answered. */
+START_TEST(test_rate_limit_subscribed_ports)
+{
+	struct emg_osc_params p = params();
+	struct emg_osc *o;
+	struct sockaddr_storage s;
+	unsigned answered;
+
+	p.rate_limit = 50;
+	p.rate_burst = 100;
+	p.max_per_host = 0;
+	o = make(&p);
+	for (unsigned i = 0; i < 64; i++) {
+		s = v4("127.0.0.1", 20000 + i);
+		send_msg(o, &s, SEC, "/emgd/subscribe", "i", 300);
+	}
+	ck_assert_uint_eq(emg_osc_subscribers(o), 64);
+	for (unsigned round = 0; round < 16; round++)
+		for (unsigned i = 0; i < 64; i++) {
+			s = v4("127.0.0.1", 20000 + i);
+			send_msg(o, &s, SEC, "/emgd/ping", "");
+		}
+	answered = pongs_since(0);
+	/* one burst for the host: 100 minus the 64 subscribes */
+	ck_assert_uint_eq(answered, 36);
+	/* sustained: 1 s later the host earned 50 tokens, not 64 x 50 */
+	for (unsigned round = 0; round < 16; round++)
+		for (unsigned i = 0; i < 64; i++) {
+			s = v4("127.0.0.1", 20000 + i);
+			send_msg(o, &s, 2 * SEC, "/emgd/ping", "");
+		}
+	ck_assert_uint_eq(pongs_since(0) - answered, 50);
+	/* expiry and re-subscription hand nothing back */
+	emg_osc_expire(o, 400 * SEC);
+	ck_assert_uint_eq(emg_osc_subscribers(o), 0);
+	emg_osc_free(o);
+}
+END_TEST
+
+/* Regression (issue 16 #6): one host could hold every subscriber slot. */
+START_TEST(test_subscriber_per_host)
+{
+	struct emg_osc_params p = params();
+	struct emg_osc *o;
+	struct sockaddr_storage s;
+
+	p.max_per_host = 4;
+	o = make(&p);
+	for (unsigned i = 0; i < 10; i++) {
+		s = v4("127.0.0.1", 30000 + i);
+		send_msg(o, &s, SEC, "/emgd/subscribe", "i", 300);
+	}
+	ck_assert_uint_eq(emg_osc_subscribers(o), 4);
+	ck_assert_uint_eq(stats(o).rejected, 6);
+	ck_error_reply(4, "/emgd/subscribe",
+		       "subscriber limit per host reached (max_subscribers_per_host = 4)");
+	s = v4("127.0.0.1", 30004);
+	ck_dest(4, &s);
+	/* all of loopback is one host: another 127/8 address or ::1 does not add slots */
+	s = v4("127.0.0.2", 30000);
+	send_msg(o, &s, SEC, "/emgd/subscribe", "");
+	s = v6("::1", 30000);
+	send_msg(o, &s, SEC, "/emgd/subscribe", "");
+	ck_assert_uint_eq(emg_osc_subscribers(o), 4);
+	/* renewing a held subscription is not a new one */
+	s = v4("127.0.0.1", 30001);
+	send_msg(o, &s, SEC, "/emgd/subscribe", "i", 60);
+	ck_assert_int_eq(subscribed_lease(npkts - 1), 60);
+	/* a lower limit on reload drops the excess */
+	p.max_per_host = 2;
+	emg_osc_set_params(o, &p);
+	ck_assert_uint_eq(emg_osc_subscribers(o), 2);
 	emg_osc_free(o);
 }
 END_TEST
@@ -1375,6 +1449,8 @@ static Suite *osc_suite(void)
 	tcase_add_test(tc, test_rate_limit_flood_same_host);
 	tcase_add_test(tc, test_rate_limit_bundle);
 	tcase_add_test(tc, test_rate_limit_resubscribe);
+	tcase_add_test(tc, test_rate_limit_subscribed_ports);
+	tcase_add_test(tc, test_subscriber_per_host);
 	tcase_add_test(tc, test_allow_list);
 	tcase_add_test(tc, test_denied_no_reply);
 	tcase_add_test(tc, test_status_ping_stats);
