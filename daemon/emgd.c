@@ -1132,7 +1132,11 @@ static int start_engine(struct daemon *d)
 	dc.log_ud = d;
 	r = emg_device_open(&d->dev, &dc);
 	if (r < 0) {
-		logmsg(L_ERR, "device %s: cannot open: %s", d->cfg.driver, strerror(-r));
+		/* the replay driver has logged why (and a CSV's line): "Invalid argument" would only mislead */
+		if (!strcmp(d->cfg.driver, "replay") && d->cfg.file[0])
+			logmsg(L_ERR, "device replay: cannot play %s (reason above)", d->cfg.file);
+		else
+			logmsg(L_ERR, "device %s: cannot open: %s", d->cfg.driver, strerror(-r));
 		return r;
 	}
 	emg_device_info(d->dev, &d->info);

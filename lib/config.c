@@ -216,7 +216,7 @@ static int p_rec_dir(struct emg_config *c, const char *v)
 
 static const struct kdef keys[] = {
 	{ "device", "driver", K_CUSTOM, 0, 0, 0, 0, p_driver, "synth, cyton, hackeeg or replay" },
-	{ "device", "rate", K_DOUBLE, OFF(rate), 0, 0, 16000, NULL, "0 (driver default) or 250..16000 Hz" },
+	{ "device", "rate", K_DOUBLE, OFF(rate), 0, 0, EMG_DEVICE_RATE_MAX, NULL, "0 (driver default) or 250..16000 Hz" },
 	{ "device", "channels", K_UINT, OFF(channels), 0, 0, EMG_DEVICE_MAX_CHANNELS, NULL, "0 (enough for [muscles]) .. 256" },
 	{ "device", "gain", K_CUSTOM, 0, 0, 0, 0, p_gain, "1, 2, 4, 6, 8, 12 or 24 (ADS1299 amplifiers)" },
 	{ "device", "serial", K_STR, OFF(serial), sizeof(((struct emg_config *)0)->serial), 0, 0, NULL, "a serial number, up to 63 characters" },

@@ -21,6 +21,9 @@ struct emg_device;
 
 #define EMG_DEVICE_MAX_CHANNELS 256
 
+/* Highest sample rate emgd runs at ([device] rate, a replay file's rate), Hz. */
+#define EMG_DEVICE_RATE_MAX 16000.0
+
 struct emg_device_info {
 	char driver[16];      /* "synth", "replay", "cyton", "hackeeg" */
 	char model[64];       /* human model name */

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 
 #define LABEL_MAX 32
 #define RESYNC_NS 100000000ull
+#define WHY_MAX 200          /* one reason, "line 4: column 2: 'x' is not a number" */
 
 struct src {
 	bool edf;
@@ -39,7 +41,36 @@ struct src {
 	int *sig;            /* EDFlib signal number of each channel */
 	double *dbuf;        /* chunk of one signal */
 	size_t chunk;        /* frames per chunk */
+	char why[WHY_MAX];   /* why the file was refused, with the line for a CSV */
 };
+
+/* Refuse a rate outside what emgd can run at, before anything is sized from it:
+ * a lying EDF header (a 1e-7 s record) implied 2e9 Hz and a 600 MB chunk. */
+static int rate_ok(struct src *s, double rate, const char *where)
+{
+	if (rate >= EMG_REPLAY_RATE_MIN && rate <= EMG_DEVICE_RATE_MAX)
+		return 0;
+	snprintf(s->why, sizeof(s->why), "%srate %g Hz out of range (allowed: %g..%g Hz)", where,
+		 rate, EMG_REPLAY_RATE_MIN, EMG_DEVICE_RATE_MAX);
+	return -ERANGE;
+}
+
+/* Set the reason of a CSV refusal (first one wins); returns -EINVAL. */
+static int csv_bad(struct src *s, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int csv_bad(struct src *s, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (s->why[0])
+		return -EINVAL;
+	n = snprintf(s->why, sizeof(s->why), "line %u: ", line);
+	va_start(ap, fmt);
+	vsnprintf(s->why + n, sizeof(s->why) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
 
 struct replay_dev {
 	struct emg_device dev;
@@ -69,26 +100,27 @@ static char *trim(char *s)
 	return s;
 }
 
-static int csv_rate(char *line, double *rate)
+static int csv_rate(struct src *s, char *line, double *rate)
 {
 	char *p = trim(line), *end;
+	static const char want[] = "expected the rate ('# rate = 2000' or 'rate,2000')";
 
 	if (*p == '#')
 		p = trim(p + 1);
 	if (strncasecmp(p, "rate", 4))
-		return -EINVAL;
+		return csv_bad(s, 1, "%s", want);
 	p = trim(p + 4);
 	if (*p != '=' && *p != ',' && *p != ':')
-		return -EINVAL;
+		return csv_bad(s, 1, "%s", want);
 	p = trim(p + 1);
 	*rate = strtod(p, &end);
-	if (end == p || !(*rate > 0) || *rate > 1e6)
-		return -EINVAL;
+	if (end == p || !isfinite(*rate))
+		return csv_bad(s, 1, "%s", want);
 	while (*end == ' ' || *end == ',')
 		end++;
 	if (*end && strncasecmp(end, "hz", 2))
-		return -EINVAL;
-	return 0;
+		return csv_bad(s, 1, "%s", want);
+	return rate_ok(s, *rate, "line 1: ") ? -EINVAL : 0;
 }
 
 /* fd: from emg_safeio_open() (a regular file of bounded size); always closed. */
@@ -98,6 +130,7 @@ static int csv_load(int fd, struct src *s)
 	char *line = NULL;
 	size_t cap = 0, nalloc = 0;
 	ssize_t n;
+	unsigned lineno = 2;
 	int e = -EINVAL;
 
 	if (!f) {
@@ -106,11 +139,17 @@ static int csv_load(int fd, struct src *s)
 		return e;
 	}
 	/* line 1: rate */
-	if ((n = getline(&line, &cap, f)) < 0 || csv_rate(line, &s->rate))
+	if ((n = getline(&line, &cap, f)) < 0) {
+		csv_bad(s, 1, "empty file");
+		goto out;
+	}
+	if (csv_rate(s, line, &s->rate))
 		goto out;
 	/* line 2: names */
-	if ((n = getline(&line, &cap, f)) < 0)
+	if ((n = getline(&line, &cap, f)) < 0) {
+		csv_bad(s, 2, "expected the column names (one per channel, comma-separated)");
 		goto out;
+	}
 	{
 		char *p = trim(line), *tok, *save = NULL;
 		unsigned ch = 1;
@@ -119,8 +158,11 @@ static int csv_load(int fd, struct src *s)
 			p = trim(p + 1);
 		for (char *q = p; *q; q++)
 			ch += *q == ',';
-		if (!*p || ch > EMG_DEVICE_MAX_CHANNELS)
+		if (!*p || ch > EMG_DEVICE_MAX_CHANNELS) {
+			csv_bad(s, 2, !*p ? "expected the column names (one per channel, comma-separated)"
+					  : "%u columns (allowed: at most %d)", ch, EMG_DEVICE_MAX_CHANNELS);
 			goto out;
+		}
 		s->labels = calloc(ch, sizeof(*s->labels));
 		if (!s->labels) {
 			e = -ENOMEM;
@@ -129,14 +171,17 @@ static int csv_load(int fd, struct src *s)
 		s->ch = 0;
 		for (tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
 			snprintf(s->labels[s->ch++], LABEL_MAX, "%s", trim(tok));
-		if (s->ch != ch)
-			goto out; /* empty column name */
+		if (s->ch != ch) {
+			csv_bad(s, 2, "an empty column name");
+			goto out;
+		}
 	}
 	/* rows */
 	double amax = 0;
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		char *p = trim(line);
 
+		lineno++;
 		if (!*p || *p == '#')
 			continue;
 		if (s->nframes == nalloc) {
@@ -155,20 +200,27 @@ static int csv_load(int fd, struct src *s)
 			double v = strtod(p, &end);
 
 			/* a sample must fit a float: 1e300 would become inf (found by tests/fuzz/fuzz_replay_csv.c) */
-			if (end == p || !isfinite(v) || fabs(v) > FLT_MAX)
+			if (end == p || !isfinite(v) || fabs(v) > FLT_MAX) {
+				csv_bad(s, lineno, "column %u: %s", c + 1,
+					end == p ? "not a number" : "beyond the range of a sample");
 				goto out;
+			}
 			row[c] = (float)v;
 			if (fabs(v) > amax)
 				amax = fabs(v);
 			p = trim(end);
 			if (c + 1 < s->ch) {
-				if (*p != ',')
+				if (*p != ',') {
+					csv_bad(s, lineno, "%u columns, expected %u", c + 1, s->ch);
 					goto out;
+				}
 				p++;
 			}
 		}
-		if (*p)
-			goto out; /* too many columns */
+		if (*p) {
+			csv_bad(s, lineno, "more than %u columns", s->ch);
+			goto out;
+		}
 		s->nframes++;
 	}
 	s->pmax = fmax(10000.0, ceil(amax));
@@ -220,6 +272,14 @@ static int edf_load(int fd, const char *path, struct src *s)
 	emg_record_edflib_lock();
 	r = edfopen_file_readonly(path, h, EDFLIB_DO_NOT_READ_ANNOTATIONS);
 	if (r < 0) {
+		snprintf(s->why, sizeof(s->why), "%s",
+			 h->filetype == EDFLIB_FILE_CONTAINS_FORMAT_ERRORS
+				 ? "not a valid EDF/BDF file (a header field is malformed, or the size does not match the header)"
+			 : h->filetype == EDFLIB_FILE_IS_DISCONTINUOUS
+				 ? "a discontinuous EDF+D/BDF+D file (not supported)"
+			 : h->filetype == EDFLIB_FILE_READ_ERROR
+				 ? "not a valid EDF/BDF file (the header cannot be read: too short?)"
+								  : "not a valid EDF/BDF file");
 		e = h->filetype == EDFLIB_NO_SUCH_FILE_OR_DIRECTORY ? -ENOENT
 		    : h->filetype == EDFLIB_MALLOC_ERROR	     ? -ENOMEM
 		    : h->filetype == EDFLIB_MAXFILES_REACHED	     ? -EMFILE
@@ -257,11 +317,17 @@ static int edf_load(int fd, const char *path, struct src *s)
 		s->ch++;
 	}
 	if (first < 0 || h->datarecord_duration <= 0) {
+		snprintf(s->why, sizeof(s->why), "%s",
+			 first < 0 ? "no signal to play (only annotations or emgd: channels)"
+				   : "data record duration 0");
 		e = -ENODATA;
 		goto out;
 	}
 	s->rate = (double)h->signalparam[first].smp_in_datarecord * EDFLIB_TIME_DIMENSION /
 		  (double)h->datarecord_duration;
+	e = rate_ok(s, s->rate, "header: ");
+	if (e)
+		goto out;
 	s->nframes = (size_t)h->signalparam[first].smp_in_file;
 	s->chunk = (size_t)ceil(s->rate / 10.0);
 	if (s->chunk < 16)
@@ -324,24 +390,32 @@ static int src_open(const char *path, struct src *s, char *err, size_t errlen)
 	else
 		e = edf_load(fd, path, s);
 	if (e) {
-		src_free(s);
+		/* the reason (and a CSV's line) is what the user needs, not "Invalid argument" */
 		if (err && errlen)
 			snprintf(err, errlen, "replay file %s: %s", path,
-				 e == -EINVAL	 ? "not a valid EDF/BDF or emgd CSV file"
-				 : e == -ENODATA ? "no signal to play"
-						 : strerror(-e));
+				 s->why[0] ? s->why : strerror(-e));
+		src_free(s);
 	}
 	return e;
 }
 
 int emg_replay_check(const char *path, char *err, size_t errlen)
 {
-	int fd = src_check(path, err, errlen);
+	struct src s;
+	int fd, e;
 
-	if (fd < 0)
-		return fd;
-	close(fd);
-	return 0;
+	if (is_csv(path)) { /* parsed whole when the device opens: only its kind and size here */
+		fd = src_check(path, err, errlen);
+		if (fd < 0)
+			return fd;
+		close(fd);
+		return 0;
+	}
+	/* EDF/BDF: the header alone (rate, signals, size) is cheap to check now */
+	e = src_open(path, &s, err, errlen);
+	if (!e)
+		src_free(&s);
+	return e;
 }
 
 /* EDF: read up to s->chunk frames into buf (interleaved); returns frames read. */

@@ -18,7 +18,9 @@
  * possible) and reads EDF data in 100 ms chunks into buffers allocated at
  * open; CSV files are parsed whole at open.  At the end of the file it
  * reports EMG_DEVICE_WAITING "end of replay file" and stops delivering.
- * cfg->rate and cfg->channels are ignored: the file decides.
+ * cfg->rate and cfg->channels are ignored: the file decides, within
+ * EMG_REPLAY_RATE_MIN..EMG_DEVICE_RATE_MAX Hz and 1..256 channels.  A refused
+ * file is logged with the reason (and the line of a CSV).
  */
 #ifndef EMG_REPLAY_H
 #define EMG_REPLAY_H
@@ -27,10 +29,14 @@
 
 #include "../device.h"
 
+/* Lowest rate a replay file may have (the Cyton with Daisy records at 125 Hz), Hz; the
+ * highest is EMG_DEVICE_RATE_MAX.  Checked before anything is sized from the rate. */
+#define EMG_REPLAY_RATE_MIN 100.0
+
 /* Largest CSV replay file (parsed whole into memory): 1 GiB. */
 #define EMG_REPLAY_CSV_MAX_BYTES (1ull << 30)
 
-/* Can path be played: a regular file (not a FIFO, device, directory), CSV within the cap; 0 or -errno, err says why. */
+/* Can path be played: a regular file (not a FIFO, device, directory), CSV within the cap, an EDF/BDF header with a rate in range; 0 or -errno, err says why. */
 int emg_replay_check(const char *path, char *err, size_t errlen);
 
 /* Read a whole EDF/BDF/CSV file as the replay device would play it; frames is malloc'd (free it). */

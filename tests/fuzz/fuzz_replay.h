@@ -5,7 +5,7 @@
  * from a path) and read it whole with emg_replay_read_all(), exactly as the
  * replay device would play it.  Checks besides memory and UB errors: a file
  * is either refused with a negative errno or gives 1..256 channels, a rate
- * in (0, 1 MHz], and finite samples.
+ * in EMG_REPLAY_RATE_MIN..EMG_DEVICE_RATE_MAX (100..16000 Hz), and finite samples.
  */
 #ifndef EMG_FUZZ_REPLAY_H
 #define EMG_FUZZ_REPLAY_H
@@ -47,7 +47,8 @@ static int fuzz_replay(const uint8_t *data, size_t size, const char *suffix)
 			abort();
 		return 0;
 	}
-	if (r > 0 || ch < 1 || ch > EMG_DEVICE_MAX_CHANNELS || !(rate > 0) || rate > 1e6 ||
+	if (r > 0 || ch < 1 || ch > EMG_DEVICE_MAX_CHANNELS || !(rate >= EMG_REPLAY_RATE_MIN) ||
+	    rate > EMG_DEVICE_RATE_MAX ||
 	    (nframes && !frames))
 		abort();
 	for (size_t i = 0; i < nframes * ch; i++)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,6 +140,150 @@ START_TEST(test_csv_errors)
 	ck_assert_int_eq(emg_device_open(&d, &cfg), -EINVAL); /* no file */
 	cfg.file = path;
 	ck_assert_int_eq(emg_device_open(&d, &cfg), -EINVAL);
+}
+END_TEST
+
+/* A plain one-signal BDF: `records` records of `spr` samples lasting `dur` (the header field). */
+static void write_bdf(const char *path, const char *dur, unsigned spr, unsigned records)
+{
+	char h[512];
+	FILE *f = fopen(path, "wb");
+	int k = 0;
+
+	ck_assert_ptr_nonnull(f);
+	memset(h, ' ', sizeof(h));
+#define FIELD(off, str) memcpy(h + (off), (str), strlen(str))
+	h[0] = (char)0xff;
+	FIELD(1, "BIOSEMI");
+	FIELD(8, "patient");
+	FIELD(88, "rec");
+	FIELD(168, "01.01.24");
+	FIELD(176, "12.00.00");
+	FIELD(184, "512");
+	FIELD(192, "24BIT");
+	char num[16];
+	snprintf(num, sizeof(num), "%u", records);
+	FIELD(236, num);
+	FIELD(244, dur);
+	FIELD(252, "1");
+	FIELD(256, "ch1");
+	FIELD(256 + 16 + 80, "uV");
+	FIELD(256 + 16 + 80 + 8, "-3200");
+	FIELD(256 + 16 + 80 + 16, "3200");
+	FIELD(256 + 16 + 80 + 24, "-8388608");
+	FIELD(256 + 16 + 80 + 32, "8388607");
+	snprintf(num, sizeof(num), "%u", spr);
+	FIELD(256 + 16 + 80 + 40 + 80, num);
+#undef FIELD
+	ck_assert_uint_eq(fwrite(h, 1, sizeof(h), f), sizeof(h));
+	for (unsigned i = 0; i < (size_t)spr * records; i++, k++) {
+		unsigned char b[3] = { (unsigned char)k, 0, 0 };
+		ck_assert_uint_eq(fwrite(b, 1, 3, f), 3);
+	}
+	fclose(f);
+}
+
+struct logbuf {
+	char text[512];
+};
+
+static void log_to(void *ud, int level, const char *msg)
+{
+	struct logbuf *l = ud;
+
+	(void)level;
+	snprintf(l->text, sizeof(l->text), "%s", msg);
+}
+
+/* Open path as the replay device; expect failure; the logged reason. */
+static int open_fails(const char *path, struct logbuf *l)
+{
+	struct emg_device_config cfg;
+	struct emg_device *d = NULL;
+	int r;
+
+	emg_device_config_default(&cfg);
+	cfg.driver = "replay";
+	cfg.file = path;
+	cfg.log = log_to;
+	cfg.log_ud = l;
+	l->text[0] = 0;
+	r = emg_device_open(&d, &cfg);
+	ck_assert_ptr_null(d);
+	return r;
+}
+
+/*
+ * Issue 16 #8: a BDF whose 1 us data records make its rate 2e9 Hz got a
+ * 200-million-frame chunk (1.6 GB per channel) allocated before anything
+ * refused the rate.  Now the rate is checked against 100..16000 Hz first.
+ * Under a 1 GiB address-space limit the old code failed with ENOMEM (or
+ * returned 2e9 Hz) instead of naming the rate.
+ */
+START_TEST(test_absurd_rate)
+{
+	char path[128];
+	struct logbuf l;
+	float *x = NULL;
+	size_t n;
+	unsigned ch;
+	double rate;
+	struct rlimit rl = { .rlim_cur = 1ull << 30, .rlim_max = 1ull << 30 };
+
+	/* not under ASan: its shadow memory needs the address space */
+	if (!getenv("ASAN_OPTIONS") && !getenv("EMG_NO_RLIMIT"))
+		setrlimit(RLIMIT_AS, &rl);
+	snprintf(path, sizeof(path), "%s/fast.bdf", tmpdir);
+	write_bdf(path, "0.000001", 2000, 1); /* 2000 samples per microsecond */
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), -ERANGE);
+	ck_assert_ptr_null(x);
+	ck_assert_int_eq(open_fails(path, &l), -ERANGE);
+	ck_assert_msg(strstr(l.text, "rate 2e+09 Hz out of range (allowed: 100..16000 Hz)"), "%s", l.text);
+	write_bdf(path, "100", 10, 2); /* 0.1 Hz */
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), -ERANGE);
+	/* the edges are fine */
+	write_bdf(path, "1", 16000, 1);
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), 0);
+	ck_assert_double_eq(rate, 16000);
+	ck_assert_uint_eq(n, 16000);
+	free(x);
+	snprintf(path, sizeof(path), "%s/fast.csv", tmpdir);
+	write_text(path, "# rate = 16001\na\n1\n");
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), -EINVAL);
+}
+END_TEST
+
+/* Issue 16 #13: every refusal said "not a valid EDF/BDF or emgd CSV file"
+ * (and the daemon "cannot open: Invalid argument"); now the reason and line. */
+START_TEST(test_error_reasons)
+{
+	static const struct {
+		const char *text, *why;
+	} cases[] = {
+		{ "glute_max_l\n1\n", "line 1: expected the rate" },
+		{ "# rate = 0\na\n1\n", "line 1: rate 0 Hz out of range (allowed: 100..16000 Hz)" },
+		{ "# rate = 1000\n", "line 2: expected the column names" },
+		{ "# rate = 1000\na,,b\n1,2,3\n", "line 2: an empty column name" },
+		{ "# rate = 1000\na,b\n1,2\n\n# note\n3,x\n", "line 6: column 2: not a number" },
+		{ "# rate = 1000\na,b\n1,2\n3\n", "line 4: 1 columns, expected 2" },
+		{ "# rate = 1000\na,b\n1,2,3\n", "line 3: more than 2 columns" },
+		{ "# rate = 1000\na\n2e125\n", "line 3: column 1: beyond the range of a sample" },
+	};
+	char path[128], want[256];
+	struct logbuf l;
+
+	snprintf(path, sizeof(path), "%s/bad.csv", tmpdir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_text(path, cases[i].text);
+		ck_assert_int_eq(open_fails(path, &l), -EINVAL);
+		snprintf(want, sizeof(want), "replay file %s: %s", path, cases[i].why);
+		ck_assert_msg(!strncmp(l.text, want, strlen(want)), "case %zu: '%s', want '%s'", i,
+			      l.text, want);
+	}
+	snprintf(path, sizeof(path), "%s/not.bdf", tmpdir);
+	write_text(path, "this is not an EDF file at all, not even close ..........");
+	open_fails(path, &l);
+	ck_assert_msg(strstr(l.text, ": not a valid EDF/BDF file"), "%s", l.text);
 }
 END_TEST
 
@@ -428,6 +573,8 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_csv_read);
 	tcase_add_test(tc, test_csv_errors);
+	tcase_add_test(tc, test_absurd_rate);
+	tcase_add_test(tc, test_error_reasons);
 	tcase_add_test(tc, test_registered);
 	tcase_add_test(tc, test_play_csv);
 	tcase_add_test(tc, test_play_bdf_and_rerecord);
