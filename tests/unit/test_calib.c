@@ -11,43 +11,16 @@
 
 #include "calib.h"
 
-static char dir[256];
+#include "tmpdir.h"
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/emgd-test-calib-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	tmpdir_make("calib");
 }
 
 static void teardown(void)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-
-	if (d) {
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-				unlink(p);
-			}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
-static void path_in(char *buf, size_t len, const char *name)
-{
-	snprintf(buf, len, "%s/%s", dir, name);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
+	tmpdir_remove();
 }
 
 static struct emg_muscles *map_of(const char *const *names, unsigned n)

@@ -2,7 +2,6 @@
 /* Unit tests for emg_safeio: configured paths that are FIFOs, devices,
  * directories or symlinks to them are refused at once with the reason. */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,47 +13,19 @@
 
 #include "safeio.h"
 
-static char dir[256];
+#include "tmpdir.h"
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/emgd-test-safeio-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	tmpdir_make("safeio");
 	/* A blocking open() would hang the test: the alarm turns that into a failure. */
 	alarm(20);
 }
 
 static void teardown(void)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-
 	alarm(0);
-	if (d) {
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-				if (unlink(p) < 0)
-					rmdir(p);
-			}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
-static void path_in(char *buf, size_t len, const char *name)
-{
-	snprintf(buf, len, "%s/%s", dir, name);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
+	tmpdir_remove();
 }
 
 START_TEST(test_regular_file)
