@@ -64,6 +64,15 @@
 #define LEARN_W 16
 /* Innovation clip once learnt: CLIP_SD noise SDs (plus half the template, in sub()). */
 #define CLIP_SD 3.0f
+/* Subtraction only while locked on a rhythm: LOCK_N consecutive RR intervals
+ * of LOCK_RR_MIN_S..LOCK_RR_MAX_S within LOCK_DEV of the running mean RR
+ * (heart-rate variability is a few %, rarely 15 %); it stops at the first
+ * interval off the rhythm and when no beat came for LOCK_LOST x the mean RR. */
+#define LOCK_N 3
+#define LOCK_RR_MIN_S 0.33
+#define LOCK_RR_MAX_S 1.5
+#define LOCK_DEV 0.25
+#define LOCK_LOST 2.2
 /* Lanes with fewer learnt beats than this vote with weight 1. */
 #define WEIGHT_MIN_BEATS 4
 /* Weight = q^2 / (q^2 + WEIGHT_Q^2) for a template QRS peak of q times the lane's noise
@@ -116,6 +125,8 @@ struct emg_ecg {
 	uint64_t beats;
 	double rr;   /* mean RR interval, samples; 0 = unknown */
 	unsigned rr_odd; /* consecutive intervals outside the accepted range */
+	unsigned lock_n; /* consecutive beats on a plausible, steady rhythm */
+	float apply;     /* 1 while locked on a rhythm: templates are subtracted; 0: only learnt */
 	uint64_t refr;
 
 	void (*run)(struct emg_ecg *e, float *frames, const float *det, unsigned n);
@@ -152,6 +163,7 @@ static void trigger(struct emg_ecg *e)
 {
 	if (e->beats) {
 		double rr = (double)(e->t - e->last);
+		double prev = e->rr;
 
 		if (e->rr == 0) {
 			if (rr >= 0.27 * e->fs && rr <= 2.0 * e->fs)
@@ -163,6 +175,18 @@ static void trigger(struct emg_ecg *e)
 			e->rr = rr; /* the rhythm really changed (or the first guess was wrong) */
 			e->rr_odd = 0;
 		}
+		/* A heart beats on a rhythm: RR within 0.33..1.5 s and within
+		 * LOCK_DEV of the running mean.  Bursts on several muscles at once
+		 * also pass the vote, but not on such a rhythm. */
+		if (prev > 0 && rr >= LOCK_RR_MIN_S * e->fs && rr <= LOCK_RR_MAX_S * e->fs &&
+		    fabs(rr - prev) <= LOCK_DEV * prev)
+			e->lock_n++;
+		else
+			e->lock_n = 0;
+		if (e->lock_n >= LOCK_N)
+			e->apply = 1.0f;
+		else if (e->lock_n == 0)
+			e->apply = 0.0f;
 		if (e->rr > 0) {
 			double r = REFR_FRAC * e->rr;
 			r = fmax(REFR_MIN_S * e->fs, fmin(REFR_MAX_S * e->fs, r));
@@ -205,6 +229,10 @@ static void detect(struct emg_ecg *e, float s, int agree)
 		e->spk_cur = s;
 	}
 	e->above = above;
+	if (e->apply > 0 && (double)(e->t - e->last) > LOCK_LOST * e->rr) {
+		e->apply = 0; /* the beats are gone (or hidden): subtract nothing blindly */
+		e->lock_n = 0;
+	}
 	if (e->k < e->kpk && s > e->spk_cur)
 		e->spk_cur = s;
 	/* A threshold learnt on a huge artefact would hide every real beat: after
@@ -469,6 +497,19 @@ uint64_t emg_ecg_beats(const struct emg_ecg *e)
 double emg_ecg_heart_rate(const struct emg_ecg *e)
 {
 	return e->rr > 0 ? 60.0 * e->fs / e->rr : 0.0;
+}
+
+int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age)
+{
+	if (!e->beats)
+		return 0;
+	*age = e->t - e->last;
+	return 1;
+}
+
+float emg_ecg_lane_qrs(const struct emg_ecg *e, unsigned lane)
+{
+	return lane < e->nl && e->on && e->on[lane] > 0 ? 1.0f / e->iq[lane] : 0.0f;
 }
 
 float emg_ecg_lane_weight(const struct emg_ecg *e, unsigned lane)

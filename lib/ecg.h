@@ -107,6 +107,16 @@ uint64_t emg_ecg_beats(const struct emg_ecg *e);
 /* Running heart rate in beats per minute, 0 before two beats. */
 double emg_ecg_heart_rate(const struct emg_ecg *e);
 
+/*
+ * 1 while the stage is locked on a heart rhythm (templates are subtracted),
+ * with *age the samples from the last heartbeat's trigger to the end of the
+ * frames processed so far; 0 otherwise.
+ */
+int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age);
+
+/* QRS peak energy of a lane over its noise energy (100 until learnt, 0 for skipped lanes). */
+float emg_ecg_lane_qrs(const struct emg_ecg *e, unsigned lane);
+
 /* Detection weight of a lane, 0..1 (how strongly it carries the ECG). */
 float emg_ecg_lane_weight(const struct emg_ecg *e, unsigned lane);
 

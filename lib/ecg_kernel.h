@@ -80,7 +80,7 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 	const VF dc = EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
 	const VF g = EMG_K(sel)(LDA(e->busy + c) < z + BUSY_MAX, LDA(e->ga + c), z);
 
-	STU(x, d);
+	STU(x, xv - e->apply * tv);
 	tv += g * dc;
 	STA(t + c, tv);
 	if (track) {

@@ -125,6 +125,9 @@
 
 #define SLOW_MIN_BLOCKS 8 /* clean blocks before the slow path trusts its spread */
 
+#define BEAT_PRE_MS 50.0  /* a heartbeat's QRS window: from this long before its trigger ... */
+#define BEAT_POST_MS 120.0 /* ... to this long after it */
+
 #define REF_SUB_MS 1.0   /* refinement: power history resolution */
 #define REF_BACK_MS 400.0 /* ... and how far back a change point is searched */
 #define REF_SPAN_MS 100.0 /* ... at most this much before the first estimate */
@@ -182,6 +185,9 @@ struct lane {
 	uint64_t onset;       /* back-dated onset of the current/last burst */
 	uint64_t last_offset; /* offset of the last burst (onsets never precede it) */
 	float snr_db;
+
+	/* heartbeats: the last two QRS triggers on this lane, + 1 (0: none) */
+	uint64_t beat[2];
 
 	/* bonato */
 	float xprev;
@@ -283,6 +289,7 @@ struct emg_onset {
 	unsigned confirm_n;   /* on-run length that confirms an onset */
 	unsigned offset_n;    /* off-run length that confirms an offset */
 	unsigned min_burst_n; /* shortest burst, samples */
+	unsigned beat_pre, beat_post; /* QRS window around a heartbeat trigger, samples */
 	unsigned slow_extent; /* how long the weak CUSUM must rise to confirm on the slow path */
 	unsigned block_n;     /* auto block length */
 	unsigned warmup;      /* samples before statistics are accumulated */
@@ -852,6 +859,8 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	h->xb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
 	h->cb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
 	h->on = zalloc(o->nlp * sizeof(int32_t));
+	o->beat_pre = ms_to_samples(BEAT_PRE_MS, fs);
+	o->beat_post = ms_to_samples(BEAT_POST_MS, fs);
 	o->ref_d = ms_to_samples(REF_SUB_MS, fs);
 	if (o->ref_d < 1)
 		o->ref_d = 1;
@@ -1234,6 +1243,41 @@ static void ref_feed(struct emg_onset *o, unsigned nf)
 }
 
 /*
+ * A run whose onset `at` lies in the QRS window of a heartbeat on lane i that
+ * is not later than n, [trigger - beat_pre, trigger + beat_post), is what the
+ * ECG stage could not remove (the QRS before its trigger, the template's
+ * error): it confirms only once it has lasted a confirmation past the window
+ * and the last confirm_n samples, all after the window, pass the energy
+ * test on their own.  A real onset inside a beat keeps its sample (`at` is
+ * not moved); only its event waits, by at most beat_post + confirm_n.
+ */
+static int beat_hold(struct emg_onset *o, unsigned i, uint64_t n, uint64_t at)
+{
+	const struct lane *l = &o->lanes[i];
+
+	for (unsigned b = 0; b < 2; b++) {
+		uint64_t t = l->beat[b], e0, e1;
+		double x2 = 0;
+
+		if (t == 0 || --t > n || at + o->beat_pre < t || at >= t + o->beat_post)
+			continue;
+		if (n + 1 < t + o->beat_post + o->confirm_n)
+			return 1;
+		/* history entries wholly inside the last confirm_n samples */
+		if (n + 1 < o->ref_off + o->confirm_n)
+			return 1;
+		e0 = ref_entry(o, n + 1 - o->confirm_n + o->ref_d - 1);
+		e1 = ref_entry(o, n + 1);
+		if (e1 <= e0)
+			return 1;
+		for (uint64_t e = e0; e < e1; e++)
+			x2 += o->ref_ring[(size_t)(e & (o->ref_cap - 1)) * o->nlp + i];
+		return !run_energetic(o, l, x2, (double)(e1 - e0) * o->ref_d);
+	}
+	return 0;
+}
+
+/*
  * Sample n (frame f of the chunk) of lane i, where its state machine has to
  * decide something.  The vector pass has already done this sample's
  * bookkeeping: both CUSUMs and the slow path's arming; for an idle lane the
@@ -1273,7 +1317,7 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 			run_n = h->r2l[i];
 			weak = 1;
 		}
-		if (at == UINT64_MAX)
+		if (at == UINT64_MAX || beat_hold(o, i, n, at))
 			return;
 		l->st = ST_ACTIVE;
 		h->weak[i] = weak ? -1 : 0;
@@ -1485,6 +1529,18 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 }
 
 /* ---- queries and calibration ----------------------------------------- */
+
+void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
+{
+	for (unsigned i = 0; i < o->nlanes; i++) {
+		struct lane *l = &o->lanes[i];
+
+		if (lanes && !lanes[i])
+			continue;
+		l->beat[0] = l->beat[1];
+		l->beat[1] = sample + 1;
+	}
+}
 
 int emg_onset_active(const struct emg_onset *o, unsigned lane)
 {

@@ -101,6 +101,14 @@ float emg_onset_snr_db(const struct emg_onset *o, unsigned lane);
 /* Where the lane's baseline comes from. */
 enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned lane);
 
+/*
+ * A heartbeat's QRS was detected at `sample` on the lanes with lanes[i] != 0
+ * (NULL: all): an onset inside its window (50 ms before to 120 ms after) is
+ * confirmed only if the burst outlasts the window with energy of its own.
+ * Called once per beat, before the frames up to `sample` are run.
+ */
+void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes);
+
 /* Begin collecting rest statistics on every lane (detection keeps running). */
 void emg_onset_rest_begin(struct emg_onset *o);
 

@@ -12,6 +12,9 @@
 /* Frames processed per inner pass: small enough that the work buffers stay
  * in L1/L2 for 64 muscles, large enough to amortise the per-pass overhead. */
 #define BLOCK 128
+/* A lane whose QRS peak energy is under this many times its noise energy is
+ * not held back around heartbeats (the beat does not show on it). */
+#define BEAT_QRS_MIN 2.0f
 
 struct emg_pipeline {
 	struct emg_pipeline_config cfg;
@@ -26,6 +29,8 @@ struct emg_pipeline {
 	struct emg_ecg *ecg;  /* NULL when [dsp] ecg = off */
 	struct emg_env *env;
 	struct emg_onset *onset;
+	uint64_t beats;       /* heartbeats the ECG stage had reported */
+	uint8_t beat_lane[EMG_MUSCLES_MAX]; /* lanes a heartbeat reaches */
 	float *work; /* BLOCK x nm filtered samples */
 	float *envb; /* BLOCK x nm display envelope */
 
@@ -298,8 +303,21 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 	emg_filter_run(p->filt, p->work, n);
 	/* Heartbeats out before anything measures the signal; causal, so onset
 	 * sample indices need no correction (emg_ecg_latency_samples() is 0). */
-	if (p->ecg)
+	if (p->ecg) {
+		uint64_t age;
+
 		emg_ecg_run(p->ecg, p->work, n);
+		/* What subtraction leaves of a beat must not start an onset: tell the
+		 * detector where the beat was on the lanes it reaches (QRS energy at
+		 * least BEAT_QRS_MIN times the noise).  Blocks are shorter than the
+		 * refractory period at the usual rates: at most one beat per block. */
+		if (emg_ecg_beats(p->ecg) != p->beats && emg_ecg_last_beat(p->ecg, &age) && age <= n) {
+			for (unsigned i = 0; i < nm; i++)
+				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
+			emg_onset_beat(p->onset, seq + n - age, p->beat_lane);
+		}
+		p->beats = emg_ecg_beats(p->ecg);
+	}
 	/* Onset detection, the display envelope and calibration run up to each
 	 * tick's last sample (and stop exactly at a calibration's last sample),
 	 * so a tick reports the onset state (active, SNR, baseline) of its own
