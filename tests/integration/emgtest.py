@@ -4,6 +4,7 @@
 Every wait is on a real event (a reply, a message, process exit) with a deadline;
 nothing sleeps for a fixed time hoping the daemon got there.
 """
+import json
 import os
 import signal
 import socket
@@ -35,6 +36,21 @@ def check(cond, msg):
     if not cond:
         fail(msg)
     print("ok:", msg, flush=True)
+
+
+def mne_read(path):
+    """Read an EDF+/BDF+ file with MNE (an independent reader) in Debian's interpreter.
+
+    Returns what read_edf_mne.py prints (channels, duration, annotations); exits the test
+    with 77 (skipped) when python3-mne is missing."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(["/usr/bin/python3", os.path.join(here, "read_edf_mne.py"), path],
+                         capture_output=True, text=True)
+    if out.returncode == 77:
+        print("SKIP: python3-mne not installed")
+        sys.exit(77)
+    check(out.returncode == 0, "MNE reads %s (%s)" % (os.path.basename(path), out.stderr.strip()[:200]))
+    return json.loads(out.stdout)
 
 
 class Daemon:

@@ -5,7 +5,6 @@ independent reader (MNE) reads back; kill -9 mid-recording leaves a readable
 file; a full disk stops the recording but not acquisition or OSC; the replay
 driver plays a recording back through the same pipeline."""
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -13,20 +12,9 @@ import sys
 import tempfile
 import time
 
-from emgtest import EMGCTL, Client, Daemon, check
+from emgtest import Client, Daemon, EMGCTL, check, mne_read
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MUSCLES = ["glute_max_l", "glute_max_r", "glute_med_l", "glute_med_r", "hip_flex_l", "hip_flex_r"]
-
-
-def mne_read(path):
-    out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "read_edf_mne.py"), path],
-                         capture_output=True, text=True)
-    if out.returncode == 77:
-        print("SKIP: python3-mne not installed")
-        sys.exit(77)
-    check(out.returncode == 0, "MNE reads %s (%s)" % (os.path.basename(path), out.stderr.strip()[:200]))
-    return json.loads(out.stdout)
 
 
 def wait_log(d, text, timeout, client=None):

@@ -8,26 +8,11 @@ stopped at the first [device] change.  Now the recording goes on in the same
 file when the new device delivers the same signals, and in a new, announced
 file when it does not.  Run in the ASan/UBSan and TSan trees too (tests/run)."""
 import glob
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
-from emgtest import Client, Daemon, check, fail
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def mne_read(path):
-    out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "read_edf_mne.py"), path],
-                         capture_output=True, text=True)
-    if out.returncode == 77:
-        print("SKIP: python3-mne not installed")
-        sys.exit(77)
-    check(out.returncode == 0, "MNE reads %s (%s)" % (os.path.basename(path), out.stderr.strip()[:200]))
-    return json.loads(out.stdout)
+from emgtest import Client, Daemon, check, fail, mne_read
 
 
 def wait_count(d, text, n, timeout, client):
