@@ -172,6 +172,7 @@ struct daemon {
 	int closer_running;
 	uint64_t rec_seen_overruns;
 	char rec_dir[PATH_MAX];
+	uint8_t baseline_said[EMG_MUSCLES_MAX]; /* per lane: 1 = "no baseline yet" logged, 2 = its first baseline */
 };
 
 static struct daemon D;
@@ -696,6 +697,25 @@ static void save_calib(struct daemon *d)
 		       d->calib_path, strerror(-r));
 }
 
+/* Once per lane: that it has no onset baseline yet (it detects nothing), then its first one. */
+static void log_baselines(struct daemon *d, const struct emg_rec *rec)
+{
+	for (unsigned i = 0; i < rec->nmuscles && i < EMG_MUSCLES_MAX; i++) {
+		const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, i);
+		unsigned src = rec->m[i].baseline;
+
+		if (src == EMG_BASELINE_NONE && d->baseline_said[i] == 0) {
+			logmsg(L_INFO, "onset: %s has no baseline yet: no onsets until its first quiet block",
+			       m ? m->name : "?");
+			d->baseline_said[i] = 1;
+		} else if (src != EMG_BASELINE_NONE && d->baseline_said[i] < 2) {
+			logmsg(L_INFO, "onset: %s has its first baseline (%s), detecting onsets",
+			       m ? m->name : "?", src == EMG_BASELINE_REST ? "rest calibration" : "automatic");
+			d->baseline_said[i] = 2;
+		}
+	}
+}
+
 static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 {
 	const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, rec->muscle);
@@ -723,6 +743,13 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 			logmsg(L_INFO, "calibration: MVC %s: peak %.1f uV RMS (MVC now %.1f uV)", name,
 			       rec->mvc_rms, emg_calib_get(d->calib, rec->muscle)->mvc_rms);
 			annotate(d, EMG_RECORD_NOW, -1, "calibration mvc %s %.1f uV", name, rec->mvc_rms);
+		} else if (rec->calib_err == -ERANGE) {
+			char msg[192];
+
+			snprintf(msg, sizeof(msg), "mvc %s refused: peak %.1f uV is not clearly above rest (%.1f uV; needs %.0fx): contract the muscle and repeat (previous MVC kept)",
+				 name, rec->mvc_rms, rec->rest_rms, (double)EMG_PIPELINE_MVC_MIN_RATIO);
+			logmsg(L_WARNING, "calibration: %s", msg);
+			emg_osc_publish_error(d->osc, "/emgd/calibrate/mvc", msg);
 		} else {
 			logmsg(L_WARNING, "calibration: MVC %s failed: no signal", name);
 		}
@@ -797,6 +824,7 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 			emg_osc_publish_metrics(d->osc, rec);
 			emg_lat_add(&d->lat_metric, emg_now_ns() - rec->arrival_ns);
 			memcpy(d->last_metrics, rec, emg_ring_slot_size(d->recs));
+			log_baselines(d, rec);
 			d->ticks++;
 			mark_ready(d);
 			analytics_feed(d, rec);

@@ -1120,6 +1120,12 @@ void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char 
 	send_all(o, &o->msg);
 }
 
+void emg_osc_publish_error(struct emg_osc *o, const char *addr, const char *message)
+{
+	msg(&o->msg, addrs[A_ERROR].path, addrs[A_ERROR].types, addr, message);
+	send_all(o, &o->msg);
+}
+
 void emg_osc_publish_order(struct emg_osc *o, const struct emg_analytics_order *ord)
 {
 	unsigned n = ord->nmuscles < o->nmuscles ? ord->nmuscles : o->nmuscles;

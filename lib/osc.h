@@ -170,6 +170,9 @@ void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_
 /* Publish /emgd/status to every subscriber and target. */
 void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st);
 
+/* Tell every subscriber that an asynchronous request failed: /emgd/error s addr s message. */
+void emg_osc_publish_error(struct emg_osc *o, const char *addr, const char *message);
+
 /* Publish a finished calibration: /emgd/calibrated s kind s muscle f value i ok. */
 void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char *muscle,
 				float value, int ok);

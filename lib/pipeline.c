@@ -217,6 +217,19 @@ static void emit_metrics(struct emg_pipeline *p, const float *env, uint64_t samp
 	p->fn(p->ud, rec);
 }
 
+/* Rest level of a muscle for the MVC check: its rest calibration (display
+ * envelope at rest) or, at least, its onset baseline's noise RMS; 0 if neither. */
+static float mvc_rest_level(const struct emg_pipeline *p, unsigned m)
+{
+	const struct emg_calib_entry *e = emg_calib_get(p->calib, m);
+	struct emg_baseline b;
+	float lv = e && e->has_rest ? e->rest_rms : 0.0f;
+
+	if (emg_onset_get_baseline(p->onset, m, &b) == 0 && b.rms > lv)
+		lv = (float)b.rms;
+	return lv;
+}
+
 static void calib_finish(struct emg_pipeline *p)
 {
 	/* Wall-clock time is recorded for the clinician; it is a vDSO call, not a syscall. */
@@ -248,7 +261,13 @@ static void calib_finish(struct emg_pipeline *p)
 		rec->calib_kind = EMG_CALIB_MVC;
 		rec->muscle = (uint16_t)p->cal_muscle;
 		rec->mvc_rms = p->cal_peak;
+		rec->rest_rms = mvc_rest_level(p, p->cal_muscle);
 		rec->calib_err = p->cal_peak > 0 ? 0 : -ENODATA;
+		/* A "maximal" trial not clearly above rest (relaxed muscle, electrode
+		 * off) would make every later level thousands of %MVC: refuse it. */
+		if (rec->calib_err == 0 && rec->rest_rms > 0 &&
+		    p->cal_peak < EMG_PIPELINE_MVC_MIN_RATIO * rec->rest_rms)
+			rec->calib_err = -ERANGE;
 		if (rec->calib_err == 0)
 			emg_calib_add_mvc(p->calib, p->cal_muscle, p->cal_peak, now);
 		p->fn(p->ud, rec);

@@ -71,7 +71,7 @@ struct emg_rec {
 	int32_t calib_kind; /* CALIB: enum emg_calib_kind */
 	int32_t calib_err;  /* CALIB: 0 or negative errno */
 	struct emg_baseline baseline; /* CALIB rest: onset baseline of `muscle` */
-	float rest_rms;     /* CALIB rest: display envelope at rest */
+	float rest_rms;     /* CALIB rest: display envelope at rest; mvc: the rest level it was checked against (0: none) */
 	float mvc_rms;      /* CALIB mvc: peak display envelope of this trial */
 	struct emg_rec_muscle m[];
 };
@@ -104,6 +104,9 @@ void emg_pipeline_handover(struct emg_pipeline *to, const struct emg_pipeline *f
 
 /* Start a rest calibration of all muscles lasting seconds; -EBUSY if one is running. */
 int emg_pipeline_calibrate_rest(struct emg_pipeline *p, double seconds);
+
+/* An MVC trial whose peak is under this many times the muscle's rest level is refused (-ERANGE). */
+#define EMG_PIPELINE_MVC_MIN_RATIO 3.0f
 
 /* Start an MVC trial of muscle i lasting seconds; -EBUSY if one is running. */
 int emg_pipeline_calibrate_mvc(struct emg_pipeline *p, unsigned muscle, double seconds);

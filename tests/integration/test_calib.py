@@ -26,6 +26,16 @@ try:
     st = c.request("/emgd/status", reply="/emgd/status")
     check(st[3][0] == "streaming", "state back to streaming after calibration")
 
+    # An "MVC" with the muscle at rest (the bridge's 3 s lead): refused, naming the muscle and the numbers.
+    r = c.request("/emgd/calibrate/mvc", "glute_med_r", 0.5, reply="/emgd/ok")
+    check(r and r[1] == "/emgd/ok", "mvc trial at rest starts")
+    e = c.wait_for(lambda m: m[1] == "/emgd/error" and m[3][0] == "/emgd/calibrate/mvc", 3)
+    check(e is not None and "glute_med_r" in e[3][1] and "uV" in e[3][1] and "rest" in e[3][1],
+          "mvc at rest refused with /emgd/error naming the muscle and the numbers: %s" % (e[3] if e else None,))
+    m = c.wait_for(lambda m: m[1] == "/emgd/calibrated" and m[3][0] == "mvc", 1) or \
+        next((m for m in c.msgs if m[1] == "/emgd/calibrated" and m[3][0] == "mvc"), None)
+    check(m is not None and m[3][1] == "glute_med_r" and m[3][3] == 0, "refused mvc reported ok=0: %s" % (m[3] if m else None,))
+
     # MVC of glute_max_l over 6 s: the bridge reps (~2 s on, ~2 s off) include a contraction.
     r = c.request("/emgd/calibrate/mvc", "glute_max_l", 6.0, reply="/emgd/ok")
     check(r and r[1] == "/emgd/ok", "mvc calibration accepted")
@@ -40,6 +50,7 @@ try:
     levels = [m[3][0] for m in c.msgs if m[1] == "/emg/glute_max_l/level"]
     check(max(levels) > 0.3 and min(levels) >= 0, "levels span rest to contraction: %.3f..%.3f" % (min(levels), max(levels)))
     check(c.count("/emg/glute_med_l/level") == 0, "no level for muscles without an MVC")
+    check(c.count("/emg/glute_med_r/level") == 0, "no level from a refused MVC")
     lv = [m[3] for m in c.msgs if m[1] == "/emg/levels"][-1]
     check(lv[0] >= 0 and all(x == -1 for x in lv[1:]), "/emg/levels: value for glute_max_l, -1 for the rest")
     check(os.path.exists(os.path.join(d.dir, "state", "calibration.ini")), "calibration saved to the state dir")

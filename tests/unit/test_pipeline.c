@@ -675,6 +675,61 @@ START_TEST(test_mvc_calibration)
 }
 END_TEST
 
+/* An MVC trial with the muscle at rest is refused (-ERANGE), with the peak and the rest level. */
+START_TEST(test_mvc_refuses_rest)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(5 * FS), cal = 2000, mvc1 = 4500, mvc2 = 6600;
+	float *x = malloc(sizeof(float) * 6 * n);
+	const unsigned blk = 100;
+	unsigned seen = 0;
+
+	/* 10 uV noise; muscle 3 contracts (15x) only during the second trial */
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned c = 0; c < 6; c++) {
+			double a = c == 3 && i >= mvc2 + 300 && i < mvc2 + 1200 ? 15.0 : 1.0;
+			x[i * 6 + c] = (float)(a * 10.0 * gauss());
+		}
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	feed(p, x, 6, 0, cal, &blk, 1, 0, &r, FS);
+	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), 0);
+	feed(p, x, 6, cal, mvc1, &blk, 1, 0, &r, FS);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 3, 1.0), 0);
+	feed(p, x, 6, mvc1, mvc2, &blk, 1, 0, &r, FS);
+	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 3, 1.0), 0);
+	feed(p, x, 6, mvc2, n, &blk, 1, 0, &r, FS);
+	for (size_t k = 0; k < r.n; k++) {
+		struct emg_rec *rec = rec_at(&r, k);
+		if (rec->type != EMG_REC_CALIB || rec->calib_kind != EMG_CALIB_MVC)
+			continue;
+		ck_assert_uint_eq(rec->muscle, 3);
+		/* the rest level it was checked against: the rest trial's ~6 uV after the band-pass */
+		ck_assert_float_gt(rec->rest_rms, 4.0f);
+		ck_assert_float_lt(rec->rest_rms, 9.0f);
+		if (seen++ == 0) {
+			ck_assert_int_eq(rec->calib_err, -ERANGE);
+			ck_assert_float_lt(rec->mvc_rms, EMG_PIPELINE_MVC_MIN_RATIO * rec->rest_rms);
+		} else {
+			ck_assert_int_eq(rec->calib_err, 0);
+			ck_assert_float_gt(rec->mvc_rms, 10.0f * rec->rest_rms);
+		}
+	}
+	ck_assert_uint_eq(seen, 2);
+	/* the refused trial left no MVC behind: levels exist only after the second */
+	ck_assert_float_gt(rec_at(&r, r.n - 1)->m[3].level, 0.0f);
+	recs_free(&r);
+	emg_pipeline_free(p);
+	emg_muscles_free(map);
+	free(x);
+}
+END_TEST
+
 /* A calibration table passed in at creation applies from the first tick. */
 START_TEST(test_calib_from_table)
 {
@@ -841,6 +896,7 @@ static Suite *pipeline_suite(void)
 	tcase_add_test(tc, test_rest_calibration_flat);
 	tcase_add_test(tc, test_rest_calibration_refuses_active);
 	tcase_add_test(tc, test_mvc_calibration);
+	tcase_add_test(tc, test_mvc_refuses_rest);
 	tcase_add_test(tc, test_calib_from_table);
 	tcase_add_test(tc, test_onset_timestamps);
 	suite_add_tcase(s, tc);
