@@ -171,6 +171,9 @@ struct daemon {
 	pthread_t closer;                  /* closes a finished recording off the main loop */
 	int closer_running;
 	uint64_t rec_seen_overruns;
+	char rec_lost[PATH_MAX + 96];      /* why the last recording stopped on its own, for record/stop */
+	uint64_t recordings_lost;          /* recordings whose file was deleted while being written */
+	uint64_t rec_frames_lost;          /* frames ended recordings could not keep (stay in the status count) */
 	char rec_dir[PATH_MAX];
 	uint8_t baseline_said[EMG_MUSCLES_MAX]; /* per lane: 1 = "no baseline yet" logged, 2 = its first baseline */
 };
@@ -416,6 +419,7 @@ static void osc_status_cb(void *ud, struct emg_osc_status *st)
 		emg_recorder_stats(d->rec, &rs);
 		ov += rs.frames_dropped;
 	}
+	ov += d->rec_frames_lost;
 	st->overruns = ov > INT32_MAX ? INT32_MAX : (int)ov;
 }
 
@@ -456,7 +460,10 @@ static void *closer_main(void *arg)
 	snprintf(path, sizeof(path), "%s", emg_recorder_path(r));
 	emg_recorder_stats(r, &st);
 	e = emg_recorder_close(r);
-	if (e < 0)
+	if (e == -EMG_RECORD_EDELETED)
+		logmsg(L_ERR, "recording: %s was deleted while being written (its directory removed?): "
+		       "%.1f s of data are gone", path, st.seconds);
+	else if (e < 0)
 		logmsg(L_ERR, "recording: %s closed after an error: %s", path, strerror(-e));
 	else
 		logmsg(L_NOTICE, "recording: %s closed (%.1f s, %llu frames dropped)", path,
@@ -536,6 +543,7 @@ static int record_start(struct daemon *d, const char *name, char *err, size_t le
 	d->rec = c.rec;
 	d->rec_info = d->info;
 	d->rec_seen_overruns = 0;
+	d->rec_lost[0] = '\0';
 	logmsg(L_NOTICE, "recording: %s (%s)", path, d->cfg.record_edf ? "EDF+" : "BDF+");
 	return 0;
 }
@@ -544,8 +552,12 @@ static int record_stop(struct daemon *d, char *err, size_t len)
 {
 	struct cmd c = { .type = CMD_REC_DETACH };
 
+	struct emg_recorder_stats st;
+
 	if (!d->rec) {
-		snprintf(err, len, "not recording");
+		/* a recording that stopped on its own (deleted file, full disk) says so once */
+		snprintf(err, len, "not recording%s%s", d->rec_lost[0] ? ": " : "", d->rec_lost);
+		d->rec_lost[0] = '\0';
 		return -ENOENT;
 	}
 	if (send_cmd(d, &c) < 0) {
@@ -553,8 +565,21 @@ static int record_stop(struct daemon *d, char *err, size_t len)
 		return -EAGAIN;
 	}
 	annotate(d, EMG_RECORD_NOW, -1, "recording stopped");
+	emg_recorder_stats(d->rec, &st);
+	d->rec_frames_lost += st.frames_dropped;
 	d->rec_closing = d->rec;
 	d->rec = NULL;
+	if (st.error == -EMG_RECORD_EDELETED) {
+		/* stopped, but the client must not believe its data is safe */
+		d->recordings_lost++;
+		logmsg(L_ERR, "recording: %s was deleted while being written; %llu recording%s lost since start",
+		       emg_recorder_path(d->rec_closing), (unsigned long long)d->recordings_lost,
+		       d->recordings_lost == 1 ? "" : "s");
+		snprintf(err, len, "%s was deleted while being written (its directory removed?): the recording is lost",
+			 emg_recorder_path(d->rec_closing));
+		d->rec_lost[0] = '\0';
+		return -EMG_RECORD_EDELETED;
+	}
 	return 0;
 }
 
@@ -583,9 +608,17 @@ static void record_check(struct daemon *d)
 		d->rec_seen_overruns = st.frames_dropped;
 	}
 	if (st.state == EMG_RECORD_FAILED) {
+		const char *why = st.error == -EMG_RECORD_EDELETED
+					  ? "the file was deleted (its directory removed?); the recorded data is gone"
+					  : strerror(-st.error);
+		char lost[sizeof(d->rec_lost)];
+
 		logmsg(L_ERR, "recording: %s stopped: %s; acquisition and OSC continue",
-		       emg_recorder_path(d->rec), strerror(-st.error));
+		       emg_recorder_path(d->rec), why);
+		snprintf(lost, sizeof(lost), "%s stopped: %s", emg_recorder_path(d->rec), why);
 		record_stop(d, err, sizeof(err));
+		/* for the client's next /emgd/record/stop, which would otherwise get a bare "not recording" */
+		memcpy(d->rec_lost, lost, sizeof(lost));
 	}
 }
 

@@ -680,6 +680,26 @@ static void set_error(struct emg_recorder *r, int e)
 	atomic_compare_exchange_strong(&r->error, &zero, e);
 }
 
+/*
+ * A file whose last link is gone (its directory removed, or rm) still takes
+ * writes, so nothing else would notice: the recording would be reported as
+ * closed successfully while its data is already lost.  Checked with the
+ * fstat() of every record and at close; every frame written counts as dropped.
+ */
+static bool deleted(struct emg_recorder *r, const struct stat *st)
+{
+	if (st->st_nlink != 0)
+		return false;
+	if (atomic_load_explicit(&r->error, memory_order_relaxed) != -EMG_RECORD_EDELETED) {
+		atomic_fetch_add_explicit(&r->dropped_t,
+					  atomic_load_explicit(&r->frames_written, memory_order_relaxed),
+					  memory_order_relaxed);
+		/* the first error wins elsewhere; this one says more than any other */
+		atomic_store(&r->error, -EMG_RECORD_EDELETED);
+	}
+	return true;
+}
+
 static uint64_t file_records(const struct emg_recorder *r)
 {
 	return atomic_load_explicit(&r->records, memory_order_relaxed);
@@ -722,8 +742,11 @@ static int finalize(struct emg_recorder *r)
 	if (fdatasync(r->fd) < 0 && !e && errno != EINVAL)
 		e = -errno;
 	struct stat st;
-	if (!fstat(r->fd, &st))
+	if (!fstat(r->fd, &st)) {
 		atomic_store_explicit(&r->bytes, (uint64_t)st.st_size, memory_order_relaxed);
+		if (deleted(r, &st))
+			e = -EMG_RECORD_EDELETED;
+	}
 	return e;
 }
 
@@ -799,6 +822,11 @@ static void write_record(struct emg_recorder *r)
 	atomic_fetch_add_explicit(&r->frames_written, r->fill_real, memory_order_relaxed);
 	r->fill = 0;
 	r->fill_real = 0;
+	if (st.st_nlink == 0) {
+		deleted(r, &st);
+		fail(r, -EMG_RECORD_EDELETED);
+		return;
+	}
 	e = place(r, k, false);
 	if (!e)
 		e = write_count(r->fd, (long long)(k + 1));

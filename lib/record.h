@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -35,6 +36,10 @@ struct emg_recorder;
 
 /* Longest annotation text in bytes (longer texts are cut at a UTF-8 boundary). */
 #define EMG_RECORD_TEXT_MAX 80
+
+/* The recording's file was deleted while open (st_nlink == 0, e.g. its directory removed):
+ * everything written is gone.  The recorder's error then is -EMG_RECORD_EDELETED. */
+#define EMG_RECORD_EDELETED EIDRM
 
 /* emg_recorder_annotate() sample meaning "at the newest frame the recorder has seen". */
 #define EMG_RECORD_NOW UINT64_MAX
@@ -64,7 +69,8 @@ enum emg_record_state {
 struct emg_recorder_stats {
 	uint64_t frames_written;  /* device frames now in the file */
 	uint64_t frames_filled;   /* zero frames inserted for gaps and end padding */
-	uint64_t frames_dropped;  /* frames handed to write() that will never be in the file */
+	uint64_t frames_dropped;  /* frames handed to write() that will never be in the file
+				   * (all of them once the file is deleted) */
 	uint64_t records;         /* data records in the file */
 	uint64_t bytes;           /* file size */
 	uint64_t annotations;     /* annotations written */
@@ -88,7 +94,8 @@ int emg_recorder_annotate(struct emg_recorder *r, uint64_t sample, double durati
 /* Any thread: a snapshot of the counters. */
 void emg_recorder_stats(const struct emg_recorder *r, struct emg_recorder_stats *st);
 
-/* Stop, write what is buffered (last record zero-padded), finalise, join, free; 0 or the error. */
+/* Stop, write what is buffered (last record zero-padded), finalise, join, free; 0 or the error
+ * (-EMG_RECORD_EDELETED: the file had been deleted, nothing of it is left). */
 int emg_recorder_close(struct emg_recorder *r);
 
 /* The path being recorded. */
