@@ -108,9 +108,10 @@ uint64_t emg_ecg_beats(const struct emg_ecg *e);
 double emg_ecg_heart_rate(const struct emg_ecg *e);
 
 /*
- * 1 while the stage is locked on a heart rhythm (templates are subtracted),
- * with *age the samples from the last heartbeat's trigger to the end of the
- * frames processed so far; 0 otherwise.
+ * 1 once a heartbeat was detected, with *age the samples from the last
+ * trigger to the end of the frames processed so far; 0 before.  Reported
+ * whether or not the stage is locked on a rhythm yet (it subtracts only
+ * then): holding back onsets around a trigger costs only event latency.
  */
 int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age);
 
