@@ -509,13 +509,22 @@ static int record_start(struct daemon *d, const char *name, char *err, size_t le
 	}
 	r = emg_record_name(path, sizeof(path), d->rec_dir, name && *name ? name : NULL,
 			    d->info.serial, d->cfg.record_edf, time(NULL));
+	/* the name is the client's text: cleaned and cut on a character boundary (emg_text_clean) */
+	char shown[64] = "";
+	if (name && name[emg_text_clean(shown, sizeof(shown) - 3, name)])
+		strcat(shown, "...");
 	if (r == -EINVAL) {
-		snprintf(err, len, "bad recording name '%s' (allowed: up to 100 letters, digits, '-', '_', '.', no '/', not starting with '.')",
-			 name);
+		snprintf(err, len, "bad recording name '%s' (allowed: up to 100 ASCII letters, digits, '-', '_', '.', not starting with '-' or '.')",
+			 shown);
+		return r;
+	}
+	if (r == -EXDEV) {
+		snprintf(err, len, "bad recording name '%s': record_format is %s, so the name may end in .%s or nothing",
+			 shown, d->cfg.record_edf ? "edf" : "bdf", d->cfg.record_edf ? "edf" : "bdf");
 		return r;
 	}
 	if (r == -EEXIST) {
-		snprintf(err, len, "a recording named '%s' already exists", name);
+		snprintf(err, len, "a recording named '%s' already exists", shown);
 		return r;
 	}
 	if (r < 0) {

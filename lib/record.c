@@ -1576,14 +1576,22 @@ int emg_record_name(char *out, size_t len, const char *dir, const char *name_or_
 		const char *s = name_or_null;
 		size_t nl = strlen(s);
 
-		if (nl == 0 || nl > 100 || s[0] == '.' || strchr(s, '/') || strstr(s, ".."))
+		/* One rule, the one the daemon's error text states: ASCII letters, digits,
+		 * '-', '_', '.'; not starting with '-' (an option to shell tools) or '.'
+		 * (hidden, "..").  No space, '*', '?', control or non-ASCII byte. */
+		if (nl == 0 || nl > 100 || s[0] == '.' || s[0] == '-' || strstr(s, ".."))
 			return -EINVAL;
 		for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-			if (*c < 0x20 || *c == 0x7f)
+			if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+			      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.'))
 				return -EINVAL;
-		/* "x.bdf" / "x.edf": the extension follows the format */
-		if (nl > 4 && (!strcasecmp(s + nl - 4, ".bdf") || !strcasecmp(s + nl - 4, ".edf")))
+		/* "x.bdf" with bdf, "x.edf" with edf: the extension is the format's; the
+		 * other one is refused rather than silently changed (-EXDEV) */
+		if (nl > 4 && (!strcasecmp(s + nl - 4, ".bdf") || !strcasecmp(s + nl - 4, ".edf"))) {
+			if (strcasecmp(s + nl - 4, ext))
+				return -EXDEV;
 			nl -= 4;
+		}
 		n = snprintf(out, len, "%s/%.*s%s", dir, (int)nl, s, ext);
 		if (n < 0 || (size_t)n >= len)
 			return -ENAMETOOLONG;

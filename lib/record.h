@@ -110,7 +110,9 @@ typedef void (*emg_record_repair_fn)(void *ud, const char *path, int result, con
 /* Repair every *.edf / *.bdf in dir that is not being recorded; returns files repaired or -errno. */
 int emg_record_repair_dir(const char *dir, emg_record_repair_fn fn, void *ud);
 
-/* Build "<dir>/<name>.bdf" or "<dir>/emgd-<serial>-YYYYmmdd-HHMMSS.bdf" (.edf if edf); -EINVAL bad name, -EEXIST taken. */
+/* Build "<dir>/<name>.bdf" or "<dir>/emgd-<serial>-YYYYmmdd-HHMMSS.bdf" (.edf if edf); -EINVAL bad name
+ * (allowed: 1..100 of A-Z a-z 0-9 - _ ., not starting with - or ., no ..), -EXDEV the other format's
+ * extension, -EEXIST taken. */
 int emg_record_name(char *out, size_t len, const char *dir, const char *name_or_null,
 		    const char *serial, bool edf, time_t now);
 

@@ -561,7 +561,16 @@ START_TEST(test_names)
 	ck_assert_int_eq(emg_record_name(out, sizeof(out), tmpdir, "session1.edf", "X", true, t), 0);
 	snprintf(path, sizeof(path), "%s/session1.edf", tmpdir);
 	ck_assert_str_eq(out, path);
-	ck_assert_int_eq(emg_record_name(out, sizeof(out), tmpdir, "bridge ü 3", "X", false, t), 0);
+	/* issue 16 #13: one rule, the error text's: these were accepted (or "x.edf" became x.bdf) */
+	const char *outside[] = { "bridge ü 3", "with space", "star*", "what?", "-rf", "x\xff\xfe",
+				  "semi;colon" };
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
+		ck_assert_msg(emg_record_name(out, sizeof(out), tmpdir, outside[i], "X", false, t) ==
+				      -EINVAL,
+			      "accepted '%s'", outside[i]);
+	ck_assert_int_eq(emg_record_name(out, sizeof(out), tmpdir, "x.edf", "X", false, t), -EXDEV);
+	ck_assert_int_eq(emg_record_name(out, sizeof(out), tmpdir, "x.bdf", "X", true, t), -EXDEV);
+	ck_assert_int_eq(emg_record_name(out, sizeof(out), tmpdir, "Set_2.v-1.bdf", "X", false, t), 0);
 
 	ck_assert_int_eq(emg_record_name(out, sizeof(out), tmpdir, NULL, "AB 12/3", false, t), 0);
 	snprintf(path, sizeof(path), "%s/emgd-AB_12_3-%s.bdf", tmpdir, stamp);
