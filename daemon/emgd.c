@@ -113,6 +113,8 @@ struct daemon {
 	const char *driver_override;
 	const char *listen_override;
 	const char *serial_override;
+	const char *instance; /* --instance: emgd@<instance>.service */
+	char dropin_path[PATH_MAX]; /* its emgd@<instance>.conf, read after the config file */
 
 	sd_event *ev;
 	sd_event_source *recs_src, *state_src, *osc_src, *tick_src, *wd_src;
@@ -1029,6 +1031,49 @@ static void osc_params(const struct emg_config *c, struct emg_osc_params *p)
 	p->nallow = c->nallow;
 }
 
+/* --instance NAME (emgd@NAME.service): the amplifier is [device] serial NAME, and
+ * emgd@NAME.conf next to the config file, if there is one, is read on top of it
+ * (any key it sets wins; a repeatable key or [muscles] replaces the whole list). */
+static int load_instance_config(struct daemon *d, struct emg_config *cfg)
+{
+	char err[1024];
+	int r;
+
+	if (!d->dropin_path[0]) {
+		const char *slash = d->config_path ? strrchr(d->config_path, '/') : NULL;
+		int n;
+
+		if (!d->instance[0] || strchr(d->instance, '/') || d->instance[0] == '.' ||
+		    strlen(d->instance) >= sizeof(cfg->serial)) {
+			logmsg(L_ERR, "--instance %s: bad name (allowed: a serial number or USB port path, up to %zu characters, no '/', not starting with '.')",
+			       d->instance, sizeof(cfg->serial) - 1);
+			return -EINVAL;
+		}
+		if (!d->config_path)
+			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "%s/emgd@%s.conf",
+				     EMGD_SYSCONFDIR, d->instance);
+		else if (slash)
+			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "%.*s/emgd@%s.conf",
+				     (int)(slash - d->config_path), d->config_path, d->instance);
+		else
+			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "emgd@%s.conf", d->instance);
+		if (n < 0 || n >= (int)sizeof(d->dropin_path)) {
+			d->dropin_path[0] = '\0';
+			logmsg(L_ERR, "--instance %s: path of its config file too long", d->instance);
+			return -ENAMETOOLONG;
+		}
+	}
+	snprintf(cfg->serial, sizeof(cfg->serial), "%s", d->instance);
+	if (access(d->dropin_path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	r = emg_config_load(cfg, d->dropin_path, err, sizeof(err));
+	if (r < 0)
+		logmsg(L_ERR, "%s", err);
+	else
+		logmsg(L_INFO, "config: instance %s: read %s on top", d->instance, d->dropin_path);
+	return r;
+}
+
 static int load_config(struct daemon *d, struct emg_config *cfg)
 {
 	char err[1024];
@@ -1043,6 +1088,10 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 			emg_config_release(cfg);
 			return r;
 		}
+	}
+	if (d->instance && (r = load_instance_config(d, cfg)) < 0) {
+		emg_config_release(cfg);
+		return r;
 	}
 	if (d->driver_override) {
 		if (!emg_device_find(d->driver_override)) {
@@ -1322,8 +1371,21 @@ static int bind_osc(struct daemon *d)
 	int fd = emg_osc_bind(d->osc, &d->cfg.listen);
 
 	if (fd < 0) {
-		logmsg(L_ERR, "osc: cannot listen on %s:%u: %s", d->cfg.listen.host, d->cfg.listen.port,
-		       strerror(-fd));
+		if (fd == -EADDRINUSE)
+			logmsg(L_ERR, "osc: cannot listen on %s:%u: the port is taken (another emgd? give each instance its own [osc] listen port, e.g. in emgd@<instance>.conf)",
+			       d->cfg.listen.host, d->cfg.listen.port);
+		else
+			logmsg(L_ERR, "osc: cannot listen on %s:%u: %s", d->cfg.listen.host,
+			       d->cfg.listen.port, strerror(-fd));
+		if (d->osc_src && sd_event_source_get_io_fd(d->osc_src) != emg_osc_fd(d->osc)) {
+			/* emg_osc_bind() let go of the previous socket to retry on its
+			 * port and had to bind the previous address anew: watch that one */
+			d->osc_src = sd_event_source_disable_unref(d->osc_src);
+			if (emg_osc_fd(d->osc) >= 0)
+				sd_event_add_io(d->ev, &d->osc_src, emg_osc_fd(d->osc), EPOLLIN, on_osc, d);
+			else
+				logmsg(L_ERR, "osc: lost the previous address too; control is unreachable until the next reload");
+		}
 		return fd;
 	}
 	d->osc_src = sd_event_source_disable_unref(d->osc_src);
@@ -1349,6 +1411,7 @@ static int oscquery_changed(const struct emg_config *a, const struct emg_config 
 static void oscquery_apply(struct daemon *d, int restart)
 {
 	struct emg_oscquery_params p;
+	char oq_name[128];
 	int r;
 
 	if (d->oq && (restart || !d->cfg.oscquery)) {
@@ -1364,6 +1427,14 @@ static void oscquery_apply(struct daemon *d, int restart)
 	p.http = d->cfg.oscquery_http;
 	p.mdns = d->cfg.mdns;
 	p.name = d->cfg.oscquery_name;
+	if (!p.name[0] && d->instance) {
+		/* Instances on one host need distinct mDNS names: "emgd 1-3 on plinth1". */
+		char host[HOST_NAME_MAX + 1] = "";
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(oq_name, sizeof(oq_name), "emgd %s on %s", d->instance, host);
+		p.name = oq_name;
+	}
 	p.osc = d->cfg.listen;
 	p.log = oq_log;
 	p.log_ud = d;
@@ -1589,7 +1660,10 @@ static void usage(FILE *f)
 		"      --check-config     validate the configuration and exit (status 1 on error)\n"
 		"  -d, --device DRIVER    override [device] driver (synth, cyton, hackeeg, replay)\n"
 		"  -l, --listen HOST:PORT override [osc] listen\n"
-		"  -s, --serial SERIAL    override [device] serial (emgd@SERIAL.service)\n"
+		"  -s, --serial SERIAL    override [device] serial\n"
+		"  -i, --instance NAME    one of many on a host (emgd@NAME.service): [device] serial\n"
+		"                         NAME, and emgd@NAME.conf next to the config file, if it\n"
+		"                         exists, read on top of it (its own [osc] listen port)\n"
 		"  -f, --foreground       accepted for init scripts; emgd never forks\n"
 		"  -v, --verbose          more log output (repeat for debug)\n"
 		"  -q, --quiet            warnings and errors only\n"
@@ -1608,6 +1682,7 @@ int main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "serial", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -1632,7 +1707,7 @@ int main(int argc, char **argv)
 	sigset_t ss;
 
 	log_level = L_NOTICE;
-	while ((c = getopt_long(argc, argv, "c:d:l:s:fvqVh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:l:s:i:fvqVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			d->config_path = optarg;
@@ -1648,6 +1723,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			d->serial_override = optarg;
+			break;
+		case 'i':
+			d->instance = optarg;
 			break;
 		case 'f':
 			break;
@@ -1679,9 +1757,13 @@ int main(int argc, char **argv)
 	if (load_config(d, &d->cfg) < 0)
 		return EXIT_FAILURE;
 	if (check) {
-		printf("%s: ok (%s, %u muscles, OSC %s:%u)\n",
-		       d->config_path ? d->config_path : "built-in defaults", d->cfg.driver,
-		       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port);
+		int dropin = d->instance && access(d->dropin_path, F_OK) == 0;
+
+		printf("%s%s%s: ok (%s, %u muscles, OSC %s:%u%s%s)\n",
+		       d->config_path ? d->config_path : "built-in defaults", dropin ? " + " : "",
+		       dropin ? d->dropin_path : "", d->cfg.driver,
+		       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port,
+		       d->cfg.serial[0] ? ", serial " : "", d->cfg.serial);
 		emg_config_release(&d->cfg);
 		return EXIT_SUCCESS;
 	}

@@ -404,7 +404,7 @@ int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1, bufsz = 1 << 20;
+	int fd, bufsz = 1 << 20;
 
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(listen->host, ':')) {
@@ -425,13 +425,42 @@ int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
 	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* No SO_REUSEADDR: on UDP it lets a second emgd bind the same address and
+	 * port, both "work" and only one gets the packets.  EADDRINUSE instead. */
 	/* Room for bursts to 64 subscribers without EAGAIN. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		int e = -errno;
-		close(fd);
-		return e;
+		struct sockaddr_storage old;
+		socklen_t olen = sizeof(old);
+
+		/* A reload moving our own socket to another address on the same port
+		 * (127.0.0.1:9000 -> 0.0.0.0:9000) collides with it: let go of it and
+		 * retry; if that fails too, bind the old address again (o->fd changes). */
+		if (e != -EADDRINUSE || o->fd < 0 ||
+		    getsockname(o->fd, (struct sockaddr *)&old, &olen) < 0 ||
+		    (old.ss_family == AF_INET ? ((struct sockaddr_in *)&old)->sin_port
+					      : ((struct sockaddr_in6 *)&old)->sin6_port) != htons(listen->port)) {
+			close(fd);
+			return e;
+		}
+		close(o->fd);
+		o->fd = -1;
+		if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+			int back;
+
+			e = -errno;
+			close(fd);
+			back = socket(old.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (back >= 0) {
+				setsockopt(back, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+				if (bind(back, (struct sockaddr *)&old, olen) == 0)
+					o->fd = back;
+				else
+					close(back);
+			}
+			return e;
+		}
 	}
 	if (o->fd >= 0)
 		close(o->fd);
