@@ -1419,8 +1419,10 @@ static void oscquery_apply(struct daemon *d, int restart)
 		d->oq = NULL;
 		logmsg(L_INFO, "oscquery: stopped");
 	}
-	if (d->oq) /* same server: it describes the current muscle map */
+	if (d->oq) { /* same server: it describes the current muscle map and allow list */
 		emg_oscquery_set_muscles(d->oq, d->cfg.muscles);
+		emg_oscquery_set_allow(d->oq, d->cfg.allow, d->cfg.nallow);
+	}
 	if (!d->cfg.oscquery || d->oq)
 		return;
 	memset(&p, 0, sizeof(p));
@@ -1436,6 +1438,8 @@ static void oscquery_apply(struct daemon *d, int restart)
 		p.name = oq_name;
 	}
 	p.osc = d->cfg.listen;
+	p.allow = d->cfg.allow; /* HTTP serves whom OSC control serves */
+	p.nallow = d->cfg.nallow;
 	p.log = oq_log;
 	p.log_ud = d;
 	r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "osc.h"
@@ -549,14 +551,22 @@ int emg_oscquery_host_info(const struct emg_oscquery_params *p, char **out, size
 
 /* ---- the server ---- */
 
+struct hconn;
+
 struct emg_oscquery {
 	struct emg_oscquery_params p;
 	char name[128];
 	pthread_mutex_t lock; /* guards doc: main thread (swap) and HTTP thread (read) only */
 	struct doc *doc;
 	unsigned port;
+	struct emg_cidr allow[EMG_CONFIG_MAX_ALLOW]; /* under lock: main thread sets, HTTP thread reads */
+	unsigned nallow;
 #ifdef EMG_HAVE_MICROHTTPD
 	struct MHD_Daemon *mhd;
+	pthread_t thread;
+	int running, stop;
+	struct hconn *conns;     /* HTTP thread only */
+	unsigned long cut, evicted, denied; /* HTTP thread only: deadline cuts, evictions, refused sources */
 #endif
 #ifdef EMG_HAVE_AVAHI
 	AvahiThreadedPoll *poll;
@@ -630,72 +640,110 @@ int emg_oscquery_set_muscles(struct emg_oscquery *q, const struct emg_muscles *m
 	return install_doc(q, m);
 }
 
-#ifdef EMG_HAVE_MICROHTTPD
+/* ---- answering a request (no sockets: the fuzz target is this) ---- */
 
-struct query {
-	const char *key; /* first query argument: the attribute asked for */
-};
-
-static enum MHD_Result first_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-				 const char *value)
+static int hexval(int c)
 {
-	struct query *qa = cls;
-
-	qa->key = key;
-	return MHD_NO; /* stop after the first */
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *body,
-			       size_t len, const char *type)
+/*
+ * Percent-decode s[0..n) into out (size cap).  A NUL or other control byte,
+ * encoded or not, or a broken escape is -EINVAL (400): libmicrohttpd's own
+ * decoding turned /emg%00/x into the C string "/emg" (issue 16 #7).  Longer
+ * than cap is -ENAMETOOLONG (no OSC address is).
+ */
+static int url_decode(const char *s, size_t n, char *out, size_t cap)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result ret;
+	size_t k = 0;
 
-	if (!r)
-		return MHD_NO;
-	if (type)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	/* Browser-based OSC clients (osc.js) read the namespace from another origin. */
-	MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c < 0x20 || c == 0x7f)
+			return -EINVAL;
+		if (k + 1 >= cap)
+			return -ENAMETOOLONG;
+		out[k++] = (char)c;
+	}
+	out[k] = '\0';
+	return (int)k;
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned status, const char *msg)
+static int reply_copy(struct emg_oscquery_reply *r, unsigned status, const char *type,
+		      const char *body, size_t len)
 {
-	return respond(c, status, msg, strlen(msg), "text/plain; charset=utf-8");
+	r->status = status;
+	r->type = type;
+	r->len = len;
+	r->body = malloc(len + 1);
+	if (!r->body)
+		return -ENOMEM;
+	memcpy(r->body, body, len);
+	r->body[len] = '\0';
+	return 0;
 }
 
-/* Runs on libmicrohttpd's thread. */
-static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
-			       const char *method, const char *version, const char *upload,
-			       size_t *upload_size, void **con_cls)
+static int reply_text(struct emg_oscquery_reply *r, unsigned status, const char *msg)
 {
-	struct emg_oscquery *q = cls;
-	struct query qa = { NULL };
-	char path[128];
+	return reply_copy(r, status, "text/plain; charset=utf-8", msg, strlen(msg));
+}
+
+#define JSON_TYPE "application/json"
+
+int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *target,
+			size_t upload_size, struct emg_oscquery_reply *r)
+{
+	char path[128], key[32];
+	const char *qm, *kend;
 	size_t n;
-	enum MHD_Result ret;
+	int pn, ret;
 	const struct dnode *node = NULL;
 
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
-	if (*upload_size)
-		return respond_text(c, MHD_HTTP_BAD_REQUEST, "no body expected\n");
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, first_arg, &qa);
-	n = strlen(url);
-	if (n == 0 || n >= sizeof(path) || url[0] != '/')
-		return respond_text(c, MHD_HTTP_NOT_FOUND, "no such OSC address\n");
-	memcpy(path, url, n + 1);
-	while (n > 1 && path[n - 1] == '/')
-		path[--n] = '\0';
+	memset(r, 0, sizeof(*r));
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply_text(r, 405, "only GET\n");
+	if (upload_size)
+		return reply_text(r, 400, "no body expected\n");
+	if (target[0] != '/')
+		return reply_text(r, 400, "the request target must be a path\n");
+	/* path, then the first query argument: the attribute asked for */
+	qm = strchr(target, '?');
+	n = qm ? (size_t)(qm - target) : strlen(target);
+	pn = url_decode(target, n, path, sizeof(path));
+	if (pn == -EINVAL)
+		return reply_text(r, 400, "bad URL encoding\n");
+	if (pn < 0)
+		return reply_text(r, 404, "no such OSC address\n");
+	while (pn > 1 && path[pn - 1] == '/')
+		path[--pn] = '\0';
+	key[0] = '\0';
+	if (qm) {
+		kend = qm + 1 + strcspn(qm + 1, "&=");
+		int kn = url_decode(qm + 1, (size_t)(kend - qm - 1), key, sizeof(key));
+		if (kn == -EINVAL)
+			return reply_text(r, 400, "bad URL encoding\n");
+		if (kn < 0)
+			return reply_text(r, 400, "unsupported attribute\n");
+	}
 
 	pthread_mutex_lock(&q->lock);
-	if (qa.key && !strcmp(qa.key, "HOST_INFO")) {
+	if (!strcmp(key, "HOST_INFO")) {
 		/* the path does not matter for HOST_INFO */
-		ret = respond(c, MHD_HTTP_OK, q->doc->host, q->doc->hostlen, "application/json");
+		ret = reply_copy(r, 200, JSON_TYPE, q->doc->host, q->doc->hostlen);
 		goto out;
 	}
 	for (size_t i = 0; i < q->doc->nnodes; i++)
@@ -704,49 +752,290 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
 			break;
 		}
 	if (!node) {
-		ret = respond_text(c, MHD_HTTP_NOT_FOUND, "no such OSC address\n");
+		ret = reply_text(r, 404, "no such OSC address\n");
 		goto out;
 	}
-	if (!qa.key) {
-		ret = respond(c, MHD_HTTP_OK, q->doc->json + node->start, node->end - node->start,
-			      "application/json");
+	if (!qm || !key[0]) {
+		ret = reply_copy(r, 200, JSON_TYPE, q->doc->json + node->start, node->end - node->start);
 		goto out;
 	}
 	for (int at = 0; at < NATTR; at++) {
-		if (strcmp(qa.key, attr_names[at]))
+		if (strcmp(key, attr_names[at]))
 			continue;
 		if (!node->has[at]) {
-			ret = respond(c, MHD_HTTP_NO_CONTENT, "", 0, NULL);
+			ret = reply_copy(r, 204, NULL, "", 0);
 			goto out;
 		}
 		/* {"ATTR": value}: the value is a span of the document */
 		size_t vlen = node->av[at][1] - node->av[at][0];
 		size_t blen = strlen(attr_names[at]) + vlen + 8;
-		char *body = malloc(blen);
-		if (!body) {
-			ret = MHD_NO;
+		r->body = malloc(blen);
+		if (!r->body) {
+			ret = -ENOMEM;
 			goto out;
 		}
-		int bn = snprintf(body, blen, "{\"%s\":%.*s}", attr_names[at], (int)vlen,
+		int bn = snprintf(r->body, blen, "{\"%s\":%.*s}", attr_names[at], (int)vlen,
 				  q->doc->json + node->av[at][0]);
-		ret = respond(c, MHD_HTTP_OK, body, (size_t)bn, "application/json");
-		free(body);
+		r->status = 200;
+		r->type = JSON_TYPE;
+		r->len = (size_t)bn;
+		ret = 0;
 		goto out;
 	}
-	if (!strcmp(qa.key, "VALUE"))
-		ret = respond(c, MHD_HTTP_NO_CONTENT, "", 0, NULL); /* values are streamed, not polled */
+	if (!strcmp(key, "VALUE"))
+		ret = reply_copy(r, 204, NULL, "", 0); /* values are streamed, not polled */
 	else
-		ret = respond_text(c, MHD_HTTP_BAD_REQUEST, "unsupported attribute\n");
+		ret = reply_text(r, 400, "unsupported attribute\n");
 out:
 	pthread_mutex_unlock(&q->lock);
 	return ret;
 }
 
+void emg_oscquery_set_allow(struct emg_oscquery *q, const struct emg_cidr *allow, unsigned n)
+{
+	if (n > EMG_CONFIG_MAX_ALLOW)
+		n = EMG_CONFIG_MAX_ALLOW;
+	pthread_mutex_lock(&q->lock);
+	if (n)
+		memcpy(q->allow, allow, n * sizeof(q->allow[0]));
+	q->nallow = n;
+	pthread_mutex_unlock(&q->lock);
+}
+
+#ifdef EMG_HAVE_MICROHTTPD
+
+/*
+ * The server runs libmicrohttpd in external-polling mode on emgd's own HTTP
+ * thread, so that the request deadline can be enforced between MHD_run_wait()
+ * calls on the same thread that owns the connections: MHD's own timeout is an
+ * idle timeout that every trickled byte resets (slowloris, issue 16 #7).
+ */
+#define HTTP_TICK_MS 100
+
+/* One TCP connection (MHD's socket context), on the HTTP thread only. */
+struct hconn {
+	struct hconn *prev, *next;
+	int fd;
+	uint64_t deadline_ns; /* the current request must be answered by then */
+	int cut;              /* shut down: missed its deadline, or evicted */
+	int busy;             /* its request is being answered */
+};
+
+/* Shut a connection down: MHD sees the socket fail and closes it on this thread. */
+static void cut_conn(struct hconn *h)
+{
+	if (h->fd >= 0)
+		shutdown(h->fd, SHUT_RDWR);
+	h->cut = 1;
+}
+
+/*
+ * Over EMG_OSCQUERY_MAX_CONN live connections, the one that has waited longest
+ * for its request makes room for the newcomer.  Refusing the newcomer instead
+ * lets connections that never finish a request hold every slot, and the ones
+ * queued in the kernel's backlog each get a fresh deadline when accepted, so
+ * 500 idle connections kept a real client out for minutes.
+ */
+static void evict_oldest(struct emg_oscquery *q, const struct hconn *keep)
+{
+	struct hconn *old = NULL;
+	unsigned live = 0;
+
+	for (struct hconn *h = q->conns; h; h = h->next) {
+		if (h->cut)
+			continue;
+		live++;
+		if (h != keep && !h->busy && (!old || h->deadline_ns < old->deadline_ns))
+			old = h;
+	}
+	if (live > EMG_OSCQUERY_MAX_CONN && old) {
+		cut_conn(old);
+		q->evicted++;
+	}
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int is_loopback_sa(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr)[0] == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+/* The same rule as OSC control: loopback, or a network in [osc] allow; others get 0 bytes. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct emg_oscquery *q = cls;
+	int ok = 0;
+
+	if (!addr || addrlen < sizeof(sa_family_t))
+		return MHD_NO;
+	if (is_loopback_sa(addr))
+		return MHD_YES;
+	pthread_mutex_lock(&q->lock);
+	for (unsigned i = 0; i < q->nallow && !ok; i++)
+		ok = emg_cidr_match(&q->allow[i], addr);
+	pthread_mutex_unlock(&q->lock);
+	if (!ok)
+		q->denied++;
+	return ok ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct emg_oscquery *q = cls;
+	struct hconn *h = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		h = calloc(1, sizeof(*h));
+		if (!h)
+			return; /* no deadline for this one; MHD's idle timeout still applies */
+		h->fd = ci ? ci->connect_fd : -1;
+		h->deadline_ns = mono_ns() + EMG_OSCQUERY_DEADLINE_MS * 1000000ull;
+		h->next = q->conns;
+		if (q->conns)
+			q->conns->prev = h;
+		q->conns = h;
+		*socket_context = h;
+		evict_oldest(q, h);
+		return;
+	}
+	/* CLOSED: MHD calls this before it closes the socket, on this thread */
+	if (!h)
+		return;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		q->conns = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	free(h);
+	*socket_context = NULL;
+}
+
+/* The raw request target, before libmicrohttpd decodes it; becomes *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	size_t n = strnlen(uri, 1024);
+	char *raw = malloc(n + 1);
+
+	(void)cls;
+	(void)c;
+	if (raw) {
+		memcpy(raw, uri, n);
+		raw[n] = '\0'; /* a longer target is cut: still no OSC address, 404 */
+	}
+	return raw;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct hconn *h = ci ? ci->socket_context : NULL;
+
+	(void)cls;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+	/* a kept-alive connection gets a new deadline for its next request */
+	if (h) {
+		h->deadline_ns = mono_ns() + EMG_OSCQUERY_DEADLINE_MS * 1000000ull;
+		h->busy = 0;
+	}
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, const struct emg_oscquery_reply *rp)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	if (rp->type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->type);
+	/* Browser-based OSC clients (osc.js) read the namespace from another origin. */
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+	ret = MHD_queue_response(c, rp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Runs on the HTTP thread. */
+static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version, const char *upload,
+			       size_t *upload_size, void **con_cls)
+{
+	struct emg_oscquery *q = cls;
+	struct emg_oscquery_reply rp;
+	const union MHD_ConnectionInfo *ci;
+	enum MHD_Result ret;
+
+	(void)url; /* decoded by MHD, NUL and all: the raw target from on_uri is used */
+	(void)version;
+	(void)upload;
+	if (!*con_cls)
+		return MHD_NO; /* out of memory copying the target */
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context)
+		((struct hconn *)ci->socket_context)->busy = 1; /* complete: not evicted while answered */
+	if (emg_oscquery_answer(q, method, *con_cls, *upload_size, &rp) < 0) {
+		free(rp.body);
+		return MHD_NO;
+	}
+	ret = queue(c, &rp);
+	free(rp.body);
+	return ret;
+}
+
+/* Cut connections whose request missed its deadline: MHD sees the socket fail and closes it. */
+static void reap(struct emg_oscquery *q)
+{
+	uint64_t now = mono_ns();
+
+	for (struct hconn *h = q->conns; h; h = h->next)
+		if (!h->cut && now >= h->deadline_ns) {
+			cut_conn(h);
+			q->cut++;
+		}
+}
+
+static void *http_thread(void *arg)
+{
+	struct emg_oscquery *q = arg;
+
+	while (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
+		MHD_run_wait(q->mhd, HTTP_TICK_MS);
+		reap(q);
+	}
+	return NULL;
+}
+
 static int start_http(struct emg_oscquery *q)
 {
 	struct sockaddr_storage ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+	/* epoll: MHD_USE_POLL needs MHD's internal thread; select would cap fds at FD_SETSIZE */
+	unsigned flags = MHD_USE_EPOLL;
 	const union MHD_DaemonInfo *info;
+	int r;
 
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(q->p.http.host, ':')) {
@@ -763,23 +1052,43 @@ static int start_http(struct emg_oscquery *q)
 		if (inet_pton(AF_INET, q->p.http.host, &a->sin_addr) != 1)
 			return -EINVAL;
 	}
-	q->mhd = MHD_start_daemon(flags, q->p.http.port, NULL, NULL, on_http, q,
+	q->mhd = MHD_start_daemon(flags, q->p.http.port, on_accept, q, on_http, q,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
-				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)8,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				  /* room over the soft limit for the evicted while they close */
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * EMG_OSCQUERY_MAX_CONN),
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)EMG_OSCQUERY_MAX_PER_IP,
+				  MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)(EMG_OSCQUERY_DEADLINE_MS / 1000 + 1),
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, q,
+				  MHD_OPTION_URI_LOG_CALLBACK, on_uri, q,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, q,
 				  MHD_OPTION_END);
 	if (!q->mhd)
 		return errno ? -errno : -EADDRINUSE;
 	info = MHD_get_daemon_info(q->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	q->port = info && info->port ? info->port : q->p.http.port;
+	r = pthread_create(&q->thread, NULL, http_thread, q);
+	if (r) {
+		MHD_stop_daemon(q->mhd);
+		q->mhd = NULL;
+		return -r;
+	}
+	q->running = 1;
 	return 0;
 }
 
 static void stop_http(struct emg_oscquery *q)
 {
+	if (q->running) {
+		__atomic_store_n(&q->stop, 1, __ATOMIC_RELEASE);
+		pthread_join(q->thread, NULL); /* within one HTTP_TICK_MS */
+		q->running = 0;
+		if (q->cut || q->evicted || q->denied)
+			qlog(q, L_INFO, "oscquery: %lu connections cut at the %u ms request deadline, %lu evicted for newer ones, %lu refused (not in [osc] allow)",
+			     q->cut, EMG_OSCQUERY_DEADLINE_MS, q->evicted, q->denied);
+	}
 	if (q->mhd)
-		MHD_stop_daemon(q->mhd);
+		MHD_stop_daemon(q->mhd); /* closes what is left: CLOSED frees each hconn */
 	q->mhd = NULL;
 }
 
@@ -918,6 +1227,37 @@ static void stop_mdns(struct emg_oscquery *q)
 
 #endif /* EMG_HAVE_AVAHI */
 
+/* The document, the name and the allow list; no server yet. */
+static int create(struct emg_oscquery **out, const struct emg_oscquery_params *p,
+		  const struct emg_muscles *m)
+{
+	struct emg_oscquery *q = calloc(1, sizeof(*q));
+	int r;
+
+	if (!q)
+		return -ENOMEM;
+	q->p = *p;
+	default_name(q->name, sizeof(q->name), p->name);
+	q->p.name = q->name;
+	q->p.allow = NULL; /* copied below; the caller's array may go away on reload */
+	pthread_mutex_init(&q->lock, NULL);
+	q->port = p->http.port;
+	emg_oscquery_set_allow(q, p->allow, p->allow ? p->nallow : 0);
+	r = install_doc(q, m); /* before the server: a request may come at once */
+	if (r < 0) {
+		emg_oscquery_free(q);
+		return r;
+	}
+	*out = q;
+	return 0;
+}
+
+int emg_oscquery_new_offline(struct emg_oscquery **out, const struct emg_oscquery_params *p,
+			     const struct emg_muscles *m)
+{
+	return create(out, p, m);
+}
+
 int emg_oscquery_new(struct emg_oscquery **out, const struct emg_oscquery_params *p,
 		     const struct emg_muscles *m)
 {
@@ -928,19 +1268,11 @@ int emg_oscquery_new(struct emg_oscquery **out, const struct emg_oscquery_params
 	return -EOPNOTSUPP;
 #else
 	struct emg_oscquery *q;
-	int r;
+	int r = create(&q, p, m);
 
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
-	q->p = *p;
-	default_name(q->name, sizeof(q->name), p->name);
-	q->p.name = q->name;
-	pthread_mutex_init(&q->lock, NULL);
-	q->port = p->http.port;
-	r = install_doc(q, m); /* before the server: a request may come at once */
-	if (r == 0)
-		r = start_http(q);
+	if (r < 0)
+		return r;
+	r = start_http(q);
 #ifdef EMG_HAVE_AVAHI
 	if (r == 0 && p->mdns)
 		r = start_mdns(q);

@@ -34,6 +34,26 @@ struct emg_oscquery_params {
 	struct emg_hostport osc;        /* the OSC (UDP) address, for HOST_INFO and _osc._udp */
 	void (*log)(void *ud, int prio, const char *msg); /* syslog priorities; any thread */
 	void *log_ud;
+	const struct emg_cidr *allow;   /* [osc] allow: who else may connect (loopback always may) */
+	unsigned nallow;
+};
+
+/*
+ * HTTP limits (README "Threat model"): at most EMG_OSCQUERY_MAX_CONN
+ * connections, EMG_OSCQUERY_MAX_PER_IP per address, and every request must be
+ * received and answered within EMG_OSCQUERY_DEADLINE_MS of its connection (or
+ * of the previous answer on a kept-alive one) however the bytes trickle in.
+ */
+#define EMG_OSCQUERY_MAX_CONN 64
+#define EMG_OSCQUERY_MAX_PER_IP 8
+#define EMG_OSCQUERY_DEADLINE_MS 5000
+
+/* One HTTP answer: status, Content-Type (NULL: none) and a malloc'd body. */
+struct emg_oscquery_reply {
+	unsigned status;
+	const char *type;
+	char *body;
+	size_t len;
 };
 
 /* 1 if built with libmicrohttpd (HTTP) / Avahi (mDNS). */
@@ -49,6 +69,17 @@ int emg_oscquery_host_info(const struct emg_oscquery_params *p, char **out, size
 /* Start serving the namespace of m (and advertising, if p->mdns). */
 int emg_oscquery_new(struct emg_oscquery **out, const struct emg_oscquery_params *p,
 		     const struct emg_muscles *m);
+
+/* The namespace of m without a server or advertisement (tests, fuzzing). */
+int emg_oscquery_new_offline(struct emg_oscquery **out, const struct emg_oscquery_params *p,
+			     const struct emg_muscles *m);
+
+/* Answer one request: method, raw request target ("/path?ATTR", not yet decoded), body size; free r->body. */
+int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *target,
+			size_t upload_size, struct emg_oscquery_reply *r);
+
+/* Replace the networks other than loopback that may connect (reload). */
+void emg_oscquery_set_allow(struct emg_oscquery *q, const struct emg_cidr *allow, unsigned n);
 
 /* Serve the namespace of another muscle map from now on (reload). */
 int emg_oscquery_set_muscles(struct emg_oscquery *q, const struct emg_muscles *m);

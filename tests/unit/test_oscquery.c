@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +349,8 @@ START_TEST(test_http)
 	free(body);
 	ck_assert_int_eq(http_get(port, "/emg/frame?BOGUS", &body), 400);
 	free(body);
+	ck_assert_int_eq(http_get(port, "/emg%00/x", &body), 400); /* was 200, as /emg */
+	free(body);
 
 	/* a reload with another map */
 	ck_assert_int_eq(emg_muscles_new(&m2), 0);
@@ -369,6 +372,133 @@ START_TEST(test_http)
 		ck_assert_int_lt(emg_oscquery_new(&q2, &p, m), 0);
 		emg_oscquery_free(q1);
 	}
+	emg_muscles_free(m);
+}
+END_TEST
+
+/* ---- request handling without sockets (the fuzz target's function) ---- */
+
+static unsigned answer(struct emg_oscquery *q, const char *method, const char *target, char **body)
+{
+	struct emg_oscquery_reply r;
+
+	ck_assert_int_eq(emg_oscquery_answer(q, method, target, 0, &r), 0);
+	*body = r.body;
+	return r.status;
+}
+
+/* Regression (issue 16 #7): "/emg%00/x" was answered as "/emg" (MHD decodes %00 to a C string end). */
+START_TEST(test_answer_decoding)
+{
+	struct emg_muscles *m = map3();
+	struct emg_oscquery_params p = { .http = { "127.0.0.1", 0 }, .osc = { "127.0.0.1", 9000 } };
+	struct emg_oscquery *q;
+	struct emg_oscquery_reply r;
+	char *body, longp[600];
+	static const char *const bad[] = { "/emg%00/x", "/emg%00", "/emg%2", "/emg%zz/x", "/emg%0a",
+					   "/emg\x01/x", "/emg?TY%00PE", "/emg?%G1", "*",
+					   "http://h/emg" };
+
+	ck_assert_int_eq(emg_oscquery_new_offline(&q, &p, m), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(answer(q, "GET", bad[i], &body) == 400, "%s not refused", bad[i]);
+		free(body);
+	}
+	/* escapes of ordinary characters decode */
+	ck_assert_uint_eq(answer(q, "GET", "/emg/%67lute_max_l/rms", &body), 200);
+	ck_assert_msg(!strncmp(body, "{\"FULL_PATH\":\"/emg/glute_max_l/rms\"", 35), "%s", body);
+	free(body);
+	ck_assert_uint_eq(answer(q, "GET", "/emg/levels?TYP%45", &body), 200);
+	ck_assert_str_eq(body, "{\"TYPE\":\"fff\"}");
+	free(body);
+	ck_assert_uint_eq(answer(q, "GET", "/emg/levels?TYPE=1&ACCESS", &body), 200);
+	ck_assert_str_eq(body, "{\"TYPE\":\"fff\"}");
+	free(body);
+	ck_assert_uint_eq(answer(q, "HEAD", "/?HOST_INFO", &body), 200);
+	free(body);
+	ck_assert_uint_eq(answer(q, "GET", "/emg?", &body), 200);
+	free(body);
+	ck_assert_uint_eq(answer(q, "POST", "/emg", &body), 405);
+	free(body);
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	ck_assert_uint_eq(answer(q, "GET", longp, &body), 404);
+	free(body);
+	ck_assert_int_eq(emg_oscquery_answer(q, "GET", "/emg", 10, &r), 0);
+	ck_assert_uint_eq(r.status, 400); /* a body */
+	free(r.body);
+	emg_oscquery_free(q);
+	emg_muscles_free(m);
+}
+END_TEST
+
+/* A local address that is not loopback (the test host's own), or 0. */
+static int local_address(struct sockaddr_in *out)
+{
+	struct ifaddrs *ifa, *i;
+	int found = 0;
+
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	for (i = ifa; i && !found; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((const unsigned char *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr)[0] != 127) {
+			*out = *(struct sockaddr_in *)i->ifa_addr;
+			found = 1;
+		}
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* Bytes answered to GET / from source src to dst:port (0 = refused without a byte). */
+static ssize_t get_from(const struct sockaddr_in *src, const struct sockaddr_in *dst, unsigned port)
+{
+	struct sockaddr_in s = *src, d = *dst;
+	static const char req[] = "GET /?HOST_INFO HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	char buf[4096];
+	ssize_t n, total = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	s.sin_port = 0;
+	d.sin_port = htons((uint16_t)port);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&s, sizeof(s)), 0);
+	if (connect(fd, (struct sockaddr *)&d, sizeof(d)) < 0) {
+		close(fd);
+		return 0;
+	}
+	(void)!write(fd, req, sizeof(req) - 1);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	close(fd);
+	return total;
+}
+
+/* Regression (issue 16 #7): any host could read the namespace whatever [osc] allow said. */
+START_TEST(test_http_allow)
+{
+	struct emg_muscles *m = map3();
+	struct emg_oscquery_params p = { .http = { "0.0.0.0", 0 }, .osc = { "127.0.0.1", 9000 } };
+	struct emg_oscquery *q;
+	struct sockaddr_in me, lo = { .sin_family = AF_INET };
+	struct emg_cidr net = { .family = AF_INET, .prefix = 32 };
+	unsigned port;
+
+	if (!emg_oscquery_http_available() || !local_address(&me)) {
+		emg_muscles_free(m);
+		return; /* no HTTP server, or no address but loopback to come from */
+	}
+	inet_pton(AF_INET, "127.0.0.1", &lo.sin_addr);
+	ck_assert_int_eq(emg_oscquery_new(&q, &p, m), 0);
+	port = emg_oscquery_port(q);
+	ck_assert_int_gt(get_from(&lo, &lo, port), 0);       /* loopback: always */
+	ck_assert_int_eq(get_from(&me, &me, port), 0);       /* not in allow: not a byte */
+	memcpy(net.addr, &me.sin_addr, 4);
+	emg_oscquery_set_allow(q, &net, 1);                   /* reload with allow = me/32 */
+	ck_assert_int_gt(get_from(&me, &me, port), 0);
+	emg_oscquery_set_allow(q, NULL, 0);
+	ck_assert_int_eq(get_from(&me, &me, port), 0);
+	emg_oscquery_free(q);
 	emg_muscles_free(m);
 }
 END_TEST
@@ -549,6 +679,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_host_info);
 	tcase_add_test(tc, test_published_match_table);
 	tcase_add_test(tc, test_http);
+	tcase_add_test(tc, test_answer_decoding);
+	tcase_add_test(tc, test_http_allow);
 	suite_add_tcase(s, tc);
 	return s;
 }
