@@ -1176,7 +1176,7 @@ static void setup_state_dir(struct daemon *d)
 	strcat(d->calib_path, "/calibration.ini");
 	r = emg_calib_load_msg(d->calib, d->calib_path, &line, why, sizeof(why));
 	if (r == 0)
-		logmsg(L_INFO, "calibration: loaded %s", d->calib_path);
+		logmsg(L_NOTICE, "calibration: loaded %s", d->calib_path); /* which one, in the journal */
 	else if (r == -EBADMSG)
 		logmsg(L_WARNING, "calibration: %s:%u: unreadable line; starting uncalibrated",
 		       d->calib_path, line);

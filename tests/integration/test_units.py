@@ -58,8 +58,8 @@ for u in (template, single):
         dev = v.split()[0]
         check(dev.startswith(("char-", "block-")) or (os.path.exists(dev) and not os.path.isdir(dev)),
               "%s: DeviceAllow=%s is a device class or node" % (os.path.basename(u), v))
-check(tu.get("StateDirectory") == ["emgd/%i"] and tu.get("RuntimeDirectory") == ["emgd/%i"],
-      "template: StateDirectory=emgd/%%i, RuntimeDirectory=emgd/%%i (%s, %s)"
+check(tu.get("StateDirectory") == ["emgd@%i"] and tu.get("RuntimeDirectory") == ["emgd@%i"],
+      "template: StateDirectory=emgd@%%i, RuntimeDirectory=emgd@%%i (%s, %s)"
       % (tu.get("StateDirectory"), tu.get("RuntimeDirectory")))
 check(directives(single).get("StateDirectory") == ["emgd"], "emgd.service: StateDirectory=emgd")
 
