@@ -112,8 +112,9 @@ try:
         logf.close()
 
     # ---- reload: same port, another address -------------------------------------------------
-    with open(a.conf, "a") as f:
-        f.write("[osc]\nlisten = 0.0.0.0:%d\n" % a.port)
+    text = open(a.conf).read().replace("listen = 127.0.0.1:%d" % a.port, "listen = 0.0.0.0:%d" % a.port)
+    with open(a.conf, "w") as f:
+        f.write(text)
     n = a.logtext().count("reload: applied")
     a.signal(signal.SIGHUP)
     check(reloaded(a, n), "reload applied")
