@@ -20,7 +20,7 @@
  *            de-interleaving is not timed)
  *   env      emg_env_run: the 125 ms display RMS, as the pipeline runs it
  *   onset    emg_onset_run: hodges (the default), 25 ms envelope
- *   ecg      emg_ecg_run: ECG rejection as configured by default (subtract),
+ *   ecg      emg_ecg_run: ECG rejection as configured by default (or -e),
  *            on the band-passed data, block copies subtracted like the filter's
  *   chain    emg_pipeline_process: channel gather, band-pass + notch,
  *            display RMS, onset detection, %MVC and the metric records at
@@ -29,8 +29,9 @@
  * The outputs of emg_filter and liquid are compared sample by sample (max
  * abs difference, uV, and relative to the largest output).
  *
- * Usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L]
- * (-L: leave liquid-dsp out, e.g. to profile emgd alone)
+ * Usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L] [-e ecg-mode]
+ * (-L: leave liquid-dsp out, e.g. to profile emgd alone; -e: the ecg and chain
+ * columns with [dsp] ecg = off | highpass | subtract | both instead of the default)
  */
 #include <errno.h>
 #include <math.h>
@@ -230,6 +231,9 @@ static double run_env(struct data *d, float *out)
 	return per_cs(d, ns);
 }
 
+/* -e: the ECG mode of the ecg and chain columns (-1: the default). */
+static int ecg_mode = -1;
+
 static double run_ecg(struct data *d, float *work, double copy_ns)
 {
 	struct emg_ecg_params p;
@@ -238,6 +242,8 @@ static double run_ecg(struct data *d, float *work, double copy_ns)
 	double t0;
 
 	emg_ecg_params_default(&p);
+	if (ecg_mode >= 0)
+		p.mode = (enum emg_ecg_mode)ecg_mode;
 	if (emg_ecg_new(&e, &p, d->fs, d->nch) < 0)
 		exit(2);
 	t0 = now_ns();
@@ -289,6 +295,8 @@ static double run_chain(struct data *d, unsigned long recs[2])
 	double t0;
 
 	emg_pipeline_config_default(&pc);
+	if (ecg_mode >= 0)
+		pc.ecg.mode = (enum emg_ecg_mode)ecg_mode;
 	if (emg_pipeline_new(&p, &pc, &info, d->map, NULL) < 0)
 		exit(2);
 	recs[0] = recs[1] = 0;
@@ -346,7 +354,7 @@ static double run_liquid(struct data *d, const float *in, float *out, float *hot
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L]\n");
+	fprintf(stderr, "usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L] [-e ecg-mode]\n");
 	exit(2);
 }
 
@@ -357,8 +365,15 @@ int main(int argc, char **argv)
 	double seconds = 16, fs = 2000;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:s:f:c:L")) != -1) {
+	while ((opt = getopt(argc, argv, "r:s:f:c:Le:")) != -1) {
 		switch (opt) {
+		case 'e': {
+			enum emg_ecg_mode m;
+			if (emg_ecg_mode_parse(optarg, &m) < 0)
+				usage();
+			ecg_mode = (int)m;
+			break;
+		}
 		case 'L':
 			use_liquid = 0;
 			break;
@@ -386,6 +401,8 @@ int main(int argc, char **argv)
 
 	printf("DSP chain, ns per channel-sample (thread CPU time): synth \"session\" at %g Hz, %g s per "
 	       "run, blocks of %d frames, best of %u runs [median]\n", fs, seconds, BLOCK, reps);
+	if (ecg_mode >= 0)
+		printf("ecg and chain columns with [dsp] ecg = %s\n", emg_ecg_mode_name((enum emg_ecg_mode)ecg_mode));
 #ifndef HAVE_LIQUID
 	printf("note: liquid-dsp (libliquid-dev) not found at build time: comparator skipped\n");
 	(void)use_liquid;

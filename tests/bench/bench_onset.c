@@ -129,11 +129,101 @@ static void heartbeat(void)
 	eval_rec_free(&r);
 }
 
-int main(void)
+static void beats_row(const char *name, double snr, const struct eval_beats *b, double minutes)
+{
+	printf("beats %-12s %3.0f dB: %4zu/%4zu R peaks found (after 20 s: %4zu/%4zu), "
+	       "%3zu triggers off the heart (%.2f per minute)\n",
+	       name, snr, b->found, b->truth, b->late_found, b->late, b->extra,
+	       minutes > 0 ? (double)b->extra / minutes : 0.0);
+}
+
+/*
+ * The ECG stage's own QRS detector against the synth's R peaks (a trigger
+ * EVAL_BEAT_PRE_MS before to EVAL_BEAT_POST_MS after one), and its triggers
+ * on sources without a heart (plain synth, external data: all off the heart).
+ */
+static void beats(enum emg_ecg_mode mode)
+{
+	static const double bsnr[] = { 10, 20, 40 };
+	struct emg_device_config c;
+	struct eval_beats b;
+	struct eval_rec r;
+	double min;
+
+	printf("ECG stage's QRS detector, ecg = %s\n", emg_ecg_mode_name(mode));
+	for (unsigned i = 0; i < 3; i++) {
+		memset(&b, 0, sizeof(b));
+		min = 0;
+		for (uint64_t seed = 1; seed <= 2; seed++) {
+			if (eval_synth_session(&r, EMG_SYNTH_REALISTIC, bsnr[i], seed) < 0)
+				exit(1);
+			eval_ecg_beats(&r, mode, &b);
+			min += (double)r.n / r.fs / 60.0;
+			eval_rec_free(&r);
+		}
+		beats_row("synth-real", bsnr[i], &b, min);
+	}
+	emg_device_config_default(&c);
+	c.realism = EMG_SYNTH_REALISTIC;
+	c.scenario = "rest";
+	c.ecg_uv = 200;
+	if (eval_synth(&r, &c, 1) < 0)
+		exit(1);
+	memset(&b, 0, sizeof(b));
+	eval_ecg_beats(&r, mode, &b);
+	beats_row("rest-200uV", c.snr_db, &b, (double)r.n / r.fs / 60.0);
+	eval_rec_free(&r);
+	for (unsigned i = 0; i < 3; i++) {
+		memset(&b, 0, sizeof(b));
+		min = 0;
+		for (uint64_t seed = 1; seed <= 2; seed++) {
+			if (eval_synth_session(&r, EMG_SYNTH_PLAIN, bsnr[i], seed) < 0)
+				exit(1);
+			eval_ecg_beats(&r, mode, &b);
+			min += (double)r.n / r.fs / 60.0;
+			eval_rec_free(&r);
+		}
+		beats_row("synth-plain", bsnr[i], &b, min);
+	}
+	for (int lap = 0; lap <= 1; lap++)
+		for (unsigned i = 0; i < 3; i++) {
+			int n = eval_emgdet_count(data_path());
+			memset(&b, 0, sizeof(b));
+			min = 0;
+			for (int t = 0; t < n; t++) {
+				if (eval_emgdet(&r, data_path(), (unsigned)t, 50.0, bsnr[i], lap,
+						1000 + (uint64_t)t, 0) < 0)
+					break;
+				eval_ecg_beats(&r, mode, &b);
+				min += (double)r.n / r.fs / 60.0;
+				eval_rec_free(&r);
+			}
+			beats_row(lap ? "ext-laplace" : "ext-gauss", bsnr[i], &b, min);
+		}
+}
+
+static int want(int argc, char **argv, const char *what)
+{
+	if (argc < 2)
+		return 1;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], what))
+			return 1;
+	return 0;
+}
+
+/* bench_onset [table] [beats] [heart]: the sections to run (default all). */
+int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (want(argc, argv, "beats")) {
+		beats(EMG_ECG_SUBTRACT);
+		beats(EMG_ECG_BOTH);
+	}
+	if (!want(argc, argv, "table"))
+		goto heart;
 	printf("onset accuracy, default DSP and detector parameters, automatic baseline\n");
 	eval_print_header(stdout);
 	for (int i = 0; i < NSNR; i++)
@@ -148,7 +238,9 @@ int main(void)
 		ext_source("ext-gauss", 0, snrs[i]);
 	for (int i = 0; i < NSNR; i++)
 		ext_source("ext-laplace", 1, snrs[i]);
-	heartbeat();
+heart:
+	if (want(argc, argv, "heart"))
+		heartbeat();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("(%.1f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));

@@ -58,6 +58,7 @@ void eval_rec_free(struct eval_rec *r)
 {
 	free(r->x);
 	free(r->t);
+	free(r->beats);
 	emg_muscles_free(r->map);
 	memset(r, 0, sizeof(*r));
 }
@@ -117,6 +118,11 @@ int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned
 		};
 	}
 	free(tt);
+	r->nbeats = emg_synth_heartbeats(s, 0, r->n, NULL, 0);
+	if (r->nbeats && (r->beats = malloc(sizeof(*r->beats) * r->nbeats)))
+		emg_synth_heartbeats(s, 0, r->n, r->beats, r->nbeats);
+	else
+		r->nbeats = 0;
 	emg_synth_free(s);
 	return 0;
 }
@@ -402,6 +408,81 @@ int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *
 	emg_pipeline_free(p);
 	err = score(r, &d, res);
 	free(d.d);
+	return err;
+}
+
+int eval_ecg_beats(const struct eval_rec *r, enum emg_ecg_mode mode, struct eval_beats *b)
+{
+	struct emg_filter_spec fs;
+	struct emg_ecg_params ep;
+	struct emg_filter *f = NULL;
+	struct emg_ecg *e = NULL;
+	float *buf = malloc(sizeof(float) * CHUNK * r->nch);
+	uint64_t *trig = NULL, beats = 0;
+	size_t nt = 0, cap = 0;
+	const uint64_t pre = (uint64_t)(EVAL_BEAT_PRE_MS * 1e-3 * r->fs);
+	const uint64_t post = (uint64_t)(EVAL_BEAT_POST_MS * 1e-3 * r->fs);
+	const uint64_t first = (uint64_t)r->fs, late = (uint64_t)(20 * r->fs);
+	int err = -ENOMEM;
+
+	emg_filter_spec_default(&fs);
+	emg_ecg_params_default(&ep);
+	ep.mode = mode;
+	if (!buf || (err = emg_filter_new(&f, &fs, r->fs, r->nch)) < 0 ||
+	    (err = emg_ecg_new(&e, &ep, r->fs, r->nch)) < 0)
+		goto out;
+	for (uint64_t done = 0; done < r->n; done += CHUNK) {
+		unsigned k = r->n - done < CHUNK ? (unsigned)(r->n - done) : CHUNK;
+		uint64_t age;
+
+		memcpy(buf, r->x + done * r->nch, sizeof(float) * k * r->nch);
+		emg_filter_run(f, buf, k);
+		emg_ecg_run(e, buf, k);
+		if (emg_ecg_beats(e) != beats && emg_ecg_last_beat(e, &age)) {
+			if (nt == cap) {
+				uint64_t *t = realloc(trig, sizeof(*t) * (cap = cap ? 2 * cap : 256));
+				if (!t) {
+					err = -ENOMEM;
+					goto out;
+				}
+				trig = t;
+			}
+			trig[nt++] = done + k - age;
+		}
+		beats = emg_ecg_beats(e);
+	}
+	/* Both lists are sorted and beats are ~0.6 s apart: a greedy one-to-one match. */
+	{
+		size_t j = 0, matched = 0;
+
+		for (size_t i = 0; i < r->nbeats; i++) {
+			uint64_t rp = r->beats[i];
+			int hit = 0;
+
+			while (j < nt && trig[j] + pre < rp)
+				j++;
+			if (j < nt && trig[j] <= rp + post) {
+				hit = 1;
+				matched++;
+				j++;
+			}
+			if (rp < first)
+				continue;
+			b->truth++;
+			b->found += (size_t)hit;
+			if (rp >= late) {
+				b->late++;
+				b->late_found += (size_t)hit;
+			}
+		}
+		b->extra += nt - matched;
+	}
+	err = 0;
+out:
+	emg_ecg_free(e);
+	emg_filter_free(f);
+	free(buf);
+	free(trig);
 	return err;
 }
 

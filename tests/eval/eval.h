@@ -53,7 +53,21 @@ struct eval_rec {
 	struct eval_truth *t;
 	size_t nt;
 	struct emg_muscles *map;
+	uint64_t *beats;      /* the synth's R-peak samples (NULL: no ECG in it) */
+	size_t nbeats;
 };
+
+/* How well an ECG stage found the heartbeats of a recording. */
+struct eval_beats {
+	size_t truth;        /* R peaks at least 1 s into the stream */
+	size_t found;        /* ... with a trigger EVAL_BEAT_PRE_MS before to EVAL_BEAT_POST_MS after */
+	size_t extra;        /* triggers matched to no R peak */
+	size_t late;         /* R peaks after the first 20 s (after warm-up, during the session) */
+	size_t late_found;
+};
+
+#define EVAL_BEAT_PRE_MS 60.0
+#define EVAL_BEAT_POST_MS 40.0
 
 /* Accumulated figures of one detector on one source. */
 struct eval_result {
@@ -108,6 +122,12 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 /* Run r through a fresh emg_pipeline with cfg (NULL: defaults); add to res. */
 int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
 		    struct eval_result *res);
+
+/*
+ * r's band-passed lanes (default filter) through an ECG stage in `mode`
+ * alone; its triggers matched one to one to r's R peaks (in addition to b).
+ */
+int eval_ecg_beats(const struct eval_rec *r, enum emg_ecg_mode mode, struct eval_beats *b);
 
 /* Run r through the offline reference; add to res. */
 int eval_run_offline(const struct eval_rec *r, struct eval_result *res);
