@@ -25,6 +25,8 @@
 #define BUSY_MS 200.0
 #define BUSY_RATIO 4.0f
 #define BUSY_MAX 0.6f
+/* A busy lane's median rises this many times slower (ecg_kernel.h, vote()). */
+#define NOISE_BUSY_DIV 16.0f
 /* Lowest energy a median may take: keeps e/med finite on a dead channel. */
 #define FLOOR_E 1e-20f
 /* Median tracker: x2 per second at most once settled, e^4 per second while starting. */
@@ -47,6 +49,22 @@
  */
 #define THR_MIN 10.0f
 #define THR_FRAC 0.08f
+/* ... but the guard never above GUARD_MAX: a beat votes ~1 on the learnt scale,
+ * and a guard above that (lanes whose QRS is only a few times their noise)
+ * would never let the detector fire again. */
+#define GUARD_MAX 1.0f
+/* Expected-beat window while on a rhythm (the last interval was steady):
+ * from EXP_LO to EXP_HI x the mean RR after the last beat the threshold is
+ * EXP_MULT x its value, before EXP_LO (a burst, not the heart) EARLY_MULT x. */
+#define EXP_LO 0.8
+#define EXP_HI 1.2
+#define EXP_MULT 0.5f
+#define EARLY_MULT 1.5f
+#define EXP_BEATS 4.5
+/* An interval within MISS_DEV x the mean RR of 2..EXP_BEATS RR: beats were missed. */
+#define MISS_DEV 0.15
+/* Templates and thresholds learn only from beats within LEARN_DEV of the rhythm. */
+#define LEARN_DEV 0.12
 #define Q_INIT 100.0f
 /* Per-lane clip of the vote before learning, and after (twice its own QRS peak). */
 #define CAP_INIT 10.0f
@@ -105,7 +123,8 @@ struct emg_ecg {
 	float *dp;   /* 0 until learnt, then 1 / the template's QRS peak energy */
 	float *ga;   /* learning gain of the current beat (0 = not learning) */
 	float *lim;  /* innovation clip of the current beat */
-	float *pk;   /* largest template value^2 in the peak window */
+	float *pk;   /* largest fast energy in the peak window of the current beat */
+	float *qe;   /* the lane's QRS peak energy, learnt from the beats on the rhythm */
 	float *cnt;  /* beats learnt */
 	float *on;   /* 1 if the lane takes part */
 	float *row;  /* a padded frame for the last partial group */
@@ -126,6 +145,7 @@ struct emg_ecg {
 	double rr;   /* mean RR interval, samples; 0 = unknown */
 	unsigned rr_odd; /* consecutive intervals outside the accepted range */
 	unsigned lock_n; /* consecutive beats on a plausible, steady rhythm */
+	int learn;       /* the current beat is on the rhythm: templates and thresholds learn from it */
 	float apply;     /* 1 while locked on a rhythm: templates are subtracted; 0: only learnt */
 	uint64_t refr;
 
@@ -161,10 +181,22 @@ const char *emg_ecg_mode_name(enum emg_ecg_mode m)
 /* A new beat starts at sample t: RR bookkeeping and this beat's learning gains. */
 static void trigger(struct emg_ecg *e)
 {
-	if (e->beats) {
-		double rr = (double)(e->t - e->last);
-		double prev = e->rr;
+	double rr_now = 0, prev = 0;
 
+	e->learn = 0;
+	if (e->beats) {
+		double rr = rr_now = (double)(e->t - e->last);
+		double m;
+
+		prev = e->rr;
+		m = prev > 0 ? floor(rr / prev + 0.5) : 0;
+
+		if (m >= 2 && m <= EXP_BEATS && fabs(rr - m * prev) <= MISS_DEV * prev) {
+			/* On the rhythm, with m - 1 beats missed (hidden by contractions):
+			 * the lock holds and this beat teaches, the mean RR stays. */
+			e->learn = e->lock_n > 0 && fabs(rr - m * prev) <= LEARN_DEV * prev;
+			goto beat;
+		}
 		if (e->rr == 0) {
 			if (rr >= 0.27 * e->fs && rr <= 2.0 * e->fs)
 				e->rr = rr;
@@ -193,14 +225,19 @@ static void trigger(struct emg_ecg *e)
 			e->refr = (uint64_t)r;
 		}
 	}
+	e->learn = e->lock_n > 0 && fabs(rr_now - prev) <= LEARN_DEV * prev;
+beat:
 	e->last = e->t;
 	e->beats++;
 	e->k = 0;
 	/* Learning gains are fixed for the whole beat: a lane learns only if it
-	 * was quiet when the beat began (sub() also stops it while busy). */
+	 * was quiet when the beat began (sub() also stops it while busy), and
+	 * only from a beat on the rhythm: a trigger on a burst several muscles
+	 * start together would teach every lane a template of noise, whose
+	 * small peak then puts the lane's vote on a wrong scale. */
 	for (size_t l = 0; l < e->nl; l++) {
 		e->pk[l] = 0;
-		if (e->on[l] == 0 || e->busy[l] >= BUSY_MAX) {
+		if (e->on[l] == 0 || e->busy[l] >= BUSY_MAX || !e->learn) {
 			e->ga[l] = 0;
 			continue;
 		}
@@ -222,17 +259,30 @@ static void trigger(struct emg_ecg *e)
  */
 static void detect(struct emg_ecg *e, float s, int agree)
 {
-	int above = s >= e->thr && agree;
+	float thr = e->thr;
+	int above;
+
+	/* On a rhythm, where the next beat is due - or the one after, when a
+	 * beat was missed (hidden by contractions), up to EXP_BEATS RR on. */
+	if (e->lock_n > 0 || e->apply > 0) {
+		const double ph = (double)(e->t - e->last) / e->rr;
+		const double k = floor(ph + 1.0 - EXP_LO);
+		if (ph < EXP_LO)
+			thr *= EARLY_MULT;
+		else if (ph - k <= EXP_HI - 1.0 && ph < EXP_BEATS)
+			thr *= EXP_MULT;
+	}
+	above = s >= thr && agree;
 
 	if (above && !e->above && e->t >= e->warm_n && (!e->beats || e->t - e->last >= e->refr)) {
 		trigger(e);
 		e->spk_cur = s;
 	}
 	e->above = above;
-	if (e->apply > 0 && (double)(e->t - e->last) > LOCK_LOST * e->rr) {
+	if (e->apply > 0 && (double)(e->t - e->last) > LOCK_LOST * e->rr)
 		e->apply = 0; /* the beats are gone (or hidden): subtract nothing blindly */
-		e->lock_n = 0;
-	}
+	if (e->lock_n > 0 && (double)(e->t - e->last) > EXP_BEATS * e->rr)
+		e->lock_n = 0; /* too long: the next beat starts a rhythm afresh */
 	if (e->k < e->kpk && s > e->spk_cur)
 		e->spk_cur = s;
 	/* A threshold learnt on a huge artefact would hide every real beat: after
@@ -249,17 +299,23 @@ static void beat_learned(struct emg_ecg *e)
 	float wmax = 0, wq = 0;
 	int switched = 0;
 
+	if (!e->learn)
+		return; /* nothing learnt from a beat off the rhythm */
 	for (size_t l = 0; l < e->nl; l++) {
 		float q;
 
-		if (e->on[l] == 0 || e->cnt[l] < WEIGHT_MIN_BEATS)
+		if (e->on[l] == 0 || e->ga[l] == 0)
 			continue;
-		q = fmaxf(e->pk[l] / fmaxf(e->med[l], FLOOR_E), 1.0f);
+		/* plain average over the first beats, then exponential, as the template */
+		e->qe[l] += e->ga[l] * (e->pk[l] - e->qe[l]);
+		if (e->cnt[l] < WEIGHT_MIN_BEATS)
+			continue;
+		q = fmaxf(e->qe[l] / fmaxf(e->med[l], FLOOR_E), 1.0f);
 		switched |= e->cap[l] != CAP_LEARNT;
 		/* Scaled by the QRS energy itself, not by noise: a median raised by
 		 * a contraction must not delay this lane's vote. */
 		e->dm[l] = 0;
-		e->dp[l] = 1.0f / fmaxf(e->pk[l], FLOOR_E);
+		e->dp[l] = 1.0f / fmaxf(e->qe[l], FLOOR_E);
 		e->iq[l] = 1.0f / q;
 		e->w[l] = q * q / (q * q + WEIGHT_Q * WEIGHT_Q);
 		e->cap[l] = CAP_LEARNT;
@@ -268,14 +324,18 @@ static void beat_learned(struct emg_ecg *e)
 		wmax = fmaxf(wmax, e->w[l]);
 		wq = fmaxf(wq, e->w[l] * e->iq[l]);
 	}
-	e->thr_guard = wmax > 0 ? THR_MIN * wq / wmax : THR_MIN / Q_INIT;
+	e->thr_guard = fminf(GUARD_MAX, wmax > 0 ? THR_MIN * wq / wmax : THR_MIN / Q_INIT);
 	/* A lane that just switched to its learnt scale changes the vote's scale:
 	 * the next beat sets the running peak afresh. */
 	e->learnt |= switched;
+	/* The running QRS peak learns only from beats on the rhythm (or the first
+	 * after a reset): a trigger on a burst must not raise the threshold. */
 	if (switched)
 		e->spk = 0;
-	else
-		e->spk = e->spk == 0 ? e->spk_cur : e->spk + (e->spk_cur - e->spk) / 8.0f;
+	else if (e->spk == 0)
+		e->spk = e->spk_cur;
+	else if (e->lock_n > 0)
+		e->spk += (e->spk_cur - e->spk) / 8.0f;
 	e->thr = fmaxf(e->thr_guard, THR_FRAC * e->spk);
 }
 
@@ -309,7 +369,7 @@ static float *falloc(size_t n)
 int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs, unsigned nlanes)
 {
 	struct emg_ecg *e;
-	float **arrays[15];
+	float **arrays[16];
 	int r = -ENOMEM;
 
 	if (!out || !p || nlanes < 1 || nlanes > EMG_ECG_MAX_LANES || (unsigned)p->mode > 3 ||
@@ -374,8 +434,9 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 	arrays[12] = &e->dp;
 	arrays[13] = &e->iq;
 	arrays[14] = &e->imed;
+	arrays[15] = &e->qe;
 	if (p->mode & EMG_ECG_SUBTRACT) {
-		for (unsigned i = 0; i < 15; i++)
+		for (unsigned i = 0; i < 16; i++)
 			if (!(*arrays[i] = falloc(e->stride)))
 				goto fail;
 		if (e->hp && !(e->pre = falloc((size_t)HP_CHUNK * nlanes)))
@@ -431,6 +492,7 @@ void emg_ecg_free(struct emg_ecg *e)
 	free(e->ga);
 	free(e->lim);
 	free(e->pk);
+	free(e->qe);
 	free(e->cnt);
 	free(e->on);
 	free(e->row);

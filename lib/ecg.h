@@ -16,9 +16,13 @@
  *
  *  subtract    real-time QRS-gated template subtraction.
  *   Detector:  per lane a fast energy e = EMA(x^2, 3 ms) and its running median
- *              (a multiplicative Robbins-Monro quantile step, so heartbeats and
- *              bursts barely move it).  Each lane votes e / (its learnt QRS peak
- *              energy) - e / (100 x median) until it has learnt one - so every
+ *              (a multiplicative Robbins-Monro quantile step, so heartbeats
+ *              barely move it; while the lane is busy it may rise only 16x
+ *              slower, so a contraction does not raise the noise its QRS is
+ *              measured against).  Each lane votes e / (its learnt QRS peak
+ *              energy: the peak of e in the 80 ms after each trigger, averaged
+ *              over the beats on the rhythm) - e / (100 x median) until it has
+ *              learnt one - so every
  *              lane's vote has the same shape and the crossing the templates
  *              are aligned to does not move when a lane drops out.  The vote is
  *              the weighted mean over lanes that are not busy (more than 60 %
@@ -26,12 +30,17 @@
  *              60..100 ms QRS); weights q^2 / (q^2 + 50^2) for a QRS peak of q
  *              times the noise, so lanes without ECG do not vote.  A beat is a
  *              crossing of max(8 % of the running QRS peak of the vote, a noise
- *              guard) outside a refractory period (0.6 RR, 250..450 ms), and
+ *              guard, itself at most 1) outside a refractory period (0.6 RR,
+ *              250..450 ms); on a rhythm the threshold is halved where the
+ *              next beat is due (0.8..1.2 RR after the last, or k RR on when
+ *              contractions hid k - 1 beats) and 1.5x before 0.8 RR; and
  *              only if the other lanes agree with the strongest voter
  *              (leave-one-out once learnt; at least two lanes before): an EMG
  *              burst starts on one lane, a heartbeat shows on several.
  *   Template:  per lane, the 400 ms after the trigger, aligned on the trigger
- *              (the QRS upstroke, a few ms before R).  Updated sample by sample
+ *              (the QRS upstroke, a few ms before R).  Learnt only from beats
+ *              within 12 % of the mean RR (or of a multiple of it): a trigger
+ *              off the rhythm (a burst) teaches nothing.  Updated sample by sample
  *              while the beat plays out: a plain average over the first 8
  *              beats, then exponential (1/16) with the innovation clipped at
  *              3 noise SDs + 50 % of the template (bounded influence of an

@@ -26,7 +26,7 @@ AI VF EMG_K(sel)(VI m, VF a, VF b)
 
 /* Pass 1 on lanes c .. c + EMG_VL - 1 (x points at lane c of the frame). */
 AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *den, VF *mx, VF *mw,
-		    VF *na, VF up, VF dn, int copy)
+		    VF *na, VF up, VF upb, VF dn, int copy)
 {
 	const VF z = { 0 };
 	const VF xv = LDU(x);
@@ -41,9 +41,17 @@ AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *de
 		nv = EMG_K(sel)(ev < z + FLOOR_E, z + FLOOR_E, ev);
 		iv = 1.0f / nv;
 	} else {
+		/* While the lane is busy (contracting) the median may only creep up
+		 * (NOISE_BUSY_DIV times slower): a contraction must not raise the
+		 * noise the lane's QRS is measured against, or the lane would leave
+		 * the vote for seconds after it - and its QRS-over-noise ratio,
+		 * learnt then, would make its weight and the threshold wrong. */
+		const VI quiet = bz < z + BUSY_MAX;
+		const VF u = EMG_K(sel)(quiet, up, upb);
 		VI gt = ev > nv;
-		nv *= EMG_K(sel)(gt, up, dn);
-		iv *= EMG_K(sel)(gt, z + 1.0f / up[0], z + 1.0f / dn[0]);
+		nv *= EMG_K(sel)(gt, u, dn);
+		iv *= EMG_K(sel)(gt, EMG_K(sel)(quiet, z + 1.0f / up[0], z + 1.0f / upb[0]),
+				 z + 1.0f / dn[0]);
 		gt = nv < z + FLOOR_E;
 		nv = EMG_K(sel)(gt, z + FLOOR_E, nv);
 		iv = EMG_K(sel)(gt, z + 1.0f / FLOOR_E, iv);
@@ -84,8 +92,10 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 	tv += g * dc;
 	STA(t + c, tv);
 	if (track) {
-		const VF p = LDA(e->pk + c), t2 = tv * tv;
-		STA(e->pk + c, EMG_K(sel)(t2 > p, t2, p));
+		/* the detector's own energy (before the high-pass with both stages):
+		 * the vote is measured on its scale */
+		const VF p = LDA(e->pk + c), en = LDA(e->en + c);
+		STA(e->pk + c, EMG_K(sel)(en > p, en, p));
 	}
 }
 
@@ -101,16 +111,17 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 		const int copy = e->t < e->copy_n;
 		const float eta = e->t < e->fast_n ? e->eta_fast : e->eta;
 		const VF z = { 0 }, up = z + (1.0f + eta), dn = z + (1.0f - eta);
+		const VF upb = z + (1.0f + eta / NOISE_BUSY_DIV);
 		VF num = z, den = z, mx = z, mw = z, na = z;
 		float sn = 0, sd = 0, m = 0, wm = 0;
 		int agree = 0;
 		size_t c;
 
 		for (c = 0; c < nv; c += EMG_VL)
-			EMG_K(vote)(e, dx + c, c, &num, &den, &mx, &mw, &na, up, dn, copy);
+			EMG_K(vote)(e, dx + c, c, &num, &den, &mx, &mw, &na, up, upb, dn, copy);
 		if (c < nl) {
 			memcpy(row, dx + c, (nl - c) * sizeof(float));
-			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, &na, up, dn, copy);
+			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, &na, up, upb, dn, copy);
 		}
 		/* Pairwise sums: independent adds, not one serial chain of EMG_VL. */
 		for (int w = EMG_VL / 2; w > 0; w /= 2)
