@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "devices/replay.h"
+#include "text.h"
 
 /*
  * Every key is one row: where it lives, how to parse it and what is
@@ -36,12 +37,44 @@ struct kdef {
 };
 
 #define OFF(f) offsetof(struct emg_config, f)
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_number(const char *v, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(v, &end);
+	return (errno || end == v || *end || !isfinite(*out)) ? -EINVAL : 0;
+}
 
 static int p_driver(struct emg_config *c, const char *v)
 {
 	if (!emg_device_find(v))
 		return -EINVAL;
 	snprintf(c->driver, sizeof(c->driver), "%s", v);
+	return 0;
+}
+
+/* 0 (the driver's own) or 250..16000 Hz, checked here so the error quotes the value as written. */
+static int p_rate(struct emg_config *c, const char *v)
+{
+	double d;
+
+	if (parse_number(v, &d) < 0 || (d != 0 && (d < 250 || d > EMG_DEVICE_RATE_MAX)))
+		return -EINVAL;
+	c->rate = d;
 	return 0;
 }
 
@@ -204,6 +237,16 @@ static int p_oscquery_http(struct emg_config *c, const char *v)
 	return emg_hostport_parse(v, &c->oscquery_http);
 }
 
+/* The name goes into OSCQuery's JSON and the mDNS record: invalid UTF-8 made the
+ * JSON invalid, and a control character has no place in a service name. */
+static int p_oscquery_name(struct emg_config *c, const char *v)
+{
+	if (strlen(v) >= sizeof(c->oscquery_name) || !emg_text_valid(v))
+		return -EINVAL;
+	snprintf(c->oscquery_name, sizeof(c->oscquery_name), "%s", v);
+	return 0;
+}
+
 static int p_state_dir(struct emg_config *c, const char *v)
 {
 	return p_dir(c->state_dir, sizeof(c->state_dir), v);
@@ -216,7 +259,7 @@ static int p_rec_dir(struct emg_config *c, const char *v)
 
 static const struct kdef keys[] = {
 	{ "device", "driver", K_CUSTOM, 0, 0, 0, 0, p_driver, "synth, cyton, hackeeg or replay" },
-	{ "device", "rate", K_DOUBLE, OFF(rate), 0, 0, EMG_DEVICE_RATE_MAX, NULL, "0 (driver default) or 250..16000 Hz" },
+	{ "device", "rate", K_CUSTOM, OFF(rate), 0, 0, 0, p_rate, "0 (driver default) or 250..16000 Hz" },
 	{ "device", "channels", K_UINT, OFF(channels), 0, 0, EMG_DEVICE_MAX_CHANNELS, NULL, "0 (enough for [muscles]) .. 256" },
 	{ "device", "gain", K_CUSTOM, 0, 0, 0, 0, p_gain, "1, 2, 4, 6, 8, 12 or 24 (ADS1299 amplifiers)" },
 	{ "device", "serial", K_STR, OFF(serial), sizeof(((struct emg_config *)0)->serial), 0, 0, NULL, "a serial number, up to 63 characters" },
@@ -282,7 +325,7 @@ static const struct kdef keys[] = {
 	{ "oscquery", "enabled", K_BOOL, OFF(oscquery), 0, 0, 0, NULL, "yes or no" },
 	{ "oscquery", "http", K_CUSTOM, 0, 0, 0, 0, p_oscquery_http, "host:port with a numeric IPv4 or [IPv6] address" },
 	{ "oscquery", "mdns", K_BOOL, OFF(mdns), 0, 0, 0, NULL, "yes or no" },
-	{ "oscquery", "name", K_STR, OFF(oscquery_name), sizeof(((struct emg_config *)0)->oscquery_name), 0, 0, NULL, "a service name, up to 63 characters (empty: emgd on <hostname>)" },
+	{ "oscquery", "name", K_CUSTOM, 0, 0, 0, 0, p_oscquery_name, "a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>)" },
 };
 
 int emg_config_init(struct emg_config *cfg)
@@ -361,26 +404,101 @@ struct parse_ctx {
 	size_t left;
 	unsigned lineno;    /* lines handed to inih so far */
 	unsigned fail_line; /* line of the first handler error, 0 = none */
-	unsigned file_line; /* line of [device] file, for validate() */
 	int validate_line;  /* validate() failed on a known line (fail_line) */
 	unsigned long_line; /* line that did not fit inih's buffer, 0 = none */
 	int max_line;
 	int stop;
+	/* Where each key of keys[] was set in this text and its value as written:
+	 * duplicates name both lines, and cross-key errors after the whole file was
+	 * read still name a line and quote the value as the user wrote it. */
+	unsigned key_line[NKEYS];
+	char key_text[NKEYS][48];
+	unsigned muscles_line; /* first [muscles] entry, 0 = none in this text */
 };
+
+/* Index of [section] name in keys[], -1 if unknown. */
+static int key_index(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* Keys that are lists: each line adds an entry instead of setting the value. */
+static int key_repeats(const struct kdef *k)
+{
+	return !strcmp(k->section, "osc") && (!strcmp(k->name, "target") || !strcmp(k->name, "allow"));
+}
+
+static int vfail(struct parse_ctx *ctx, const char *fmt, va_list ap)
+{
+	if (!ctx->fail_line) { /* the first error is the one reported */
+		vsnprintf(ctx->err, ctx->errlen, fmt, ap);
+		ctx->fail_line = ctx->lineno ? ctx->lineno : 1;
+	}
+	ctx->stop = 1;
+	return 0; /* tells inih to stop and report the line */
+}
 
 /* Format the key-specific part of an error; the caller prefixes file:line. */
 static int fail(struct parse_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
+	int r;
 
-	if (!ctx->fail_line) { /* the first error is the one reported */
-		va_start(ap, fmt);
-		vsnprintf(ctx->err, ctx->errlen, fmt, ap);
-		va_end(ap);
-		ctx->fail_line = ctx->lineno ? ctx->lineno : 1;
+	va_start(ap, fmt);
+	r = vfail(ctx, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* A validate() error reported at line (0: none known, the message names the file only). */
+static int fail_at(struct parse_ctx *ctx, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (line && !ctx->fail_line) {
+		ctx->lineno = line;
+		ctx->validate_line = 1;
 	}
-	ctx->stop = 1;
-	return 0; /* tells inih to stop and report the line */
+	va_start(ap, fmt);
+	r = vfail(ctx, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Key i's value as written in this text, else v (it came from the config parsed over). */
+static const char *key_value(const struct parse_ctx *ctx, int i, double v, char *buf, size_t n)
+{
+	if (i >= 0 && ctx->key_line[i])
+		return ctx->key_text[i];
+	snprintf(buf, n, "%g", v);
+	return buf;
+}
+
+/*
+ * Two keys that contradict each other (a must be a_rule b, e.g. "below"): the
+ * error names the one set in this text, at its line, quoting both values as
+ * written and the other's line when it is in this text too.
+ */
+static int fail_cross(struct parse_ctx *ctx, const char *sa, const char *a, double av,
+		      const char *a_rule, const char *sb, const char *b, double bv, const char *b_rule)
+{
+	int ia = key_index(sa, a), ib = key_index(sb, b);
+	char ta[32], tb[32], other[32] = "";
+	const char *va = key_value(ctx, ia, av, ta, sizeof(ta));
+	const char *vb = key_value(ctx, ib, bv, tb, sizeof(tb));
+
+	if (ia >= 0 && ctx->key_line[ia]) {
+		if (ib >= 0 && ctx->key_line[ib])
+			snprintf(other, sizeof(other), " on line %u", ctx->key_line[ib]);
+		return fail_at(ctx, ctx->key_line[ia], "[%s] %s = %s: bad value (allowed: %s [%s] %s = %s%s)",
+			       sa, a, va, a_rule, sb, b, vb, other);
+	}
+	return fail_at(ctx, ib >= 0 ? ctx->key_line[ib] : 0,
+		       "[%s] %s = %s: bad value (allowed: %s [%s] %s = %s)", sb, b, vb, b_rule, sa, a, va);
 }
 
 static int section_known(const char *name, size_t len)
@@ -430,28 +548,19 @@ static char *read_line(char *str, int num, void *stream)
 			     (int)(close - q - 1), q + 1);
 			return NULL;
 		}
+		/* inih ignores whatever follows the ']': "[device] rate = 4000" would
+		 * silently drop the key, so only a comment may follow. */
+		if (*q == '[' && close) {
+			const char *t = close + 1 + strspn(close + 1, " \t\r\n");
+			if (*t && *t != '#' && *t != ';') {
+				size_t tn = strcspn(t, "\r\n");
+				fail(ctx, "[%.*s] %.*s: text after the section header (allowed: only a comment after ']', starting with '#' or ';')",
+				     (int)(close - q - 1), q + 1, (int)(tn > 80 ? 80 : tn), t);
+				return NULL;
+			}
+		}
 	}
 	return str;
-}
-
-static int parse_bool(const char *v, bool *out)
-{
-	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
-		*out = true;
-	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int parse_number(const char *v, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(v, &end);
-	return (errno || end == v || *end || !isfinite(*out)) ? -EINVAL : 0;
 }
 
 static int apply_key(struct emg_config *cfg, const struct kdef *k, const char *v)
@@ -539,20 +648,39 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct parse_ctx *ctx = user;
 	int known_section = 0;
 
-	if (!strcmp(section, "muscles"))
+	if (!section[0])
+		return fail(ctx, "%s = %s: key outside any section (allowed: keys after a [section] header: device, dsp, osc, daemon, muscles, analytics, oscquery)",
+			    name, value);
+	if (!strcmp(section, "muscles")) {
+		if (!ctx->muscles_line)
+			ctx->muscles_line = ctx->lineno;
 		return parse_muscle(ctx, name, value);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+	}
+	for (size_t i = 0; i < NKEYS; i++) {
 		const struct kdef *k = &keys[i];
 		if (strcmp(k->section, section))
 			continue;
 		known_section = 1;
 		if (strcmp(k->name, name))
 			continue;
-		if (apply_key(ctx->cfg, k, value) < 0)
-			return fail(ctx, "[%s] %s = %s: bad value (allowed: %s)", section, name, value,
+		/* The last of two lines used to win silently: a pasted block or a
+		 * forgotten earlier line would change a setting nobody looked at. */
+		if (ctx->key_line[i] && !key_repeats(k))
+			return fail(ctx, "[%s] %s = %s: already set on line %u (allowed: each key once; only [osc] target and allow, and [muscles] lines, repeat)",
+				    section, name, value, ctx->key_line[i]);
+		if (apply_key(ctx->cfg, k, value) < 0) {
+			/* the error goes to the journal: no control bytes, no invalid UTF-8 */
+			char shown[256];
+			emg_text_clean(shown, sizeof(shown), value);
+			return fail(ctx, "[%s] %s = %s: bad value (allowed: %s)", section, name, shown,
 				    k->allowed);
-		if (!strcmp(section, "device") && !strcmp(name, "file"))
-			ctx->file_line = ctx->lineno;
+		}
+		ctx->key_line[i] = ctx->lineno;
+		if (strlen(value) < sizeof(ctx->key_text[i]))
+			snprintf(ctx->key_text[i], sizeof(ctx->key_text[i]), "%s", value);
+		else
+			snprintf(ctx->key_text[i], sizeof(ctx->key_text[i]), "%.*s...",
+				 (int)sizeof(ctx->key_text[i]) - 4, value);
 		return 1;
 	}
 	if (!known_section)
@@ -562,7 +690,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		/* List the section's keys so the typo is obvious. */
 		char list[512] = "";
 		size_t used = 0;
-		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (size_t i = 0; i < NKEYS; i++)
 			if (!strcmp(keys[i].section, section) && used < sizeof(list))
 				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
 							 used ? ", " : "", keys[i].name);
@@ -571,18 +699,31 @@ static int handler(void *user, const char *section, const char *name, const char
 }
 
 
-/* Cross-key checks that no single row can express. */
+/* Line of [section] name in this text, else fallback (0: not in this text). */
+static unsigned line_of(const struct parse_ctx *ctx, const char *section, const char *name,
+			unsigned fallback)
+{
+	int i = key_index(section, name);
+
+	return i >= 0 && ctx->key_line[i] ? ctx->key_line[i] : fallback;
+}
+
+/*
+ * Cross-key checks that no single row can express.  They run after the whole
+ * text was read, yet each still names the line of a key set in this text (the
+ * other key's line too, when both are) and quotes the values as written.
+ */
 static int validate(struct parse_ctx *ctx)
 {
 	const struct emg_config *c = ctx->cfg;
 	double lp = c->pipe.filter.lowpass_hz;
 
-	if (c->rate != 0 && c->rate < 250)
-		return fail(ctx, "[device] rate = %g: bad value (allowed: 0 (driver default) or 250..16000 Hz)", c->rate);
 	if (c->pipe.filter.highpass_hz > 0 && lp > 0 && c->pipe.filter.highpass_hz >= lp)
-		return fail(ctx, "[dsp] highpass = %g: must be below lowpass = %g", c->pipe.filter.highpass_hz, lp);
+		return fail_cross(ctx, "dsp", "highpass", c->pipe.filter.highpass_hz, "below",
+				  "dsp", "lowpass", lp, "0 (off) or above");
 	if ((c->pipe.ecg.mode & EMG_ECG_HIGHPASS) && lp > 0 && c->pipe.ecg.highpass_hz >= lp)
-		return fail(ctx, "[dsp] ecg_highpass_hz = %g: must be below lowpass = %g", c->pipe.ecg.highpass_hz, lp);
+		return fail_cross(ctx, "dsp", "ecg_highpass_hz", c->pipe.ecg.highpass_hz, "below",
+				  "dsp", "lowpass", lp, "0 (off) or above");
 	{
 		/* ecg_muscles names muscles, which may be listed after [dsp]: resolve it last. */
 		struct emg_config *w = ctx->cfg;
@@ -597,35 +738,40 @@ static int validate(struct parse_ctx *ctx)
 			for (char *t = strtok_r(buf, " ,\t", &save); t; t = strtok_r(NULL, " ,\t", &save)) {
 				int i = emg_muscles_find(w->muscles, t);
 				if (i < 0)
-					return fail(ctx, "[dsp] ecg_muscles = %s: '%s' is not in [muscles] (allowed: all, or [muscles] names separated by spaces)",
-						    w->ecg_muscles, t);
+					return fail_at(ctx, line_of(ctx, "dsp", "ecg_muscles", ctx->muscles_line),
+						       "[dsp] ecg_muscles = %s: '%s' is not in [muscles] (allowed: all, or [muscles] names separated by spaces)",
+						       w->ecg_muscles, t);
 				if (i < EMG_ECG_MAX_LANES)
 					w->pipe.ecg.skip[i] = 0;
 			}
 		}
 	}
 	if (c->default_lease_s > c->max_lease_s)
-		return fail(ctx, "[osc] lease = %u: must not exceed max_lease = %u", c->default_lease_s, c->max_lease_s);
+		return fail_cross(ctx, "osc", "lease", c->default_lease_s, "at most",
+				  "osc", "max_lease", c->max_lease_s, "at least");
 	if (c->rate > 0 && c->pipe.publish_rate > c->rate)
-		return fail(ctx, "[osc] publish_rate = %g: must not exceed [device] rate = %g", c->pipe.publish_rate, c->rate);
-	if (c->channels && emg_muscles_channels_needed(c->muscles) > c->channels)
-		return fail(ctx, "[muscles]: channel %u used but [device] channels = %u",
-			    emg_muscles_channels_needed(c->muscles), c->channels);
+		return fail_cross(ctx, "osc", "publish_rate", c->pipe.publish_rate, "at most",
+				  "device", "rate", c->rate, "0 (driver default) or at least");
+	if (c->channels && emg_muscles_channels_needed(c->muscles) > c->channels) {
+		char t[32];
+		return fail_at(ctx, line_of(ctx, "device", "channels", ctx->muscles_line),
+			       "[device] channels = %s: bad value: [muscles] uses channel %u (allowed: 0 (enough for [muscles]) or at least %u)",
+			       key_value(ctx, key_index("device", "channels"), c->channels, t, sizeof(t)),
+			       emg_muscles_channels_needed(c->muscles),
+			       emg_muscles_channels_needed(c->muscles));
+	}
 	if (emg_muscles_count(c->muscles) == 0)
-		return fail(ctx, "[muscles]: no muscles (allowed: at least one 'name = channel' line)");
+		return fail_at(ctx, ctx->muscles_line,
+			       "[muscles]: no muscles (allowed: at least one 'name = channel' line)");
 	if (!strcmp(c->driver, "replay") && c->file[0]) {
 		/* A FIFO, device or directory would hang the daemon when the device opens:
 		 * refuse it here, so --check-config and a reload say so and a running
 		 * daemon keeps its configuration. */
 		char why[PATH_MAX + 128];
-		if (emg_replay_check(c->file, why, sizeof(why)) < 0) {
-			if (ctx->file_line) {
-				ctx->lineno = ctx->file_line;
-				ctx->validate_line = 1;
-			}
-			return fail(ctx, "[device] file = %s: %s (allowed: a regular EDF, BDF or CSV file)",
-				    c->file, why);
-		}
+		if (emg_replay_check(c->file, why, sizeof(why)) < 0)
+			return fail_at(ctx, line_of(ctx, "device", "file", line_of(ctx, "device", "driver", 0)),
+				       "[device] file = %s: %s (allowed: a regular EDF, BDF or CSV file)",
+				       c->file, why);
 	}
 	{
 		/* Pairs name muscles, which may be listed after [analytics]: resolve them last. */
@@ -633,8 +779,9 @@ static int validate(struct parse_ctx *ctx)
 		struct emg_config *w = ctx->cfg;
 		if (emg_analytics_pairs_parse(w->analytics_pairs, w->muscles, w->analytics.pairs,
 					      &w->analytics.npairs, why, sizeof(why)) < 0)
-			return fail(ctx, "[analytics] pairs = %s: bad value: %s (allowed: auto, none, or muscle:muscle pairs of [muscles] separated by spaces, at most %d)",
-				    w->analytics_pairs, why, EMG_ANALYTICS_MAX_PAIRS);
+			return fail_at(ctx, line_of(ctx, "analytics", "pairs", ctx->muscles_line),
+				       "[analytics] pairs = %s: bad value: %s (allowed: auto, none, or muscle:muscle pairs of [muscles] separated by spaces, at most %d)",
+				       w->analytics_pairs, why, EMG_ANALYTICS_MAX_PAIRS);
 	}
 	return 1;
 }

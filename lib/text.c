@@ -63,3 +63,17 @@ size_t emg_text_clean(char *dst, size_t size, const char *src)
 	dst[out] = '\0';
 	return in;
 }
+
+int emg_text_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t cp;
+	size_t n;
+
+	for (; *p; p += n) {
+		n = utf8_seq(p, &cp);
+		if (n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+			return 0;
+	}
+	return 1;
+}

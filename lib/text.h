@@ -19,4 +19,7 @@
  * (src[ret] != '\0' means it was cut). */
 size_t emg_text_clean(char *dst, size_t size, const char *src);
 
+/* 1 if s is valid UTF-8 without control characters (what emg_text_clean keeps as is), else 0. */
+int emg_text_valid(const char *s);
+
 #endif

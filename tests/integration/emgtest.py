@@ -74,10 +74,23 @@ class Daemon:
         self.wait_ready()
 
     def write_conf(self, extra):
+        """The test's own settings, then extra; a key extra sets itself is left out of
+        the former (a key set twice in one file is an error)."""
+        own, section = set(), ""
+        for line in extra.splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                section = line[1:line.find("]")]
+            elif "=" in line and not line.startswith(("#", ";")):
+                own.add((section, line.split("=", 1)[0].strip()))
+        base = [("osc", "listen", "127.0.0.1:%d" % self.port),
+                ("daemon", "state_dir", "%s/state" % self.dir),
+                ("daemon", "recordings_dir", "%s/rec" % self.dir),
+                ("daemon", "mlock", "no")]
         with open(self.conf, "w") as f:
-            f.write("[osc]\nlisten = 127.0.0.1:%d\n" % self.port)
-            f.write("[daemon]\nstate_dir = %s/state\nrecordings_dir = %s/rec\nmlock = no\n"
-                    % (self.dir, self.dir))
+            for sec in ("osc", "daemon"):
+                f.write("[%s]\n" % sec)
+                f.writelines("%s = %s\n" % (k, v) for s, k, v in base if s == sec and (s, k) not in own)
             f.write(extra)
 
     @property

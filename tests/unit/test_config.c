@@ -257,7 +257,10 @@ START_TEST(test_unknown_key_and_section)
 		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, record_format, record_filtered, record_envelopes, mlock, rt_priority)");
 	ck_parse_err("[dev]\nrate = 2000\n",
 		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)");
-	ck_parse_err("rate = 2000\n", "emgd.conf:1: []: unknown section");
+	/* issue 16 #13: a key before any section is not an "unknown section []" */
+	ck_parse_err("rate = 2000\n",
+		     "emgd.conf:1: rate = 2000: key outside any section (allowed: keys after a [section] header: device, dsp, osc, daemon, muscles, analytics, oscquery)");
+	ck_parse_err("# x\n\nmains = 50\n[dsp]\n", "emgd.conf:3: mains = 50: key outside any section");
 	/* an empty unknown section is a typo too, reported at its header */
 	ck_parse_err("[osc]\npublish_rate = 40\n\n[xyz]\n", "emgd.conf:4: [xyz]: unknown section");
 	/* section names and keys are case-sensitive */
@@ -470,15 +473,28 @@ END_TEST
 
 START_TEST(test_cross_key)
 {
+	/* issue 16 #13: checks made after the whole file was read name the line of the key set in
+	 * this file (and the other key's line when both are), with the values as written */
 	ck_parse_err("[dsp]\nhighpass = 100\nlowpass = 100\n",
-		     "emgd.conf: [dsp] highpass = 100: must be below lowpass = 100");
-	ck_parse_err("[dsp]\nhighpass = 200\nlowpass = 150\n", "[dsp] highpass = 200: must be below lowpass = 150");
-	ck_parse_err("[osc]\nmax_lease = 5\n", "[osc] lease = 10: must not exceed max_lease = 5");
+		     "emgd.conf:2: [dsp] highpass = 100: bad value (allowed: below [dsp] lowpass = 100 on line 3)");
+	ck_parse_err("[dsp]\nhighpass = 200\nlowpass = 150.0\n",
+		     "emgd.conf:2: [dsp] highpass = 200: bad value (allowed: below [dsp] lowpass = 150.0 on line 3)");
+	ck_parse_err("\n[dsp]\nlowpass = 2e1\n",
+		     "emgd.conf:3: [dsp] lowpass = 2e1: bad value (allowed: 0 (off) or above [dsp] highpass = 20)");
+	ck_parse_err("[dsp]\necg = highpass\necg_highpass_hz = 30\nlowpass = 25\nhighpass = 10\n",
+		     "emgd.conf:3: [dsp] ecg_highpass_hz = 30: bad value (allowed: below [dsp] lowpass = 25 on line 4)");
+	ck_parse_err("[osc]\nmax_lease = 5\n",
+		     "emgd.conf:2: [osc] max_lease = 5: bad value (allowed: at least [osc] lease = 10)");
 	ck_parse_err("[device]\nrate = 250\n[osc]\npublish_rate = 500\n",
-		     "[osc] publish_rate = 500: must not exceed [device] rate = 250");
-	ck_parse_err("[device]\nrate = 100\n", "[device] rate = 100: bad value (allowed: 0 (driver default) or 250..16000 Hz)");
-	ck_parse_err("[device]\nchannels = 4\n", "[muscles]: channel 6 used but [device] channels = 4");
-	ck_parse_err("[device]\nchannels = 2\n[muscles]\nsolo = 3\n", "[muscles]: channel 3 used but [device] channels = 2");
+		     "emgd.conf:4: [osc] publish_rate = 500: bad value (allowed: at most [device] rate = 250 on line 2)");
+	ck_parse_err("[device]\nrate = 100\n",
+		     "emgd.conf:2: [device] rate = 100: bad value (allowed: 0 (driver default) or 250..16000 Hz)");
+	ck_parse_err("[device]\nchannels = 4\n",
+		     "emgd.conf:2: [device] channels = 4: bad value: [muscles] uses channel 6 (allowed: 0 (enough for [muscles]) or at least 6)");
+	ck_parse_err("[device]\nchannels = 2.0\n[muscles]\nsolo = 3\n",
+		     "emgd.conf:2: [device] channels = 2.0: bad value: [muscles] uses channel 3 (allowed: 0 (enough for [muscles]) or at least 3)");
+	ck_parse_err("[dsp]\necg_muscles = glute_max_l\n[muscles]\nsolo = 1\n",
+		     "emgd.conf:2: [dsp] ecg_muscles = glute_max_l: 'glute_max_l' is not in [muscles]");
 
 	/* the boundaries themselves are fine; order in the file does not matter */
 	struct emg_config c;
@@ -932,11 +948,181 @@ START_TEST(test_analytics_oscquery)
 	ck_parse_err("[analytics]\norder_window_ms = 5\n",
 		     "emgd.conf:2: [analytics] order_window_ms = 5: bad value (allowed: 10..2000 ms)");
 	ck_parse_err("[analytics]\npairs = glute_max_l:hamstring_l\n",
-		     "emgd.conf: [analytics] pairs = glute_max_l:hamstring_l: bad value: 'glute_max_l:hamstring_l': not two muscles of [muscles]");
+		     "emgd.conf:2: [analytics] pairs = glute_max_l:hamstring_l: bad value: 'glute_max_l:hamstring_l': not two muscles of [muscles]");
+	/* pairs from an earlier file, made invalid by this file's [muscles]: the [muscles] line */
+	{
+		struct emg_config c2;
+		ck_assert_int_eq(emg_config_init(&c2), 0);
+		ck_assert_int_eq(parse(&c2, "[analytics]\npairs = glute_max_l:hip_flex_l\n"), 0);
+		ck_assert_int_eq(parse(&c2, "# overlay\n[muscles]\nsolo = 1\n"), -EINVAL);
+		ck_assert_msg(strstr(err, "emgd.conf:3: [analytics] pairs = glute_max_l:hip_flex_l: bad value") == err, "%s", err);
+		emg_config_release(&c2);
+	}
 	ck_parse_err("[analytics]\npairs = glute_max_l\n", "'glute_max_l' is not muscle:muscle");
 	ck_parse_err("[oscquery]\nhttp = localhost:80\n",
 		     "emgd.conf:2: [oscquery] http = localhost:80: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address)");
 	ck_parse_err("[oscquery]\nport = 1\n", "[oscquery] port: unknown key (allowed: enabled, http, mdns, name)");
+}
+END_TEST
+
+/* Issue 16 #13: a value is quoted as written, not as printf("%g") shows it. */
+START_TEST(test_value_as_written)
+{
+	ck_parse_err("[device]\nrate = 249.9999\n",
+		     "emgd.conf:2: [device] rate = 249.9999: bad value (allowed: 0 (driver default) or 250..16000 Hz)");
+	ck_parse_err("[device]\nrate = 16000.0001\n", "emgd.conf:2: [device] rate = 16000.0001: bad value");
+	ck_parse_err("[device]\nrate = -0.5\n", "emgd.conf:2: [device] rate = -0.5: bad value");
+	/* the boundaries are fine */
+	{
+		struct emg_config c;
+		ck_assert_int_eq(emg_config_init(&c), 0);
+		ck_assert_msg(parse(&c, "[device]\nrate = 250.0\n") == 0, "%s", err);
+		ck_assert_double_eq(c.rate, 250);
+		ck_assert_msg(parse(&c, "[device]\nrate = 16000\n") == 0, "%s", err);
+		ck_assert_msg(parse(&c, "[device]\nrate = 0\n") == 0, "%s", err);
+		emg_config_release(&c);
+	}
+}
+END_TEST
+
+/* Issue 16 #13: every error names the file and a line, even when found after the whole file. */
+START_TEST(test_every_error_has_a_line)
+{
+	static const char *const bad[] = {
+		"[device]\nrate = 100\n",
+		"[device]\nrate = 249.9999\n",
+		"[dsp]\nhighpass = 100\nlowpass = 100\n",
+		"[dsp]\nlowpass = 10\n",
+		"[osc]\nmax_lease = 5\n",
+		"[osc]\nlease = 20\nmax_lease = 15\n",
+		"[osc]\npublish_rate = 600\n[device]\nrate = 500\n",
+		"[device]\nchannels = 1\n",
+		"[analytics]\npairs = a:b\n",
+		"[analytics]\npairs = glute_max_l\n",
+		"[dsp]\necg_muscles = nobody\n",
+		"[device]\ndriver = replay\nfile = /dev/null\n",
+		"rate = 1\n",
+		"[device] extra\n",
+		"[osc]\nlease = 5\nlease = 6\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct emg_config c;
+		unsigned line = 0;
+		char rest[8];
+
+		ck_assert_int_eq(emg_config_init(&c), 0);
+		ck_assert_int_eq(parse(&c, bad[i]), -EINVAL);
+		ck_assert_msg(sscanf(err, "emgd.conf:%u: %7s", &line, rest) == 2 && line >= 1,
+			      "no file:line in '%s' for '%s'", err, bad[i]);
+		ck_assert_msg(strstr(err, "(allowed: ") != NULL, "no allowed values in '%s'", err);
+		emg_config_release(&c);
+	}
+}
+END_TEST
+
+/* Issue 16 #13: inih ignores text after ']', so "[device] rate = 4000" lost the key silently. */
+START_TEST(test_text_after_section)
+{
+	struct emg_config c;
+
+	ck_parse_err("[device] x\nrate = 4000\n",
+		     "emgd.conf:1: [device] x: text after the section header (allowed: only a comment after ']', starting with '#' or ';')");
+	ck_parse_err("[osc]\npublish_rate = 25\n  [device] rate = 4000\n", "emgd.conf:3: [device] rate = 4000: text after the section header");
+	ck_parse_err("[dsp]]\n", "emgd.conf:1: [dsp] ]: text after the section header");
+	/* a comment, blanks and CRLF after the header are fine */
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, "[device] # the amplifier\nrate = 4000\n[dsp] ; filters\nmains = 60\n"
+				"[osc]  \t\r\npublish_rate = 25\r\n") == 0, "%s", err);
+	ck_assert_double_eq(c.rate, 4000);
+	ck_assert_double_eq(c.pipe.filter.mains_hz, 60);
+	ck_assert_double_eq(c.pipe.publish_rate, 25);
+	emg_config_release(&c);
+}
+END_TEST
+
+/* Issue 16 #13: a key set twice kept the last value silently; lists still repeat. */
+START_TEST(test_duplicate_keys)
+{
+	struct emg_config c;
+
+	ck_parse_err("[device]\nrate = 2000\nseed = 1\nrate = 4000\n",
+		     "emgd.conf:4: [device] rate = 4000: already set on line 2 (allowed: each key once; only [osc] target and allow, and [muscles] lines, repeat)");
+	/* in another [device] block of the same file too */
+	ck_parse_err("[device]\nrealtime = no\n[dsp]\nmains = 60\n[device]\nrealtime = yes\n",
+		     "emgd.conf:6: [device] realtime = yes: already set on line 2");
+	ck_parse_err("[oscquery]\nname = a\nname = a\n", "emgd.conf:3: [oscquery] name = a: already set on line 2");
+	ck_parse_err("[dsp]\necg_muscles = all\necg_muscles = all\n", "emgd.conf:3: [dsp] ecg_muscles = all: already set on line 2");
+	/* lists: target, allow and [muscles] lines repeat; a repeated section is fine */
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, "[osc]\ntarget = 127.0.0.1:7000\ntarget = 127.0.0.1:7001\n"
+				"allow = 10.0.0.0/8\nallow = 192.168.0.0/16\n[muscles]\na = 1\nb = 2\n"
+				"[osc]\ntarget = 127.0.0.1:7002\n[dsp]\nmains = 60\n") == 0, "%s", err);
+	ck_assert_uint_eq(c.ntargets, 3);
+	ck_assert_uint_eq(c.nallow, 2);
+	ck_assert_uint_eq(emg_muscles_count(c.muscles), 2);
+	/* each parse is on its own: a key set by an earlier file may be set again */
+	ck_assert_msg(parse(&c, "[dsp]\nmains = 50\n") == 0, "%s", err);
+	ck_assert_double_eq(c.pipe.filter.mains_hz, 50);
+	emg_config_release(&c);
+}
+END_TEST
+
+/* Issue 16 #13: the OSCQuery name went into JSON as it was: invalid UTF-8 made invalid JSON. */
+START_TEST(test_oscquery_name_utf8)
+{
+	struct emg_config c;
+
+	ck_parse_err("[oscquery]\nname = plinth\xff\n",
+		     "emgd.conf:2: [oscquery] name = plinth?: bad value (allowed: a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>))");
+	ck_parse_err("[oscquery]\nname = a\xc3\n", "emgd.conf:2: [oscquery] name = a?: bad value");
+	ck_parse_err("[oscquery]\nname = \xc0\xafx\n", "[oscquery] name = ??x: bad value"); /* overlong '/' */
+	ck_parse_err("[oscquery]\nname = \xed\xa0\x80\n", "[oscquery] name = ???: bad value"); /* surrogate */
+	ck_parse_err("[oscquery]\nname = a\x1b[2Jb\n", "[oscquery] name = a [2Jb: bad value"); /* ESC, shown as a space */
+	ck_parse_err("[oscquery]\nname = a\tb\n", "[oscquery] name = a b: bad value");
+	ck_parse_err("[oscquery]\nname = a\xc2\x9b\n", "[oscquery] name = a : bad value"); /* C1 CSI */
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(parse(&c, "[oscquery]\nname = Behandlungsraum 2 \xe2\x80\x93 Liege \xc3\xa4\xf0\x9f\x92\xaa\n") == 0, "%s", err);
+	ck_assert_str_eq(c.oscquery_name, "Behandlungsraum 2 \xe2\x80\x93 Liege \xc3\xa4\xf0\x9f\x92\xaa");
+	emg_config_release(&c);
+}
+END_TEST
+
+/* Read a file of the source tree into a NUL-terminated buffer (the caller frees it). */
+static char *read_source(const char *rel, size_t *len)
+{
+	char path[1024];
+	FILE *f;
+	char *buf;
+
+	snprintf(path, sizeof(path), "%s/%s", EMG_SOURCE_ROOT, rel);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	buf = malloc(EMG_CONFIG_MAX_BYTES + 1);
+	ck_assert_ptr_nonnull(buf);
+	*len = fread(buf, 1, EMG_CONFIG_MAX_BYTES, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* Issue 16 #13: the documented muscle limit is the one the parser applies, and the shipped
+ * example config still parses under the stricter rules (no duplicate keys). */
+START_TEST(test_shipped_docs)
+{
+	char want[64], *text;
+	size_t len;
+	struct emg_config c;
+
+	snprintf(want, sizeof(want), "at most %d muscles", EMG_MUSCLES_MAX);
+	text = read_source("conf/emgd.conf.5", &len);
+	ck_assert_msg(strstr(text, want) != NULL, "emgd.conf(5) does not say '%s'", want);
+	free(text);
+	text = read_source("conf/emgd.conf", &len);
+	ck_assert_msg(strstr(text, want) != NULL, "conf/emgd.conf does not say '%s'", want);
+	ck_assert_int_eq(emg_config_init(&c), 0);
+	ck_assert_msg(emg_config_parse(&c, "conf/emgd.conf", text, len, err, sizeof(err)) == 0, "%s", err);
+	emg_config_release(&c);
+	free(text);
 }
 END_TEST
 
@@ -962,6 +1148,12 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_device_changed);
 	tcase_add_test(tc, test_analytics_oscquery);
 	tcase_add_test(tc, test_synth_realism);
+	tcase_add_test(tc, test_value_as_written);
+	tcase_add_test(tc, test_every_error_has_a_line);
+	tcase_add_test(tc, test_text_after_section);
+	tcase_add_test(tc, test_duplicate_keys);
+	tcase_add_test(tc, test_oscquery_name_utf8);
+	tcase_add_test(tc, test_shipped_docs);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("net");

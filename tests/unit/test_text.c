@@ -64,6 +64,27 @@ START_TEST(test_bounded)
 }
 END_TEST
 
+/* emg_text_valid: exactly the text emg_text_clean() would keep unchanged. */
+START_TEST(test_valid)
+{
+	static const char *const good[] = { "", "plinth 2", "Liege \xc3\xa4 \xe2\x80\x93 \xf0\x9f\x92\xaa", "~" };
+	static const char *const bad[] = { "a\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+					   "a\tb", "a\x1b[2J", "a\x7f", "a\xc2\x9b", "\n" };
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_msg(emg_text_valid(good[i]), "'%s' refused", good[i]);
+		emg_text_clean(buf, sizeof(buf), good[i]);
+		ck_assert_str_eq(buf, good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(!emg_text_valid(bad[i]), "bad[%zu] accepted", i);
+		emg_text_clean(buf, sizeof(buf), bad[i]);
+		ck_assert_str_ne(buf, bad[i]);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("text");
@@ -75,6 +96,7 @@ int main(void)
 	tcase_add_test(tc, test_utf8);
 	tcase_add_test(tc, test_cut);
 	tcase_add_test(tc, test_bounded);
+	tcase_add_test(tc, test_valid);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
