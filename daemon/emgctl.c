@@ -80,7 +80,7 @@ struct reply {
 	int kind;
 	char path[64];
 	char msg[256];
-	int iv[8]; /* integer arguments: /emgd/subscribed lease, /emgd/stats counters */
+	int iv[10]; /* integer arguments: /emgd/subscribed lease, /emgd/stats counters */
 	int niv;
 };
 
@@ -360,7 +360,7 @@ static void control_msg(struct ctl *c, const char *path, const char *types, lo_a
 		}
 	} else if (!strcmp(path, "/emgd/stats")) {
 		struct reply *r = new_reply(c, REPLY_OK, "/emgd/stats");
-		for (int i = 0; types[i] && i < 8; i++)
+		for (int i = 0; types[i] && i < 10; i++)
 			if (types[i] == 'i')
 				r->iv[r->niv++] = arg_i(argv[i]);
 	} else if (!strcmp(path, "/emgd/unsubscribed")) {
@@ -574,6 +574,7 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 	static const char *const names[] = {
 		"received", "handled", "malformed", "unknown address", "denied (allow list)",
 		"rate-limited", "rejected (subscriber cap)", "subscribers now",
+		"web clients now", "web frames dropped",
 	};
 	const struct reply *r;
 
@@ -581,7 +582,7 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 		die(EXIT_USAGE, "stats takes no arguments");
 	r = request(c, "/emgd/stats", lo_message_new());
 	printf("emgd at %s: control packets since start\n", c->target);
-	for (int i = 0; i < r->niv && i < 8; i++)
+	for (int i = 0; i < r->niv && i < 10; i++)
 		printf("  %-26s %d\n", names[i], r->iv[i]);
 	return 0;
 }

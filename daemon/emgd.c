@@ -1407,6 +1407,25 @@ static int oscquery_changed(const struct emg_config *a, const struct emg_config 
 	       strcmp(a->oscquery_name, b->oscquery_name);
 }
 
+/* The OSC publisher's copy of every stream packet, for OSCQuery's WebSocket (LISTEN) clients. */
+static void web_tap(void *ud, const void *pkt, size_t len)
+{
+	struct daemon *d = ud;
+
+	emg_oscquery_publish(d->oq, pkt, len);
+}
+
+/* /emgd/stats: WebSocket clients now and frames dropped for slow ones. */
+static void h_web_stats(void *ud, unsigned *clients, uint64_t *dropped)
+{
+	struct daemon *d = ud;
+	struct emg_oscquery_ws_stats st;
+
+	emg_oscquery_ws_stats(d->oq, &st);
+	*clients = st.clients;
+	*dropped = st.dropped;
+}
+
 /* Start, stop or restart the OSCQuery server as [oscquery] says; failures are logged, not fatal. */
 static void oscquery_apply(struct daemon *d, int restart)
 {
@@ -1415,6 +1434,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 	int r;
 
 	if (d->oq && (restart || !d->cfg.oscquery)) {
+		emg_osc_set_tap(d->osc, NULL, NULL);
 		emg_oscquery_free(d->oq);
 		d->oq = NULL;
 		logmsg(L_INFO, "oscquery: stopped");
@@ -1451,6 +1471,8 @@ static void oscquery_apply(struct daemon *d, int restart)
 	else
 		logmsg(L_NOTICE, "oscquery: namespace on http://%s%s%s:%u/", strchr(p.http.host, ':') ? "[" : "",
 		       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
+	/* without a server, publishing skips its work when no UDP subscriber listens */
+	emg_osc_set_tap(d->osc, d->oq ? web_tap : NULL, d);
 	if (r == 0 && p.mdns && !strcmp(d->cfg.listen.host, "127.0.0.1"))
 		logmsg(L_WARNING, "oscquery: mdns = yes but OSC listens on 127.0.0.1 only: other hosts will find emgd but cannot reach it ([osc] listen, allow)");
 }
@@ -1705,6 +1727,7 @@ int main(int argc, char **argv)
 		.record_start = h_rec_start,
 		.record_stop = h_rec_stop,
 		.analytics_reset = h_ana_reset,
+		.web_stats = h_web_stats,
 	};
 	struct emg_osc_params op;
 	int check = 0, c, r, ret = EXIT_FAILURE;
@@ -1853,6 +1876,8 @@ out:
 	sd_event_source_disable_unref(d->wd_src);
 	sd_event_source_disable_unref(d->osc_src);
 	sd_event_source_disable_unref(d->state_src);
+	if (d->osc)
+		emg_osc_set_tap(d->osc, NULL, NULL);
 	emg_oscquery_free(d->oq);
 	emg_osc_free(d->osc);
 	emg_calib_free(d->calib);

@@ -53,6 +53,8 @@ struct emg_osc {
 	int fd;
 	emg_osc_send_fn send;
 	void *send_ud;
+	emg_osc_tap_fn tap; /* a copy of every stream packet (OSCQuery WebSocket clients) */
+	void *tap_ud;
 
 	struct sub *subs;
 	unsigned nsubs, subcap;
@@ -125,8 +127,8 @@ static const struct emg_osc_addr addrs[A_COUNT] = {
 	[A_OK] = { "/emgd/ok", "s", SENT, "", "", "A control request succeeded: its address" },
 	[A_ERROR] = { "/emgd/error", "ss", SENT, "", "",
 		      "A control request failed: its address, a message" },
-	[A_STATS] = { "/emgd/stats", "iiiiiiii", SENT | RECV, "", "0:|0:|0:|0:|0:|0:|0:|0:",
-		      "Send without arguments; reply: packets received, handled, malformed, unknown, denied, rate-limited, rejected, subscribers" },
+	[A_STATS] = { "/emgd/stats", "iiiiiiiiii", SENT | RECV, "", "0:|0:|0:|0:|0:|0:|0:|0:|0:|0:",
+		      "Send without arguments; reply: packets received, handled, malformed, unknown, denied, rate-limited, rejected, subscribers, WebSocket (OSCQuery LISTEN) clients, frames dropped for slow WebSocket clients" },
 	[A_LATENCY] = { "/emgd/latency", "iffffiffff", SENT | RECV,
 			"|time.ms|time.ms|time.ms|time.ms||time.ms|time.ms|time.ms|time.ms",
 			"0:|0:|0:|0:|0:|0:|0:|0:|0:|0:",
@@ -286,6 +288,8 @@ static void send_to(struct emg_osc *o, const struct obuf *b, const struct sockad
 
 static void send_all(struct emg_osc *o, const struct obuf *b)
 {
+	if (o->tap && !b->overflow && b->n)
+		o->tap(o->tap_ud, b->b, b->n);
 	for (unsigned i = 0; i < o->nsubs; i++)
 		send_to(o, b, (struct sockaddr *)&o->subs[i].sa, o->subs[i].len);
 	for (unsigned i = 0; i < o->ntargets; i++)
@@ -471,6 +475,12 @@ int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
 int emg_osc_fd(const struct emg_osc *o)
 {
 	return o->fd;
+}
+
+void emg_osc_set_tap(struct emg_osc *o, emg_osc_tap_fn fn, void *ud)
+{
+	o->tap = fn;
+	o->tap_ud = ud;
 }
 
 void emg_osc_set_sender(struct emg_osc *o, emg_osc_send_fn fn, void *ud)
@@ -824,9 +834,15 @@ static void do_stats(struct req *q)
 {
 	const struct emg_osc_stats *st = &q->o->st;
 
+	unsigned web = 0;
+	uint64_t web_dropped = 0;
+
+	if (q->o->h.web_stats)
+		q->o->h.web_stats(q->o->h.ud, &web, &web_dropped);
 	reply(q, A_STATS, clamp_i32(st->received), clamp_i32(st->handled),
 	      clamp_i32(st->malformed), clamp_i32(st->unknown), clamp_i32(st->denied),
-	      clamp_i32(st->rate_limited), clamp_i32(st->rejected), (int)q->o->nsubs);
+	      clamp_i32(st->rate_limited), clamp_i32(st->rejected), (int)q->o->nsubs, (int)web,
+	      clamp_i32(web_dropped));
 }
 
 /* Run a handler and answer /emgd/ok or /emgd/error. */
@@ -1094,7 +1110,7 @@ void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
 {
 	unsigned n = rec->nmuscles < o->nmuscles ? rec->nmuscles : o->nmuscles;
 
-	if (o->nsubs == 0 && o->ntargets == 0)
+	if (o->nsubs == 0 && o->ntargets == 0 && !o->tap)
 		return;
 	bundle_begin(&o->pkt);
 	for (unsigned i = 0; i < n; i++) {
@@ -1159,7 +1175,7 @@ void emg_osc_publish_order(struct emg_osc *o, const struct emg_analytics_order *
 {
 	unsigned n = ord->nmuscles < o->nmuscles ? ord->nmuscles : o->nmuscles;
 
-	if ((o->nsubs == 0 && o->ntargets == 0) || ord->first >= n)
+	if ((o->nsubs == 0 && o->ntargets == 0 && !o->tap) || ord->first >= n)
 		return;
 	bundle_begin(&o->pkt);
 	/* /emg/order i group s first f lag...: fixed tags for Pd's [unpack] and OSCQuery. */

@@ -13,7 +13,8 @@
  * (only i, f and s arguments), so publishing never allocates.
  *
  * /emgd/stats answers the counters below as
- *   i received, i handled, i malformed, i unknown, i denied, i rate_limited, i rejected, i subscribers
+ *   i received, i handled, i malformed, i unknown, i denied, i rate_limited, i rejected, i subscribers,
+ *   i web clients, i web frames dropped (OSCQuery WebSocket streaming, via the web_stats handler)
  *
  * /emgd/latency answers sample-arrival -> sendto latency in ms as
  *   i events, f p50, f p99, f p99.9, f max, i metric bundles, f p50, f p99, f p99.9, f max
@@ -78,6 +79,7 @@ struct emg_osc_handlers {
 	void (*status)(void *ud, struct emg_osc_status *st);
 	void (*latency)(void *ud, struct emg_osc_latency *lat);
 	int (*analytics_reset)(void *ud, char *err, size_t errlen);
+	void (*web_stats)(void *ud, unsigned *clients, uint64_t *dropped); /* NULL: 0, 0 */
 };
 
 /*
@@ -140,6 +142,12 @@ int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen);
 
 /* The socket, or -1. */
 int emg_osc_fd(const struct emg_osc *o);
+
+/* A copy of every stream packet (not replies), as sent: OSCQuery's WebSocket clients; main thread. */
+typedef void (*emg_osc_tap_fn)(void *ud, const void *pkt, size_t len);
+
+/* Also hand every stream packet to fn (NULL: stop); publishing then runs without UDP subscribers too. */
+void emg_osc_set_tap(struct emg_osc *o, emg_osc_tap_fn fn, void *ud);
 
 /* Route output through fn instead of the socket (tests, fuzzing). */
 void emg_osc_set_sender(struct emg_osc *o, emg_osc_send_fn fn, void *ud);

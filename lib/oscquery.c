@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "osc.h"
 #include "oscquery.h"
+#include "ws.h"
 
 #ifdef EMG_HAVE_MICROHTTPD
 #include <microhttpd.h>
@@ -539,7 +544,10 @@ int emg_oscquery_host_info(const struct emg_oscquery_params *p, char **out, size
 	jprintf(&j, ",\"OSC_PORT\":%u,\"OSC_TRANSPORT\":\"UDP\"", p->osc.port);
 	js(&j, ",\"EXTENSIONS\":{\"ACCESS\":true,\"VALUE\":false,\"RANGE\":true,\"DESCRIPTION\":true,"
 	       "\"TAGS\":false,\"EXTENDED_TYPE\":false,\"UNIT\":true,\"CRITICAL\":false,"
-	       "\"CLIPMODE\":false,\"LISTEN\":false,\"PATH_CHANGED\":false}}");
+	       "\"CLIPMODE\":false,\"LISTEN\":");
+	/* LISTEN: a WebSocket on the HTTP port streams what a client asks for */
+	js(&j, emg_oscquery_http_available() ? "true" : "false");
+	js(&j, ",\"PATH_CHANGED\":false}}");
 	if (j.err) {
 		free(j.b);
 		return j.err;
@@ -552,6 +560,7 @@ int emg_oscquery_host_info(const struct emg_oscquery_params *p, char **out, size
 /* ---- the server ---- */
 
 struct hconn;
+struct wsc;
 
 struct emg_oscquery {
 	struct emg_oscquery_params p;
@@ -568,6 +577,12 @@ struct emg_oscquery {
 	struct hconn *conns;     /* HTTP thread only */
 	unsigned long cut, evicted, denied; /* HTTP thread only: deadline cuts, evictions, refused sources */
 #endif
+	/* WebSocket clients (header comment: the hand-over) */
+	pthread_mutex_t wslock; /* guards ws, each client's LISTEN set and queue, wst */
+	struct wsc *ws;         /* added and removed by the HTTP thread */
+	unsigned nws;           /* clients; atomic, so publish skips the lock when there are none */
+	int wake_fd;            /* eventfd: the main thread queued frames for an empty queue */
+	struct emg_oscquery_ws_stats wst;
 #ifdef EMG_HAVE_AVAHI
 	AvahiThreadedPoll *poll;
 	AvahiClient *client;
@@ -791,6 +806,201 @@ out:
 	return ret;
 }
 
+/* ---- WebSocket commands (JSON) ---- */
+
+static const char *jws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A JSON string at p into out (NULL: skip); returns past it, or NULL (-EINVAL / *err = -ENOSPC). */
+static const char *jstring(const char *p, const char *e, char *out, size_t cap, int *err)
+{
+	size_t n = 0;
+
+	if (p >= e || *p != '"')
+		return NULL;
+	for (p++; p < e && *p != '"'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20)
+			return NULL;
+		if (c == '\\') {
+			if (++p >= e)
+				return NULL;
+			switch (*p) {
+			case '"': case '\\': case '/': c = (unsigned char)*p; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			case 'u': {
+				unsigned v = 0;
+				if (e - p < 5)
+					return NULL;
+				for (int i = 1; i <= 4; i++) {
+					int h = hexval(p[i]);
+					if (h < 0)
+						return NULL;
+					v = v << 4 | (unsigned)h;
+				}
+				/* OSC paths are ASCII: anything else escaped is no path */
+				if (v == 0 || v >= 0x80)
+					return NULL;
+				c = (unsigned char)v;
+				p += 4;
+				break;
+			}
+			default:
+				return NULL;
+			}
+		}
+		if (out) {
+			if (n + 1 >= cap) {
+				*err = -ENOSPC;
+				return NULL;
+			}
+			out[n++] = (char)c;
+		}
+	}
+	if (p >= e)
+		return NULL;
+	if (out)
+		out[n] = '\0';
+	return p + 1;
+}
+
+/* A scalar JSON value other than a string (number, true, false, null): skip it. */
+static const char *jscalar(const char *p, const char *e)
+{
+	const char *s = p;
+
+	while (p < e && (isalnum((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.'))
+		p++;
+	return p > s ? p : NULL;
+}
+
+int emg_oscquery_command(const char *json, size_t len, char *cmd, size_t cmdlen, char *data,
+			 size_t datalen)
+{
+	const char *p = json, *e = json + len;
+	char key[32];
+	int err = 0, have_cmd = 0;
+
+	if (!cmdlen || !datalen)
+		return -ENOSPC;
+	cmd[0] = data[0] = '\0';
+	p = jws(p, e);
+	if (p >= e || *p++ != '{')
+		return -EINVAL;
+	p = jws(p, e);
+	if (p < e && *p == '}')
+		return -EINVAL;
+	for (;;) {
+		char *dst = NULL;
+		size_t cap = 0;
+
+		p = jws(p, e);
+		key[0] = '\0';
+		p = jstring(p, e, key, sizeof(key), &err);
+		if (!p)
+			return -EINVAL; /* not a string, or a key longer than any the protocol has */
+		p = jws(p, e);
+		if (p >= e || *p++ != ':')
+			return -EINVAL;
+		p = jws(p, e);
+		if (!strcmp(key, "COMMAND")) {
+			if (have_cmd)
+				return -EINVAL;
+			have_cmd = 1;
+			dst = cmd;
+			cap = cmdlen;
+		} else if (!strcmp(key, "DATA")) {
+			dst = data;
+			cap = datalen;
+		}
+		if (p < e && *p == '"') {
+			p = jstring(p, e, dst, cap, &err);
+			if (!p)
+				return err ? err : -EINVAL;
+		} else {
+			if (dst == cmd)
+				return -EINVAL; /* COMMAND is a string */
+			p = jscalar(p, e); /* DATA of other commands may be a number; objects are refused */
+			if (!p)
+				return -EINVAL;
+			if (dst)
+				dst[0] = '\0';
+		}
+		p = jws(p, e);
+		if (p < e && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < e && *p == '}')
+			break;
+		return -EINVAL;
+	}
+	p = jws(p + 1, e);
+	if (p != e || !have_cmd)
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- the OSC stream, cut per client ---- */
+
+/* The OSC address of a message (NUL-terminated within len), or NULL. */
+static const char *osc_address(const unsigned char *m, size_t len)
+{
+	if (len < 4 || m[0] != '/' || !memchr(m, '\0', len))
+		return NULL;
+	return (const char *)m;
+}
+
+/* 1 if path is in the set. */
+static int listening(char (*set)[128], unsigned n, const char *path)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(set[i], path))
+			return 1;
+	return 0;
+}
+
+/*
+ * The part of pkt a client listening to set receives, into out (cap bytes): a
+ * message as is, a bundle with only the elements it listens to (same timetag,
+ * same bytes); 0 when nothing is for it.  Nested bundles are not sent by emgd.
+ */
+__attribute__((unused)) static size_t osc_cut(const unsigned char *pkt, size_t len, char (*set)[128], unsigned n,
+		      unsigned char *out, size_t cap)
+{
+	static const char tag[8] = "#bundle";
+	size_t o, i;
+
+	if (len <= cap && osc_address(pkt, len))
+		return listening(set, n, (const char *)pkt) ? (memcpy(out, pkt, len), len) : 0;
+	if (len < 16 || len > cap || memcmp(pkt, tag, 8))
+		return 0;
+	memcpy(out, pkt, 16);
+	o = 16;
+	for (i = 16; i + 4 <= len;) {
+		uint32_t el = (uint32_t)pkt[i] << 24 | (uint32_t)pkt[i + 1] << 16 |
+			      (uint32_t)pkt[i + 2] << 8 | pkt[i + 3];
+		const char *a;
+		if (el > len - i - 4)
+			break;
+		a = osc_address(pkt + i + 4, el);
+		if (a && listening(set, n, a)) {
+			memcpy(out + o, pkt + i, 4 + el);
+			o += 4 + el;
+		}
+		i += 4 + el;
+	}
+	return o > 16 ? o : 0;
+}
+
 void emg_oscquery_set_allow(struct emg_oscquery *q, const struct emg_cidr *allow, unsigned n)
 {
 	if (n > EMG_CONFIG_MAX_ALLOW)
@@ -819,6 +1029,7 @@ struct hconn {
 	uint64_t deadline_ns; /* the current request must be answered by then */
 	int cut;              /* shut down: missed its deadline, or evicted */
 	int busy;             /* its request is being answered */
+	int ws;               /* upgraded to a WebSocket: streams, no request deadline */
 };
 
 /* Shut a connection down: MHD sees the socket fail and closes it on this thread. */
@@ -842,8 +1053,8 @@ static void evict_oldest(struct emg_oscquery *q, const struct hconn *keep)
 	unsigned live = 0;
 
 	for (struct hconn *h = q->conns; h; h = h->next) {
-		if (h->cut)
-			continue;
+		if (h->cut || h->ws)
+			continue; /* WebSocket clients have their own cap, EMG_OSCQUERY_WS_MAX */
 		live++;
 		if (h != keep && !h->busy && (!old || h->deadline_ns < old->deadline_ns))
 			old = h;
@@ -979,6 +1190,361 @@ static enum MHD_Result queue(struct MHD_Connection *c, const struct emg_oscquery
 	return ret;
 }
 
+
+/* ---- WebSocket streaming (HTTP thread, except publish) ---- */
+
+#define WS_SLOT (EMG_WS_MAX_HEADER + EMG_OSC_MAX_PACKET)
+
+/* One upgraded connection: a subscriber with its own LISTEN set. */
+struct wsc {
+	struct wsc *next;
+	/* HTTP thread only */
+	int fd;
+	struct MHD_UpgradeResponseHandle *urh;
+	struct emg_ws_reader *rd;
+	unsigned char out[WS_SLOT]; /* the frame being written */
+	size_t outn, outoff;
+	/* under wslock */
+	int closing; /* a close frame is queued: nothing more is, and the socket closes after it */
+	char listen[EMG_OSCQUERY_WS_LISTEN][128];
+	unsigned nlisten;
+	unsigned char (*slot)[WS_SLOT]; /* EMG_OSCQUERY_WS_QUEUE whole frames, oldest at head */
+	uint16_t len[EMG_OSCQUERY_WS_QUEUE];
+	unsigned head, count;
+};
+
+/* Queue one frame for c, dropping the oldest if full; under wslock.  1 if the queue was empty. */
+static int ws_push(struct emg_oscquery *q, struct wsc *c, enum emg_ws_opcode op,
+		   const unsigned char *payload, size_t len)
+{
+	unsigned char *s;
+	size_t h;
+	int was_empty = c->count == 0;
+
+	if (len > EMG_OSC_MAX_PACKET)
+		return 0;
+	if (c->count == EMG_OSCQUERY_WS_QUEUE) {
+		c->head = (c->head + 1) % EMG_OSCQUERY_WS_QUEUE;
+		c->count--;
+		q->wst.dropped++;
+	}
+	s = c->slot[(c->head + c->count) % EMG_OSCQUERY_WS_QUEUE];
+	h = emg_ws_header(s, op, len);
+	memcpy(s + h, payload, len);
+	c->len[(c->head + c->count) % EMG_OSCQUERY_WS_QUEUE] = (uint16_t)(h + len);
+	c->count++;
+	return was_empty;
+}
+
+static void wake(struct emg_oscquery *q)
+{
+	uint64_t one = 1;
+
+	if (q->wake_fd >= 0 && write(q->wake_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, the HTTP thread will wake */
+	}
+}
+
+void emg_oscquery_publish(struct emg_oscquery *q, const void *pkt, size_t len)
+{
+	unsigned char cut[EMG_OSC_MAX_PACKET];
+	int need_wake = 0;
+
+	if (!q || !__atomic_load_n(&q->nws, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&q->wslock);
+	for (struct wsc *c = q->ws; c; c = c->next) {
+		size_t n;
+		if (c->closing || !c->nlisten)
+			continue;
+		n = osc_cut(pkt, len, c->listen, c->nlisten, cut, sizeof(cut));
+		if (n)
+			need_wake |= ws_push(q, c, EMG_WS_BINARY, cut, n);
+	}
+	pthread_mutex_unlock(&q->wslock);
+	if (need_wake)
+		wake(q);
+}
+
+void emg_oscquery_ws_stats(struct emg_oscquery *q, struct emg_oscquery_ws_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->wslock);
+	*st = q->wst;
+	st->clients = q->nws;
+	pthread_mutex_unlock(&q->wslock);
+}
+
+/* Queue a close frame (code 0: none) and stop queueing anything else. */
+static void ws_begin_close(struct emg_oscquery *q, struct wsc *c, unsigned code)
+{
+	unsigned char f[4];
+	size_t n = emg_ws_close_frame(f, code);
+
+	pthread_mutex_lock(&q->wslock);
+	if (!c->closing) {
+		/* the close frame goes after what is queued: push its payload as a CLOSE frame */
+		ws_push(q, c, EMG_WS_CLOSE, f + 2, n - 2);
+		c->closing = 1;
+	}
+	pthread_mutex_unlock(&q->wslock);
+}
+
+/* Is path one the namespace has?  (LISTEN to anything else is ignored.) */
+static int known_path(struct emg_oscquery *q, const char *path)
+{
+	int ok = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < q->doc->nnodes && !ok; i++)
+		ok = !strcmp(q->doc->nodes[i].full, path);
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+struct ws_ctx {
+	struct emg_oscquery *q;
+	struct wsc *c;
+};
+
+static int on_ws_message(void *ud, enum emg_ws_opcode op, const unsigned char *p, size_t len)
+{
+	struct ws_ctx *x = ud;
+	struct emg_oscquery *q = x->q;
+	struct wsc *c = x->c;
+	char cmd[32], path[128];
+	int r;
+
+	switch (op) {
+	case EMG_WS_PING:
+		pthread_mutex_lock(&q->wslock);
+		if (!c->closing)
+			ws_push(q, c, EMG_WS_PONG, p, len);
+		pthread_mutex_unlock(&q->wslock);
+		return 0;
+	case EMG_WS_CLOSE:
+		ws_begin_close(q, c, EMG_WS_CLOSE_NORMAL);
+		return 0;
+	case EMG_WS_TEXT:
+		break;
+	default:
+		return 0; /* pongs; binary OSC: this server is read-only (README) */
+	}
+	r = emg_oscquery_command((const char *)p, len, cmd, sizeof(cmd), path, sizeof(path));
+	if (r == -EINVAL) {
+		qlog(q, L_INFO, "oscquery: websocket client sent a message that is no command; closed");
+		pthread_mutex_lock(&q->wslock);
+		q->wst.closed++;
+		pthread_mutex_unlock(&q->wslock);
+		ws_begin_close(q, c, EMG_WS_CLOSE_POLICY);
+		return -EPROTO;
+	}
+	if (r < 0)
+		return 0; /* a path longer than any emgd has: nothing to listen to */
+	if (strcmp(cmd, "LISTEN") && strcmp(cmd, "IGNORE"))
+		return 0; /* commands of extensions emgd does not offer are ignored (OSCQuery) */
+	if (!strcmp(cmd, "LISTEN") && !known_path(q, path))
+		return 0;
+	pthread_mutex_lock(&q->wslock);
+	for (unsigned i = 0; i < c->nlisten; i++)
+		if (!strcmp(c->listen[i], path)) {
+			if (cmd[0] == 'I')
+				memmove(c->listen[i], c->listen[i + 1],
+					(c->nlisten - i - 1) * sizeof(c->listen[0]));
+			c->nlisten -= cmd[0] == 'I';
+			cmd[0] = '\0'; /* done */
+			break;
+		}
+	if (cmd[0] == 'L' && c->nlisten < EMG_OSCQUERY_WS_LISTEN)
+		snprintf(c->listen[c->nlisten++], sizeof(c->listen[0]), "%s", path);
+	pthread_mutex_unlock(&q->wslock);
+	return 0;
+}
+
+static void ws_free(struct emg_oscquery *q, struct wsc *c)
+{
+	pthread_mutex_lock(&q->wslock);
+	for (struct wsc **pp = &q->ws; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	__atomic_store_n(&q->nws, q->nws - 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->wslock);
+	MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE); /* MHD closes the socket */
+	emg_ws_reader_free(c->rd);
+	free(c->slot);
+	free(c);
+}
+
+/* Read what the client sent; 0, or <0 when it must go now. */
+static int ws_read(struct emg_oscquery *q, struct wsc *c, const void *extra, size_t extra_len)
+{
+	unsigned char buf[4096];
+	struct ws_ctx x = { q, c };
+
+	if (extra_len) {
+		if (emg_ws_feed(c->rd, extra, extra_len, on_ws_message, &x) == -EPROTO &&
+		    emg_ws_close_code(c->rd))
+			ws_begin_close(q, c, emg_ws_close_code(c->rd));
+		return 0;
+	}
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+		if (emg_ws_closed(c->rd) || emg_ws_close_code(c->rd))
+			continue; /* closing: what comes after is not read */
+		if (emg_ws_feed(c->rd, buf, (size_t)n, on_ws_message, &x) == -EPROTO &&
+		    emg_ws_close_code(c->rd)) {
+			pthread_mutex_lock(&q->wslock);
+			q->wst.closed++;
+			pthread_mutex_unlock(&q->wslock);
+			ws_begin_close(q, c, emg_ws_close_code(c->rd));
+		}
+	}
+}
+
+/* Write queued frames until the socket is full; <0 when the client must go (gone, or closed). */
+static int ws_write(struct emg_oscquery *q, struct wsc *c)
+{
+	for (;;) {
+		if (c->outoff == c->outn) {
+			int closing;
+			pthread_mutex_lock(&q->wslock);
+			closing = c->closing;
+			if (c->count) {
+				c->outn = c->len[c->head];
+				memcpy(c->out, c->slot[c->head], c->outn);
+				c->head = (c->head + 1) % EMG_OSCQUERY_WS_QUEUE;
+				c->count--;
+				c->outoff = 0;
+			}
+			pthread_mutex_unlock(&q->wslock);
+			if (c->outoff == c->outn)
+				return closing ? -ECONNRESET : 0;
+		}
+		ssize_t n = send(c->fd, c->out + c->outoff, c->outn - c->outoff,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+		c->outoff += (size_t)n;
+	}
+}
+
+/* libmicrohttpd hands over the socket after the 101 went out (HTTP thread). */
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+		       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	struct emg_oscquery *q = cls;
+	struct wsc *c = calloc(1, sizeof(*c));
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	(void)con_cls;
+	if (ci && ci->socket_context)
+		((struct hconn *)ci->socket_context)->ws = 1; /* no request deadline from now on */
+	if (c)
+		c->slot = malloc(EMG_OSCQUERY_WS_QUEUE * sizeof(*c->slot));
+	if (!c || !c->slot || emg_ws_reader_new(&c->rd, EMG_OSCQUERY_WS_MAX_MESSAGE) < 0) {
+		if (c)
+			free(c->slot);
+		free(c);
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		return;
+	}
+	c->fd = sock;
+	c->urh = urh;
+	/* A modest kernel buffer: a client that stops reading fills it in seconds, and from
+	 * then on the bounded queue sheds (counted) instead of the kernel holding megabytes. */
+	{
+		int sb = 32768;
+		setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	}
+	pthread_mutex_lock(&q->wslock);
+	c->next = q->ws;
+	q->ws = c;
+	q->wst.accepted++;
+	__atomic_store_n(&q->nws, q->nws + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->wslock);
+	if (ws_read(q, c, extra_in, extra_in_size) < 0 || ws_write(q, c) < 0)
+		ws_free(q, c);
+}
+
+/* 1 if the comma-separated header value v holds token t (case-insensitive). */
+static int has_token(const char *v, const char *t)
+{
+	size_t tl = strlen(t);
+
+	while (v && *v) {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		size_t n = strcspn(v, ",");
+		size_t m = n;
+		while (m && (v[m - 1] == ' ' || v[m - 1] == '\t'))
+			m--;
+		if (m == tl && !strncasecmp(v, t, tl))
+			return 1;
+		v += n;
+	}
+	return 0;
+}
+
+/* An HTTP request with Upgrade: websocket; answer 101 and hand over, or say why not. */
+static enum MHD_Result ws_upgrade(struct emg_oscquery *q, struct MHD_Connection *c,
+				  const char *method)
+{
+	const char *conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
+	const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+	struct emg_oscquery_reply rp = { 0 };
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char accept[29];
+	unsigned n;
+
+	if (strcmp(method, "GET") || !has_token(conn, "upgrade") || emg_ws_accept_key(key, accept) < 0)
+		reply_text(&rp, 400, "a WebSocket upgrade needs GET, Connection: Upgrade and a Sec-WebSocket-Key\n");
+	else if (!ver || strcmp(ver, "13"))
+		reply_text(&rp, 426, "WebSocket version 13 only\n");
+	if (!rp.status) {
+		pthread_mutex_lock(&q->wslock);
+		n = q->nws;
+		if (n >= EMG_OSCQUERY_WS_MAX)
+			q->wst.refused++;
+		pthread_mutex_unlock(&q->wslock);
+		if (n >= EMG_OSCQUERY_WS_MAX)
+			reply_text(&rp, 503, "too many WebSocket clients\n");
+	} else {
+		pthread_mutex_lock(&q->wslock);
+		q->wst.refused++;
+		pthread_mutex_unlock(&q->wslock);
+	}
+	if (rp.status) {
+		r = MHD_create_response_from_buffer(rp.len, rp.body, MHD_RESPMEM_MUST_COPY);
+		free(rp.body);
+		if (!r)
+			return MHD_NO;
+		if (rp.status == 426)
+			MHD_add_response_header(r, "Sec-WebSocket-Version", "13");
+		ret = MHD_queue_response(c, rp.status, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	r = MHD_create_response_for_upgrade(on_upgrade, q);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
+	MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
+	ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* Runs on the HTTP thread. */
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *url,
 			       const char *method, const char *version, const char *upload,
@@ -997,6 +1563,11 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *c, const char *
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (ci && ci->socket_context)
 		((struct hconn *)ci->socket_context)->busy = 1; /* complete: not evicted while answered */
+	{
+		const char *up = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");
+		if (up && !strcasecmp(up, "websocket"))
+			return ws_upgrade(q, c, method);
+	}
 	if (emg_oscquery_answer(q, method, *con_cls, *upload_size, &rp) < 0) {
 		free(rp.body);
 		return MHD_NO;
@@ -1012,18 +1583,60 @@ static void reap(struct emg_oscquery *q)
 	uint64_t now = mono_ns();
 
 	for (struct hconn *h = q->conns; h; h = h->next)
-		if (!h->cut && now >= h->deadline_ns) {
+		if (!h->cut && !h->ws && now >= h->deadline_ns) {
 			cut_conn(h);
 			q->cut++;
 		}
 }
 
+/*
+ * One poll over MHD's epoll fd, the wake eventfd and every WebSocket socket
+ * (write interest only while frames wait), then MHD's turn, then the
+ * WebSocket clients': all sockets are served by this thread alone.
+ */
 static void *http_thread(void *arg)
 {
 	struct emg_oscquery *q = arg;
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(q->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	struct pollfd pf[2 + EMG_OSCQUERY_WS_MAX];
+	struct wsc *cl[EMG_OSCQUERY_WS_MAX];
 
 	while (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
-		MHD_run_wait(q->mhd, HTTP_TICK_MS);
+		MHD_UNSIGNED_LONG_LONG to;
+		int timeout = HTTP_TICK_MS;
+		unsigned n = 0;
+
+		pf[0] = (struct pollfd){ .fd = di ? di->epoll_fd : -1, .events = POLLIN };
+		pf[1] = (struct pollfd){ .fd = q->wake_fd, .events = POLLIN };
+		pthread_mutex_lock(&q->wslock);
+		for (struct wsc *c = q->ws; c && n < EMG_OSCQUERY_WS_MAX; c = c->next) {
+			cl[n] = c;
+			pf[2 + n] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+			if (c->count || c->outoff < c->outn || c->closing)
+				pf[2 + n].events |= POLLOUT;
+			n++;
+		}
+		pthread_mutex_unlock(&q->wslock);
+		if (MHD_get_timeout(q->mhd, &to) == MHD_YES && to < (MHD_UNSIGNED_LONG_LONG)timeout)
+			timeout = (int)to;
+		if (poll(pf, 2 + n, timeout) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(q->wake_fd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: another read took it */
+			}
+		}
+		MHD_run(q->mhd);
+		for (unsigned i = 0; i < n; i++) {
+			int r = 0;
+			if (pf[2 + i].revents & (POLLIN | POLLHUP | POLLERR))
+				r = ws_read(q, cl[i], NULL, 0);
+			if (r == 0)
+				r = ws_write(q, cl[i]);
+			if (r < 0)
+				ws_free(q, cl[i]);
+		}
 		reap(q);
 	}
 	return NULL;
@@ -1033,7 +1646,7 @@ static int start_http(struct emg_oscquery *q)
 {
 	struct sockaddr_storage ss;
 	/* epoll: MHD_USE_POLL needs MHD's internal thread; select would cap fds at FD_SETSIZE */
-	unsigned flags = MHD_USE_EPOLL;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_UPGRADE;
 	const union MHD_DaemonInfo *info;
 	int r;
 
@@ -1065,6 +1678,13 @@ static int start_http(struct emg_oscquery *q)
 				  MHD_OPTION_END);
 	if (!q->mhd)
 		return errno ? -errno : -EADDRINUSE;
+	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->wake_fd < 0) {
+		r = -errno;
+		MHD_stop_daemon(q->mhd);
+		q->mhd = NULL;
+		return r;
+	}
 	info = MHD_get_daemon_info(q->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	q->port = info && info->port ? info->port : q->p.http.port;
 	r = pthread_create(&q->thread, NULL, http_thread, q);
@@ -1087,9 +1707,32 @@ static void stop_http(struct emg_oscquery *q)
 			qlog(q, L_INFO, "oscquery: %lu connections cut at the %u ms request deadline, %lu evicted for newer ones, %lu refused (not in [osc] allow)",
 			     q->cut, EMG_OSCQUERY_DEADLINE_MS, q->evicted, q->denied);
 	}
+	while (q->ws) {
+		unsigned char f[4];
+		size_t n = emg_ws_close_frame(f, EMG_WS_CLOSE_GOING_AWAY);
+		if (send(q->ws->fd, f, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			/* best effort: the client sees the socket close either way */
+		}
+		ws_free(q, q->ws);
+	}
 	if (q->mhd)
 		MHD_stop_daemon(q->mhd); /* closes what is left: CLOSED frees each hconn */
 	q->mhd = NULL;
+}
+
+#else
+
+void emg_oscquery_publish(struct emg_oscquery *q, const void *pkt, size_t len)
+{
+	(void)q;
+	(void)pkt;
+	(void)len;
+}
+
+void emg_oscquery_ws_stats(struct emg_oscquery *q, struct emg_oscquery_ws_stats *st)
+{
+	(void)q;
+	memset(st, 0, sizeof(*st));
 }
 
 #endif /* EMG_HAVE_MICROHTTPD */
@@ -1241,6 +1884,8 @@ static int create(struct emg_oscquery **out, const struct emg_oscquery_params *p
 	q->p.name = q->name;
 	q->p.allow = NULL; /* copied below; the caller's array may go away on reload */
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->wslock, NULL);
+	q->wake_fd = -1;
 	q->port = p->http.port;
 	emg_oscquery_set_allow(q, p->allow, p->allow ? p->nallow : 0);
 	r = install_doc(q, m); /* before the server: a request may come at once */
@@ -1300,6 +1945,9 @@ void emg_oscquery_free(struct emg_oscquery *q)
 	stop_http(q);
 #endif
 	doc_free(q->doc);
+	if (q->wake_fd >= 0)
+		close(q->wake_fd);
+	pthread_mutex_destroy(&q->wslock);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }

@@ -11,9 +11,25 @@
  * accepts, 3 both.  With mDNS on, Avahi (its threaded poll) advertises the
  * HTTP server as _oscjson._tcp and the OSC port as _osc._udp.
  *
+ * Streaming (issue 14): a WebSocket upgrade on the same port (libmicrohttpd's
+ * MHD_create_response_for_upgrade, framing in lib/ws.c) makes the client a
+ * subscriber with its own LISTEN set: it sends {"COMMAND":"LISTEN","DATA":
+ * "/emg/glute_max_l/rms"} (IGNORE to stop) and gets binary frames holding
+ * the same OSC bytes as the UDP stream, a bundle cut down to the messages it
+ * listens to.  Read-only: binary (OSC) frames from clients are not acted on.
+ *
  * Threads: the document is built on the caller's thread (the daemon's main
  * loop) and swapped under a mutex that only that thread and the HTTP thread
- * take; nothing here touches the acquisition or DSP threads.  Both libraries
+ * take; nothing here touches the acquisition or DSP threads.  The stream is
+ * handed over the same way, on a second mutex (wslock): liblo and emg_osc
+ * belong to the main thread, so the main thread never gives the HTTP thread
+ * anything but bytes.  emg_oscquery_publish() (main thread, from the OSC
+ * publisher's tap, off the sample path) filters each packet per client and
+ * copies it, already framed, into that client's bounded queue; when a queue
+ * is full the oldest frame is dropped and counted, so a client that stops
+ * reading costs the main loop one memcpy per tick and never a blocking call;
+ * an eventfd wakes the HTTP thread, which alone reads and writes the
+ * sockets.  The lock is held only for those copies (no I/O under it).  Both libraries
  * are optional at build time: without libmicrohttpd emg_oscquery_new() says
  * -EOPNOTSUPP; without Avahi, mdns logs one line and HTTP serves alone.
  */
@@ -47,6 +63,27 @@ struct emg_oscquery_params {
 #define EMG_OSCQUERY_MAX_CONN 64
 #define EMG_OSCQUERY_MAX_PER_IP 8
 #define EMG_OSCQUERY_DEADLINE_MS 5000
+
+/*
+ * WebSocket limits: at most EMG_OSCQUERY_WS_MAX streaming clients (each also
+ * holds one of its address's EMG_OSCQUERY_MAX_PER_IP connections), each with
+ * a queue of EMG_OSCQUERY_WS_QUEUE frames (about 1.3 s of 50 Hz ticks) and at
+ * most EMG_OSCQUERY_WS_LISTEN paths; a client message (command) is at most
+ * EMG_OSCQUERY_WS_MAX_MESSAGE bytes.
+ */
+#define EMG_OSCQUERY_WS_MAX 16
+#define EMG_OSCQUERY_WS_QUEUE 64
+#define EMG_OSCQUERY_WS_LISTEN 64
+#define EMG_OSCQUERY_WS_MAX_MESSAGE 1024
+
+/* WebSocket counters since start. */
+struct emg_oscquery_ws_stats {
+	unsigned clients;       /* connected now */
+	unsigned long accepted; /* upgrades */
+	unsigned long dropped;  /* frames dropped from full queues (slow clients) */
+	unsigned long refused;  /* upgrades over EMG_OSCQUERY_WS_MAX, or malformed */
+	unsigned long closed;   /* clients closed for breaking the protocol or a command */
+};
 
 /* One HTTP answer: status, Content-Type (NULL: none) and a malloc'd body. */
 struct emg_oscquery_reply {
@@ -86,6 +123,16 @@ int emg_oscquery_set_muscles(struct emg_oscquery *q, const struct emg_muscles *m
 
 /* The TCP port the HTTP server listens on. */
 unsigned emg_oscquery_port(const struct emg_oscquery *q);
+
+/* Parse a client's JSON command {"COMMAND": s, "DATA": s}: 0, -EINVAL (not that shape) or -ENOSPC. */
+int emg_oscquery_command(const char *json, size_t len, char *cmd, size_t cmdlen, char *data,
+			 size_t datalen);
+
+/* Stream one OSC packet (as sent over UDP) to the WebSocket clients listening to its addresses; main thread. */
+void emg_oscquery_publish(struct emg_oscquery *q, const void *pkt, size_t len);
+
+/* WebSocket counters. */
+void emg_oscquery_ws_stats(struct emg_oscquery *q, struct emg_oscquery_ws_stats *st);
 
 /* Stop the HTTP server and the advertisement; free. */
 void emg_oscquery_free(struct emg_oscquery *q);

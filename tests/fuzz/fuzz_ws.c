@@ -14,7 +14,10 @@
  *   - a violation is -EPROTO with a close code of 1002, 1007 or 1009, and the
  *     reader then refuses everything;
  *   - the result does not depend on how the bytes were split into reads: the
- *     same messages (hashed) and the same verdict as feeding them at once.
+ *     same messages (hashed) and the same verdict as feeding them at once;
+ *   - every text message also goes through the OSCQuery command parser
+ *     (emg_oscquery_command), which answers 0, -EINVAL or -ENOSPC and on 0
+ *     fills both strings, NUL-terminated, within their buffers.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 
 #include "fuzz_main.h"
+#include "oscquery.h"
 #include "ws.h"
 
 struct seen {
@@ -45,6 +49,15 @@ static int on_msg(void *ud, enum emg_ws_opcode op, const unsigned char *p, size_
 	} else if (op == EMG_WS_TEXT || op == EMG_WS_BINARY) {
 		if (len > s->max || (op == EMG_WS_TEXT && !emg_ws_utf8_valid(p, len)))
 			abort();
+		if (op == EMG_WS_TEXT) {
+			char cmd[32], data[128];
+			int r = emg_oscquery_command((const char *)p, len, cmd, sizeof(cmd), data,
+						     sizeof(data));
+			if (r != 0 && r != -EINVAL && r != -ENOSPC)
+				abort();
+			if (r == 0 && (!memchr(cmd, 0, sizeof(cmd)) || !memchr(data, 0, sizeof(data))))
+				abort();
+		}
 	} else {
 		abort(); /* continuation frames are never delivered on their own */
 	}

@@ -59,7 +59,7 @@ try:
     c = Client(d); clients.append(c)
     time.sleep(1.0)  # let the ping flood's bucket refill (rate limiter, not a sync)
     r = c.request("/emgd/stats", reply="/emgd/stats")
-    received, handled, malformed, unknown, denied, limited, rejected, nsubs = r[3]
+    received, handled, malformed, unknown, denied, limited, rejected, nsubs, web, web_dropped = r[3]
     check(limited >= 150, "rate-limited packets counted (%d)" % limited)
     check(rejected == 1, "cap rejections counted (%d)" % rejected)
     r = c.request("/emgd/nope", reply="/emgd/error")
@@ -102,7 +102,7 @@ try:
     check(not answered, "malformed packets get no reply")
     r = c.request("/emgd/stats", reply="/emgd/stats")
     check(r is not None and r[1] == "/emgd/stats", "daemon alive after %d bad packets: stats %s" % (len(bad), r[3] if r else None))
-    received, handled, malformed, unknown, denied, limited, rejected, nsubs = r[3]
+    received, handled, malformed, unknown, denied, limited, rejected, nsubs = r[3][:8]
     check(malformed == len(bad), "every malformed packet counted (%d of %d)" % (malformed, len(bad)))
 finally:
     c.close()

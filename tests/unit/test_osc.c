@@ -1019,7 +1019,7 @@ START_TEST(test_status_ping_stats)
 	emg_osc_handle(o, "xx", 2, (struct sockaddr *)&a, sslen(&a), 0); /* malformed */
 	send_msg(o, &a, 0, "/emgd/subscribe", "");
 	send_msg(o, &a, 0, "/emgd/stats", "");
-	m = dec_pkt(6, "/emgd/stats", "iiiiiiii");
+	m = dec_pkt(6, "/emgd/stats", "iiiiiiiiii");
 	ck_assert_int_eq(arg_i(m, 0), 8); /* received, this one included */
 	ck_assert_int_eq(arg_i(m, 1), 4); /* handled: status, ping, subscribe, stats */
 	ck_assert_int_eq(arg_i(m, 2), 1); /* malformed */
