@@ -427,10 +427,17 @@ static void osc_status_cb(void *ud, struct emg_osc_status *st)
 
 static void notify_status(struct daemon *d)
 {
-	sd_notifyf(0, "STATUS=%s: %s %g Hz x %u ch, %u subscriber%s, %llu overruns", state_name(d),
-		   d->info.driver, d->info.rate, d->info.channels, emg_osc_subscribers(d->osc),
-		   emg_osc_subscribers(d->osc) == 1 ? "" : "s",
-		   (unsigned long long)total_overruns(d));
+	/* Not sd_notifyf(): its vasprintf() mallocs 100 bytes and shrinks them with
+	 * realloc() every second; the split-off 32- and 80-byte pieces sat in
+	 * fastbins that never coalesce, and the heap top crept up ~7 kB a minute
+	 * (issue 16 #12).  A stack buffer allocates nothing. */
+	char st[256];
+
+	snprintf(st, sizeof(st), "STATUS=%s: %s %g Hz x %u ch, %u subscriber%s, %llu overruns",
+		 state_name(d), d->info.driver, d->info.rate, d->info.channels,
+		 emg_osc_subscribers(d->osc), emg_osc_subscribers(d->osc) == 1 ? "" : "s",
+		 (unsigned long long)total_overruns(d));
+	sd_notify(0, st);
 }
 
 /* ---- recording (main thread) ---- */
@@ -1814,6 +1821,11 @@ int main(int argc, char **argv)
 			pthread_attr_destroy(&ta);
 		}
 	}
+	/* The latency histograms (20 KiB in .bss) are written where each new
+	 * latency falls; untouched, their pages became resident one by one for
+	 * hours (issue 16 #12).  Touch them now, so resident memory is flat. */
+	emg_lat_reset(&d->lat_event);
+	emg_lat_reset(&d->lat_metric);
 	if (d->cfg.mlock && mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		logmsg(L_INFO, "memory: not locked (%s); page faults may add latency", strerror(errno));
 

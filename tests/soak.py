@@ -11,7 +11,8 @@ new ports.  Every --interval seconds it samples the daemon's RSS, open fds, thre
 CPU, the subscriber count, overruns (/emgd/status) and dropped samples (/emg/frame),
 and prints a table; at the end a summary line per figure.  Not part of CI (default
 10 minutes).  Exit status 0 when RSS and fds stay flat (growth after the first sample
-under 512 KiB and 0 fds) and overruns, dropped samples and tick gaps are all zero.
+under 512 KiB, anonymous RSS at most 4 kB a minute, 0 fds) and overruns, dropped samples
+and tick gaps are all zero.  --record records all the while (record = auto).
 """
 import argparse
 import os
@@ -65,6 +66,7 @@ def proc_sample(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     cpu = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
     return {"rss_kb": int(st["VmRSS"].split()[0]), "hwm_kb": int(st["VmHWM"].split()[0]),
+            "anon_kb": int(st["RssAnon"].split()[0]),
             "threads": int(st["Threads"]), "fds": len(os.listdir("/proc/%d/fd" % pid)), "cpu_s": cpu}
 
 
@@ -76,6 +78,7 @@ def main():
     ap.add_argument("--churners", type=int, default=16, help="churning client slots (default 16)")
     ap.add_argument("--rate", type=int, default=4000)
     ap.add_argument("--channels", type=int, default=64)
+    ap.add_argument("--record", action="store_true", help="record = auto (issue 16 #12: RssAnon grew while recording)")
     a = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="emgd-soak-")
@@ -89,7 +92,8 @@ def main():
         # every client is on loopback, one host for max_subscribers_per_host
         f.write("[osc]\nlisten = 127.0.0.1:%d\nmax_subscribers = 64\nmax_subscribers_per_host = 64\n"
                 "max_lease = 30\n" % port)
-        f.write("[daemon]\nstate_dir = %s/state\nrecordings_dir = %s/rec\nmlock = no\n" % (tmp.name, tmp.name))
+        f.write("[daemon]\nstate_dir = %s/state\nrecordings_dir = %s/rec\nmlock = no\nrecord = %s\n"
+                % (tmp.name, tmp.name, "auto" if a.record else "off"))
         f.write("[muscles]\n" + "".join("m%02d = %d\n" % (i, i) for i in range(1, a.channels + 1)))
     log = open(os.path.join(tmp.name, "emgd.log"), "w+")
     env = dict(os.environ)
@@ -129,8 +133,8 @@ def main():
     rows = []
     print("emgd soak: %d ch x %d Hz, %d muscles, %d churning clients, %g s (pid %d, %s)"
           % (a.channels, a.rate, a.channels, a.churners, a.duration, proc.pid, a.emgd), flush=True)
-    print("%7s %8s %8s %4s %7s %5s %9s %8s %6s %7s %6s" % ("t (s)", "RSS kB", "HWM kB", "fds", "threads",
-          "subs", "overruns", "dropped", "gaps", "ticks", "CPU %"), flush=True)
+    print("%7s %8s %8s %4s %7s %5s %9s %8s %6s %7s %6s %8s" % ("t (s)", "RSS kB", "HWM kB", "fds", "threads",
+          "subs", "overruns", "dropped", "gaps", "ticks", "CPU %", "anon kB"), flush=True)
     prev = None
     try:
         while True:
@@ -177,9 +181,9 @@ def main():
                 p["t"] = now
                 prev = p
                 row = (now - t0, p["rss_kb"], p["hwm_kb"], p["fds"], p["threads"], subs_seen, overruns, dropped,
-                       gaps, ticks, cpu)
+                       gaps, ticks, cpu, p["anon_kb"])
                 rows.append(row)
-                print("%7.0f %8d %8d %4d %7d %5d %9d %8d %6d %7d %6.1f" % row, flush=True)
+                print("%7.0f %8d %8d %4d %7d %5d %9d %8d %6d %7d %6.1f %8d" % row, flush=True)
                 if now - t0 >= a.duration:
                     break
                 next_sample += a.interval
@@ -217,11 +221,15 @@ def main():
     print("summary over %.0f s at %d ch x %d Hz:" % (last[0], a.channels, a.rate))
     print("  RSS      %d kB after %.0f s -> %d kB at the end: growth %+d kB (peak %d kB)"
           % (base[1], base[0], last[1], rss_growth, last[2]))
+    print("  RssAnon  %d kB -> %d kB: growth %+d kB (%.1f kB/min)" % (base[11], last[11], last[11] - base[11],
+          (last[11] - base[11]) * 60.0 / max(1.0, last[0] - base[0])))
     print("  fds      %d -> %d (%+d); threads %d -> %d" % (base[3], last[3], fd_growth, base[4], last[4]))
     print("  overruns %d, dropped samples %d, tick gaps at the steady subscriber %d (of %d ticks)"
           % (last[6], last[7], last[8], last[9]))
     print("  CPU      mean %.1f %% of one core, max %.1f %%; emgd exit status %d" % (sum(cpu) / len(cpu), max(cpu), rc))
-    ok = rss_growth < 512 and fd_growth == 0 and last[6] == 0 and last[7] == 0 and last[8] == 0 and rc == 0
+    # issue 16 #12: anonymous memory at most 4 kB a minute (16 kB over 4 minutes)
+    anon_limit = max(4.0, 4.0 * (last[0] - base[0]) / 60.0)
+    ok = rss_growth < 512 and last[11] - base[11] <= anon_limit and fd_growth == 0 and last[6] == 0 and last[7] == 0 and last[8] == 0 and rc == 0
     print("result: %s" % ("PASS (flat and zero)" if ok else "FAIL"))
     return 0 if ok else 1
 
