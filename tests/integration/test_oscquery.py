@@ -123,15 +123,18 @@ try:
                      ("/emgd/stats", "/emgd/stats"), ("/emgd/latency", "/emgd/latency"),
                      ("/emgd/analytics/reset", "/emgd/ok"), ("/emgd/no/such", "/emgd/error")):
         check(c.request(req, reply=rep) is not None, "%s answered" % req)
-    # the synth rests for the first 3 s: a short rest calibration, then an MVC "trial"
-    # (at rest, so levels come out huge: only the addresses matter here)
+    # the synth rests for the first 3 s: a short rest calibration, then an MVC trial while
+    # glute max contracts in the first bridge (a trial at rest is refused, rightly)
     check(c.request("/emgd/calibrate/rest", 0.5, reply="/emgd/ok")[1] == "/emgd/ok", "rest calibration")
     check(c.wait_for(lambda m: m[1] == "/emgd/calibrated" and m[3][1] == MUSCLES[-1], 5) is not None,
           "rest calibration done")
-    check(c.request("/emgd/calibrate/mvc", "glute_max_l", 0.5, reply="/emgd/ok")[1] == "/emgd/ok", "MVC trial")
-    check(c.wait_for(lambda m: m[1] == "/emgd/calibrated" and m[3][0] == "mvc", 5) is not None, "MVC done")
-    # the first repetition's summaries come ~5.7 s into the script
-    c.wait_for(lambda m: m[1] == "/emg/rep" and m[3][0] == "glute_max_l", 10)
+    check(c.wait_for(lambda m: m[1] == "/emg/glute_max_l/onset", 10) is not None, "glute max contracts")
+    r = c.request("/emgd/calibrate/mvc", "glute_max_l", 0.5, reply="/emgd/ok")
+    check(r is not None and r[1] == "/emgd/ok", "MVC trial (%s)" % (r,))
+    check(c.wait_for(lambda m: m[1] == "/emgd/calibrated" and m[3][0] == "mvc" and m[3][3] == 1, 5)
+          is not None, "MVC done and accepted")
+    # the repetitions after it are summarised in %MVC
+    c.wait_for(lambda m: m[1] == "/emg/rep" and m[3][0] == "glute_max_l" and m[3][9] == "pct_mvc", 15)
     c.pump(0.5)
     check(c.request("/emgd/unsubscribe", reply="/emgd/unsubscribed") is not None, "unsubscribed")
 
