@@ -27,9 +27,15 @@ try:
     check(r is not None and r[1] == "/emgd/error" and "deleted" in r[3][1],
           "record/stop of a deleted recording answers /emgd/error: %r" % (r,))
 
+    # the close finishes on the recorder's thread: a start before it is refused as busy
+    end = time.time() + 5
+    while not re.search(r"gone1\.bdf was deleted while being written.*data are gone", d.logtext()) \
+            and time.time() < end:
+        c.pump(0.1)
+
     # 2. removed and left running: the daemon stops it by itself and says so
     r = c.request("/emgd/record/start", "gone2", reply="/emgd/ok", timeout=5)
-    check(r is not None and r[1] == "/emgd/ok", "recording gone2 started (the directory made anew)")
+    check(r is not None and r[1] == "/emgd/ok", "recording gone2 started (the directory made anew): %r" % (r,))
     c.pump(0.5)
     shutil.rmtree(rec)
     end = time.time() + 5
