@@ -1534,9 +1534,12 @@ static void reload(struct daemon *d)
 	struct emg_osc_params op;
 	struct emg_hostport old_listen;
 	int listen_changed, oq_changed, was_auto, r;
+	char msg[PATH_MAX + 80];
 
-	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-		   (unsigned long long)(emg_now_ns() / 1000), d->config_path ? d->config_path : "");
+	/* a stack buffer, not sd_notifyf(): see notify_status() */
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		 (unsigned long long)(emg_now_ns() / 1000), d->config_path ? d->config_path : "");
+	sd_notify(0, msg);
 	if (load_config(d, &n) < 0) {
 		logmsg(L_ERR, "reload: refused; still running the previous configuration");
 		goto done;
