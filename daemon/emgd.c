@@ -1449,6 +1449,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 	if (d->oq) { /* same server: it describes the current muscle map and allow list */
 		emg_oscquery_set_muscles(d->oq, d->cfg.muscles);
 		emg_oscquery_set_allow(d->oq, d->cfg.allow, d->cfg.nallow);
+		emg_oscquery_set_www(d->oq, d->cfg.oscquery_www);
 	}
 	if (!d->cfg.oscquery || d->oq)
 		return;
@@ -1467,6 +1468,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 	p.osc = d->cfg.listen;
 	p.allow = d->cfg.allow; /* HTTP serves whom OSC control serves */
 	p.nallow = d->cfg.nallow;
+	p.www = d->cfg.oscquery_www;
 	p.log = oq_log;
 	p.log_ud = d;
 	r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);
@@ -1478,6 +1480,18 @@ static void oscquery_apply(struct daemon *d, int restart)
 	else
 		logmsg(L_NOTICE, "oscquery: namespace on http://%s%s%s:%u/", strchr(p.http.host, ':') ? "[" : "",
 		       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
+	if (r == 0 && p.www[0]) {
+		char index[PATH_MAX + 16];
+
+		/* say so now rather than leave a clinician with a 404 on the tablet */
+		snprintf(index, sizeof(index), "%s/index.html", p.www);
+		if (access(index, R_OK) < 0)
+			logmsg(L_WARNING, "oscquery: browser view: %s: %s; /ui/ answers 404 ([oscquery] www)",
+			       index, strerror(errno));
+		else
+			logmsg(L_NOTICE, "oscquery: browser view on http://%s%s%s:%u/ui/", strchr(p.http.host, ':') ? "[" : "",
+			       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
+	}
 	/* without a server, publishing skips its work when no UDP subscriber listens */
 	emg_osc_set_tap(d->osc, d->oq ? web_tap : NULL, d);
 	if (r == 0 && p.mdns && !strcmp(d->cfg.listen.host, "127.0.0.1"))

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "emgd-config.h"
 #include "devices/replay.h"
 #include "text.h"
 
@@ -247,6 +248,16 @@ static int p_oscquery_name(struct emg_config *c, const char *v)
 	return 0;
 }
 
+/* Empty turns the browser view off; otherwise a directory, absolute like the others. */
+static int p_oscquery_www(struct emg_config *c, const char *v)
+{
+	if (!v[0]) {
+		c->oscquery_www[0] = '\0';
+		return 0;
+	}
+	return p_dir(c->oscquery_www, sizeof(c->oscquery_www), v);
+}
+
 static int p_state_dir(struct emg_config *c, const char *v)
 {
 	return p_dir(c->state_dir, sizeof(c->state_dir), v);
@@ -326,6 +337,7 @@ static const struct kdef keys[] = {
 	{ "oscquery", "http", K_CUSTOM, 0, 0, 0, 0, p_oscquery_http, "host:port with a numeric IPv4 or [IPv6] address" },
 	{ "oscquery", "mdns", K_BOOL, OFF(mdns), 0, 0, 0, NULL, "yes or no" },
 	{ "oscquery", "name", K_CUSTOM, 0, 0, 0, 0, p_oscquery_name, "a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>)" },
+	{ "oscquery", "www", K_CUSTOM, 0, 0, 0, 0, p_oscquery_www, "an absolute path to the browser view's files, or empty (no view)" },
 };
 
 int emg_config_init(struct emg_config *cfg)
@@ -372,6 +384,7 @@ int emg_config_init(struct emg_config *cfg)
 	snprintf(cfg->oscquery_http.host, sizeof(cfg->oscquery_http.host), "127.0.0.1");
 	cfg->oscquery_http.port = 9001;
 	cfg->mdns = false;
+	snprintf(cfg->oscquery_www, sizeof(cfg->oscquery_www), "%s", EMGD_WWWDIR);
 	r = emg_muscles_new_default(&cfg->muscles);
 	if (r == 0) /* the default map's pairs: glute_max_l:hip_flex_l, glute_max_r:hip_flex_r */
 		r = emg_analytics_pairs_parse(cfg->analytics_pairs, cfg->muscles, cfg->analytics.pairs,

@@ -103,6 +103,7 @@ struct emg_config {
 	struct emg_hostport oscquery_http;
 	bool mdns;                      /* advertise _oscjson._tcp and _osc._udp with Avahi */
 	char oscquery_name[64];         /* "" = "emgd on <hostname>" */
+	char oscquery_www[PATH_MAX];    /* the browser view's files, served at /ui/; "" = none */
 };
 
 /* Fill cfg with the built-in defaults (allocates the default muscle map). */

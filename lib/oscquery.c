@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -570,6 +573,7 @@ struct emg_oscquery {
 	unsigned port;
 	struct emg_cidr allow[EMG_CONFIG_MAX_ALLOW]; /* under lock: main thread sets, HTTP thread reads */
 	unsigned nallow;
+	char www[PATH_MAX]; /* under lock: the /ui/ directory, "" for none */
 #ifdef EMG_HAVE_MICROHTTPD
 	struct MHD_Daemon *mhd;
 	pthread_t thread;
@@ -719,6 +723,154 @@ static int reply_text(struct emg_oscquery_reply *r, unsigned status, const char 
 
 #define JSON_TYPE "application/json"
 
+/* ---- the browser view: static files under q->www (no sockets either) ---- */
+
+/* The types the view is made of; a file of any other type is not served. */
+static const struct {
+	const char *ext, *type;
+} www_types[] = {
+	{ ".html", "text/html; charset=utf-8" },
+	{ ".js", "text/javascript; charset=utf-8" },
+	{ ".css", "text/css; charset=utf-8" },
+	{ ".svg", "image/svg+xml" },
+	{ ".png", "image/png" },
+	{ ".ico", "image/x-icon" },
+	{ ".json", "application/json" },
+	{ ".txt", "text/plain; charset=utf-8" },
+};
+
+static const char *www_type(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	for (size_t i = 0; dot && i < sizeof(www_types) / sizeof(www_types[0]); i++)
+		if (!strcmp(dot, www_types[i].ext))
+			return www_types[i].type;
+	return NULL;
+}
+
+/*
+ * rel ("" or "a/b.js", decoded) is a name the view may have: segments of
+ * [A-Za-z0-9_.-] that do not start with a dot (so no "..", ".", hidden
+ * files), no empty segment.  Checked on the text before any file system call.
+ */
+static int www_name_ok(const char *rel)
+{
+	int seg_start = 1;
+
+	for (const char *p = rel; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '/') {
+			if (seg_start)
+				return 0; /* "//" */
+			seg_start = 1;
+			continue;
+		}
+		if (seg_start && c == '.')
+			return 0;
+		if (!isalnum(c) && c != '_' && c != '-' && c != '.')
+			return 0;
+		seg_start = 0;
+	}
+	return 1;
+}
+
+/*
+ * Open rel under the directory root one segment at a time with O_NOFOLLOW, so
+ * that no symbolic link (however placed) leads out of it; a regular file up
+ * to EMG_OSCQUERY_WWW_MAX_FILE, read whole.  Negative errno otherwise.
+ */
+static int www_read(const char *root, const char *rel, char **out, size_t *len)
+{
+	char seg[128];
+	struct stat st;
+	int dfd, fd, r = 0;
+	size_t n = 0;
+	char *b;
+
+	dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	for (;;) {
+		size_t sl = strcspn(rel, "/");
+		int last = rel[sl] == '\0';
+		if (sl >= sizeof(seg)) {
+			close(dfd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(seg, rel, sl);
+		seg[sl] = '\0';
+		fd = openat(dfd, seg, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+					      (last ? 0 : O_DIRECTORY));
+		r = fd < 0 ? -errno : 0;
+		close(dfd);
+		if (r < 0)
+			return r;
+		if (last)
+			break;
+		dfd = fd;
+		rel += sl + 1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > EMG_OSCQUERY_WWW_MAX_FILE) {
+		close(fd);
+		return -ENOENT;
+	}
+	b = malloc((size_t)st.st_size + 1);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (n < (size_t)st.st_size) {
+		ssize_t k = read(fd, b + n, (size_t)st.st_size - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break; /* shrank while read: serve what there is */
+		n += (size_t)k;
+	}
+	close(fd);
+	b[n] = '\0';
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+/* GET /ui or /ui/<rel>: a file of the view, or 404. */
+static int www_answer(struct emg_oscquery *q, const char *rel, struct emg_oscquery_reply *r)
+{
+	char root[PATH_MAX], name[160];
+	const char *type;
+
+	pthread_mutex_lock(&q->lock);
+	snprintf(root, sizeof(root), "%s", q->www);
+	pthread_mutex_unlock(&q->lock);
+	/* "/ui" and "/ui/" are the page; its links are absolute (/ui/...), so both work */
+	snprintf(name, sizeof(name), "%s%s", rel, !*rel || rel[strlen(rel) - 1] == '/' ? "index.html" : "");
+	if (!root[0] || !www_name_ok(name) || !(type = www_type(name)))
+		return reply_text(r, 404, "no such file\n");
+	int e = www_read(root, name, &r->body, &r->len);
+	if (e == -ENOMEM)
+		return e;
+	if (e < 0) {
+		r->body = NULL;
+		r->len = 0;
+		return reply_text(r, 404, "no such file\n");
+	}
+	r->status = 200;
+	r->type = type;
+	return 0;
+}
+
+int emg_oscquery_set_www(struct emg_oscquery *q, const char *dir)
+{
+	if (dir && strlen(dir) >= sizeof(q->www))
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&q->lock);
+	snprintf(q->www, sizeof(q->www), "%s", dir ? dir : "");
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}
+
 int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *target,
 			size_t upload_size, struct emg_oscquery_reply *r)
 {
@@ -754,6 +906,9 @@ int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *
 		if (kn < 0)
 			return reply_text(r, 400, "unsupported attribute\n");
 	}
+	/* the browser view: /ui is no OSC address, so it cannot hide one */
+	if (!strncmp(path, "/ui", 3) && (path[3] == '\0' || path[3] == '/') && strcmp(key, "HOST_INFO"))
+		return www_answer(q, path[3] ? path + 4 : "", r);
 
 	pthread_mutex_lock(&q->lock);
 	if (!strcmp(key, "HOST_INFO")) {
@@ -1185,6 +1340,14 @@ static enum MHD_Result queue(struct MHD_Connection *c, const struct emg_oscquery
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->type);
 	/* Browser-based OSC clients (osc.js) read the namespace from another origin. */
 	MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (rp->type && !strncmp(rp->type, "text/html", 9)) {
+		/* The view loads its own files only (no CDN) and talks to this server alone. */
+		MHD_add_response_header(r, "Content-Security-Policy",
+					"default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+					"frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+		MHD_add_response_header(r, "Cache-Control", "no-cache");
+	}
 	ret = MHD_queue_response(c, rp->status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -1883,12 +2046,15 @@ static int create(struct emg_oscquery **out, const struct emg_oscquery_params *p
 	default_name(q->name, sizeof(q->name), p->name);
 	q->p.name = q->name;
 	q->p.allow = NULL; /* copied below; the caller's array may go away on reload */
+	q->p.www = NULL;   /* likewise: q->www */
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_mutex_init(&q->wslock, NULL);
 	q->wake_fd = -1;
 	q->port = p->http.port;
 	emg_oscquery_set_allow(q, p->allow, p->allow ? p->nallow : 0);
-	r = install_doc(q, m); /* before the server: a request may come at once */
+	r = emg_oscquery_set_www(q, p->www);
+	if (r == 0)
+		r = install_doc(q, m); /* before the server: a request may come at once */
 	if (r < 0) {
 		emg_oscquery_free(q);
 		return r;

@@ -18,6 +18,12 @@
  * the same OSC bytes as the UDP stream, a bundle cut down to the messages it
  * listens to.  Read-only: binary (OSC) frames from clients are not acted on.
  *
+ * The browser view (README "Browser view"): GET /ui/<file> serves static files
+ * from one directory (params.www), through the same accept policy, limits and
+ * deadline as the namespace; the namespace JSON stays at /, as OSCQuery
+ * clients expect.  Only regular files of known types, no dot segments, no
+ * symbolic links; everything else is 404.
+ *
  * Threads: the document is built on the caller's thread (the daemon's main
  * loop) and swapped under a mutex that only that thread and the HTTP thread
  * take; nothing here touches the acquisition or DSP threads.  The stream is
@@ -52,6 +58,7 @@ struct emg_oscquery_params {
 	void *log_ud;
 	const struct emg_cidr *allow;   /* [osc] allow: who else may connect (loopback always may) */
 	unsigned nallow;
+	const char *www;                /* directory served at /ui/ (copied); NULL or "": none */
 };
 
 /*
@@ -63,6 +70,9 @@ struct emg_oscquery_params {
 #define EMG_OSCQUERY_MAX_CONN 64
 #define EMG_OSCQUERY_MAX_PER_IP 8
 #define EMG_OSCQUERY_DEADLINE_MS 5000
+
+/* The largest file served at /ui/: the view is a few small text files. */
+#define EMG_OSCQUERY_WWW_MAX_FILE (1024 * 1024)
 
 /*
  * WebSocket limits: at most EMG_OSCQUERY_WS_MAX streaming clients (each also
@@ -117,6 +127,9 @@ int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *
 
 /* Replace the networks other than loopback that may connect (reload). */
 void emg_oscquery_set_allow(struct emg_oscquery *q, const struct emg_cidr *allow, unsigned n);
+
+/* Serve /ui/ from another directory from now on, NULL or "" for none (reload); -ENAMETOOLONG. */
+int emg_oscquery_set_www(struct emg_oscquery *q, const char *dir);
 
 /* Serve the namespace of another muscle map from now on (reload). */
 int emg_oscquery_set_muscles(struct emg_oscquery *q, const struct emg_muscles *m);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "emgd-config.h"
 
 static char err[1024];
 
@@ -961,7 +962,20 @@ START_TEST(test_analytics_oscquery)
 	ck_parse_err("[analytics]\npairs = glute_max_l\n", "'glute_max_l' is not muscle:muscle");
 	ck_parse_err("[oscquery]\nhttp = localhost:80\n",
 		     "emgd.conf:2: [oscquery] http = localhost:80: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address)");
-	ck_parse_err("[oscquery]\nport = 1\n", "[oscquery] port: unknown key (allowed: enabled, http, mdns, name)");
+	ck_parse_err("[oscquery]\nport = 1\n", "[oscquery] port: unknown key (allowed: enabled, http, mdns, name, www)");
+	/* the browser view: the install's directory by default, an absolute path, or none */
+	{
+		struct emg_config c3;
+		ck_assert_int_eq(emg_config_init(&c3), 0);
+		ck_assert_str_eq(c3.oscquery_www, EMGD_WWWDIR);
+		ck_assert_int_eq(parse(&c3, "[oscquery]\nwww = /srv/emgd-www\n"), 0);
+		ck_assert_str_eq(c3.oscquery_www, "/srv/emgd-www");
+		ck_assert_int_eq(parse(&c3, "[oscquery]\nwww =\n"), 0);
+		ck_assert_str_eq(c3.oscquery_www, "");
+		emg_config_release(&c3);
+	}
+	ck_parse_err("[oscquery]\nwww = www\n",
+		     "emgd.conf:2: [oscquery] www = www: bad value (allowed: an absolute path to the browser view's files, or empty (no view))");
 }
 END_TEST
 

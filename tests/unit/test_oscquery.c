@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "osc.h"
@@ -387,6 +388,98 @@ static unsigned answer(struct emg_oscquery *q, const char *method, const char *t
 	return r.status;
 }
 
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The browser view's files at /ui/: only regular files of known types under www, else 404. */
+START_TEST(test_www)
+{
+	struct emg_muscles *m = map3();
+	struct emg_oscquery_params p = { .http = { "127.0.0.1", 0 }, .osc = { "127.0.0.1", 9000 } };
+	struct emg_oscquery *q;
+	struct emg_oscquery_reply r;
+	char tmp[] = "/tmp/emgd-www-XXXXXX", www[600], path[700], *body;
+	static const char *const missing[] = {
+		"/ui/../secret.txt", "/ui/%2e%2e/secret.txt", "/ui/.hidden.js", "/ui/sub/../index.html",
+		"/ui//index.html", "/ui/link.js", "/ui/dir.js", "/ui/notes.md", "/ui/nothere.js",
+		"/ui/index.html%00.js", "/ui/a\\b.js", "/ui/dirlink/x.js", "/uix", "/ui/sub/",
+	};
+
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	snprintf(www, sizeof(www), "%s/www", tmp);
+	ck_assert_int_eq(mkdir(www, 0755), 0);
+	put_file(tmp, "secret.txt", "outside\n");
+	put_file(www, "index.html", "<!DOCTYPE html><title>v</title>\n");
+	put_file(www, "osc.js", "'use strict';\n");
+	put_file(www, "notes.md", "# not a type the view has\n");
+	put_file(www, ".hidden.js", "x\n");
+	snprintf(path, sizeof(path), "%s/dir.js", www);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/sub", www);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	put_file(path, "x.js", "x\n");
+	/* symbolic links never lead anywhere, inside or out */
+	snprintf(path, sizeof(path), "%s/link.js", www);
+	ck_assert_int_eq(symlink("osc.js", path), 0);
+	snprintf(path, sizeof(path), "%s/dirlink", www);
+	ck_assert_int_eq(symlink(tmp, path), 0);
+
+	/* without a directory: no view */
+	ck_assert_int_eq(emg_oscquery_new_offline(&q, &p, m), 0);
+	ck_assert_uint_eq(answer(q, "GET", "/ui/", &body), 404);
+	free(body);
+	ck_assert_int_eq(emg_oscquery_set_www(q, www), 0);
+	ck_assert_int_eq(emg_oscquery_answer(q, "GET", "/ui/", 0, &r), 0);
+	ck_assert_uint_eq(r.status, 200);
+	ck_assert_str_eq(r.type, "text/html; charset=utf-8");
+	ck_assert_str_eq(r.body, "<!DOCTYPE html><title>v</title>\n");
+	free(r.body);
+	ck_assert_uint_eq(answer(q, "GET", "/ui", &body), 200); /* the page's links are absolute */
+	free(body);
+	ck_assert_uint_eq(answer(q, "HEAD", "/ui/index.html?v=2", &body), 200);
+	free(body);
+	ck_assert_int_eq(emg_oscquery_answer(q, "GET", "/ui/osc.js", 0, &r), 0);
+	ck_assert_uint_eq(r.status, 200);
+	ck_assert_str_eq(r.type, "text/javascript; charset=utf-8");
+	ck_assert_uint_eq(r.len, strlen("'use strict';\n"));
+	free(r.body);
+	ck_assert_uint_eq(answer(q, "GET", "/ui/sub/x.js", &body), 200);
+	free(body);
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+		unsigned st = answer(q, "GET", missing[i], &body);
+		ck_assert_msg(st == 404 || st == 400, "%s: %u", missing[i], st);
+		free(body);
+	}
+	ck_assert_uint_eq(answer(q, "POST", "/ui/", &body), 405);
+	free(body);
+	/* the namespace stays at /, and /ui is none of its addresses */
+	ck_assert_uint_eq(answer(q, "GET", "/", &body), 200);
+	ck_assert(json_valid(body));
+	ck_assert_ptr_null(strstr(body, "\"/ui"));
+	free(body);
+	ck_assert_uint_eq(answer(q, "GET", "/ui/?HOST_INFO", &body), 200);
+	ck_assert(json_valid(body));
+	free(body);
+	ck_assert_int_eq(emg_oscquery_set_www(q, ""), 0);
+	ck_assert_uint_eq(answer(q, "GET", "/ui/osc.js", &body), 404);
+	free(body);
+	emg_oscquery_free(q);
+	emg_muscles_free(m);
+
+	snprintf(path, sizeof(path), "rm -rf '%s'", tmp);
+	ck_assert_int_eq(system(path), 0);
+}
+END_TEST
+
 /* Regression (issue 16 #7): "/emg%00/x" was answered as "/emg" (MHD decodes %00 to a C string end). */
 START_TEST(test_answer_decoding)
 {
@@ -681,6 +774,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_http);
 	tcase_add_test(tc, test_answer_decoding);
 	tcase_add_test(tc, test_http_allow);
+	tcase_add_test(tc, test_www);
 	suite_add_tcase(s, tc);
 	return s;
 }
