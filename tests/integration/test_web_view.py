@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+"""The browser view (issue 14 item 2) in a real browser against the real emgd.
+
+Debian's Chromium (/usr/bin/chromium, skipped without) runs headless, driven by
+puppeteer-core (installed by this test into a temporary directory with npm, as
+test_oscquery_ws does for ws; skipped without npm or the registry) through
+web_view.js. emgd runs the synth's default session with OSCQuery on and
+[oscquery] www pointing at the source tree's www/ (EMGD_WWW_SRC). The page must
+show one card per muscle with live numbers, an onset flash and ACTIVE for
+glute max during the first bridge (about 3-6 s in), the band text going below /
+in band / above for a band set in the page, the rep counter, device state and
+overruns; then emgd is restarted on the same ports and the page must reconnect
+by itself. A screenshot (web_view.png) is left in the build directory (the
+test's working directory) to judge readability. Also: the file server's refusals
+(.., %2e%2e, unknown types) through the real HTTP server."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from emgtest import Daemon, check, fail
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WWW = os.environ.get("EMGD_WWW_SRC", os.path.join(HERE, "..", "..", "www"))
+CHROMIUM = "/usr/bin/chromium"
+MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r", "glute_med_l", "hip_flex_l"]
+
+
+def skip(msg):
+    print("SKIP: " + msg)
+    sys.exit(77)
+
+
+def free_tcp_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get(url):
+    """(status, content type, body) of a GET."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+def raw_get(port, target):
+    """A GET of target exactly as written (urllib would normalise the dots)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target).encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return int(data.split()[1])
+
+
+if not os.path.exists(CHROMIUM):
+    skip("%s missing: install Debian's chromium (.ci/deps) for the browser test" % CHROMIUM)
+if not shutil.which("node") or not shutil.which("npm"):
+    skip("node/npm not installed: the browser is driven by npm's puppeteer-core")
+t_npm = time.time()
+npmdir = tempfile.mkdtemp(prefix="emgd-ui-npm-")
+r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", npmdir,
+                    "puppeteer-core@24"], capture_output=True, text=True, timeout=300,
+                   env=dict(os.environ, PUPPETEER_SKIP_DOWNLOAD="1"))
+PUPPETEER = os.path.join(npmdir, "node_modules", "puppeteer-core")
+if r.returncode != 0 or not os.path.isdir(PUPPETEER):
+    shutil.rmtree(npmdir, ignore_errors=True)
+    skip("npm install puppeteer-core failed (no registry?): %s" % r.stderr.strip()[-300:])
+
+print("npm install puppeteer-core: %.1f s" % (time.time() - t_npm))
+port = free_tcp_port()
+conf = ("[oscquery]\nenabled = yes\nhttp = 127.0.0.1:%d\nwww = %s\n[muscles]\n%s" %
+        (port, os.path.realpath(WWW), "".join("%s = %d\n" % (m, i + 1) for i, m in enumerate(MUSCLES))))
+d = Daemon(conf)
+first = d
+if "built without libmicrohttpd" in d.logtext():
+    d.close()
+    shutil.rmtree(npmdir, ignore_errors=True)
+    skip("emgd was built without libmicrohttpd")
+base = "http://127.0.0.1:%d" % port
+shot = os.path.join(os.getcwd(), "web_view.png")
+drv = None
+try:
+    check("browser view on %s/ui/" % base in d.logtext(), "emgd logs the view's URL")
+    # ---- the file server, through the real HTTP server ----
+    st, ct, body = get(base + "/ui/osc.js")
+    check(st == 200 and ct.startswith("text/javascript"), "/ui/osc.js: 200 %s" % ct)
+    st, ct, body = get(base + "/ui/view.css")
+    check(st == 200 and ct.startswith("text/css"), "/ui/view.css: 200 %s" % ct)
+    st, ct, body = get(base + "/")
+    check(st == 200 and ct == "application/json" and b'"FULL_PATH":"/"' in body, "the namespace stays at /")
+    for t in ("/ui/../emgd.conf", "/ui/%2e%2e/conf/emgd.conf", "/ui/meson.build", "/ui/.x.js", "/ui/nothing.js"):
+        check(raw_get(port, t) == 404, "%s: 404" % t)
+
+    # ---- the page in Chromium ----
+    drv = subprocess.Popen(["node", os.path.join(HERE, "web_view.js"), base + "/ui/", shot, ",".join(MUSCLES),
+                            "glute_max_l"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           env=dict(os.environ, PUPPETEER_MODULE=PUPPETEER))
+    timer = threading.Timer(90, drv.kill)  # a hung browser fails the test, not the suite
+    timer.start()
+    done = False
+    for line in drv.stdout:
+        line = line.rstrip("\n")
+        print(line, flush=True)
+        if line == "RESTART":
+            rc = d.stop()
+            check(rc == 0, "emgd stopped (%s) with the page connected" % rc)
+            time.sleep(1.0)  # the page sees the refused connections for a while
+            d.log.close()
+            d = Daemon(conf, port=d.port, workdir=d.dir)
+            drv.stdin.write("RESTARTED\n")
+            drv.stdin.flush()
+        elif line.startswith("FAIL"):
+            break
+        elif line == "DONE":
+            done = True
+    drv.wait(10)
+    timer.cancel()
+    check(done and drv.returncode == 0, "the browser checks passed (driver exit %s)" % drv.returncode)
+    check(os.path.getsize(shot) > 10000, "screenshot saved: %s" % shot)
+finally:
+    if drv and drv.poll() is None:
+        drv.kill()
+    rc = d.stop()
+    log = d.logtext()
+    if d is not first:
+        d.log.close()
+    first.close()
+    shutil.rmtree(npmdir, ignore_errors=True)
+check(rc == 0, "emgd exits 0 on SIGTERM with the page connected (%s)" % rc)
+check("ERROR" not in log and "runtime error" not in log, "no sanitizer reports in the log")
+print("OK")

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// The browser side of test_web_view.py: Debian's Chromium, headless, driven by puppeteer-core
+// (PUPPETEER_MODULE: its path). argv: url, screenshot path, muscles (comma-separated), the
+// muscle that contracts in the synth's first bridge. stdout: "ok: ..." / "FAIL: ..." lines and
+// "RESTART" (the Python side then restarts emgd and answers "RESTARTED" on stdin).
+'use strict';
+const puppeteer = require(process.env.PUPPETEER_MODULE);
+const readline = require('readline');
+const os = require('os');
+const fs = require('fs');
+const path = require('path');
+
+const [url, shot, musclesArg, target] = process.argv.slice(2);
+const muscles = musclesArg.split(',');
+const out = (s) => process.stdout.write(s + '\n');
+const t0 = Date.now();
+const since = () => ((Date.now() - t0) / 1000).toFixed(1) + ' s';
+let browser = null;
+let profile = null;
+
+async function finish(code) {
+  if (browser) await browser.close().catch(() => {});
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  process.exit(code);
+}
+
+class CheckFailed extends Error {}
+function check(cond, msg) {
+  if (!cond) {
+    out('FAIL: ' + msg);
+    throw new CheckFailed(msg);
+  }
+  out('ok: ' + msg);
+}
+
+const lines = [];
+let waiter = null;
+readline.createInterface({ input: process.stdin }).on('line', (l) => {
+  if (waiter) { const w = waiter; waiter = null; w(l); } else lines.push(l);
+});
+const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => { waiter = r; }));
+
+// The text of every card: {muscle: {num, unit, band, bandtxt, active, onsets, reps}}.
+const cards = (page) => page.evaluate(() => {
+  const o = {};
+  for (const c of document.querySelectorAll('.card')) {
+    o[c.dataset.muscle] = {
+      num: c.querySelector('.num').textContent, unit: c.querySelector('.unit').textContent,
+      band: c.dataset.band, bandtxt: c.querySelector('.bandstate').textContent.trim(),
+      active: c.dataset.active, onsets: +c.dataset.onsets, reps: c.querySelector('.reps').textContent,
+    };
+  }
+  return o;
+});
+
+(async () => {
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'emgd-chromium-'));
+  browser = await puppeteer.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--user-data-dir=' + profile],
+    defaultViewport: { width: 1280, height: 800 }, // a 10" tablet in landscape
+  });
+  const page = await browser.newPage();
+  // Console errors while the daemon is down are expected (refused connections); none else.
+  let restarting = false;
+  const errors = [], pageErrors = [], offsite = [];
+  page.on('console', (m) => { if (m.type() === 'error' && !restarting) errors.push(m.text()); });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('request', (r) => { if (!r.url().startsWith(new URL(url).origin)) offsite.push(r.url()); });
+
+  const resp = await page.goto(url, { waitUntil: 'load' });
+  check(resp.status() === 200 && resp.headers()['content-type'].startsWith('text/html'),
+    'GET /ui/: 200 text/html (' + resp.status() + ')');
+  check(/default-src 'self'/.test(resp.headers()['content-security-policy'] || ''),
+    'the page is served with a same-origin Content-Security-Policy');
+
+  // OSC parser on known bytes: a bundle holding ",ifs" - the same decoding the stream uses.
+  const parsed = await page.evaluate(() => {
+    const b = [0x23, 0x62, 0x75, 0x6e, 0x64, 0x6c, 0x65, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const m = [0x2f, 0x78, 0, 0, 0x2c, 0x69, 0x66, 0x73, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xfe,
+      0x3f, 0xc0, 0, 0, 0x68, 0x69, 0, 0];
+    const all = new Uint8Array([...b, 0, 0, 0, m.length, ...m]);
+    return JSON.stringify(EmgOsc.parse(all.buffer));
+  });
+  check(parsed === '[{"address":"/x","types":"ifs","args":[-2,1.5,"hi"]}]', 'osc.js decodes a bundle with i f s: ' + parsed);
+
+  // ---- one bar per muscle, live numbers ----
+  await page.waitForFunction((n) => document.querySelectorAll('.card').length === n &&
+    [...document.querySelectorAll('.card .num')].every((e) => e.textContent !== '–'), { timeout: 10000 }, muscles.length);
+  let c1 = await cards(page);
+  check(muscles.every((m) => c1[m]) && Object.keys(c1).length === muscles.length,
+    'one card per muscle of the namespace: ' + Object.keys(c1).join(' '));
+  check(muscles.every((m) => c1[m].unit === 'µV'), 'µV before any MVC');
+  const conn = await page.$eval('#conn', (e) => e.dataset.state + ' ' + e.textContent.trim());
+  check(conn.startsWith('live'), 'connection shown as live: ' + conn);
+  // Watch the band state and active flag of every card from now on (no sample is missed).
+  await page.evaluate(() => {
+    window.__seen = {};
+    const obs = new MutationObserver((recs) => {
+      for (const r of recs) {
+        const c = r.target, m = c.dataset.muscle;
+        const s = window.__seen[m] = window.__seen[m] || { band: {}, active: 0, flash: 0 };
+        if (r.attributeName === 'data-band') s.band[c.dataset.band] = c.querySelector('.bandstate').textContent.trim();
+        if (r.attributeName === 'data-active' && c.dataset.active === '1') s.active++;
+        if (r.attributeName === 'class' && c.classList.contains('flash')) s.flash++;
+      }
+    });
+    for (const c of document.querySelectorAll('.card'))
+      obs.observe(c, { attributes: true, attributeFilter: ['data-band', 'data-active', 'class'] });
+  });
+
+  // ---- a target band, set in the page as a clinician would ----
+  await page.click('#band-toggle');
+  await page.$eval('#ex-name', (e) => { e.value = ''; });
+  await page.type('#ex-name', 'test bridge');
+  await page.$eval('#ex-name', (e) => e.dispatchEvent(new Event('change')));
+  await page.select('#band-unit', 'uv');
+  for (const [id, v] of [['#band-lo', '15'], ['#band-hi', '45']]) {
+    await page.$eval(id, (e) => { e.value = ''; });
+    await page.type(id, v);
+    await page.$eval(id, (e) => e.dispatchEvent(new Event('change')));
+  }
+  await page.click('#band-toggle');
+  const stored = await page.evaluate(() => localStorage.getItem('emgd.view.v1'));
+  check(/"test bridge":\{"lo":15,"hi":45,"unit":"uv"/.test(stored), 'the band is kept in localStorage: ' + stored);
+
+  const vals = new Set();
+  for (let i = 0; i < 10; i++) {
+    const c = await cards(page);
+    vals.add(muscles.map((m) => c[m].num).join(' '));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  check(vals.size >= 5, 'the numbers change (' + vals.size + ' distinct readings of 10 in 1 s)');
+
+  // ---- the first bridge (synth: about 3 s in, 2 s hold): onset flash, active, band states ----
+  await page.waitForFunction((m) => {
+    const s = window.__seen[m];
+    return s && s.flash > 0 && s.active > 0 && s.band.below && s.band.in && s.band.above;
+  }, { timeout: 15000, polling: 100 }, target).catch(() => {});
+  const seen = await page.evaluate(() => window.__seen);
+  const s = seen[target] || { band: {}, active: 0, flash: 0 };
+  out('seen for ' + target + ' at ' + since() + ': ' + JSON.stringify(s));
+  check(s.flash > 0, target + ': an onset flash');
+  check(s.active > 0, target + ': shown ACTIVE during the contraction');
+  check(/below/.test(s.band.below || '') && /in band/.test(s.band.in || '') && /above/.test(s.band.above || ''),
+    target + ': the band text went below / in band / above: ' + JSON.stringify(s.band));
+  // screenshot while contracted: bars up, band states in colour, shape and words
+  await page.waitForFunction((m) => document.querySelector('.card[data-muscle="' + m + '"]').dataset.active === '1',
+    { timeout: 10000, polling: 50 }, target).catch(() => {});
+  await page.screenshot({ path: shot });
+  out('screenshot ' + shot);
+
+  // ---- a repetition's summary (/emg/rep, min_rest_ms after the burst) ----
+  await page.waitForFunction((m) => /reps [1-9]/.test(document.querySelector('.card[data-muscle="' + m + '"] .reps').textContent),
+    { timeout: 10000, polling: 100 }, target).catch(() => {});
+  const cr = (await cards(page))[target];
+  check(/reps [1-9]/.test(cr.reps) && /peak [0-9.]+ µV · [0-9.]+ s to peak · [0-9.]+ s/.test(cr.reps),
+    target + ': rep counter and last-rep summary: ' + cr.reps);
+  const dev = await page.$eval('#device', (e) => e.textContent.replace(/\s+/g, ' ').trim());
+  const devState = await page.$eval('#dev-state', (e) => e.dataset.state);
+  check(devState === 'streaming' && /Hz/.test(dev) && /overruns \d+/.test(dev), 'device state and overruns: ' + dev);
+
+  // ---- the daemon restarts: the page notices and comes back by itself ----
+  restarting = true;
+  out('RESTART');
+  const down = await page.waitForFunction(() => document.querySelector('#conn').dataset.state === 'reconnecting' &&
+    !document.querySelector('#banner').hidden, { timeout: 10000, polling: 50 }).then(() => true, () => false);
+  check(down, 'the page says the connection is lost');
+  check(await nextLine() === 'RESTARTED', 'emgd restarted');
+  const back = await page.waitForFunction(() => window.emgdView.connects >= 2 &&
+    document.querySelector('#conn').dataset.state === 'live', { timeout: 15000, polling: 100 }).then(() => true, () => false);
+  check(back, 'the page reconnected by itself (' + since() + ')');
+  restarting = false;
+  const before = JSON.stringify(await cards(page));
+  await page.waitForFunction((b) => {
+    const now = [...document.querySelectorAll('.card .num')].map((e) => e.textContent).join();
+    return now !== b;
+  }, { timeout: 5000 }, [...Object.values(JSON.parse(before))].map((c) => c.num).join()).catch(() => {});
+  const after = JSON.stringify(await cards(page));
+  check(after !== before, 'live numbers again after the restart');
+
+  check(pageErrors.length === 0, 'no script errors: ' + JSON.stringify(pageErrors));
+  check(errors.length === 0, 'no console errors outside the restart: ' + JSON.stringify(errors));
+  check(offsite.length === 0, 'nothing loaded from elsewhere: ' + JSON.stringify(offsite));
+  out('DONE');
+  await finish(0);
+})().catch((e) => {
+  if (!(e instanceof CheckFailed)) out('FAIL: ' + (e && e.stack || e));
+  finish(1);
+});
