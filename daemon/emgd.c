@@ -39,6 +39,7 @@
 #include "device.h"
 #include "emgd-config.h"
 #include "latency.h"
+#include "log.h"
 #include "osc.h"
 #include "oscquery.h"
 #include "pipeline.h"
@@ -56,36 +57,16 @@
 #define REC_SWAPPED 100    /* daemon-private record: the dsp thread switched pipelines */
 #define REC_DETACHED 101   /* daemon-private record: the dsp thread let go of the recorder */
 
-/* ---- logging: stderr with <N> prefixes that journald turns into priorities ---- */
-
-enum { L_ERR = 3, L_WARNING = 4, L_NOTICE = 5, L_INFO = 6, L_DEBUG = 7 };
-
-static int log_level = L_NOTICE;
-static int log_prefix;
+/* ---- logging: lib/log.h, stderr with <N> prefixes that journald turns into priorities ---- */
 
 /* Longest client-supplied text (a marker) in one log line, bytes. */
 #define LOG_TEXT_MAX 200
-
-static void logmsg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logmsg(int prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (prio > log_level)
-		return;
-	if (log_prefix)
-		fprintf(stderr, "<%d>", prio);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 /* Drivers log through this: from open() on the main thread, and for plug events
  * from their own thread (never from the sample path). stdio locks per call. */
 static void driver_log(void *ud, int prio, const char *msg)
 {
-	logmsg(prio, "device: %s", msg);
+	emg_log(prio, "device: %s", msg);
 }
 
 /* ---- shared state ---- */
@@ -339,7 +320,7 @@ static void fault_init(struct daemon *d)
 	if (strchr(v, '@'))
 		after = strtod(strchr(v, '@') + 1, NULL);
 	d->fault_stall_after_ns = (uint64_t)(after * 1e9);
-	logmsg(L_WARNING, "fault injection: the dsp thread will stall for %llu ms after %g s",
+	emg_log(LOG_WARNING, "fault injection: the dsp thread will stall for %llu ms after %g s",
 	       (unsigned long long)d->fault_stall_ms, after);
 }
 
@@ -470,12 +451,12 @@ static void *closer_main(void *arg)
 	emg_recorder_stats(r, &st);
 	e = emg_recorder_close(r);
 	if (e == -EMG_RECORD_EDELETED)
-		logmsg(L_ERR, "recording: %s was deleted while being written (its directory removed?): "
+		emg_log(LOG_ERR, "recording: %s was deleted while being written (its directory removed?): "
 		       "%.1f s of data are gone", path, st.seconds);
 	else if (e < 0)
-		logmsg(L_ERR, "recording: %s closed after an error: %s", path, strerror(-e));
+		emg_log(LOG_ERR, "recording: %s closed after an error: %s", path, strerror(-e));
 	else
-		logmsg(L_NOTICE, "recording: %s closed (%.1f s, %llu frames dropped)", path,
+		emg_log(LOG_NOTICE, "recording: %s closed (%.1f s, %llu frames dropped)", path,
 		       st.seconds, (unsigned long long)st.frames_dropped);
 	return NULL;
 }
@@ -562,7 +543,7 @@ static int record_start(struct daemon *d, const char *name, char *err, size_t le
 	d->rec_info = d->info;
 	d->rec_seen_overruns = 0;
 	d->rec_lost[0] = '\0';
-	logmsg(L_NOTICE, "recording: %s (%s)", path, d->cfg.record_edf ? "EDF+" : "BDF+");
+	emg_log(LOG_NOTICE, "recording: %s (%s)", path, d->cfg.record_edf ? "EDF+" : "BDF+");
 	return 0;
 }
 
@@ -590,7 +571,7 @@ static int record_stop(struct daemon *d, char *err, size_t len)
 	if (st.error == -EMG_RECORD_EDELETED) {
 		/* stopped, but the client must not believe its data is safe */
 		d->recordings_lost++;
-		logmsg(L_ERR, "recording: %s was deleted while being written; %llu recording%s lost since start",
+		emg_log(LOG_ERR, "recording: %s was deleted while being written; %llu recording%s lost since start",
 		       emg_recorder_path(d->rec_closing), (unsigned long long)d->recordings_lost,
 		       d->recordings_lost == 1 ? "" : "s");
 		snprintf(err, len, "%s was deleted while being written (its directory removed?): the recording is lost",
@@ -621,7 +602,7 @@ static void record_check(struct daemon *d)
 		return;
 	emg_recorder_stats(d->rec, &st);
 	if (st.frames_dropped != d->rec_seen_overruns) {
-		logmsg(L_WARNING, "recording: %llu frames could not be written so far",
+		emg_log(LOG_WARNING, "recording: %llu frames could not be written so far",
 		       (unsigned long long)st.frames_dropped);
 		d->rec_seen_overruns = st.frames_dropped;
 	}
@@ -631,7 +612,7 @@ static void record_check(struct daemon *d)
 					  : strerror(-st.error);
 		char lost[sizeof(d->rec_lost)];
 
-		logmsg(L_ERR, "recording: %s stopped: %s; acquisition and OSC continue",
+		emg_log(LOG_ERR, "recording: %s stopped: %s; acquisition and OSC continue",
 		       emg_recorder_path(d->rec), why);
 		snprintf(lost, sizeof(lost), "%s stopped: %s", emg_recorder_path(d->rec), why);
 		record_stop(d, err, sizeof(err));
@@ -643,9 +624,9 @@ static void record_check(struct daemon *d)
 static void repair_cb(void *ud, const char *path, int result, const char *msg)
 {
 	if (result < 0)
-		logmsg(L_WARNING, "recording: %s: cannot repair: %s", path, msg);
+		emg_log(LOG_WARNING, "recording: %s: cannot repair: %s", path, msg);
 	else
-		logmsg(L_NOTICE, "recording: %s: repaired after an unclean stop: %s", path, msg);
+		emg_log(LOG_NOTICE, "recording: %s: repaired after an unclean stop: %s", path, msg);
 }
 
 /* ---- control handlers (main thread) ---- */
@@ -669,7 +650,7 @@ static int h_cal_rest(void *ud, double seconds, char *err, size_t len)
 	}
 	d->calibrating = 1;
 	d->calib_deadline_ns = emg_now_ns() + (uint64_t)((seconds + 3.0) * 1e9);
-	logmsg(L_NOTICE, "calibration: rest for %.1f s, all muscles relaxed", seconds);
+	emg_log(LOG_NOTICE, "calibration: rest for %.1f s, all muscles relaxed", seconds);
 	return 0;
 }
 
@@ -698,7 +679,7 @@ static int h_cal_mvc(void *ud, const char *muscle, double seconds, char *err, si
 	}
 	d->calibrating = 1;
 	d->calib_deadline_ns = emg_now_ns() + (uint64_t)((seconds + 3.0) * 1e9);
-	logmsg(L_NOTICE, "calibration: MVC of %s for %.1f s", muscle, seconds);
+	emg_log(LOG_NOTICE, "calibration: MVC of %s for %.1f s", muscle, seconds);
 	return 0;
 }
 
@@ -729,7 +710,7 @@ static int h_marker(void *ud, const char *text, char *err, size_t len)
 	/* Client words in the log: no newline to forge a "<2>" journal entry, no
 	 * terminal escapes, one bounded line (the recorder cleans its copy alike). */
 	used = emg_text_clean(clean, sizeof(clean), text);
-	logmsg(L_NOTICE, "marker: %s%s", clean, text[used] ? " [cut]" : "");
+	emg_log(LOG_NOTICE, "marker: %s%s", clean, text[used] ? " [cut]" : "");
 	annotate(d, EMG_RECORD_NOW, -1, "%s", text);
 	return 0;
 }
@@ -744,7 +725,7 @@ static void save_calib(struct daemon *d)
 		return;
 	r = emg_calib_save(d->calib, d->calib_path);
 	if (r < 0)
-		logmsg(L_WARNING, "calibration: cannot save %s: %s (kept in memory only)",
+		emg_log(LOG_WARNING, "calibration: cannot save %s: %s (kept in memory only)",
 		       d->calib_path, strerror(-r));
 }
 
@@ -756,11 +737,11 @@ static void log_baselines(struct daemon *d, const struct emg_rec *rec)
 		unsigned src = rec->m[i].baseline;
 
 		if (src == EMG_BASELINE_NONE && d->baseline_said[i] == 0) {
-			logmsg(L_INFO, "onset: %s has no baseline yet: no onsets until its first quiet block",
+			emg_log(LOG_INFO, "onset: %s has no baseline yet: no onsets until its first quiet block",
 			       m ? m->name : "?");
 			d->baseline_said[i] = 1;
 		} else if (src != EMG_BASELINE_NONE && d->baseline_said[i] < 2) {
-			logmsg(L_INFO, "onset: %s has its first baseline (%s), detecting onsets",
+			emg_log(LOG_INFO, "onset: %s has its first baseline (%s), detecting onsets",
 			       m ? m->name : "?", src == EMG_BASELINE_REST ? "rest calibration" : "automatic");
 			d->baseline_said[i] = 2;
 		}
@@ -776,13 +757,13 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 	if (rec->calib_kind == EMG_CALIB_REST) {
 		if (rec->calib_err == 0) {
 			emg_calib_set_rest(d->calib, rec->muscle, &rec->baseline, rec->rest_rms, now);
-			logmsg(L_INFO, "calibration: rest %s: %.2f uV RMS", name, rec->rest_rms);
+			emg_log(LOG_INFO, "calibration: rest %s: %.2f uV RMS", name, rec->rest_rms);
 			annotate(d, EMG_RECORD_NOW, -1, "calibration rest %s %.2f uV", name, rec->rest_rms);
 		} else if (rec->calib_err == -EBUSY) {
-			logmsg(L_WARNING, "calibration: rest %s refused: the muscle was active during the trial; relax it and repeat (previous baseline kept)",
+			emg_log(LOG_WARNING, "calibration: rest %s refused: the muscle was active during the trial; relax it and repeat (previous baseline kept)",
 			       name);
 		} else {
-			logmsg(L_WARNING, "calibration: rest %s failed: %s", name,
+			emg_log(LOG_WARNING, "calibration: rest %s failed: %s", name,
 			       strerror(-rec->calib_err));
 		}
 		emg_osc_publish_calibrated(d->osc, "rest", name, rec->rest_rms, rec->calib_err == 0);
@@ -791,7 +772,7 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 	} else {
 		if (rec->calib_err == 0) {
 			emg_calib_add_mvc(d->calib, rec->muscle, rec->mvc_rms, now);
-			logmsg(L_INFO, "calibration: MVC %s: peak %.1f uV RMS (MVC now %.1f uV)", name,
+			emg_log(LOG_INFO, "calibration: MVC %s: peak %.1f uV RMS (MVC now %.1f uV)", name,
 			       rec->mvc_rms, emg_calib_get(d->calib, rec->muscle)->mvc_rms);
 			annotate(d, EMG_RECORD_NOW, -1, "calibration mvc %s %.1f uV", name, rec->mvc_rms);
 		} else if (rec->calib_err == -ERANGE) {
@@ -799,10 +780,10 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 
 			snprintf(msg, sizeof(msg), "mvc %s refused: peak %.1f uV is not clearly above rest (%.1f uV; needs %.0fx): contract the muscle and repeat (previous MVC kept)",
 				 name, rec->mvc_rms, rec->rest_rms, (double)EMG_PIPELINE_MVC_MIN_RATIO);
-			logmsg(L_WARNING, "calibration: %s", msg);
+			emg_log(LOG_WARNING, "calibration: %s", msg);
 			emg_osc_publish_error(d->osc, "/emgd/calibrate/mvc", msg);
 		} else {
-			logmsg(L_WARNING, "calibration: MVC %s failed: no signal", name);
+			emg_log(LOG_WARNING, "calibration: MVC %s failed: no signal", name);
 		}
 		emg_osc_publish_calibrated(d->osc, "mvc", name, rec->mvc_rms, rec->calib_err == 0);
 	}
@@ -817,7 +798,7 @@ static void mark_ready(struct daemon *d)
 	d->ready = 1;
 	sd_notify(0, "READY=1");
 	notify_status(d);
-	logmsg(L_NOTICE, "%s %s: streaming %g Hz x %u channels, %u muscles, OSC on %s:%u",
+	emg_log(LOG_NOTICE, "%s %s: streaming %g Hz x %u channels, %u muscles, OSC on %s:%u",
 	       d->info.driver, d->info.model, d->info.rate, d->info.channels,
 	       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port);
 }
@@ -858,7 +839,7 @@ static int h_ana_reset(void *ud, char *err, size_t len)
 		return -EAGAIN;
 	}
 	emg_analytics_reset(d->ana);
-	logmsg(L_NOTICE, "analytics: repetition counts reset");
+	emg_log(LOG_NOTICE, "analytics: repetition counts reset");
 	annotate(d, EMG_RECORD_NOW, -1, "repetition counts reset");
 	return 0;
 }
@@ -940,14 +921,14 @@ static int on_dev_state(sd_event_source *s, int fd, uint32_t revents, void *ud)
 		return 0;
 	d->logged_state = st;
 	if (st == EMG_DEVICE_WAITING) {
-		logmsg(L_WARNING, "device: %s; waiting for it (subscribers stay connected)",
+		emg_log(LOG_WARNING, "device: %s; waiting for it (subscribers stay connected)",
 		       atomic_load(&d->dev_why));
 		annotate(d, EMG_RECORD_NOW, -1, "device lost: %s", atomic_load(&d->dev_why));
 		mark_ready(d); /* serving OSC and waiting is a ready state for systemd */
 	} else if (st == EMG_DEVICE_FAILED) {
-		logmsg(L_ERR, "device: failed: %s", atomic_load(&d->dev_why));
+		emg_log(LOG_ERR, "device: failed: %s", atomic_load(&d->dev_why));
 	} else {
-		logmsg(L_NOTICE, "device: streaming (%s)", atomic_load(&d->dev_why));
+		emg_log(LOG_NOTICE, "device: streaming (%s)", atomic_load(&d->dev_why));
 		annotate(d, EMG_RECORD_NOW, -1, "device found");
 	}
 	notify_status(d);
@@ -977,13 +958,13 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 	if (d->calibrating && emg_now_ns() > d->calib_deadline_ns) {
 		/* A result record was lost (records ring full) or samples stopped:
 		 * never leave calibration locked. */
-		logmsg(L_WARNING, "calibration: no result in time; cancelled, please repeat it");
+		emg_log(LOG_WARNING, "calibration: no result in time; cancelled, please repeat it");
 		d->calibrating = 0;
 	}
 	{
 		uint64_t ov = total_overruns(d);
 		if (ov != d->last_overruns) {
-			logmsg(L_WARNING, "acquisition: %llu frames lost so far",
+			emg_log(LOG_WARNING, "acquisition: %llu frames lost so far",
 			       (unsigned long long)ov);
 			annotate(d, EMG_RECORD_NOW, -1, "overrun: %llu frames lost",
 				 (unsigned long long)(ov - d->last_overruns));
@@ -994,7 +975,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 		/* Metric ticks or events the main loop could not take in time. */
 		uint64_t rd = atomic_load_explicit(&d->recs_dropped, memory_order_relaxed);
 		if (rd != d->last_recs_dropped) {
-			logmsg(L_WARNING, "main loop: %llu records (ticks/events) dropped so far; it is too slow for publish_rate",
+			emg_log(LOG_WARNING, "main loop: %llu records (ticks/events) dropped so far; it is too slow for publish_rate",
 			       (unsigned long long)rd);
 			d->last_recs_dropped = rd;
 		}
@@ -1017,7 +998,7 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *ud)
 	if (n != d->wd_last_frames || atomic_load(&d->dev_state) == EMG_DEVICE_WAITING)
 		sd_notify(0, "WATCHDOG=1");
 	else
-		logmsg(L_WARNING, "watchdog: no samples for %.1f s, not pinging",
+		emg_log(LOG_WARNING, "watchdog: no samples for %.1f s, not pinging",
 		       (double)d->wd_usec / 2e6);
 	d->wd_last_frames = n;
 	rearm(s, d->wd_usec / 2);
@@ -1052,7 +1033,7 @@ static int load_instance_config(struct daemon *d, struct emg_config *cfg)
 
 		if (!d->instance[0] || strchr(d->instance, '/') || d->instance[0] == '.' ||
 		    strlen(d->instance) >= sizeof(cfg->serial)) {
-			logmsg(L_ERR, "--instance %s: bad name (allowed: a serial number or USB port path, up to %zu characters, no '/', not starting with '.')",
+			emg_log(LOG_ERR, "--instance %s: bad name (allowed: a serial number or USB port path, up to %zu characters, no '/', not starting with '.')",
 			       d->instance, sizeof(cfg->serial) - 1);
 			return -EINVAL;
 		}
@@ -1066,7 +1047,7 @@ static int load_instance_config(struct daemon *d, struct emg_config *cfg)
 			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "emgd@%s.conf", d->instance);
 		if (n < 0 || n >= (int)sizeof(d->dropin_path)) {
 			d->dropin_path[0] = '\0';
-			logmsg(L_ERR, "--instance %s: path of its config file too long", d->instance);
+			emg_log(LOG_ERR, "--instance %s: path of its config file too long", d->instance);
 			return -ENAMETOOLONG;
 		}
 	}
@@ -1075,9 +1056,9 @@ static int load_instance_config(struct daemon *d, struct emg_config *cfg)
 		return 0;
 	r = emg_config_load(cfg, d->dropin_path, err, sizeof(err));
 	if (r < 0)
-		logmsg(L_ERR, "%s", err);
+		emg_log(LOG_ERR, "%s", err);
 	else
-		logmsg(L_INFO, "config: instance %s: read %s on top", d->instance, d->dropin_path);
+		emg_log(LOG_INFO, "config: instance %s: read %s on top", d->instance, d->dropin_path);
 	return r;
 }
 
@@ -1091,7 +1072,7 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 	if (d->config_path) {
 		r = emg_config_load(cfg, d->config_path, err, sizeof(err));
 		if (r < 0) {
-			logmsg(L_ERR, "%s", err);
+			emg_log(LOG_ERR, "%s", err);
 			emg_config_release(cfg);
 			return r;
 		}
@@ -1107,7 +1088,7 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 			for (const char *const *n = emg_device_names(); *n && used < sizeof(names); n++)
 				used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
 							 used ? ", " : "", *n);
-			logmsg(L_ERR, "--device %s: unknown driver (allowed: %s)", d->driver_override, names);
+			emg_log(LOG_ERR, "--device %s: unknown driver (allowed: %s)", d->driver_override, names);
 			emg_config_release(cfg);
 			return -EINVAL;
 		}
@@ -1115,7 +1096,7 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 	}
 	if (d->serial_override) {
 		if (strlen(d->serial_override) >= sizeof(cfg->serial)) {
-			logmsg(L_ERR, "--serial %s: too long (allowed: up to %zu characters)",
+			emg_log(LOG_ERR, "--serial %s: too long (allowed: up to %zu characters)",
 			       d->serial_override, sizeof(cfg->serial) - 1);
 			emg_config_release(cfg);
 			return -EINVAL;
@@ -1123,7 +1104,7 @@ static int load_config(struct daemon *d, struct emg_config *cfg)
 		snprintf(cfg->serial, sizeof(cfg->serial), "%s", d->serial_override);
 	}
 	if (d->listen_override && emg_hostport_parse(d->listen_override, &cfg->listen) < 0) {
-		logmsg(L_ERR, "--listen %s: bad value (allowed: host:port with a numeric address)",
+		emg_log(LOG_ERR, "--listen %s: bad value (allowed: host:port with a numeric address)",
 		       d->listen_override);
 		emg_config_release(cfg);
 		return -EINVAL;
@@ -1154,7 +1135,7 @@ static void record_auto(struct daemon *d)
 
 	if (d->cfg.record == EMG_RECORD_AUTO && !d->rec && !d->rec_closing &&
 	    record_start(d, NULL, err, sizeof(err)) < 0)
-		logmsg(L_ERR, "recording: record = auto, but %s", err);
+		emg_log(LOG_ERR, "recording: record = auto, but %s", err);
 }
 
 static void setup_state_dir(struct daemon *d)
@@ -1169,13 +1150,13 @@ static void setup_state_dir(struct daemon *d)
 	if (env && *env && !strcmp(dir, "/var/lib/emgd"))
 		dir = env;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		logmsg(L_WARNING, "state: cannot create %s: %s; calibrations will not persist", dir,
+		emg_log(LOG_WARNING, "state: cannot create %s: %s; calibrations will not persist", dir,
 		       strerror(errno));
 		d->calib_path[0] = '\0';
 		return;
 	}
 	if (strlen(dir) + sizeof("/calibration.ini") > sizeof(d->calib_path)) {
-		logmsg(L_WARNING, "state: %s: path too long; calibrations will not persist", dir);
+		emg_log(LOG_WARNING, "state: %s: path too long; calibrations will not persist", dir);
 		d->calib_path[0] = '\0';
 		return;
 	}
@@ -1183,12 +1164,12 @@ static void setup_state_dir(struct daemon *d)
 	strcat(d->calib_path, "/calibration.ini");
 	r = emg_calib_load_msg(d->calib, d->calib_path, &line, why, sizeof(why));
 	if (r == 0)
-		logmsg(L_NOTICE, "calibration: loaded %s", d->calib_path); /* which one, in the journal */
+		emg_log(LOG_NOTICE, "calibration: loaded %s", d->calib_path); /* which one, in the journal */
 	else if (r == -EBADMSG)
-		logmsg(L_WARNING, "calibration: %s:%u: unreadable line; starting uncalibrated",
+		emg_log(LOG_WARNING, "calibration: %s:%u: unreadable line; starting uncalibrated",
 		       d->calib_path, line);
 	else if (r != -ENOENT)
-		logmsg(L_WARNING, "%s; starting uncalibrated", why);
+		emg_log(LOG_WARNING, "%s; starting uncalibrated", why);
 }
 
 static int build_pipeline(struct daemon *d, const struct emg_config *cfg, struct emg_pipeline **out)
@@ -1201,12 +1182,12 @@ static int build_pipeline(struct daemon *d, const struct emg_config *cfg, struct
 		pc.publish_rate = d->info.rate;
 	r = emg_pipeline_new(out, &pc, &d->info, cfg->muscles, d->calib);
 	if (r < 0) {
-		logmsg(L_ERR, "dsp: cannot build the pipeline for %g Hz x %u channels: %s",
+		emg_log(LOG_ERR, "dsp: cannot build the pipeline for %g Hz x %u channels: %s",
 		       d->info.rate, d->info.channels, strerror(-r));
 		return r;
 	}
 	emg_pipeline_describe(*out, desc, sizeof(desc));
-	logmsg(L_INFO, "dsp: %s, RMS %g ms, onset %s (k=%g, window %g ms), publish %g Hz", desc,
+	emg_log(LOG_INFO, "dsp: %s, RMS %g ms, onset %s (k=%g, window %g ms), publish %g Hz", desc,
 	       pc.rms_window_ms, emg_onset_method_name(pc.onset.method), pc.onset.k,
 	       pc.onset.window_ms, pc.publish_rate);
 	return 0;
@@ -1221,7 +1202,7 @@ static void set_rt(pthread_t t, int prio, const char *what)
 		return;
 	r = pthread_setschedparam(t, SCHED_FIFO, &sp);
 	if (r)
-		logmsg(L_INFO, "%s thread: no real-time priority (%s); running best-effort", what,
+		emg_log(LOG_INFO, "%s thread: no real-time priority (%s); running best-effort", what,
 		       strerror(r));
 }
 
@@ -1260,23 +1241,21 @@ static int start_engine(struct daemon *d)
 	if (r < 0) {
 		/* the replay driver has logged why (and a CSV's line): "Invalid argument" would only mislead */
 		if (!strcmp(d->cfg.driver, "replay") && d->cfg.file[0])
-			logmsg(L_ERR, "device replay: cannot play %s (reason above)", d->cfg.file);
+			emg_log(LOG_ERR, "device replay: cannot play %s (reason above)", d->cfg.file);
 		else
-			logmsg(L_ERR, "device %s: cannot open: %s", d->cfg.driver, strerror(-r));
+			emg_log_errno(LOG_ERR, r, "device %s: cannot open", d->cfg.driver);
 		return r;
 	}
 	emg_device_info(d->dev, &d->info);
 	if (d->info.rate < 1000)
-		logmsg(L_WARNING, "device: %g Hz cannot capture the full sEMG band (20-450 Hz needs >= 1 kHz); low-pass clamped to %g Hz",
+		emg_log(LOG_WARNING, "device: %g Hz cannot capture the full sEMG band (20-450 Hz needs >= 1 kHz); low-pass clamped to %g Hz",
 		       d->info.rate, 0.45 * d->info.rate);
 	r = build_pipeline(d, &d->cfg, &d->pipe);
 	if (r < 0)
 		return r;
 	r = emg_analytics_new(&d->ana, &d->cfg.analytics, d->cfg.muscles, d->info.rate);
-	if (r < 0) {
-		logmsg(L_ERR, "analytics: %s", strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return emg_log_errno(LOG_ERR, r, "analytics");
 	d->frame_size = sizeof(struct frame_hdr) + d->info.channels * sizeof(float);
 	d->block = malloc((size_t)DSP_BLOCK * d->info.channels * sizeof(float));
 	if (!d->block)
@@ -1305,10 +1284,8 @@ static int start_engine(struct daemon *d)
 		return r;
 	atomic_store(&d->dev_state, EMG_DEVICE_STREAMING);
 	r = emg_device_start(d->dev, &cb);
-	if (r < 0) {
-		logmsg(L_ERR, "device %s: cannot start: %s", d->info.driver, strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return emg_log_errno(LOG_ERR, r, "device %s: cannot start", d->info.driver);
 	return 0;
 }
 
@@ -1379,10 +1356,10 @@ static int bind_osc(struct daemon *d)
 
 	if (fd < 0) {
 		if (fd == -EADDRINUSE)
-			logmsg(L_ERR, "osc: cannot listen on %s:%u: the port is taken (another emgd? give each instance its own [osc] listen port, e.g. in emgd@<instance>.conf)",
+			emg_log(LOG_ERR, "osc: cannot listen on %s:%u: the port is taken (another emgd? give each instance its own [osc] listen port, e.g. in emgd@<instance>.conf)",
 			       d->cfg.listen.host, d->cfg.listen.port);
 		else
-			logmsg(L_ERR, "osc: cannot listen on %s:%u: %s", d->cfg.listen.host,
+			emg_log(LOG_ERR, "osc: cannot listen on %s:%u: %s", d->cfg.listen.host,
 			       d->cfg.listen.port, strerror(-fd));
 		if (d->osc_src && sd_event_source_get_io_fd(d->osc_src) != emg_osc_fd(d->osc)) {
 			/* emg_osc_bind() let go of the previous socket to retry on its
@@ -1391,7 +1368,7 @@ static int bind_osc(struct daemon *d)
 			if (emg_osc_fd(d->osc) >= 0)
 				sd_event_add_io(d->ev, &d->osc_src, emg_osc_fd(d->osc), EPOLLIN, on_osc, d);
 			else
-				logmsg(L_ERR, "osc: lost the previous address too; control is unreachable until the next reload");
+				emg_log(LOG_ERR, "osc: lost the previous address too; control is unreachable until the next reload");
 		}
 		return fd;
 	}
@@ -1403,7 +1380,7 @@ static int bind_osc(struct daemon *d)
 
 static void oq_log(void *ud, int prio, const char *msg)
 {
-	logmsg(prio, "%s", msg);
+	emg_log(prio, "%s", msg);
 }
 
 static int oscquery_changed(const struct emg_config *a, const struct emg_config *b)
@@ -1444,7 +1421,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 		emg_osc_set_tap(d->osc, NULL, NULL);
 		emg_oscquery_free(d->oq);
 		d->oq = NULL;
-		logmsg(L_INFO, "oscquery: stopped");
+		emg_log(LOG_INFO, "oscquery: stopped");
 	}
 	if (d->oq) { /* same server: it describes the current muscle map and allow list */
 		emg_oscquery_set_muscles(d->oq, d->cfg.muscles);
@@ -1473,12 +1450,12 @@ static void oscquery_apply(struct daemon *d, int restart)
 	p.log_ud = d;
 	r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);
 	if (r == -EOPNOTSUPP)
-		logmsg(L_ERR, "oscquery: this emgd was built without libmicrohttpd; [oscquery] is ignored");
+		emg_log(LOG_ERR, "oscquery: this emgd was built without libmicrohttpd; [oscquery] is ignored");
 	else if (r < 0)
-		logmsg(L_ERR, "oscquery: cannot serve on %s:%u: %s; OSC goes on without it",
+		emg_log(LOG_ERR, "oscquery: cannot serve on %s:%u: %s; OSC goes on without it",
 		       p.http.host, p.http.port, strerror(-r));
 	else
-		logmsg(L_NOTICE, "oscquery: namespace on http://%s%s%s:%u/", strchr(p.http.host, ':') ? "[" : "",
+		emg_log(LOG_NOTICE, "oscquery: namespace on http://%s%s%s:%u/", strchr(p.http.host, ':') ? "[" : "",
 		       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
 	if (r == 0 && p.www[0]) {
 		char index[PATH_MAX + 16];
@@ -1486,16 +1463,16 @@ static void oscquery_apply(struct daemon *d, int restart)
 		/* say so now rather than leave a clinician with a 404 on the tablet */
 		snprintf(index, sizeof(index), "%s/index.html", p.www);
 		if (access(index, R_OK) < 0)
-			logmsg(L_WARNING, "oscquery: browser view: %s: %s; /ui/ answers 404 ([oscquery] www)",
+			emg_log(LOG_WARNING, "oscquery: browser view: %s: %s; /ui/ answers 404 ([oscquery] www)",
 			       index, strerror(errno));
 		else
-			logmsg(L_NOTICE, "oscquery: browser view on http://%s%s%s:%u/ui/", strchr(p.http.host, ':') ? "[" : "",
+			emg_log(LOG_NOTICE, "oscquery: browser view on http://%s%s%s:%u/ui/", strchr(p.http.host, ':') ? "[" : "",
 			       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
 	}
 	/* without a server, publishing skips its work when no UDP subscriber listens */
 	emg_osc_set_tap(d->osc, d->oq ? web_tap : NULL, d);
 	if (r == 0 && p.mdns && !strcmp(d->cfg.listen.host, "127.0.0.1"))
-		logmsg(L_WARNING, "oscquery: mdns = yes but OSC listens on 127.0.0.1 only: other hosts will find emgd but cannot reach it ([osc] listen, allow)");
+		emg_log(LOG_WARNING, "oscquery: mdns = yes but OSC listens on 127.0.0.1 only: other hosts will find emgd but cannot reach it ([osc] listen, allow)");
 }
 
 /* ---- reload ---- */
@@ -1527,18 +1504,18 @@ static void record_resume(struct daemon *d)
 	if (same_signals(&d->rec_info, &d->info) && send_cmd(d, &c) == 0) {
 		d->rec = r;
 		annotate(d, EMG_RECORD_NOW, -1, "device restarted by a reload");
-		logmsg(L_NOTICE, "recording: %s continues after the device restart", emg_recorder_path(r));
+		emg_log(LOG_NOTICE, "recording: %s continues after the device restart", emg_recorder_path(r));
 		return;
 	}
 	emg_recorder_annotate(r, EMG_RECORD_NOW, -1, "recording stopped: device restarted");
-	logmsg(L_WARNING, "recording: the device now delivers %g Hz x %u ch %s (was %g Hz x %u ch %s): %s is closed",
+	emg_log(LOG_WARNING, "recording: the device now delivers %g Hz x %u ch %s (was %g Hz x %u ch %s): %s is closed",
 	       d->info.rate, d->info.channels, d->info.driver, d->rec_info.rate, d->rec_info.channels,
 	       d->rec_info.driver, emg_recorder_path(r));
 	close_async(d, r);
 	if (record_start(d, NULL, err, sizeof(err)) < 0)
-		logmsg(L_ERR, "recording: cannot continue in a new file: %s", err);
+		emg_log(LOG_ERR, "recording: cannot continue in a new file: %s", err);
 	else
-		logmsg(L_NOTICE, "recording: continues in %s", emg_recorder_path(d->rec));
+		emg_log(LOG_NOTICE, "recording: continues in %s", emg_recorder_path(d->rec));
 }
 
 static void reload(struct daemon *d)
@@ -1555,7 +1532,7 @@ static void reload(struct daemon *d)
 		 (unsigned long long)(emg_now_ns() / 1000), d->config_path ? d->config_path : "");
 	sd_notify(0, msg);
 	if (load_config(d, &n) < 0) {
-		logmsg(L_ERR, "reload: refused; still running the previous configuration");
+		emg_log(LOG_ERR, "reload: refused; still running the previous configuration");
 		goto done;
 	}
 	r = emg_calib_new(&nc, n.muscles);
@@ -1575,7 +1552,7 @@ static void reload(struct daemon *d)
 	    rec_slot_size(n.muscles) > emg_ring_slot_size(d->recs)) {
 		/* A different amplifier or rate, or more muscles than a record slot
 		 * holds: restarting the device is unavoidable. */
-		logmsg(L_NOTICE, "reload: %s, restarting the device",
+		emg_log(LOG_NOTICE, "reload: %s, restarting the device",
 		       emg_config_device_changed(&d->cfg, &n) ? "device settings changed"
 							    : "more muscles than before");
 		stop_engine(d, 1);
@@ -1584,7 +1561,7 @@ static void reload(struct daemon *d)
 		d->calibrating = 0;
 		emg_osc_set_muscles(d->osc, d->cfg.muscles);
 		if (start_engine(d) < 0) {
-			logmsg(L_ERR, "reload: the new device failed to start; exiting for a restart");
+			emg_log(LOG_ERR, "reload: the new device failed to start; exiting for a restart");
 			sd_event_exit(d->ev, EXIT_FAILURE);
 			return;
 		}
@@ -1596,7 +1573,7 @@ static void reload(struct daemon *d)
 		struct cmd c = { .type = CMD_SWAP };
 
 		if (build_pipeline(d, &n, &np) < 0) {
-			logmsg(L_ERR, "reload: refused; still running the previous configuration");
+			emg_log(LOG_ERR, "reload: refused; still running the previous configuration");
 			emg_config_release(&n);
 			goto done;
 		}
@@ -1613,7 +1590,7 @@ static void reload(struct daemon *d)
 			/* Same muscles: new windows and pairs, the counts go on. */
 			emg_analytics_set_params(d->ana, &n.analytics);
 		} else if (emg_analytics_new(&d->ana_pending, &n.analytics, n.muscles, d->info.rate) < 0) {
-			logmsg(L_WARNING, "reload: analytics keep the previous muscle map (out of memory)");
+			emg_log(LOG_WARNING, "reload: analytics keep the previous muscle map (out of memory)");
 		}
 		d->pipe_pending_free = d->pipe;
 		d->pipe = np;
@@ -1628,12 +1605,12 @@ static void reload(struct daemon *d)
 	emg_osc_set_targets(d->osc, d->cfg.targets, d->cfg.ntargets);
 	if (listen_changed && bind_osc(d) < 0) {
 		/* The old socket still serves: keep saying where we really listen. */
-		logmsg(L_WARNING, "reload: still listening on the previous address");
+		emg_log(LOG_WARNING, "reload: still listening on the previous address");
 		d->cfg.listen = old_listen;
 	}
 	oscquery_apply(d, oq_changed);
 	save_calib(d);
-	logmsg(L_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
+	emg_log(LOG_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
 	annotate(d, EMG_RECORD_NOW, -1, "config reloaded");
 	setup_recordings_dir(d);
 	if (d->cfg.record == EMG_RECORD_OFF && d->rec && was_auto) {
@@ -1654,7 +1631,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 		reload(d);
 		return 0;
 	}
-	logmsg(L_NOTICE, "%s: shutting down", strsignal((int)si->ssi_signo));
+	emg_log(LOG_NOTICE, "%s: shutting down", strsignal((int)si->ssi_signo));
 	d->stopping = 1;
 	sd_notify(0, "STOPPING=1");
 	sd_event_exit(d->ev, 0);
@@ -1677,7 +1654,7 @@ static void drop_privileges(void)
 	struct __user_cap_data_struct c[2], n[2];
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		logmsg(L_WARNING, "privileges: cannot set no_new_privs: %s", strerror(errno));
+		emg_log(LOG_WARNING, "privileges: cannot set no_new_privs: %s", strerror(errno));
 	memset(c, 0, sizeof(c));
 	if (syscall(SYS_capget, &h, c) < 0 || !(c[0].permitted | c[1].permitted))
 		return; /* nothing to drop */
@@ -1695,9 +1672,9 @@ static void drop_privileges(void)
 			break;
 	}
 	if (syscall(SYS_capset, &h, n) < 0)
-		logmsg(L_WARNING, "privileges: cannot drop capabilities: %s", strerror(errno));
+		emg_log(LOG_WARNING, "privileges: cannot drop capabilities: %s", strerror(errno));
 	else
-		logmsg(L_INFO, "privileges: all capabilities dropped but net_bind_service, sys_nice and ipc_lock");
+		emg_log(LOG_INFO, "privileges: all capabilities dropped but net_bind_service, sys_nice and ipc_lock");
 }
 
 static void usage(FILE *f)
@@ -1757,7 +1734,8 @@ int main(int argc, char **argv)
 	int check = 0, c, r, ret = EXIT_FAILURE;
 	sigset_t ss;
 
-	log_level = L_NOTICE;
+	int log_level = LOG_NOTICE;
+
 	while ((c = getopt_long(argc, argv, "c:d:l:s:i:fvqVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -1784,7 +1762,7 @@ int main(int argc, char **argv)
 			log_level++;
 			break;
 		case 'q':
-			log_level = L_WARNING;
+			log_level = LOG_WARNING;
 			break;
 		case 'V':
 			printf("emgd %s\n", EMGD_VERSION);
@@ -1803,7 +1781,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* journald reads <N> prefixes; a terminal gets plain lines. */
-	log_prefix = getenv("JOURNAL_STREAM") != NULL || !isatty(STDERR_FILENO);
+	emg_log_setup(log_level, getenv("JOURNAL_STREAM") != NULL || !isatty(STDERR_FILENO));
 
 	if (load_config(d, &d->cfg) < 0)
 		return EXIT_FAILURE;
@@ -1844,13 +1822,13 @@ int main(int argc, char **argv)
 	emg_lat_reset(&d->lat_event);
 	emg_lat_reset(&d->lat_metric);
 	if (d->cfg.mlock && mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
-		logmsg(L_INFO, "memory: not locked (%s); page faults may add latency", strerror(errno));
+		emg_log(LOG_INFO, "memory: not locked (%s); page faults may add latency", strerror(errno));
 
 	if ((r = sd_event_default(&d->ev)) < 0 ||
 	    (r = sd_event_add_signal(d->ev, NULL, SIGTERM, on_signal, d)) < 0 ||
 	    (r = sd_event_add_signal(d->ev, NULL, SIGINT, on_signal, d)) < 0 ||
 	    (r = sd_event_add_signal(d->ev, NULL, SIGHUP, on_signal, d)) < 0) {
-		logmsg(L_ERR, "event loop: %s", strerror(-r));
+		emg_log(LOG_ERR, "event loop: %s", strerror(-r));
 		goto out;
 	}
 	d->state_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1895,7 +1873,7 @@ out:
 	if (d->osc) {
 		struct emg_osc_stats st;
 		emg_osc_stats(d->osc, &st);
-		logmsg(L_INFO, "osc: %llu packets in, %llu malformed, %llu denied, %llu rate-limited, %llu sent",
+		emg_log(LOG_INFO, "osc: %llu packets in, %llu malformed, %llu denied, %llu rate-limited, %llu sent",
 		       (unsigned long long)st.received, (unsigned long long)st.malformed,
 		       (unsigned long long)st.denied, (unsigned long long)st.rate_limited,
 		       (unsigned long long)st.sent);

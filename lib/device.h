@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "muscles.h"
 
 struct emg_device;
@@ -68,8 +69,8 @@ struct emg_device_config {
 	unsigned gain;        /* ADS1299 PGA gain: 1, 2, 4, 6, 8, 12 or 24; 0 = 24 */
 	/* Where drivers log (device found/missing, permission problems, plug events):
 	 * called from open() and, outside the sample path, from the driver's thread.
-	 * prio is a syslog level (3 err .. 7 debug).  NULL = stderr. */
-	void (*log)(void *ud, int prio, const char *msg);
+	 * level: lib/log.h (LOG_ERR .. LOG_DEBUG).  NULL = stderr. */
+	emg_log_fn *log;
 	void *log_ud;
 };
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "osc.h"
 #include "oscquery.h"
 #include "ws.h"
@@ -32,8 +33,6 @@
 #include <avahi-common/malloc.h>
 #include <avahi-common/thread-watch.h>
 #endif
-
-enum { L_ERR = 3, L_WARNING = 4, L_NOTICE = 5, L_INFO = 6 };
 
 /* ---- a growing JSON text ---- */
 
@@ -596,20 +595,8 @@ struct emg_oscquery {
 #endif
 };
 
-static void qlog(struct emg_oscquery *q, int prio, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4), unused));
-static void qlog(struct emg_oscquery *q, int prio, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	if (!q->p.log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	q->p.log(q->p.log_ud, prio, buf);
-}
+/* Log through the owner's callback (emg_oscquery_params.log). */
+#define qlog(q, ...) emg_log_to((q)->p.log, (q)->p.log_ud, __VA_ARGS__)
 
 int emg_oscquery_http_available(void)
 {
@@ -1497,7 +1484,7 @@ static int on_ws_message(void *ud, enum emg_ws_opcode op, const unsigned char *p
 	}
 	r = emg_oscquery_command((const char *)p, len, cmd, sizeof(cmd), path, sizeof(path));
 	if (r == -EINVAL) {
-		qlog(q, L_INFO, "oscquery: websocket client sent a message that is no command; closed");
+		qlog(q, LOG_INFO, "oscquery: websocket client sent a message that is no command; closed");
 		pthread_mutex_lock(&q->wslock);
 		q->wst.closed++;
 		pthread_mutex_unlock(&q->wslock);
@@ -1867,7 +1854,7 @@ static void stop_http(struct emg_oscquery *q)
 		pthread_join(q->thread, NULL); /* within one HTTP_TICK_MS */
 		q->running = 0;
 		if (q->cut || q->evicted || q->denied)
-			qlog(q, L_INFO, "oscquery: %lu connections cut at the %u ms request deadline, %lu evicted for newer ones, %lu refused (not in [osc] allow)",
+			qlog(q, LOG_INFO, "oscquery: %lu connections cut at the %u ms request deadline, %lu evicted for newer ones, %lu refused (not in [osc] allow)",
 			     q->cut, EMG_OSCQUERY_DEADLINE_MS, q->evicted, q->denied);
 	}
 	while (q->ws) {
@@ -1909,7 +1896,7 @@ static void rename_service(struct emg_oscquery *q)
 {
 	char *n = avahi_alternative_service_name(q->svc_name);
 
-	qlog(q, L_NOTICE, "mdns: the name '%s' is taken on the network, using '%s'", q->svc_name, n);
+	qlog(q, LOG_NOTICE, "mdns: the name '%s' is taken on the network, using '%s'", q->svc_name, n);
 	avahi_free(q->svc_name);
 	q->svc_name = n;
 }
@@ -1920,7 +1907,7 @@ static void on_group(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
 
 	switch (state) {
 	case AVAHI_ENTRY_GROUP_ESTABLISHED:
-		qlog(q, L_NOTICE, "mdns: advertising '%s': _oscjson._tcp port %u, _osc._udp port %u",
+		qlog(q, LOG_NOTICE, "mdns: advertising '%s': _oscjson._tcp port %u, _osc._udp port %u",
 		     q->svc_name, q->port, q->p.osc.port);
 		break;
 	case AVAHI_ENTRY_GROUP_COLLISION:
@@ -1928,7 +1915,7 @@ static void on_group(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
 		create_services(q, avahi_entry_group_get_client(g));
 		break;
 	case AVAHI_ENTRY_GROUP_FAILURE:
-		qlog(q, L_WARNING, "mdns: advertising failed: %s",
+		qlog(q, LOG_WARNING, "mdns: advertising failed: %s",
 		     avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g))));
 		break;
 	default:
@@ -1941,7 +1928,7 @@ static void create_services(struct emg_oscquery *q, AvahiClient *c)
 	int r;
 
 	if (!q->group && !(q->group = avahi_entry_group_new(c, on_group, q))) {
-		qlog(q, L_WARNING, "mdns: %s", avahi_strerror(avahi_client_errno(c)));
+		qlog(q, LOG_WARNING, "mdns: %s", avahi_strerror(avahi_client_errno(c)));
 		return;
 	}
 	for (;;) {
@@ -1960,7 +1947,7 @@ static void create_services(struct emg_oscquery *q, AvahiClient *c)
 		if (r == 0)
 			r = avahi_entry_group_commit(q->group);
 		if (r < 0)
-			qlog(q, L_WARNING, "mdns: cannot advertise: %s", avahi_strerror(r));
+			qlog(q, LOG_WARNING, "mdns: cannot advertise: %s", avahi_strerror(r));
 		return;
 	}
 }
@@ -1981,11 +1968,11 @@ static void on_client(AvahiClient *c, AvahiClientState state, void *ud)
 		break;
 	case AVAHI_CLIENT_CONNECTING:
 		if (!q->said_waiting)
-			qlog(q, L_NOTICE, "mdns: avahi-daemon is not running; emgd will advertise once it starts (OSCQuery HTTP serves meanwhile)");
+			qlog(q, LOG_NOTICE, "mdns: avahi-daemon is not running; emgd will advertise once it starts (OSCQuery HTTP serves meanwhile)");
 		q->said_waiting = 1;
 		break;
 	case AVAHI_CLIENT_FAILURE:
-		qlog(q, L_WARNING, "mdns: %s; not advertising (OSCQuery HTTP still serves)",
+		qlog(q, LOG_WARNING, "mdns: %s; not advertising (OSCQuery HTTP still serves)",
 		     avahi_strerror(avahi_client_errno(c)));
 		break;
 	}
@@ -2003,12 +1990,12 @@ static int start_mdns(struct emg_oscquery *q)
 	q->client = avahi_client_new(avahi_threaded_poll_get(q->poll), AVAHI_CLIENT_NO_FAIL,
 				     on_client, q, &err);
 	if (!q->client) {
-		qlog(q, L_WARNING, "mdns: %s; not advertising (OSCQuery HTTP still serves)",
+		qlog(q, LOG_WARNING, "mdns: %s; not advertising (OSCQuery HTTP still serves)",
 		     avahi_strerror(err));
 		return 0;
 	}
 	if (avahi_threaded_poll_start(q->poll) < 0) {
-		qlog(q, L_WARNING, "mdns: cannot start the Avahi thread; not advertising");
+		qlog(q, LOG_WARNING, "mdns: cannot start the Avahi thread; not advertising");
 		avahi_client_free(q->client);
 		q->client = NULL;
 		q->group = NULL;
@@ -2089,7 +2076,7 @@ int emg_oscquery_new(struct emg_oscquery **out, const struct emg_oscquery_params
 		r = start_mdns(q);
 #else
 	if (r == 0 && p->mdns)
-		qlog(q, L_WARNING, "mdns: this emgd was built without Avahi; not advertising (OSCQuery HTTP serves)");
+		qlog(q, LOG_WARNING, "mdns: this emgd was built without Avahi; not advertising (OSCQuery HTTP serves)");
 #endif
 	if (r < 0) {
 		emg_oscquery_free(q);

@@ -45,6 +45,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "log.h"
 #include "muscles.h"
 
 struct emg_oscquery;
@@ -54,7 +55,7 @@ struct emg_oscquery_params {
 	int mdns;                       /* advertise with Avahi */
 	const char *name;               /* HOST_INFO NAME and service name; NULL or "" = "emgd on <hostname>" */
 	struct emg_hostport osc;        /* the OSC (UDP) address, for HOST_INFO and _osc._udp */
-	void (*log)(void *ud, int prio, const char *msg); /* syslog priorities; any thread */
+	emg_log_fn *log;  /* lib/log.h levels; any thread; NULL = stderr */
 	void *log_ud;
 	const struct emg_cidr *allow;   /* [osc] allow: who else may connect (loopback always may) */
 	unsigned nallow;

@@ -248,22 +248,6 @@ static const struct emg_usb_driver cyton_usb = {
 
 /* ---- device ops ---- */
 
-static void log_open(const struct emg_device_config *cfg, int prio, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void log_open(const struct emg_device_config *cfg, int prio, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (cfg->log)
-		cfg->log(cfg->log_ud, prio, msg);
-	else
-		fprintf(stderr, "%s\n", msg);
-}
-
 static int cyton_open(struct emg_device **out, const struct emg_device_config *cfg)
 {
 	unsigned gain = cfg->gain ? cfg->gain : EMG_ADS1299_DEFAULT_GAIN;
@@ -276,18 +260,18 @@ static int cyton_open(struct emg_device **out, const struct emg_device_config *c
 	if (!channels)
 		channels = 8;
 	if (channels > 16) {
-		log_open(cfg, 3, "cyton: %u channels: the Cyton has 8 channels, 16 with the Daisy module",
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "cyton: %u channels: the Cyton has 8 channels, 16 with the Daisy module",
 			 channels);
 		return -EINVAL;
 	}
 	if (emg_ads1299_gain_index(gain) < 0) {
-		log_open(cfg, 3, "cyton: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24", gain);
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "cyton: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24", gain);
 		return -EINVAL;
 	}
 	bool daisy = channels > 8;
 	double rate = daisy ? 125 : 250;
 	if (cfg->rate && cfg->rate != rate) {
-		log_open(cfg, 3, "cyton: rate %g Hz: the Cyton streams at 250 Hz (125 Hz with the "
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "cyton: rate %g Hz: the Cyton streams at 250 Hz (125 Hz with the "
 			 "Daisy for more than 8 channels) over its dongle; set rate = 0", cfg->rate);
 		return -EINVAL;
 	}
@@ -305,7 +289,7 @@ static int cyton_open(struct emg_device **out, const struct emg_device_config *c
 		free(d);
 		return r;
 	}
-	log_open(cfg, 4, "cyton: the Cyton samples at %g Hz%s: too slow for the full surface-EMG band "
+	emg_log_to(cfg->log, cfg->log_ud, LOG_WARNING, "cyton: the Cyton samples at %g Hz%s: too slow for the full surface-EMG band "
 		 "(20-450 Hz needs >= 1 kHz); nothing above %g Hz is seen, so levels and onsets are "
 		 "approximate; use the HackEEG (up to 16 kHz) for full-band sEMG", rate,
 		 daisy ? " with the Daisy" : "", rate / 2);

@@ -291,22 +291,6 @@ static const struct emg_usb_driver hackeeg_usb = {
 
 /* ---- device ops ---- */
 
-static void log_open(const struct emg_device_config *cfg, int prio, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void log_open(const struct emg_device_config *cfg, int prio, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (cfg->log)
-		cfg->log(cfg->log_ud, prio, msg);
-	else
-		fprintf(stderr, "%s\n", msg);
-}
-
 static int hackeeg_open(struct emg_device **out, const struct emg_device_config *cfg)
 {
 	unsigned gain = cfg->gain ? cfg->gain : EMG_ADS1299_DEFAULT_GAIN;
@@ -320,16 +304,16 @@ static int hackeeg_open(struct emg_device **out, const struct emg_device_config 
 	if (!channels)
 		channels = 8;
 	if (channels > 8) {
-		log_open(cfg, 3, "hackeeg: %u channels: the HackEEG (hackeeg_driver v0.3.0) streams 8",
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "hackeeg: %u channels: the HackEEG (hackeeg_driver v0.3.0) streams 8",
 			 channels);
 		return -EINVAL;
 	}
 	if (emg_ads1299_gain_index(gain) < 0) {
-		log_open(cfg, 3, "hackeeg: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24", gain);
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "hackeeg: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24", gain);
 		return -EINVAL;
 	}
 	if (rate_bits(rate) < 0) {
-		log_open(cfg, 3, "hackeeg: rate %g Hz: the ADS1299 runs at 250, 500, 1000, 2000, "
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "hackeeg: rate %g Hz: the ADS1299 runs at 250, 500, 1000, 2000, "
 			 "4000, 8000 or 16000 Hz", rate);
 		return -EINVAL;
 	}
@@ -347,7 +331,7 @@ static int hackeeg_open(struct emg_device **out, const struct emg_device_config 
 		return r;
 	}
 	if (rate < 1000)
-		log_open(cfg, 4, "hackeeg: %g Hz is too slow for the full surface-EMG band "
+		emg_log_to(cfg->log, cfg->log_ud, LOG_WARNING, "hackeeg: %g Hz is too slow for the full surface-EMG band "
 			 "(20-450 Hz needs >= 1 kHz); 2000 Hz is the usual choice", rate);
 	r = emg_usb_new(&d->usb, &hackeeg_usb, d, cfg);
 	if (r < 0) {

@@ -565,10 +565,7 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 	e = src_open(cfg->file, &d->s, err, sizeof(err));
 	if (e) {
 		/* The reason (a FIFO, too large, not EDF) is what the user needs to hear. */
-		if (cfg->log)
-			cfg->log(cfg->log_ud, 3, err);
-		else
-			fprintf(stderr, "%s\n", err);
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "%s", err);
 		free(d);
 		return e;
 	}

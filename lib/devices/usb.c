@@ -37,7 +37,7 @@ struct emg_usb {
 	void *drv_ud;
 	libusb_context *ctx;
 	char selector[64];
-	void (*log_fn)(void *ud, int prio, const char *msg);
+	emg_log_fn *log_fn;
 	void *log_ud;
 	bool hotplug;
 	libusb_hotplug_callback_handle hp;
@@ -74,17 +74,13 @@ struct emg_usb {
 
 void emg_usb_log(const struct emg_usb *u, int prio, const char *fmt, ...)
 {
-	char msg[512];
-	int n = snprintf(msg, sizeof(msg), "%s: ", u->drv->name);
+	char msg[EMG_LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (u->log_fn)
-		u->log_fn(u->log_ud, prio, msg);
-	else if (prio < 7)
-		fprintf(stderr, "%s\n", msg);
+	emg_log_to(u->log_fn, u->log_ud, prio, "%s: %s", u->drv->name, msg);
 }
 
 int emg_usb_errno(int e)
@@ -213,13 +209,13 @@ int emg_usb_claim(struct emg_usb *u, libusb_device_handle *h, int iface)
 	}
 	if (r == LIBUSB_ERROR_BUSY) {
 		if (u->logged_problem != -EBUSY) {
-			emg_usb_log(u, 3, "%s at %s is in use by another program (another emgd, the "
+			emg_usb_log(u, LOG_ERR, "%s at %s is in use by another program (another emgd, the "
 				    "OpenBCI GUI, a serial terminal?); close it, emgd retries every %u s",
 				    u->drv->what, u->port, (unsigned)(RETRY_NS / SEC));
 			u->logged_problem = -EBUSY;
 		}
 	} else if (r != LIBUSB_ERROR_NO_DEVICE) {
-		emg_usb_log(u, 3, "cannot claim interface %d of %s: %s", iface, u->drv->what,
+		emg_usb_log(u, LOG_ERR, "cannot claim interface %d of %s: %s", iface, u->drv->what,
 			    libusb_strerror(r));
 	}
 	return emg_usb_errno(r);
@@ -346,14 +342,14 @@ static int find_device(struct emg_usb *u, libusb_device_handle **out, const char
 	if (problem == -EACCES) {
 		*why = "permission denied on the USB device";
 		if (first_time(u, problem, *why))
-			emg_usb_log(u, 3,
+			emg_usb_log(u, LOG_ERR,
 				    "permission denied on %s (%s %04x:%04x at %s): install "
 				    "70-emgd.rules in /etc/udev/rules.d, add the user to group emg "
 				    "(the emgd service has it), then replug the device",
 				    denied, u->drv->what, u->drv->vid, u->drv->pid, denied_port);
 	} else if (problem == -ENODEV) {
 		if (first_time(u, problem, *why))
-			emg_usb_log(u, 4,
+			emg_usb_log(u, LOG_WARNING,
 				    "no %s (%04x:%04x)%s%s%s connected; waiting for it to be "
 				    "plugged in (lsusb -d %04x:%04x lists it)",
 				    u->drv->what, u->drv->vid, u->drv->pid, sel_pre, u->selector,
@@ -361,7 +357,7 @@ static int find_device(struct emg_usb *u, libusb_device_handle **out, const char
 	} else {
 		*why = "cannot open the USB device";
 		if (first_time(u, problem, *why))
-			emg_usb_log(u, 3, "cannot open %s (%04x:%04x): %s", u->drv->what,
+			emg_usb_log(u, LOG_ERR, "cannot open %s (%04x:%04x): %s", u->drv->what,
 				    u->drv->vid, u->drv->pid, strerror(-problem));
 	}
 	return problem;
@@ -429,7 +425,7 @@ static void lost(struct emg_usb *u, const char *why)
 static void finish_close(struct emg_usb *u)
 {
 	if (u->inflight)
-		emg_usb_log(u, 4, "%u transfers did not come back after cancelling; closing anyway",
+		emg_usb_log(u, LOG_WARNING, "%u transfers did not come back after cancelling; closing anyway",
 			    u->inflight);
 	for (int i = 0; i < 32; i++)
 		if (u->claimed & (1u << i))
@@ -469,7 +465,7 @@ static void connect_device(struct emg_usb *u)
 		if (!why)
 			why = "device setup failed";
 		if (r != -ENODEV && first_time(u, r, why))
-			emg_usb_log(u, 4, "%s at %s: %s (%s); trying again every %u s", u->drv->what,
+			emg_usb_log(u, LOG_WARNING, "%s at %s: %s (%s); trying again every %u s", u->drv->what,
 				    u->port, why, strerror(-r), (unsigned)(RETRY_NS / SEC));
 		for (int i = 0; i < 32; i++)
 			if (u->claimed & (1u << i))
@@ -499,7 +495,7 @@ static void connect_device(struct emg_usb *u)
 	}
 	u->logged_problem = 0;
 	u->logged_why = NULL;
-	emg_usb_log(u, 5, "streaming from %s%s%s at USB %s (%u x %zu-byte transfers)",
+	emg_usb_log(u, LOG_NOTICE, "streaming from %s%s%s at USB %s (%u x %zu-byte transfers)",
 		    u->drv->what, u->serial[0] ? " serial " : "", u->serial, u->port,
 		    s.ntransfers, s.transfer_len);
 	report(u, EMG_DEVICE_STREAMING, "amplifier connected");
@@ -512,7 +508,7 @@ static int hotplug_cb(libusb_context *ctx, libusb_device *dev, libusb_hotplug_ev
 {
 	struct emg_usb *u = ud;
 
-	emg_usb_log(u, 7, "hotplug: %04x:%04x %s at bus %u address %u", u->drv->vid, u->drv->pid,
+	emg_usb_log(u, LOG_DEBUG, "hotplug: %04x:%04x %s at bus %u address %u", u->drv->vid, u->drv->pid,
 		    ev == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? "arrived" : "left",
 		    libusb_get_bus_number(dev), libusb_get_device_address(dev));
 	if (ev == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED)
@@ -560,7 +556,7 @@ static void *usb_thread(void *arg)
 		}
 		if (u->phase == P_STREAMING && now - u->alive_ns > STALL_NS) {
 			if (first_time(u, -ETIMEDOUT, "stall"))
-				emg_usb_log(u, 4, "no samples from %s for %u s (board switched off, out "
+				emg_usb_log(u, LOG_WARNING, "no samples from %s for %u s (board switched off, out "
 					    "of range, or hung?); setting it up again",
 					    u->drv->what, (unsigned)(STALL_NS / SEC));
 			lost(u, "no samples from the amplifier");
@@ -606,7 +602,7 @@ int emg_usb_new(struct emg_usb **out, const struct emg_usb_driver *drv, void *dr
 		snprintf(u->selector, sizeof(u->selector), "%s", cfg->serial);
 	r = libusb_init(&u->ctx);
 	if (r < 0) {
-		emg_usb_log(u, 3, "cannot initialise libusb: %s", libusb_strerror(r));
+		emg_usb_log(u, LOG_ERR, "cannot initialise libusb: %s", libusb_strerror(r));
 		pthread_mutex_destroy(&u->ident_lock);
 		free(u);
 		return emg_usb_errno(r);
@@ -628,14 +624,14 @@ int emg_usb_new(struct emg_usb **out, const struct emg_usb_driver *drv, void *dr
 		u->hotplug = r == LIBUSB_SUCCESS;
 	}
 	if (!u->hotplug)
-		emg_usb_log(u, 6, "no USB hotplug support; looking for the device every %u s",
+		emg_usb_log(u, LOG_INFO, "no USB hotplug support; looking for the device every %u s",
 			    (unsigned)(POLL_NS / SEC));
 
 	/* Look once now, so that the log says at start-up what is there. */
 	libusb_device_handle *h;
 	const char *why;
 	if (find_device(u, &h, &why) == 0) {
-		emg_usb_log(u, 6, "found %s%s%s at USB %s", drv->what, u->serial[0] ? " serial " : "",
+		emg_usb_log(u, LOG_INFO, "found %s%s%s at USB %s", drv->what, u->serial[0] ? " serial " : "",
 			    u->serial, u->port);
 		libusb_close(h);
 	}
