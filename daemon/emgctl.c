@@ -36,6 +36,7 @@
 #include <lo/lo.h>
 
 #include "emgd-config.h"
+#include "osc.h"
 #include "record.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:9000"
@@ -255,11 +256,72 @@ static struct muscle *find_muscle(struct ctl *c, const char *name, size_t len, i
 	return m;
 }
 
-static void stream_msg(struct ctl *c, const char *path, const char *types, lo_arg **argv,
+/* emgd's address table (lib/osc.h) names every path: no literal copies here. */
+#define ADDR(x) emg_osc_path(EMG_OSC_ADDR_##x)
+
+/* The arguments match the table's type tags for row id (fixed-type rows only). */
+static int types_are(enum emg_osc_addr_id id, const char *types)
+{
+	return !strcmp(types, emg_osc_address(id)->types);
+}
+
+static void muscle_msg(struct ctl *c, enum emg_osc_addr_id id, const char *name, size_t nlen,
+		       const char *types, lo_arg **argv, double now)
+{
+	if (!types_are(id, types))
+		return;
+	/* Names are learnt from /rms only, so rows keep the order of the bundles. */
+	struct muscle *m = find_muscle(c, name, nlen, id == EMG_OSC_ADDR_RMS);
+	if (!m)
+		return;
+	switch (id) {
+	case EMG_OSC_ADDR_RMS:
+		m->rms = arg_f(argv[0]);
+		m->seen_at = now;
+		if (m->rms > m->peak_rms)
+			m->peak_rms = m->rms;
+		while (m->rms > c->rms_top && c->rms_top < 1e6)
+			c->rms_top *= 10;
+		break;
+	case EMG_OSC_ADDR_LEVEL:
+		m->level = arg_f(argv[0]);
+		m->level_at = now;
+		if (m->level > 1.0)
+			c->level_top = 2.0;
+		break;
+	case EMG_OSC_ADDR_ACTIVE:
+		m->active = arg_i(argv[0]) != 0;
+		break;
+	case EMG_OSC_ADDR_ONSET:
+		/* The age says how long ago the muscle really switched on. */
+		m->onset_at = now - arg_f(argv[0]);
+		m->onset_rx = now;
+		m->active = 1;
+		break;
+	case EMG_OSC_ADDR_LAG:
+		m->lag_ms = arg_f(argv[0]);
+		m->lag_group = c->order_group;
+		break;
+	case EMG_OSC_ADDR_OFFSET: {
+		/* Subscribed mid-burst we never saw the onset: age + duration date it. */
+		double onset = now - arg_f(argv[0]) - arg_f(argv[1]);
+		if (m->onset_at < onset - 0.001)
+			m->onset_at = onset;
+		m->burst_s = arg_f(argv[1]);
+		m->active = 0;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void stream_msg(struct ctl *c, enum emg_osc_addr_id id, const char *types, lo_arg **argv,
 		       int argc, double now)
 {
-	if (!strcmp(path, "/emg/frame")) {
-		if (strcmp(types, "ii"))
+	switch (id) {
+	case EMG_OSC_ADDR_FRAME:
+		if (!types_are(id, types))
 			return;
 		c->tick = arg_i(argv[0]);
 		c->dropped = arg_i(argv[1]);
@@ -267,18 +329,16 @@ static void stream_msg(struct ctl *c, const char *path, const char *types, lo_ar
 			c->first_frame_at = now;
 		c->have_frame = 1;
 		c->frame_at = now;
-		return;
-	}
-	if (!strcmp(path, "/emg/order")) {
+		break;
+	case EMG_OSC_ADDR_ORDER:
 		/* The group's lags follow as /emg/<muscle>/lag in the same bundle. */
 		if (argc >= 2 && types[0] == 'i' && types[1] == 's') {
 			c->order_group = arg_i(argv[0]);
 			c->order_at = now;
 		}
-		return;
-	}
-	if (!strcmp(path, "/emg/rep")) {
-		if (strcmp(types, "siffffffis"))
+		break;
+	case EMG_OSC_ADDR_REP: {
+		if (!types_are(id, types))
 			return;
 		struct muscle *m = find_muscle(c, arg_s(argv[0]), strlen(arg_s(argv[0])), 0);
 		if (m) {
@@ -286,106 +346,84 @@ static void stream_msg(struct ctl *c, const char *path, const char *types, lo_ar
 			m->rep_peak = arg_f(argv[2]);
 			snprintf(m->rep_unit, sizeof(m->rep_unit), "%s", arg_s(argv[9]));
 		}
-		return;
+		break;
 	}
-	if (!strcmp(path, "/emg/levels")) {
+	case EMG_OSC_ADDR_LEVELS:
 		for (int i = 0; i < argc; i++)
 			if (types[i] != 'f')
 				return;
 		c->nlevels = argc;
-		return;
-	}
-
-	/* /emg/<muscle>/<leaf> */
-	const char *name = path + 5, *slash = strchr(name, '/');
-	if (!slash || strchr(slash + 1, '/'))
-		return;
-	const char *leaf = slash + 1;
-	/* Names are learnt from /rms only, so rows keep the order of the bundles. */
-	struct muscle *m = find_muscle(c, name, (size_t)(slash - name), !strcmp(leaf, "rms"));
-	if (!m)
-		return;
-	if (!strcmp(leaf, "rms") && !strcmp(types, "f")) {
-		m->rms = arg_f(argv[0]);
-		m->seen_at = now;
-		if (m->rms > m->peak_rms)
-			m->peak_rms = m->rms;
-		while (m->rms > c->rms_top && c->rms_top < 1e6)
-			c->rms_top *= 10;
-	} else if (!strcmp(leaf, "level") && !strcmp(types, "f")) {
-		m->level = arg_f(argv[0]);
-		m->level_at = now;
-		if (m->level > 1.0)
-			c->level_top = 2.0;
-	} else if (!strcmp(leaf, "active") && !strcmp(types, "i")) {
-		m->active = arg_i(argv[0]) != 0;
-	} else if (!strcmp(leaf, "onset") && !strcmp(types, "fi")) {
-		/* The age says how long ago the muscle really switched on. */
-		m->onset_at = now - arg_f(argv[0]);
-		m->onset_rx = now;
-		m->active = 1;
-	} else if (!strcmp(leaf, "lag") && !strcmp(types, "f")) {
-		m->lag_ms = arg_f(argv[0]);
-		m->lag_group = c->order_group;
-	} else if (!strcmp(leaf, "offset") && !strcmp(types, "ff")) {
-		/* Subscribed mid-burst we never saw the onset: age + duration date it. */
-		double onset = now - arg_f(argv[0]) - arg_f(argv[1]);
-		if (m->onset_at < onset - 0.001)
-			m->onset_at = onset;
-		m->burst_s = arg_f(argv[1]);
-		m->active = 0;
+		break;
+	default:
+		break;
 	}
 }
 
-static void control_msg(struct ctl *c, const char *path, const char *types, lo_arg **argv,
-			double now)
+/* Replies, status and calibration results; 0 if id is none of those. */
+static int control_msg(struct ctl *c, enum emg_osc_addr_id id, const char *types, lo_arg **argv,
+		       double now)
 {
-	if (!strcmp(path, "/emgd/status")) {
-		if (strcmp(types, "siii"))
-			return;
+	struct reply *r;
+
+	switch (id) {
+	case EMG_OSC_ADDR_STATUS:
+		if (!types_are(id, types))
+			return 1;
 		snprintf(c->state, sizeof(c->state), "%s", arg_s(argv[0]));
 		c->rate = arg_i(argv[1]);
 		c->channels = arg_i(argv[2]);
 		c->overruns = arg_i(argv[3]);
 		c->have_status = 1;
 		c->status_at = now;
-		new_reply(c, REPLY_OK, "/emgd/status");
-	} else if (!strcmp(path, "/emgd/pong")) {
-		new_reply(c, REPLY_OK, "/emgd/ping");
-	} else if (!strcmp(path, "/emgd/subscribed")) {
-		struct reply *r = new_reply(c, REPLY_OK, "/emgd/subscribe");
-		if (!strcmp(types, "i")) {
+		new_reply(c, REPLY_OK, ADDR(STATUS));
+		break;
+	case EMG_OSC_ADDR_PONG:
+		new_reply(c, REPLY_OK, ADDR(PING));
+		break;
+	case EMG_OSC_ADDR_SUBSCRIBED:
+		r = new_reply(c, REPLY_OK, ADDR(SUBSCRIBE));
+		if (types_are(id, types)) {
 			r->iv[0] = arg_i(argv[0]);
 			r->niv = 1;
 		}
-	} else if (!strcmp(path, "/emgd/stats")) {
-		struct reply *r = new_reply(c, REPLY_OK, "/emgd/stats");
+		break;
+	case EMG_OSC_ADDR_STATS:
+		/* Older daemons sent fewer counters: take the leading ints. */
+		r = new_reply(c, REPLY_OK, ADDR(STATS));
 		for (int i = 0; types[i] && i < 10; i++)
 			if (types[i] == 'i')
 				r->iv[r->niv++] = arg_i(argv[i]);
-	} else if (!strcmp(path, "/emgd/unsubscribed")) {
-		new_reply(c, REPLY_OK, "/emgd/unsubscribe");
-	} else if (!strcmp(path, "/emgd/ok")) {
-		if (!strcmp(types, "s"))
+		break;
+	case EMG_OSC_ADDR_UNSUBSCRIBED:
+		new_reply(c, REPLY_OK, ADDR(UNSUBSCRIBE));
+		break;
+	case EMG_OSC_ADDR_OK:
+		if (types_are(id, types))
 			new_reply(c, REPLY_OK, arg_s(argv[0]));
-	} else if (!strcmp(path, "/emgd/error")) {
-		if (!strcmp(types, "ss")) {
-			struct reply *r = new_reply(c, REPLY_ERROR, arg_s(argv[0]));
-			snprintf(r->msg, sizeof(r->msg), "%s", arg_s(argv[1]));
-			snprintf(c->last_error, sizeof(c->last_error), "%s: %s", arg_s(argv[0]),
-				 arg_s(argv[1]));
-			c->last_error_at = now;
-		}
-	} else if (!strcmp(path, "/emgd/calibrated")) {
-		if (strcmp(types, "ssfi") || c->ncal == NCALIB)
-			return;
-		struct calres *r = &c->cal[c->ncal++];
-		snprintf(r->kind, sizeof(r->kind), "%s", arg_s(argv[0]));
-		snprintf(r->muscle, sizeof(r->muscle), "%s", arg_s(argv[1]));
-		r->value = arg_f(argv[2]);
-		r->ok = arg_i(argv[3]);
+		break;
+	case EMG_OSC_ADDR_ERROR:
+		if (!types_are(id, types))
+			return 1;
+		r = new_reply(c, REPLY_ERROR, arg_s(argv[0]));
+		snprintf(r->msg, sizeof(r->msg), "%s", arg_s(argv[1]));
+		snprintf(c->last_error, sizeof(c->last_error), "%s: %s", arg_s(argv[0]), arg_s(argv[1]));
+		c->last_error_at = now;
+		break;
+	case EMG_OSC_ADDR_CALIBRATED: {
+		if (!types_are(id, types) || c->ncal == NCALIB)
+			return 1;
+		struct calres *cr = &c->cal[c->ncal++];
+		snprintf(cr->kind, sizeof(cr->kind), "%s", arg_s(argv[0]));
+		snprintf(cr->muscle, sizeof(cr->muscle), "%s", arg_s(argv[1]));
+		cr->value = arg_f(argv[2]);
+		cr->ok = arg_i(argv[3]);
 		c->cal_last_at = now;
+		break;
 	}
+	default:
+		return 0;
+	}
+	return 1;
 }
 
 /* The one liblo method: every message, including those inside bundles, lands here. */
@@ -400,10 +438,15 @@ static int on_osc(const char *path, const char *types, lo_arg **argv, int argc, 
 	if (src && lo_address_get_port(src) && atoi(lo_address_get_port(src)) != c->port)
 		return 0;
 	c->msgs++;
-	if (!strncmp(path, "/emg/", 5))
-		stream_msg(c, path, types, argv, argc, now);
-	else if (!strncmp(path, "/emgd/", 6))
-		control_msg(c, path, types, argv, now);
+	const char *name = NULL;
+	size_t nlen = 0;
+	int id = emg_osc_address_find(path, &name, &nlen);
+	if (id < 0)
+		return 0;
+	if (name)
+		muscle_msg(c, (enum emg_osc_addr_id)id, name, nlen, types, argv, now);
+	else if (!control_msg(c, (enum emg_osc_addr_id)id, types, argv, now))
+		stream_msg(c, (enum emg_osc_addr_id)id, types, argv, argc, now);
 	return 0;
 }
 
@@ -463,7 +506,7 @@ static void send_subscribe(struct ctl *c, int lease)
 	lo_message m = lo_message_new();
 
 	lo_message_add_int32(m, lease);
-	send_msg(c, "/emgd/subscribe", m);
+	send_msg(c, ADDR(SUBSCRIBE), m);
 }
 
 static const struct reply *find_reply(const struct ctl *c, const char *path, unsigned long after)
@@ -529,7 +572,7 @@ static void subscribe_or_die(struct ctl *c, int lease)
 	lo_message m = lo_message_new();
 
 	lo_message_add_int32(m, lease);
-	request(c, "/emgd/subscribe", m);
+	request(c, ADDR(SUBSCRIBE), m);
 }
 
 /* Best effort: the lease ends it anyway, but a polite client frees its slot at once. */
@@ -537,8 +580,8 @@ static void unsubscribe(struct ctl *c)
 {
 	unsigned long after = c->seq;
 
-	send_empty(c, "/emgd/unsubscribe");
-	wait_reply(c, "/emgd/unsubscribe", after, now_s() + (c->timeout < 0.5 ? c->timeout : 0.5),
+	send_empty(c, ADDR(UNSUBSCRIBE));
+	wait_reply(c, ADDR(UNSUBSCRIBE), after, now_s() + (c->timeout < 0.5 ? c->timeout : 0.5),
 		   NULL);
 }
 
@@ -548,7 +591,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 {
 	if (argc > 1)
 		die(EXIT_USAGE, "status takes no arguments");
-	request(c, "/emgd/status", lo_message_new());
+	request(c, ADDR(STATUS), lo_message_new());
 	printf("emgd at %s: %s\n", c->target, c->state);
 	printf("  sample rate  %d Hz\n", c->rate);
 	printf("  channels     %d\n", c->channels);
@@ -564,7 +607,7 @@ static int cmd_ping(struct ctl *c, int argc, char **argv)
 	if (argc > 1)
 		die(EXIT_USAGE, "ping takes no arguments");
 	t0 = now_s();
-	request(c, "/emgd/ping", lo_message_new());
+	request(c, ADDR(PING), lo_message_new());
 	printf("pong from %s: %.3f ms\n", c->target, (now_s() - t0) * 1e3);
 	return 0;
 }
@@ -580,7 +623,7 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
 
 	if (argc > 1)
 		die(EXIT_USAGE, "stats takes no arguments");
-	r = request(c, "/emgd/stats", lo_message_new());
+	r = request(c, ADDR(STATS), lo_message_new());
 	printf("emgd at %s: control packets since start\n", c->target);
 	for (int i = 0; i < r->niv && i < 10; i++)
 		printf("  %-26s %d\n", names[i], r->iv[i]);
@@ -1119,12 +1162,12 @@ static int cmd_monitor(struct ctl *c, int argc, char **argv)
 	{
 		lo_message m = lo_message_new();
 		lo_message_add_int32(m, lease);
-		const struct reply *r = request(c, "/emgd/subscribe", m);
+		const struct reply *r = request(c, ADDR(SUBSCRIBE), m);
 		if (r->niv == 1 && r->iv[0] > 0)
 			lease = r->iv[0]; /* the daemon may shorten it to its max_lease */
 	}
 	/* Ask once so the header is filled before the 1 Hz status broadcast comes round. */
-	send_empty(c, "/emgd/status");
+	send_empty(c, ADDR(STATUS));
 
 	t0 = now_s();
 	c->msgs_mark_at = t0;
@@ -1216,11 +1259,11 @@ static int cmd_calibrate(struct ctl *c, int argc, char **argv)
 
 	if (!strcmp(kind, "rest") && argc <= 3) {
 		secs_arg = argc == 3 ? argv[2] : NULL;
-		path = "/emgd/calibrate/rest";
+		path = ADDR(CAL_REST);
 	} else if (!strcmp(kind, "mvc") && (argc == 3 || argc == 4)) {
 		muscle = argv[2];
 		secs_arg = argc == 4 ? argv[3] : NULL;
-		path = "/emgd/calibrate/mvc";
+		path = ADDR(CAL_MVC);
 	} else {
 		die(EXIT_USAGE, "usage: emgctl calibrate rest [SECONDS] | calibrate mvc MUSCLE [SECONDS]");
 	}
@@ -1359,7 +1402,7 @@ static int cmd_marker(struct ctl *c, int argc, char **argv)
 	install_signals(0);
 	m = lo_message_new();
 	lo_message_add_string(m, text);
-	request(c, "/emgd/marker", m);
+	request(c, ADDR(MARKER), m);
 	printf("marker: %s\n", text);
 	return 0;
 }
@@ -1373,12 +1416,12 @@ static int cmd_record(struct ctl *c, int argc, char **argv)
 		m = lo_message_new();
 		if (argc == 3)
 			lo_message_add_string(m, argv[2]);
-		request(c, "/emgd/record/start", m);
+		request(c, ADDR(REC_START), m);
 		printf("recording started%s%s\n", argc == 3 ? ": " : "", argc == 3 ? argv[2] : "");
 		return 0;
 	}
 	if (argc == 2 && !strcmp(argv[1], "stop")) {
-		request(c, "/emgd/record/stop", lo_message_new());
+		request(c, ADDR(REC_STOP), lo_message_new());
 		printf("recording stopped\n");
 		return 0;
 	}

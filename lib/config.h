@@ -21,26 +21,14 @@
 #include "analytics.h"
 #include "device.h"
 #include "muscles.h"
+#include "netaddr.h"
 #include "pipeline.h"
 
-#define EMG_CONFIG_MAX_TARGETS 16
-#define EMG_CONFIG_MAX_ALLOW 32
+#define EMG_CONFIG_MAX_TARGETS EMG_NET_MAX_TARGETS
+#define EMG_CONFIG_MAX_ALLOW EMG_NET_MAX_ALLOW
 #define EMG_CONFIG_MAX_BYTES (1 << 20)
 
 enum emg_record_mode { EMG_RECORD_OFF = 0, EMG_RECORD_AUTO };
-
-/* An IPv4/IPv6 network for the control allow-list. */
-struct emg_cidr {
-	int family;             /* AF_INET or AF_INET6 */
-	unsigned char addr[16]; /* network address, big-endian */
-	unsigned prefix;        /* prefix length in bits */
-};
-
-/* A host:port pair as written in the file, resolved numerically. */
-struct emg_hostport {
-	char host[64];
-	unsigned short port;
-};
 
 struct emg_config {
 	char path[PATH_MAX]; /* file it was read from, "" for built-in */
@@ -127,14 +115,5 @@ void emg_config_device(const struct emg_config *cfg, struct emg_device_config *d
 
 /* 1 if the two configs need a device restart to switch between them. */
 int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b);
-
-/* Parse "a.b.c.d/n", "x::y/n" or a bare address; -EINVAL otherwise. */
-int emg_cidr_parse(const char *s, struct emg_cidr *out);
-
-/* 1 if the socket address sa lies inside the network c. */
-int emg_cidr_match(const struct emg_cidr *c, const struct sockaddr *sa);
-
-/* Parse "host:port" or "[v6]:port" (numeric host); -EINVAL otherwise. */
-int emg_hostport_parse(const char *s, struct emg_hostport *out);
 
 #endif

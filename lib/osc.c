@@ -10,7 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "analytics.h"
+#include "muscles.h"
 #include "osc.h"
+#include "pipeline.h"
 
 #define BUCKETS 1024       /* per-host token buckets, hashed by address */
 #define BUCKET_PROBE 8     /* slots searched for a host's own bucket before sharing one */
@@ -48,7 +51,7 @@ struct obuf {
 
 struct emg_osc {
 	struct emg_osc_params p;
-	struct emg_cidr allow[EMG_CONFIG_MAX_ALLOW];
+	struct emg_cidr allow[EMG_NET_MAX_ALLOW];
 	struct emg_osc_handlers h;
 	int fd;
 	emg_osc_send_fn send;
@@ -58,7 +61,7 @@ struct emg_osc {
 
 	struct sub *subs;
 	unsigned nsubs, subcap;
-	struct target targets[EMG_CONFIG_MAX_TARGETS];
+	struct target targets[EMG_NET_MAX_TARGETS];
 	unsigned ntargets;
 	struct bucket buckets[BUCKETS];
 
@@ -74,79 +77,66 @@ struct emg_osc {
 
 /* ---- the address space (shared with OSCQuery through emg_osc_address) ---- */
 
-enum addr_id {
-	/* stream, per muscle */
-	A_RMS, A_LEVEL, A_ACTIVE, A_ONSET, A_OFFSET, A_LAG,
-	/* stream */
-	A_LEVELS, A_FRAME, A_ORDER, A_PAIR, A_REP, A_STATUS, A_CALIBRATED,
-	/* replies */
-	A_SUBSCRIBED, A_UNSUBSCRIBED, A_PONG, A_OK, A_ERROR, A_STATS, A_LATENCY,
-	/* control */
-	A_SUBSCRIBE, A_UNSUBSCRIBE, A_PING, A_CAL_REST, A_CAL_MVC, A_MARKER, A_REC_START,
-	A_REC_STOP, A_ANA_RESET,
-	A_COUNT
-};
-
 #define SENT EMG_OSC_SENT
 #define RECV EMG_OSC_RECEIVED
 
-static const struct emg_osc_addr addrs[A_COUNT] = {
-	[A_RMS] = { "/emg/{muscle}/rms", "f", SENT, "voltage.uV", "0:",
+static const struct emg_osc_addr addrs[EMG_OSC_ADDR_COUNT] = {
+	[EMG_OSC_ADDR_RMS] = { "/emg/{muscle}/rms", "f", SENT, "voltage.uV", "0:",
 		    "Display RMS envelope in uV (sliding window, [dsp] rms_window_ms), every publish tick" },
-	[A_LEVEL] = { "/emg/{muscle}/level", "f", SENT, "ratio.mvc", "0:",
+	[EMG_OSC_ADDR_LEVEL] = { "/emg/{muscle}/level", "f", SENT, "ratio.mvc", "0:",
 		      "Fraction of the muscle's MVC (1.0 = MVC, may exceed 1.0), every tick once the muscle has an MVC calibration" },
-	[A_ACTIVE] = { "/emg/{muscle}/active", "i", SENT, "", "0:1",
+	[EMG_OSC_ADDR_ACTIVE] = { "/emg/{muscle}/active", "i", SENT, "", "0:1",
 		       "1 while an onset-detected burst is in progress, every tick" },
-	[A_ONSET] = { "/emg/{muscle}/onset", "fi", SENT, "time.second|time.samples", "0:|0:2147483647",
+	[EMG_OSC_ADDR_ONSET] = { "/emg/{muscle}/onset", "fi", SENT, "time.second|time.samples", "0:|0:2147483647",
 		      "Sent at once on an onset: age in s (send time - true onset time), onset sample index mod 2^31" },
-	[A_OFFSET] = { "/emg/{muscle}/offset", "ff", SENT, "time.second|time.second", "0:|0:",
+	[EMG_OSC_ADDR_OFFSET] = { "/emg/{muscle}/offset", "ff", SENT, "time.second|time.second", "0:|0:",
 		       "Sent at once on an offset: age in s, burst duration in s" },
-	[A_LAG] = { "/emg/{muscle}/lag", "f", SENT, "time.ms", "0:",
+	[EMG_OSC_ADDR_LAG] = { "/emg/{muscle}/lag", "f", SENT, "time.ms", "0:",
 		    "When a burst group closes: this muscle's onset lag behind the group's first muscle, ms (0 = fired first); only muscles that fired" },
-	[A_LEVELS] = { "/emg/levels", "f*", SENT, "ratio.mvc", "-1:",
+	[EMG_OSC_ADDR_LEVELS] = { "/emg/levels", "f*", SENT, "ratio.mvc", "-1:",
 		       "Every tick, one value per muscle in config order: fraction of MVC, -1 without an MVC" },
-	[A_FRAME] = { "/emg/frame", "ii", SENT, "|time.samples", "0:2147483647|0:2147483647",
+	[EMG_OSC_ADDR_FRAME] = { "/emg/frame", "ii", SENT, "|time.samples", "0:2147483647|0:2147483647",
 		      "Every tick, last in its bundle: tick sequence number, samples dropped so far" },
-	[A_ORDER] = { "/emg/order", "isf*", SENT, "||time.ms", "1:||-1:",
+	[EMG_OSC_ADDR_ORDER] = { "/emg/order", "isf*", SENT, "||time.ms", "1:||-1:",
 		      "Firing order of a closed burst group (onsets within [analytics] order_window_ms): group number, the muscle that fired first, then per muscle in config order its onset lag in ms (-1 = did not fire)" },
-	[A_PAIR] = { "/emg/pair", "ssf", SENT, "||time.ms", "",
+	[EMG_OSC_ADDR_PAIR] = { "/emg/pair", "ssf", SENT, "||time.ms", "",
 		     "For each [analytics] pairs entry a:b whose muscles both fired in a closed group: a, b, onset(a) - onset(b) in ms (positive: a fired after b)" },
-	[A_REP] = { "/emg/rep", "siffffffis", SENT,
+	[EMG_OSC_ADDR_REP] = { "/emg/rep", "siffffffis", SENT,
 		    "||||time.second|time.second|time.ms|||",
 		    "|1:|0:|0:|0:|0:|0:|-200:200|0:1|=pct_mvc,uV",
 		    "A finished repetition (bursts less than [analytics] min_rest_ms apart count as one): muscle, repetition number, peak, mean, time to peak s, duration s, onset lag ms, left/right symmetry index % of the peak, 1 if that index compares with the other side, unit of peak and mean (pct_mvc = percent of MVC, uV = RMS when not calibrated)" },
-	[A_STATUS] = { "/emgd/status", "siii", SENT | RECV, "|time.hz||",
+	[EMG_OSC_ADDR_STATUS] = { "/emgd/status", "siii", SENT | RECV, "|time.hz||",
 		       "=streaming,waiting-device,device-failed,calibrating,recording|0:|0:|0:",
 		       "Sent at 1 Hz, and in reply to /emgd/status sent without arguments: state, sample rate, channels, overruns" },
-	[A_CALIBRATED] = { "/emgd/calibrated", "ssfi", SENT, "||voltage.uV|", "=rest,mvc||0:|0:1",
+	[EMG_OSC_ADDR_CALIBRATED] = { "/emgd/calibrated", "ssfi", SENT, "||voltage.uV|", "=rest,mvc||0:|0:1",
 			   "A calibration finished: kind, muscle, uV (rest RMS or MVC peak), 1 if it succeeded" },
-	[A_SUBSCRIBED] = { "/emgd/subscribed", "i", SENT, "time.second", "1:",
+	[EMG_OSC_ADDR_SUBSCRIBED] = { "/emgd/subscribed", "i", SENT, "time.second", "1:",
 			   "Reply to /emgd/subscribe: the lease granted in s" },
-	[A_UNSUBSCRIBED] = { "/emgd/unsubscribed", "", SENT, "", "", "Reply to /emgd/unsubscribe" },
-	[A_PONG] = { "/emgd/pong", "", SENT, "", "", "Reply to /emgd/ping" },
-	[A_OK] = { "/emgd/ok", "s", SENT, "", "", "A control request succeeded: its address" },
-	[A_ERROR] = { "/emgd/error", "ss", SENT, "", "",
+	[EMG_OSC_ADDR_UNSUBSCRIBED] = { "/emgd/unsubscribed", "", SENT, "", "", "Reply to /emgd/unsubscribe" },
+	[EMG_OSC_ADDR_PONG] = { "/emgd/pong", "", SENT, "", "", "Reply to /emgd/ping" },
+	[EMG_OSC_ADDR_OK] = { "/emgd/ok", "s", SENT, "", "", "A control request succeeded: its address" },
+	[EMG_OSC_ADDR_ERROR] = { "/emgd/error", "ss", SENT, "", "",
 		      "A control request failed: its address, a message" },
-	[A_STATS] = { "/emgd/stats", "iiiiiiiiii", SENT | RECV, "", "0:|0:|0:|0:|0:|0:|0:|0:|0:|0:",
+	[EMG_OSC_ADDR_STATS] = { "/emgd/stats", "iiiiiiiiii", SENT | RECV, "", "0:|0:|0:|0:|0:|0:|0:|0:|0:|0:",
 		      "Send without arguments; reply: packets received, handled, malformed, unknown, denied, rate-limited, rejected, subscribers, WebSocket (OSCQuery LISTEN) clients, frames dropped for slow WebSocket clients" },
-	[A_LATENCY] = { "/emgd/latency", "iffffiffff", SENT | RECV,
+	[EMG_OSC_ADDR_LATENCY] = { "/emgd/latency", "iffffiffff", SENT | RECV,
 			"|time.ms|time.ms|time.ms|time.ms||time.ms|time.ms|time.ms|time.ms",
 			"0:|0:|0:|0:|0:|0:|0:|0:|0:|0:",
 			"Send without arguments; reply: sample arrival to sendto latency, events count p50 p99 p99.9 max, metric bundles count p50 p99 p99.9 max" },
-	[A_SUBSCRIBE] = { "/emgd/subscribe", "i", RECV, "time.second", "1:",
+	[EMG_OSC_ADDR_SUBSCRIBE] = { "/emgd/subscribe", "i", RECV, "time.second", "1:",
 			  "Subscribe the sender's address to everything above for a lease in s (optional; default [osc] lease); resend to renew" },
-	[A_UNSUBSCRIBE] = { "/emgd/unsubscribe", "", RECV, "", "", "End the sender's subscription" },
-	[A_PING] = { "/emgd/ping", "", RECV, "", "", "Answered with /emgd/pong" },
-	[A_CAL_REST] = { "/emgd/calibrate/rest", "f", RECV, "time.second", "0.5:120",
+	[EMG_OSC_ADDR_UNSUBSCRIBE] = { "/emgd/unsubscribe", "", RECV, "", "", "End the sender's subscription" },
+	[EMG_OSC_ADDR_PING] = { "/emgd/ping", "", RECV, "", "", "Answered with /emgd/pong" },
+	[EMG_OSC_ADDR_CAL_REST] = { "/emgd/calibrate/rest", "f", RECV, "time.second", "0.5:120",
 			 "Rest calibration of every muscle for s seconds (optional, default 5): the onset baseline" },
-	[A_CAL_MVC] = { "/emgd/calibrate/mvc", "sf", RECV, "|time.second", "|0.5:60",
+	[EMG_OSC_ADDR_CAL_MVC] = { "/emgd/calibrate/mvc", "sf", RECV, "|time.second", "|0.5:60",
 			"MVC trial of a muscle for s seconds (optional, default 5): the %MVC reference (max over trials)" },
-	[A_MARKER] = { "/emgd/marker", "s", RECV, "", "",
+	[EMG_OSC_ADDR_MARKER] = { "/emgd/marker", "s", RECV, "", "",
 		       "A text marker: logged and annotated in the running recording" },
-	[A_REC_START] = { "/emgd/record/start", "s", RECV, "", "",
+	[EMG_OSC_ADDR_REC_START] = { "/emgd/record/start", "s", RECV, "", "",
 			  "Start recording (optional file name, confined to the recordings directory)" },
-	[A_REC_STOP] = { "/emgd/record/stop", "", RECV, "", "", "Stop recording" },
-	[A_ANA_RESET] = { "/emgd/analytics/reset", "", RECV, "", "",
+	[EMG_OSC_ADDR_REC_STOP] = { "/emgd/record/stop", "", RECV, "", "", "Stop recording" },
+	[EMG_OSC_ADDR_ANA_RESET] = { "/emgd/analytics/reset", "", RECV, "", "",
 			  "Restart every repetition count from zero (a new set)" },
 };
 
@@ -155,7 +145,38 @@ static const struct emg_osc_addr addrs[A_COUNT] = {
 
 const struct emg_osc_addr *emg_osc_address(unsigned i)
 {
-	return i < A_COUNT ? &addrs[i] : NULL;
+	return i < EMG_OSC_ADDR_COUNT ? &addrs[i] : NULL;
+}
+
+const char *emg_osc_path(enum emg_osc_addr_id id)
+{
+	return (unsigned)id < EMG_OSC_ADDR_COUNT ? addrs[id].path : NULL;
+}
+
+int emg_osc_address_find(const char *path, const char **muscle, size_t *mlen)
+{
+	size_t plen = strlen(path);
+
+	for (unsigned i = 0; i < EMG_OSC_ADDR_COUNT; i++) {
+		const char *p = addrs[i].path, *m = strstr(p, "{muscle}");
+		if (!m) {
+			if (!strcmp(path, p))
+				return (int)i;
+			continue;
+		}
+		/* "/emg/{muscle}/rms": prefix, a name without '/', suffix. */
+		size_t pre = (size_t)(m - p), suf = strlen(m + 8);
+		if (plen <= pre + suf || strncmp(path, p, pre) || strcmp(path + plen - suf, m + 8))
+			continue;
+		if (memchr(path + pre, '/', plen - pre - suf))
+			continue;
+		if (muscle)
+			*muscle = path + pre;
+		if (mlen)
+			*mlen = plen - pre - suf;
+		return (int)i;
+	}
+	return -1;
 }
 
 int emg_osc_types_expand(const char *tmpl, unsigned nmuscles, char *buf, size_t len)
@@ -179,7 +200,7 @@ int emg_osc_types_expand(const char *tmpl, unsigned nmuscles, char *buf, size_t 
 }
 
 /* "/emg/{muscle}/rms" with a muscle name. */
-static void muscle_path(char *dst, size_t len, enum addr_id id, const char *name)
+static void muscle_path(char *dst, size_t len, enum emg_osc_addr_id id, const char *name)
 {
 	const char *p = addrs[id].path, *m = strstr(p, "{muscle}");
 
@@ -379,7 +400,7 @@ void emg_osc_set_params(struct emg_osc *o, const struct emg_osc_params *p)
 	}
 	o->p = *p;
 	drop_over_host_limit(o);
-	o->p.nallow = p->nallow > EMG_CONFIG_MAX_ALLOW ? EMG_CONFIG_MAX_ALLOW : p->nallow;
+	o->p.nallow = p->nallow > EMG_NET_MAX_ALLOW ? EMG_NET_MAX_ALLOW : p->nallow;
 	if (o->p.nallow)
 		memcpy(o->allow, p->allow, o->p.nallow * sizeof(o->allow[0]));
 	o->p.allow = o->allow;
@@ -393,12 +414,12 @@ int emg_osc_set_muscles(struct emg_osc *o, const struct emg_muscles *m)
 		const char *name = emg_muscles_get(m, i)->name;
 		struct paths *pp = &o->paths[i];
 		snprintf(o->names[i], sizeof(o->names[i]), "%s", name);
-		muscle_path(pp->rms, sizeof(pp->rms), A_RMS, name);
-		muscle_path(pp->level, sizeof(pp->level), A_LEVEL, name);
-		muscle_path(pp->active, sizeof(pp->active), A_ACTIVE, name);
-		muscle_path(pp->onset, sizeof(pp->onset), A_ONSET, name);
-		muscle_path(pp->offset, sizeof(pp->offset), A_OFFSET, name);
-		muscle_path(pp->lag, sizeof(pp->lag), A_LAG, name);
+		muscle_path(pp->rms, sizeof(pp->rms), EMG_OSC_ADDR_RMS, name);
+		muscle_path(pp->level, sizeof(pp->level), EMG_OSC_ADDR_LEVEL, name);
+		muscle_path(pp->active, sizeof(pp->active), EMG_OSC_ADDR_ACTIVE, name);
+		muscle_path(pp->onset, sizeof(pp->onset), EMG_OSC_ADDR_ONSET, name);
+		muscle_path(pp->offset, sizeof(pp->offset), EMG_OSC_ADDR_OFFSET, name);
+		muscle_path(pp->lag, sizeof(pp->lag), EMG_OSC_ADDR_LAG, name);
 	}
 	o->nmuscles = n;
 	return 0;
@@ -509,9 +530,9 @@ static int sockaddr_from_hostport(const struct emg_hostport *hp, struct sockaddr
 
 int emg_osc_set_targets(struct emg_osc *o, const struct emg_hostport *t, unsigned n)
 {
-	struct target tmp[EMG_CONFIG_MAX_TARGETS];
+	struct target tmp[EMG_NET_MAX_TARGETS];
 
-	if (n > EMG_CONFIG_MAX_TARGETS)
+	if (n > EMG_NET_MAX_TARGETS)
 		return -E2BIG;
 	for (unsigned i = 0; i < n; i++)
 		if (sockaddr_from_hostport(&t[i], &tmp[i].sa, &tmp[i].len) < 0)
@@ -699,7 +720,7 @@ static void reply(struct req *q, int id, ...)
 
 static void reply_error(struct req *q, const char *message)
 {
-	reply(q, A_ERROR, q->path, message);
+	reply(q, EMG_OSC_ADDR_ERROR, q->path, message);
 }
 
 /* liblo's argv points at 4-byte aligned wire data, but lo_arg is an 8-byte
@@ -786,7 +807,7 @@ static void do_subscribe(struct req *q)
 		o->subs[s].len = q->fromlen;
 	}
 	o->subs[s].expires_ns = q->now + (uint64_t)(lease * 1e9);
-	reply(q, A_SUBSCRIBED, (int)lease);
+	reply(q, EMG_OSC_ADDR_SUBSCRIBED, (int)lease);
 }
 
 static void remove_sub(struct emg_osc *o, unsigned i)
@@ -800,7 +821,7 @@ static void do_unsubscribe(struct req *q)
 
 	if (s >= 0)
 		remove_sub(q->o, (unsigned)s);
-	reply(q, A_UNSUBSCRIBED);
+	reply(q, EMG_OSC_ADDR_UNSUBSCRIBED);
 }
 
 static void fill_status(struct emg_osc *o, struct emg_osc_status *st)
@@ -816,12 +837,12 @@ static void do_status(struct req *q)
 	struct emg_osc_status st;
 
 	fill_status(q->o, &st);
-	reply(q, A_STATUS, st.state, st.rate, st.channels, st.overruns);
+	reply(q, EMG_OSC_ADDR_STATUS, st.state, st.rate, st.channels, st.overruns);
 }
 
 static void do_ping(struct req *q)
 {
-	reply(q, A_PONG);
+	reply(q, EMG_OSC_ADDR_PONG);
 }
 
 static int clamp_i32(uint64_t v)
@@ -839,7 +860,7 @@ static void do_stats(struct req *q)
 
 	if (q->o->h.web_stats)
 		q->o->h.web_stats(q->o->h.ud, &web, &web_dropped);
-	reply(q, A_STATS, clamp_i32(st->received), clamp_i32(st->handled),
+	reply(q, EMG_OSC_ADDR_STATS, clamp_i32(st->received), clamp_i32(st->handled),
 	      clamp_i32(st->malformed), clamp_i32(st->unknown), clamp_i32(st->denied),
 	      clamp_i32(st->rate_limited), clamp_i32(st->rejected), (int)q->o->nsubs, (int)web,
 	      clamp_i32(web_dropped));
@@ -851,7 +872,7 @@ static void answer(struct req *q, int r, const char *err)
 	if (r < 0)
 		reply_error(q, err[0] ? err : strerror(-r));
 	else
-		reply(q, A_OK, q->path);
+		reply(q, EMG_OSC_ADDR_OK, q->path);
 }
 
 static void do_cal_rest(struct req *q)
@@ -927,7 +948,7 @@ static void do_latency(struct req *q)
 	memset(&l, 0, sizeof(l));
 	if (q->o->h.latency)
 		q->o->h.latency(q->o->h.ud, &l);
-	reply(q, A_LATENCY, l.events, (double)l.event_ms[0],
+	reply(q, EMG_OSC_ADDR_LATENCY, l.events, (double)l.event_ms[0],
 	      (double)l.event_ms[1], (double)l.event_ms[2], (double)l.event_ms[3], l.metrics,
 	      (double)l.metric_ms[0], (double)l.metric_ms[1], (double)l.metric_ms[2],
 	      (double)l.metric_ms[3]);
@@ -945,19 +966,19 @@ static void do_ana_reset(struct req *q)
 }
 
 /* Control: the handler of each address-table row emgd receives (paths live in addrs[]). */
-static void (*const methods[A_COUNT])(struct req *q) = {
-	[A_LATENCY] = do_latency,
-	[A_SUBSCRIBE] = do_subscribe,
-	[A_UNSUBSCRIBE] = do_unsubscribe,
-	[A_STATUS] = do_status,
-	[A_PING] = do_ping,
-	[A_STATS] = do_stats,
-	[A_CAL_REST] = do_cal_rest,
-	[A_CAL_MVC] = do_cal_mvc,
-	[A_MARKER] = do_marker,
-	[A_REC_START] = do_rec_start,
-	[A_REC_STOP] = do_rec_stop,
-	[A_ANA_RESET] = do_ana_reset,
+static void (*const methods[EMG_OSC_ADDR_COUNT])(struct req *q) = {
+	[EMG_OSC_ADDR_LATENCY] = do_latency,
+	[EMG_OSC_ADDR_SUBSCRIBE] = do_subscribe,
+	[EMG_OSC_ADDR_UNSUBSCRIBE] = do_unsubscribe,
+	[EMG_OSC_ADDR_STATUS] = do_status,
+	[EMG_OSC_ADDR_PING] = do_ping,
+	[EMG_OSC_ADDR_STATS] = do_stats,
+	[EMG_OSC_ADDR_CAL_REST] = do_cal_rest,
+	[EMG_OSC_ADDR_CAL_MVC] = do_cal_mvc,
+	[EMG_OSC_ADDR_MARKER] = do_marker,
+	[EMG_OSC_ADDR_REC_START] = do_rec_start,
+	[EMG_OSC_ADDR_REC_STOP] = do_rec_stop,
+	[EMG_OSC_ADDR_ANA_RESET] = do_ana_reset,
 };
 
 static void handle_message(struct emg_osc *o, const void *buf, size_t len,
@@ -986,7 +1007,7 @@ static void handle_message(struct emg_osc *o, const void *buf, size_t len,
 		lo_message_free(q.m);
 		return;
 	}
-	for (size_t i = 0; i < A_COUNT; i++)
+	for (size_t i = 0; i < EMG_OSC_ADDR_COUNT; i++)
 		if (methods[i] && !strcmp(q.path, addrs[i].path)) {
 			o->st.handled++;
 			methods[i](&q);
@@ -1091,7 +1112,7 @@ void emg_osc_expire(struct emg_osc *o, uint64_t now_ns)
 /* ---- publishing (paths and type tags from addrs[]) ---- */
 
 /* Start o->msg as path with the row's tags expanded for n muscles; arguments are put by the caller. */
-static void msg_begin(struct emg_osc *o, const char *path, enum addr_id id, unsigned n)
+static void msg_begin(struct emg_osc *o, const char *path, enum emg_osc_addr_id id, unsigned n)
 {
 	char tags[EMG_MUSCLES_MAX + 16];
 
@@ -1115,21 +1136,21 @@ void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
 	bundle_begin(&o->pkt);
 	for (unsigned i = 0; i < n; i++) {
 		const struct emg_rec_muscle *m = &rec->m[i];
-		msg(&o->msg, o->paths[i].rms, addrs[A_RMS].types, (double)m->rms);
+		msg(&o->msg, o->paths[i].rms, addrs[EMG_OSC_ADDR_RMS].types, (double)m->rms);
 		bundle_add(o);
 		if (m->level >= 0) {
-			msg(&o->msg, o->paths[i].level, addrs[A_LEVEL].types, (double)m->level);
+			msg(&o->msg, o->paths[i].level, addrs[EMG_OSC_ADDR_LEVEL].types, (double)m->level);
 			bundle_add(o);
 		}
-		msg(&o->msg, o->paths[i].active, addrs[A_ACTIVE].types, (int)m->active);
+		msg(&o->msg, o->paths[i].active, addrs[EMG_OSC_ADDR_ACTIVE].types, (int)m->active);
 		bundle_add(o);
 	}
 	/* /emg/levels f...: one value per muscle, -1 where no MVC exists yet. */
-	msg_begin(o, addrs[A_LEVELS].path, A_LEVELS, n);
+	msg_begin(o, addrs[EMG_OSC_ADDR_LEVELS].path, EMG_OSC_ADDR_LEVELS, n);
 	for (unsigned i = 0; i < n; i++)
 		put_float(&o->msg, rec->m[i].level >= 0 ? rec->m[i].level : -1.0f);
 	bundle_add(o);
-	msg(&o->msg, addrs[A_FRAME].path, addrs[A_FRAME].types, (int)(rec->tick & 0x7fffffff),
+	msg(&o->msg, addrs[EMG_OSC_ADDR_FRAME].path, addrs[EMG_OSC_ADDR_FRAME].types, (int)(rec->tick & 0x7fffffff),
 	    (int)(rec->dropped > 0x7fffffff ? 0x7fffffff : rec->dropped));
 	bundle_add(o);
 	send_all(o, &o->pkt);
@@ -1143,16 +1164,16 @@ void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_
 	if (rec->muscle >= o->nmuscles)
 		return;
 	if (rec->type == EMG_REC_ONSET)
-		msg(&o->msg, o->paths[rec->muscle].onset, addrs[A_ONSET].types, age, sample);
+		msg(&o->msg, o->paths[rec->muscle].onset, addrs[EMG_OSC_ADDR_ONSET].types, age, sample);
 	else
-		msg(&o->msg, o->paths[rec->muscle].offset, addrs[A_OFFSET].types, age,
+		msg(&o->msg, o->paths[rec->muscle].offset, addrs[EMG_OSC_ADDR_OFFSET].types, age,
 		    (double)rec->duration_s);
 	send_all(o, &o->msg);
 }
 
 void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st)
 {
-	msg(&o->msg, addrs[A_STATUS].path, addrs[A_STATUS].types, st->state, st->rate,
+	msg(&o->msg, addrs[EMG_OSC_ADDR_STATUS].path, addrs[EMG_OSC_ADDR_STATUS].types, st->state, st->rate,
 	    st->channels, st->overruns);
 	send_all(o, &o->msg);
 }
@@ -1160,14 +1181,14 @@ void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st)
 void emg_osc_publish_calibrated(struct emg_osc *o, const char *kind, const char *muscle,
 				float value, int ok)
 {
-	msg(&o->msg, addrs[A_CALIBRATED].path, addrs[A_CALIBRATED].types, kind, muscle,
+	msg(&o->msg, addrs[EMG_OSC_ADDR_CALIBRATED].path, addrs[EMG_OSC_ADDR_CALIBRATED].types, kind, muscle,
 	    (double)value, ok);
 	send_all(o, &o->msg);
 }
 
 void emg_osc_publish_error(struct emg_osc *o, const char *addr, const char *message)
 {
-	msg(&o->msg, addrs[A_ERROR].path, addrs[A_ERROR].types, addr, message);
+	msg(&o->msg, addrs[EMG_OSC_ADDR_ERROR].path, addrs[EMG_OSC_ADDR_ERROR].types, addr, message);
 	send_all(o, &o->msg);
 }
 
@@ -1179,7 +1200,7 @@ void emg_osc_publish_order(struct emg_osc *o, const struct emg_analytics_order *
 		return;
 	bundle_begin(&o->pkt);
 	/* /emg/order i group s first f lag...: fixed tags for Pd's [unpack] and OSCQuery. */
-	msg_begin(o, addrs[A_ORDER].path, A_ORDER, n);
+	msg_begin(o, addrs[EMG_OSC_ADDR_ORDER].path, EMG_OSC_ADDR_ORDER, n);
 	put_u32(&o->msg, ord->group & 0x7fffffff);
 	put_str(&o->msg, o->names[ord->first]);
 	for (unsigned i = 0; i < n; i++)
@@ -1187,13 +1208,13 @@ void emg_osc_publish_order(struct emg_osc *o, const struct emg_analytics_order *
 	bundle_add(o);
 	for (unsigned i = 0; i < n; i++)
 		if (ord->lag_ms[i] >= 0) {
-			msg(&o->msg, o->paths[i].lag, addrs[A_LAG].types, (double)ord->lag_ms[i]);
+			msg(&o->msg, o->paths[i].lag, addrs[EMG_OSC_ADDR_LAG].types, (double)ord->lag_ms[i]);
 			bundle_add(o);
 		}
 	for (unsigned k = 0; k < ord->npairs; k++) {
 		if (ord->pair[k].a >= n || ord->pair[k].b >= n)
 			continue;
-		msg(&o->msg, addrs[A_PAIR].path, addrs[A_PAIR].types, o->names[ord->pair[k].a],
+		msg(&o->msg, addrs[EMG_OSC_ADDR_PAIR].path, addrs[EMG_OSC_ADDR_PAIR].types, o->names[ord->pair[k].a],
 		    o->names[ord->pair[k].b], (double)ord->pair[k].lag_ms);
 		bundle_add(o);
 	}
@@ -1204,7 +1225,7 @@ void emg_osc_publish_rep(struct emg_osc *o, const struct emg_analytics_rep *r)
 {
 	if (r->muscle >= o->nmuscles)
 		return;
-	msg(&o->msg, addrs[A_REP].path, addrs[A_REP].types, o->names[r->muscle],
+	msg(&o->msg, addrs[EMG_OSC_ADDR_REP].path, addrs[EMG_OSC_ADDR_REP].types, o->names[r->muscle],
 	    (int)(r->rep & 0x7fffffff), (double)r->peak, (double)r->mean,
 	    (double)r->time_to_peak_s, (double)r->duration_s, (double)r->lag_ms,
 	    (double)r->symmetry_pct, r->paired, r->calibrated ? "pct_mvc" : "uV");

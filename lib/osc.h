@@ -33,10 +33,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "analytics.h"
-#include "config.h"
-#include "muscles.h"
-#include "pipeline.h"
+#include "netaddr.h"
+
+/* Only pointers to these cross this interface; osc.c includes their headers. */
+struct emg_analytics_order;
+struct emg_analytics_rep;
+struct emg_muscles;
+struct emg_rec;
 
 #define EMG_OSC_MAX_PACKET 1472 /* Ethernet MTU minus IPv4 + UDP headers */
 
@@ -98,8 +101,33 @@ struct emg_osc_addr {
 	const char *desc;
 };
 
+/* The rows of the address table, by name: code says EMG_OSC_ADDR_STATUS, never "/emgd/status". */
+enum emg_osc_addr_id {
+	/* stream, per muscle */
+	EMG_OSC_ADDR_RMS, EMG_OSC_ADDR_LEVEL, EMG_OSC_ADDR_ACTIVE, EMG_OSC_ADDR_ONSET,
+	EMG_OSC_ADDR_OFFSET, EMG_OSC_ADDR_LAG,
+	/* stream */
+	EMG_OSC_ADDR_LEVELS, EMG_OSC_ADDR_FRAME, EMG_OSC_ADDR_ORDER, EMG_OSC_ADDR_PAIR,
+	EMG_OSC_ADDR_REP, EMG_OSC_ADDR_STATUS, EMG_OSC_ADDR_CALIBRATED,
+	/* replies */
+	EMG_OSC_ADDR_SUBSCRIBED, EMG_OSC_ADDR_UNSUBSCRIBED, EMG_OSC_ADDR_PONG, EMG_OSC_ADDR_OK,
+	EMG_OSC_ADDR_ERROR, EMG_OSC_ADDR_STATS, EMG_OSC_ADDR_LATENCY,
+	/* control */
+	EMG_OSC_ADDR_SUBSCRIBE, EMG_OSC_ADDR_UNSUBSCRIBE, EMG_OSC_ADDR_PING, EMG_OSC_ADDR_CAL_REST,
+	EMG_OSC_ADDR_CAL_MVC, EMG_OSC_ADDR_MARKER, EMG_OSC_ADDR_REC_START, EMG_OSC_ADDR_REC_STOP,
+	EMG_OSC_ADDR_ANA_RESET,
+	EMG_OSC_ADDR_COUNT
+};
+
 /* The i-th row of the address table, NULL past the end. */
 const struct emg_osc_addr *emg_osc_address(unsigned i);
+
+/* The path of row id ("{muscle}" not expanded), NULL for an unknown id. */
+const char *emg_osc_path(enum emg_osc_addr_id id);
+
+/* The row a concrete path belongs to, or -1; for "/emg/<muscle>/<leaf>" rows the
+ * name's start and length go to *muscle and *mlen (either may be NULL). */
+int emg_osc_address_find(const char *path, const char **muscle, size_t *mlen);
 
 /* Expand a type template ('*' = once per muscle) for nmuscles into buf; -ENOSPC if too long. */
 int emg_osc_types_expand(const char *tmpl, unsigned nmuscles, char *buf, size_t len);

@@ -42,6 +42,7 @@
 #include "fuzz_main.h"
 #include "muscles.h"
 #include "osc.h"
+#include "pipeline.h"
 
 #define NSRC 16
 #define NHOST 8

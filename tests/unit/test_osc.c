@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "muscles.h"
 #include "osc.h"
+#include "pipeline.h"
 
 #define SEC 1000000000ull
 #define MAXPKT 512
@@ -1354,7 +1356,7 @@ START_TEST(test_static_targets)
 	ck_assert_int_eq(emg_hostport_parse("[::1]:7001", &t[1]), 0);
 	ck_assert_int_eq(emg_osc_set_targets(o, t, 2), 0);
 	ck_assert_int_eq(emg_osc_set_targets(o, &bad, 1), -EINVAL);
-	ck_assert_int_eq(emg_osc_set_targets(o, t, EMG_CONFIG_MAX_TARGETS + 1), -E2BIG);
+	ck_assert_int_eq(emg_osc_set_targets(o, t, EMG_NET_MAX_TARGETS + 1), -E2BIG);
 
 	/* no subscriber: the targets still get metrics, events and status */
 	emg_osc_publish_metrics(o, r);
@@ -1436,6 +1438,40 @@ START_TEST(test_bind_and_recv)
 }
 END_TEST
 
+/* emgctl names paths by table row: every concrete path maps back to its own row. */
+START_TEST(test_address_find)
+{
+	const char *name;
+	size_t len;
+
+	for (unsigned i = 0; i < EMG_OSC_ADDR_COUNT; i++) {
+		const char *p = emg_osc_path((enum emg_osc_addr_id)i), *m = strstr(p, "{muscle}");
+		char concrete[96];
+		ck_assert_ptr_eq(p, emg_osc_address(i)->path);
+		if (m)
+			snprintf(concrete, sizeof(concrete), "%.*sglute_max_l%s", (int)(m - p), p, m + 8);
+		else
+			snprintf(concrete, sizeof(concrete), "%s", p);
+		name = NULL;
+		ck_assert_int_eq(emg_osc_address_find(concrete, &name, &len), (int)i);
+		if (m) {
+			ck_assert_uint_eq(len, strlen("glute_max_l"));
+			ck_assert_int_eq(strncmp(name, "glute_max_l", len), 0);
+		} else {
+			ck_assert_ptr_null(name);
+		}
+	}
+	ck_assert_int_eq(emg_osc_address_find("/emg/rms", NULL, NULL), -1);  /* no name */
+	ck_assert_int_eq(emg_osc_address_find("/emg/a/b/rms", NULL, NULL), -1); /* name with '/' */
+	ck_assert_int_eq(emg_osc_address_find("/emgd/status/", NULL, NULL), -1);
+	ck_assert_int_eq(emg_osc_address_find("/emg/a/rmsx", NULL, NULL), -1);
+	ck_assert_int_eq(emg_osc_address_find("/emgd", NULL, NULL), -1);
+	ck_assert_int_eq(emg_osc_address_find("/emg/levels", NULL, NULL), EMG_OSC_ADDR_LEVELS);
+	ck_assert_str_eq(emg_osc_path(EMG_OSC_ADDR_STATUS), "/emgd/status");
+	ck_assert_ptr_null(emg_osc_path(EMG_OSC_ADDR_COUNT));
+}
+END_TEST
+
 static Suite *osc_suite(void)
 {
 	Suite *s = suite_create("osc");
@@ -1457,6 +1493,7 @@ static Suite *osc_suite(void)
 	tcase_add_test(tc, test_status_without_callback);
 	tcase_add_test(tc, test_calibrate);
 	tcase_add_test(tc, test_bind_and_recv);
+	tcase_add_test(tc, test_address_find);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
