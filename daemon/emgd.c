@@ -131,6 +131,7 @@ struct daemon {
 	struct emg_analytics *ana;         /* firing order and repetitions, from the records */
 	struct emg_analytics *ana_pending; /* for the new muscle map, from REC_SWAPPED on */
 	struct emg_oscquery *oq;           /* OSCQuery HTTP + mDNS, NULL when off */
+	sd_event_source *oq_ctl_src;       /* control packets from its WebSocket clients */
 	char calib_path[PATH_MAX];
 	int calibrating;
 	uint64_t calib_deadline_ns; /* give up waiting for results after this */
@@ -1410,6 +1411,18 @@ static void h_web_stats(void *ud, unsigned *clients, uint64_t *dropped)
 	*dropped = st.dropped;
 }
 
+/* Control packets from the browser view's WebSocket: through the same path as UDP control. */
+static int on_web_control(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+	struct daemon *d = ud;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	emg_oscquery_control_run(d->oq, d->osc, emg_now_ns());
+	return 0;
+}
+
 /* Start, stop or restart the OSCQuery server as [oscquery] says; failures are logged, not fatal. */
 static void oscquery_apply(struct daemon *d, int restart)
 {
@@ -1418,6 +1431,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 	int r;
 
 	if (d->oq && (restart || !d->cfg.oscquery)) {
+		d->oq_ctl_src = sd_event_source_disable_unref(d->oq_ctl_src);
 		emg_osc_set_tap(d->osc, NULL, NULL);
 		emg_oscquery_free(d->oq);
 		d->oq = NULL;
@@ -1427,6 +1441,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 		emg_oscquery_set_muscles(d->oq, d->cfg.muscles);
 		emg_oscquery_set_allow(d->oq, d->cfg.allow, d->cfg.nallow);
 		emg_oscquery_set_www(d->oq, d->cfg.oscquery_www);
+		emg_oscquery_set_control(d->oq, d->cfg.web_control, d->cfg.web_token);
 	}
 	if (!d->cfg.oscquery || d->oq)
 		return;
@@ -1446,6 +1461,8 @@ static void oscquery_apply(struct daemon *d, int restart)
 	p.allow = d->cfg.allow; /* HTTP serves whom OSC control serves */
 	p.nallow = d->cfg.nallow;
 	p.www = d->cfg.oscquery_www;
+	p.control = d->cfg.web_control;
+	p.token = d->cfg.web_token;
 	p.log = oq_log;
 	p.log_ud = d;
 	r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);
@@ -1469,6 +1486,9 @@ static void oscquery_apply(struct daemon *d, int restart)
 			emg_log(LOG_NOTICE, "oscquery: browser view on http://%s%s%s:%u/ui/", strchr(p.http.host, ':') ? "[" : "",
 			       p.http.host, strchr(p.http.host, ':') ? "]" : "", emg_oscquery_port(d->oq));
 	}
+	if (r == 0 && sd_event_add_io(d->ev, &d->oq_ctl_src, emg_oscquery_control_fd(d->oq), EPOLLIN,
+				      on_web_control, d) < 0)
+		emg_log(LOG_WARNING, "oscquery: cannot watch for control from the browser view; it stays read-only");
 	/* without a server, publishing skips its work when no UDP subscriber listens */
 	emg_osc_set_tap(d->osc, d->oq ? web_tap : NULL, d);
 	if (r == 0 && p.mdns && !strcmp(d->cfg.listen.host, "127.0.0.1"))
@@ -1883,6 +1903,7 @@ out:
 	sd_event_source_disable_unref(d->wd_src);
 	sd_event_source_disable_unref(d->osc_src);
 	sd_event_source_disable_unref(d->state_src);
+	sd_event_source_disable_unref(d->oq_ctl_src);
 	if (d->osc)
 		emg_osc_set_tap(d->osc, NULL, NULL);
 	emg_oscquery_free(d->oq);

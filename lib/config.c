@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -258,6 +259,20 @@ static int p_oscquery_www(struct emg_config *c, const char *v)
 	return p_dir(c->oscquery_www, sizeof(c->oscquery_www), v);
 }
 
+/* A shared secret typed into a tablet's address bar (#token=...): URL-safe, long enough not to guess. */
+static int p_web_token(struct emg_config *c, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n && (n < 16 || n >= sizeof(c->web_token)))
+		return -EINVAL;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-._~", *p))
+			return -EINVAL;
+	snprintf(c->web_token, sizeof(c->web_token), "%s", v);
+	return 0;
+}
+
 static int p_state_dir(struct emg_config *c, const char *v)
 {
 	return p_dir(c->state_dir, sizeof(c->state_dir), v);
@@ -338,6 +353,9 @@ static const struct kdef keys[] = {
 	{ "oscquery", "mdns", K_BOOL, OFF(mdns), 0, 0, 0, NULL, "yes or no" },
 	{ "oscquery", "name", K_CUSTOM, 0, 0, 0, 0, p_oscquery_name, "a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>)" },
 	{ "oscquery", "www", K_CUSTOM, 0, 0, 0, 0, p_oscquery_www, "an absolute path to the browser view's files, or empty (no view)" },
+
+	{ "web", "control", K_BOOL, OFF(web_control), 0, 0, 0, NULL, "yes or no" },
+	{ "web", "token", K_CUSTOM, 0, 0, 0, 0, p_web_token, "empty (none), or 16 to 128 characters from A-Z a-z 0-9 - . _ ~" },
 };
 
 int emg_config_init(struct emg_config *cfg)
@@ -385,6 +403,10 @@ int emg_config_init(struct emg_config *cfg)
 	cfg->oscquery_http.port = 9001;
 	cfg->mdns = false;
 	snprintf(cfg->oscquery_www, sizeof(cfg->oscquery_www), "%s", EMGD_WWWDIR);
+	/* the OSCQuery server listens on loopback by default: who reaches it may
+	 * control, as over UDP; other hosts need [osc] allow, and the token if set */
+	cfg->web_control = true;
+	cfg->web_token[0] = '\0';
 	r = emg_muscles_new_default(&cfg->muscles);
 	if (r == 0) /* the default map's pairs: glute_max_l:hip_flex_l, glute_max_r:hip_flex_r */
 		r = emg_analytics_pairs_parse(cfg->analytics_pairs, cfg->muscles, cfg->analytics.pairs,
@@ -514,10 +536,13 @@ static int fail_cross(struct parse_ctx *ctx, const char *sa, const char *a, doub
 		       "[%s] %s = %s: bad value (allowed: %s [%s] %s = %s)", sb, b, vb, b_rule, sa, a, va);
 }
 
+/* The sections, as error messages list them (the same as section_known's). */
+#define SECTIONS "device, dsp, osc, daemon, muscles, analytics, oscquery, web"
+
 static int section_known(const char *name, size_t len)
 {
 	static const char *const sections[] = { "device", "dsp", "osc", "daemon", "muscles",
-						"analytics", "oscquery" };
+						"analytics", "oscquery", "web" };
 
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 		if (strlen(sections[i]) == len && !strncmp(sections[i], name, len))
@@ -557,7 +582,7 @@ static char *read_line(char *str, int num, void *stream)
 	{
 		const char *q = str + strspn(str, " \t"), *close = strchr(q, ']');
 		if (*q == '[' && close && !section_known(q + 1, (size_t)(close - q - 1))) {
-			fail(ctx, "[%.*s]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)",
+			fail(ctx, "[%.*s]: unknown section (allowed: " SECTIONS ")",
 			     (int)(close - q - 1), q + 1);
 			return NULL;
 		}
@@ -662,7 +687,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	int known_section = 0;
 
 	if (!section[0])
-		return fail(ctx, "%s = %s: key outside any section (allowed: keys after a [section] header: device, dsp, osc, daemon, muscles, analytics, oscquery)",
+		return fail(ctx, "%s = %s: key outside any section (allowed: keys after a [section] header: " SECTIONS ")",
 			    name, value);
 	if (!strcmp(section, "muscles")) {
 		if (!ctx->muscles_line)
@@ -697,7 +722,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	}
 	if (!known_section)
-		return fail(ctx, "[%s]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)",
+		return fail(ctx, "[%s]: unknown section (allowed: " SECTIONS ")",
 			    section);
 	{
 		/* List the section's keys so the typo is obvious. */

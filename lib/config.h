@@ -92,6 +92,10 @@ struct emg_config {
 	bool mdns;                      /* advertise _oscjson._tcp and _osc._udp with Avahi */
 	char oscquery_name[64];         /* "" = "emgd on <hostname>" */
 	char oscquery_www[PATH_MAX];    /* the browser view's files, served at /ui/; "" = none */
+
+	/* [web]: the browser view's WebSocket (OSCQuery server) */
+	bool web_control;               /* WebSocket clients may send control messages */
+	char web_token[129];            /* "" = none; else required for control from non-loopback hosts */
 };
 
 /* Fill cfg with the built-in defaults (allocates the default muscle map). */

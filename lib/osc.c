@@ -58,6 +58,8 @@ struct emg_osc {
 	void *send_ud;
 	emg_osc_tap_fn tap; /* a copy of every stream packet (OSCQuery WebSocket clients) */
 	void *tap_ud;
+	emg_osc_send_fn rsend; /* while emg_osc_handle_via() runs: where replies go */
+	void *rsend_ud;
 
 	struct sub *subs;
 	unsigned nsubs, subcap;
@@ -715,7 +717,15 @@ static void reply(struct req *q, int id, ...)
 	va_start(ap, id);
 	vmsg(&q->o->msg, addrs[id].path, addrs[id].types, ap);
 	va_end(ap);
-	send_to(q->o, &q->o->msg, q->from, q->fromlen);
+	if (!q->o->rsend) {
+		send_to(q->o, &q->o->msg, q->from, q->fromlen);
+	} else if (!q->o->msg.overflow &&
+		   q->o->rsend(q->o->rsend_ud, q->o->msg.b, q->o->msg.n, q->from, q->fromlen) >= 0) {
+		q->o->st.sent++;
+		q->o->st.bytes_out += q->o->msg.n;
+	} else {
+		q->o->st.send_errors++;
+	}
 }
 
 static void reply_error(struct req *q, const char *message)
@@ -778,6 +788,11 @@ static void do_subscribe(struct req *q)
 	double lease = o->p.default_lease_s;
 	int r = arg_num(q, 0, &lease), s;
 
+	if (o->rsend) {
+		/* its stream would go to a TCP port as UDP: the WebSocket has LISTEN for that */
+		reply_error(q, "not over WebSocket: LISTEN to the paths instead (OSCQuery)");
+		return;
+	}
 	if (r == -EINVAL || lease < 1) {
 		reply_error(q, "lease must be a number of seconds >= 1");
 		return;
@@ -1077,6 +1092,27 @@ void emg_osc_handle(struct emg_osc *o, const void *buf, size_t len, const struct
 	o->dgram_msgs = 0;
 	o->dgram_limited = 0;
 	handle_packet(o, buf, len, from, fromlen, now_ns, 0);
+}
+
+void emg_osc_handle_via(struct emg_osc *o, const void *buf, size_t len, const struct sockaddr *from,
+			socklen_t fromlen, uint64_t now_ns, emg_osc_send_fn reply_fn, void *reply_ud)
+{
+	o->rsend = reply_fn;
+	o->rsend_ud = reply_ud;
+	emg_osc_handle(o, buf, len, from, fromlen, now_ns);
+	o->rsend = NULL;
+	o->rsend_ud = NULL;
+}
+
+int emg_osc_is_query(const char *path)
+{
+	static const enum emg_osc_addr_id queries[] = { EMG_OSC_ADDR_PING, EMG_OSC_ADDR_STATUS,
+							EMG_OSC_ADDR_STATS, EMG_OSC_ADDR_LATENCY };
+
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++)
+		if (!strcmp(path, addrs[queries[i]].path))
+			return 1;
+	return 0;
 }
 
 void emg_osc_recv(struct emg_osc *o, uint64_t now_ns)

@@ -190,6 +190,19 @@ void emg_osc_recv(struct emg_osc *o, uint64_t now_ns);
 void emg_osc_handle(struct emg_osc *o, const void *buf, size_t len, const struct sockaddr *from,
 		    socklen_t fromlen, uint64_t now_ns);
 
+/*
+ * Handle one control packet that came over another transport (the OSCQuery
+ * WebSocket, lib/oscquery.c): the same allow list, per-host rate limit,
+ * validation and handlers as emg_osc_handle(), but the requester's replies
+ * (/emgd/ok, /emgd/error, /emgd/pong...) go to reply_fn instead of a UDP
+ * sendto to `from`; /emgd/subscribe is refused (such a client LISTENs).
+ */
+void emg_osc_handle_via(struct emg_osc *o, const void *buf, size_t len, const struct sockaddr *from,
+			socklen_t fromlen, uint64_t now_ns, emg_osc_send_fn reply_fn, void *reply_ud);
+
+/* 1 if path is a request that only reads (ping, status, stats, latency): allowed to read-only web viewers. */
+int emg_osc_is_query(const char *path);
+
 /* Drop subscribers whose lease ran out. */
 void emg_osc_expire(struct emg_osc *o, uint64_t now_ns);
 

@@ -586,6 +586,13 @@ struct emg_oscquery {
 	unsigned nws;           /* clients; atomic, so publish skips the lock when there are none */
 	int wake_fd;            /* eventfd: the main thread queued frames for an empty queue */
 	struct emg_oscquery_ws_stats wst;
+	/* control over the WebSocket (header comment), under wslock */
+	int control;                              /* [web] control */
+	char token[EMG_OSCQUERY_TOKEN_MAX + 1];   /* [web] token, "" = none */
+	struct wcmd *cmdq;                        /* EMG_OSCQUERY_WS_COMMANDS packets, oldest at cmd_head */
+	unsigned cmd_head, cmd_count;
+	unsigned next_id;                         /* HTTP thread: the next client's id */
+	int ctl_fd;                               /* eventfd: packets wait in cmdq (main thread polls it) */
 #ifdef EMG_HAVE_AVAHI
 	AvahiThreadedPoll *poll;
 	AvahiClient *client;
@@ -1143,6 +1150,39 @@ __attribute__((unused)) static size_t osc_cut(const unsigned char *pkt, size_t l
 	return o > 16 ? o : 0;
 }
 
+int emg_oscquery_set_control(struct emg_oscquery *q, int control, const char *token)
+{
+	if (token && strlen(token) > EMG_OSCQUERY_TOKEN_MAX)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&q->wslock);
+	q->control = control;
+	snprintf(q->token, sizeof(q->token), "%s", token ? token : "");
+	pthread_mutex_unlock(&q->wslock);
+	return 0;
+}
+
+int emg_oscquery_control_fd(const struct emg_oscquery *q)
+{
+	return q ? q->ctl_fd : -1;
+}
+
+/* An OSC message "/emgd/<what> ,s[s] a [b]" into out (at least 512 bytes); its size. */
+__attribute__((unused)) static size_t osc_reply(unsigned char *out, const char *path, const char *a, const char *b)
+{
+	size_t n = 0;
+	const char *parts[4] = { path, b ? ",ss" : ",s", a, b };
+
+	for (int i = 0; i < 4 && parts[i]; i++) {
+		size_t l = strnlen(parts[i], 120);
+		memcpy(out + n, parts[i], l);
+		n += l;
+		do
+			out[n++] = '\0';
+		while (n & 3);
+	}
+	return n;
+}
+
 void emg_oscquery_set_allow(struct emg_oscquery *q, const struct emg_cidr *allow, unsigned n)
 {
 	if (n > EMG_CONFIG_MAX_ALLOW)
@@ -1172,6 +1212,7 @@ struct hconn {
 	int cut;              /* shut down: missed its deadline, or evicted */
 	int busy;             /* its request is being answered */
 	int ws;               /* upgraded to a WebSocket: streams, no request deadline */
+	int same_origin;      /* its upgrade had no Origin, or the page's own (not another site's) */
 };
 
 /* Shut a connection down: MHD sees the socket fail and closes it on this thread. */
@@ -1361,6 +1402,21 @@ struct wsc {
 	unsigned char (*slot)[WS_SLOT]; /* EMG_OSCQUERY_WS_QUEUE whole frames, oldest at head */
 	uint16_t len[EMG_OSCQUERY_WS_QUEUE];
 	unsigned head, count;
+	/* set at the upgrade */
+	unsigned id;                    /* control replies find their client by this */
+	struct sockaddr_storage peer;   /* the source emg_osc_handle_via() judges */
+	socklen_t peerlen;
+	int local, same_origin;         /* loopback peer; no Origin or the page's own */
+	int authed;                     /* under wslock: presented the [web] token */
+};
+
+/* A control packet waiting for the main thread. */
+struct wcmd {
+	unsigned id;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	size_t len;
+	unsigned char b[EMG_OSCQUERY_WS_MAX_MESSAGE];
 };
 
 /* Queue one frame for c, dropping the oldest if full; under wslock.  1 if the queue was empty. */
@@ -1454,6 +1510,172 @@ static int known_path(struct emg_oscquery *q, const char *path)
 	return ok;
 }
 
+/* Why c may not send control messages now, or NULL if it may; under wslock. */
+static const char *control_refusal(const struct emg_oscquery *q, const struct wsc *c)
+{
+	if (!q->control)
+		return "read-only: [web] control = no";
+	if (!c->same_origin)
+		return "read-only: the page comes from another site (Origin)";
+	if (!c->local && q->token[0] && !c->authed)
+		return "read-only: control from another host needs the [web] token";
+	return NULL;
+}
+
+/* Queue a reply frame holding an OSC message for c; under wslock. */
+static void ws_osc_reply(struct emg_oscquery *q, struct wsc *c, const char *path, const char *a,
+			 const char *b)
+{
+	unsigned char m[512];
+
+	if (!c->closing)
+		ws_push(q, c, EMG_WS_BINARY, m, osc_reply(m, path, a, b));
+}
+
+/* 1 if a equals the configured token b, in time that does not depend on where they differ. */
+static int token_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char d = la != lb;
+
+	for (size_t i = 0; i < lb; i++)
+		d |= (unsigned char)((i < la ? a[i] : 0) ^ b[i]);
+	return d == 0;
+}
+
+/* {"COMMAND":"AUTH","DATA":token}: /emgd/ok AUTH, or /emgd/error and the connection closes. */
+static int ws_auth(struct emg_oscquery *q, struct wsc *c, const char *token)
+{
+	int ok;
+
+	pthread_mutex_lock(&q->wslock);
+	ok = !q->token[0] || token_equal(token, q->token);
+	if (q->token[0] && ok)
+		c->authed = 1;
+	if (ok) {
+		ws_osc_reply(q, c, "/emgd/ok", "AUTH", NULL);
+	} else {
+		q->wst.denied++;
+		ws_osc_reply(q, c, "/emgd/error", "AUTH", "wrong token");
+	}
+	pthread_mutex_unlock(&q->wslock);
+	if (ok)
+		return 0;
+	/* one guess per connection: guessing costs a TCP and HTTP handshake each */
+	qlog(q, LOG_NOTICE, "oscquery: websocket client presented a wrong [web] token; closed");
+	ws_begin_close(q, c, EMG_WS_CLOSE_POLICY);
+	return -EPROTO;
+}
+
+/*
+ * A binary frame: an OSC packet for the main thread (header comment).  Only
+ * the permission is judged here; what the packet says is judged by
+ * emg_osc_handle_via(), like any UDP datagram.
+ */
+static void ws_control(struct emg_oscquery *q, struct wsc *c, const unsigned char *p, size_t len)
+{
+	const char *addr = osc_address(p, len), *why;
+	int queued = 0;
+
+	pthread_mutex_lock(&q->wslock);
+	why = control_refusal(q, c);
+	if (why && addr && emg_osc_is_query(addr))
+		why = NULL; /* reading status, stats or latency changes nothing */
+	if (!why && q->cmd_count == EMG_OSCQUERY_WS_COMMANDS)
+		why = "busy: too many commands waiting, try again";
+	if (why) {
+		q->wst.denied++;
+		ws_osc_reply(q, c, "/emgd/error", addr ? addr : "", why);
+	} else {
+		struct wcmd *w = &q->cmdq[(q->cmd_head + q->cmd_count++) % EMG_OSCQUERY_WS_COMMANDS];
+		w->id = c->id;
+		w->peer = c->peer;
+		w->peerlen = c->peerlen;
+		w->len = len; /* at most EMG_OSCQUERY_WS_MAX_MESSAGE: the reader's limit */
+		memcpy(w->b, p, len);
+		q->wst.commands++;
+		queued = 1;
+	}
+	pthread_mutex_unlock(&q->wslock);
+	if (queued) {
+		uint64_t one = 1;
+		if (write(q->ctl_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: already signalled */
+		}
+	}
+}
+
+struct wreply {
+	struct emg_oscquery *q;
+	unsigned id;
+	int pushed;
+};
+
+/* emg_osc's reply sender for a WebSocket client: a binary frame to client id (gone: dropped). */
+static int ws_reply(void *ud, const void *buf, size_t len, const struct sockaddr *to, socklen_t tolen)
+{
+	struct wreply *w = ud;
+	int found = 0;
+
+	(void)to;
+	(void)tolen;
+	pthread_mutex_lock(&w->q->wslock);
+	for (struct wsc *c = w->q->ws; c; c = c->next)
+		if (c->id == w->id) {
+			if (!c->closing)
+				ws_push(w->q, c, EMG_WS_BINARY, buf, len);
+			found = !c->closing;
+			break;
+		}
+	pthread_mutex_unlock(&w->q->wslock);
+	w->pushed |= found;
+	return found ? (int)len : -ENOTCONN;
+}
+
+void emg_oscquery_control_run(struct emg_oscquery *q, struct emg_osc *o, uint64_t now_ns)
+{
+	struct wcmd *w;
+	uint64_t v;
+	int pushed = 0;
+
+	if (!q || q->ctl_fd < 0)
+		return;
+	if (read(q->ctl_fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing signalled; the queue is looked at anyway */
+	}
+	w = malloc(sizeof(*w));
+	if (!w)
+		return;
+	/* at most one queue's worth per call: the main loop has other work */
+	for (unsigned k = 0; k < EMG_OSCQUERY_WS_COMMANDS; k++) {
+		struct wreply r = { q, 0, 0 };
+		pthread_mutex_lock(&q->wslock);
+		if (!q->cmd_count) {
+			pthread_mutex_unlock(&q->wslock);
+			break;
+		}
+		memcpy(w, &q->cmdq[q->cmd_head], sizeof(*w));
+		q->cmd_head = (q->cmd_head + 1) % EMG_OSCQUERY_WS_COMMANDS;
+		q->cmd_count--;
+		pthread_mutex_unlock(&q->wslock);
+		r.id = w->id;
+		emg_osc_handle_via(o, w->b, w->len, (const struct sockaddr *)&w->peer, w->peerlen,
+				   now_ns, ws_reply, &r);
+		pushed |= r.pushed;
+	}
+	free(w);
+	pthread_mutex_lock(&q->wslock);
+	if (q->cmd_count) {
+		uint64_t one = 1;
+		if (write(q->ctl_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: already signalled */
+		}
+	}
+	pthread_mutex_unlock(&q->wslock);
+	if (pushed)
+		wake(q);
+}
+
 struct ws_ctx {
 	struct emg_oscquery *q;
 	struct wsc *c;
@@ -1464,7 +1686,7 @@ static int on_ws_message(void *ud, enum emg_ws_opcode op, const unsigned char *p
 	struct ws_ctx *x = ud;
 	struct emg_oscquery *q = x->q;
 	struct wsc *c = x->c;
-	char cmd[32], path[128];
+	char cmd[32], path[EMG_OSCQUERY_TOKEN_MAX + 1];
 	int r;
 
 	switch (op) {
@@ -1479,8 +1701,11 @@ static int on_ws_message(void *ud, enum emg_ws_opcode op, const unsigned char *p
 		return 0;
 	case EMG_WS_TEXT:
 		break;
+	case EMG_WS_BINARY:
+		ws_control(q, c, p, len);
+		return 0;
 	default:
-		return 0; /* pongs; binary OSC: this server is read-only (README) */
+		return 0; /* pongs */
 	}
 	r = emg_oscquery_command((const char *)p, len, cmd, sizeof(cmd), path, sizeof(path));
 	if (r == -EINVAL) {
@@ -1491,8 +1716,14 @@ static int on_ws_message(void *ud, enum emg_ws_opcode op, const unsigned char *p
 		ws_begin_close(q, c, EMG_WS_CLOSE_POLICY);
 		return -EPROTO;
 	}
-	if (r < 0)
+	if (r < 0 && !strcmp(cmd, "AUTH"))
+		path[0] = '\0'; /* longer than any token: wrong */
+	else if (r < 0)
 		return 0; /* a path longer than any emgd has: nothing to listen to */
+	if (!strcmp(cmd, "AUTH"))
+		return ws_auth(q, c, path);
+	if (strlen(path) >= sizeof(c->listen[0]))
+		return 0;
 	if (strcmp(cmd, "LISTEN") && strcmp(cmd, "IGNORE"))
 		return 0; /* commands of extensions emgd does not offer are ignored (OSCQuery) */
 	if (!strcmp(cmd, "LISTEN") && !known_path(q, path))
@@ -1598,6 +1829,18 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
 	(void)con_cls;
 	if (ci && ci->socket_context)
 		((struct hconn *)ci->socket_context)->ws = 1; /* no request deadline from now on */
+	if (c) {
+		const union MHD_ConnectionInfo *ai =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+		c->peerlen = !sa ? 0 : sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							      : sizeof(struct sockaddr_in);
+		if (sa)
+			memcpy(&c->peer, sa, c->peerlen);
+		c->local = sa && is_loopback_sa(sa);
+		c->same_origin = ci && ci->socket_context && ((struct hconn *)ci->socket_context)->same_origin;
+		c->id = ++q->next_id;
+	}
 	if (c)
 		c->slot = malloc(EMG_OSCQUERY_WS_QUEUE * sizeof(*c->slot));
 	if (!c || !c->slot || emg_ws_reader_new(&c->rd, EMG_OSCQUERY_WS_MAX_MESSAGE) < 0) {
@@ -1644,6 +1887,30 @@ static int has_token(const char *v, const char *t)
 	return 0;
 }
 
+/*
+ * No Origin (not a browser: Node, Python, OSCQuery tools), or the page's own
+ * (http://<Host>): a browser sends the Origin of the page that opened the
+ * socket, and a WebSocket has no same-origin rule, so any web page the
+ * clinician visits could otherwise open ws://127.0.0.1:<port>/ and send control.
+ */
+static int same_origin(struct MHD_Connection *c)
+{
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+
+	if (!origin)
+		return 1;
+	if (!host)
+		return 0;
+	if (!strncmp(origin, "http://", 7))
+		origin += 7;
+	else if (!strncmp(origin, "https://", 8))
+		origin += 8;
+	else
+		return 0;
+	return !strcasecmp(origin, host);
+}
+
 /* An HTTP request with Upgrade: websocket; answer 101 and hand over, or say why not. */
 static enum MHD_Result ws_upgrade(struct emg_oscquery *q, struct MHD_Connection *c,
 				  const char *method)
@@ -1673,6 +1940,12 @@ static enum MHD_Result ws_upgrade(struct emg_oscquery *q, struct MHD_Connection 
 		pthread_mutex_lock(&q->wslock);
 		q->wst.refused++;
 		pthread_mutex_unlock(&q->wslock);
+	}
+	if (!rp.status) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (ci && ci->socket_context)
+			((struct hconn *)ci->socket_context)->same_origin = same_origin(c);
 	}
 	if (rp.status) {
 		r = MHD_create_response_from_buffer(rp.len, rp.body, MHD_RESPMEM_MUST_COPY);
@@ -1829,8 +2102,10 @@ static int start_http(struct emg_oscquery *q)
 	if (!q->mhd)
 		return errno ? -errno : -EADDRINUSE;
 	q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (q->wake_fd < 0) {
-		r = -errno;
+	q->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	q->cmdq = calloc(EMG_OSCQUERY_WS_COMMANDS, sizeof(*q->cmdq));
+	if (q->wake_fd < 0 || q->ctl_fd < 0 || !q->cmdq) {
+		r = errno ? -errno : -ENOMEM;
 		MHD_stop_daemon(q->mhd);
 		q->mhd = NULL;
 		return r;
@@ -1883,6 +2158,13 @@ void emg_oscquery_ws_stats(struct emg_oscquery *q, struct emg_oscquery_ws_stats 
 {
 	(void)q;
 	memset(st, 0, sizeof(*st));
+}
+
+void emg_oscquery_control_run(struct emg_oscquery *q, struct emg_osc *o, uint64_t now_ns)
+{
+	(void)q;
+	(void)o;
+	(void)now_ns;
 }
 
 #endif /* EMG_HAVE_MICROHTTPD */
@@ -2034,12 +2316,16 @@ static int create(struct emg_oscquery **out, const struct emg_oscquery_params *p
 	q->p.name = q->name;
 	q->p.allow = NULL; /* copied below; the caller's array may go away on reload */
 	q->p.www = NULL;   /* likewise: q->www */
+	q->p.token = NULL; /* likewise: q->token */
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_mutex_init(&q->wslock, NULL);
 	q->wake_fd = -1;
+	q->ctl_fd = -1;
 	q->port = p->http.port;
 	emg_oscquery_set_allow(q, p->allow, p->allow ? p->nallow : 0);
 	r = emg_oscquery_set_www(q, p->www);
+	if (r == 0)
+		r = emg_oscquery_set_control(q, p->control, p->token);
 	if (r == 0)
 		r = install_doc(q, m); /* before the server: a request may come at once */
 	if (r < 0) {
@@ -2100,6 +2386,9 @@ void emg_oscquery_free(struct emg_oscquery *q)
 	doc_free(q->doc);
 	if (q->wake_fd >= 0)
 		close(q->wake_fd);
+	if (q->ctl_fd >= 0)
+		close(q->ctl_fd);
+	free(q->cmdq);
 	pthread_mutex_destroy(&q->wslock);
 	pthread_mutex_destroy(&q->lock);
 	free(q);

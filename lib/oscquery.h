@@ -16,7 +16,18 @@
  * subscriber with its own LISTEN set: it sends {"COMMAND":"LISTEN","DATA":
  * "/emg/glute_max_l/rms"} (IGNORE to stop) and gets binary frames holding
  * the same OSC bytes as the UDP stream, a bundle cut down to the messages it
- * listens to.  Read-only: binary (OSC) frames from clients are not acted on.
+ * listens to.
+ *
+ * Control over the WebSocket (README "Browser view"): a binary frame from a
+ * client is an OSC packet for emgd's control addresses, exactly as over UDP.
+ * The HTTP thread only decides whether this client may control ([web]
+ * control, the token, the Origin) and queues the bytes; the main thread runs
+ * them through emg_osc_handle_via() - the same allow list, per-host rate
+ * limit, validation and handlers as a UDP datagram from that host - and the
+ * requester's replies come back to it as binary frames.  A client that may
+ * not control can still send the queries (ping, status, stats, latency);
+ * anything else is answered /emgd/error without reaching the main thread.
+ * {"COMMAND":"AUTH","DATA":"<token>"} presents the shared token.
  *
  * The browser view (README "Browser view"): GET /ui/<file> serves static files
  * from one directory (params.www), through the same accept policy, limits and
@@ -43,12 +54,14 @@
 #define EMG_OSCQUERY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "log.h"
 #include "muscles.h"
 
 struct emg_oscquery;
+struct emg_osc;
 
 struct emg_oscquery_params {
 	struct emg_hostport http;       /* HTTP listen address (port 0: any free port) */
@@ -60,6 +73,8 @@ struct emg_oscquery_params {
 	const struct emg_cidr *allow;   /* [osc] allow: who else may connect (loopback always may) */
 	unsigned nallow;
 	const char *www;                /* directory served at /ui/ (copied); NULL or "": none */
+	int control;                    /* [web] control: WebSocket clients may send control messages */
+	const char *token;              /* [web] token (copied); non-loopback clients must present it; NULL or "": none */
 };
 
 /*
@@ -82,10 +97,16 @@ struct emg_oscquery_params {
  * most EMG_OSCQUERY_WS_LISTEN paths; a client message (command) is at most
  * EMG_OSCQUERY_WS_MAX_MESSAGE bytes.
  */
-#define EMG_OSCQUERY_WS_MAX 16
+#define EMG_OSCQUERY_WS_MAX 32
 #define EMG_OSCQUERY_WS_QUEUE 64
 #define EMG_OSCQUERY_WS_LISTEN 64
 #define EMG_OSCQUERY_WS_MAX_MESSAGE 1024
+
+/* Control packets waiting for the main thread, all clients together; more are answered "busy". */
+#define EMG_OSCQUERY_WS_COMMANDS 32
+
+/* The longest [web] token. */
+#define EMG_OSCQUERY_TOKEN_MAX 128
 
 /* WebSocket counters since start. */
 struct emg_oscquery_ws_stats {
@@ -94,6 +115,9 @@ struct emg_oscquery_ws_stats {
 	unsigned long dropped;  /* frames dropped from full queues (slow clients) */
 	unsigned long refused;  /* upgrades over EMG_OSCQUERY_WS_MAX, or malformed */
 	unsigned long closed;   /* clients closed for breaking the protocol or a command */
+	unsigned long commands; /* control packets handed to the main thread */
+	unsigned long denied;   /* control packets refused: read-only client, queue full */
+	unsigned long changes;  /* PATH_ADDED / PATH_REMOVED / PATH_CHANGED notifications queued */
 };
 
 /* One HTTP answer: status, Content-Type (NULL: none) and a malloc'd body. */
@@ -132,7 +156,16 @@ void emg_oscquery_set_allow(struct emg_oscquery *q, const struct emg_cidr *allow
 /* Serve /ui/ from another directory from now on, NULL or "" for none (reload); -ENAMETOOLONG. */
 int emg_oscquery_set_www(struct emg_oscquery *q, const char *dir);
 
-/* Serve the namespace of another muscle map from now on (reload). */
+/* Replace [web] control and token (reload; NULL token: none); -ENAMETOOLONG. */
+int emg_oscquery_set_control(struct emg_oscquery *q, int control, const char *token);
+
+/* An fd that is readable while control packets from WebSocket clients wait (-1: none); main thread polls it. */
+int emg_oscquery_control_fd(const struct emg_oscquery *q);
+
+/* Run the waiting control packets through o (emg_osc_handle_via), replies to their clients; main thread. */
+void emg_oscquery_control_run(struct emg_oscquery *q, struct emg_osc *o, uint64_t now_ns);
+
+/* Serve the namespace of another muscle map from now on (reload); WebSocket clients are told what changed. */
 int emg_oscquery_set_muscles(struct emg_oscquery *q, const struct emg_muscles *m);
 
 /* The TCP port the HTTP server listens on. */

@@ -257,10 +257,10 @@ START_TEST(test_unknown_key_and_section)
 	ck_parse_err("[daemon]\nmlocked = yes\n",
 		     "[daemon] mlocked: unknown key (allowed: state_dir, recordings_dir, record, record_format, record_filtered, record_envelopes, mlock, rt_priority)");
 	ck_parse_err("[dev]\nrate = 2000\n",
-		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)");
+		     "emgd.conf:1: [dev]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery, web)");
 	/* issue 16 #13: a key before any section is not an "unknown section []" */
 	ck_parse_err("rate = 2000\n",
-		     "emgd.conf:1: rate = 2000: key outside any section (allowed: keys after a [section] header: device, dsp, osc, daemon, muscles, analytics, oscquery)");
+		     "emgd.conf:1: rate = 2000: key outside any section (allowed: keys after a [section] header: device, dsp, osc, daemon, muscles, analytics, oscquery, web)");
 	ck_parse_err("# x\n\nmains = 50\n[dsp]\n", "emgd.conf:3: mains = 50: key outside any section");
 	/* an empty unknown section is a typo too, reported at its header */
 	ck_parse_err("[osc]\npublish_rate = 40\n\n[xyz]\n", "emgd.conf:4: [xyz]: unknown section");
@@ -331,7 +331,7 @@ START_TEST(test_first_error_wins)
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\njunk line\n"), -EINVAL);
 	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 50\n[bogus]\nx = 1\n[dsp]\nmains = 55\n"), -EINVAL);
-	ck_assert_str_eq(err, "emgd.conf:3: [bogus]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery)");
+	ck_assert_str_eq(err, "emgd.conf:3: [bogus]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery, web)");
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\n[bogus]\n"), -EINVAL);
 	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
 	emg_config_release(&c);
@@ -976,6 +976,24 @@ START_TEST(test_analytics_oscquery)
 	}
 	ck_parse_err("[oscquery]\nwww = www\n",
 		     "emgd.conf:2: [oscquery] www = www: bad value (allowed: an absolute path to the browser view's files, or empty (no view))");
+	/* [web]: control from the view on by default (the server is on loopback), an optional token */
+	{
+		struct emg_config c4;
+		ck_assert_int_eq(emg_config_init(&c4), 0);
+		ck_assert(c4.web_control);
+		ck_assert_str_eq(c4.web_token, "");
+		ck_assert_msg(parse(&c4, "[web]\ncontrol = no\ntoken = lab-7f3a9c.d2e8~b41_0\n") == 0, "%s", err);
+		ck_assert(!c4.web_control);
+		ck_assert_str_eq(c4.web_token, "lab-7f3a9c.d2e8~b41_0");
+		ck_assert_msg(parse(&c4, "[web]\ntoken =\n") == 0, "%s", err);
+		ck_assert_str_eq(c4.web_token, "");
+		emg_config_release(&c4);
+	}
+	ck_parse_err("[web]\ncontrol = maybe\n", "emgd.conf:2: [web] control = maybe: bad value (allowed: yes or no)");
+	ck_parse_err("[web]\n\ntoken = short\n",
+		     "emgd.conf:3: [web] token = short: bad value (allowed: empty (none), or 16 to 128 characters from A-Z a-z 0-9 - . _ ~)");
+	ck_parse_err("[web]\ntoken = 0123456789abcdef/\n", "emgd.conf:2: [web] token = 0123456789abcdef/: bad value");
+	ck_parse_err("[web]\nsecret = x\n", "emgd.conf:2: [web] secret: unknown key (allowed: control, token)");
 }
 END_TEST
 
