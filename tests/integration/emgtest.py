@@ -19,12 +19,20 @@ EMGD = os.environ.get("EMGD", "emgd")
 EMGCTL = os.environ.get("EMGCTL", "emgctl")
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _free_port(kind):
+    s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def free_udp_port():
+    return _free_port(socket.SOCK_DGRAM)
+
+
+def free_tcp_port():
+    return _free_port(socket.SOCK_STREAM)
 
 
 def fail(msg):

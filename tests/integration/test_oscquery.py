@@ -15,17 +15,10 @@ import time
 import urllib.error
 import urllib.request
 
-from emgtest import Client, Daemon, check, fail
+from emgtest import Client, Daemon, check, fail, free_tcp_port
 
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r", "glute_med_l", "hip_flex_l"]
 
-
-def free_tcp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 http_port = free_tcp_port()

@@ -18,18 +18,11 @@ import socket
 import threading
 import time
 
-from emgtest import Daemon, check
+from emgtest import Daemon, check, free_tcp_port
 
 N_ATTACK = 500
 DEADLINE = 5.0
 
-
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(host, port, target, src=None, timeout=2.0):

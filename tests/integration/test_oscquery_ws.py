@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.request
 
-from emgtest import Client, Daemon, check, fail
+from emgtest import Client, Daemon, check, fail, free_tcp_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r", "glute_med_l", "hip_flex_l"]
@@ -37,13 +37,6 @@ def skip(msg):
     print("SKIP: " + msg)
     sys.exit(77)
 
-
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def osc_string(b, i):

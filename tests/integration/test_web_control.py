@@ -24,18 +24,11 @@ import subprocess
 import sys
 import time
 
-from emgtest import Client, Daemon, check, mne_read
+from emgtest import Client, Daemon, check, free_tcp_port, mne_read
 
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r"]
 TOKEN = "lab-token-3f9a7c2e81d4"
 
-
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pad(b):

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 
-from emgtest import Daemon, check, fail
+from emgtest import Daemon, check, fail, free_tcp_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WWW = os.environ.get("EMGD_WWW_SRC", os.path.join(HERE, "..", "..", "www"))
@@ -36,13 +36,6 @@ def skip(msg):
     print("SKIP: " + msg)
     sys.exit(77)
 
-
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(url):
