@@ -18,6 +18,7 @@
  * Anything else is counted and ignored.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
@@ -35,8 +36,10 @@
 
 #include <lo/lo.h>
 
+#include "config.h"
 #include "emgd-config.h"
 #include "osc.h"
+#include "instance.h"
 #include "record.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:9000"
@@ -1467,14 +1470,18 @@ static void usage(FILE *f)
 		"  marker TEXT...                 put an annotation into the recording and the log\n"
 		"  record start [NAME]            start a recording\n"
 		"  record stop                    stop it\n"
-		"  repair FILE...                 fix recordings left by a crash (local, no daemon)\n\n"
+		"  repair FILE...                 fix recordings left by a crash (local, no daemon)\n"
+		"  instances                      the emgd instances on this host and where they listen\n\n"
 		"Options:\n"
 		"  -s, --server HOST:PORT  emgd's control address (default $EMGD_ADDRESS or %s)\n"
+		"  -i, --instance NAME     talk to emgd@NAME (its serial or USB port path) wherever it\n"
+		"                          listens: its ports file, else its config's [osc] listen\n"
+		"  -c, --config FILE       the config --instance and instances read (default %s/emgd.conf)\n"
 		"  -t, --timeout SECONDS   how long to wait for an answer (default 2)\n"
 		"  -V, --version           print the version\n"
 		"  -h, --help              this help\n\n"
 		"See emgctl(1), emgd(8).\n",
-		DEFAULT_ADDRESS);
+		DEFAULT_ADDRESS, EMGD_SYSCONFDIR);
 }
 
 /* "host:port", "[v6]:port"; host may be a name. */
@@ -1509,10 +1516,132 @@ static int split_address(const char *s, char *host, size_t hlen, char *port, siz
 	return 0;
 }
 
+/* ---- instances (emgd@NAME, lib/instance.h) ---- */
+
+/* The config an instance reads: config (NULL: the installed one, or built-in defaults
+ * without it) with emgd@NAME.conf on top, its directories as emgd started by hand sees them. */
+static void instance_config(struct emg_config *cfg, const char *config, const char *name)
+{
+	char dropin[PATH_MAX], err[1024];
+	const char *path = config ? config : EMGD_SYSCONFDIR "/emgd.conf";
+
+	if (emg_config_init(cfg) < 0)
+		die(1, "out of memory");
+	if ((config || access(path, F_OK) == 0) && emg_config_load(cfg, path, err, sizeof(err)) < 0)
+		die(1, "%s", err);
+	if (!name)
+		return;
+	if (emg_instance_dropin(dropin, sizeof(dropin), config, name) < 0)
+		die(EXIT_USAGE, "--instance %s: bad name (allowed: a serial number or USB port path, up to 63 characters, no '/', not starting with '.')",
+		    name);
+	if (emg_instance_apply(cfg, name, dropin, true, err, sizeof(err)) < 0)
+		die(1, "%s", err);
+}
+
+/* A wildcard listen address is reached on loopback. */
+static void format_hostport(char *out, size_t len, const struct emg_hostport *hp)
+{
+	const char *h = hp->host;
+	int v6 = strchr(h, ':') != NULL;
+
+	if (!strcmp(h, "0.0.0.0"))
+		h = "127.0.0.1";
+	else if (!strcmp(h, "::"))
+		h = "::1";
+	snprintf(out, len, "%s%s%s:%u", v6 ? "[" : "", h, v6 ? "]" : "", hp->port);
+}
+
+/* Where emgd@NAME listens: the ports file it wrote (systemd's /run/emgd@NAME, else its
+ * state directory), else the fixed [osc] listen of its config; exits if neither says. */
+static void resolve_instance(const char *name, const char *config, char *out, size_t len)
+{
+	struct emg_config cfg;
+	struct emg_hostport hp;
+	char run[PATH_MAX];
+	int r;
+
+	instance_config(&cfg, config, name); /* also checks the name */
+	snprintf(run, sizeof(run), "%s/emgd@%s", EMG_INSTANCE_RUNDIR, name);
+	r = emg_instance_read_ports(run, &hp);
+	if (r < 0)
+		r = emg_instance_read_ports(cfg.state_dir, &hp);
+	if (r < 0 && cfg.listen.port) {
+		hp = cfg.listen;
+		r = 0;
+	}
+	if (r < 0)
+		die(1, "instance %s: no %s/%s or %s/%s and its [osc] listen is auto (is emgd@%s running?)",
+		    name, run, EMG_INSTANCE_PORTS, cfg.state_dir, EMG_INSTANCE_PORTS, name);
+	format_hostport(out, len, &hp);
+	emg_config_release(&cfg);
+}
+
+/* Every dir/<prefix>NAME with a ports file, printed once per NAME. */
+static int list_instances(const char *dir, const char *prefix, char seen[][64], int nseen)
+{
+	size_t pl = strlen(prefix);
+	struct emg_hostport hp;
+	char path[PATH_MAX], addr[128];
+	struct dirent *e;
+	DIR *dp = opendir(dir);
+
+	if (!dp)
+		return nseen;
+	while ((e = readdir(dp)) && nseen < 256) {
+		const char *name = e->d_name + pl;
+		int dup = 0;
+
+		if (strncmp(e->d_name, prefix, pl) || emg_instance_name_ok(name) < 0)
+			continue;
+		for (int i = 0; i < nseen; i++)
+			dup |= !strcmp(seen[i], name);
+		if (dup || snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path) ||
+		    emg_instance_read_ports(path, &hp) < 0)
+			continue;
+		format_hostport(addr, sizeof(addr), &hp);
+		printf("%-24s %-24s %s\n", name, addr, path);
+		snprintf(seen[nseen++], 64, "%s", name);
+	}
+	closedir(dp);
+	return nseen;
+}
+
+/* emgctl instances: systemd's instances (/run/emgd@NAME) and those started by hand
+ * beside the config's state directory (<state_dir>@NAME). */
+static int cmd_instances(const char *config, int argc)
+{
+	static char seen[256][64];
+	struct emg_config cfg;
+	char dir[PATH_MAX], *slash;
+	int n;
+
+	if (argc > 1)
+		die(EXIT_USAGE, "instances takes no arguments");
+	instance_config(&cfg, config, NULL);
+	printf("%-24s %-24s %s\n", "INSTANCE", "OSC", "PORTS FILE IN");
+	n = list_instances(EMG_INSTANCE_RUNDIR, "emgd@", seen, 0);
+	snprintf(dir, sizeof(dir), "%s", cfg.state_dir);
+	slash = strrchr(dir, '/');
+	if (slash) {
+		char prefix[NAME_MAX + 2];
+
+		snprintf(prefix, sizeof(prefix), "%s@", slash + 1);
+		*slash = '\0';
+		n = list_instances(dir[0] ? dir : "/", prefix, seen, n);
+	}
+	if (!n)
+		printf("(none running: no %s/emgd@*/%s, no %s@*/%s)\n", EMG_INSTANCE_RUNDIR,
+		       EMG_INSTANCE_PORTS, cfg.state_dir, EMG_INSTANCE_PORTS);
+	emg_config_release(&cfg);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
+		{ "instance", required_argument, NULL, 'i' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1529,17 +1658,24 @@ int main(int argc, char **argv)
 	static struct ctl ctl;
 	struct ctl *c = &ctl;
 	const char *server = getenv("EMGD_ADDRESS"), *term = getenv("TERM"), *cs;
-	char host[256], port[16];
+	const char *instance = NULL, *config = NULL;
+	char host[256], port[16], resolved[300];
 	int opt;
 
 	if (!server || !*server)
 		server = DEFAULT_ADDRESS;
 	c->timeout = 2.0;
 	/* '+': stop at the command so its own options (monitor --once) reach it. */
-	while ((opt = getopt_long(argc, argv, "+s:t:Vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+s:i:c:t:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			server = optarg;
+			break;
+		case 'i':
+			instance = optarg;
+			break;
+		case 'c':
+			config = optarg;
 			break;
 		case 't':
 			if (parse_seconds(optarg, &c->timeout) < 0)
@@ -1562,6 +1698,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[optind], "repair"))
 		return cmd_repair(argc - optind, argv + optind);
+	if (!strcmp(argv[optind], "instances"))
+		return cmd_instances(config, argc - optind);
+	if (instance) {
+		resolve_instance(instance, config, resolved, sizeof(resolved));
+		server = resolved;
+	}
 	if (split_address(server, host, sizeof(host), port, sizeof(port)) < 0)
 		die(EXIT_USAGE, "%s: bad address (allowed: HOST:PORT or [IPv6]:PORT)", server);
 	snprintf(c->target, sizeof(c->target), "%s", server);

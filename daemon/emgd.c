@@ -38,6 +38,7 @@
 #include "config.h"
 #include "device.h"
 #include "emgd-config.h"
+#include "instance.h"
 #include "latency.h"
 #include "log.h"
 #include "osc.h"
@@ -96,6 +97,7 @@ struct daemon {
 	const char *serial_override;
 	const char *instance; /* --instance: emgd@<instance>.service */
 	char dropin_path[PATH_MAX]; /* its emgd@<instance>.conf, read after the config file */
+	char ports_path[PATH_MAX];  /* where we listen, for emgctl --instance (lib/instance.h) */
 
 	sd_event *ev;
 	sd_event_source *recs_src, *state_src, *osc_src, *tick_src, *wd_src;
@@ -801,7 +803,7 @@ static void mark_ready(struct daemon *d)
 	notify_status(d);
 	emg_log(LOG_NOTICE, "%s %s: streaming %g Hz x %u channels, %u muscles, OSC on %s:%u",
 	       d->info.driver, d->info.model, d->info.rate, d->info.channels,
-	       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port);
+	       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, emg_osc_port(d->osc));
 }
 
 /* ---- analytics (main thread): firing order and repetitions from the records ---- */
@@ -1020,47 +1022,30 @@ static void osc_params(const struct emg_config *c, struct emg_osc_params *p)
 	p->nallow = c->nallow;
 }
 
-/* --instance NAME (emgd@NAME.service): the amplifier is [device] serial NAME, and
- * emgd@NAME.conf next to the config file, if there is one, is read on top of it
- * (any key it sets wins; a repeatable key or [muscles] replaces the whole list). */
+/* --instance NAME (emgd@NAME.service): [device] serial NAME, emgd@NAME.conf beside the
+ * config file on top, and (started by hand, without systemd's StateDirectory=) state and
+ * recordings in <dir>@NAME unless the drop-in names them (lib/instance.h). */
 static int load_instance_config(struct daemon *d, struct emg_config *cfg)
 {
 	char err[1024];
 	int r;
 
 	if (!d->dropin_path[0]) {
-		const char *slash = d->config_path ? strrchr(d->config_path, '/') : NULL;
-		int n;
-
-		if (!d->instance[0] || strchr(d->instance, '/') || d->instance[0] == '.' ||
-		    strlen(d->instance) >= sizeof(cfg->serial)) {
+		r = emg_instance_dropin(d->dropin_path, sizeof(d->dropin_path), d->config_path, d->instance);
+		if (r == -EINVAL)
 			emg_log(LOG_ERR, "--instance %s: bad name (allowed: a serial number or USB port path, up to %zu characters, no '/', not starting with '.')",
 			       d->instance, sizeof(cfg->serial) - 1);
-			return -EINVAL;
-		}
-		if (!d->config_path)
-			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "%s/emgd@%s.conf",
-				     EMGD_SYSCONFDIR, d->instance);
-		else if (slash)
-			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "%.*s/emgd@%s.conf",
-				     (int)(slash - d->config_path), d->config_path, d->instance);
-		else
-			n = snprintf(d->dropin_path, sizeof(d->dropin_path), "emgd@%s.conf", d->instance);
-		if (n < 0 || n >= (int)sizeof(d->dropin_path)) {
-			d->dropin_path[0] = '\0';
+		else if (r < 0)
 			emg_log(LOG_ERR, "--instance %s: path of its config file too long", d->instance);
-			return -ENAMETOOLONG;
-		}
+		if (r < 0)
+			return r;
 	}
-	snprintf(cfg->serial, sizeof(cfg->serial), "%s", d->instance);
-	if (access(d->dropin_path, F_OK) < 0 && errno == ENOENT)
-		return 0;
-	r = emg_config_load(cfg, d->dropin_path, err, sizeof(err));
+	r = emg_instance_apply(cfg, d->instance, d->dropin_path, !getenv("STATE_DIRECTORY"), err, sizeof(err));
 	if (r < 0)
 		emg_log(LOG_ERR, "%s", err);
-	else
+	else if (r > 0)
 		emg_log(LOG_INFO, "config: instance %s: read %s on top", d->instance, d->dropin_path);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 static int load_config(struct daemon *d, struct emg_config *cfg)
@@ -1356,7 +1341,11 @@ static int bind_osc(struct daemon *d)
 	int fd = emg_osc_bind(d->osc, &d->cfg.listen);
 
 	if (fd < 0) {
-		if (fd == -EADDRINUSE)
+		if (fd == -EADDRINUSE && !d->cfg.listen.port)
+			emg_log(LOG_ERR, "osc: cannot listen on %s:auto: every port of %u..%u is taken",
+			       d->cfg.listen.host, emg_port_auto(EMG_PORT_AUTO_OSC, 0),
+			       emg_port_auto(EMG_PORT_AUTO_OSC, EMG_PORT_AUTO_SLOTS - 1));
+		else if (fd == -EADDRINUSE)
 			emg_log(LOG_ERR, "osc: cannot listen on %s:%u: the port is taken (another emgd? give each instance its own [osc] listen port, e.g. in emgd@<instance>.conf)",
 			       d->cfg.listen.host, d->cfg.listen.port);
 		else
@@ -1458,6 +1447,7 @@ static void oscquery_apply(struct daemon *d, int restart)
 		p.name = oq_name;
 	}
 	p.osc = d->cfg.listen;
+	p.osc.port = (unsigned short)emg_osc_port(d->osc); /* what listen = auto chose */
 	p.allow = d->cfg.allow; /* HTTP serves whom OSC control serves */
 	p.nallow = d->cfg.nallow;
 	p.www = d->cfg.oscquery_www;
@@ -1465,9 +1455,17 @@ static void oscquery_apply(struct daemon *d, int restart)
 	p.token = d->cfg.web_token;
 	p.log = oq_log;
 	p.log_ud = d;
-	r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);
+	if (p.http.port)
+		r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles);
+	else /* http = auto: the first free of 9001, 9003, ... (EMG_PORT_AUTO_HTTP) */
+		for (unsigned n = 0; (p.http.port = (unsigned short)emg_port_auto(EMG_PORT_AUTO_HTTP, n)); n++)
+			if ((r = emg_oscquery_new(&d->oq, &p, d->cfg.muscles)) != -EADDRINUSE)
+				break;
 	if (r == -EOPNOTSUPP)
 		emg_log(LOG_ERR, "oscquery: this emgd was built without libmicrohttpd; [oscquery] is ignored");
+	else if (r < 0 && !d->cfg.oscquery_http.port)
+		emg_log(LOG_ERR, "oscquery: cannot serve on %s:auto: %s; OSC goes on without it",
+		       p.http.host, strerror(-r));
 	else if (r < 0)
 		emg_log(LOG_ERR, "oscquery: cannot serve on %s:%u: %s; OSC goes on without it",
 		       p.http.host, p.http.port, strerror(-r));
@@ -1536,6 +1534,35 @@ static void record_resume(struct daemon *d)
 		emg_log(LOG_ERR, "recording: cannot continue in a new file: %s", err);
 	else
 		emg_log(LOG_NOTICE, "recording: continues in %s", emg_recorder_path(d->rec));
+}
+
+/* Say where we listen (for emgctl --instance and listen = auto): in systemd's
+ * RuntimeDirectory=, else beside calibration.ini; a failure costs only that. */
+static void write_ports(struct daemon *d)
+{
+	const char *env = getenv("RUNTIME_DIRECTORY");
+	char dir[PATH_MAX];
+	struct emg_hostport osc = d->cfg.listen, http;
+	int r;
+
+	if (env && *env)
+		snprintf(dir, sizeof(dir), "%s", env);
+	else if (d->calib_path[0])
+		snprintf(dir, sizeof(dir), "%.*s", (int)(strrchr(d->calib_path, '/') - d->calib_path), d->calib_path);
+	else
+		return;
+	osc.port = (unsigned short)emg_osc_port(d->osc);
+	if (d->oq) {
+		http = d->cfg.oscquery_http;
+		http.port = (unsigned short)emg_oscquery_port(d->oq);
+	}
+	r = emg_instance_write_ports(dir, &osc, d->oq ? &http : NULL);
+	if (r < 0)
+		emg_log(LOG_WARNING, "instance: cannot write %s/%s: %s (emgctl --instance will not find this emgd)",
+		       dir, EMG_INSTANCE_PORTS, strerror(-r));
+	else
+		if (snprintf(d->ports_path, sizeof(d->ports_path), "%s/%s", dir, EMG_INSTANCE_PORTS) >= (int)sizeof(d->ports_path))
+			d->ports_path[0] = '\0';
 }
 
 static void reload(struct daemon *d)
@@ -1629,6 +1656,7 @@ static void reload(struct daemon *d)
 		d->cfg.listen = old_listen;
 	}
 	oscquery_apply(d, oq_changed);
+	write_ports(d);
 	save_calib(d);
 	emg_log(LOG_NOTICE, "reload: applied %s", d->config_path ? d->config_path : "built-in defaults");
 	annotate(d, EMG_RECORD_NOW, -1, "config reloaded");
@@ -1808,10 +1836,14 @@ int main(int argc, char **argv)
 	if (check) {
 		int dropin = d->instance && access(d->dropin_path, F_OK) == 0;
 
-		printf("%s%s%s: ok (%s, %u muscles, OSC %s:%u%s%s)\n",
+		char port[8] = "auto";
+
+		if (d->cfg.listen.port)
+			snprintf(port, sizeof(port), "%u", d->cfg.listen.port);
+		printf("%s%s%s: ok (%s, %u muscles, OSC %s:%s%s%s)\n",
 		       d->config_path ? d->config_path : "built-in defaults", dropin ? " + " : "",
 		       dropin ? d->dropin_path : "", d->cfg.driver,
-		       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, d->cfg.listen.port,
+		       emg_muscles_count(d->cfg.muscles), d->cfg.listen.host, port,
 		       d->cfg.serial[0] ? ", serial " : "", d->cfg.serial);
 		emg_config_release(&d->cfg);
 		return EXIT_SUCCESS;
@@ -1875,6 +1907,7 @@ int main(int argc, char **argv)
 		goto out;
 	record_auto(d);
 	oscquery_apply(d, 0);
+	write_ports(d);
 
 	drop_privileges();
 
@@ -1899,6 +1932,8 @@ out:
 		       (unsigned long long)st.sent);
 	}
 	join_closer(d);
+	if (d->ports_path[0])
+		unlink(d->ports_path); /* nobody listens there any more */
 	sd_event_source_disable_unref(d->tick_src);
 	sd_event_source_disable_unref(d->wd_src);
 	sd_event_source_disable_unref(d->osc_src);

@@ -175,7 +175,7 @@ static int p_ecg_order(struct emg_config *c, const char *v)
 
 static int p_listen(struct emg_config *c, const char *v)
 {
-	return emg_hostport_parse(v, &c->listen);
+	return emg_hostport_parse_auto(v, &c->listen);
 }
 
 static int p_target(struct emg_config *c, const char *v)
@@ -236,7 +236,7 @@ static int p_dir(char *dst, size_t len, const char *v)
 
 static int p_oscquery_http(struct emg_config *c, const char *v)
 {
-	return emg_hostport_parse(v, &c->oscquery_http);
+	return emg_hostport_parse_auto(v, &c->oscquery_http);
 }
 
 /* The name goes into OSCQuery's JSON and the mDNS record: invalid UTF-8 made the
@@ -324,7 +324,7 @@ static const struct kdef keys[] = {
 	{ "dsp", "ecg_highpass_order", K_CUSTOM, 0, 0, 0, 0, p_ecg_order, "2, 4, 6 or 8" },
 	{ "dsp", "ecg_muscles", K_STR, OFF(ecg_muscles), sizeof(((struct emg_config *)0)->ecg_muscles), 0, 0, NULL, "all, or the [muscles] names that get ECG rejection, separated by spaces" },
 
-	{ "osc", "listen", K_CUSTOM, 0, 0, 0, 0, p_listen, "host:port with a numeric IPv4 or [IPv6] address" },
+	{ "osc", "listen", K_CUSTOM, 0, 0, 0, 0, p_listen, "host:port with a numeric IPv4 or [IPv6] address, host:auto or auto" },
 	{ "osc", "publish_rate", K_DOUBLE, OFF(pipe.publish_rate), 0, 1, 1000, NULL, "1..1000 Hz" },
 	{ "osc", "target", K_CUSTOM, 0, 0, 0, 0, p_target, "host:port (numeric), up to 16 target lines" },
 	{ "osc", "max_subscribers", K_UINT, OFF(max_subscribers), 0, 1, 1024, NULL, "1..1024" },
@@ -349,7 +349,7 @@ static const struct kdef keys[] = {
 	{ "analytics", "pairs", K_STR, OFF(analytics_pairs), sizeof(((struct emg_config *)0)->analytics_pairs), 0, 0, NULL, "auto, none, or muscle:muscle pairs of [muscles] separated by spaces (at most 32)" },
 
 	{ "oscquery", "enabled", K_BOOL, OFF(oscquery), 0, 0, 0, NULL, "yes or no" },
-	{ "oscquery", "http", K_CUSTOM, 0, 0, 0, 0, p_oscquery_http, "host:port with a numeric IPv4 or [IPv6] address" },
+	{ "oscquery", "http", K_CUSTOM, 0, 0, 0, 0, p_oscquery_http, "host:port with a numeric IPv4 or [IPv6] address, host:auto or auto" },
 	{ "oscquery", "mdns", K_BOOL, OFF(mdns), 0, 0, 0, NULL, "yes or no" },
 	{ "oscquery", "name", K_CUSTOM, 0, 0, 0, 0, p_oscquery_name, "a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>)" },
 	{ "oscquery", "www", K_CUSTOM, 0, 0, 0, 0, p_oscquery_www, "an absolute path to the browser view's files, or empty (no view)" },

@@ -111,3 +111,29 @@ int emg_hostport_parse(const char *s, struct emg_hostport *out)
 	out->port = (unsigned short)port;
 	return 0;
 }
+
+int emg_hostport_parse_auto(const char *s, struct emg_hostport *out)
+{
+	char buf[80];
+	size_t n;
+	int r;
+
+	if (!strcmp(s, "auto"))
+		s = "127.0.0.1:auto";
+	n = strlen(s);
+	if (n < 5 || strcmp(s + n - 5, ":auto"))
+		return emg_hostport_parse(s, out);
+	/* the host part is checked by the same parser, with a stand-in port */
+	if (n - 4 + 1 > sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%.*s1", (int)(n - 4), s);
+	r = emg_hostport_parse(buf, out);
+	if (r == 0)
+		out->port = 0;
+	return r;
+}
+
+unsigned emg_port_auto(unsigned base, unsigned n)
+{
+	return n < EMG_PORT_AUTO_SLOTS ? base + 2 * n : 0;
+}

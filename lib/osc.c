@@ -427,7 +427,7 @@ int emg_osc_set_muscles(struct emg_osc *o, const struct emg_muscles *m)
 	return 0;
 }
 
-int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
+static int bind_port(struct emg_osc *o, const struct emg_hostport *listen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -493,6 +493,41 @@ int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
 		close(o->fd);
 	o->fd = fd;
 	return fd;
+}
+
+int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen)
+{
+	struct emg_hostport hp = *listen;
+	unsigned cur = emg_osc_port(o);
+	int r = -EADDRINUSE;
+
+	if (listen->port)
+		return bind_port(o, listen);
+	/* auto: the port we hold first (a reload to another address keeps it), then the
+	 * first free slot; a port another socket holds is EADDRINUSE (no SO_REUSEADDR),
+	 * so instances starting together each end up on their own. */
+	if (cur) {
+		hp.port = (unsigned short)cur;
+		if ((r = bind_port(o, &hp)) != -EADDRINUSE)
+			return r;
+	}
+	for (unsigned n = 0; emg_port_auto(EMG_PORT_AUTO_OSC, n); n++) {
+		hp.port = (unsigned short)emg_port_auto(EMG_PORT_AUTO_OSC, n);
+		if (hp.port != cur && (r = bind_port(o, &hp)) != -EADDRINUSE)
+			return r;
+	}
+	return r;
+}
+
+unsigned emg_osc_port(const struct emg_osc *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (o->fd < 0 || getsockname(o->fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 int emg_osc_fd(const struct emg_osc *o)

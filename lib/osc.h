@@ -163,10 +163,14 @@ void emg_osc_set_params(struct emg_osc *o, const struct emg_osc_params *p);
 /* Publish for this muscle map from now on (paths are precomputed here). */
 int emg_osc_set_muscles(struct emg_osc *o, const struct emg_muscles *m);
 
-/* Open a non-blocking UDP socket on listen; returns the fd (owned by o) or negative errno
+/* Open a non-blocking UDP socket on listen (port 0: the first free auto port, see
+ * EMG_PORT_AUTO_OSC; the one held now first); returns the fd (owned by o) or negative errno
  * (-EADDRINUSE when another socket, e.g. another emgd, holds it: no SO_REUSEADDR).  On
  * failure the previous socket stays, but emg_osc_fd() may have changed (same-port rebind). */
 int emg_osc_bind(struct emg_osc *o, const struct emg_hostport *listen);
+
+/* The port the socket is bound to (what listen = auto chose), or 0 without one. */
+unsigned emg_osc_port(const struct emg_osc *o);
 
 /* The socket, or -1. */
 int emg_osc_fd(const struct emg_osc *o);

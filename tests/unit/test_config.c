@@ -221,7 +221,7 @@ START_TEST(test_bad_values)
 	ck_parse_err("[dsp]\nnotch_q = 0.5\n", "[dsp] notch_q = 0.5: bad value (allowed: 1..200)");
 	ck_parse_err("[dsp]\nthreshold_k = 0\n", "[dsp] threshold_k = 0: bad value");
 	ck_parse_err("[osc]\nlisten = localhost:9000\n",
-		     "emgd.conf:2: [osc] listen = localhost:9000: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address)");
+		     "emgd.conf:2: [osc] listen = localhost:9000: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address, host:auto or auto)");
 	ck_parse_err("[osc]\npublish_rate = 0\n",
 		     "[osc] publish_rate = 0: bad value (allowed: 1..1000 Hz)");
 	ck_parse_err("[osc]\nallow = 10.0.0.0/33\n", "[osc] allow = 10.0.0.0/33: bad value");
@@ -702,9 +702,27 @@ START_TEST(test_hostport)
 	ck_assert_int_eq(emg_hostport_parse("[127.0.0.1]:9000", &hp), -EINVAL);
 	ck_assert_int_eq(emg_hostport_parse("[nonsense]:9000", &hp), -EINVAL);
 	ck_assert_int_eq(emg_hostport_parse("", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse("127.0.0.1:auto", &hp), -EINVAL); /* targets: a real port */
 	ck_assert_int_eq(emg_hostport_parse("999.0.0.1:9000", &hp), -EINVAL);
 	ck_assert_uint_eq(hp.port, 4242); /* untouched on error */
 	ck_assert_str_eq(hp.host, "0.0.0.0");
+
+	/* [osc] listen and [oscquery] http: HOST:auto and auto are port 0 (lib/osc.c picks) */
+	ck_assert_int_eq(emg_hostport_parse_auto("auto", &hp), 0);
+	ck_assert_str_eq(hp.host, "127.0.0.1");
+	ck_assert_uint_eq(hp.port, 0);
+	ck_assert_int_eq(emg_hostport_parse_auto("0.0.0.0:auto", &hp), 0);
+	ck_assert_str_eq(hp.host, "0.0.0.0");
+	ck_assert_uint_eq(hp.port, 0);
+	ck_assert_int_eq(emg_hostport_parse_auto("[::1]:auto", &hp), 0);
+	ck_assert_str_eq(hp.host, "::1");
+	ck_assert_int_eq(emg_hostport_parse_auto("10.0.0.2:9010", &hp), 0);
+	ck_assert_uint_eq(hp.port, 9010);
+	ck_assert_int_eq(emg_hostport_parse_auto("localhost:auto", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse_auto(":auto", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse_auto("AUTO", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse_auto("127.0.0.1:autox", &hp), -EINVAL);
+	ck_assert_int_eq(emg_hostport_parse_auto("127.0.0.1:0", &hp), -EINVAL);
 }
 END_TEST
 
@@ -961,7 +979,7 @@ START_TEST(test_analytics_oscquery)
 	}
 	ck_parse_err("[analytics]\npairs = glute_max_l\n", "'glute_max_l' is not muscle:muscle");
 	ck_parse_err("[oscquery]\nhttp = localhost:80\n",
-		     "emgd.conf:2: [oscquery] http = localhost:80: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address)");
+		     "emgd.conf:2: [oscquery] http = localhost:80: bad value (allowed: host:port with a numeric IPv4 or [IPv6] address, host:auto or auto)");
 	ck_parse_err("[oscquery]\nport = 1\n", "[oscquery] port: unknown key (allowed: enabled, http, mdns, name, www)");
 	/* the browser view: the install's directory by default, an absolute path, or none */
 	{

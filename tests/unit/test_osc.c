@@ -1472,6 +1472,34 @@ START_TEST(test_address_find)
 }
 END_TEST
 
+/* listen = auto (port 0): the first free of 9000, 9002, ...; a second socket on the same
+ * host steps over the first (no SO_REUSEADDR), and rebinding keeps the port held now. */
+START_TEST(test_bind_auto)
+{
+	struct emg_osc_params p = params();
+	struct emg_osc *a = make(&p), *b = make(&p);
+	struct emg_hostport hp = { "127.0.0.1", 0 }, any = { "0.0.0.0", 0 };
+	unsigned pa, pb;
+
+	ck_assert_uint_eq(emg_osc_port(a), 0);
+	ck_assert_int_ge(emg_osc_bind(a, &hp), 0);
+	ck_assert_int_ge(emg_osc_bind(b, &hp), 0);
+	pa = emg_osc_port(a);
+	pb = emg_osc_port(b);
+	ck_assert_msg(pa >= EMG_PORT_AUTO_OSC && pa < EMG_PORT_AUTO_OSC + 2 * EMG_PORT_AUTO_SLOTS &&
+		      (pa - EMG_PORT_AUTO_OSC) % 2 == 0, "auto port %u", pa);
+	ck_assert_msg(pb > pa && (pb - EMG_PORT_AUTO_OSC) % 2 == 0, "second auto port %u after %u", pb, pa);
+	/* a reload to another address: the same port, although a lower one may be free now */
+	ck_assert_int_ge(emg_osc_bind(b, &any), 0);
+	ck_assert_uint_eq(emg_osc_port(b), pb);
+	ck_assert_uint_eq(emg_port_auto(EMG_PORT_AUTO_OSC, 0), 9000);
+	ck_assert_uint_eq(emg_port_auto(EMG_PORT_AUTO_HTTP, 3), 9007);
+	ck_assert_uint_eq(emg_port_auto(EMG_PORT_AUTO_OSC, EMG_PORT_AUTO_SLOTS), 0);
+	emg_osc_free(a);
+	emg_osc_free(b);
+}
+END_TEST
+
 static Suite *osc_suite(void)
 {
 	Suite *s = suite_create("osc");
@@ -1494,6 +1522,7 @@ static Suite *osc_suite(void)
 	tcase_add_test(tc, test_calibrate);
 	tcase_add_test(tc, test_bind_and_recv);
 	tcase_add_test(tc, test_address_find);
+	tcase_add_test(tc, test_bind_auto);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");
