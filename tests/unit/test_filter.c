@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "filter.h"
+#include "simd.h"
 
 static const double rates[] = { 250, 500, 1000, 1024, 2000, 2048, 4000, 8000, 10000, 16000 };
 #define NRATES (sizeof(rates) / sizeof(rates[0]))
@@ -645,6 +646,19 @@ START_TEST(test_invalid_spec)
 }
 END_TEST
 
+/* tests/meson.build runs the DSP tests again as <name>-simd0 with EMG_SIMD=0: that
+ * run must really pick the baseline kernels, whatever the CPU offers. */
+START_TEST(test_simd_cap)
+{
+	const char *cap = getenv("EMG_SIMD");
+
+	if (cap && !strcmp(cap, "0"))
+		ck_assert_int_eq(emg_simd_level(), 0);
+	else
+		ck_assert_int_ge(emg_simd_level(), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("filter");
@@ -666,6 +680,7 @@ int main(void)
 	tcase_add_test(tc, test_reset);
 	tcase_add_test(tc, test_denormal_flush);
 	tcase_add_test(tc, test_invalid_spec);
+	tcase_add_test(tc, test_simd_cap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
