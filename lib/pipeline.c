@@ -411,6 +411,14 @@ void emg_pipeline_handover(struct emg_pipeline *to, const struct emg_pipeline *f
 	to->tick = to->tick0 = from->tick;
 	to->origin = from->tick > from->tick0 ? tick_end(from, from->tick - 1) : from->origin;
 	to->tick_sample = tick_end(to, to->tick) - 1;
+	/* A shorter tick than `from`'s (publish_rate raised): `from` may already have taken
+	 * more samples of the pending tick than a whole tick of `to` holds.  That tick then
+	 * ends on the first sample `to` sees and the grid moves by as much; left behind the
+	 * samples, tick_sample never matched again and the stream stopped for good. */
+	if (to->tick_sample < to->next_seq) {
+		to->origin += to->next_seq - to->tick_sample;
+		to->tick_sample = to->next_seq;
+	}
 }
 
 int emg_pipeline_calibrate_rest(struct emg_pipeline *p, double seconds)

@@ -416,6 +416,64 @@ START_TEST(test_sequence_jump)
 }
 END_TEST
 
+/* A reload swaps pipelines between two blocks (emg_pipeline_handover): ticks go on without
+ * a gap whatever the new publish rate, also when the old pipeline had already taken more of
+ * the pending tick than a whole new tick holds (publish_rate 50 -> 100 after 30 of a tick's
+ * 40 samples: the stream used to stop for good). */
+START_TEST(test_handover_publish_rate)
+{
+	static const struct {
+		double from, to;
+		unsigned split; /* samples the old pipeline takes after its last whole tick */
+	} cases[] = {
+		{ 50, 100, 30 }, { 50, 100, 10 }, { 50, 100, 0 }, { 50, 25, 30 },
+		{ 50, 1000, 39 }, { 100, 50, 19 }, { 50, 50, 7 },
+	};
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	const uint64_t n = (uint64_t)(2 * FS);
+	float *x;
+
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	x = synth_frames(map, 6, FS, n);
+	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct emg_pipeline *a, *b;
+		struct recs r;
+		uint64_t ticks = 0, cut = (uint64_t)(FS / cases[c].from) * 10 + cases[c].split, after;
+		const unsigned bs = 1;
+
+		emg_pipeline_config_default(&pc);
+		pc.publish_rate = cases[c].from;
+		a = make(&pc, FS, 6, map, NULL);
+		pc.publish_rate = cases[c].to;
+		b = make(&pc, FS, 6, map, NULL);
+		recs_init(&r, a);
+		feed(a, x, 6, 0, cut, &bs, 1, 5000, &r, FS);
+		ck_assert_uint_eq(count_type(&r, EMG_REC_METRICS), 10);
+		emg_pipeline_handover(b, a);
+		feed(b, x, 6, cut, n, &bs, 1, 5000, &r, FS);
+		for (size_t i = 0; i < r.n; i++) {
+			struct emg_rec *rec = rec_at(&r, i);
+			if (rec->type != EMG_REC_METRICS)
+				continue;
+			ck_assert_msg(rec->tick == ticks, "case %u: tick %llu, expected %llu", c,
+				      (unsigned long long)rec->tick, (unsigned long long)ticks);
+			ticks++;
+		}
+		/* after the switch, the new rate: the rest of the samples in its ticks (one may be short) */
+		after = (n - cut) * (uint64_t)cases[c].to / (uint64_t)FS;
+		ck_assert_msg(ticks >= 10 + after && ticks <= 10 + after + 1,
+			      "case %u: %llu ticks, expected %llu or one more", c, (unsigned long long)ticks,
+			      (unsigned long long)(10 + after));
+		recs_free(&r);
+		emg_pipeline_free(a);
+		emg_pipeline_free(b);
+	}
+	free(x);
+	emg_muscles_free(map);
+}
+END_TEST
+
 /* ---- calibration ----------------------------------------------------- */
 
 /* Reference display envelope of x (nm lanes, already in muscle order) with the pipeline's chain. */
@@ -888,6 +946,7 @@ static Suite *pipeline_suite(void)
 	tcase_add_test(tc, test_publish_rate_exact);
 	tcase_add_test(tc, test_block_split_invariance);
 	tcase_add_test(tc, test_sequence_jump);
+	tcase_add_test(tc, test_handover_publish_rate);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("calib");
