@@ -15,7 +15,7 @@ import os
 import signal
 import time
 
-from emgtest import Client, Daemon, check, fail, mne_read
+from emgtest import Client, Daemon, check, mne_read, wait_log
 
 MUSCLES = ["glute_max_l", "glute_max_r", "glute_med_l", "glute_med_r", "hip_flex_l", "hip_flex_r"]
 SWAPPED = "[muscles]\n" + "".join("%s = %d\n" % (m, i + 1 + (1 if i % 2 == 0 else -1)) for i, m in enumerate(MUSCLES))
@@ -59,16 +59,6 @@ try:
     check(r and r[1] == "/emgd/ok", "recording fire.bdf")
     steady.pump(0.3)
 
-    def wait_log(text, n, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
-            if d.logtext().count(text) >= n:
-                return True
-            if d.proc.poll() is not None:
-                fail("emgd exited (%s) while waiting for %r:\n%s" % (d.proc.returncode, text, d.logtext()[-3000:]))
-            steady.pump(0.05)
-        return False
-
     def frames_after(t, n, timeout=10):
         """Pump until the steady subscriber has n frames stamped after t."""
         end = time.time() + timeout
@@ -90,7 +80,7 @@ try:
         ts = time.time()
         d.signal(signal.SIGHUP)
         applied += 1
-        check(wait_log("reload: applied", applied), "reload %d (%s) applied" % (i + 1, kind))
+        check(wait_log(d, "reload: applied", applied, 30, steady), "reload %d (%s) applied" % (i + 1, kind))
         restarted = d.logtext().count("restarting the device") > before
         restarts += restarted
         check(restarted == (kind in ("device", "muscles")),
@@ -156,7 +146,7 @@ try:
 
     r = steady.request("/emgd/record/stop", reply="/emgd/ok", timeout=5)
     check(r and r[1] == "/emgd/ok", "record/stop answered ok")
-    check(wait_log("fire.bdf closed (", 1, 10), "fire.bdf closed")
+    check(wait_log(d, "fire.bdf closed (", 1, 10, steady), "fire.bdf closed")
 finally:
     for c in [steady] + others:
         c.close()

@@ -12,19 +12,7 @@ import os
 import signal
 import time
 
-from emgtest import Client, Daemon, check, fail, mne_read
-
-
-def wait_count(d, text, n, timeout, client):
-    """Wait until the log holds n lines containing text (the line is the signal)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        if d.logtext().count(text) >= n:
-            return True
-        if d.proc.poll() is not None:
-            fail("emgd exited (%s) while waiting for %r:\n%s" % (d.proc.returncode, text, d.logtext()[-3000:]))
-        client.pump(0.05)
-    return False
+from emgtest import Client, Daemon, check, mne_read, wait_log
 
 
 RELOADS = 5
@@ -37,8 +25,8 @@ try:
     for i in range(RELOADS):
         d.write_conf("[device]\nscenario = bridge\nsnr_db = %d\n" % (20 + i))
         d.signal(signal.SIGHUP)
-        check(wait_count(d, "reload: applied", i + 1, 20, c), "reload %d applied (device restarted)" % (i + 1))
-        check(wait_count(d, "continues after the device restart", i + 1, 5, c),
+        check(wait_log(d, "reload: applied", i + 1, 20, c), "reload %d applied (device restarted)" % (i + 1))
+        check(wait_log(d, "continues after the device restart", i + 1, 5, c),
               "reload %d: the recording continues in the same file" % (i + 1))
         st = c.request("/emgd/status", reply="/emgd/status", timeout=5)
         check(st and st[1] == "/emgd/status" and st[3][0] == "recording",
@@ -50,15 +38,15 @@ try:
     # A different rate cannot share the header: the file is closed, a new one continues.
     d.write_conf("[device]\nscenario = bridge\nsnr_db = 30\nrate = 4000\n")
     d.signal(signal.SIGHUP)
-    check(wait_count(d, "reload: applied", RELOADS + 1, 20, c), "rate change applied")
-    check(wait_count(d, "recording: continues in ", 1, 5, c), "a rate change continues the recording in a new, logged file")
-    check(wait_count(d, "x.bdf closed (", 1, 10, c), "the first file is closed and logged")
+    check(wait_log(d, "reload: applied", RELOADS + 1, 20, c), "rate change applied")
+    check(wait_log(d, "recording: continues in ", 1, 5, c), "a rate change continues the recording in a new, logged file")
+    check(wait_log(d, "x.bdf closed (", 1, 10, c), "the first file is closed and logged")
     st = c.request("/emgd/status", reply="/emgd/status", timeout=5)
     check(st and st[3][0] == "recording" and st[3][1] == 4000, "still recording, now at 4000 Hz: %s" % (st and st[3]))
     c.pump(0.5)
     r = c.request("/emgd/record/stop", reply="/emgd/ok")
     check(r and r[1] == "/emgd/ok", "record/stop answered ok")
-    check(wait_count(d, "closed (", 2, 10, c), "the second file is closed")
+    check(wait_log(d, "closed (", 2, 10, c), "the second file is closed")
 finally:
     c.close()
     rc = d.stop()

@@ -15,7 +15,6 @@ read-only; with a [web] token, a client from a non-loopback address must
 present it (AUTH): without it control is refused, a wrong one closes the
 connection with 1008, the right one allows control. The non-loopback part
 needs an address of this machine other than loopback (skipped without)."""
-import base64
 import os
 import signal
 import socket
@@ -24,131 +23,11 @@ import subprocess
 import sys
 import time
 
-from emgtest import Client, Daemon, check, free_tcp_port, mne_read
+from emgtest import WS, Client, Daemon, check, free_tcp_port, mne_read, osc, osc_parse
 
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r"]
 TOKEN = "lab-token-3f9a7c2e81d4"
 
-
-
-def pad(b):
-    return b + b"\0" * (4 - len(b) % 4)
-
-
-def osc(path, *args):
-    """An OSC message with i, f and s arguments."""
-    tags, data = ",", b""
-    for a in args:
-        if isinstance(a, int):
-            tags, data = tags + "i", data + struct.pack(">i", a)
-        elif isinstance(a, float):
-            tags, data = tags + "f", data + struct.pack(">f", a)
-        else:
-            tags, data = tags + "s", data + pad(a.encode())
-    return pad(path.encode()) + pad(tags.encode()) + data
-
-
-def osc_parse(b):
-    """(address, [args]) of one message (replies are never bundles)."""
-    def string(i):
-        e = b.index(b"\0", i)
-        return b[i:e].decode(), (e + 4) & ~3
-    addr, i = string(0)
-    tags, i = string(i)
-    args = []
-    for t in tags[1:]:
-        if t == "i":
-            args.append(struct.unpack(">i", b[i:i + 4])[0])
-            i += 4
-        elif t == "f":
-            args.append(struct.unpack(">f", b[i:i + 4])[0])
-            i += 4
-        elif t == "s":
-            s, i = string(i)
-            args.append(s)
-    return addr, args
-
-
-class WS:
-    """A minimal WebSocket client on a raw socket (frames masked, as RFC 6455 wants)."""
-
-    def __init__(self, host, port, origin=None, source=None):
-        self.s = socket.socket()
-        if source:
-            self.s.bind((source, 0))
-        self.s.settimeout(5)
-        self.s.connect((host, port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        h = "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
-            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (host, port, key)
-        if origin:
-            h += "Origin: %s\r\n" % origin
-        self.s.sendall((h + "\r\n").encode())
-        self.buf = b""
-        while b"\r\n\r\n" not in self.buf:
-            b = self.s.recv(4096)
-            if not b:
-                break
-            self.buf += b
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        self.status = int(head.split()[1])
-
-    def send(self, op, payload):
-        m = os.urandom(4)
-        n = len(payload)
-        hdr = bytes([0x80 | op]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
-        self.s.sendall(hdr + m + bytes(c ^ m[i & 3] for i, c in enumerate(payload)))
-
-    def text(self, s):
-        self.send(1, s.encode())
-
-    def frame(self, timeout=5):
-        """(opcode, payload) of the next frame, or None at the deadline / end."""
-        end = time.time() + timeout
-        while True:
-            if len(self.buf) >= 2:
-                n, i = self.buf[1] & 0x7f, 2
-                if n == 126:
-                    n, i = (struct.unpack(">H", self.buf[2:4])[0], 4) if len(self.buf) >= 4 else (None, 0)
-                elif n == 127:
-                    n, i = (struct.unpack(">Q", self.buf[2:10])[0], 10) if len(self.buf) >= 10 else (None, 0)
-                if n is not None and len(self.buf) >= i + n:
-                    op, p = self.buf[0] & 0x0f, self.buf[i:i + n]
-                    self.buf = self.buf[i + n:]
-                    return op, p
-            left = end - time.time()
-            if left <= 0:
-                return None
-            self.s.settimeout(left)
-            try:
-                b = self.s.recv(65536)
-            except socket.timeout:
-                return None
-            if not b:
-                return None
-            self.buf += b
-
-    def request(self, pkt, want, timeout=5):
-        """Send an OSC packet; the first reply whose address is in want (or /emgd/error)."""
-        self.send(2, pkt)
-        end = time.time() + timeout
-        while time.time() < end:
-            f = self.frame(end - time.time())
-            if f is None:
-                return None
-            if f[0] == 8:
-                return ("close", [struct.unpack(">H", f[1][:2])[0] if len(f[1]) >= 2 else 0])
-            if f[0] == 2:
-                m = osc_parse(f[1])
-                if m[0] in want or m[0] == "/emgd/error":
-                    return m
-        return None
-
-    def listen(self, path):
-        self.text('{"COMMAND":"LISTEN","DATA":"%s"}' % path)
-
-    def close(self):
-        self.s.close()
 
 
 def stats(c):
