@@ -15,7 +15,7 @@ import tempfile
 import time
 
 import liblo
-from emgtest import EMGD, Client, Daemon, check, free_udp_port
+from emgtest import EMGCTL, EMGD, Client, Daemon, check, free_udp_port
 
 
 def run(*args, timeout=20):
@@ -69,6 +69,11 @@ try:
     out = run("-c", base, "--instance", "bad", "--check-config")
     check(out.returncode != 0 and "emgd@bad.conf:2: [osc] listen" in out.stderr,
           "an error in the drop-in names it: %s" % out.stderr.strip()[-200:])
+    # emgctl --instance without a running instance: the fixed port of its drop-in
+    out = subprocess.run([EMGCTL, "-c", base, "--instance", "1-3", "-t", "0.3", "ping"],
+                         capture_output=True, text=True, timeout=20)
+    check(out.returncode == 1 and "no answer from emgd at 127.0.0.1:%d" % p1 in out.stderr,
+          "emgctl --instance 1-3 uses emgd@1-3.conf's [osc] listen: %s" % out.stderr.strip())
     for bad in ("../x", "", ".hidden", "a/b", "x" * 64):
         out = run("-c", base, "--instance", bad, "--check-config")
         check(out.returncode != 0 and "--instance" in out.stderr and "bad name" in out.stderr,
@@ -106,6 +111,13 @@ try:
         log = open(logf.name).read()
         check("emgd@A1.conf on top" in log, "the log names the drop-in")
         check(os.path.isdir(os.path.join(d1, "stateA1")), "its state directory comes from the drop-in")
+        # emgctl --instance: the ports file in that state directory
+        out = subprocess.run([EMGCTL, "-c", os.path.join(d1, "emgd.conf"), "--instance", "A1", "status"],
+                             capture_output=True, text=True, timeout=20)
+        check(out.returncode == 0 and "emgd at 127.0.0.1:%d: streaming" % p2 in out.stdout,
+              "emgctl --instance A1 finds it through stateA1/ports: %s" % (out.stdout.strip() or out.stderr.strip()))
+        check(open(os.path.join(d1, "stateA1", "ports")).read() == "osc = 127.0.0.1:%d\n" % p2,
+              "stateA1/ports says where it listens")
     finally:
         proc.send_signal(signal.SIGTERM)
         check(proc.wait(10) == 0, "instance A1 stops cleanly")

@@ -15,7 +15,10 @@ would:
   - the template: emgd@DM00ABCD (a serial) and emgd@1-3 (a HackEEG's port path) run
     `--instance DM00ABCD` / `--instance 1-3`, each on its own port from its
     emgd@<instance>.conf, with its own state directory and calibration, both streaming;
-    an instance without its own port next to emgd.service fails with one clear line.
+    an instance without its own port next to emgd.service fails with one clear line;
+  - emgd@AUTO1 with `listen = auto` writes /run/emgd@AUTO1/ports, and `emgctl --instance
+    NAME status` reaches all three as user nobody (the file is 0644 under UMask=0077);
+    `emgctl instances` lists them.
 Not testable in this sandbox: raising LimitMEMLOCK/LimitRTPRIO (the container cannot),
 so mlock and RT priority are only looked at in the journal.
 Needs root, systemd-nspawn (package systemd-container) and nsenter; skipped otherwise."""
@@ -263,6 +266,24 @@ try:
     run("systemctl", "restart", "emgd@DM00ABCD")
     check(wait(lambda: "calibration: loaded /var/lib/emgd@DM00ABCD/calibration.ini" in journal("emgd@DM00ABCD"), 5),
           "emgd@DM00ABCD loads its own calibration after a restart")
+    # listen = auto: no port known in advance; emgctl --instance reads /run/emgd@NAME/ports,
+    # also as an unprivileged user (the file is 0644 despite the units' UMask=0077)
+    with open(os.path.join(cfgdir, "emgd@AUTO1.conf"), "w") as f:
+        f.write("[osc]\nlisten = auto\n")
+    r = run("systemctl", "start", "emgd@AUTO1")
+    check(r.returncode == 0 and show("emgd@AUTO1", "SubState")["SubState"] == "running",
+          "systemctl start emgd@AUTO1 (listen = auto): running")
+    ports["AUTO1"] = None
+    r = run("cat", "/run/emgd@AUTO1/ports")
+    check(r.returncode == 0 and r.stdout.startswith("osc = 127.0.0.1:90"), "/run/emgd@AUTO1/ports: %s" % r.stdout.strip())
+    for name in ports:
+        r = run("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                "/usr/local/bin/emgctl", "--instance", name, "status")
+        check(r.returncode == 0 and "streaming" in r.stdout,
+              "emgctl --instance %s status, as nobody: %s" % (name, (r.stdout.splitlines() or [r.stderr.strip()])[0]))
+    r = run("/usr/local/bin/emgctl", "instances")
+    check(r.returncode == 0 and all(("\n%s " % n) in r.stdout for n in ports),
+          "emgctl instances lists the three: %s" % r.stdout.strip().replace("\n", "; "))
     for name in ports:
         r = run("systemctl", "stop", "emgd@%s" % name)
         st = show("emgd@" + name, "Result", "ExecMainStatus")
