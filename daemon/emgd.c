@@ -763,8 +763,12 @@ static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
 			emg_log(LOG_INFO, "calibration: rest %s: %.2f uV RMS", name, rec->rest_rms);
 			annotate(d, EMG_RECORD_NOW, -1, "calibration rest %s %.2f uV", name, rec->rest_rms);
 		} else if (rec->calib_err == -EBUSY) {
-			emg_log(LOG_WARNING, "calibration: rest %s refused: the muscle was active during the trial; relax it and repeat (previous baseline kept)",
-			       name);
+			char msg[192];
+
+			snprintf(msg, sizeof(msg), "rest %s refused: the muscle was active during the trial; relax it and repeat (previous baseline kept)",
+				 name);
+			emg_log(LOG_WARNING, "calibration: %s", msg);
+			emg_osc_publish_error(d->osc, "/emgd/calibrate/rest", msg); /* the view says why */
 		} else {
 			emg_log(LOG_WARNING, "calibration: rest %s failed: %s", name,
 			       strerror(-rec->calib_err));

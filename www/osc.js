@@ -3,6 +3,8 @@
 // stream, a message or a bundle (cut to what the page LISTENs to). Types i, f, s (what emgd
 // sends), plus d, h, T, F, N and b so an unexpected tag does not derail the rest of a bundle.
 // parse(ArrayBuffer | Uint8Array) -> [{address, types, args}], flat; throws on malformed input.
+// message(address, types, args) -> Uint8Array: one message with i, f and s arguments (the
+// control packets the session controls send; emgd checks them exactly as it checks UDP).
 'use strict';
 (function (root) {
   const dec = new TextDecoder('utf-8');
@@ -75,7 +77,34 @@
     return out;
   }
 
-  const api = { parse };
+  const enc = new TextEncoder();
+
+  // A string as OSC wants it: UTF-8, a NUL, padded to 4 bytes.
+  function ostr(s) {
+    const b = enc.encode(s);
+    const out = new Uint8Array((b.length + 4) & ~3);
+    out.set(b);
+    return out;
+  }
+
+  function encode(address, types, args) {
+    const parts = [ostr(address), ostr(',' + types)];
+    for (let k = 0; k < types.length; k++) {
+      const t = types[k], v = args[k];
+      if (t === 's') { parts.push(ostr(String(v))); continue; }
+      const b = new Uint8Array(4), dv = new DataView(b.buffer);
+      if (t === 'i') dv.setInt32(0, v);
+      else if (t === 'f') dv.setFloat32(0, v);
+      else throw new Error('unsupported OSC type tag ' + t);
+      parts.push(b);
+    }
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let i = 0;
+    for (const p of parts) { out.set(p, i); i += p.length; }
+    return out;
+  }
+
+  const api = { parse, message: encode };
   if (typeof module === 'object' && module.exports) module.exports = api;
   else root.EmgOsc = api;
 })(typeof self !== 'undefined' ? self : this);

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // emgd's biofeedback view. Reads the muscles from the OSCQuery namespace (GET /), LISTENs on
-// the WebSocket of the same server and draws one bar per muscle. Read-only: nothing it sends
-// changes the daemon. Reconnects by itself (the daemon restarted, the tablet slept).
+// the WebSocket of the same server and draws one bar per muscle, the firing order, the
+// repetitions, left/right symmetry and the device. The Session panel sends OSC control
+// packets (calibrate, record, marker) over the same WebSocket; emgd checks them as it checks
+// UDP control and answers /emgd/ok or /emgd/error, shown here. A token in the address
+// (#token=...) is presented for control from another host. Reconnects by itself.
 'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -28,11 +31,16 @@
   // ---- state ----
   const view = {            // also read by the browser test (tests/integration/test_web_view.py)
     connects: 0, packets: 0, errors: 0, muscles: [], ws: null,
+    replies: [],            // [address, ok, message] of every /emgd/ok and /emgd/error, in order
+    calibrated: [],         // [kind, muscle, value, ok] of every /emgd/calibrated
+    readOnly: '',           // why this page may not control ('' while it may)
   };
   window.emgdView = view;
   let cards = new Map();    // muscle -> {el, ...}
   let order = [];           // muscle names in config (namespace) order, for /emg/levels
   let attempt = 0, timer = null, lastStatus = 0, lastOverruns = null;
+  let token = (/(?:^#|&)token=([^&]+)/.exec(location.hash) || [])[1] || null;
+  let countdown = null;     // {kind, what, end, timer}
 
   const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(1));
 
@@ -53,7 +61,8 @@
   }
 
   function paths(ns, muscles) {
-    const p = ['/emgd/status', '/emg/levels', '/emg/rep'].filter((x) => has(ns, x));
+    const p = ['/emgd/status', '/emgd/error', '/emgd/calibrated', '/emg/order', '/emg/levels', '/emg/rep']
+      .filter((x) => has(ns, x));
     for (const m of muscles)
       for (const k of ['rms', 'active', 'onset'])
         if (has(ns, '/emg/' + m + '/' + k)) p.push('/emg/' + m + '/' + k);
@@ -81,6 +90,14 @@
       });
     }
     view.muscles = muscles.slice();
+    const sel = $('mvc-muscle');
+    sel.textContent = '';
+    for (const m of muscles) {
+      const o = document.createElement('option');
+      o.value = m;
+      o.textContent = m.replace(/_/g, ' ');
+      sel.appendChild(o);
+    }
     buildBandMuscles(muscles);
     layout();
   }
@@ -119,7 +136,7 @@
 
     let state = 'none', sym = '', txt = 'no band';
     if (applies && (b.unit === 'mvc') !== mvc) {
-      state = 'nomvc'; txt = 'band in %MVC: no MVC yet';
+      state = 'nomvc'; txt = mvc ? 'band in µV, bar in %MVC' : 'band in %MVC: no MVC yet';
     } else if (applies) {
       c.zone.hidden = false;
       c.zone.style.bottom = (100 * Math.min(b.lo, max)) / max + '%';
@@ -185,7 +202,183 @@
     o.dataset.overruns = String(a[3]);
     o.textContent = 'overruns ' + a[3] + (o.dataset.rising === '1' ? ' ▲' : '');
     lastOverruns = a[3];
+    const rec = a[0] === 'recording';
+    $('rec-state').hidden = !rec;
+    $('rec-state').dataset.rec = rec ? '1' : '0';
   }
+
+  // /emg/order i group, s first, f lag ms per muscle in config order (-1: did not fire)
+  function firingOrder(a) {
+    const fired = [];
+    for (let i = 0; i < order.length && 2 + i < a.length; i++)
+      if (a[2 + i] >= 0) fired.push([order[i], a[2 + i]]);
+    fired.sort((x, y) => x[1] - y[1]);
+    const el = $('order');
+    el.dataset.group = String(a[0]);
+    el.dataset.first = a[1];
+    el.querySelector('.seq').textContent = fired.map(([m, lag], k) =>
+      m.replace(/_/g, ' ') + (k ? ' +' + lag.toFixed(0) + ' ms' : '')).join('  →  ');
+  }
+
+  // /emgd/latency i events, f p50, p99, p99.9, max, i metric bundles, f p50, p99, p99.9, max
+  function latency(a) {
+    const metrics = a[5] > 0, p99 = metrics ? a[7] : a[2];
+    $('dev-latency').textContent = (a[0] || a[5]) ? 'latency p99 ' + p99.toFixed(1) + ' ms' : 'latency –';
+  }
+
+  // Live left/right symmetry for each name_l / name_r pair: share of the two, same unit.
+  function symmetry() {
+    const out = [];
+    for (const [m, c] of cards) {
+      if (!m.endsWith('_l')) continue;
+      const r = cards.get(m.slice(0, -2) + '_r');
+      if (!r) continue;
+      const mvc = c.level !== null && c.level >= 0 && r.level !== null && r.level >= 0;
+      const l = mvc ? c.level : c.rms, rv = mvc ? r.level : r.rms;
+      if (l === null || rv === null || !(l + rv > 0)) continue;
+      const pl = Math.round((100 * l) / (l + rv));
+      out.push(m.slice(0, -2).replace(/_/g, ' ') + ' ' + pl + ':' + (100 - pl));
+    }
+    $('symmetry').textContent = out.length ? 'L:R ' + out.join(' · ') : '';
+  }
+
+  // ---- session controls: OSC control packets over the WebSocket ----
+  function send(address, types, args) {
+    const ws = view.ws;
+    if (!ws || ws.readyState !== 1) { say('error', 'not connected to emgd'); return false; }
+    ws.send(EmgOsc.message(address, types, args || []));
+    return true;
+  }
+
+  function say(kind, txt) {
+    const m = $('session-msg');
+    m.dataset.kind = kind;
+    m.textContent = txt;
+  }
+
+  function showError(addr, msg) {
+    const box = $('errors'), ul = box.querySelector('ul');
+    const li = document.createElement('li');
+    li.textContent = new Date().toLocaleTimeString() + ' ' + (addr ? addr + ': ' : '') + msg;
+    ul.prepend(li);
+    while (ul.children.length > 3) ul.lastElementChild.remove();
+    box.hidden = false;
+  }
+
+  function setReadOnly(why) {
+    view.readOnly = why;
+    for (const b of document.querySelectorAll('#session .ctl')) b.disabled = !!why;
+    $('ro-note').hidden = !why;
+    $('ro-note').textContent = why ? 'This view is read-only: ' + why.replace(/^read-only: /, '') +
+      '. Calibration, recording and markers stay with the clinician\'s station (emgctl).' : '';
+  }
+
+  function secs() {
+    const v = parseFloat($('cal-secs').value);
+    return isFinite(v) && v > 0 ? v : 5;
+  }
+
+  function startCountdown(kind, what, seconds) {
+    stopCountdown();
+    const el = $('countdown');
+    countdown = { kind, what, end: Date.now() + seconds * 1000, timer: null };
+    el.dataset.kind = kind;
+    el.hidden = false;
+    el.querySelector('.what').textContent = what;
+    const tick = () => {
+      const left = (countdown.end - Date.now()) / 1000;
+      el.querySelector('.secs').textContent = left > 0 ? Math.ceil(left) + ' s' : '… measuring';
+      // the result (/emgd/calibrated) ends it; the daemon gives up 3 s after the trial
+      if (left < -4) stopCountdown();
+    };
+    tick();
+    countdown.timer = setInterval(tick, 100);
+  }
+
+  function stopCountdown() {
+    if (!countdown) return;
+    clearInterval(countdown.timer);
+    countdown = null;
+    $('countdown').hidden = true;
+  }
+
+  // /emgd/ok s address (a reply to this page)
+  function ok(a) {
+    view.replies.push([a[0], true, '']);
+    switch (a[0]) {
+      case 'AUTH': say('ok', 'token accepted: this view may control'); break;
+      case '/emgd/calibrate/rest':
+        startCountdown('rest', 'Rest calibration: relax every muscle', pendingSecs.rest);
+        say('ok', 'rest calibration running'); break;
+      case '/emgd/calibrate/mvc':
+        startCountdown('mvc', 'MVC ' + pendingMvc.replace(/_/g, ' ') + ': push as hard as you can', pendingSecs.mvc);
+        say('ok', 'MVC trial of ' + pendingMvc + ' running'); break;
+      case '/emgd/record/start': say('ok', 'recording started'); break;
+      case '/emgd/record/stop': say('ok', 'recording stopped'); break;
+      case '/emgd/marker': say('ok', 'marker added: ' + lastMarker); $('marker-text').value = ''; break;
+      case '/emgd/analytics/reset': say('ok', 'new set: repetitions count from 0'); break;
+      default: break;
+    }
+  }
+
+  // /emgd/error s address, s message (a reply to this page, or an asynchronous failure)
+  function error(a) {
+    view.replies.push([a[0], false, a[1]]);
+    if (a[0] === 'AUTH') {
+      token = null; // the server closes the connection; reconnect without it
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+    if (/^read-only/.test(a[1])) setReadOnly(a[1]);
+    if (/^\/emgd\/calibrate/.test(a[0])) stopCountdown();
+    say('error', a[0] + ': ' + a[1]);
+    showError(a[0], a[1]);
+  }
+
+  // /emgd/calibrated s kind, s muscle, f uV, i ok (one per muscle for rest)
+  function calibrated(a) {
+    view.calibrated.push(a);
+    if (countdown && countdown.kind === a[0]) stopCountdown();
+    const txt = a[0] + ' ' + a[1].replace(/_/g, ' ') + ': ' + (a[3] ? a[2].toFixed(1) + ' µV' : 'failed');
+    if (a[0] === 'rest' && $('session-msg').dataset.cal === 'rest') $('session-msg').textContent += ' · ' + txt;
+    else { say(a[3] ? 'ok' : 'error', 'calibrated ' + txt); }
+    $('session-msg').dataset.cal = a[0];
+    if (!a[3]) showError('/emgd/calibrate/' + a[0], txt);
+  }
+
+  let pendingMvc = '', lastMarker = '';
+  const pendingSecs = { rest: 5, mvc: 5 };
+  $('cal-rest').addEventListener('click', () => {
+    pendingSecs.rest = secs();
+    $('session-msg').dataset.cal = '';
+    send('/emgd/calibrate/rest', 'f', [pendingSecs.rest]);
+  });
+  $('cal-mvc').addEventListener('click', () => {
+    pendingSecs.mvc = secs();
+    pendingMvc = $('mvc-muscle').value;
+    $('session-msg').dataset.cal = '';
+    send('/emgd/calibrate/mvc', 'sf', [pendingMvc, pendingSecs.mvc]);
+  });
+  $('rec-start').addEventListener('click', () => {
+    const n = $('rec-name').value.trim();
+    if (n) send('/emgd/record/start', 's', [n]); else send('/emgd/record/start', '', []);
+  });
+  $('rec-stop').addEventListener('click', () => send('/emgd/record/stop', '', []));
+  const marker = () => {
+    lastMarker = $('marker-text').value.trim();
+    if (lastMarker) send('/emgd/marker', 's', [lastMarker]);
+  };
+  $('marker-send').addEventListener('click', marker);
+  $('marker-text').addEventListener('keydown', (e) => { if (e.key === 'Enter') marker(); });
+  $('ana-reset').addEventListener('click', () => send('/emgd/analytics/reset', '', []));
+  $('errors-clear').addEventListener('click', () => {
+    $('errors').hidden = true;
+    $('errors').querySelector('ul').textContent = '';
+  });
+  $('session-toggle').addEventListener('click', () => {
+    const s = $('session');
+    s.hidden = !s.hidden;
+    $('session-toggle').setAttribute('aria-expanded', String(!s.hidden));
+  });
 
   function onMessage(msg) {
     const a = msg.args, p = msg.address;
@@ -198,6 +391,11 @@
     }
     if (p === '/emg/rep') return rep(a);
     if (p === '/emgd/status') return status(a);
+    if (p === '/emg/order') return firingOrder(a);
+    if (p === '/emgd/ok') return ok(a);
+    if (p === '/emgd/error') return error(a);
+    if (p === '/emgd/calibrated') return calibrated(a);
+    if (p === '/emgd/latency') return latency(a);
     const m = /^\/emg\/([^/]+)\/(\w+)$/.exec(p);
     const c = m && cards.get(m[1]);
     if (!c) return;
@@ -225,6 +423,22 @@
     timer = setTimeout(() => { timer = null; connect(); }, wait);
   }
 
+  // {"COMMAND":"PATH_ADDED"|"PATH_REMOVED"|"PATH_CHANGED",...}: the muscle map changed on a
+  // reload; read the namespace again and LISTEN to the new paths (a fresh connection).
+  function namespaceChanged(text) {
+    let m;
+    try { m = JSON.parse(text); } catch (e) { return; }
+    if (!m || !/^PATH_(ADDED|REMOVED|CHANGED|RENAMED)$/.test(m.COMMAND)) return;
+    view.pathChanges = (view.pathChanges || 0) + 1;
+    clearTimeout(view.rebuild);
+    view.rebuild = setTimeout(() => { // one re-read for a burst of notifications
+      const ws = view.ws;
+      view.ws = null;
+      if (ws) ws.close();
+      connect();
+    }, 100);
+  }
+
   async function connect() {
     let ns;
     try {
@@ -249,11 +463,14 @@
     ws.onopen = () => {
       attempt = 0;
       view.connects++;
+      setReadOnly(''); // the daemon may have been reconfigured: it says so again if not
+      if (token) ws.send(JSON.stringify({ COMMAND: 'AUTH', DATA: decodeURIComponent(token) }));
       for (const p of listen) ws.send(JSON.stringify({ COMMAND: 'LISTEN', DATA: p }));
+      ws.send(EmgOsc.message('/emgd/latency', '', []));
       conn('live', 'live');
     };
     ws.onmessage = (ev) => {
-      if (typeof ev.data === 'string') return; // no text messages are sent (PATH_CHANGED is not offered)
+      if (typeof ev.data === 'string') return namespaceChanged(ev.data);
       let msgs;
       try { msgs = EmgOsc.parse(ev.data); } catch (e) { view.errors++; return; }
       view.packets++;
@@ -270,7 +487,12 @@
     if (view.ws && view.ws.readyState === 1 && lastStatus && now - lastStatus > 3000)
       $('dev-state').textContent = 'device: no status for ' + Math.round((now - lastStatus) / 1000) + ' s';
     $('clock').textContent = new Date().toLocaleTimeString();
+    symmetry();
   }, 250);
+  // Latency is a query (allowed to read-only viewers too): every 2 s.
+  setInterval(() => {
+    if (view.ws && view.ws.readyState === 1) view.ws.send(EmgOsc.message('/emgd/latency', '', []));
+  }, 2000);
 
   // ---- band controls ----
   function buildBandMuscles(muscles) {

@@ -10,8 +10,14 @@ show one card per muscle with live numbers, an onset flash and ACTIVE for
 glute max during the first bridge (about 3-6 s in), the band text going below /
 in band / above for a band set in the page, the rep counter, device state and
 overruns; then emgd is restarted on the same ports and the page must reconnect
-by itself. A screenshot (web_view.png) is left in the build directory (the
-test's working directory) to judge readability. Also: the file server's refusals
+by itself. Before the restart, the session controls are clicked: stop without
+a recording (the /emgd/error shown), calibrate rest (countdown, a result per
+muscle), calibrate MVC of glute max (countdown, then %MVC), start recording
+(the daemon's /emgd/status, asked here over UDP, says recording), a marker
+typed in the page (found afterwards in the BDF+ annotations by MNE, or in the
+log without python3-mne) and stop; the firing-order line, latency and L:R
+symmetry are shown. Screenshots (web_view.png, web_view-session.png) are left
+in the build directory (the test's working directory) to judge readability. Also: the file server's refusals
 (.., %2e%2e, unknown types) through the real HTTP server."""
 import os
 import shutil
@@ -24,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 
-from emgtest import Daemon, check, fail, free_tcp_port
+from emgtest import Client, Daemon, check, fail, free_tcp_port, mne_read
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WWW = os.environ.get("EMGD_WWW_SRC", os.path.join(HERE, "..", "..", "www"))
@@ -79,15 +85,30 @@ print("npm install puppeteer-core: %.1f s" % (time.time() - t_npm))
 port = free_tcp_port()
 conf = ("[oscquery]\nenabled = yes\nhttp = 127.0.0.1:%d\nwww = %s\n[muscles]\n%s" %
         (port, os.path.realpath(WWW), "".join("%s = %d\n" % (m, i + 1) for i, m in enumerate(MUSCLES))))
+base = "http://127.0.0.1:%d" % port
+shot = os.path.join(os.getcwd(), "web_view.png")
+# Chromium first (it takes seconds to start on a loaded runner), then emgd: the page then
+# meets the synth's script from its start, 8 s of rest before the first bridge.
+drv = subprocess.Popen(["node", os.path.join(HERE, "web_view.js"), base + "/ui/", shot, ",".join(MUSCLES),
+                        "glute_max_l"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                       env=dict(os.environ, PUPPETEER_MODULE=PUPPETEER))
+timer = threading.Timer(150, drv.kill)  # a hung browser fails the test, not the suite
+timer.start()
+line = ""
+for line in drv.stdout:
+    print(line, end="", flush=True)
+    if line.startswith(("BROWSER", "FAIL")):
+        break
+if not line.startswith("BROWSER"):
+    drv.kill()
+    fail("Chromium did not start")
 d = Daemon(conf)
 first = d
 if "built without libmicrohttpd" in d.logtext():
     d.close()
+    drv.kill()
     shutil.rmtree(npmdir, ignore_errors=True)
     skip("emgd was built without libmicrohttpd")
-base = "http://127.0.0.1:%d" % port
-shot = os.path.join(os.getcwd(), "web_view.png")
-drv = None
 try:
     check("browser view on %s/ui/" % base in d.logtext(), "emgd logs the view's URL")
     # ---- the file server, through the real HTTP server ----
@@ -101,16 +122,19 @@ try:
         check(raw_get(port, t) == 404, "%s: 404" % t)
 
     # ---- the page in Chromium ----
-    drv = subprocess.Popen(["node", os.path.join(HERE, "web_view.js"), base + "/ui/", shot, ",".join(MUSCLES),
-                            "glute_max_l"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                           env=dict(os.environ, PUPPETEER_MODULE=PUPPETEER))
-    timer = threading.Timer(90, drv.kill)  # a hung browser fails the test, not the suite
-    timer.start()
+    drv.stdin.write("STARTED\n")
+    drv.stdin.flush()
     done = False
     for line in drv.stdout:
         line = line.rstrip("\n")
         print(line, flush=True)
-        if line == "RESTART":
+        if line == "STATUS?":
+            c = Client(d)
+            m = c.request("/emgd/status", reply="/emgd/status")
+            c.close()
+            drv.stdin.write("STATUS %s\n" % (m[3][0] if m and m[1] == "/emgd/status" else m))
+            drv.stdin.flush()
+        elif line == "RESTART":
             rc = d.stop()
             check(rc == 0, "emgd stopped (%s) with the page connected" % rc)
             time.sleep(1.0)  # the page sees the refused connections for a while
@@ -131,10 +155,22 @@ finally:
         drv.kill()
     rc = d.stop()
     log = d.logtext()
+    print("".join(l + "\n" for l in log.splitlines() if "calibration" in l or "marker:" in l), end="")
     if d is not first:
         d.log.close()
-    first.close()
+    recdir = os.path.join(first.dir, "rec")
+    recs = [f for f in os.listdir(recdir) if f.startswith("webview")] if os.path.isdir(recdir) else []
+    rec = os.path.join(first.dir, "rec", recs[0]) if len(recs) == 1 else None
     shutil.rmtree(npmdir, ignore_errors=True)
+check(rec is not None, "one recording started from the page: %s" % recs)
 check(rc == 0, "emgd exits 0 on SIGTERM with the page connected (%s)" % rc)
+MARK = "set 2, hip thrust (from the page)"
+check("marker: " + MARK in log, "the marker typed in the page is logged")
+if subprocess.run(["/usr/bin/python3", "-c", "import mne"], capture_output=True).returncode == 0:
+    descs = [a["description"] for a in mne_read(rec)["annotations"]]
+    check(MARK in descs, "the marker is in the recording's annotations (MNE): %s" % descs)
+else:
+    print("skip: python3-mne missing, the annotation is not read back")
+first.close()
 check("ERROR" not in log and "runtime error" not in log, "no sanitizer reports in the log")
 print("OK")

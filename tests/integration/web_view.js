@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The browser side of test_web_view.py: Debian's Chromium, headless, driven by puppeteer-core
 // (PUPPETEER_MODULE: its path). argv: url, screenshot path, muscles (comma-separated), the
-// muscle that contracts in the synth's first bridge. stdout: "ok: ..." / "FAIL: ..." lines and
-// "RESTART" (the Python side then restarts emgd and answers "RESTARTED" on stdin).
+// muscle that contracts in the synth's first bridge. stdout: "BROWSER" once Chromium is up (the
+// Python side then starts emgd and answers "STARTED"), "ok: ..." / "FAIL: ..." lines,
+// "STATUS?" (the Python side answers "STATUS <state>" from /emgd/status over UDP: the daemon,
+// not the page, says it records) and "RESTART" (it restarts emgd and answers "RESTARTED").
 'use strict';
 const puppeteer = require(process.env.PUPPETEER_MODULE);
 const readline = require('readline');
@@ -64,6 +66,8 @@ const cards = (page) => page.evaluate(() => {
     defaultViewport: { width: 1280, height: 800 }, // a 10" tablet in landscape
   });
   const page = await browser.newPage();
+  out('BROWSER up at ' + since());
+  check(await nextLine() === 'STARTED', 'emgd started');
   // Console errors while the daemon is down are expected (refused connections); none else.
   let restarting = false;
   const errors = [], pageErrors = [], offsite = [];
@@ -96,6 +100,33 @@ const cards = (page) => page.evaluate(() => {
   check(muscles.every((m) => c1[m].unit === 'µV'), 'µV before any MVC');
   const conn = await page.$eval('#conn', (e) => e.dataset.state + ' ' + e.textContent.trim());
   check(conn.startsWith('live'), 'connection shown as live: ' + conn);
+  // ---- calibrate rest now, in the synth's 8 s of rest before the first bridge ----
+  await page.click('#session-toggle');
+  const replies = () => page.evaluate(() => window.emgdView.replies.slice());
+  const waitReply = (addr, n) => page.waitForFunction((a, k) =>
+    window.emgdView.replies.filter((r) => r[0] === a).length >= k, { timeout: 8000, polling: 50 }, addr, n)
+    .then(() => true, () => false);
+  // calibrate rest, 1 s: the countdown, then each muscle's result
+  // as a clinician would: start when every card says rest (the detector settles after start)
+  const quiet = await page.waitForFunction(() => [...document.querySelectorAll('.card')].every((c) => c.dataset.active === '0'),
+    { timeout: 6000, polling: 50 }).then(() => true, () => false);
+  out('all muscles at rest: ' + quiet + ' at ' + since());
+  await page.$eval('#cal-secs', (e) => { e.value = '1'; });
+  await page.click('#cal-rest');
+  const cd = await page.waitForFunction(() => !document.querySelector('#countdown').hidden &&
+    /Rest calibration/.test(document.querySelector('#countdown').textContent), { timeout: 5000, polling: 20 })
+    .then(() => page.$eval('#countdown', (e) => e.textContent.replace(/\s+/g, ' ').trim()), () => '');
+  check(/Rest calibration: relax every muscle (1 s|… measuring)/.test(cd), 'a rest countdown: ' + cd);
+  await page.waitForFunction((n) => window.emgdView.calibrated.filter((c) => c[0] === 'rest').length >= n,
+    { timeout: 10000, polling: 50 }, muscles.length).catch(() => {});
+  const rest = await page.evaluate(() => window.emgdView.calibrated.filter((c) => c[0] === 'rest'));
+  const restMsg = await page.$eval('#session-msg', (e) => e.textContent);
+  check(rest.length === muscles.length && muscles.every((m) => rest.some((c) => c[1] === m && c[3] === 1)) &&
+    new RegExp('^calibrated rest ' + muscles.map((m) => m.replace(/_/g, ' ') + ': [0-9.]+ µV').join(' · rest ') + '$').test(restMsg),
+    'calibrate rest: each muscle\'s rest level on the page: ' + restMsg);
+  check(await page.$eval('#countdown', (e) => e.hidden), 'the countdown ends with the result');
+  await page.click('#session-toggle');
+
   // Watch the band state and active flag of every card from now on (no sample is missed).
   await page.evaluate(() => {
     window.__seen = {};
@@ -110,6 +141,12 @@ const cards = (page) => page.evaluate(() => {
     });
     for (const c of document.querySelectorAll('.card'))
       obs.observe(c, { attributes: true, attributeFilter: ['data-band', 'data-active', 'class'] });
+    // the firing-order line: every group shown
+    window.__orders = [];
+    new MutationObserver(() => {
+      const o = document.querySelector('#order');
+      window.__orders.push(o.dataset.group + ' ' + o.querySelector('.seq').textContent);
+    }).observe(document.querySelector('#order'), { attributes: true, attributeFilter: ['data-group'] });
   });
 
   // ---- a target band, set in the page as a clinician would ----
@@ -162,6 +199,67 @@ const cards = (page) => page.evaluate(() => {
   const dev = await page.$eval('#device', (e) => e.textContent.replace(/\s+/g, ' ').trim());
   const devState = await page.$eval('#dev-state', (e) => e.dataset.state);
   check(devState === 'streaming' && /Hz/.test(dev) && /overruns \d+/.test(dev), 'device state and overruns: ' + dev);
+
+  // ---- the firing order (/emg/order), latency, live left/right symmetry ----
+  await page.waitForFunction(() => window.__orders.length > 0, { timeout: 15000, polling: 100 }).catch(() => {});
+  const orders = await page.evaluate(() => window.__orders);
+  check(orders.length > 0 && /^\d+ [a-z ]+( +→ +[a-z ]+ \+\d+ ms)*$/.test(orders[0]),
+    'the firing-order line with lags: ' + JSON.stringify(orders.slice(0, 3)));
+  await page.waitForFunction(() => /latency p99 [0-9.]+ ms/.test(document.querySelector('#dev-latency').textContent),
+    { timeout: 5000, polling: 100 }).catch(() => {});
+  const lat = await page.$eval('#dev-latency', (e) => e.textContent);
+  check(/latency p99 [0-9.]+ ms/.test(lat), 'latency from /emgd/latency: ' + lat);
+  const sym = await page.$eval('#symmetry', (e) => e.textContent);
+  check(/L:R glute max \d+:\d+ · hamstring \d+:\d+/.test(sym), 'live left/right symmetry: ' + sym);
+
+  // ---- session controls: each click is an OSC packet the daemon answers ----
+  await page.click('#session-toggle');
+  // an error from the daemon is shown: stop without a recording
+  await page.click('#rec-stop');
+  await waitReply('/emgd/record/stop', 1);
+  const errBox = await page.$eval('#errors', (e) => (e.hidden ? 'hidden: ' : '') + e.textContent.replace(/\s+/g, ' ').trim());
+  check(/^\d.*\/emgd\/record\/stop: not recording/.test(errBox), 'an /emgd/error is shown in the page: ' + errBox);
+  await page.click('#errors-clear');
+  // calibrate MVC of the target muscle, 2 s, with the counting seconds visible
+  await page.$eval('#cal-secs', (e) => { e.value = '2'; });
+  await page.select('#mvc-muscle', target);
+  await page.click('#cal-mvc');
+  const cd2 = await page.waitForFunction(() => !document.querySelector('#countdown').hidden &&
+    /\d s$/.test(document.querySelector('#countdown').textContent.trim()), { timeout: 5000, polling: 20 })
+    .then(() => page.$eval('#countdown', (e) => e.textContent.replace(/\s+/g, ' ').trim()), () => '');
+  check(new RegExp('MVC ' + target.replace(/_/g, ' ') + ': push as hard as you can [12] s').test(cd2), 'an MVC countdown: ' + cd2);
+  await page.waitForFunction(() => window.emgdView.calibrated.some((c) => c[0] === 'mvc'), { timeout: 10000, polling: 50 }).catch(() => {});
+  const mvc = await page.evaluate(() => window.emgdView.calibrated.filter((c) => c[0] === 'mvc'));
+  check(mvc.length === 1 && mvc[0][1] === target, 'the MVC result: ' + JSON.stringify(mvc));
+  if (!mvc[0][3]) { // refused (not clearly above rest): the daemon's reason is on the page
+    const e = await page.$eval('#errors', (el) => el.textContent);
+    check(/\/emgd\/calibrate\/mvc: mvc .* refused/.test(e), 'a refused MVC shows why: ' + e);
+  } else {
+    await page.waitForFunction((m) => document.querySelector('.card[data-muscle="' + m + '"] .unit').textContent === '%MVC',
+      { timeout: 3000, polling: 50 }, target).catch(() => {});
+    check((await cards(page))[target].unit === '%MVC', target + ' shown in %MVC after its MVC');
+  }
+  // record, a marker typed in the page, stop
+  await page.type('#rec-name', 'webview');
+  await page.click('#rec-start');
+  check(await waitReply('/emgd/record/start', 1) &&
+    (await replies()).find((r) => r[0] === '/emgd/record/start')[1], 'start recording: /emgd/ok');
+  await page.waitForFunction(() => !document.querySelector('#rec-state').hidden, { timeout: 3000, polling: 50 }).catch(() => {});
+  check(!(await page.$eval('#rec-state', (e) => e.hidden)), 'the page shows REC (from /emgd/status)');
+  out('STATUS?');
+  const st = await nextLine();
+  check(st === 'STATUS recording', 'the daemon says it records (/emgd/status over UDP): ' + st);
+  await page.type('#marker-text', 'set 2, hip thrust (from the page)');
+  await page.keyboard.press('Enter');
+  check(await waitReply('/emgd/marker', 1) && (await replies()).find((r) => r[0] === '/emgd/marker')[1] &&
+    await page.$eval('#marker-text', (e) => e.value === ''), 'the marker is accepted and its field cleared');
+  await page.click('#rec-stop');
+  check(await waitReply('/emgd/record/stop', 2) && (await replies()).filter((r) => r[0] === '/emgd/record/stop')[1][1],
+    'stop recording: /emgd/ok');
+  check(await page.$eval('#cal-rest', (e) => !e.disabled) && await page.evaluate(() => window.emgdView.readOnly === ''),
+    'the controls stay enabled (this page may control)');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-session.png') });
+  out('screenshot ' + shot.replace(/\.png$/, '-session.png'));
 
   // ---- the daemon restarts: the page notices and comes back by itself ----
   restarting = true;
