@@ -11,12 +11,13 @@ glute max during the first bridge (about 3-6 s in), the band text going below /
 in band / above for a band set in the page, the rep counter, device state and
 overruns; then emgd is restarted on the same ports and the page must reconnect
 by itself. Before the restart, the session controls are clicked: stop without
-a recording (the /emgd/error shown), calibrate rest (countdown, a result per
-muscle), calibrate MVC of glute max (countdown, then %MVC), start recording
+a recording (the /emgd/error shown), calibrate MVC of glute max (countdown,
+then %MVC), start recording
 (the daemon's /emgd/status, asked here over UDP, says recording), a marker
 typed in the page (found afterwards in the BDF+ annotations by MNE, or in the
 log without python3-mne) and stop; the firing-order line, latency and L:R
-symmetry are shown. Screenshots (web_view.png, web_view-session.png) are left
+symmetry are shown. After it, calibrate rest in the new emgd's opening rest
+(countdown, each muscle's rest level on the page). Screenshots (web_view.png, web_view-session.png) are left
 in the build directory (the test's working directory) to judge readability. Also: the file server's refusals
 (.., %2e%2e, unknown types) through the real HTTP server."""
 import os
