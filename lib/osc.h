@@ -57,7 +57,7 @@ struct emg_osc_params {
 };
 
 struct emg_osc_status {
-	const char *state; /* streaming, waiting-device, calibrating, recording */
+	const char *state; /* waiting-device, device-failed, calibrating, recording, streaming */
 	int rate;
 	int channels;
 	int overruns;
