@@ -347,9 +347,10 @@ static void per_tag(struct jbuf *j, const struct emg_osc_addr *a, unsigned nm, i
 	js(j, "]");
 }
 
-static int has_units(const struct emg_osc_addr *a)
+/* Any non-empty item in a '|'-separated list (units or range)? */
+static int any_item(const char *list)
 {
-	for (const char *p = a->units; p && *p; p++)
+	for (const char *p = list; p && *p; p++)
 		if (*p != '|')
 			return 1;
 	return 0;
@@ -392,10 +393,14 @@ static void emit(struct jbuf *j, struct tnode *t, unsigned nm)
 		begin_attr(j, t, AT_TYPE, &first);
 		jstr(j, types);
 		end_attr(j, t, AT_TYPE);
-		begin_attr(j, t, AT_RANGE, &first);
-		per_tag(j, t->a, nm, 0);
-		end_attr(j, t, AT_RANGE);
-		if (has_units(t->a)) {
+		/* No RANGE at all when no argument has one: "RANGE":[null] (a file name,
+		 * a marker text) reads as a broken range to clients and people alike. */
+		if (any_item(t->a->range)) {
+			begin_attr(j, t, AT_RANGE, &first);
+			per_tag(j, t->a, nm, 0);
+			end_attr(j, t, AT_RANGE);
+		}
+		if (any_item(t->a->units)) {
 			begin_attr(j, t, AT_UNIT, &first);
 			per_tag(j, t->a, nm, 1);
 			end_attr(j, t, AT_UNIT);

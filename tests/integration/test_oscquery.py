@@ -78,6 +78,8 @@ try:
             for attr in ("RANGE", "UNIT"):
                 if attr in node and len(node[attr]) != len(t):
                     fail("%s: %s has %d entries for TYPE %s" % (path, attr, len(node[attr]), t))
+            if "RANGE" in node and all(r is None for r in node["RANGE"]):
+                fail("%s: RANGE %r says nothing (leave it out)" % (path, node["RANGE"]))
             for tag, rng in zip(t, node.get("RANGE", [])):
                 if rng is not None and not set(rng) <= {"MIN", "MAX", "VALS"}:
                     fail("%s: RANGE entry %r" % (path, rng))

@@ -235,6 +235,17 @@ START_TEST(test_namespace_json)
 	/* control: write-only, with no TYPE when it takes no argument */
 	ck_assert_ptr_nonnull(strstr(json, "\"FULL_PATH\":\"/emgd/ping\",\"DESCRIPTION\":\"Answered with /emgd/pong\",\"ACCESS\":2}"));
 	ck_assert_ptr_nonnull(strstr(json, "\"FULL_PATH\":\"/emgd/status\""));
+	/* no RANGE when no argument has one (was "RANGE":[null]), and never an all-null one */
+	ck_assert_ptr_nonnull(strstr(json, "\"FULL_PATH\":\"/emgd/record/start\",\"DESCRIPTION\":"));
+	ck_assert_ptr_null(strstr(json, "\"RANGE\":[null]"));
+	ck_assert_ptr_null(strstr(json, "\"RANGE\":[null,null"));
+	{
+		const char *rs = strstr(json, "\"FULL_PATH\":\"/emgd/record/start\"");
+		const char *end = strchr(rs, '}');
+		ck_assert_ptr_nonnull(strstr(rs, "\"TYPE\":\"s\""));
+		ck_assert_msg(!memmem(rs, (size_t)(end - rs), "RANGE", 5), "record/start: %.*s",
+			      (int)(end - rs), rs);
+	}
 	free(json);
 	emg_muscles_free(m);
 }
