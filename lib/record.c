@@ -426,6 +426,12 @@ struct emg_recorder {
 	unsigned fill_real;    /* device frames (not zero fill) in the record being filled */
 	size_t hdrsize, recsize, ann_off;
 	unsigned char *annbuf; /* nann x ANNOT_BYTES */
+	/* The header's recording-field tail (after "Startdate ... equipment "): EDFlib
+	 * cuts the field at 66 of its 80 characters, so header_recording_field()
+	 * writes it itself, fitted to what is left of the 80. */
+	char serial[64];
+	char fdesc[81];        /* filter, as emg_filter_describe() says it, "" = none */
+	char info[81];         /* recording_info as given, "" = serial= + filter */
 
 	struct emg_ring *data;
 	size_t slot_size;
@@ -644,6 +650,74 @@ static int write_count(int fd, long long nrec)
 	return pwrite_full(fd, f, 8, 236);
 }
 
+/*
+ * The tail of the recording field for room characters: serial= (replay reads it
+ * back) and the whole filter description, abbreviated rather than cut:
+ * "serial=S DSP HP:20Hz LP:450Hz N:50Hz", then without "DSP", then
+ * "HP:20 LP:450 N:50Hz", and only then a shorter serial.
+ */
+static void recording_tail(const struct emg_recorder *r, char *out, size_t room)
+{
+	char shortf[81];
+	size_t k = 0, slen;
+	int n;
+
+	if (r->info[0]) {
+		snprintf(out, room + 1, "%s", r->info);
+		return;
+	}
+	if (!r->fdesc[0]) {
+		snprintf(out, room + 1, "serial=%s", r->serial);
+		return;
+	}
+	n = snprintf(out, room + 1, "serial=%s DSP %s", r->serial, r->fdesc);
+	if (n >= 0 && (size_t)n <= room)
+		return;
+	n = snprintf(out, room + 1, "serial=%s %s", r->serial, r->fdesc);
+	if (n >= 0 && (size_t)n <= room)
+		return;
+	/* every "Hz" but the last: the unit still reads from the end */
+	for (const char *p = r->fdesc; *p && k + 1 < sizeof(shortf); p++) {
+		if (p[0] == 'H' && p[1] == 'z' && p[2] == ' ') {
+			p++;
+			continue;
+		}
+		shortf[k++] = *p;
+	}
+	shortf[k] = 0;
+	slen = strlen("serial=") + 1 + k;
+	if (slen > room) /* no room for the serial at all: the filter wins */
+		snprintf(out, room + 1, "%s", shortf);
+	else /* fits by construction: serial cut to what room leaves beside the filter */
+		memcpy(out + sprintf(out, "serial=%.*s ", (int)(room - slen), r->serial), shortf, k + 1);
+}
+
+/* Rewrite bytes 88..167 (EDF+ "Startdate dd-MMM-yyyy admin technician equipment
+ * ...") keeping EDFlib's first five subfields and using all 80 characters. */
+static int header_recording_field(struct emg_recorder *r)
+{
+	char f[81], tail[81];
+	size_t at = 0;
+	int e;
+
+	if (pread(r->fd, f, 80, 88) != 80)
+		return -EIO;
+	f[80] = 0;
+	for (int sub = 0; sub < 5; sub++) {
+		while (at < 80 && f[at] != ' ')
+			at++;
+		while (at < 80 && f[at] == ' ')
+			at++;
+	}
+	if (at >= 80)
+		return 0; /* no room left: leave EDFlib's field as it is */
+	recording_tail(r, tail, 80 - at);
+	memset(f + at, ' ', 80 - at);
+	memcpy(f + at, tail, strlen(tail));
+	e = pwrite_full(r->fd, f, 80, 88);
+	return e;
+}
+
 /* Check the header EDFlib wrote against what we asked for. */
 static int verify_layout(struct emg_recorder *r)
 {
@@ -727,6 +801,10 @@ static int finalize(struct emg_recorder *r)
 	}
 	if (nrec == 0)
 		return e;
+	/* edfclose_file() wrote the whole header again */
+	int he = header_recording_field(r);
+	if (he && !e)
+		e = he;
 	if (ftruncate(r->fd, (off_t)(r->hdrsize + nrec * r->recsize)) < 0 && !e)
 		e = -errno;
 	/* Whatever is still pending goes into the last records, newest first. */
@@ -809,6 +887,8 @@ static void write_record(struct emg_recorder *r)
 	int saved = errno;
 	if (k == 0 && rc == 0) {
 		e = verify_layout(r);
+		if (!e)
+			e = header_recording_field(r);
 		if (e) {
 			fail(r, e);
 			return;
@@ -1102,14 +1182,14 @@ static int setup_signals(struct emg_recorder *r, const struct emg_record_params 
 			bad |= edf_set_transducer(h, (int)s, tr);
 		}
 
-	char eq[64], serial[64], info[128], fdesc[81] = "";
+	char eq[64], info[81];
 	if (p->equipment)
 		snprintf(eq, sizeof(eq), "%s", p->equipment);
 	else
 		sanitize_token(eq, sizeof(eq), dev->driver[0] ? dev->driver : "emgd");
-	sanitize_token(serial, sizeof(serial), dev->serial[0] ? dev->serial : "unknown");
+	sanitize_token(r->serial, sizeof(r->serial), dev->serial[0] ? dev->serial : "unknown");
 	if (p->recording_info) {
-		snprintf(info, sizeof(info), "%s", p->recording_info);
+		snprintf(r->info, sizeof(r->info), "%s", p->recording_info);
 	} else {
 		struct emg_filter *tmp = NULL;
 		struct emg_filter_spec def;
@@ -1119,11 +1199,12 @@ static int setup_signals(struct emg_recorder *r, const struct emg_record_params 
 			fs = &def;
 		}
 		if (emg_filter_new(&tmp, fs, dev->rate, 1) == 0) {
-			emg_filter_describe(tmp, fdesc, sizeof(fdesc));
+			emg_filter_describe(tmp, r->fdesc, sizeof(r->fdesc));
 			emg_filter_free(tmp);
 		}
-		snprintf(info, sizeof(info), "serial=%s DSP %s", serial, fdesc);
 	}
+	/* EDFlib cuts this; header_recording_field() writes the whole text later. */
+	recording_tail(r, info, sizeof(info) - 1);
 	bad |= edf_set_equipment(h, eq);
 	bad |= edf_set_recording_additional(h, info);
 	return bad ? -EINVAL : 0;

@@ -330,6 +330,65 @@ START_TEST(test_roundtrip_edf)
 }
 END_TEST
 
+/* The header's 80-character recording field (EDF+ "Startdate ... equipment <info>")
+ * keeps the whole filter description, abbreviated when a long serial or driver name
+ * leaves too little room, and the serial= token that replay reads back. */
+static void header_info(const char *driver, const char *serial, char *field, size_t n)
+{
+	struct emg_muscles *m = muscles();
+	struct emg_device_info dev = dev_info(FS);
+	struct emg_recorder *r = NULL;
+	struct emg_record_params p;
+	char path[128], raw[81];
+	FILE *f;
+
+	snprintf(dev.driver, sizeof(dev.driver), "%s", driver);
+	snprintf(dev.serial, sizeof(dev.serial), "%s", serial);
+	path_in(path, sizeof(path), "hdr.bdf");
+	p = params(path, false, &dev, m);
+	float *x = synth_frames(m, FS, 2000);
+	ck_assert_int_eq(emg_recorder_open(&r, &p), 0);
+	feed(r, x, 2000, 2, NULL, 0);
+	ck_assert_int_eq(emg_recorder_close(r), 0);
+	free(x);
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 88, SEEK_SET), 0);
+	ck_assert_uint_eq(fread(raw, 1, 80, f), 80);
+	fclose(f);
+	raw[80] = 0;
+	for (int i = 79; i >= 0 && raw[i] == ' '; i--)
+		raw[i] = 0;
+	snprintf(field, n, "%s", raw);
+	printf("recording field (%zu chars): '%s'\n", strlen(raw), raw);
+	unlink(path);
+	emg_muscles_free(m);
+}
+
+START_TEST(test_header_filter_text)
+{
+	char field[96], want[64];
+
+	/* room for everything: the filter as emg_filter_describe() words it */
+	header_info("synth", "SYNTH-1", field, sizeof(field));
+	ck_assert_ptr_nonnull(strstr(field, " synth serial=SYNTH-1 "));
+	ck_assert_ptr_nonnull(strstr(field, "HP:20Hz LP:450Hz N:50Hz"));
+
+	/* a longer serial: the filter abbreviated, nothing cut (this one was
+	 * "... hackeeg serial=DQ0081-CYTONBOA" with EDFlib's 66-character field) */
+	header_info("hackeeg", "DQ0081-CYTONBOARD", field, sizeof(field));
+	ck_assert_ptr_nonnull(strstr(field, " hackeeg serial=DQ0081-CYTONBOARD HP:20 LP:450 N:50Hz"));
+	ck_assert_uint_eq(strlen(field), 78);
+
+	/* a serial that leaves no room at all: the filter still complete, the serial cut */
+	header_info("hackeeg", "0123456789012345678901234567890123456789012345678901234567890",
+		    field, sizeof(field));
+	ck_assert_ptr_nonnull(strstr(field, "serial=0123456789"));
+	snprintf(want, sizeof(want), "%s", field + strlen(field) - strlen("HP:20 LP:450 N:50Hz"));
+	ck_assert_str_eq(want, "HP:20 LP:450 N:50Hz");
+}
+END_TEST
+
 /* Clipping to the amplifier range, NaN, and the end padding. */
 START_TEST(test_clip_and_padding)
 {
@@ -1276,6 +1335,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_roundtrip_bdf);
 	tcase_add_test(tc, test_roundtrip_edf);
+	tcase_add_test(tc, test_header_filter_text);
 	tcase_add_test(tc, test_clip_and_padding);
 	tcase_add_test(tc, test_record_geometry);
 	tcase_add_test(tc, test_filtered_and_envelopes);
