@@ -452,6 +452,7 @@ struct emg_recorder {
 	/* recorder thread only */
 	bool have_first;
 	uint64_t seq_base;     /* file frame index = seq - seq_base */
+	bool rebased;          /* seq_base moved at a discontinuity: samples before it are not "early" */
 	uint64_t next_seq;
 	uint64_t pos;          /* frames in the file including the partial record */
 	uint64_t gap_max;
@@ -528,6 +529,24 @@ static double rec_end_u(const struct emg_recorder *r, uint64_t k)
 }
 
 /*
+ * An event that began `early` seconds before the file's first sample (a
+ * repetition or burst under way when recording started) cannot sit at its
+ * true time: it goes at 0.000 s, says so in front of its text (the front
+ * survives a cut), and keeps only the part of its duration inside the file.
+ */
+static void mark_early(struct emg_recorder *r, struct pend *p, double early)
+{
+	char buf[2 * EMG_RECORD_TEXT_MAX + 40];
+
+	snprintf(buf, sizeof(buf), "[began %.3f s before the recording] %s", early, p->text);
+	text_clean(p->text, buf);
+	if (p->dur_u >= 0) {
+		long long inside = p->dur_u - llround(early * 1e4);
+		p->dur_u = inside > 0 ? inside : 0;
+	}
+}
+
+/*
  * Turn a device sample index into file time.  This waits until the recorder
  * has seen that sample (so that a gap or discontinuity before it is already
  * accounted for), unless `force` (closing).  Annotations are placed in
@@ -545,6 +564,8 @@ static void pend_resolve(struct emg_recorder *r, struct pend *p, bool force)
 	int64_t d = (int64_t)(p->sample - r->seq_base);
 	p->onset_u = d > 0 ? llround((double)d * 1e4 / r->rate) : 0;
 	p->resolved = 1;
+	if (d < 0 && !r->rebased)
+		mark_early(r, p, (double)-d / r->rate);
 }
 
 static void pend_push(struct emg_recorder *r, const struct pend *p)
@@ -990,6 +1011,7 @@ static void frame_in(struct emg_recorder *r, uint64_t seq, const float *x)
 			     (unsigned long long)seq,
 			     (unsigned long long)(r->next_seq ? r->next_seq - 1 : 0));
 			r->seq_base = seq - r->pos;
+			r->rebased = true;
 		}
 	}
 	r->next_seq = seq + 1;

@@ -389,6 +389,56 @@ START_TEST(test_header_filter_text)
 }
 END_TEST
 
+/* A repetition or burst that began before the first recorded sample is not
+ * written as if it began at 0.000 s: it is marked, and keeps only its duration
+ * inside the file; events inside the file are untouched. */
+START_TEST(test_annotation_before_start)
+{
+	struct emg_muscles *m = muscles();
+	struct emg_device_info dev = dev_info(FS);
+	struct emg_recorder *r = NULL;
+	struct emg_record_params p;
+	const uint64_t first = 5000; /* device sample of the file's first frame */
+	const size_t n = 4000;       /* 2 s */
+	float *x = synth_frames(m, FS, n);
+	char path[128];
+	double on, dur;
+
+	path_in(path, sizeof(path), "early.bdf");
+	p = params(path, false, &dev, m);
+	ck_assert_int_eq(emg_recorder_open(&r, &p), 0);
+	/* queued before the first frame, as the daemon's rep reports can be */
+	ck_assert_int_eq(emg_recorder_annotate(r, first - 2000, 2.5, "glute_max_l rep 1 peak 40.0 pct_mvc"), 0);
+	ck_assert_int_eq(emg_recorder_annotate(r, first - 200, -1, "glute_max_r onset"), 0);
+	ck_assert_int_eq(emg_recorder_annotate(r, first - 4000, 0.5, "glute_med_l rep 1 peak 9.0 pct_mvc"), 0);
+	ck_assert_int_eq(emg_recorder_annotate(r, first + 2000, 0.5, "glute_med_r rep 1 peak 30.0 pct_mvc"), 0);
+	for (size_t i = 0; i < n; i += 2)
+		ck_assert_uint_eq(emg_recorder_write(r, x + i * NCH, 2, first + i), 2);
+	ck_assert_int_eq(emg_recorder_close(r), 0);
+
+	struct edf_file f;
+	edf_open(&f, path);
+	/* 1 s early, 2.5 s long: at 0 with the 1.5 s inside the file */
+	ck_assert(find_annotation(&f, "[began 1.000 s before the recording] glute_max_l rep 1 peak 40.0", &on, &dur));
+	ck_assert_double_eq_tol(on, 0.0, 1e-9);
+	ck_assert_double_eq_tol(dur, 1.5, 1e-4);
+	ck_assert(find_annotation(&f, "[began 0.100 s before the recording] glute_max_r onset", &on, &dur));
+	ck_assert_double_eq_tol(on, 0.0, 1e-9);
+	ck_assert_double_eq_tol(dur, -1, 1e-9);
+	/* over before the file began: duration 0, still marked */
+	ck_assert(find_annotation(&f, "[began 2.000 s before the recording] glute_med_l rep 1", &on, &dur));
+	ck_assert_double_eq_tol(dur, 0.0, 1e-9);
+	/* inside the file: at its time, text as given */
+	ck_assert(find_annotation(&f, "glute_med_r rep 1 peak 30.0 pct_mvc", &on, &dur));
+	ck_assert_double_eq_tol(on, 1.0, 1e-4);
+	ck_assert_double_eq_tol(dur, 0.5, 1e-4);
+	ck_assert(!find_annotation(&f, "[began 0.000", NULL, NULL));
+	edf_close(&f);
+	free(x);
+	emg_muscles_free(m);
+}
+END_TEST
+
 /* Clipping to the amplifier range, NaN, and the end padding. */
 START_TEST(test_clip_and_padding)
 {
@@ -1336,6 +1386,7 @@ int main(void)
 	tcase_add_test(tc, test_roundtrip_bdf);
 	tcase_add_test(tc, test_roundtrip_edf);
 	tcase_add_test(tc, test_header_filter_text);
+	tcase_add_test(tc, test_annotation_before_start);
 	tcase_add_test(tc, test_clip_and_padding);
 	tcase_add_test(tc, test_record_geometry);
 	tcase_add_test(tc, test_filtered_and_envelopes);
