@@ -12,11 +12,13 @@ CPU, the subscriber count, overruns (/emgd/status) and dropped samples (/emg/fra
 and prints a table; at the end a summary line per figure.  Not part of CI (default
 10 minutes).  Exit status 0 when RSS and fds stay flat (growth after the first sample
 under 512 KiB, anonymous RSS at most 4 kB a minute from a quarter into the run, 0 fds) and overruns, dropped samples
-and tick gaps are all zero.  --record records all the while (record = auto).
+and tick gaps are all zero.  --record records all the while (record = auto); --reload-every S
+sends SIGHUP every S seconds with [dsp] threshold_k alternating (a pipeline swap: no gap expected).
 """
 import argparse
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -79,6 +81,9 @@ def main():
     ap.add_argument("--rate", type=int, default=4000)
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--record", action="store_true", help="record = auto (issue 16 #12: RssAnon grew while recording)")
+    ap.add_argument("--reload-every", type=float, default=0, metavar="S",
+                    help="SIGHUP every S seconds, [dsp] threshold_k alternating 3 / 3.5 (a pipeline swap, "
+                         "no device restart: still 0 gaps expected); 0 = never")
     a = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="emgd-soak-")
@@ -87,14 +92,20 @@ def main():
     port = s.getsockname()[1]
     s.close()
     conf = os.path.join(tmp.name, "emgd.conf")
-    with open(conf, "w") as f:
-        f.write("[device]\nrate = %d\nchannels = %d\n" % (a.rate, a.channels))
+
+    def write_conf(threshold_k):
+        # a new file, renamed over the old: a reload never reads half of it
+        f = open(conf + ".new", "w")
+        f.write("[device]\nrate = %d\nchannels = %d\n[dsp]\nthreshold_k = %g\n" % (a.rate, a.channels, threshold_k))
         # every client is on loopback, one host for max_subscribers_per_host
         f.write("[osc]\nlisten = 127.0.0.1:%d\nmax_subscribers = 64\nmax_subscribers_per_host = 64\n"
                 "max_lease = 30\n" % port)
         f.write("[daemon]\nstate_dir = %s/state\nrecordings_dir = %s/rec\nmlock = no\nrecord = %s\n"
                 % (tmp.name, tmp.name, "auto" if a.record else "off"))
         f.write("[muscles]\n" + "".join("m%02d = %d\n" % (i, i) for i in range(1, a.channels + 1)))
+        f.close()
+        os.rename(conf + ".new", conf)
+    write_conf(3)
     log = open(os.path.join(tmp.name, "emgd.log"), "w+")
     env = dict(os.environ)
     env.pop("NOTIFY_SOCKET", None)
@@ -130,6 +141,8 @@ def main():
     next_sample = t0
     next_renew = t0
     next_churn = t0
+    next_reload = t0 + a.reload_every if a.reload_every > 0 else None
+    reloads = 0
     rows = []
     print("emgd soak: %d ch x %d Hz, %d muscles, %d churning clients, %g s (pid %d, %s)"
           % (a.channels, a.rate, a.channels, a.churners, a.duration, proc.pid, a.emgd), flush=True)
@@ -144,6 +157,11 @@ def main():
             if now >= next_renew:
                 steady.sendto(osc("/emgd/subscribe", "i", 10), daemon)
                 next_renew = now + 3
+            if next_reload is not None and now >= next_reload:
+                reloads += 1
+                write_conf(3.5 if reloads % 2 else 3)
+                proc.send_signal(signal.SIGHUP)
+                next_reload = now + a.reload_every
             if now >= next_churn:
                 # one churn step: a random slot subscribes, renews, unsubscribes, lets its
                 # lease expire, or goes away and comes back from a new port
@@ -218,7 +236,8 @@ def main():
     cpu = [r[10] for r in rows[1:]] or [0]
     print("\nchurn: %(subscribe)d subscribes, %(unsubscribe)d unsubscribes, %(expire)d left to expire, "
           "%(new_port)d new ports" % counts)
-    print("summary over %.0f s at %d ch x %d Hz:" % (last[0], a.channels, a.rate))
+    print("summary over %.0f s at %d ch x %d Hz%s:" % (last[0], a.channels, a.rate,
+          ", %d reloads (every %g s)" % (reloads, a.reload_every) if reloads else ""))
     print("  RSS      %d kB after %.0f s -> %d kB at the end: growth %+d kB (peak %d kB)"
           % (base[1], base[0], last[1], rss_growth, last[2]))
     print("  RssAnon  %d kB -> %d kB: growth %+d kB (%.1f kB/min)" % (base[11], last[11], last[11] - base[11],
