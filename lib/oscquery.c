@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -432,6 +433,15 @@ struct dnode {
 	unsigned char has[NATTR];
 };
 
+/* A node's current value (OSCQuery VALUE): the type tags and arguments of the last message
+ * sent to its path, as sent (",f\0\0" + 4 bytes...); len 0 while none was. */
+#define VALUE_MAX 512
+
+struct dval {
+	uint16_t len;
+	unsigned char b[VALUE_MAX];
+};
+
 struct doc {
 	char *json;
 	size_t len;
@@ -439,6 +449,10 @@ struct doc {
 	size_t nnodes, cap;
 	char *host;
 	size_t hostlen;
+	/* values: written by the main thread (publish) under the lock, read by the HTTP thread */
+	struct dval *val;  /* one per node */
+	uint32_t *slot;    /* path hash -> node index + 1 (0: empty), open addressing */
+	size_t nslot;      /* a power of two, at least twice nnodes */
 };
 
 static void doc_free(struct doc *d)
@@ -448,7 +462,48 @@ static void doc_free(struct doc *d)
 	free(d->json);
 	free(d->nodes);
 	free(d->host);
+	free(d->val);
+	free(d->slot);
 	free(d);
+}
+
+static uint32_t path_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+/* The index of the node at path, or -1: every published message looks its path up here. */
+static long doc_find(const struct doc *d, const char *path)
+{
+	for (size_t k = path_hash(path) & (d->nslot - 1);; k = (k + 1) & (d->nslot - 1)) {
+		uint32_t v = d->slot[k];
+		if (!v)
+			return -1;
+		if (!strcmp(d->nodes[v - 1].full, path))
+			return (long)v - 1;
+	}
+}
+
+static int doc_index(struct doc *d)
+{
+	d->nslot = 16;
+	while (d->nslot < 2 * d->nnodes)
+		d->nslot *= 2;
+	d->slot = calloc(d->nslot, sizeof(*d->slot));
+	d->val = calloc(d->nnodes ? d->nnodes : 1, sizeof(*d->val));
+	if (!d->slot || !d->val)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nnodes; i++) {
+		size_t k = path_hash(d->nodes[i].full) & (d->nslot - 1);
+		while (d->slot[k])
+			k = (k + 1) & (d->nslot - 1);
+		d->slot[k] = (uint32_t)i + 1;
+	}
+	return 0;
 }
 
 static int flatten(struct doc *d, const struct tnode *t)
@@ -490,7 +545,7 @@ static int build_doc(const struct emg_muscles *m, struct doc **out)
 		return j.err;
 	}
 	d = calloc(1, sizeof(*d));
-	if (!d || flatten(d, root) < 0) {
+	if (!d || flatten(d, root) < 0 || doc_index(d) < 0) {
 		doc_free(d);
 		free(j.b);
 		tree_free(root);
@@ -549,12 +604,15 @@ int emg_oscquery_host_info(const struct emg_oscquery_params *p, char **out, size
 		jstr(&j, p->osc.host);
 	}
 	jprintf(&j, ",\"OSC_PORT\":%u,\"OSC_TRANSPORT\":\"UDP\"", p->osc.port);
-	js(&j, ",\"EXTENSIONS\":{\"ACCESS\":true,\"VALUE\":false,\"RANGE\":true,\"DESCRIPTION\":true,"
+	js(&j, ",\"EXTENSIONS\":{\"ACCESS\":true,\"VALUE\":true,\"RANGE\":true,\"DESCRIPTION\":true,"
 	       "\"TAGS\":false,\"EXTENDED_TYPE\":false,\"UNIT\":true,\"CRITICAL\":false,"
 	       "\"CLIPMODE\":false,\"LISTEN\":");
 	/* LISTEN: a WebSocket on the HTTP port streams what a client asks for */
 	js(&j, emg_oscquery_http_available() ? "true" : "false");
-	js(&j, ",\"PATH_CHANGED\":false}}");
+	/* PATH_CHANGED: WebSocket clients are told what a reload changed in the namespace */
+	js(&j, ",\"PATH_CHANGED\":");
+	js(&j, emg_oscquery_http_available() ? "true" : "false");
+	js(&j, "}}");
 	if (j.err) {
 		free(j.b);
 		return j.err;
@@ -633,9 +691,88 @@ unsigned emg_oscquery_port(const struct emg_oscquery *q)
 	return q->port;
 }
 
+/* The node's own text: its object without the CONTENTS value (its children's text). */
+static int node_same(const struct doc *a, const struct dnode *x, const struct doc *b,
+		     const struct dnode *y)
+{
+	size_t xc0 = x->has[AT_CONTENTS] ? x->av[AT_CONTENTS][0] : x->end;
+	size_t xc1 = x->has[AT_CONTENTS] ? x->av[AT_CONTENTS][1] : x->end;
+	size_t yc0 = y->has[AT_CONTENTS] ? y->av[AT_CONTENTS][0] : y->end;
+	size_t yc1 = y->has[AT_CONTENTS] ? y->av[AT_CONTENTS][1] : y->end;
+
+	return xc0 - x->start == yc0 - y->start && x->end - xc1 == y->end - yc1 &&
+	       !memcmp(a->json + x->start, b->json + y->start, xc0 - x->start) &&
+	       !memcmp(a->json + xc1, b->json + yc1, x->end - xc1);
+}
+
+/* The parent of a path ("/emg/a" -> "/emg", "/emg" -> "/") into buf. */
+static void parent_of(const char *path, char *buf, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len = slash && slash != path ? (size_t)(slash - path) : 1;
+
+	snprintf(buf, n, "%.*s", (int)len, path);
+}
+
+#define MAX_NOTES 32 /* more changes than this are told as one PATH_CHANGED of "/" */
+
+struct notes {
+	char json[MAX_NOTES + 1][200];
+	unsigned n;
+};
+
+static void note(struct notes *nt, const char *cmd, const char *path)
+{
+	if (nt->n <= MAX_NOTES)
+		snprintf(nt->json[nt->n++], sizeof(nt->json[0]), "{\"COMMAND\":\"%s\",\"DATA\":\"%s\"}",
+			 cmd, path); /* paths are [A-Za-z0-9_/]: nothing to escape */
+}
+
+/*
+ * What a reload changed, as the OSCQuery PATH_* notifications: a node that is
+ * new (its parent is not) is PATH_ADDED, one that is gone (its parent is not)
+ * PATH_REMOVED, one whose own attributes changed (TYPE of /emg/levels when the
+ * muscle count changes, a muscle's channel in its DESCRIPTION) PATH_CHANGED.
+ * Unchanged nodes keep their current value.  Main thread: the only writer.
+ */
+static void doc_diff(const struct doc *old, struct doc *nw, struct notes *nt)
+{
+	char par[128];
+
+	for (size_t i = 0; i < nw->nnodes; i++) {
+		long o = doc_find(old, nw->nodes[i].full);
+		if (o < 0) {
+			parent_of(nw->nodes[i].full, par, sizeof(par));
+			if (i && doc_find(old, par) >= 0)
+				note(nt, "PATH_ADDED", nw->nodes[i].full);
+		} else if (!node_same(old, &old->nodes[o], nw, &nw->nodes[i])) {
+			note(nt, "PATH_CHANGED", nw->nodes[i].full);
+		} else {
+			nw->val[i] = old->val[o];
+		}
+	}
+	for (size_t i = 1; i < old->nnodes; i++)
+		if (doc_find(nw, old->nodes[i].full) < 0) {
+			parent_of(old->nodes[i].full, par, sizeof(par));
+			if (doc_find(nw, par) >= 0)
+				note(nt, "PATH_REMOVED", old->nodes[i].full);
+		}
+	if (nt->n > MAX_NOTES) {
+		nt->n = 0;
+		note(nt, "PATH_CHANGED", "/");
+	}
+}
+
+static void ws_broadcast_text(struct emg_oscquery *q, const struct notes *nt);
+static int reply_copy(struct emg_oscquery_reply *r, unsigned status, const char *type,
+		      const char *body, size_t len);
+
+#define JSON_TYPE "application/json"
+
 static int install_doc(struct emg_oscquery *q, const struct emg_muscles *m)
 {
 	struct doc *d, *old;
+	struct notes *nt = NULL;
 	int r = build_doc(m, &d);
 
 	if (r < 0)
@@ -645,11 +782,146 @@ static int install_doc(struct emg_oscquery *q, const struct emg_muscles *m)
 		doc_free(d);
 		return r;
 	}
+	if (q->doc) {
+		nt = calloc(1, sizeof(*nt));
+		if (nt)
+			doc_diff(q->doc, d, nt); /* reads the old values: the main thread writes them */
+	}
 	pthread_mutex_lock(&q->lock);
 	old = q->doc;
 	q->doc = d;
 	pthread_mutex_unlock(&q->lock);
 	doc_free(old);
+	if (nt && nt->n)
+		ws_broadcast_text(q, nt);
+	free(nt);
+	return 0;
+}
+
+/* Keep the value of every message in pkt (a message or a bundle of them) for VALUE; main thread. */
+static void keep_values(struct emg_oscquery *q, const unsigned char *pkt, size_t len)
+{
+	size_t i = 0, end = len;
+	int bundle = len >= 16 && !memcmp(pkt, "#bundle", 8);
+
+	if (bundle)
+		i = 16;
+	pthread_mutex_lock(&q->lock);
+	while (i < end) {
+		size_t n = end - i, off = i;
+		if (bundle) {
+			if (end - i < 4)
+				break;
+			n = (size_t)pkt[i] << 24 | (size_t)pkt[i + 1] << 16 | (size_t)pkt[i + 2] << 8 | pkt[i + 3];
+			if (n > end - i - 4)
+				break;
+			off = i + 4;
+		}
+		const unsigned char *m = pkt + off;
+		const unsigned char *nul = n >= 4 && m[0] == '/' ? memchr(m, '\0', n) : NULL;
+		if (nul) {
+			size_t a = ((size_t)(nul - m) + 4) & ~(size_t)3; /* the padded address */
+			long k = doc_find(q->doc, (const char *)m);
+			if (k >= 0 && a < n && m[a] == ',' && n - a <= VALUE_MAX) {
+				q->doc->val[k].len = (uint16_t)(n - a);
+				memcpy(q->doc->val[k].b, m + a, n - a);
+			}
+		}
+		if (!bundle)
+			break;
+		i = off + n;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* A kept value as a JSON array ([0.25], ["streaming",2000,6,0]); null for a malformed one. */
+static void jvalue(struct jbuf *j, const struct dval *v)
+{
+	const unsigned char *b = v->b, *tags = b, *e = b + v->len;
+	const unsigned char *nul = memchr(b, '\0', v->len);
+	const unsigned char *p;
+
+	if (!nul) {
+		js(j, "null");
+		return;
+	}
+	p = b + (((size_t)(nul - b) + 4) & ~(size_t)3);
+	js(j, "[");
+	for (const unsigned char *t = tags + 1; t < nul; t++) {
+		if (t > tags + 1)
+			js(j, ",");
+		if ((*t == 'i' || *t == 'f') && e - p >= 4) {
+			uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+			if (*t == 'i') {
+				jprintf(j, "%d", (int32_t)u);
+			} else {
+				float f;
+				memcpy(&f, &u, 4);
+				if (isfinite(f))
+					jprintf(j, "%.9g", (double)f);
+				else
+					js(j, "null");
+			}
+			p += 4;
+		} else if (*t == 's' && p < e && memchr(p, '\0', (size_t)(e - p))) {
+			size_t n = strlen((const char *)p);
+			jstrn(j, (const char *)p, n);
+			p += (n + 4) & ~(size_t)3;
+		} else {
+			js(j, "null");
+			p = e;
+		}
+	}
+	js(j, "]");
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* Node i's JSON with a VALUE attribute in each node of its subtree that has one; under the lock. */
+static int node_with_values(const struct doc *d, size_t i, struct emg_oscquery_reply *r)
+{
+	const struct dnode *n = &d->nodes[i];
+	size_t k, nv = 0, at;
+	size_t (*ins)[2];
+	struct jbuf j = { 0 };
+
+	/* the subtree is the nodes after i that start inside its span (pre-order) */
+	for (k = i; k < d->nnodes && d->nodes[k].start < n->end; k++)
+		nv += d->val[k].len != 0;
+	if (!nv)
+		return reply_copy(r, 200, JSON_TYPE, d->json + n->start, n->end - n->start);
+	ins = malloc(nv * sizeof(*ins));
+	if (!ins)
+		return -ENOMEM;
+	nv = 0;
+	for (k = i; k < d->nnodes && d->nodes[k].start < n->end; k++)
+		if (d->val[k].len) {
+			ins[nv][0] = d->nodes[k].end - 1; /* before the node's closing brace */
+			ins[nv++][1] = k;
+		}
+	qsort(ins, nv, sizeof(*ins), cmp_size);
+	at = n->start;
+	for (k = 0; k < nv; k++) {
+		jput(&j, d->json + at, ins[k][0] - at);
+		js(&j, ",\"VALUE\":");
+		jvalue(&j, &d->val[ins[k][1]]);
+		at = ins[k][0];
+	}
+	jput(&j, d->json + at, n->end - at);
+	free(ins);
+	if (j.err) {
+		free(j.b);
+		return j.err;
+	}
+	r->status = 200;
+	r->type = JSON_TYPE;
+	r->body = j.b;
+	r->len = j.n;
 	return 0;
 }
 
@@ -719,8 +991,6 @@ static int reply_text(struct emg_oscquery_reply *r, unsigned status, const char 
 {
 	return reply_copy(r, status, "text/plain; charset=utf-8", msg, strlen(msg));
 }
-
-#define JSON_TYPE "application/json"
 
 /* ---- the browser view: static files under q->www (no sockets either) ---- */
 
@@ -877,6 +1147,7 @@ int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *
 	const char *qm, *kend;
 	size_t n;
 	int pn, ret;
+	long idx;
 	const struct dnode *node = NULL;
 
 	memset(r, 0, sizeof(*r));
@@ -915,17 +1186,14 @@ int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *
 		ret = reply_copy(r, 200, JSON_TYPE, q->doc->host, q->doc->hostlen);
 		goto out;
 	}
-	for (size_t i = 0; i < q->doc->nnodes; i++)
-		if (!strcmp(q->doc->nodes[i].full, path)) {
-			node = &q->doc->nodes[i];
-			break;
-		}
-	if (!node) {
+	idx = doc_find(q->doc, path);
+	if (idx < 0) {
 		ret = reply_text(r, 404, "no such OSC address\n");
 		goto out;
 	}
+	node = &q->doc->nodes[idx];
 	if (!qm || !key[0]) {
-		ret = reply_copy(r, 200, JSON_TYPE, q->doc->json + node->start, node->end - node->start);
+		ret = node_with_values(q->doc, (size_t)idx, r);
 		goto out;
 	}
 	for (int at = 0; at < NATTR; at++) {
@@ -951,9 +1219,24 @@ int emg_oscquery_answer(struct emg_oscquery *q, const char *method, const char *
 		ret = 0;
 		goto out;
 	}
-	if (!strcmp(key, "VALUE"))
-		ret = reply_copy(r, 204, NULL, "", 0); /* values are streamed, not polled */
-	else
+	if (!strcmp(key, "VALUE") && !q->doc->val[idx].len) {
+		ret = reply_copy(r, 204, NULL, "", 0); /* nothing sent to this path yet */
+	} else if (!strcmp(key, "VALUE")) {
+		struct jbuf j = { 0 };
+		js(&j, "{\"VALUE\":");
+		jvalue(&j, &q->doc->val[idx]);
+		js(&j, "}");
+		if (j.err) {
+			free(j.b);
+			ret = j.err;
+			goto out;
+		}
+		r->status = 200;
+		r->type = JSON_TYPE;
+		r->body = j.b;
+		r->len = j.n;
+		ret = 0;
+	} else
 		ret = reply_text(r, 400, "unsupported attribute\n");
 out:
 	pthread_mutex_unlock(&q->lock);
@@ -1456,12 +1739,32 @@ static void wake(struct emg_oscquery *q)
 	}
 }
 
+/* Text frames (the PATH_* notifications) to every client; main thread. */
+static void ws_broadcast_text(struct emg_oscquery *q, const struct notes *nt)
+{
+	int need_wake = 0;
+
+	pthread_mutex_lock(&q->wslock);
+	for (struct wsc *c = q->ws; c; c = c->next)
+		for (unsigned i = 0; i < nt->n && !c->closing; i++) {
+			need_wake |= ws_push(q, c, EMG_WS_TEXT, (const unsigned char *)nt->json[i],
+					     strlen(nt->json[i]));
+			q->wst.changes++;
+		}
+	pthread_mutex_unlock(&q->wslock);
+	if (need_wake)
+		wake(q);
+}
+
 void emg_oscquery_publish(struct emg_oscquery *q, const void *pkt, size_t len)
 {
 	unsigned char cut[EMG_OSC_MAX_PACKET];
 	int need_wake = 0;
 
-	if (!q || !__atomic_load_n(&q->nws, __ATOMIC_ACQUIRE))
+	if (!q)
+		return;
+	keep_values(q, pkt, len);
+	if (!__atomic_load_n(&q->nws, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&q->wslock);
 	for (struct wsc *c = q->ws; c; c = c->next) {
@@ -2154,9 +2457,14 @@ static void stop_http(struct emg_oscquery *q)
 
 void emg_oscquery_publish(struct emg_oscquery *q, const void *pkt, size_t len)
 {
+	if (q)
+		keep_values(q, pkt, len);
+}
+
+static void ws_broadcast_text(struct emg_oscquery *q, const struct notes *nt)
+{
 	(void)q;
-	(void)pkt;
-	(void)len;
+	(void)nt;
 }
 
 void emg_oscquery_ws_stats(struct emg_oscquery *q, struct emg_oscquery_ws_stats *st)

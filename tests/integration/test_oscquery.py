@@ -104,12 +104,13 @@ try:
     hi = get("/?HOST_INFO")
     check(hi["NAME"] == "plinth 3" and hi["OSC_PORT"] == d.port and hi["OSC_TRANSPORT"] == "UDP"
           and hi["OSC_IP"] == "127.0.0.1", "HOST_INFO: %s" % {k: hi[k] for k in hi if k != "EXTENSIONS"})
-    check(hi["EXTENSIONS"]["ACCESS"] and hi["EXTENSIONS"]["RANGE"] and not hi["EXTENSIONS"]["VALUE"],
+    check(hi["EXTENSIONS"]["ACCESS"] and hi["EXTENSIONS"]["RANGE"] and hi["EXTENSIONS"]["VALUE"],
           "HOST_INFO EXTENSIONS")
     check(get("/emg/glute_max_l")["CONTENTS"]["rms"]["FULL_PATH"] == "/emg/glute_max_l/rms", "GET a container")
     check(get("/emg/order?TYPE") == {"TYPE": "is" + "f" * 6}, "GET ?TYPE")
     check(status_of("/emg/no_such_muscle/rms") == 404, "unknown address: 404")
-    check(status_of("/emg/frame?VALUE") == 204, "VALUE (not served): 204")
+    check(status_of("/emg/frame?VALUE") == 200, "VALUE of a streamed address: 200")
+    check(status_of("/emgd/subscribe?VALUE") == 204, "VALUE of a control address: 204")
 
     # Every address emgd sends while streaming, calibrating and answering control requests.
     r = c.request("/emgd/subscribe", 30, reply="/emgd/subscribed")

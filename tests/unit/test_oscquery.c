@@ -773,6 +773,89 @@ START_TEST(test_published_match_table)
 }
 END_TEST
 
+static void tap_to_oscquery(void *ud, const void *pkt, size_t len)
+{
+	emg_oscquery_publish(ud, pkt, len);
+}
+
+/* VALUE: the last message the publisher sent to a path, as JSON; kept over a reload that leaves the node as it was. */
+START_TEST(test_values)
+{
+	struct emg_muscles *m = map3(), *m2;
+	struct emg_oscquery_params qp = { .http = { "127.0.0.1", 0 }, .osc = { "127.0.0.1", 9000 } };
+	struct emg_osc_params p = { .max_subscribers = 4, .default_lease_s = 10, .max_lease_s = 60,
+				    .rate_limit = 1000, .rate_burst = 1000 };
+	struct emg_oscquery *q;
+	struct emg_osc *o;
+	union {
+		struct emg_rec r;
+		unsigned char b[sizeof(struct emg_rec) + 3 * sizeof(struct emg_rec_muscle)];
+	} u;
+	struct emg_osc_status st = { "recording", 2000, 3, 7 };
+	char *body;
+
+	ck_assert_int_eq(emg_oscquery_new_offline(&q, &qp, m), 0);
+	ck_assert_int_eq(emg_osc_new(&o, &p, NULL), 0);
+	ck_assert_int_eq(emg_osc_set_muscles(o, m), 0);
+	emg_osc_set_tap(o, tap_to_oscquery, q);
+	ck_assert_int_eq(answer(q, "GET", "/emg/glute_max_l/rms?VALUE", &body), 204); /* nothing sent yet */
+	free(body);
+	memset(&u, 0, sizeof(u));
+	u.r.type = EMG_REC_METRICS;
+	u.r.nmuscles = 3;
+	u.r.tick = 41;
+	u.r.m[0].rms = 12.5f;
+	u.r.m[0].level = 0.25f;
+	u.r.m[0].active = 1;
+	u.r.m[1].rms = 3.0f;
+	u.r.m[1].level = -1;
+	u.r.m[2].level = -1;
+	emg_osc_publish_metrics(o, &u.r);
+	emg_osc_publish_status(o, &st);
+	ck_assert_int_eq(answer(q, "GET", "/emg/glute_max_l/rms?VALUE", &body), 200);
+	ck_assert_str_eq(body, "{\"VALUE\":[12.5]}");
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emg/levels?VALUE", &body), 200);
+	ck_assert_str_eq(body, "{\"VALUE\":[0.25,-1,-1]}");
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emg/frame?VALUE", &body), 200);
+	ck_assert_str_eq(body, "{\"VALUE\":[41,0]}");
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emgd/status?VALUE", &body), 200);
+	ck_assert_str_eq(body, "{\"VALUE\":[\"recording\",2000,3,7]}");
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emg/order?VALUE", &body), 204); /* never sent */
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emg?VALUE", &body), 204);        /* a container */
+	free(body);
+	/* the tree: VALUE inside each node that has one, still valid JSON */
+	ck_assert_int_eq(answer(q, "GET", "/", &body), 200);
+	ck_assert_msg(json_valid(body), "%.300s", body);
+	ck_assert_ptr_nonnull(strstr(body, "\"FULL_PATH\":\"/emg/glute_max_l/rms\""));
+	ck_assert_ptr_nonnull(strstr(body, ",\"VALUE\":[12.5]}"));
+	ck_assert_ptr_nonnull(strstr(body, ",\"VALUE\":[\"recording\",2000,3,7]}"));
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emg/glute_max_l", &body), 200);
+	ck_assert_msg(json_valid(body), "%s", body);
+	ck_assert_ptr_nonnull(strstr(body, "\"VALUE\":[1]}")); /* active */
+	ck_assert_ptr_null(strstr(body, "[3]"));                  /* glute_max_r's rms is not here */
+	free(body);
+	/* a reload that adds a muscle: unchanged nodes keep their value, /emg/levels (now ffff) not */
+	m2 = map3();
+	ck_assert_int_eq(emg_muscles_add(m2, "hip_flex_l", 5, EMG_SIDE_LEFT, ""), 0);
+	ck_assert_int_eq(emg_oscquery_set_muscles(q, m2), 0);
+	ck_assert_int_eq(answer(q, "GET", "/emg/glute_max_l/rms?VALUE", &body), 200);
+	ck_assert_str_eq(body, "{\"VALUE\":[12.5]}");
+	free(body);
+	ck_assert_int_eq(answer(q, "GET", "/emg/levels?VALUE", &body), 204);
+	free(body);
+	emg_osc_free(o);
+	emg_oscquery_free(q);
+	emg_muscles_free(m);
+	emg_muscles_free(m2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("oscquery");
@@ -782,6 +865,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_namespace_json);
 	tcase_add_test(tc, test_host_info);
 	tcase_add_test(tc, test_published_match_table);
+	tcase_add_test(tc, test_values);
 	tcase_add_test(tc, test_http);
 	tcase_add_test(tc, test_answer_decoding);
 	tcase_add_test(tc, test_http_allow);
