@@ -159,6 +159,17 @@ def wait_log(d, text, n, timeout, client):
     return False
 
 
+def oscquery_daemon(conf):
+    """Daemon(conf) for a test of the OSCQuery server; the test is skipped (77) when this
+    emgd was built without libmicrohttpd."""
+    d = Daemon(conf)
+    if "built without libmicrohttpd" in d.logtext():
+        d.close()
+        print("SKIP: emgd was built without libmicrohttpd")
+        sys.exit(77)
+    return d
+
+
 class NotifySocket:
     """A fake systemd NOTIFY_SOCKET: collects emgd's sd_notify datagrams in .notes."""
 

@@ -12,12 +12,11 @@ TYPE grows) - and a reload that changes nothing in the namespace sends nothing
 (a ping's pong, queued behind any notification, marks the end)."""
 import json
 import signal
-import sys
 import time
 import urllib.error
 import urllib.request
 
-from emgtest import WS, Client, Daemon, check, fail, free_tcp_port, osc, osc_parse
+from emgtest import WS, Client, check, fail, free_tcp_port, osc, osc_parse, oscquery_daemon
 
 port = free_tcp_port()
 BASE = "[oscquery]\nenabled = yes\nhttp = 127.0.0.1:%d\n" % port
@@ -40,11 +39,7 @@ MAP1 = [("glute_max_l", 1), ("glute_max_r", 2), ("hamstring_l", 3), ("hamstring_
 MAP2 = [("glute_max_l", 1), ("glute_max_r", 6), ("hamstring_l", 3), ("hip_flex_l", 5)]
 MAP3 = MAP2 + [("glute_med_l", 7)]
 
-d = Daemon(conf(MAP1))
-if "built without libmicrohttpd" in d.logtext():
-    d.close()
-    print("SKIP: emgd was built without libmicrohttpd")
-    sys.exit(77)
+d = oscquery_daemon(conf(MAP1))
 c = Client(d)
 ws = WS("127.0.0.1", port)
 reloads = 0

@@ -20,10 +20,9 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 
-from emgtest import WS, Client, Daemon, check, free_tcp_port, mne_read, osc, osc_parse
+from emgtest import WS, Client, check, free_tcp_port, mne_read, osc, osc_parse, oscquery_daemon
 
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r"]
 TOKEN = "lab-token-3f9a7c2e81d4"
@@ -54,11 +53,7 @@ def own_address():
 port = free_tcp_port()
 conf = ("[osc]\nrate_limit = 20\nrate_burst = 20\nallow = 0.0.0.0/0\n[oscquery]\nenabled = yes\nhttp = 0.0.0.0:%d\n"
         "[web]\ntoken = %s\n[muscles]\n%s" % (port, TOKEN, "".join("%s = %d\n" % (m, i + 1) for i, m in enumerate(MUSCLES))))
-d = Daemon(conf)
-if "built without libmicrohttpd" in d.logtext():
-    d.close()
-    print("SKIP: emgd was built without libmicrohttpd")
-    sys.exit(77)
+d = oscquery_daemon(conf)
 c = Client(d)
 ws = WS("127.0.0.1", port)
 try:
