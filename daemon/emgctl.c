@@ -880,29 +880,66 @@ static int lag_cmp(const void *a, const void *b)
 	return (x->lag_ms > y->lag_ms) - (x->lag_ms < y->lag_ms);
 }
 
-/* The last burst group's firing order: "hamstring_l → glute_max_l +45 ms → ...". */
-static void order_line(const struct ctl *c, char *buf, size_t len, double now)
+/* Cells a UTF-8 string takes (one per code point: names and arrows are narrow). */
+static int cells(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += (*s & 0xc0) != 0x80;
+	return n;
+}
+
+/*
+ * The last burst group's firing order in at most `width` cells: "firing order
+ * #12 (3 s ago): hamstring_l → glute_max_l +45 ms → ...", then shorter forms
+ * ("order #12: a → b +45 → c +60 ms"), then as many muscles as fit and
+ * "(+N more)" - never a name cut in half.
+ */
+static void order_line(const struct ctl *c, char *buf, size_t len, double now, int width)
 {
 	const struct muscle *in[MAX_MUSCLES];
+	const char *arrow = utf8_ok ? "→" : "->";
 	unsigned n = 0;
-	size_t used;
 
 	if (c->order_group <= 0) {
-		snprintf(buf, len, "firing order: no burst group yet");
+		snprintf(buf, len, width >= 32 ? "firing order: no burst group yet" : "order: none yet");
 		return;
 	}
 	for (unsigned i = 0; i < c->nm; i++)
 		if (c->m[i].lag_group == c->order_group)
 			in[n++] = &c->m[i];
 	qsort(in, n, sizeof(in[0]), lag_cmp);
-	used = (size_t)snprintf(buf, len, "firing order #%d (%.0f s ago):", c->order_group,
-				now - c->order_at);
-	for (unsigned i = 0; i < n && used < len; i++) {
-		if (i == 0)
-			used += (size_t)snprintf(buf + used, len - used, " %s", in[i]->name);
+	for (int form = 0; form < 3; form++) {
+		size_t used;
+		if (form == 0)
+			used = (size_t)snprintf(buf, len, "firing order #%d (%.0f s ago):", c->order_group,
+						now - c->order_at);
 		else
-			used += (size_t)snprintf(buf + used, len - used, " %s %s +%.0f ms",
-						 utf8_ok ? "→" : "->", in[i]->name, in[i]->lag_ms);
+			used = (size_t)snprintf(buf, len, "order #%d:", c->order_group);
+		for (unsigned i = 0; i < n && used < len; i++) {
+			char item[128];
+			if (i == 0)
+				snprintf(item, sizeof(item), " %s", in[i]->name);
+			else
+				snprintf(item, sizeof(item), " %s %s +%.0f%s", arrow, in[i]->name,
+					 in[i]->lag_ms, form == 0 || i + 1 == n ? " ms" : "");
+			/* the last form keeps whole names and says how many did not fit */
+			if (form == 2) {
+				char more[32];
+				snprintf(more, sizeof(more), " (+%u more)", n - i);
+				int after = i + 1 < n ? (int)strlen(more) + 3 : 0;
+				if (cells(buf) + cells(item) + after > width) {
+					snprintf(buf + used, len - used, "%s", i > 1 ? " ms" : "");
+					used = strlen(buf);
+					snprintf(buf + used, len - used, "%s", more);
+					return;
+				}
+			}
+			used += (size_t)snprintf(buf + used, len - used, "%s", item);
+		}
+		if (cells(buf) <= width || form == 2)
+			return;
 	}
 }
 
@@ -1003,11 +1040,77 @@ static void draw_row(struct ctl *c, struct line *l, const struct muscle *m, cons
 	ln_end(l, flash);
 }
 
+/* The longest of the texts (longest first) that fits in width cells, so a heading is never cut. */
+static const char *fitting(const char *const *texts, int width)
+{
+	for (; texts[0][0]; texts++)
+		if (cells(texts[0]) <= width)
+			return texts[0];
+	return texts[0];
+}
+
+/* text left-aligned in a field of width cells (printf's widths count bytes, not cells). */
+static void ln_field(struct line *l, const char *text, int width, int right)
+{
+	int start = l->cols, n = cells(text);
+
+	if (right && n < width)
+		ln_pad(l, start + width - n);
+	ln_put(l, text);
+	ln_pad(l, start + width);
+}
+
+static void draw_heading(struct ctl *c, struct line *l, const struct layout *L)
+{
+	char h1[64], h2[64];
+
+	snprintf(h1, sizeof(h1), "RMS (log, %s)", uv());
+	snprintf(h2, sizeof(h2), "%%MVC (0-%.0f%%)", c->level_top * 100);
+	const char *const rms[] = { h1, "RMS (log)", "RMS", "" };
+	const char *const mvc[] = { h2, "%MVC", "MVC", "" };
+
+	fb_sgr("\033[1m");
+	ln_field(l, "muscle", L->nw + 1, 0);
+	ln_field(l, fitting(rms, L->bw1), L->bw1 + 1, 0);
+	ln_field(l, uv(), 8, 1);
+	ln_put(l, "  ");
+	ln_field(l, fitting(mvc, L->bw2), L->bw2, 0);
+	ln_printf(l, " %5s %3s", "", "act");
+	if (L->info)
+		ln_printf(l, " %8s %8s", "onset", "burst");
+	if (L->rep)
+		ln_printf(l, " %4s %9s", "reps", "last peak");
+	ln_end(l, 0);
+}
+
+static void draw_help(struct line *l, const struct layout *L)
+{
+	const char *dot = utf8_ok ? "·" : "-";
+	char full[160], mid[96];
+
+	snprintf(full, sizeof(full), "onset = time since the last onset, burst = its duration, "
+		 "reps = repetitions and the last one's peak  %s  q or Ctrl-C quits", dot);
+	snprintf(mid, sizeof(mid), "onset: since last onset, burst: its length%s %s q quits",
+		 L->rep ? ", reps: count, last peak" : "", dot);
+	const char *const help[] = { full, mid, "q or Ctrl-C quits", "q quits", "" };
+
+	fb_sgr("\033[2m");
+	ln_put(l, fitting(help, l->max));
+	fb_sgr("\033[0m");
+}
+
+/*
+ * One screen, never more lines than the terminal has: the header, the column
+ * heading and the firing order always; then the muscles; the tick line, the
+ * error line and the help line only while rows are left over, in that order.
+ */
 static void draw_live(struct ctl *c, struct term *t, int lease, double now)
 {
 	struct layout L;
 	struct line l = { 0, t->cols - 1 };
-	int rows_left = t->rows - 7;
+	int spare = t->rows - 3 - (c->nm ? (int)c->nm : 1);
+	int show_tick = spare >= 1, show_err = spare >= 2, show_help = spare >= 3;
+	int mrows = t->rows - 3 - show_tick - show_err - show_help;
 
 	frame_len = 0;
 	fb_raw("\033[H", 3);
@@ -1016,48 +1119,41 @@ static void draw_live(struct ctl *c, struct term *t, int lease, double now)
 	draw_header(c, &l, now);
 	ln_end(&l, 0);
 
-	l.cols = 0;
-	ln_printf(&l, "tick %d  dropped %d  %.0f msg/s  %u muscle%s  lease %d s", c->tick, c->dropped,
-		  c->msg_rate, c->nm, c->nm == 1 ? "" : "s", lease);
-	if (!c->have_frame || now - c->frame_at > 2.0) {
-		fb_sgr("\033[1;31m");
-		if (c->have_frame)
-			ln_printf(&l, "  no data for %.0f s", now - c->frame_at);
-		else
-			ln_put(&l, "  no data yet");
-		fb_sgr("\033[0m");
+	if (show_tick) {
+		l.cols = 0;
+		ln_printf(&l, "tick %d  dropped %d  %.0f msg/s  %u muscle%s  lease %d s", c->tick,
+			  c->dropped, c->msg_rate, c->nm, c->nm == 1 ? "" : "s", lease);
+		if (!c->have_frame || now - c->frame_at > 2.0) {
+			fb_sgr("\033[1;31m");
+			if (c->have_frame)
+				ln_printf(&l, "  no data for %.0f s", now - c->frame_at);
+			else
+				ln_put(&l, "  no data yet");
+			fb_sgr("\033[0m");
+		}
+		ln_end(&l, 0);
 	}
-	ln_end(&l, 0);
+	if (show_err) {
+		l.cols = 0;
+		if (c->last_error_at > 0 && now - c->last_error_at < 10.0) {
+			fb_sgr("\033[31m");
+			ln_printf(&l, "error: %s", c->last_error);
+		}
+		ln_end(&l, 0);
+	}
 
 	l.cols = 0;
-	if (c->last_error_at > 0 && now - c->last_error_at < 10.0) {
-		fb_sgr("\033[31m");
-		ln_printf(&l, "error: %s", c->last_error);
-	}
-	ln_end(&l, 0);
-
-	l.cols = 0;
-	fb_sgr("\033[1m");
-	ln_printf(&l, "%-*s ", L.nw, "muscle");
-	{
-		char h[64];
-		snprintf(h, sizeof(h), "RMS (log, %s)", uv());
-		ln_printf(&l, "%-*.*s ", L.bw1, L.bw1, h);
-		ln_printf(&l, "%8s  ", uv());
-		snprintf(h, sizeof(h), "%%MVC (0-%.0f%%)", c->level_top * 100);
-		ln_printf(&l, "%-*.*s", L.bw2, L.bw2, h);
-		ln_printf(&l, " %5s %3s", "", "act");
-	}
-	if (L.info)
-		ln_printf(&l, " %8s %8s", "onset", "burst");
-	if (L.rep)
-		ln_printf(&l, " %4s %9s", "reps", "last peak");
-	ln_end(&l, 0);
+	draw_heading(c, &l, &L);
 
 	for (unsigned i = 0; i < c->nm; i++) {
 		l.cols = 0;
-		if ((int)i >= rows_left - 1 && i + 1 < c->nm) {
-			ln_printf(&l, "... %u more muscles (enlarge the terminal)", c->nm - i);
+		if ((int)i >= mrows - 1 && i + 1 < c->nm) {
+			char m1[64], m2[32], m3[16];
+			snprintf(m1, sizeof(m1), "... %u more muscles (enlarge the terminal)", c->nm - i);
+			snprintf(m2, sizeof(m2), "... %u more muscles", c->nm - i);
+			snprintf(m3, sizeof(m3), "+%u more", c->nm - i);
+			const char *const more[] = { m1, m2, m3, "" };
+			ln_put(&l, fitting(more, l.max));
 			ln_end(&l, 0);
 			break;
 		}
@@ -1071,16 +1167,15 @@ static void draw_live(struct ctl *c, struct term *t, int lease, double now)
 	l.cols = 0;
 	{
 		char ol[512];
-		order_line(c, ol, sizeof(ol), now);
+		order_line(c, ol, sizeof(ol), now, l.max);
 		ln_put(&l, ol);
 	}
-	ln_end(&l, 0);
-	l.cols = 0;
-	fb_sgr("\033[2m");
-	ln_printf(&l, "onset = time since the last onset, burst = its duration, reps = repetitions and the last one's peak  %s  q or Ctrl-C quits",
-		  utf8_ok ? "·" : "-");
-	fb_sgr("\033[0m");
-	fb_raw("\033[K\033[J", 6);
+	if (show_help) {
+		ln_end(&l, 0);
+		l.cols = 0;
+		draw_help(&l, &L);
+	}
+	fb_raw("\033[0m\033[K\033[J", 10);
 	write_all(frame_buf, frame_len);
 }
 
@@ -1124,7 +1219,7 @@ static void print_plain(struct ctl *c, double now, double since)
 	}
 	{
 		char ol[512];
-		order_line(c, ol, sizeof(ol), now);
+		order_line(c, ol, sizeof(ol), now, (int)sizeof(ol));
 		printf("%s\n", ol);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
