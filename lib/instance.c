@@ -45,15 +45,14 @@ int emg_instance_apply(struct emg_config *cfg, const char *name, const char *dro
 		       char *err, size_t errlen)
 {
 	char state[sizeof(cfg->state_dir)], rec[sizeof(cfg->recordings_dir)];
-	size_t sl;
-	int r = 0, loaded = 0;
+	int r, loaded = 0;
 
 	snprintf(cfg->serial, sizeof(cfg->serial), "%s", name);
 	memcpy(state, cfg->state_dir, sizeof(state));
 	memcpy(rec, cfg->recordings_dir, sizeof(rec));
+	/* Empty while the drop-in is read: whatever is still empty after it, it did not set. */
+	cfg->state_dir[0] = cfg->recordings_dir[0] = '\0';
 	if (access(dropin, F_OK) == 0 || errno != ENOENT) {
-		/* Empty while the drop-in is read: whatever is still empty after it, it did not set. */
-		cfg->state_dir[0] = cfg->recordings_dir[0] = '\0';
 		r = emg_config_load(cfg, dropin, err, errlen);
 		if (r < 0) {
 			memcpy(cfg->state_dir, state, sizeof(state));
@@ -61,25 +60,21 @@ int emg_instance_apply(struct emg_config *cfg, const char *name, const char *dro
 			return r;
 		}
 		loaded = 1;
-	} else {
-		cfg->state_dir[0] = cfg->recordings_dir[0] = '\0';
 	}
-	if (!cfg->state_dir[0]) {
-		if (!own_dirs || snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s@%s", state, name) >=
-					 (int)sizeof(cfg->state_dir))
-			memcpy(cfg->state_dir, state, sizeof(state));
-	}
+	if (!cfg->state_dir[0] &&
+	    (!own_dirs || snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s@%s", state, name) >=
+				  (int)sizeof(cfg->state_dir)))
+		memcpy(cfg->state_dir, state, sizeof(state));
 	if (!cfg->recordings_dir[0]) {
-		sl = strlen(state);
-		memcpy(cfg->recordings_dir, rec, sizeof(rec));
-		if (!own_dirs)
-			;
-		else if (!strncmp(rec, state, sl) && rec[sl] == '/') /* /var/lib/emgd/recordings */
-			r = snprintf(cfg->recordings_dir, sizeof(cfg->recordings_dir), "%s%s",
-				     cfg->state_dir, rec + sl);
-		else
+		size_t sl = strlen(state);
+
+		r = -1;
+		if (own_dirs && !strncmp(rec, state, sl) && rec[sl] == '/') /* /var/lib/emgd/recordings */
+			r = snprintf(cfg->recordings_dir, sizeof(cfg->recordings_dir), "%s%s", cfg->state_dir,
+				     rec + sl);
+		else if (own_dirs)
 			r = snprintf(cfg->recordings_dir, sizeof(cfg->recordings_dir), "%s@%s", rec, name);
-		if (own_dirs && r >= (int)sizeof(cfg->recordings_dir))
+		if (r < 0 || r >= (int)sizeof(cfg->recordings_dir))
 			memcpy(cfg->recordings_dir, rec, sizeof(rec));
 	}
 	return loaded;
