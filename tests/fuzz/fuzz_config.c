@@ -33,8 +33,13 @@ static void check_valid(const struct emg_config *c)
 		abort();
 	if (c->ntargets > EMG_CONFIG_MAX_TARGETS || c->nallow > EMG_CONFIG_MAX_ALLOW)
 		abort();
-	if (c->listen.port == 0 || !memchr(c->listen.host, 0, sizeof(c->listen.host)))
+	/* port 0 is "auto" in [osc] listen and [oscquery] http (the first free one is bound);
+	 * a static target always has a real port */
+	if (!memchr(c->listen.host, 0, sizeof(c->listen.host)))
 		abort();
+	for (unsigned i = 0; i < c->ntargets; i++)
+		if (c->targets[i].port == 0)
+			abort();
 	if (c->state_dir[0] != '/' || c->recordings_dir[0] != '/')
 		abort();
 	if (c->channels && emg_muscles_channels_needed(c->muscles) > c->channels)
