@@ -53,7 +53,22 @@ def check_script_output(name, out):
     check(any(ln.startswith("onset glute_max_") for ln in lines), "%s: onsets arrive" % name)
 
 
-def run_script(name, argv, d, seconds=5, env=None):
+def wait_first_onset(d):
+    """Start the example once the synth's repetitions have begun (3 s lead-in, then one
+    every 4.5 s): its run then spans a whole repetition, whenever it got the CPU."""
+    c = Client(d)
+    try:
+        c.send("/emgd/subscribe", 10)
+        if not c.wait_for(lambda m: m[1].endswith("/onset"), 20):
+            fail("no onset from the synth within 20 s")
+        c.send("/emgd/unsubscribe")
+        c.wait_for(lambda m: m[1] == "/emgd/unsubscribed", 2)
+    finally:
+        c.close()
+
+
+def run_script(name, argv, d, seconds=10, env=None):
+    wait_first_onset(d)
     out = subprocess.run(argv + ["127.0.0.1:%d" % d.port, str(seconds)], capture_output=True,
                          text=True, timeout=seconds + 30, env=env)
     print(out.stdout[-1500:])
