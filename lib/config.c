@@ -318,6 +318,7 @@ static const struct kdef keys[] = {
 	{ "dsp", "hold_ms", K_DOUBLE, OFF(pipe.onset.hold_ms), 0, 1, 1000, NULL, "1..1000 ms" },
 	{ "dsp", "offset_ms", K_DOUBLE, OFF(pipe.onset.offset_ms), 0, 1, 5000, NULL, "1..5000 ms" },
 	{ "dsp", "min_burst_ms", K_DOUBLE, OFF(pipe.onset.min_burst_ms), 0, 1, 5000, NULL, "1..5000 ms" },
+	{ "dsp", "report_ms", K_DOUBLE, OFF(pipe.onset.report_ms), 0, 0, 5000, NULL, "0..5000 ms (0: report at once)" },
 	{ "dsp", "bonato_pfa", K_DOUBLE, OFF(pipe.onset.bonato_pfa), 0, 1e-9, 0.5, NULL, "1e-9..0.5" },
 	{ "dsp", "ecg", K_CUSTOM, 0, 0, 0, 0, p_ecg, "off, highpass, subtract or both" },
 	{ "dsp", "ecg_highpass_hz", K_DOUBLE, OFF(pipe.ecg.highpass_hz), 0, 5, 200, NULL, "5..200 Hz" },

@@ -561,6 +561,11 @@ double emg_ecg_heart_rate(const struct emg_ecg *e)
 	return e->rr > 0 ? 60.0 * e->fs / e->rr : 0.0;
 }
 
+int emg_ecg_locked(const struct emg_ecg *e)
+{
+	return e->lock_n > 0 || e->apply > 0;
+}
+
 int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age)
 {
 	if (!e->beats)

@@ -116,6 +116,9 @@ uint64_t emg_ecg_beats(const struct emg_ecg *e);
 /* Running heart rate in beats per minute, 0 before two beats. */
 double emg_ecg_heart_rate(const struct emg_ecg *e);
 
+/* 1 while the detector is on a heart rhythm (its triggers are heartbeats, not bursts). */
+int emg_ecg_locked(const struct emg_ecg *e);
+
 /*
  * 1 once a heartbeat was detected, with *age the samples from the last
  * trigger to the end of the frames processed so far; 0 before.  Reported

@@ -189,6 +189,11 @@ struct lane {
 	/* heartbeats: the last two QRS triggers on this lane, + 1 (0: none) */
 	uint64_t beat[2];
 
+	/* report gate: a confirmed onset waits here until its burst has lasted report_n */
+	struct emg_onset_event pend;
+	int pending;
+	uint64_t due;         /* sample the gate looks at it next */
+
 	/* bonato */
 	float xprev;
 	uint64_t mask;        /* bit i: pair i pairs ago exceeded zeta */
@@ -289,6 +294,7 @@ struct emg_onset {
 	unsigned confirm_n;   /* on-run length that confirms an onset */
 	unsigned offset_n;    /* off-run length that confirms an offset */
 	unsigned min_burst_n; /* shortest burst, samples */
+	unsigned report_n;    /* a burst is reported once it has lasted this long, samples */
 	unsigned beat_pre, beat_post; /* QRS window around a heartbeat trigger, samples */
 	unsigned slow_extent; /* how long the weak CUSUM must rise to confirm on the slow path */
 	unsigned block_n;     /* auto block length */
@@ -326,6 +332,10 @@ struct emg_onset {
 	double *ref_c;        /* scratch: their prefix sums (2 per entry) */
 	struct ev *evs;       /* events of the current chunk */
 	unsigned nev, evcap;
+	unsigned npending;    /* lanes with an onset in the report gate */
+	uint64_t next_due;    /* the earliest of their due samples (UINT64_MAX: none) */
+	unsigned fr_n;        /* frames in the current chunk */
+	uint64_t dropped;     /* bursts the report gate dropped */
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
 	void (*stats)(struct emg_onset *o, unsigned nf);
 };
@@ -339,6 +349,7 @@ void emg_onset_params_default(struct emg_onset_params *p)
 	p->hold_ms = 25;
 	p->offset_ms = 50;
 	p->min_burst_ms = 30;
+	p->report_ms = 150;
 	p->bonato_pfa = 0.05;
 	p->bonato_m = 5;
 	p->bonato_r0 = 1;
@@ -783,7 +794,7 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	}
 	if (!(fs > 0) || nlanes == 0 || (unsigned)p->method > EMG_ONSET_BONATO ||
 	    !(p->window_ms > 0) || !(p->k >= 0) || !(p->hold_ms >= 0) || !(p->offset_ms >= 0) ||
-	    !(p->min_burst_ms >= 0) || !(p->auto_block_ms > 0) || p->auto_blocks == 0 ||
+	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->auto_block_ms > 0) || p->auto_blocks == 0 ||
 	    p->auto_blocks > 4096 || p->window_ms * fs > 1e8)
 		return -EINVAL;
 	if (p->method == EMG_ONSET_BONATO &&
@@ -807,6 +818,7 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	if (o->confirm_n < 1)
 		o->confirm_n = 1;
 	o->min_burst_n = ms_to_samples(p->min_burst_ms, fs);
+	o->report_n = ms_to_samples(p->report_ms, fs);
 	o->slow_extent = o->W2 / 4 > o->min_burst_n ? o->W2 / 4 : o->min_burst_n;
 	o->offset_n = ms_to_samples(p->offset_ms, fs);
 	if (o->offset_n < 1)
@@ -842,6 +854,7 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	/* Consecutive events of a lane are at least min(confirm_n, offset_n) samples apart. */
 	gap = o->confirm_n < o->offset_n ? o->confirm_n : o->offset_n;
 	o->evcap = nlanes * (2 + CHUNK / gap);
+	o->next_due = UINT64_MAX;
 
 	h = &o->h;
 #define F(n) h->n = zalloc(o->nlp * sizeof(float));
@@ -1428,6 +1441,9 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
 {
 	unsigned f;
 
+	/* end the chunk where a pending onset falls due */
+	if (o->next_due > first && o->next_due - first < nframes)
+		nframes = (unsigned)(o->next_due - first);
 	for (f = 0; f < nframes && f < CHUNK; f++) {
 		struct frame *fr = &o->fr[f];
 		const uint64_t k = o->seen + f; /* samples before this one */
@@ -1482,8 +1498,89 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
 	return f;
 }
 
+/*
+ * The report gate.  A heartbeat's QRS, band-passed, is a 40..100 ms burst of
+ * power as strong as a weak contraction, and a motion blip is shorter still;
+ * a contraction in an exercise lasts far longer.  So an onset is reported
+ * only once its burst has lasted report_n samples (150 ms by default): when
+ * its offset comes at least that late, or when the burst is still on and not
+ * fading at report_n + offset_n after the onset (an off-run in progress then
+ * is waited out: it may still place the offset before report_n).  A burst
+ * that ends sooner is dropped with its offset.  Only the event waits: the onset keeps its back-dated sample, and
+ * the detector's state machine, thresholds and baselines never see the gate.
+ * Chunks end where a pending onset falls due, so what is reported when does
+ * not depend on how the caller splits the stream.
+ */
+static uint64_t gate_due(const struct emg_onset *o, const struct emg_onset_event *on)
+{
+	return on->sample + o->report_n + o->offset_n;
+}
+
+/* Recompute the earliest due sample of the pending onsets. */
+static void gate_next(struct emg_onset *o)
+{
+	o->next_due = UINT64_MAX;
+	for (unsigned i = 0; i < o->nlanes && o->npending; i++)
+		if (o->lanes[i].pending && o->lanes[i].due < o->next_due)
+			o->next_due = o->lanes[i].due;
+}
+
+/* Pass event e, found at sample `at`, through the gate. */
+static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uint64_t at,
+		       emg_onset_fn fn, void *ud)
+{
+	struct lane *l = &o->lanes[e->lane];
+
+	if (!o->report_n) {
+		fn(ud, e);
+	} else if (e->kind == EMG_ONSET_ON) {
+		if (at + 1 >= gate_due(o, e)) { /* confirmed late: it has lasted long enough */
+			fn(ud, e);
+			return;
+		}
+		l->pend = *e;
+		l->pending = 1;
+		l->due = gate_due(o, e);
+		o->npending++;
+		gate_next(o);
+	} else if (l->pending) {
+		l->pending = 0;
+		o->npending--;
+		gate_next(o);
+		if (e->sample >= l->pend.sample + o->report_n) {
+			fn(ud, &l->pend);
+			fn(ud, e);
+		} else {
+			o->dropped++;
+		}
+	} else {
+		fn(ud, e);
+	}
+}
+
+/* Report the pending onsets that fall due by `now` (samples seen). */
+static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud)
+{
+	if (now < o->next_due)
+		return;
+	for (unsigned i = 0; i < o->nlanes && o->npending; i++) {
+		struct lane *l = &o->lanes[i];
+
+		if (!l->pending || now < l->due)
+			continue;
+		if (o->h.ol[i] > 0) { /* fading: look again when this off-run would end the burst */
+			l->due = now + o->offset_n - (unsigned)o->h.ol[i];
+			continue;
+		}
+		l->pending = 0;
+		o->npending--;
+		fn(ud, &l->pend);
+	}
+	gate_next(o);
+}
+
 /* Deliver the chunk's events in (sample, lane) order: stable by frame, lanes come sorted per frame. */
-static void deliver(struct emg_onset *o, emg_onset_fn fn, void *ud)
+static void deliver(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud)
 {
 	for (unsigned i = 1; i < o->nev; i++) {
 		struct ev e = o->evs[i];
@@ -1493,8 +1590,10 @@ static void deliver(struct emg_onset *o, emg_onset_fn fn, void *ud)
 		o->evs[j] = e;
 	}
 	for (unsigned i = 0; i < o->nev && fn; i++)
-		fn(ud, &o->evs[i].e);
+		gate_event(o, &o->evs[i].e, now - o->fr_n + o->evs[i].frame, fn, ud);
 	o->nev = 0;
+	if (fn)
+		gate_release(o, now, fn, ud);
 }
 
 void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64_t first_sample,
@@ -1506,6 +1605,8 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		uint64_t blk = 0;
 		unsigned sn = 0;
 		unsigned nf = plan_chunk(o, nframes, first_sample, &blk, &sn);
+
+		o->fr_n = nf;
 
 		idx_rebase(o, first_sample);
 		for (unsigned f = 0; f < nf; f++)
@@ -1520,7 +1621,7 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		if (o->fr[nf - 1].flags & FR_BLK_END)
 			for (unsigned i = 0; i < nl; i++)
 				lane_block_end(o, i, blk, sn);
-		deliver(o, fn, ud);
+		deliver(o, first_sample + nf, fn, ud);
 		o->seen += nf;
 		first_sample += nf;
 		x += (size_t)nf * nl;
@@ -1544,7 +1645,12 @@ void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
 
 int emg_onset_active(const struct emg_onset *o, unsigned lane)
 {
-	return lane < o->nlanes && o->lanes[lane].st == ST_ACTIVE;
+	return lane < o->nlanes && o->lanes[lane].st == ST_ACTIVE && !o->lanes[lane].pending;
+}
+
+uint64_t emg_onset_dropped(const struct emg_onset *o)
+{
+	return o->dropped;
 }
 
 float emg_onset_snr_db(const struct emg_onset *o, unsigned lane)
@@ -1640,5 +1746,7 @@ int emg_onset_get_baseline(const struct emg_onset *o, unsigned lane, struct emg_
 
 unsigned emg_onset_latency_samples(const struct emg_onset *o)
 {
-	return o->confirm_n;
+	unsigned gate = o->report_n ? o->report_n + o->offset_n : 0;
+
+	return gate > o->confirm_n ? gate : o->confirm_n;
 }

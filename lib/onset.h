@@ -40,6 +40,7 @@ struct emg_onset_params {
 	double hold_ms;       /* above threshold this long to confirm an onset (default 25) */
 	double offset_ms;     /* below threshold this long to confirm an offset (default 50) */
 	double min_burst_ms;  /* shorter bursts are discarded (default 30) */
+	double report_ms;     /* a burst is reported once it has lasted this long (default 150; 0: at once) */
 	double bonato_pfa;    /* bonato false-alarm probability per pair (default 0.05) */
 	unsigned bonato_m;    /* bonato window, pairs (default 5) */
 	unsigned bonato_r0;   /* bonato pairs over threshold in the window (default 1) */
@@ -109,6 +110,9 @@ enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned
  */
 void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes);
 
+/* Bursts the report gate dropped as too short (heartbeats, blips) since creation. */
+uint64_t emg_onset_dropped(const struct emg_onset *o);
+
 /* Begin collecting rest statistics on every lane (detection keeps running). */
 void emg_onset_rest_begin(struct emg_onset *o);
 
@@ -121,7 +125,7 @@ int emg_onset_set_baseline(struct emg_onset *o, unsigned lane, const struct emg_
 /* Current baseline of a lane; -ENODATA if none yet. */
 int emg_onset_get_baseline(const struct emg_onset *o, unsigned lane, struct emg_baseline *b);
 
-/* Samples of delay between a true onset and the first sample the detector can see it (for tests). */
+/* Samples between a step onset and its event: the report gate's wait, or the confirmation. */
 unsigned emg_onset_latency_samples(const struct emg_onset *o);
 
 #endif

@@ -329,8 +329,11 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 		/* What subtraction leaves of a beat must not start an onset: tell the
 		 * detector where the beat was on the lanes it reaches (QRS energy at
 		 * least BEAT_QRS_MIN times the noise).  Blocks are shorter than the
-		 * refractory period at the usual rates: at most one beat per block. */
-		if (emg_ecg_beats(p->ecg) != p->beats && emg_ecg_last_beat(p->ecg, &age) && age <= n) {
+		 * refractory period at the usual rates: at most one beat per block.
+		 * Only on a rhythm: off it, triggers are as likely bursts, and holding
+		 * a real onset's event for nothing costs accuracy on ECG-free lanes. */
+		if (emg_ecg_beats(p->ecg) != p->beats && emg_ecg_locked(p->ecg) &&
+		    emg_ecg_last_beat(p->ecg, &age) && age <= n) {
 			for (unsigned i = 0; i < nm; i++)
 				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
 			emg_onset_beat(p->onset, seq + n - age, p->beat_lane);

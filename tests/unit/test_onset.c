@@ -113,15 +113,23 @@ static void feed(struct emg_onset *o, const float *x, unsigned nlanes, uint64_t 
 	}
 }
 
-static struct emg_onset *make(enum emg_onset_method m, unsigned nlanes)
+/* A bank with the default parameters and report gate report_ms (< 0: the default). */
+static struct emg_onset *make_gated(enum emg_onset_method m, unsigned nlanes, double report_ms)
 {
 	struct emg_onset_params p;
 	struct emg_onset *o = NULL;
 
 	emg_onset_params_default(&p);
 	p.method = m;
+	if (report_ms >= 0)
+		p.report_ms = report_ms;
 	ck_assert_int_eq(emg_onset_new(&o, &p, FS, nlanes), 0);
 	return o;
+}
+
+static struct emg_onset *make(enum emg_onset_method m, unsigned nlanes)
+{
+	return make_gated(m, nlanes, -1);
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -251,7 +259,7 @@ static void check_bursts(enum emg_onset_method m, double amp, double on_worst_ms
 	struct capture *cap = calloc(1, sizeof(*cap));
 	unsigned lat = emg_onset_latency_samples(o);
 
-	ck_assert_uint_eq(lat, MS(30)); /* max(hold 25, min burst 30) */
+	ck_assert_uint_eq(lat, MS(200)); /* the report gate: 150 ms of burst + the 50 ms offset run */
 	feed(o, x, 1, t, 1, 0, cap);    /* one sample at a time: exact delivery times */
 	ck_assert_msg(cap->n == 2 * nb, "%s: %u events for %u bursts", emg_onset_method_name(m),
 		      cap->n, nb);
@@ -334,9 +342,10 @@ START_TEST(test_short_blips_rejected)
 		t += MS(700);
 	}
 	float *x = make_signal(77, 1, t, b, 20, 0);
-	struct emg_onset *o = make(m, 1);
-	struct capture cap = { 0 };
+	struct emg_onset *o = make_gated(m, 1, 0), *gated = make(m, 1);
+	struct capture cap = { 0 }, gcap = { 0 };
 
+	/* the detector itself, without the report gate */
 	feed(o, x, 1, t, 64, 0, &cap);
 	ck_assert_msg(cap.n == 0, "%s: %u events from blips, first at %llu",
 		      emg_onset_method_name(m), cap.n,
@@ -347,6 +356,12 @@ START_TEST(test_short_blips_rejected)
 	feed(o, y, 1, MS(2000), 64, t, &cap);
 	ck_assert_uint_eq(cap.n, 2);
 	ck_assert_int_le(llabs((long long)cap.ev[0].sample - (long long)(t + ok.on)), MS(3));
+	/* the default report gate drops it too (a QRS is that long), and counts it */
+	feed(gated, x, 1, t, 64, 0, &gcap);
+	feed(gated, y, 1, MS(2000), 64, t, &gcap);
+	ck_assert_uint_eq(gcap.n, 0);
+	ck_assert_uint_eq(emg_onset_dropped(gated), 1);
+	emg_onset_free(gated);
 	emg_onset_free(o);
 	free(x);
 	free(y);
@@ -470,9 +485,10 @@ START_TEST(test_rest_overrides_auto)
 	ck_assert_int_eq(emg_onset_get_baseline(o, 1, &now), 0);
 	ck_assert_int_eq(emg_onset_baseline_src(o, 1), EMG_BASELINE_REST);
 	ck_assert_double_eq(now.rms, rest[1].rms);
-	/* at most the end of what the auto baseline saw as a burst during the rest */
+	/* at most the end of what the auto baseline saw as a burst during the rest
+	 * (with its onset, if the report gate held it): no burst begins now */
 	for (unsigned i = 0; i < cap.n; i++)
-		ck_assert_int_eq(cap.ev[i].kind, EMG_ONSET_OFF);
+		ck_assert_uint_lt(cap.ev[i].onset_sample, MS(3050));
 	emg_onset_free(o);
 	free(x);
 }
@@ -545,7 +561,7 @@ START_TEST(test_lanes_independent)
 	const enum emg_onset_method m = methods[_i];
 	const unsigned nl = 4;
 	const uint64_t n = MS(12000);
-	struct burst b[3] = { { MS(3000), MS(3800), 10 }, { MS(6000), MS(6100), 10 },
+	struct burst b[3] = { { MS(3000), MS(3800), 10 }, { MS(6000), MS(6250), 10 },
 			      { MS(9000), MS(10500), 5 } };
 	float *x = make_signal(55, nl, n, b, 3, 2);
 	float *one = malloc(sizeof(float) * n);
