@@ -2,7 +2,7 @@
 /*
  * emgd: real-time surface-EMG acquisition daemon.
  *
- * Threads (DESIGN.md section 1):
+ * Threads (ARCHITECTURE.md has the picture):
  *   device thread  - owned by the driver; decodes and pushes frames into `frames`
  *   dsp thread     - drains `frames`, runs the pipeline, pushes records into `recs`
  *   main thread    - one sd-event loop: OSC socket, records, signals, timers,

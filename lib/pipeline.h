@@ -78,7 +78,7 @@ struct emg_rec {
 
 typedef void (*emg_rec_fn)(void *ud, const struct emg_rec *rec);
 
-/* Fill a config with the defaults of DESIGN.md section 4. */
+/* Fill a config with the built-in DSP defaults (the [dsp] values conf/emgd.conf lists). */
 void emg_pipeline_config_default(struct emg_pipeline_config *cfg);
 
 /* Build a pipeline for a device and muscle map, starting from a copy of calib (may be NULL). */

@@ -9,6 +9,7 @@ foreach loop turns into the path ('osc' -> unit/test_osc.c).
 """
 import glob
 import os
+import re
 import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
@@ -39,8 +40,21 @@ for build, pattern, prefix, suffix in RULES:
             missing.append("%s: not named in %s (add %s to its list)" % (
                 os.path.relpath(path, root), build, names[-1]))
 
+# Documents the code cites (ARCHITECTURE.md, README.md) must be part of the project: a
+# comment saying "see DESIGN.md" for a file nobody has is worse than none.
+cited = re.compile(r"\b([A-Z][A-Z_]+\.md)\b")
+for pattern in ("lib/*.[ch]", "lib/devices/*.[ch]", "daemon/*.c", "tests/*/*.py", "tests/*/*.c",
+                "*.md", "conf/*.[0-9]", "conf/emgd.conf"):
+    for path in sorted(glob.glob(os.path.join(root, pattern))):
+        with open(path, errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                for doc in cited.findall(line):
+                    if not os.path.exists(os.path.join(root, doc)):
+                        missing.append("%s:%d: cites %s, which is not in the project" % (
+                            os.path.relpath(path, root), n, doc))
+
 for m in missing:
     print(m)
 if missing:
     sys.exit(1)
-print("every file is named in its meson.build (%d rules)" % len(RULES))
+print("every file is named in its meson.build (%d rules); every cited .md exists" % len(RULES))
