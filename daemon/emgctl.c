@@ -1188,7 +1188,8 @@ static void print_plain(struct ctl *c, double now, double since)
 		       c->overruns);
 	else
 		printf("no status yet");
-	printf("; tick %d, dropped %d, %.0f msg/s", c->tick, c->dropped, c->msg_rate);
+	/* the stream's counters on a line of their own: each line fits 80 columns */
+	printf("\ntick %d, dropped %d, %.0f msg/s", c->tick, c->dropped, c->msg_rate);
 	if (since >= 0)
 		printf(", t=%.1f s", since);
 	if (!c->have_frame)
@@ -1196,7 +1197,8 @@ static void print_plain(struct ctl *c, double now, double since)
 	else if (now - c->frame_at > 2.0)
 		printf("; no data for %.0f s", now - c->frame_at);
 	putchar('\n');
-	printf("%-16s %9s %8s %6s %12s %9s %5s %10s\n", "muscle", "rms_uV", "mvc_pct", "active",
+	/* 77 columns: the table fits an 80-column terminal or log viewer */
+	printf("%-16s %8s %7s %6s %12s %8s %4s %9s\n", "muscle", "rms_uV", "mvc_pct", "active",
 	       "onset_ago_ms", "burst_ms", "reps", "last_peak");
 	for (unsigned i = 0; i < c->nm; i++) {
 		const struct muscle *m = &c->m[i];
@@ -1213,7 +1215,7 @@ static void print_plain(struct ctl *c, double now, double since)
 		{
 			char rc[16], pk[32];
 			fmt_rep(rc, sizeof(rc), pk, sizeof(pk), m, 1);
-			printf("%-16s %9.2f %8s %6d %12s %9s %5s %10s\n", m->name, m->rms, lv, m->active,
+			printf("%-16s %8.2f %7s %6d %12s %8s %4s %9s\n", m->name, m->rms, lv, m->active,
 			       a, b, rc, pk);
 		}
 	}

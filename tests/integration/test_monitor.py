@@ -91,5 +91,16 @@ try:
         if rows == 8:
             check(any(ln.startswith(("... ", "+")) and "more" in ln for ln in lines),
                   "%dx%d: muscles that do not fit are counted" % (cols, rows))
+    # Without a terminal (--once, pipes, logs): plain lines within 80 columns, the
+    # firing order whole whatever its length.
+    out = subprocess.run([EMGCTL, "-s", "127.0.0.1:%d" % d.port, "monitor", "--once"],
+                         capture_output=True, text=True, timeout=30)
+    print(out.stdout)
+    lines = out.stdout.splitlines()
+    check(out.returncode == 0 and lines[2].startswith("muscle ") and len(lines) == 3 + 6 + 1,
+          "--once: 2 header lines, the column names, 6 muscles, the firing order")
+    check(all(len(ln) <= 80 for ln in lines[:-1]),
+          "--once: every line but the firing order within 80 columns (widest %d)" % max(len(ln) for ln in lines[:-1]))
+    check("\x1b" not in out.stdout, "--once: no escape sequences")
 finally:
     d.close()
