@@ -15,7 +15,9 @@
  *   - a target whose path holds a NUL or control byte, raw or %-encoded, is
  *     never 200 (issue 16 #7: /emg%00/x was answered as /emg);
  *   - only GET and HEAD succeed; a request with a body never does;
- *   - the answer is a function of the request: asking again gives the same.
+ *   - the answer is a function of the request: asking again gives the same;
+ *   - VALUEs kept from the input published as an OSC packet keep every 200 a
+ *     JSON object without raw control bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -122,6 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		emg_oscquery_set_muscles(q, maps[cur_map]);
 	}
 	size--, data++;
+	/* the same bytes as a packet from the publisher: its messages become VALUEs, rendered
+	 * as JSON by the answers below ("/emg/frame\0\0,ii\0..." as the first line) */
+	emg_oscquery_publish(q, data, size);
 	if (size >= sizeof(buf))
 		size = sizeof(buf) - 1;
 	memcpy(buf, data, size);

@@ -6,7 +6,7 @@
 #   tests/fuzz/run.sh all 60             # every target, one minute each
 #
 # TARGET is osc, config, replay_csv, replay_edf, cyton_decode, hackeeg_decode, repair or
-# calib, oscquery or ws (or all).  The first run sets up build-fuzz/ (clang, -Dfuzz=true, ASan + UBSan; override
+# calib, oscquery, ws or www (or all).  The first run sets up build-fuzz/ (clang, -Dfuzz=true, ASan + UBSan; override
 # with BUILD=dir).  Seeds come from tests/fuzz/corpus/TARGET (read-only); what libFuzzer
 # learns is kept in BUILD/corpus/TARGET across runs; a crash is written to
 # BUILD/crashes/TARGET-crash-<sha1> - copy it into tests/fuzz/corpus/TARGET/ as a
@@ -18,7 +18,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-fuzz}
-ALL="osc config replay_csv replay_edf cyton_decode hackeeg_decode repair calib oscquery ws"
+ALL="osc config replay_csv replay_edf cyton_decode hackeeg_decode repair calib oscquery ws www"
 [ $# -ge 1 ] || { sed -n '2,17p' "$0"; exit 2; }
 target=$1; shift
 secs=${1:-60}; [ $# -ge 1 ] && shift
