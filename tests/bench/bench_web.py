@@ -147,7 +147,6 @@ finally:
     shutil.rmtree(npmdir, ignore_errors=True)
 
 vs = web["viewers"]
-rates = [v["packets"] / (a.seconds + 6) for v in vs]
 cols = ("16 UDP subscribers", "+ %d WS viewers + 1 stalled" % a.viewers)
 
 
@@ -165,7 +164,7 @@ row("main loop: UDP ping RTT p50 / p99 / max", lambda r: "%.2f / %.2f / %.2f ms"
 row("  pings unanswered within 1 s", lambda r: "%d of %d" % (r["ping_lost"], r["ping_lost"] + len(r["rtt"])))
 row("metric bundle latency p99 / max (/emgd/latency)", lambda r: "%.2f / %.2f ms" % (r["lat"][1][2], r["lat"][1][4]))
 row("WebSocket clients (/emgd/stats)", lambda r: "%d" % r["stats"][8])
-print("| %-46s | %-22s | %-28s |" % ("viewers: frames/s each, min-max", "-", "%.1f-%.1f" % (min(rates), max(rates))))
+print("| %-46s | %-22s | %-28s |" % ("viewers: ticks received each, min-max", "-", "%d-%d" % (min(v["ticks"] for v in vs), max(v["ticks"] for v in vs))))
 print("| %-46s | %-22s | %-28s |" % ("viewers: ticks lost, sum (worst one)", "-", "%d (%d)" % (sum(v["lost"] for v in vs), max(v["lost"] for v in vs))))
 print("| %-46s | %-22s | %-28s |" % ("viewers: /emgd/latency answers each, min", "-", "%d" % min(v["latency"] for v in vs)))
 print("| %-46s | %-22s | %-28s |" % ("stalled viewer: frames dropped (/emgd/stats)", "-", "%d" % web["stats"][9]))
