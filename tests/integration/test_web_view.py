@@ -17,11 +17,15 @@ then %MVC), start recording
 typed in the page (found afterwards in the BDF+ annotations by MNE, or in the
 log without python3-mne) and stop; the firing-order line, latency and L:R
 symmetry are shown. After it, calibrate rest in the new emgd's opening rest
-(countdown, each muscle's rest level on the page). Screenshots (web_view.png, web_view-session.png) are left
+(countdown, each muscle's rest level on the page); then a reload adds a muscle
+(the page gets PATH_ADDED and shows seven cards, the new one live) and sets
+[web] control = no (a marker click is refused and the controls grey out with
+the reason). Screenshots (web_view.png, web_view-session.png) are left
 in the build directory (the test's working directory) to judge readability. Also: the file server's refusals
 (.., %2e%2e, unknown types) through the real HTTP server."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -93,7 +97,7 @@ shot = os.path.join(os.getcwd(), "web_view.png")
 drv = subprocess.Popen(["node", os.path.join(HERE, "web_view.js"), base + "/ui/", shot, ",".join(MUSCLES),
                         "glute_max_l"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                        env=dict(os.environ, PUPPETEER_MODULE=PUPPETEER))
-timer = threading.Timer(150, drv.kill)  # a hung browser fails the test, not the suite
+timer = threading.Timer(270, drv.kill)  # a hung browser fails the test, not the suite
 timer.start()
 line = ""
 for line in drv.stdout:
@@ -142,6 +146,16 @@ try:
             d.log.close()
             d = Daemon(conf, port=d.port, workdir=d.dir)
             drv.stdin.write("RESTARTED\n")
+            drv.stdin.flush()
+        elif line == "RELOAD":
+            d.write_conf(conf.replace("[muscles]\n", "[web]\ncontrol = no\n[muscles]\nglute_med_r = 7\n"))
+            n = d.logtext().count("reload: applied")
+            d.signal(signal.SIGHUP)
+            end = time.time() + 15
+            while d.logtext().count("reload: applied") == n and time.time() < end:
+                time.sleep(0.05)
+            check(d.logtext().count("reload: applied") > n, "emgd applied the reload")
+            drv.stdin.write("RELOADED\n")
             drv.stdin.flush()
         elif line.startswith("FAIL"):
             break

@@ -4,7 +4,8 @@
 // muscle that contracts in the synth's first bridge. stdout: "BROWSER" once Chromium is up (the
 // Python side then starts emgd and answers "STARTED"), "ok: ..." / "FAIL: ..." lines,
 // "STATUS?" (the Python side answers "STATUS <state>" from /emgd/status over UDP: the daemon,
-// not the page, says it records) and "RESTART" (it restarts emgd and answers "RESTARTED").
+// not the page, says it records), "RESTART" (it restarts emgd and answers "RESTARTED") and
+// "RELOAD" (it adds a muscle and sets [web] control = no, reloads, answers "RELOADED").
 'use strict';
 const puppeteer = require(process.env.PUPPETEER_MODULE);
 const readline = require('readline');
@@ -285,6 +286,27 @@ const cards = (page) => page.evaluate(() => {
   check(rest.length === muscles.length && muscles.every((m) => rest.some((c) => c[0] === 'rest' && c[1] === m && c[3] === 1)) &&
     new RegExp('^calibrated rest ' + muscles.map((m) => m.replace(/_/g, ' ') + ': [0-9.]+ µV').join(' · rest ') + '$').test(restMsg),
     'calibrate rest: each muscle\'s rest level on the page: ' + restMsg);
+
+  // ---- a reload: one muscle more and [web] control = no ----
+  out('RELOAD');
+  check(await nextLine() === 'RELOADED', 'emgd reloaded with glute_med_r and control = no');
+  const grown = await page.waitForFunction((n) => window.emgdView.pathChanges > 0 &&
+    document.querySelectorAll('.card').length === n, { timeout: 10000, polling: 100 }, muscles.length + 1)
+    .then(() => true, () => false);
+  check(grown, 'PATH_ADDED: the page read the namespace again and shows ' +
+    (await page.$$eval('.card', (cs) => cs.map((c) => c.dataset.muscle).join(' '))));
+  await page.waitForFunction(() => document.querySelector('.card[data-muscle="glute_med_r"] .num').textContent !== '–',
+    { timeout: 5000, polling: 100 }).catch(() => {});
+  check(await page.$eval('.card[data-muscle="glute_med_r"] .num', (e) => e.textContent !== '–'), 'the new muscle is live');
+  await page.$eval('#marker-text', (e) => { e.value = ''; });
+  await page.type('#marker-text', 'not allowed now');
+  await page.click('#marker-send');
+  await page.waitForFunction(() => window.emgdView.readOnly !== '', { timeout: 5000, polling: 50 }).catch(() => {});
+  const ro = await page.evaluate(() => ({ why: window.emgdView.readOnly,
+    disabled: [...document.querySelectorAll('#session .ctl')].every((b) => b.disabled),
+    note: document.querySelector('#ro-note').hidden ? '' : document.querySelector('#ro-note').textContent }));
+  check(/read-only: \[web\] control = no/.test(ro.why) && ro.disabled && /read-only/.test(ro.note),
+    'control = no: the page says read-only and greys the controls: ' + JSON.stringify(ro));
 
   check(pageErrors.length === 0, 'no script errors: ' + JSON.stringify(pageErrors));
   check(errors.length === 0, 'no console errors outside the restart: ' + JSON.stringify(errors));
