@@ -90,7 +90,7 @@ static const struct emg_osc_addr addrs[EMG_OSC_ADDR_COUNT] = {
 	[EMG_OSC_ADDR_ACTIVE] = { "/emg/{muscle}/active", "i", SENT, "", "0:1",
 		       "1 while an onset-detected burst is in progress, every tick" },
 	[EMG_OSC_ADDR_ONSET] = { "/emg/{muscle}/onset", "fi", SENT, "time.second|time.samples", "0:|0:2147483647",
-		      "Sent at once on an onset: age in s (send time - true onset time), onset sample index mod 2^31" },
+		      "Sent once a burst has lasted [dsp] report_ms: age in s (send time - true onset time), onset sample index mod 2^31" },
 	[EMG_OSC_ADDR_OFFSET] = { "/emg/{muscle}/offset", "ff", SENT, "time.second|time.second", "0:|0:",
 		       "Sent at once on an offset: age in s, burst duration in s" },
 	[EMG_OSC_ADDR_LAG] = { "/emg/{muscle}/lag", "f", SENT, "time.ms", "0:",
