@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,37 +32,25 @@
 #define WRITE_TIMEOUT 500
 
 struct cyton_dev {
-	struct emg_device dev;
-	struct emg_usb *usb;
+	struct emg_usb_dev u;   /* first: the shared USB device part */
 	struct emg_cyton_dec dec;
 	bool daisy;
 	unsigned channels;
 	unsigned gain;
 	double rate;
-	struct emg_device_callbacks cb;
-	uint64_t t_ns;
 	uint8_t ep_in, ep_out;
 	size_t maxpacket;
-	bool started;
 	char rx[2048];
 	size_t rxlen;
 };
 
-/* ---- decoder output: on the event thread, straight to the daemon ---- */
-
-static void emit(void *ud, const float *frames, unsigned n, uint64_t seq, uint32_t lost)
-{
-	struct cyton_dev *d = ud;
-
-	d->cb.data(d->cb.ud, frames, n, seq, lost, d->t_ns);
-	emg_usb_alive(d->usb, d->t_ns);
-}
+/* ---- decoder input: on the event thread ---- */
 
 static void on_data(void *drv, const uint8_t *buf, size_t len, uint64_t t_ns)
 {
 	struct cyton_dev *d = drv;
 
-	d->t_ns = t_ns;
+	d->u.t_ns = t_ns;
 	emg_cyton_dec_feed_ftdi(&d->dec, buf, len, d->maxpacket);
 }
 
@@ -250,55 +237,45 @@ static const struct emg_usb_driver cyton_usb = {
 
 static int cyton_open(struct emg_device **out, const struct emg_device_config *cfg)
 {
-	unsigned gain = cfg->gain ? cfg->gain : EMG_ADS1299_DEFAULT_GAIN;
-	unsigned channels = cfg->channels;
+	unsigned gain, channels;
 	struct cyton_dev *d;
 	int r;
 
-	if (!channels)
-		channels = cfg->muscles ? emg_muscles_channels_needed(cfg->muscles) : 8;
-	if (!channels)
-		channels = 8;
-	if (channels > 16) {
-		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "cyton: %u channels: the Cyton has 8 channels, 16 with the Daisy module",
-			 channels);
-		return -EINVAL;
-	}
-	if (emg_ads1299_gain_index(gain) < 0) {
-		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "cyton: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24", gain);
-		return -EINVAL;
-	}
+	r = emg_usb_dev_params(cfg, "cyton", 16, "the Cyton has 8 channels, 16 with the Daisy module",
+			       &channels, &gain);
+	if (r < 0)
+		return r;
 	bool daisy = channels > 8;
 	double rate = daisy ? 125 : 250;
 	if (cfg->rate && cfg->rate != rate) {
 		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "cyton: rate %g Hz: the Cyton streams at 250 Hz (125 Hz with the "
-			 "Daisy for more than 8 channels) over its dongle; set rate = 0", cfg->rate);
+			       "Daisy for more than 8 channels) over its dongle; set rate = 0", cfg->rate);
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->dev.ops = &emg_cyton_ops;
+	d->u.dev.ops = &emg_cyton_ops;
 	d->daisy = daisy;
 	d->channels = channels;
 	d->gain = gain;
 	d->rate = rate;
 	d->maxpacket = 64;
-	r = emg_cyton_dec_init(&d->dec, daisy, channels, gain, emit, d);
+	r = emg_cyton_dec_init(&d->dec, daisy, channels, gain, emg_usb_dev_emit, d);
 	if (r < 0) {
 		free(d);
 		return r;
 	}
 	emg_log_to(cfg->log, cfg->log_ud, LOG_WARNING, "cyton: the Cyton samples at %g Hz%s: too slow for the full surface-EMG band "
-		 "(20-450 Hz needs >= 1 kHz); nothing above %g Hz is seen, so levels and onsets are "
-		 "approximate; use the HackEEG (up to 16 kHz) for full-band sEMG", rate,
-		 daisy ? " with the Daisy" : "", rate / 2);
-	r = emg_usb_new(&d->usb, &cyton_usb, d, cfg);
+		       "(20-450 Hz needs >= 1 kHz); nothing above %g Hz is seen, so levels and onsets are "
+		       "approximate; use the HackEEG (up to 16 kHz) for full-band sEMG", rate,
+		       daisy ? " with the Daisy" : "", rate / 2);
+	r = emg_usb_new(&d->u.usb, &cyton_usb, d, cfg);
 	if (r < 0) {
 		free(d);
 		return r;
 	}
-	*out = &d->dev;
+	*out = &d->u.dev;
 	return 0;
 }
 
@@ -309,36 +286,11 @@ static void cyton_info(struct emg_device *dev, struct emg_device_info *info)
 	snprintf(info->driver, sizeof(info->driver), "cyton");
 	snprintf(info->model, sizeof(info->model), "%s", d->daisy ? "OpenBCI Cyton + Daisy"
 								   : "OpenBCI Cyton");
-	emg_usb_ident(d->usb, info->serial, sizeof(info->serial), NULL, 0);
+	emg_usb_ident(d->u.usb, info->serial, sizeof(info->serial), NULL, 0);
 	info->rate = d->rate;
 	info->channels = d->channels;
 	info->phys_max_uv = EMG_ADS1299_VREF / d->gain * 1e6;
 	info->phys_min_uv = -info->phys_max_uv;
-}
-
-static int cyton_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
-{
-	struct cyton_dev *d = (struct cyton_dev *)dev;
-
-	if (!cb || !cb->data)
-		return -EINVAL;
-	d->cb = *cb;
-	return emg_usb_start(d->usb, cb);
-}
-
-static void cyton_stop(struct emg_device *dev)
-{
-	emg_usb_stop(((struct cyton_dev *)dev)->usb);
-}
-
-static void cyton_close(struct emg_device *dev)
-{
-	struct cyton_dev *d = (struct cyton_dev *)dev;
-
-	if (!d)
-		return;
-	emg_usb_free(d->usb);
-	free(d);
 }
 
 const struct emg_device_ops emg_cyton_ops = {
@@ -346,7 +298,7 @@ const struct emg_device_ops emg_cyton_ops = {
 	.help = "OpenBCI Cyton (8 ch, 250 Hz) or Cyton+Daisy (16 ch, 125 Hz) via its FTDI dongle",
 	.open = cyton_open,
 	.info = cyton_info,
-	.start = cyton_start,
-	.stop = cyton_stop,
-	.close = cyton_close,
+	.start = emg_usb_dev_start,
+	.stop = emg_usb_dev_stop,
+	.close = emg_usb_dev_close,
 };

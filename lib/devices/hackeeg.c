@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +33,11 @@
 #define BYTES_PER_SAMPLE 44
 
 struct hackeeg_dev {
-	struct emg_device dev;
-	struct emg_usb *usb;
+	struct emg_usb_dev u;   /* first: the shared USB device part */
 	struct emg_hackeeg_dec dec;
 	unsigned channels;
 	unsigned gain;
 	double rate;
-	struct emg_device_callbacks cb;
-	uint64_t t_ns;
 	uint8_t ep_in, ep_out;
 	size_t maxpacket;
 	char rx[4096];
@@ -63,19 +59,11 @@ static int rate_bits(double rate)
 	return -1;
 }
 
-static void emit(void *ud, const float *frames, unsigned n, uint64_t seq, uint32_t lost)
-{
-	struct hackeeg_dev *d = ud;
-
-	d->cb.data(d->cb.ud, frames, n, seq, lost, d->t_ns);
-	emg_usb_alive(d->usb, d->t_ns);
-}
-
 static void on_data(void *drv, const uint8_t *buf, size_t len, uint64_t t_ns)
 {
 	struct hackeeg_dev *d = drv;
 
-	d->t_ns = t_ns;
+	d->u.t_ns = t_ns;
 	emg_hackeeg_dec_feed(&d->dec, buf, len);
 }
 
@@ -241,7 +229,7 @@ static int hackeeg_setup(void *drv, struct emg_usb *u, libusb_device_handle *h,
 		goto cmd_failed;
 	/* samples that came in the same USB packet as the reply */
 	if (d->rxlen) {
-		d->t_ns = emg_now_ns();
+		d->u.t_ns = emg_now_ns();
 		emg_hackeeg_dec_feed(&d->dec, (const uint8_t *)d->rx, d->rxlen);
 	}
 
@@ -293,52 +281,42 @@ static const struct emg_usb_driver hackeeg_usb = {
 
 static int hackeeg_open(struct emg_device **out, const struct emg_device_config *cfg)
 {
-	unsigned gain = cfg->gain ? cfg->gain : EMG_ADS1299_DEFAULT_GAIN;
-	unsigned channels = cfg->channels;
 	double rate = cfg->rate ? cfg->rate : 2000;
+	unsigned gain, channels;
 	struct hackeeg_dev *d;
 	int r;
 
-	if (!channels)
-		channels = cfg->muscles ? emg_muscles_channels_needed(cfg->muscles) : 8;
-	if (!channels)
-		channels = 8;
-	if (channels > 8) {
-		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "hackeeg: %u channels: the HackEEG (hackeeg_driver v0.3.0) streams 8",
-			 channels);
-		return -EINVAL;
-	}
-	if (emg_ads1299_gain_index(gain) < 0) {
-		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "hackeeg: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24", gain);
-		return -EINVAL;
-	}
+	r = emg_usb_dev_params(cfg, "hackeeg", 8, "the HackEEG (hackeeg_driver v0.3.0) streams 8",
+			       &channels, &gain);
+	if (r < 0)
+		return r;
 	if (rate_bits(rate) < 0) {
 		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "hackeeg: rate %g Hz: the ADS1299 runs at 250, 500, 1000, 2000, "
-			 "4000, 8000 or 16000 Hz", rate);
+			       "4000, 8000 or 16000 Hz", rate);
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->dev.ops = &emg_hackeeg_ops;
+	d->u.dev.ops = &emg_hackeeg_ops;
 	d->channels = channels;
 	d->gain = gain;
 	d->rate = rate;
 	d->maxpacket = 64;
-	r = emg_hackeeg_dec_init(&d->dec, channels, gain, emit, d);
+	r = emg_hackeeg_dec_init(&d->dec, channels, gain, emg_usb_dev_emit, d);
 	if (r < 0) {
 		free(d);
 		return r;
 	}
 	if (rate < 1000)
 		emg_log_to(cfg->log, cfg->log_ud, LOG_WARNING, "hackeeg: %g Hz is too slow for the full surface-EMG band "
-			 "(20-450 Hz needs >= 1 kHz); 2000 Hz is the usual choice", rate);
-	r = emg_usb_new(&d->usb, &hackeeg_usb, d, cfg);
+			       "(20-450 Hz needs >= 1 kHz); 2000 Hz is the usual choice", rate);
+	r = emg_usb_new(&d->u.usb, &hackeeg_usb, d, cfg);
 	if (r < 0) {
 		free(d);
 		return r;
 	}
-	*out = &d->dev;
+	*out = &d->u.dev;
 	return 0;
 }
 
@@ -349,7 +327,7 @@ static void hackeeg_info(struct emg_device *dev, struct emg_device_info *info)
 
 	snprintf(info->driver, sizeof(info->driver), "hackeeg");
 	snprintf(info->model, sizeof(info->model), "HackEEG ADS1299 on Arduino Due");
-	emg_usb_ident(d->usb, info->serial, sizeof(info->serial), port, sizeof(port));
+	emg_usb_ident(d->u.usb, info->serial, sizeof(info->serial), port, sizeof(port));
 	if (!info->serial[0] && port[0])
 		snprintf(info->serial, sizeof(info->serial), "usb-%s", port);
 	info->rate = d->rate;
@@ -358,37 +336,12 @@ static void hackeeg_info(struct emg_device *dev, struct emg_device_info *info)
 	info->phys_min_uv = -info->phys_max_uv;
 }
 
-static int hackeeg_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
-{
-	struct hackeeg_dev *d = (struct hackeeg_dev *)dev;
-
-	if (!cb || !cb->data)
-		return -EINVAL;
-	d->cb = *cb;
-	return emg_usb_start(d->usb, cb);
-}
-
-static void hackeeg_stop(struct emg_device *dev)
-{
-	emg_usb_stop(((struct hackeeg_dev *)dev)->usb);
-}
-
-static void hackeeg_close(struct emg_device *dev)
-{
-	struct hackeeg_dev *d = (struct hackeeg_dev *)dev;
-
-	if (!d)
-		return;
-	emg_usb_free(d->usb);
-	free(d);
-}
-
 const struct emg_device_ops emg_hackeeg_ops = {
 	.name = "hackeeg",
 	.help = "HackEEG ADS1299 shield on an Arduino Due (8 ch, 250 Hz-16 kHz) via native USB",
 	.open = hackeeg_open,
 	.info = hackeeg_info,
-	.start = hackeeg_start,
-	.stop = hackeeg_stop,
-	.close = hackeeg_close,
+	.start = emg_usb_dev_start,
+	.stop = emg_usb_dev_stop,
+	.close = emg_usb_dev_close,
 };

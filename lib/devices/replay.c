@@ -19,10 +19,10 @@
 
 #include "../record.h"
 #include "../safeio.h"
+#include "paced.h"
 #include "replay.h"
 
 #define LABEL_MAX 32
-#define RESYNC_NS 100000000ull
 #define WHY_MAX 200          /* one reason, "line 4: column 2: 'x' is not a number" */
 
 struct src {
@@ -73,17 +73,12 @@ static int csv_bad(struct src *s, unsigned line, const char *fmt, ...)
 }
 
 struct replay_dev {
-	struct emg_device dev;
+	struct emg_paced_dev p; /* first: the paced device (and the generic handle) */
 	struct src s;
 	char model[64];
-	bool realtime;
 	float *cbuf;         /* EDF: chunk x ch interleaved */
 	size_t cfill, cpos;  /* frames in cbuf, next to deliver */
 	size_t pos;          /* frames delivered */
-	pthread_t thread;
-	bool running;
-	atomic_bool stop;
-	struct emg_device_callbacks cb;
 };
 
 /* ------------------------------------------------------------------ CSV */
@@ -497,54 +492,25 @@ static void consumed(struct replay_dev *d, size_t n)
 		d->cpos += n;
 }
 
-static void *replay_thread(void *arg)
+/* The paced thread's frames: n from the file, then end of file stops it. */
+static int replay_produce(struct emg_paced_dev *p, unsigned n)
 {
-	struct replay_dev *d = arg;
-	const double rate = d->s.rate;
-	const double tick_ns = rate >= 1000.0 ? 1e6 : 1e9 / rate;
-	const double per_tick = rate >= 1000.0 ? rate / 1000.0 : 1.0;
-	uint64_t k = 0, done = 0;
-	uint64_t t0 = emg_now_ns();
+	struct replay_dev *d = (struct replay_dev *)p;
 
-	if (d->cb.state)
-		d->cb.state(d->cb.ud, EMG_DEVICE_STREAMING, "replay running");
-	while (!atomic_load_explicit(&d->stop, memory_order_acquire)) {
-		uint64_t due = (uint64_t)floor((double)(k + 1) * per_tick + 1e-9);
-		size_t n = (size_t)(due - done);
+	while (n) {
+		size_t got = 0;
+		const float *x = next_frames(d, n, &got);
 
-		if (d->realtime) {
-			uint64_t deadline = t0 + (uint64_t)((double)(k + 1) * tick_ns);
-			uint64_t now = emg_now_ns();
-
-			if (now > deadline + RESYNC_NS) {
-				t0 += now - deadline;
-			} else if (now < deadline) {
-				struct timespec ts = {
-					.tv_sec = (time_t)(deadline / 1000000000u),
-					.tv_nsec = (long)(deadline % 1000000000u),
-				};
-				while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-				       EINTR)
-					;
-			}
+		if (!x) {
+			if (p->cb.state)
+				p->cb.state(p->cb.ud, EMG_DEVICE_WAITING, "end of replay file");
+			return -ENODATA;
 		}
-		while (n) {
-			size_t got = 0;
-			const float *x = next_frames(d, n, &got);
-
-			if (!x) {
-				if (d->cb.state)
-					d->cb.state(d->cb.ud, EMG_DEVICE_WAITING, "end of replay file");
-				return NULL;
-			}
-			d->cb.data(d->cb.ud, x, (unsigned)got, d->pos, 0, emg_now_ns());
-			consumed(d, got);
-			n -= got;
-		}
-		done = due;
-		k++;
+		p->cb.data(p->cb.ud, x, (unsigned)got, d->pos, 0, emg_now_ns());
+		consumed(d, got);
+		n -= (unsigned)got;
 	}
-	return NULL;
+	return 0;
 }
 
 static int replay_open(struct emg_device **out, const struct emg_device_config *cfg)
@@ -559,9 +525,11 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->dev.ops = &emg_replay_ops;
-	d->realtime = cfg->realtime;
-	atomic_init(&d->stop, false);
+	d->p.dev.ops = &emg_replay_ops;
+	d->p.realtime = cfg->realtime;
+	d->p.running_why = "replay running";
+	d->p.produce = replay_produce;
+	atomic_init(&d->p.stop, false);
 	e = src_open(cfg->file, &d->s, err, sizeof(err));
 	if (e) {
 		/* The reason (a FIFO, too large, not EDF) is what the user needs to hear. */
@@ -580,7 +548,8 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 	base = strrchr(cfg->file, '/');
 	base = base ? base + 1 : cfg->file;
 	snprintf(d->model, sizeof(d->model), "replay: %s", base);
-	*out = &d->dev;
+	d->p.rate = d->s.rate;
+	*out = &d->p.dev;
 	return 0;
 }
 
@@ -598,42 +567,13 @@ static void replay_info(struct emg_device *dev, struct emg_device_info *info)
 	info->phys_max_uv = d->s.pmax;
 }
 
-static int replay_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
-{
-	struct replay_dev *d = (struct replay_dev *)dev;
-	int r;
-
-	if (!cb || !cb->data)
-		return -EINVAL;
-	if (d->running)
-		return -EBUSY;
-	d->cb = *cb;
-	atomic_store(&d->stop, false);
-	r = pthread_create(&d->thread, NULL, replay_thread, d);
-	if (r)
-		return -r;
-	d->running = true;
-	return 0;
-}
-
-static void replay_stop(struct emg_device *dev)
-{
-	struct replay_dev *d = (struct replay_dev *)dev;
-
-	if (!d->running)
-		return;
-	atomic_store_explicit(&d->stop, true, memory_order_release);
-	pthread_join(d->thread, NULL);
-	d->running = false;
-}
-
 static void replay_close(struct emg_device *dev)
 {
 	struct replay_dev *d = (struct replay_dev *)dev;
 
 	if (!d)
 		return;
-	replay_stop(dev);
+	emg_paced_stop(dev);
 	src_free(&d->s);
 	free(d->cbuf);
 	free(d);
@@ -662,7 +602,7 @@ const struct emg_device_ops emg_replay_ops = {
 	.help = "plays an EDF/BDF recording or a CSV file, in real time or as fast as possible",
 	.open = replay_open,
 	.info = replay_info,
-	.start = replay_start,
-	.stop = replay_stop,
+	.start = emg_paced_start,
+	.stop = emg_paced_stop,
 	.close = replay_close,
 };

@@ -129,6 +129,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "paced.h"
 #include "synth.h"
 #include "../muscles.h"
 
@@ -1832,79 +1833,33 @@ size_t emg_synth_heartbeats(const struct emg_synth *s, uint64_t from, uint64_t t
 
 /* ---------------------------------------------------------- device ops */
 
-/*
- * The device thread delivers max(1, rate/1000) frames per ~1 ms tick (for
- * rates below 1 kHz one frame per 1/rate), with the frame count per tick
- * computed from the tick number so the long-run rate is exact for any rate.
- * In real-time mode it sleeps to absolute deadlines (CLOCK_MONOTONIC,
- * TIMER_ABSTIME).  If it wakes more than 100 ms late (machine suspended,
- * debugger, starved), it re-anchors its schedule at "now" instead of
- * bursting out the backlog: the sample clock simply pauses, first_seq stays
- * contiguous and nothing is reported lost (a synth loses nothing).
- */
+/* The device thread is emg_paced's (paced.h): frames due every ~1 ms tick,
+ * sleeping to absolute deadlines; a synth loses nothing. */
 struct synth_dev {
-	struct emg_device dev;   /* first: the generic handle */
+	struct emg_paced_dev p;  /* first: the paced device (and the generic handle) */
 	struct emg_synth *s;
-	bool realtime;
 	uint64_t seed;
 	uint64_t hang_at;        /* fault injection: sample index where delivery stops, 0 = never */
 	float *buf;
-	pthread_t thread;
-	bool running;
-	atomic_bool stop;
-	struct emg_device_callbacks cb;
 };
 
-#define RESYNC_NS 100000000ull
-
-static void *synth_thread(void *arg)
+static int synth_produce(struct emg_paced_dev *p, unsigned n)
 {
-	struct synth_dev *d = arg;
-	const double rate = emg_synth_rate(d->s);
-	const double tick_ns = rate >= 1000.0 ? 1e6 : 1e9 / rate;
-	const double per_tick = rate >= 1000.0 ? rate / 1000.0 : 1.0;
-	uint64_t k = 0, done = 0;
-	uint64_t t0 = emg_now_ns();
+	struct synth_dev *d = (struct synth_dev *)p;
+	uint64_t seq = emg_synth_position(d->s);
 
-	if (d->cb.state)
-		d->cb.state(d->cb.ud, EMG_DEVICE_STREAMING, "synth running");
-	while (!atomic_load_explicit(&d->stop, memory_order_acquire)) {
-		uint64_t due = (uint64_t)floor((double)(k + 1) * per_tick + 1e-9);
-		unsigned n = (unsigned)(due - done);
-
-		if (d->realtime) {
-			uint64_t deadline = t0 + (uint64_t)((double)(k + 1) * tick_ns);
-			uint64_t now = emg_now_ns();
-
-			if (now > deadline + RESYNC_NS) {
-				t0 += now - deadline; /* re-anchor: no catch-up burst */
-			} else if (now < deadline) {
-				struct timespec ts = {
-					.tv_sec = (time_t)(deadline / 1000000000u),
-					.tv_nsec = (long)(deadline % 1000000000u),
-				};
-				while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-				       EINTR)
-					;
-			}
-		}
-		if (d->hang_at && emg_synth_position(d->s) >= d->hang_at) {
-			/* A hung amplifier: no data, no state change, only stop() ends it.
-			 * Check the flag every 10 ms; this is a test aid, not the sample path. */
-			struct timespec ts = { .tv_sec = 0, .tv_nsec = 10000000 };
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if (n) {
-			uint64_t seq = emg_synth_position(d->s);
-
-			emg_synth_generate(d->s, d->buf, n);
-			d->cb.data(d->cb.ud, d->buf, n, seq, 0, emg_now_ns());
-		}
-		done = due;
-		k++;
+	if (d->hang_at && seq >= d->hang_at) {
+		/* A hung amplifier: no data, no state change, only stop() ends it.
+		 * Check the flag every 10 ms; this is a test aid, not the sample path. */
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 10000000 };
+		nanosleep(&ts, NULL);
+		return 0;
 	}
-	return NULL;
+	if (n) {
+		emg_synth_generate(d->s, d->buf, n);
+		p->cb.data(p->cb.ud, d->buf, n, seq, 0, emg_now_ns());
+	}
+	return 0;
 }
 
 static int synth_open(struct emg_device **out, const struct emg_device_config *cfg)
@@ -1914,16 +1869,19 @@ static int synth_open(struct emg_device **out, const struct emg_device_config *c
 
 	if (!d)
 		return -ENOMEM;
-	d->dev.ops = &emg_synth_ops;
-	d->realtime = cfg->realtime;
+	d->p.dev.ops = &emg_synth_ops;
+	d->p.realtime = cfg->realtime;
+	d->p.running_why = "synth running";
+	d->p.produce = synth_produce;
 	d->seed = cfg->seed;
-	atomic_init(&d->stop, false);
+	atomic_init(&d->p.stop, false);
 	r = emg_synth_new(&d->s, cfg);
 	if (r < 0) {
 		free(d);
 		return r;
 	}
 	double rate = emg_synth_rate(d->s);
+	d->p.rate = rate;
 	if (cfg->hang_after_s > 0)
 		d->hang_at = (uint64_t)ceil(cfg->hang_after_s * rate);
 	size_t maxn = rate >= 1000.0 ? (size_t)ceil(rate / 1000.0) + 1 : 1;
@@ -1934,7 +1892,7 @@ static int synth_open(struct emg_device **out, const struct emg_device_config *c
 		free(d);
 		return -ENOMEM;
 	}
-	*out = &d->dev;
+	*out = &d->p.dev;
 	return 0;
 }
 
@@ -1952,43 +1910,13 @@ static void synth_info(struct emg_device *dev, struct emg_device_info *info)
 	info->phys_max_uv = PHYS_MAX_UV;
 }
 
-static int synth_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
-{
-	struct synth_dev *d = (struct synth_dev *)dev;
-	int r;
-
-	if (!cb || !cb->data)
-		return -EINVAL;
-	if (d->running)
-		return -EBUSY;
-	d->cb = *cb;
-	atomic_store(&d->stop, false);
-	r = pthread_create(&d->thread, NULL, synth_thread, d);
-	if (r)
-		return -r;
-	pthread_setname_np(d->thread, "emgd-acq");
-	d->running = true;
-	return 0;
-}
-
-static void synth_stop(struct emg_device *dev)
-{
-	struct synth_dev *d = (struct synth_dev *)dev;
-
-	if (!d->running)
-		return;
-	atomic_store_explicit(&d->stop, true, memory_order_release);
-	pthread_join(d->thread, NULL);
-	d->running = false;
-}
-
 static void synth_close(struct emg_device *dev)
 {
 	struct synth_dev *d = (struct synth_dev *)dev;
 
 	if (!d)
 		return;
-	synth_stop(dev);
+	emg_paced_stop(dev);
 	emg_synth_free(d->s);
 	free(d->buf);
 	free(d);
@@ -1999,7 +1927,7 @@ const struct emg_device_ops emg_synth_ops = {
 	.help = "synthetic sEMG with scripted hip exercises, artefacts and ground truth",
 	.open = synth_open,
 	.info = synth_info,
-	.start = synth_start,
-	.stop = synth_stop,
+	.start = emg_paced_start,
+	.stop = emg_paced_stop,
 	.close = synth_close,
 };

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "ads1299.h"
 #include "usb.h"
+#include "../muscles.h"
 
 #define SEC 1000000000ull
 #define MS 1000000ull
@@ -681,4 +683,61 @@ void emg_usb_free(struct emg_usb *u)
 	libusb_exit(u->ctx);
 	pthread_mutex_destroy(&u->ident_lock);
 	free(u);
+}
+
+/* ---- the device side every USB amplifier driver shares ---- */
+
+int emg_usb_dev_params(const struct emg_device_config *cfg, const char *name,
+		       unsigned max_channels, const char *max_why, unsigned *channels,
+		       unsigned *gain)
+{
+	*gain = cfg->gain ? cfg->gain : EMG_ADS1299_DEFAULT_GAIN;
+	*channels = cfg->channels;
+	if (!*channels)
+		*channels = cfg->muscles ? emg_muscles_channels_needed(cfg->muscles) : 8;
+	if (!*channels)
+		*channels = 8;
+	if (*channels > max_channels) {
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "%s: %u channels: %s", name, *channels, max_why);
+		return -EINVAL;
+	}
+	if (emg_ads1299_gain_index(*gain) < 0) {
+		emg_log_to(cfg->log, cfg->log_ud, LOG_ERR, "%s: gain %u: the ADS1299 allows 1, 2, 4, 6, 8, 12 or 24",
+			       name, *gain);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void emg_usb_dev_emit(void *ud, const float *frames, unsigned n, uint64_t seq, uint32_t lost)
+{
+	struct emg_usb_dev *d = ud;
+
+	d->cb.data(d->cb.ud, frames, n, seq, lost, d->t_ns);
+	emg_usb_alive(d->usb, d->t_ns);
+}
+
+int emg_usb_dev_start(struct emg_device *dev, const struct emg_device_callbacks *cb)
+{
+	struct emg_usb_dev *d = (struct emg_usb_dev *)dev;
+
+	if (!cb || !cb->data)
+		return -EINVAL;
+	d->cb = *cb;
+	return emg_usb_start(d->usb, cb);
+}
+
+void emg_usb_dev_stop(struct emg_device *dev)
+{
+	emg_usb_stop(((struct emg_usb_dev *)dev)->usb);
+}
+
+void emg_usb_dev_close(struct emg_device *dev)
+{
+	struct emg_usb_dev *d = (struct emg_usb_dev *)dev;
+
+	if (!d)
+		return;
+	emg_usb_free(d->usb);
+	free(d);
 }

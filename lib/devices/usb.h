@@ -126,4 +126,34 @@ int emg_usb_find_iface(libusb_device_handle *h, int iface_class);
 /* libusb error code to a negative errno. */
 int emg_usb_errno(int libusb_err);
 
+/* ---- the device side every USB amplifier driver shares ---- */
+
+/* A USB driver's device struct begins with this; the device ops below run it. */
+struct emg_usb_dev {
+	struct emg_device dev;          /* first: the generic handle */
+	struct emg_usb *usb;
+	struct emg_device_callbacks cb;
+	uint64_t t_ns;                  /* arrival of the transfer being decoded */
+};
+
+/* Channels and PGA gain to open with: cfg->channels, else what [muscles] needs,
+ * else 8, at most max_channels (max_why says why, for the log); gain 0 = 24.
+ * Logs the reason and returns -EINVAL when out of range. */
+int emg_usb_dev_params(const struct emg_device_config *cfg, const char *name,
+		       unsigned max_channels, const char *max_why, unsigned *channels,
+		       unsigned *gain);
+
+/* Decoder output (ud = the struct emg_usb_dev): frames to the data callback,
+ * stamped with the transfer's arrival, and the device is alive.  Event thread. */
+void emg_usb_dev_emit(void *ud, const float *frames, unsigned n, uint64_t seq, uint32_t lost);
+
+/* emg_device_ops.start of a USB driver. */
+int emg_usb_dev_start(struct emg_device *dev, const struct emg_device_callbacks *cb);
+
+/* emg_device_ops.stop of a USB driver. */
+void emg_usb_dev_stop(struct emg_device *dev);
+
+/* emg_device_ops.close of a USB driver: frees the emg_usb and the struct. */
+void emg_usb_dev_close(struct emg_device *dev);
+
 #endif
