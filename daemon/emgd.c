@@ -1230,8 +1230,8 @@ static int start_engine(struct daemon *d)
 	r = emg_device_open(&d->dev, &dc);
 	if (r < 0) {
 		/* the replay driver has logged why (and a CSV's line): "Invalid argument" would only mislead */
-		if (!strcmp(d->cfg.driver, "replay") && d->cfg.file[0])
-			emg_log(LOG_ERR, "device replay: cannot play %s (reason above)", d->cfg.file);
+		if (!strcmp(d->cfg.driver, "replay") && d->cfg.dev.file[0])
+			emg_log(LOG_ERR, "device replay: cannot play %s (reason above)", d->cfg.dev.file);
 		else
 			emg_log_errno(LOG_ERR, r, "device %s: cannot open", d->cfg.driver);
 		return r;
@@ -1375,14 +1375,6 @@ static int bind_osc(struct daemon *d)
 static void oq_log(void *ud, int prio, const char *msg)
 {
 	emg_log(prio, "%s", msg);
-}
-
-static int oscquery_changed(const struct emg_config *a, const struct emg_config *b)
-{
-	return a->oscquery != b->oscquery || a->mdns != b->mdns ||
-	       strcmp(a->oscquery_http.host, b->oscquery_http.host) ||
-	       a->oscquery_http.port != b->oscquery_http.port ||
-	       strcmp(a->oscquery_name, b->oscquery_name);
 }
 
 /* The OSC publisher's copy of every stream packet, for OSCQuery's WebSocket (LISTEN) clients. */
@@ -1576,7 +1568,8 @@ static void reload(struct daemon *d)
 	struct emg_osc_params op;
 	struct emg_hostport old_listen;
 	int listen_changed, oq_changed, was_auto, r;
-	char msg[PATH_MAX + 80];
+	unsigned effects;
+	char msg[PATH_MAX + 80], changed[256], what[128];
 
 	/* a stack buffer, not sd_notifyf(): see notify_status() */
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
@@ -1594,18 +1587,23 @@ static void reload(struct daemon *d)
 	emg_calib_merge(nc, d->calib);
 	emg_calib_free(d->calib);
 	d->calib = nc;
-	listen_changed = strcmp(n.listen.host, d->cfg.listen.host) || n.listen.port != d->cfg.listen.port;
-	oq_changed = listen_changed || oscquery_changed(&d->cfg, &n);
+	/* what to redo follows from the config table's flags of the keys that changed */
+	effects = emg_config_diff(&d->cfg, &n, changed, sizeof(changed));
+	emg_config_effects_text(effects, what, sizeof(what));
+	emg_log(LOG_INFO, "reload: changed: %s (%s)", changed[0] ? changed : "nothing", what[0] ? what : "no effect");
+	if (effects & EMG_CFG_RESTART)
+		emg_log(LOG_WARNING, "reload: some of %s take effect only when emgd restarts (emgd.conf(5))", changed);
+	listen_changed = !!(effects & EMG_CFG_OSC_SOCKET);
+	oq_changed = !!(effects & EMG_CFG_OSCQUERY);
 	old_listen = d->cfg.listen;
 	was_auto = d->cfg.record == EMG_RECORD_AUTO;
 
-	if (emg_config_device_changed(&d->cfg, &n) || !d->recs ||
+	if ((effects & EMG_CFG_DEVICE) || !d->recs ||
 	    rec_slot_size(n.muscles) > emg_ring_slot_size(d->recs)) {
 		/* A different amplifier or rate, or more muscles than a record slot
 		 * holds: restarting the device is unavoidable. */
 		emg_log(LOG_NOTICE, "reload: %s, restarting the device",
-		       emg_config_device_changed(&d->cfg, &n) ? "device settings changed"
-							    : "more muscles than before");
+			(effects & EMG_CFG_DEVICE) ? "device settings changed" : "more muscles than before");
 		stop_engine(d, 1);
 		emg_config_release(&d->cfg);
 		d->cfg = n;
@@ -1737,7 +1735,7 @@ static void usage(FILE *f)
 		"  -c, --config FILE      read FILE instead of the built-in defaults\n"
 		"                         (packaged default: %s/emgd.conf)\n"
 		"      --check-config     validate the configuration and exit (status 1 on error)\n"
-		"  -d, --device DRIVER    override [device] driver (synth, cyton, hackeeg, replay)\n"
+		"  -d, --device DRIVER    override [device] driver (below)\n"
 		"  -l, --listen HOST:PORT override [osc] listen\n"
 		"  -s, --serial SERIAL    override [device] serial\n"
 		"  -i, --instance NAME    one of many on a host (emgd@NAME.service): [device] serial\n"
@@ -1749,8 +1747,12 @@ static void usage(FILE *f)
 		"  -V, --version          print the version\n"
 		"  -h, --help             this help\n\n"
 		"Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT stop.\n"
-		"See emgd(8), emgd.conf(5), emgctl(1).\n",
+		"See emgd(8), emgd.conf(5), emgctl(1).\n\n"
+		"Drivers ([device] driver; their keys in emgd.conf(5)):\n",
 		EMGD_SYSCONFDIR);
+	/* from the driver registry, so a new driver is listed without touching this */
+	for (const struct emg_device_ops *const *drv = emg_device_drivers(); *drv; drv++)
+		fprintf(f, "  %-9s%s\n", (*drv)->name, (*drv)->help);
 }
 
 int main(int argc, char **argv)

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,6 @@
 
 #include "config.h"
 #include "emgd-config.h"
-#include "devices/replay.h"
 #include "text.h"
 
 /*
@@ -22,7 +22,9 @@
  * allowed.  The "allowed" text is what an error message quotes, so the
  * table is the single source of truth for both parsing and diagnostics.
  */
-enum ktype { K_DOUBLE, K_UINT, K_BOOL, K_STR, K_CUSTOM };
+enum ktype { K_DOUBLE, K_UINT, K_BOOL, K_STR, K_CUSTOM, K_DEVOPT };
+/* How a reload compares a key's field between two configs. */
+enum kcmp { C_MEM, C_STR, C_HOSTPORT, C_TARGETS, C_ALLOW };
 
 struct kdef;
 typedef int (*kparse_fn)(struct emg_config *cfg, const char *v);
@@ -31,15 +33,27 @@ struct kdef {
 	const char *section;
 	const char *name;
 	enum ktype type;
-	size_t off;      /* offset in struct emg_config */
-	size_t size;     /* K_STR buffer size */
+	size_t off;      /* the field in struct emg_config (K_CUSTOM: the one it sets) */
+	size_t size;     /* its size: the K_STR buffer, the bytes C_MEM compares */
 	double min, max; /* K_DOUBLE / K_UINT range */
 	kparse_fn parse; /* K_CUSTOM */
-	const char *allowed;
+	enum kcmp cmp;
+	unsigned flags;  /* enum emg_config_effect, plus SYNTH_READS */
+	const char *allowed; /* NULL: the registry's driver names */
+	const struct emg_device_option *opt; /* K_DEVOPT: a driver's option */
 };
 
+/* The synth reads this key too (it hums at [dsp] mains): with the synth
+ * running, a change restarts the device. */
+#define SYNTH_READS (1u << 16)
+
 #define OFF(f) offsetof(struct emg_config, f)
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+#define FIELD(f) OFF(f), sizeof(((struct emg_config *)0)->f)
+#define DBL(sec, key, f, lo, hi, fl, txt) { sec, key, K_DOUBLE, FIELD(f), lo, hi, NULL, C_MEM, fl, txt, NULL }
+#define UINT(sec, key, f, lo, hi, fl, txt) { sec, key, K_UINT, FIELD(f), lo, hi, NULL, C_MEM, fl, txt, NULL }
+#define BOOL(sec, key, f, fl) { sec, key, K_BOOL, FIELD(f), 0, 0, NULL, C_MEM, fl, "yes or no", NULL }
+#define STR(sec, key, f, fl, txt) { sec, key, K_STR, FIELD(f), 0, 0, NULL, C_STR, fl, txt, NULL }
+#define CUSTOM(sec, key, f, fn, cmp, fl, txt) { sec, key, K_CUSTOM, FIELD(f), 0, 0, fn, cmp, fl, txt, NULL }
 
 static int parse_bool(const char *v, bool *out)
 {
@@ -78,50 +92,6 @@ static int p_rate(struct emg_config *c, const char *v)
 		return -EINVAL;
 	c->rate = d;
 	return 0;
-}
-
-static int p_scenario(struct emg_config *c, const char *v)
-{
-	static const char *const ok[] = { "session", "rest", "bridge", "hip_thrust",
-					  "abduction", "prone_hip_ext" };
-	for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (!strcmp(v, ok[i])) {
-			snprintf(c->scenario, sizeof(c->scenario), "%s", v);
-			return 0;
-		}
-	return -EINVAL;
-}
-
-static int p_realism(struct emg_config *c, const char *v)
-{
-	if (!strcmp(v, "realistic"))
-		c->realism = EMG_SYNTH_REALISTIC;
-	else if (!strcmp(v, "plain"))
-		c->realism = EMG_SYNTH_PLAIN;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static int p_gain(struct emg_config *c, const char *v)
-{
-	static const char *const ok[] = { "1", "2", "4", "6", "8", "12", "24" };
-
-	for (unsigned i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (!strcmp(v, ok[i])) {
-			c->gain = (unsigned)atoi(v);
-			return 0;
-		}
-	return -EINVAL;
-}
-
-static int p_seed(struct emg_config *c, const char *v)
-{
-	char *end;
-
-	errno = 0;
-	c->seed = strtoull(v, &end, 0);
-	return (errno || end == v || *end || *v == '-') ? -EINVAL : 0;
 }
 
 static int p_mains(struct emg_config *c, const char *v)
@@ -283,106 +253,122 @@ static int p_rec_dir(struct emg_config *c, const char *v)
 	return p_dir(c->recordings_dir, sizeof(c->recordings_dir), v);
 }
 
+#define P EMG_CFG_PIPELINE
+
 static const struct kdef keys[] = {
-	{ "device", "driver", K_CUSTOM, 0, 0, 0, 0, p_driver, "synth, cyton, hackeeg or replay" },
-	{ "device", "rate", K_CUSTOM, OFF(rate), 0, 0, 0, p_rate, "0 (driver default) or 250..16000 Hz" },
-	{ "device", "channels", K_UINT, OFF(channels), 0, 0, EMG_DEVICE_MAX_CHANNELS, NULL, "0 (enough for [muscles]) .. 256" },
-	{ "device", "gain", K_CUSTOM, 0, 0, 0, 0, p_gain, "1, 2, 4, 6, 8, 12 or 24 (ADS1299 amplifiers)" },
-	{ "device", "serial", K_STR, OFF(serial), sizeof(((struct emg_config *)0)->serial), 0, 0, NULL, "a serial number, up to 63 characters" },
-	{ "device", "file", K_STR, OFF(file), PATH_MAX, 0, 0, NULL, "a file path" },
-	{ "device", "realtime", K_BOOL, OFF(realtime), 0, 0, 0, NULL, "yes or no" },
-	{ "device", "seed", K_CUSTOM, 0, 0, 0, 0, p_seed, "an unsigned 64-bit integer" },
-	{ "device", "snr_db", K_DOUBLE, OFF(snr_db), 0, 0, 80, NULL, "0..80 dB" },
-	{ "device", "mains_uv", K_DOUBLE, OFF(synth_mains_uv), 0, 0, 5000, NULL, "0..5000 uV" },
-	{ "device", "wander", K_BOOL, OFF(wander), 0, 0, 0, NULL, "yes or no" },
-	{ "device", "pops", K_BOOL, OFF(pops), 0, 0, 0, NULL, "yes or no" },
-	{ "device", "hang_after_s", K_DOUBLE, OFF(hang_after_s), 0, 0, 1e6, NULL, "0 (never) or seconds: synth stops delivering, to test the watchdog" },
-	{ "device", "scenario", K_CUSTOM, 0, 0, 0, 0, p_scenario, "session, rest, bridge, hip_thrust, abduction or prone_hip_ext" },
-	{ "device", "realism", K_CUSTOM, 0, 0, 0, 0, p_realism, "realistic or plain" },
-	{ "device", "ecg_uv", K_DOUBLE, OFF(ecg_uv), 0, 0, 1000, NULL, "0 (off) .. 1000 uV" },
-	{ "device", "ramps", K_BOOL, OFF(ramps), 0, 0, 0, NULL, "yes or no" },
-	{ "device", "crosstalk", K_BOOL, OFF(crosstalk), 0, 0, 0, NULL, "yes or no" },
-	{ "device", "tonic", K_BOOL, OFF(tonic), 0, 0, 0, NULL, "yes or no" },
-	{ "device", "motion", K_BOOL, OFF(motion), 0, 0, 0, NULL, "yes or no" },
+	/* [device]: the keys of every driver; the drivers' own options follow (table_build) */
+	CUSTOM("device", "driver", driver, p_driver, C_STR, EMG_CFG_DEVICE, NULL),
+	CUSTOM("device", "rate", rate, p_rate, C_MEM, EMG_CFG_DEVICE, "0 (driver default) or 250..16000 Hz"),
+	UINT("device", "channels", channels, 0, EMG_DEVICE_MAX_CHANNELS, EMG_CFG_DEVICE, "0 (enough for [muscles]) .. 256"),
+	STR("device", "serial", serial, EMG_CFG_DEVICE, "a serial number, up to 63 characters"),
 
-	{ "dsp", "highpass", K_DOUBLE, OFF(pipe.filter.highpass_hz), 0, 0, 200, NULL, "0 (off) .. 200 Hz" },
-	{ "dsp", "highpass_order", K_CUSTOM, 0, 0, 0, 0, p_hp_order, "2, 4, 6 or 8" },
-	{ "dsp", "lowpass", K_DOUBLE, OFF(pipe.filter.lowpass_hz), 0, 0, 8000, NULL, "0 (off) .. 8000 Hz (clamped to 0.45 x rate)" },
-	{ "dsp", "lowpass_order", K_CUSTOM, 0, 0, 0, 0, p_lp_order, "2, 4, 6 or 8" },
-	{ "dsp", "mains", K_CUSTOM, 0, 0, 0, 0, p_mains, "50, 60 or off" },
-	{ "dsp", "notch_q", K_DOUBLE, OFF(pipe.filter.notch_q), 0, 1, 200, NULL, "1..200" },
-	{ "dsp", "rms_window_ms", K_DOUBLE, OFF(pipe.rms_window_ms), 0, 5, 2000, NULL, "5..2000 ms" },
-	{ "dsp", "onset_window_ms", K_DOUBLE, OFF(pipe.onset.window_ms), 0, 2, 500, NULL, "2..500 ms" },
-	{ "dsp", "detector", K_CUSTOM, 0, 0, 0, 0, p_detector, "hodges, tkeo or bonato" },
-	{ "dsp", "threshold_k", K_DOUBLE, OFF(pipe.onset.k), 0, 0.5, 50, NULL, "0.5..50 (standard deviations)" },
-	{ "dsp", "hold_ms", K_DOUBLE, OFF(pipe.onset.hold_ms), 0, 1, 1000, NULL, "1..1000 ms" },
-	{ "dsp", "offset_ms", K_DOUBLE, OFF(pipe.onset.offset_ms), 0, 1, 5000, NULL, "1..5000 ms" },
-	{ "dsp", "min_burst_ms", K_DOUBLE, OFF(pipe.onset.min_burst_ms), 0, 1, 5000, NULL, "1..5000 ms" },
-	{ "dsp", "report_ms", K_DOUBLE, OFF(pipe.onset.report_ms), 0, 0, 5000, NULL, "0..5000 ms (0: report at once)" },
-	{ "dsp", "bonato_pfa", K_DOUBLE, OFF(pipe.onset.bonato_pfa), 0, 1e-9, 0.5, NULL, "1e-9..0.5" },
-	{ "dsp", "ecg", K_CUSTOM, 0, 0, 0, 0, p_ecg, "off, highpass, subtract or both" },
-	{ "dsp", "ecg_highpass_hz", K_DOUBLE, OFF(pipe.ecg.highpass_hz), 0, 5, 200, NULL, "5..200 Hz" },
-	{ "dsp", "ecg_highpass_order", K_CUSTOM, 0, 0, 0, 0, p_ecg_order, "2, 4, 6 or 8" },
-	{ "dsp", "ecg_muscles", K_STR, OFF(ecg_muscles), sizeof(((struct emg_config *)0)->ecg_muscles), 0, 0, NULL, "all, or the [muscles] names that get ECG rejection, separated by spaces" },
+	DBL("dsp", "highpass", pipe.filter.highpass_hz, 0, 200, P, "0 (off) .. 200 Hz"),
+	CUSTOM("dsp", "highpass_order", pipe.filter.highpass_order, p_hp_order, C_MEM, P, "2, 4, 6 or 8"),
+	DBL("dsp", "lowpass", pipe.filter.lowpass_hz, 0, 8000, P, "0 (off) .. 8000 Hz (clamped to 0.45 x rate)"),
+	CUSTOM("dsp", "lowpass_order", pipe.filter.lowpass_order, p_lp_order, C_MEM, P, "2, 4, 6 or 8"),
+	CUSTOM("dsp", "mains", pipe.filter.mains_hz, p_mains, C_MEM, P | SYNTH_READS, "50, 60 or off"),
+	DBL("dsp", "notch_q", pipe.filter.notch_q, 1, 200, P, "1..200"),
+	DBL("dsp", "rms_window_ms", pipe.rms_window_ms, 5, 2000, P, "5..2000 ms"),
+	DBL("dsp", "onset_window_ms", pipe.onset.window_ms, 2, 500, P, "2..500 ms"),
+	CUSTOM("dsp", "detector", pipe.onset.method, p_detector, C_MEM, P, "hodges, tkeo or bonato"),
+	DBL("dsp", "threshold_k", pipe.onset.k, 0.5, 50, P, "0.5..50 (standard deviations)"),
+	DBL("dsp", "hold_ms", pipe.onset.hold_ms, 1, 1000, P, "1..1000 ms"),
+	DBL("dsp", "offset_ms", pipe.onset.offset_ms, 1, 5000, P, "1..5000 ms"),
+	DBL("dsp", "min_burst_ms", pipe.onset.min_burst_ms, 1, 5000, P, "1..5000 ms"),
+	DBL("dsp", "report_ms", pipe.onset.report_ms, 0, 5000, P, "0..5000 ms (0: report at once)"),
+	DBL("dsp", "bonato_pfa", pipe.onset.bonato_pfa, 1e-9, 0.5, P, "1e-9..0.5"),
+	CUSTOM("dsp", "ecg", pipe.ecg.mode, p_ecg, C_MEM, P, "off, highpass, subtract or both"),
+	DBL("dsp", "ecg_highpass_hz", pipe.ecg.highpass_hz, 5, 200, P, "5..200 Hz"),
+	CUSTOM("dsp", "ecg_highpass_order", pipe.ecg.highpass_order, p_ecg_order, C_MEM, P, "2, 4, 6 or 8"),
+	STR("dsp", "ecg_muscles", ecg_muscles, P, "all, or the [muscles] names that get ECG rejection, separated by spaces"),
 
-	{ "osc", "listen", K_CUSTOM, 0, 0, 0, 0, p_listen, "host:port with a numeric IPv4 or [IPv6] address, host:auto or auto" },
-	{ "osc", "publish_rate", K_DOUBLE, OFF(pipe.publish_rate), 0, 1, 1000, NULL, "1..1000 Hz" },
-	{ "osc", "target", K_CUSTOM, 0, 0, 0, 0, p_target, "host:port (numeric), up to 16 target lines" },
-	{ "osc", "max_subscribers", K_UINT, OFF(max_subscribers), 0, 1, 1024, NULL, "1..1024" },
-	{ "osc", "max_subscribers_per_host", K_UINT, OFF(max_subscribers_per_host), 0, 1, 1024, NULL, "1..1024 (loopback counts as one host)" },
-	{ "osc", "lease", K_UINT, OFF(default_lease_s), 0, 1, 300, NULL, "1..300 s" },
-	{ "osc", "max_lease", K_UINT, OFF(max_lease_s), 0, 1, 3600, NULL, "1..3600 s" },
-	{ "osc", "rate_limit", K_DOUBLE, OFF(rate_limit), 0, 1, 100000, NULL, "1..100000 packets/s per source host" },
-	{ "osc", "rate_burst", K_UINT, OFF(rate_burst), 0, 1, 100000, NULL, "1..100000 packets" },
-	{ "osc", "allow", K_CUSTOM, 0, 0, 0, 0, p_allow, "IPv4/IPv6 networks in CIDR form, e.g. 192.168.1.0/24 fd00::/8 (at most 32)" },
+	/* OSCQuery advertises the OSC port: a new listen address restarts it too */
+	CUSTOM("osc", "listen", listen, p_listen, C_HOSTPORT, EMG_CFG_OSC_SOCKET | EMG_CFG_OSCQUERY, "host:port with a numeric IPv4 or [IPv6] address, host:auto or auto"),
+	DBL("osc", "publish_rate", pipe.publish_rate, 1, 1000, P, "1..1000 Hz"),
+	CUSTOM("osc", "target", targets, p_target, C_TARGETS, EMG_CFG_OSC, "host:port (numeric), up to 16 target lines"),
+	UINT("osc", "max_subscribers", max_subscribers, 1, 1024, EMG_CFG_OSC, "1..1024"),
+	UINT("osc", "max_subscribers_per_host", max_subscribers_per_host, 1, 1024, EMG_CFG_OSC, "1..1024 (loopback counts as one host)"),
+	UINT("osc", "lease", default_lease_s, 1, 300, EMG_CFG_OSC, "1..300 s"),
+	UINT("osc", "max_lease", max_lease_s, 1, 3600, EMG_CFG_OSC, "1..3600 s"),
+	DBL("osc", "rate_limit", rate_limit, 1, 100000, EMG_CFG_OSC, "1..100000 packets/s per source host"),
+	UINT("osc", "rate_burst", rate_burst, 1, 100000, EMG_CFG_OSC, "1..100000 packets"),
+	/* the HTTP server serves whom OSC control serves */
+	CUSTOM("osc", "allow", allow, p_allow, C_ALLOW, EMG_CFG_OSC | EMG_CFG_OSCQUERY_LIVE, "IPv4/IPv6 networks in CIDR form, e.g. 192.168.1.0/24 fd00::/8 (at most 32)"),
 
-	{ "daemon", "state_dir", K_CUSTOM, 0, 0, 0, 0, p_state_dir, "an absolute path" },
-	{ "daemon", "recordings_dir", K_CUSTOM, 0, 0, 0, 0, p_rec_dir, "an absolute path" },
-	{ "daemon", "record", K_CUSTOM, 0, 0, 0, 0, p_record, "off or auto" },
-	{ "daemon", "record_format", K_CUSTOM, 0, 0, 0, 0, p_record_format, "bdf (24-bit BDF+) or edf (16-bit EDF+)" },
-	{ "daemon", "record_filtered", K_BOOL, OFF(record_filtered), 0, 0, 0, NULL, "yes or no" },
-	{ "daemon", "record_envelopes", K_BOOL, OFF(record_envelopes), 0, 0, 0, NULL, "yes or no" },
-	{ "daemon", "mlock", K_BOOL, OFF(mlock), 0, 0, 0, NULL, "yes or no" },
-	{ "daemon", "rt_priority", K_UINT, OFF(rt_priority), 0, 0, 99, NULL, "0 (off) .. 99" },
+	CUSTOM("daemon", "state_dir", state_dir, p_state_dir, C_STR, EMG_CFG_RESTART, "an absolute path"),
+	CUSTOM("daemon", "recordings_dir", recordings_dir, p_rec_dir, C_STR, EMG_CFG_RECORDING, "an absolute path"),
+	CUSTOM("daemon", "record", record, p_record, C_MEM, EMG_CFG_RECORDING, "off or auto"),
+	CUSTOM("daemon", "record_format", record_edf, p_record_format, C_MEM, EMG_CFG_RECORDING, "bdf (24-bit BDF+) or edf (16-bit EDF+)"),
+	BOOL("daemon", "record_filtered", record_filtered, EMG_CFG_RECORDING),
+	BOOL("daemon", "record_envelopes", record_envelopes, EMG_CFG_RECORDING),
+	BOOL("daemon", "mlock", mlock, EMG_CFG_RESTART),
+	UINT("daemon", "rt_priority", rt_priority, 0, 99, EMG_CFG_RESTART, "0 (off) .. 99"),
 
-	{ "analytics", "order_window_ms", K_DOUBLE, OFF(analytics.order_window_ms), 0, 10, 2000, NULL, "10..2000 ms" },
-	{ "analytics", "min_rest_ms", K_DOUBLE, OFF(analytics.min_rest_ms), 0, 0, 10000, NULL, "0..10000 ms" },
-	{ "analytics", "pairs", K_STR, OFF(analytics_pairs), sizeof(((struct emg_config *)0)->analytics_pairs), 0, 0, NULL, "auto, none, or muscle:muscle pairs of [muscles] separated by spaces (at most 32)" },
+	DBL("analytics", "order_window_ms", analytics.order_window_ms, 10, 2000, EMG_CFG_ANALYTICS, "10..2000 ms"),
+	DBL("analytics", "min_rest_ms", analytics.min_rest_ms, 0, 10000, EMG_CFG_ANALYTICS, "0..10000 ms"),
+	STR("analytics", "pairs", analytics_pairs, EMG_CFG_ANALYTICS, "auto, none, or muscle:muscle pairs of [muscles] separated by spaces (at most 32)"),
 
-	{ "oscquery", "enabled", K_BOOL, OFF(oscquery), 0, 0, 0, NULL, "yes or no" },
-	{ "oscquery", "http", K_CUSTOM, 0, 0, 0, 0, p_oscquery_http, "host:port with a numeric IPv4 or [IPv6] address, host:auto or auto" },
-	{ "oscquery", "mdns", K_BOOL, OFF(mdns), 0, 0, 0, NULL, "yes or no" },
-	{ "oscquery", "name", K_CUSTOM, 0, 0, 0, 0, p_oscquery_name, "a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>)" },
-	{ "oscquery", "www", K_CUSTOM, 0, 0, 0, 0, p_oscquery_www, "an absolute path to the browser view's files, or empty (no view)" },
+	BOOL("oscquery", "enabled", oscquery, EMG_CFG_OSCQUERY),
+	CUSTOM("oscquery", "http", oscquery_http, p_oscquery_http, C_HOSTPORT, EMG_CFG_OSCQUERY, "host:port with a numeric IPv4 or [IPv6] address, host:auto or auto"),
+	BOOL("oscquery", "mdns", mdns, EMG_CFG_OSCQUERY),
+	CUSTOM("oscquery", "name", oscquery_name, p_oscquery_name, C_STR, EMG_CFG_OSCQUERY, "a service name in UTF-8 without control characters, up to 63 bytes (empty: emgd on <hostname>)"),
+	CUSTOM("oscquery", "www", oscquery_www, p_oscquery_www, C_STR, EMG_CFG_OSCQUERY_LIVE, "an absolute path to the browser view's files, or empty (no view)"),
 
-	{ "web", "control", K_BOOL, OFF(web_control), 0, 0, 0, NULL, "yes or no" },
-	{ "web", "token", K_CUSTOM, 0, 0, 0, 0, p_web_token, "empty (none), or 16 to 128 characters from A-Z a-z 0-9 - . _ ~" },
+	/* set on the running OSCQuery server */
+	BOOL("web", "control", web_control, EMG_CFG_OSCQUERY_LIVE),
+	CUSTOM("web", "token", web_token, p_web_token, C_STR, EMG_CFG_OSCQUERY_LIVE, "empty (none), or 16 to 128 characters from A-Z a-z 0-9 - . _ ~"),
 };
+
+#undef P
+
+#define NSTATIC (sizeof(keys) / sizeof(keys[0]))
+/* keys[] plus every driver option: room for the registry to grow */
+#define MAX_KEYS 160
+
+static struct kdef table[MAX_KEYS];
+static size_t ntable;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+/* The config table: keys[], with the registry's driver options after the
+ * common [device] keys (one row per option name: gain serves cyton and
+ * hackeeg).  Built once; read-only afterwards. */
+static void table_build(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NSTATIC; i++) {
+		table[n++] = keys[i];
+		if (strcmp(keys[i].section, "device") ||
+		    (i + 1 < NSTATIC && !strcmp(keys[i + 1].section, "device")))
+			continue;
+		for (const struct emg_device_ops *const *d = emg_device_drivers(); *d; d++)
+			for (const struct emg_device_option *o = (*d)->options; o && o->name; o++) {
+				if (emg_device_option_find(o->name, NULL) != o)
+					continue; /* declared by an earlier driver */
+				if (n + (NSTATIC - i) >= MAX_KEYS)
+					abort(); /* MAX_KEYS too small: a build-time bug */
+				table[n++] = (struct kdef){ "device", o->name, K_DEVOPT, 0, 0, 0, 0, NULL,
+							    C_MEM, EMG_CFG_DEVICE, o->allowed, o };
+			}
+	}
+	ntable = n;
+}
+
+static void table_ready(void)
+{
+	pthread_once(&table_once, table_build);
+}
 
 int emg_config_init(struct emg_config *cfg)
 {
-	struct emg_device_config dev;
 	int r;
 
+	table_ready();
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->driver, sizeof(cfg->driver), "synth");
 	cfg->rate = 0; /* each driver's own: synth/hackeeg 2000 Hz, cyton 250 (125 with Daisy) */
-	cfg->gain = 24;
-	/* the device's own defaults, kept in one place (lib/device.c) */
-	emg_device_config_default(&dev);
-	cfg->realtime = dev.realtime;
-	cfg->seed = dev.seed;
-	cfg->snr_db = dev.snr_db;
-	cfg->synth_mains_uv = dev.mains_uv;
-	cfg->wander = dev.wander;
-	cfg->pops = dev.pops;
-	snprintf(cfg->scenario, sizeof(cfg->scenario), "%s", dev.scenario);
-	cfg->realism = dev.realism;
-	cfg->ecg_uv = dev.ecg_uv;
-	cfg->ramps = dev.ramps;
-	cfg->crosstalk = dev.crosstalk;
-	cfg->tonic = dev.tonic;
-	cfg->motion = dev.motion;
+	/* the drivers' options: their tables' defaults (lib/device.c) */
+	emg_device_config_default(&cfg->dev);
 	emg_pipeline_config_default(&cfg->pipe);
 	snprintf(cfg->ecg_muscles, sizeof(cfg->ecg_muscles), "all");
 	snprintf(cfg->listen.host, sizeof(cfg->listen.host), "127.0.0.1");
@@ -447,16 +433,16 @@ struct parse_ctx {
 	/* Where each key of keys[] was set in this text and its value as written:
 	 * duplicates name both lines, and cross-key errors after the whole file was
 	 * read still name a line and quote the value as the user wrote it. */
-	unsigned key_line[NKEYS];
-	char key_text[NKEYS][48];
+	unsigned key_line[MAX_KEYS];
+	char key_text[MAX_KEYS][48];
 	unsigned muscles_line; /* first [muscles] entry, 0 = none in this text */
 };
 
-/* Index of [section] name in keys[], -1 if unknown. */
+/* Index of [section] name in table[], -1 if unknown. */
 static int key_index(const char *section, const char *name)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+	for (size_t i = 0; i < ntable; i++)
+		if (!strcmp(table[i].section, section) && !strcmp(table[i].name, name))
 			return (int)i;
 	return -1;
 }
@@ -602,6 +588,15 @@ static char *read_line(char *str, int num, void *stream)
 	return str;
 }
 
+/* What an error says is allowed for k; the driver list comes from the registry. */
+static const char *allowed_text(const struct kdef *k, char *buf, size_t len)
+{
+	if (k->allowed)
+		return k->allowed;
+	emg_device_names_text(buf, len);
+	return buf;
+}
+
 static int apply_key(struct emg_config *cfg, const struct kdef *k, const char *v)
 {
 	char *base = (char *)cfg;
@@ -634,6 +629,8 @@ static int apply_key(struct emg_config *cfg, const struct kdef *k, const char *v
 		return 0;
 	case K_CUSTOM:
 		return k->parse(cfg, v);
+	case K_DEVOPT:
+		return emg_device_option_set(&cfg->dev, k->opt, v);
 	}
 	return -EINVAL;
 }
@@ -695,8 +692,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			ctx->muscles_line = ctx->lineno;
 		return parse_muscle(ctx, name, value);
 	}
-	for (size_t i = 0; i < NKEYS; i++) {
-		const struct kdef *k = &keys[i];
+	for (size_t i = 0; i < ntable; i++) {
+		const struct kdef *k = &table[i];
 		if (strcmp(k->section, section))
 			continue;
 		known_section = 1;
@@ -709,10 +706,10 @@ static int handler(void *user, const char *section, const char *name, const char
 				    section, name, value, ctx->key_line[i]);
 		if (apply_key(ctx->cfg, k, value) < 0) {
 			/* the error goes to the journal: no control bytes, no invalid UTF-8 */
-			char shown[256];
+			char shown[256], names[256];
 			emg_text_clean(shown, sizeof(shown), value);
 			return fail(ctx, "[%s] %s = %s: bad value (allowed: %s)", section, name, shown,
-				    k->allowed);
+				    allowed_text(k, names, sizeof(names)));
 		}
 		ctx->key_line[i] = ctx->lineno;
 		if (strlen(value) < sizeof(ctx->key_text[i]))
@@ -729,10 +726,10 @@ static int handler(void *user, const char *section, const char *name, const char
 		/* List the section's keys so the typo is obvious. */
 		char list[512] = "";
 		size_t used = 0;
-		for (size_t i = 0; i < NKEYS; i++)
-			if (!strcmp(keys[i].section, section) && used < sizeof(list))
+		for (size_t i = 0; i < ntable; i++)
+			if (!strcmp(table[i].section, section) && used < sizeof(list))
 				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
-							 used ? ", " : "", keys[i].name);
+							 used ? ", " : "", table[i].name);
 		return fail(ctx, "[%s] %s: unknown key (allowed: %s)", section, name, list);
 	}
 }
@@ -802,15 +799,24 @@ static int validate(struct parse_ctx *ctx)
 	if (emg_muscles_count(c->muscles) == 0)
 		return fail_at(ctx, ctx->muscles_line,
 			       "[muscles]: no muscles (allowed: at least one 'name = channel' line)");
-	if (!strcmp(c->driver, "replay") && c->file[0]) {
-		/* A FIFO, device or directory would hang the daemon when the device opens:
-		 * refuse it here, so --check-config and a reload say so and a running
-		 * daemon keeps its configuration. */
+	{
+		/* The driver refuses what cannot work before anything opens (a FIFO as
+		 * the replay file would hang the daemon): --check-config and a reload
+		 * say so, and a running daemon keeps its configuration. */
+		const struct emg_device_ops *ops = emg_device_find(c->driver);
+		const struct emg_device_option *o = NULL;
 		char why[PATH_MAX + 128];
-		if (emg_replay_check(c->file, why, sizeof(why)) < 0)
-			return fail_at(ctx, line_of(ctx, "device", "file", line_of(ctx, "device", "driver", 0)),
-				       "[device] file = %s: %s (allowed: a regular EDF, BDF or CSV file)",
-				       c->file, why);
+
+		if (ops && ops->check && ops->check(&c->dev, why, sizeof(why)) < 0) {
+			/* the error names the driver's first path option, else [device] driver */
+			for (const struct emg_device_option *p = ops->options; p && p->name && !o; p++)
+				if (p->type == EMG_OPT_PATH)
+					o = p;
+			return fail_at(ctx, line_of(ctx, "device", o ? o->name : "driver",
+						    line_of(ctx, "device", "driver", 0)),
+				       "[device] %s = %s: %s (allowed: a regular EDF, BDF or CSV file)",
+				       o ? o->name : "driver", o ? (const char *)&c->dev + o->off : c->driver, why);
+		}
 	}
 	{
 		/* Pairs name muscles, which may be listed after [analytics]: resolve them last. */
@@ -833,6 +839,7 @@ int emg_config_parse(struct emg_config *cfg, const char *name, const char *text,
 	char msg[768] = "";
 	int line, r;
 
+	table_ready();
 	if (len > EMG_CONFIG_MAX_BYTES) {
 		snprintf(err, errlen, "%s: file too large (%zu bytes; allowed: at most %d)", name, len,
 			 EMG_CONFIG_MAX_BYTES);
@@ -933,43 +940,141 @@ int emg_config_load(struct emg_config *cfg, const char *path, char *err, size_t 
 
 void emg_config_device(const struct emg_config *cfg, struct emg_device_config *dev)
 {
-	emg_device_config_default(dev);
+	*dev = cfg->dev;
 	dev->driver = cfg->driver;
 	dev->rate = cfg->rate;
 	dev->channels = cfg->channels;
 	dev->serial = cfg->serial;
-	dev->file = cfg->file;
-	dev->realtime = cfg->realtime;
-	dev->seed = cfg->seed;
-	dev->snr_db = cfg->snr_db;
 	dev->mains_hz = cfg->pipe.filter.mains_hz ? cfg->pipe.filter.mains_hz : 50;
-	dev->mains_uv = cfg->synth_mains_uv;
-	dev->wander = cfg->wander;
-	dev->pops = cfg->pops;
-	dev->scenario = cfg->scenario;
-	dev->realism = cfg->realism;
-	dev->ecg_uv = cfg->ecg_uv;
-	dev->ramps = cfg->ramps;
-	dev->crosstalk = cfg->crosstalk;
-	dev->tonic = cfg->tonic;
-	dev->motion = cfg->motion;
 	dev->muscles = cfg->muscles;
-	dev->hang_after_s = cfg->hang_after_s;
-	dev->gain = cfg->gain;
+	dev->log = NULL;
+	dev->log_ud = NULL;
+}
+
+static int hostport_equal(const struct emg_hostport *a, const struct emg_hostport *b)
+{
+	return a->port == b->port && !strcmp(a->host, b->host);
+}
+
+static int key_equal(const struct kdef *k, const struct emg_config *a, const struct emg_config *b)
+{
+	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
+
+	if (k->type == K_DEVOPT)
+		return emg_device_option_equal(k->opt, &a->dev, &b->dev);
+	switch (k->cmp) {
+	case C_MEM:
+		return !memcmp(fa, fb, k->size);
+	case C_STR:
+		return !strcmp(fa, fb);
+	case C_HOSTPORT:
+		return hostport_equal((const void *)fa, (const void *)fb);
+	case C_TARGETS:
+		if (a->ntargets != b->ntargets)
+			return 0;
+		for (unsigned i = 0; i < a->ntargets; i++)
+			if (!hostport_equal(&a->targets[i], &b->targets[i]))
+				return 0;
+		return 1;
+	case C_ALLOW:
+		if (a->nallow != b->nallow)
+			return 0;
+		for (unsigned i = 0; i < a->nallow; i++)
+			if (a->allow[i].family != b->allow[i].family ||
+			    a->allow[i].prefix != b->allow[i].prefix ||
+			    memcmp(a->allow[i].addr, b->allow[i].addr, sizeof(a->allow[i].addr)))
+				return 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* Append "[section] name" to the changed-keys list, "..." once it is full. */
+static void note_changed(char *buf, size_t len, size_t *used, const char *section, const char *name)
+{
+	char item[96];
+	size_t n;
+
+	if (!buf || !len || *used >= len)
+		return;
+	n = (size_t)snprintf(item, sizeof(item), "%s[%s]%s%s", *used ? ", " : "", section,
+			     name ? " " : "", name ? name : "");
+	if (*used + n + 4 < len) {
+		memcpy(buf + *used, item, n + 1);
+		*used += n;
+	} else {
+		snprintf(buf + *used, len - *used, "%s", *used + 4 < len ? "..." : "");
+		*used = len;
+	}
+}
+
+unsigned emg_config_diff(const struct emg_config *a, const struct emg_config *b, char *changed,
+			 size_t changedlen)
+{
+	int synth = !strcmp(a->driver, "synth");
+	unsigned effects = 0;
+	size_t used = 0;
+
+	table_ready();
+	if (changed && changedlen)
+		changed[0] = '\0';
+	for (size_t i = 0; i < ntable; i++) {
+		const struct kdef *k = &table[i];
+		unsigned fl = k->flags & ~SYNTH_READS;
+
+		if (key_equal(k, a, b))
+			continue;
+		if ((k->flags & SYNTH_READS) && synth)
+			fl |= EMG_CFG_DEVICE;
+		effects |= fl;
+		note_changed(changed, changedlen, &used, k->section, k->name);
+	}
+	/* [muscles] lines are not table keys: a new map is a new pipeline, new
+	 * analytics and OSCQuery namespace; more channels than the device opened,
+	 * or any change for the synth (it plays each muscle's part), restart it. */
+	if (!emg_muscles_equal(a->muscles, b->muscles)) {
+		effects |= EMG_CFG_PIPELINE | EMG_CFG_ANALYTICS | EMG_CFG_OSCQUERY_LIVE;
+		if (synth ||
+		    emg_muscles_channels_needed(a->muscles) != emg_muscles_channels_needed(b->muscles))
+			effects |= EMG_CFG_DEVICE;
+		note_changed(changed, changedlen, &used, "muscles", NULL);
+	}
+	return effects;
 }
 
 int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b)
 {
-	return strcmp(a->driver, b->driver) || a->rate != b->rate || a->channels != b->channels ||
-	       strcmp(a->serial, b->serial) || strcmp(a->file, b->file) ||
-	       a->realtime != b->realtime || a->seed != b->seed || a->snr_db != b->snr_db ||
-	       a->synth_mains_uv != b->synth_mains_uv || a->wander != b->wander ||
-	       a->pops != b->pops || strcmp(a->scenario, b->scenario) ||
-	       a->realism != b->realism || a->ecg_uv != b->ecg_uv || a->ramps != b->ramps ||
-	       a->crosstalk != b->crosstalk || a->tonic != b->tonic || a->motion != b->motion ||
-	       a->hang_after_s != b->hang_after_s || a->gain != b->gain ||
-	       /* the synth hums at the configured mains frequency */
-	       (!strcmp(a->driver, "synth") && a->pipe.filter.mains_hz != b->pipe.filter.mains_hz) ||
-	       emg_muscles_channels_needed(a->muscles) != emg_muscles_channels_needed(b->muscles) ||
-	       (!strcmp(a->driver, "synth") && !emg_muscles_equal(a->muscles, b->muscles));
+	return !!(emg_config_diff(a, b, NULL, 0) & EMG_CFG_DEVICE);
+}
+
+int emg_config_key_at(size_t i, struct emg_config_key *out)
+{
+	const struct emg_device_ops *owner = NULL;
+	static char names[128];
+
+	table_ready();
+	if (i >= ntable)
+		return -ENOENT;
+	if (!names[0]) /* the same text every time: a race writes the same bytes */
+		emg_device_names_text(names, sizeof(names));
+	out->section = table[i].section;
+	out->name = table[i].name;
+	out->allowed = table[i].allowed ? table[i].allowed : names;
+	out->effects = table[i].flags & ~SYNTH_READS;
+	if (table[i].type == K_DEVOPT)
+		emg_device_option_find(table[i].name, &owner);
+	out->driver = owner ? owner->name : NULL;
+	return 0;
+}
+
+void emg_config_effects_text(unsigned mask, char *buf, size_t len)
+{
+	static const char *const names[] = { "device", "pipeline", "osc-socket", "osc", "oscquery",
+					     "oscquery-live", "recording", "analytics", "restart" };
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && used < len; i++)
+		if (mask & (1u << i))
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", names[i]);
 }

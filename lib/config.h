@@ -33,24 +33,13 @@ enum emg_record_mode { EMG_RECORD_OFF = 0, EMG_RECORD_AUTO };
 struct emg_config {
 	char path[PATH_MAX]; /* file it was read from, "" for built-in */
 
-	/* [device] */
+	/* [device]: the keys every driver has, then the drivers' own options
+	 * (dev.file, dev.seed, dev.gain, ...: their option tables, device.h) */
 	char driver[16];
 	double rate;
 	unsigned channels;
 	char serial[64];
-	char file[PATH_MAX];
-	bool realtime;
-	uint64_t seed;
-	double snr_db;
-	double synth_mains_uv;
-	bool wander;
-	bool pops;
-	char scenario[32];
-	enum emg_synth_realism realism; /* synth: realistic (default) or plain */
-	double ecg_uv;        /* synth, realistic: ECG on the strongest channel, uV */
-	bool ramps, crosstalk, tonic, motion; /* synth, realistic: each feature on/off */
-	double hang_after_s;
-	unsigned gain;        /* ADS1299 PGA gain for cyton/hackeeg */
+	struct emg_device_config dev; /* driver options only: see emg_config_device() */
 
 	/* [dsp] */
 	struct emg_pipeline_config pipe;
@@ -116,6 +105,44 @@ int emg_config_parse(struct emg_config *cfg, const char *name, const char *text,
 
 /* Fill a device config that points into cfg (valid while cfg lives). */
 void emg_config_device(const struct emg_config *cfg, struct emg_device_config *dev);
+
+/*
+ * What a reload must do when a key changes: each key of the config table
+ * carries these flags, and emg_config_diff() ORs the flags of the keys that
+ * differ between two configs.
+ */
+enum emg_config_effect {
+	EMG_CFG_DEVICE = 1 << 0,        /* restart the device (and the engine around it) */
+	EMG_CFG_PIPELINE = 1 << 1,      /* new DSP pipeline, swapped in between two blocks */
+	EMG_CFG_OSC_SOCKET = 1 << 2,    /* rebind the OSC socket */
+	EMG_CFG_OSC = 1 << 3,           /* new subscriber, lease, rate-limit, allow or target settings */
+	EMG_CFG_OSCQUERY = 1 << 4,      /* restart the OSCQuery HTTP server and its mDNS records */
+	EMG_CFG_OSCQUERY_LIVE = 1 << 5, /* updated on the running OSCQuery server */
+	EMG_CFG_RECORDING = 1 << 6,     /* recordings: used by the next one (record = auto: now) */
+	EMG_CFG_ANALYTICS = 1 << 7,     /* analytics parameters, kept counts */
+	EMG_CFG_RESTART = 1 << 8,       /* read at start-up only: takes effect when emgd restarts */
+};
+
+/* One key of the config table, for documentation and drift tests. */
+struct emg_config_key {
+	const char *section;
+	const char *name;
+	const char *allowed;  /* as config errors quote it */
+	unsigned effects;     /* enum emg_config_effect */
+	const char *driver;   /* a driver option: the first driver that declares it; else NULL */
+};
+
+/* Key i of the config table (the [muscles] lines are not keys); -ENOENT past the end. */
+int emg_config_key_at(size_t i, struct emg_config_key *out);
+
+/* Comma-separated names of the effects in mask ("device, pipeline"). */
+void emg_config_effects_text(unsigned mask, char *buf, size_t len);
+
+/* The effects of switching from a to b (OR of the differing keys' flags,
+ * [muscles] included); changed, if not NULL, lists those keys as
+ * "[device] snr_db, [osc] listen" (cut with "..." when it does not fit). */
+unsigned emg_config_diff(const struct emg_config *a, const struct emg_config *b, char *changed,
+			 size_t changedlen);
 
 /* 1 if the two configs need a device restart to switch between them. */
 int emg_config_device_changed(const struct emg_config *a, const struct emg_config *b);

@@ -43,4 +43,13 @@ static inline int emg_ads1299_gain_index(unsigned gain)
 	return -1;
 }
 
+/* The [device] gain option of every ADS1299 driver (their option tables share it). */
+#define EMG_ADS1299_GAIN_OPTION                                                             \
+	{ "gain", EMG_OPT_UINT, offsetof(struct emg_device_config, gain), 1, 24,              \
+	  emg_ads1299_gain_names, "24", "1, 2, 4, 6, 8, 12 or 24 (ADS1299 amplifiers)",         \
+	  "ADS1299 programmable gain; 24 gives +-187 mV at 0.02 uV resolution" }
+
+/* The gains as written in a config file, NULL-terminated (defined in usb.c). */
+extern const char *const emg_ads1299_gain_names[];
+
 #endif

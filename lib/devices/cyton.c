@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,9 +294,18 @@ static void cyton_info(struct emg_device *dev, struct emg_device_info *info)
 	info->phys_min_uv = -info->phys_max_uv;
 }
 
+static const struct emg_device_option cyton_options[] = {
+	EMG_ADS1299_GAIN_OPTION,
+	{ NULL },
+};
+
+static const struct emg_usb_id cyton_ids[] = { { EMG_CYTON_VID, EMG_CYTON_PID }, { 0, 0 } };
+
 const struct emg_device_ops emg_cyton_ops = {
 	.name = "cyton",
 	.help = "OpenBCI Cyton (8 ch, 250 Hz) or Cyton+Daisy (16 ch, 125 Hz) via its FTDI dongle",
+	.options = cyton_options,
+	.usb_ids = cyton_ids,
 	.open = cyton_open,
 	.info = cyton_info,
 	.start = emg_usb_dev_start,

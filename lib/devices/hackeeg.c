@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,9 +337,18 @@ static void hackeeg_info(struct emg_device *dev, struct emg_device_info *info)
 	info->phys_min_uv = -info->phys_max_uv;
 }
 
+static const struct emg_device_option hackeeg_options[] = {
+	EMG_ADS1299_GAIN_OPTION,
+	{ NULL },
+};
+
+static const struct emg_usb_id hackeeg_ids[] = { { EMG_HACKEEG_VID, EMG_HACKEEG_PID }, { 0, 0 } };
+
 const struct emg_device_ops emg_hackeeg_ops = {
 	.name = "hackeeg",
 	.help = "HackEEG ADS1299 shield on an Arduino Due (8 ch, 250 Hz-16 kHz) via native USB",
+	.options = hackeeg_options,
+	.usb_ids = hackeeg_ids,
 	.open = hackeeg_open,
 	.info = hackeeg_info,
 	.start = emg_usb_dev_start,

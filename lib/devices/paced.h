@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "../device.h"
 
@@ -39,6 +40,11 @@ struct emg_paced_dev {
 	bool running;
 	atomic_bool stop;
 };
+
+/* The realtime option of every paced driver (their option tables share it). */
+#define EMG_PACED_REALTIME_OPTION                                                          \
+	{ "realtime", EMG_OPT_BOOL, offsetof(struct emg_device_config, realtime), 0, 0, NULL, \
+	  "yes", "yes or no", "pace in real time (no: as fast as possible, for offline tests)" }
 
 /* True once emg_paced_stop() was called: a produce() that waits should return. */
 bool emg_paced_stopping(struct emg_paced_dev *d);

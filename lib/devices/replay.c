@@ -520,7 +520,7 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 	char err[PATH_MAX + 128];
 	int e;
 
-	if (!cfg->file || !cfg->file[0])
+	if (!cfg->file[0])
 		return -EINVAL;
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -547,7 +547,7 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 	}
 	base = strrchr(cfg->file, '/');
 	base = base ? base + 1 : cfg->file;
-	snprintf(d->model, sizeof(d->model), "replay: %s", base);
+	snprintf(d->model, sizeof(d->model), "replay: %.55s", base);
 	d->p.rate = d->s.rate;
 	*out = &d->p.dev;
 	return 0;
@@ -597,9 +597,25 @@ size_t emg_replay_frames(struct emg_device *dev)
 	return d->s.nframes;
 }
 
+static const struct emg_device_option replay_options[] = {
+	{ "file", EMG_OPT_PATH, offsetof(struct emg_device_config, file), 0, 0, NULL, "",
+	  "a file path", "the recording to play: .bdf, .edf or .csv" },
+	EMG_PACED_REALTIME_OPTION,
+	{ NULL },
+};
+
+/* A FIFO, device or directory would hang the daemon when the device opens:
+ * refused by --check-config and a reload, so a running daemon keeps going. */
+static int replay_check(const struct emg_device_config *cfg, char *why, size_t whylen)
+{
+	return cfg->file[0] ? emg_replay_check(cfg->file, why, whylen) : 0;
+}
+
 const struct emg_device_ops emg_replay_ops = {
 	.name = "replay",
 	.help = "plays an EDF/BDF recording or a CSV file, in real time or as fast as possible",
+	.options = replay_options,
+	.check = replay_check,
 	.open = replay_open,
 	.info = replay_info,
 	.start = emg_paced_start,

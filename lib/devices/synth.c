@@ -124,6 +124,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1922,9 +1923,48 @@ static void synth_close(struct emg_device *dev)
 	free(d);
 }
 
+#define OPT(f) offsetof(struct emg_device_config, f)
+
+static const char *const scenario_names[] = { "session", "rest", "bridge", "hip_thrust",
+					      "abduction", "prone_hip_ext", NULL };
+/* In enum emg_synth_realism order. */
+static const char *const realism_names[] = { "plain", "realistic", NULL };
+
+static const struct emg_device_option synth_options[] = {
+	EMG_PACED_REALTIME_OPTION,
+	{ "seed", EMG_OPT_U64, OPT(seed), 0, 0, NULL, "1", "an unsigned 64-bit integer",
+	  "random seed; the same seed gives the same signal, sample for sample" },
+	{ "snr_db", EMG_OPT_DOUBLE, OPT(snr_db), 0, 80, NULL, "30", "0..80 dB",
+	  "a 50 % MVC contraction's RMS over the noise RMS in the 20-450 Hz band" },
+	{ "mains_uv", EMG_OPT_DOUBLE, OPT(mains_uv), 0, 5000, NULL, "20", "0..5000 uV",
+	  "peak mains hum at the [dsp] mains frequency" },
+	{ "wander", EMG_OPT_BOOL, OPT(wander), 0, 0, NULL, "yes", "yes or no", "baseline wander" },
+	{ "pops", EMG_OPT_BOOL, OPT(pops), 0, 0, NULL, "yes", "yes or no", "electrode pops" },
+	{ "hang_after_s", EMG_OPT_DOUBLE, OPT(hang_after_s), 0, 1e6, NULL, "0",
+	  "0 (never) or seconds: synth stops delivering, to test the watchdog",
+	  "fault injection: stop delivering after this many seconds" },
+	{ "scenario", EMG_OPT_CHOICE, OPT(scenario), 0, 0, scenario_names, "session",
+	  "session, rest, bridge, hip_thrust, abduction or prone_hip_ext",
+	  "the scripted exercise, repeated for ever" },
+	{ "realism", EMG_OPT_ENUM, OPT(realism), 0, 0, realism_names, "plain", "realistic or plain",
+	  "plain: the original generator; realistic: ramps, ECG, tonic, cross-talk, motion" },
+	{ "ecg_uv", EMG_OPT_DOUBLE, OPT(ecg_uv), 0, 1000, NULL, "100", "0 (off) .. 1000 uV",
+	  "realistic: ECG R peak on the channel nearest the heart" },
+	{ "ramps", EMG_OPT_BOOL, OPT(ramps), 0, 0, NULL, "yes", "yes or no",
+	  "realistic: 20-300 ms recruitment ramps and motor-unit-like fluctuation" },
+	{ "crosstalk", EMG_OPT_BOOL, OPT(crosstalk), 0, 0, NULL, "yes", "yes or no",
+	  "realistic: a muscle's EMG leaks into its same-side neighbours" },
+	{ "tonic", EMG_OPT_BOOL, OPT(tonic), 0, 0, NULL, "yes", "yes or no",
+	  "realistic: 1-3 % MVC tonic activity on postural muscles" },
+	{ "motion", EMG_OPT_BOOL, OPT(motion), 0, 0, NULL, "yes", "yes or no",
+	  "realistic: motion artefacts around each repetition's start" },
+	{ NULL },
+};
+
 const struct emg_device_ops emg_synth_ops = {
 	.name = "synth",
 	.help = "synthetic sEMG with scripted hip exercises, artefacts and ground truth",
+	.options = synth_options,
 	.open = synth_open,
 	.info = synth_info,
 	.start = emg_paced_start,

@@ -687,6 +687,8 @@ void emg_usb_free(struct emg_usb *u)
 
 /* ---- the device side every USB amplifier driver shares ---- */
 
+const char *const emg_ads1299_gain_names[] = { "1", "2", "4", "6", "8", "12", "24", NULL };
+
 int emg_usb_dev_params(const struct emg_device_config *cfg, const char *name,
 		       unsigned max_channels, const char *max_why, unsigned *channels,
 		       unsigned *gain)

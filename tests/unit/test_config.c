@@ -40,9 +40,9 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c.path, "");
 	ck_assert_str_eq(c.driver, "synth");
 	ck_assert_double_eq(c.rate, 0); /* each driver picks: synth 2000 Hz, cyton 250 Hz */
-	ck_assert_uint_eq(c.gain, 24);
+	ck_assert_uint_eq(c.dev.gain, 24);
 	ck_assert_uint_eq(c.channels, 0);
-	ck_assert_str_eq(c.scenario, "session");
+	ck_assert_str_eq(c.dev.scenario, "session");
 	ck_assert_uint_eq(emg_muscles_count(c.muscles), 6);
 	m = emg_muscles_get(c.muscles, 0);
 	ck_assert_str_eq(m->name, "glute_max_l");
@@ -139,14 +139,14 @@ START_TEST(test_every_key_type)
 	ck_assert_double_eq(c.rate, 4000);
 	ck_assert_uint_eq(c.channels, 8);
 	ck_assert_str_eq(c.serial, "AB-12_x");
-	ck_assert_str_eq(c.file, "/tmp/replay.edf");
-	ck_assert(!c.realtime);
-	ck_assert_uint_eq(c.seed, 16);
-	ck_assert_double_eq(c.snr_db, 12.5);
-	ck_assert_double_eq(c.synth_mains_uv, 0);
-	ck_assert(!c.wander);
-	ck_assert(!c.pops);
-	ck_assert_str_eq(c.scenario, "hip_thrust");
+	ck_assert_str_eq(c.dev.file, "/tmp/replay.edf");
+	ck_assert(!c.dev.realtime);
+	ck_assert_uint_eq(c.dev.seed, 16);
+	ck_assert_double_eq(c.dev.snr_db, 12.5);
+	ck_assert_double_eq(c.dev.mains_uv, 0);
+	ck_assert(!c.dev.wander);
+	ck_assert(!c.dev.pops);
+	ck_assert_str_eq(c.dev.scenario, "hip_thrust");
 	ck_assert_double_eq(c.pipe.filter.highpass_hz, 10);
 	ck_assert_uint_eq(c.pipe.filter.highpass_order, 4);
 	ck_assert_double_eq(c.pipe.filter.lowpass_hz, 500);
@@ -179,7 +179,7 @@ START_TEST(test_every_key_type)
 	ck_assert_int_eq(parse(&c, "[device]\nrealtime = yes\nwander = true\npops = on\n"
 				   "[daemon]\nmlock = 1\n[dsp]\nmains = off\n"),
 			 0);
-	ck_assert(c.realtime && c.wander && c.pops && c.mlock);
+	ck_assert(c.dev.realtime && c.dev.wander && c.dev.pops && c.mlock);
 	ck_assert_double_eq(c.pipe.filter.mains_hz, 0);
 	/* a parse starts from cfg, not from the built-in defaults */
 	ck_assert_double_eq(c.rate, 4000);
@@ -302,8 +302,8 @@ START_TEST(test_long_line)
 	ck_assert_int_eq(emg_config_init(&c), 0);
 	ck_assert_int_eq(parse(&c, text), -EINVAL);
 	ck_assert_msg(strstr(err, "emgd.conf:3: line too long (allowed: at most ") == err, "%s", err);
-	ck_assert_str_eq(c.file, "");
-	ck_assert(c.realtime);
+	ck_assert_str_eq(c.dev.file, "");
+	ck_assert(c.dev.realtime);
 	/* an earlier error still wins over a later long line */
 	memcpy(text, "[devic]\n", 8);
 	ck_assert_int_eq(parse(&c, text), -EINVAL);
@@ -313,7 +313,7 @@ START_TEST(test_long_line)
 	memset(p, 'b', 150);
 	sprintf(p + 150, "\n");
 	ck_assert_msg(parse(&c, text) == 0, "%s", err);
-	ck_assert_uint_eq(strlen(c.file), 151);
+	ck_assert_uint_eq(strlen(c.dev.file), 151);
 	emg_config_release(&c);
 }
 END_TEST
@@ -375,7 +375,7 @@ START_TEST(test_error_leaves_cfg_untouched)
 				   "[muscles]\nother_r = 1\n[dsp]\nmains = 55\n"),
 			 -EINVAL);
 	ck_assert_double_eq(c.rate, 4000);
-	ck_assert_uint_eq(c.seed, ref.seed);
+	ck_assert_uint_eq(c.dev.seed, ref.dev.seed);
 	ck_assert_uint_eq(c.ntargets, 1);
 	ck_assert_uint_eq(c.targets[0].port, 7000);
 	ck_assert(emg_muscles_equal(c.muscles, ref.muscles));
@@ -866,9 +866,9 @@ START_TEST(test_synth_realism)
 	struct emg_device_config dev;
 
 	ck_assert_int_eq(emg_config_init(&a), 0);
-	ck_assert_int_eq(a.realism, EMG_SYNTH_PLAIN);
-	ck_assert_double_eq(a.ecg_uv, 100);
-	ck_assert(a.ramps && a.crosstalk && a.tonic && a.motion);
+	ck_assert_int_eq(a.dev.realism, EMG_SYNTH_PLAIN);
+	ck_assert_double_eq(a.dev.ecg_uv, 100);
+	ck_assert(a.dev.ramps && a.dev.crosstalk && a.dev.tonic && a.dev.motion);
 	emg_config_device(&a, &dev);
 	ck_assert_int_eq(dev.realism, EMG_SYNTH_PLAIN);
 	ck_assert_double_eq(dev.ecg_uv, 100);
@@ -884,9 +884,9 @@ START_TEST(test_synth_realism)
 	ck_assert_int_eq(parse(&b, "[device]\nrealism = plain\necg_uv = 250.5\nramps = no\n"
 				   "crosstalk = off\ntonic = false\nmotion = 0\n"),
 			 0);
-	ck_assert_int_eq(b.realism, EMG_SYNTH_PLAIN);
-	ck_assert_double_eq(b.ecg_uv, 250.5);
-	ck_assert(!b.ramps && !b.crosstalk && !b.tonic && !b.motion);
+	ck_assert_int_eq(b.dev.realism, EMG_SYNTH_PLAIN);
+	ck_assert_double_eq(b.dev.ecg_uv, 250.5);
+	ck_assert(!b.dev.ramps && !b.dev.crosstalk && !b.dev.tonic && !b.dev.motion);
 	emg_config_device(&b, &dev);
 	ck_assert_int_eq(dev.realism, EMG_SYNTH_PLAIN);
 	ck_assert_double_eq(dev.ecg_uv, 250.5);
@@ -1176,6 +1176,124 @@ START_TEST(test_shipped_docs)
 }
 END_TEST
 
+/* Reload effects come from the table's flags: what changed, named, and what to redo. */
+START_TEST(test_diff_effects)
+{
+	struct emg_config a, b;
+	char changed[256], what[128];
+	unsigned e;
+
+	ck_assert_int_eq(emg_config_init(&a), 0);
+	ck_assert_int_eq(emg_config_init(&b), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, changed, sizeof(changed)), 0);
+	ck_assert_str_eq(changed, "");
+	ck_assert_int_eq(parse(&b, "[device]\nsnr_db = 20\n[osc]\nlisten = 127.0.0.1:9100\n"), 0);
+	e = emg_config_diff(&a, &b, changed, sizeof(changed));
+	ck_assert_str_eq(changed, "[device] snr_db, [osc] listen");
+	ck_assert_uint_eq(e, EMG_CFG_DEVICE | EMG_CFG_OSC_SOCKET | EMG_CFG_OSCQUERY);
+	emg_config_effects_text(e, what, sizeof(what));
+	ck_assert_str_eq(what, "device, osc-socket, oscquery");
+	/* the same text again: nothing to do */
+	ck_assert_int_eq(parse(&a, "[device]\nsnr_db = 20\n[osc]\nlisten = 127.0.0.1:9100\n"), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, changed, sizeof(changed)), 0);
+	/* repeatable keys compare as lists, not as the stale array behind the count */
+	ck_assert_int_eq(parse(&b, "[osc]\ntarget = 127.0.0.1:7000\nallow = 10.0.0.0/8\n"), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, changed, sizeof(changed)),
+			  EMG_CFG_OSC | EMG_CFG_OSCQUERY_LIVE);
+	ck_assert_str_eq(changed, "[osc] target, [osc] allow");
+	ck_assert_int_eq(parse(&a, "[osc]\ntarget = 127.0.0.1:7000\nallow = 10.0.0.0/8\n"), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, NULL, 0), 0);
+	/* (each parse starts the repeatable keys empty: begin again from the defaults) */
+	emg_config_release(&a);
+	emg_config_release(&b);
+	ck_assert_int_eq(emg_config_init(&a), 0);
+	ck_assert_int_eq(emg_config_init(&b), 0);
+	/* the synth hums at [dsp] mains; another driver only needs a new pipeline */
+	ck_assert_int_eq(parse(&b, "[dsp]\nmains = 60\n"), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, NULL, 0), EMG_CFG_DEVICE | EMG_CFG_PIPELINE);
+	ck_assert_int_eq(parse(&a, "[device]\ndriver = hackeeg\n"), 0);
+	ck_assert_int_eq(parse(&b, "[device]\ndriver = hackeeg\n"), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, changed, sizeof(changed)), EMG_CFG_PIPELINE);
+	ck_assert_str_eq(changed, "[dsp] mains");
+	/* start-up-only keys say so */
+	ck_assert_int_eq(parse(&b, "[daemon]\nmlock = no\n[dsp]\nmains = 50\n"), 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, NULL, 0), EMG_CFG_RESTART);
+	/* [muscles]: same channels for a USB amplifier, a new pipeline only */
+	ck_assert_int_eq(parse(&b, "[daemon]\nmlock = yes\n[muscles]\nglute_max_l = 1\nglute_max_r = 2\nglute_med_l = 3\n"
+				   "glute_med_r = 4\nhip_flex_l = 5\nhamstring_r = 6\n"),
+			 0);
+	ck_assert_uint_eq(emg_config_diff(&a, &b, changed, sizeof(changed)),
+			  EMG_CFG_PIPELINE | EMG_CFG_ANALYTICS | EMG_CFG_OSCQUERY_LIVE);
+	ck_assert_str_eq(changed, "[muscles]");
+	/* a short buffer is cut with "..." */
+	ck_assert_int_eq(parse(&b, "[osc]\nlease = 20\nmax_lease = 200\nrate_burst = 5\n"), 0);
+	emg_config_diff(&a, &b, changed, 24);
+	ck_assert_msg(strlen(changed) < 24 && strstr(changed, "..."), "'%s'", changed);
+	emg_config_release(&a);
+	emg_config_release(&b);
+}
+END_TEST
+
+/* A value of o other than its default, written as in a config file. */
+static const char *other_value(const struct emg_device_option *o, char *buf, size_t len)
+{
+	switch (o->type) {
+	case EMG_OPT_BOOL:
+		return strcmp(o->def, "yes") ? "yes" : "no";
+	case EMG_OPT_UINT:
+	case EMG_OPT_DOUBLE:
+		if (o->choices)
+			return strcmp(o->choices[0], o->def) ? o->choices[0] : o->choices[1];
+		snprintf(buf, len, "%g", o->max);
+		return buf;
+	case EMG_OPT_U64:
+		return "12345";
+	case EMG_OPT_CHOICE:
+	case EMG_OPT_ENUM:
+		return strcmp(o->choices[0], o->def) ? o->choices[0] : o->choices[1];
+	case EMG_OPT_PATH:
+		return "/nonexistent/session.bdf";
+	}
+	return "";
+}
+
+/*
+ * Every option of every registered driver is a [device] key: its default is
+ * the built-in config's, a change of it restarts the device on reload and is
+ * named, and emg_config_device() hands it to the driver.  (A key missing from
+ * the hand-written comparison this replaces skipped the restart silently.)
+ */
+START_TEST(test_every_driver_option)
+{
+	struct emg_device_config def, got;
+	struct emg_config a, b;
+	char text[512], buf[32], changed[256], want[64];
+
+	emg_device_config_default(&def);
+	for (const struct emg_device_ops *const *d = emg_device_drivers(); *d; d++)
+		for (const struct emg_device_option *o = (*d)->options; o && o->name; o++) {
+			const char *v = other_value(o, buf, sizeof(buf));
+
+			ck_assert_int_eq(emg_config_init(&a), 0);
+			ck_assert_int_eq(emg_config_init(&b), 0);
+			emg_config_device(&a, &got);
+			ck_assert_msg(emg_device_option_equal(o, &got, &def), "%s: default differs", o->name);
+			/* replay's check would refuse the made-up path: test the option with the synth */
+			snprintf(text, sizeof(text), "[device]\n%s = %s\n", o->name, v);
+			ck_assert_msg(parse(&b, text) == 0, "%s = %s: %s", o->name, v, err);
+			ck_assert_msg(emg_config_diff(&a, &b, changed, sizeof(changed)) & EMG_CFG_DEVICE,
+				      "%s: no device restart", o->name);
+			snprintf(want, sizeof(want), "[device] %s", o->name);
+			ck_assert_str_eq(changed, want);
+			emg_config_device(&b, &got);
+			ck_assert_msg(!emg_device_option_equal(o, &got, &def), "%s: not handed to the driver",
+				      o->name);
+			emg_config_release(&a);
+			emg_config_release(&b);
+		}
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1196,6 +1314,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_cross_key);
 	tcase_add_test(tc, test_targets_and_allow);
 	tcase_add_test(tc, test_device_changed);
+	tcase_add_test(tc, test_diff_effects);
+	tcase_add_test(tc, test_every_driver_option);
 	tcase_add_test(tc, test_analytics_oscquery);
 	tcase_add_test(tc, test_synth_realism);
 	tcase_add_test(tc, test_value_as_written);

@@ -138,7 +138,7 @@ START_TEST(test_csv_errors)
 	emg_device_config_default(&cfg);
 	cfg.driver = "replay";
 	ck_assert_int_eq(emg_device_open(&d, &cfg), -EINVAL); /* no file */
-	cfg.file = path;
+	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
 	ck_assert_int_eq(emg_device_open(&d, &cfg), -EINVAL);
 }
 END_TEST
@@ -204,7 +204,7 @@ static int open_fails(const char *path, struct logbuf *l)
 
 	emg_device_config_default(&cfg);
 	cfg.driver = "replay";
-	cfg.file = path;
+	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
 	cfg.log = log_to;
 	cfg.log_ud = l;
 	l->text[0] = 0;
@@ -343,7 +343,7 @@ static struct emg_device *open_replay(const char *path, bool realtime)
 
 	emg_device_config_default(&cfg);
 	cfg.driver = "replay";
-	cfg.file = path;
+	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
 	cfg.realtime = realtime;
 	cfg.rate = 12345; /* ignored: the file decides */
 	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
