@@ -307,7 +307,7 @@ static int table_has(const char *section, const char *name)
 /* ... and the reverse: whatever they document as a key is one. */
 START_TEST(test_every_documented_key_exists)
 {
-	static const char *const sections[] = { "device", "dsp", "osc", "daemon", "analytics", "oscquery" };
+	static const char *const sections[] = { "device", "dsp", "osc", "daemon", "analytics", "oscquery", "web" };
 	char *conf = read_source("conf/emgd.conf"), *man = read_source("conf/emgd.conf.5");
 
 	for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
