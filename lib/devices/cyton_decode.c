@@ -18,11 +18,7 @@ int emg_cyton_dec_init(struct emg_cyton_dec *d, bool daisy, unsigned channels, u
 		return -EINVAL;
 	memset(d, 0, sizeof(*d));
 	d->daisy = daisy;
-	d->channels = channels;
-	d->uv_per_count = emg_ads1299_uv_per_count(gain);
-	d->emit = emit;
-	d->ud = ud;
-	return 0;
+	return emg_batch_init(&d->out, EMG_CYTON_BATCH, channels, gain, emit, ud, &d->st.frames);
 }
 
 void emg_cyton_dec_reset(struct emg_cyton_dec *d, uint64_t next_seq)
@@ -31,14 +27,12 @@ void emg_cyton_dec_reset(struct emg_cyton_dec *d, uint64_t next_seq)
 	d->locked = false;
 	d->have_last = false;
 	d->half_valid = false;
-	d->nout = 0;
-	d->out_lost = 0;
-	d->seq = next_seq;
+	emg_batch_reset(&d->out, next_seq);
 }
 
 uint64_t emg_cyton_dec_next_seq(const struct emg_cyton_dec *d)
 {
-	return d->seq;
+	return emg_batch_next_seq(&d->out);
 }
 
 const struct emg_cyton_stats *emg_cyton_dec_stats(const struct emg_cyton_dec *d)
@@ -46,34 +40,11 @@ const struct emg_cyton_stats *emg_cyton_dec_stats(const struct emg_cyton_dec *d)
 	return &d->st;
 }
 
-static void flush(struct emg_cyton_dec *d)
-{
-	if (!d->nout)
-		return;
-	d->emit(d->ud, d->out, d->nout, d->out_seq, d->out_lost);
-	d->st.frames += d->nout;
-	d->nout = 0;
-	d->out_lost = 0;
-}
-
-/* Append one frame (counts of up to 16 channels) preceded by `lost` missing frames. */
+/* One frame (counts of up to 16 channels) preceded by `lost` missing frames. */
 static void put_frame(struct emg_cyton_dec *d, const int32_t *counts, uint32_t lost)
 {
-	if (lost) {
-		flush(d);
-		d->st.lost += lost;
-		d->seq += lost;
-		d->out_lost = lost;
-	}
-	if (d->nout == 0)
-		d->out_seq = d->seq;
-	float *o = d->out + (size_t)d->nout * d->channels;
-	for (unsigned c = 0; c < d->channels; c++)
-		o[c] = (float)((double)counts[c] * d->uv_per_count);
-	d->nout++;
-	d->seq++;
-	if (d->nout == EMG_CYTON_BATCH)
-		flush(d);
+	d->st.lost += lost;
+	emg_batch_put(&d->out, counts, lost);
 }
 
 /* A well-formed packet. */
@@ -181,7 +152,7 @@ static void feed(struct emg_cyton_dec *d, const uint8_t *p, size_t n)
 void emg_cyton_dec_feed(struct emg_cyton_dec *d, const uint8_t *p, size_t n)
 {
 	feed(d, p, n);
-	flush(d);
+	emg_batch_flush(&d->out);
 }
 
 void emg_cyton_dec_feed_ftdi(struct emg_cyton_dec *d, const uint8_t *p, size_t n,
@@ -201,5 +172,5 @@ void emg_cyton_dec_feed_ftdi(struct emg_cyton_dec *d, const uint8_t *p, size_t n
 		p += len;
 		n -= len;
 	}
-	flush(d);
+	emg_batch_flush(&d->out);
 }

@@ -39,14 +39,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
+
 #define EMG_CYTON_PACKET 33
 #define EMG_CYTON_BATCH 32          /* frames buffered before they are emitted */
 #define EMG_CYTON_MAX_CHANNELS 16
 
 /* Frames out: nframes interleaved frames of `channels` floats in uV, the
  * first one with sample index first_seq; lost frames are missing before it. */
-typedef void (*emg_cyton_emit_fn)(void *ud, const float *frames, unsigned nframes,
-				  uint64_t first_seq, uint32_t lost);
+typedef emg_batch_emit_fn emg_cyton_emit_fn;
 
 struct emg_cyton_stats {
 	uint64_t packets;       /* well-formed packets */
@@ -62,10 +63,7 @@ struct emg_cyton_stats {
 struct emg_cyton_dec {
 	/* private */
 	bool daisy;
-	unsigned channels;
-	double uv_per_count;
-	emg_cyton_emit_fn emit;
-	void *ud;
+	struct emg_batch out;   /* frames to the emit callback */
 	uint8_t pkt[EMG_CYTON_PACKET + 1];
 	unsigned have;
 	bool locked;
@@ -74,11 +72,6 @@ struct emg_cyton_dec {
 	bool half_valid;
 	uint8_t half_counter;
 	int32_t half[8];
-	uint64_t seq;           /* sample index of the next frame */
-	float out[EMG_CYTON_BATCH * EMG_CYTON_MAX_CHANNELS];
-	unsigned nout;
-	uint64_t out_seq;
-	uint32_t out_lost;
 	struct emg_cyton_stats st;
 };
 

@@ -31,10 +31,7 @@ int emg_hackeeg_dec_init(struct emg_hackeeg_dec *d, unsigned channels, unsigned 
 		return -EINVAL;
 	memset(d, 0, sizeof(*d));
 	d->channels = channels;
-	d->uv_per_count = emg_ads1299_uv_per_count(gain);
-	d->emit = emit;
-	d->ud = ud;
-	return 0;
+	return emg_batch_init(&d->out, EMG_HACKEEG_BATCH, channels, gain, emit, ud, &d->st.frames);
 }
 
 void emg_hackeeg_dec_reset(struct emg_hackeeg_dec *d, uint64_t next_seq)
@@ -42,29 +39,17 @@ void emg_hackeeg_dec_reset(struct emg_hackeeg_dec *d, uint64_t next_seq)
 	d->have = 0;
 	d->locked = false;
 	d->have_last = false;
-	d->nout = 0;
-	d->out_lost = 0;
-	d->seq = next_seq;
+	emg_batch_reset(&d->out, next_seq);
 }
 
 uint64_t emg_hackeeg_dec_next_seq(const struct emg_hackeeg_dec *d)
 {
-	return d->seq;
+	return emg_batch_next_seq(&d->out);
 }
 
 const struct emg_hackeeg_stats *emg_hackeeg_dec_stats(const struct emg_hackeeg_dec *d)
 {
 	return &d->st;
-}
-
-static void flush(struct emg_hackeeg_dec *d)
-{
-	if (!d->nout)
-		return;
-	d->emit(d->ud, d->out, d->nout, d->out_seq, d->out_lost);
-	d->st.frames += d->nout;
-	d->nout = 0;
-	d->out_lost = 0;
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -109,25 +94,16 @@ static void packet(struct emg_hackeeg_dec *d, const uint8_t *data, unsigned len)
 		d->st.short_packets++;
 		return;
 	}
-	if (lost) {
-		flush(d);
-		d->st.lost += lost;
-		d->seq += lost;
-		d->out_lost = lost;
-	}
-	if (d->nout == 0)
-		d->out_seq = d->seq;
-	float *o = d->out + (size_t)d->nout * d->channels;
+	int32_t counts[EMG_HACKEEG_MAX_CHANNELS];
+
 	for (unsigned c = 0; c < d->channels; c++) {
 		/* stacked: [status, 8 ch] per chip; single: status then channels */
 		unsigned off = stacked ? TS_SN_LEN + 27 * (c / 8) + 3 + 3 * (c % 8)
 				       : TS_SN_LEN + 3 + 3 * c;
-		o[c] = (float)((double)emg_s24be(data + off) * d->uv_per_count);
+		counts[c] = emg_s24be(data + off);
 	}
-	d->nout++;
-	d->seq++;
-	if (d->nout == EMG_HACKEEG_BATCH)
-		flush(d);
+	d->st.lost += lost;
+	emg_batch_put(&d->out, counts, lost);
 }
 
 static void lose_sync(struct emg_hackeeg_dec *d)
@@ -214,5 +190,5 @@ void emg_hackeeg_dec_feed(struct emg_hackeeg_dec *d, const uint8_t *p, size_t n)
 		while (step(d))
 			;
 	}
-	flush(d);
+	emg_batch_flush(&d->out);
 }

@@ -32,12 +32,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
+
 #define EMG_HACKEEG_MAX_CHANNELS 32  /* four stacked ADS1299 */
 #define EMG_HACKEEG_BATCH 64         /* frames buffered before they are emitted */
 #define EMG_HACKEEG_HEADER_LEN 9     /* map header, "C": 200, "D": bin8 LEN */
 
-typedef void (*emg_hackeeg_emit_fn)(void *ud, const float *frames, unsigned nframes,
-				    uint64_t first_seq, uint32_t lost);
+typedef emg_batch_emit_fn emg_hackeeg_emit_fn;
 
 struct emg_hackeeg_stats {
 	uint64_t packets;       /* well-formed sample packets */
@@ -55,19 +56,12 @@ struct emg_hackeeg_stats {
 struct emg_hackeeg_dec {
 	/* private */
 	unsigned channels;
-	double uv_per_count;
-	emg_hackeeg_emit_fn emit;
-	void *ud;
+	struct emg_batch out;   /* frames to the emit callback */
 	uint8_t pkt[EMG_HACKEEG_HEADER_LEN + 255];
 	unsigned have;
 	bool locked;
 	bool have_last;
 	uint32_t last;
-	uint64_t seq;
-	float out[EMG_HACKEEG_BATCH * EMG_HACKEEG_MAX_CHANNELS];
-	unsigned nout;
-	uint64_t out_seq;
-	uint32_t out_lost;
 	struct emg_hackeeg_stats st;
 };
 
