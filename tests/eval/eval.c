@@ -236,11 +236,13 @@ out:
 struct det {
 	unsigned ch;
 	uint64_t at;
+	uint64_t end; /* the burst's offset (UINT64_MAX: none reported) */
 };
 
 struct dets {
 	size_t n, cap;
 	struct det *d;
+	double fs;
 };
 
 static int dets_add(struct dets *d, unsigned ch, uint64_t at)
@@ -253,8 +255,20 @@ static int dets_add(struct dets *d, unsigned ch, uint64_t at)
 		d->d = n;
 		d->cap = cap;
 	}
-	d->d[d->n++] = (struct det){ ch, at };
+	d->d[d->n++] = (struct det){ ch, at, UINT64_MAX };
 	return 0;
+}
+
+/* The offset `end` of the burst on ch that began at `at` (the latest such detection). */
+static void dets_end(struct dets *d, unsigned ch, uint64_t at, uint64_t end)
+{
+	for (size_t j = d->n; j-- > 0;) {
+		if (d->d[j].ch != ch)
+			continue;
+		if (d->d[j].at + 1 >= at && d->d[j].at <= at + 1)
+			d->d[j].end = end;
+		return; /* only the lane's latest burst can end */
+	}
 }
 
 static int push(double **v, size_t *n, size_t *cap, double x)
@@ -336,9 +350,13 @@ static int score(const struct eval_rec *r, const struct dets *d, struct eval_res
 		}
 		if (t->onset >= eligible)
 			res->bursts++;
-		uint64_t at = d->d[tm[i]].at;
+		uint64_t at = d->d[tm[i]].at, end = d->d[tm[i]].end;
 		if (push(&res->err, &res->nerr, &res->caperr, ((double)at - (double)t->onset) * ms) <
 		    0)
+			goto out;
+		if (end != UINT64_MAX && t->offset != UINT64_MAX &&
+		    push(&res->err_off, &res->noff, &res->capoff,
+			 ((double)end - (double)t->offset) * ms) < 0)
 			goto out;
 		if (push(&res->err_alt, &res->nalt, &res->capalt,
 			 ((double)at - (double)t->alt) * ms) < 0)
@@ -382,6 +400,9 @@ static void on_rec(void *ud, const struct emg_rec *rec)
 
 	if (rec->type == EMG_REC_ONSET)
 		dets_add(d, rec->muscle, rec->sample);
+	if (rec->type == EMG_REC_OFFSET)
+		dets_end(d, rec->muscle, rec->sample - (uint64_t)llround(rec->duration_s * d->fs),
+			 rec->sample);
 }
 
 int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
@@ -391,7 +412,7 @@ int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *
 	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
 					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
 	struct emg_pipeline *p;
-	struct dets d = { 0 };
+	struct dets d = { .fs = r->fs };
 	int err;
 
 	if (!cfg) {
@@ -566,16 +587,20 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 				if (bstart != UINT64_MAX && start - last_end < gap) {
 					last_end = i; /* continue the burst */
 				} else {
-					if (bstart != UINT64_MAX && last_end - bstart >= minb)
-						dets_add(&d, c, bstart);
+					if (bstart != UINT64_MAX && last_end - bstart >= minb &&
+					    dets_add(&d, c, bstart) == 0)
+						dets_end(&d, c, bstart, last_end);
 					bstart = start;
 					last_end = i;
 				}
 			}
 			run = 0;
 		}
-		if (bstart != UINT64_MAX && last_end - bstart >= minb)
-			dets_add(&d, c, bstart);
+		if (bstart != UINT64_MAX && last_end - bstart >= minb && last_end < n &&
+		    dets_add(&d, c, bstart) == 0)
+			dets_end(&d, c, bstart, last_end);
+		else if (bstart != UINT64_MAX && last_end - bstart >= minb)
+			dets_add(&d, c, bstart); /* runs to the end: no offset */
 	}
 	err = score(r, &d, res);
 out:
@@ -625,6 +650,8 @@ void eval_summarise(const struct eval_result *res, struct eval_summary *s)
 	s->matched = res->nerr;
 	stats(res->err, res->nerr, &s->median_abs, &s->p90_abs, &s->mean);
 	stats(res->err_alt, res->nalt, &s->median_abs_alt, NULL, &s->mean_alt);
+	stats(res->err_off, res->noff, &s->median_abs_off, &s->p90_abs_off, &s->mean_off);
+	s->offsets = res->noff;
 	if (res->nlag) {
 		stats(res->lag, res->nlag, &(double){ 0 }, &s->lag_p90, NULL);
 	} else if (res->nerr >= 2) {
@@ -648,6 +675,7 @@ void eval_result_free(struct eval_result *res)
 	free(res->err);
 	free(res->err_alt);
 	free(res->lag);
+	free(res->err_off);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -668,6 +696,22 @@ void eval_print_row(FILE *f, const char *src, double snr, const char *det,
 	fprintf(f, "%-12s %4.0f %-8s %7.1f %+7.1f %7.1f %8.1f %5zu/%-5zu %7.2f %7.1f\n", src, snr,
 		det, s.median_abs, s.mean, s.p90_abs, s.median_abs_alt, res->misses, res->bursts,
 		s.fa_per_min, s.lag_p90);
+}
+
+void eval_print_offset_header(FILE *f)
+{
+	fprintf(f, "%-12s %4s %-8s %9s %9s %9s %9s\n", "source", "SNR", "detector", "med|e|",
+		"mean e", "p90|e|", "offsets");
+}
+
+void eval_print_offset_row(FILE *f, const char *src, double snr, const char *det,
+			   const struct eval_result *res)
+{
+	struct eval_summary s;
+
+	eval_summarise(res, &s);
+	fprintf(f, "%-12s %4.0f %-8s %9.1f %+9.1f %9.1f %9zu\n", src, snr, det, s.median_abs_off,
+		s.mean_off, s.p90_abs_off, s.offsets);
 }
 
 int eval_emgdet_all(const char *path, double snr, int laplace,

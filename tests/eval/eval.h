@@ -82,12 +82,16 @@ struct eval_result {
 	double *err_alt;     /* the same vs the alternative truth */
 	size_t nlag, caplag;
 	double *lag;         /* lag errors, ms */
+	size_t noff, capoff;
+	double *err_off;     /* signed offset errors of the matched bursts vs the true offset, ms */
 };
 
 /* Summary of a result. */
 struct eval_summary {
 	double median_abs, mean, p90_abs, median_abs_alt, mean_alt, lag_p90, miss_pct, fa_per_min;
 	size_t matched;
+	double median_abs_off, mean_off, p90_abs_off; /* offsets of the matched bursts */
+	size_t offsets;
 };
 
 /* Free what a recording owns. */
@@ -152,6 +156,13 @@ void eval_print_header(FILE *f);
 /* One row: source, SNR, detector and the summary of res. */
 void eval_print_row(FILE *f, const char *src, double snr, const char *det,
 		    const struct eval_result *res);
+
+/* The column header of an offset table. */
+void eval_print_offset_header(FILE *f);
+
+/* One offset row: median |error|, mean error, p90 |error| (ms) and how many offsets were scored. */
+void eval_print_offset_row(FILE *f, const char *src, double snr, const char *det,
+			   const struct eval_result *res);
 
 /* Deterministic Gaussian and Laplacian noise (xorshift + Box-Muller), no global state. */
 struct eval_rng {
