@@ -24,7 +24,6 @@
 #define CONFIG1_CONST 0x90
 #define CHNSET_PD_SHORTED 0x81    /* powered down, input shorted */
 
-#define NTRANSFERS 8
 #define MAX_TRANSFER 4096
 #define CTRL_TIMEOUT 1000
 #define WRITE_TIMEOUT 500
@@ -242,9 +241,12 @@ static int hackeeg_setup(void *drv, struct emg_usb *u, libusb_device_handle *h,
 	out->ep_in = ep_in;
 	out->transfer_len = len;
 	/* The Due sends every sample as three short packets (one per SerialUSB.write),
-	 * and a short packet ends a transfer: at 8-16 kHz that is 24k-48k completions
-	 * a second, so keep more transfers queued. */
-	out->ntransfers = d->rate >= 8000 ? 2 * NTRANSFERS : NTRANSFERS;
+	 * and a short packet ends a transfer.  With no read queued the Due's write
+	 * blocks and conversions are skipped (the micros() check in the decoder
+	 * reports them): 8 queued reads left the host 1.3 ms at 2 kHz and 0.17 ms
+	 * at 16 kHz to resubmit.  64 reads hold 21 samples: 10.7 ms at 2 kHz,
+	 * 1.3 ms at 16 kHz - more than an event-thread wake-up under load. */
+	out->ntransfers = EMG_USB_MAX_TRANSFERS;
 	return 0;
 
 claim_failed:
@@ -309,6 +311,7 @@ static int hackeeg_open(struct emg_device **out, const struct emg_device_config 
 		free(d);
 		return r;
 	}
+	emg_hackeeg_dec_set_rate(&d->dec, rate);
 	if (rate < 1000)
 		emg_log_to(cfg->log, cfg->log_ud, LOG_WARNING, "hackeeg: %g Hz is too slow for the full surface-EMG band "
 			       "(20-450 Hz needs >= 1 kHz); 2000 Hz is the usual choice", rate);

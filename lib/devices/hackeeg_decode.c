@@ -42,6 +42,23 @@ void emg_hackeeg_dec_reset(struct emg_hackeeg_dec *d, uint64_t next_seq)
 	emg_batch_reset(&d->out, next_seq);
 }
 
+void emg_hackeeg_dec_set_rate(struct emg_hackeeg_dec *d, double rate)
+{
+	d->period_us = rate > 0 ? 1e6 / rate : 0;
+}
+
+/* Samples skipped between two timestamps dt us apart (0 when on time). */
+static uint32_t timestamp_gap(const struct emg_hackeeg_dec *d, uint32_t dt)
+{
+	double periods;
+
+	if (d->period_us <= 0 || dt >= 0x80000000u) /* backwards: a restart, not a loss */
+		return 0;
+	periods = (double)dt / d->period_us;
+	/* half a period of slack: micros() is read in the DRDY handler, a few us late at most */
+	return periods >= 1.5 ? (uint32_t)(periods + 0.5) - 1 : 0;
+}
+
 uint64_t emg_hackeeg_dec_next_seq(const struct emg_hackeeg_dec *d)
 {
 	return emg_batch_next_seq(&d->out);
@@ -87,8 +104,19 @@ static void packet(struct emg_hackeeg_dec *d, const uint8_t *data, unsigned len)
 
 		/* A sample number that went backwards is a board restart, not a loss. */
 		lost = gap < 0x80000000u ? gap : 0;
+		if (gap < 0x80000000u) {
+			/* micros() wraps every 71.6 min: the unsigned difference is right */
+			uint32_t skipped = timestamp_gap(d, le32(data) - d->last_ts);
+
+			if (skipped > lost) {
+				d->st.stalls++;
+				d->st.stall_lost += skipped - lost;
+				lost = skipped;
+			}
+		}
 	}
 	d->last = sn;
+	d->last_ts = le32(data);
 	d->have_last = true;
 	if (nch < d->channels) {
 		d->st.short_packets++;

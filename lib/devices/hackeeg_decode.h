@@ -48,6 +48,8 @@ struct emg_hackeeg_stats {
 	uint64_t skipped;       /* bytes skipped between packets (JSON replies, garbage) */
 	uint64_t bad_packets;   /* headers followed by an impossible length or status word */
 	uint64_t short_packets; /* packets with fewer channels than configured */
+	uint64_t stalls;        /* gaps seen only in the micros() timestamp (the Due stalled) */
+	uint64_t stall_lost;    /* samples those gaps lost (part of lost) */
 	uint32_t last_status;   /* status word of the first ADS1299 in the last packet */
 	uint32_t last_timestamp_us;
 	unsigned packet_channels; /* channels in the last packet */
@@ -62,6 +64,8 @@ struct emg_hackeeg_dec {
 	bool locked;
 	bool have_last;
 	uint32_t last;
+	uint32_t last_ts;       /* micros() of the last packet */
+	double period_us;       /* 1e6 / rate, 0 = timestamps unchecked */
 	struct emg_hackeeg_stats st;
 };
 
@@ -69,6 +73,12 @@ struct emg_hackeeg_dec {
  * (1, 2, 4, 6, 8, 12, 24).  Returns 0 or -EINVAL. */
 int emg_hackeeg_dec_init(struct emg_hackeeg_dec *d, unsigned channels, unsigned gain,
 			 emg_hackeeg_emit_fn emit, void *ud);
+
+/* Check the firmware's micros() timestamps at rate Hz (0 = do not).  The Due
+ * counts its reads, not the ADS1299's conversions: when the host is late to
+ * read, the Due stalls, conversions are skipped and the sample number stays
+ * contiguous - only the timestamp shows the gap, reported as lost samples. */
+void emg_hackeeg_dec_set_rate(struct emg_hackeeg_dec *d, double rate);
 
 /* Forget partial packets and sample-number history (after a reconnect); the
  * next frame gets sample index next_seq.  Statistics are kept. */

@@ -42,7 +42,8 @@
 
 #include "../device.h"
 
-#define EMG_USB_MAX_TRANSFERS 16
+/* The HackEEG needs many reads queued (hackeeg.c); buffers are allocated for all. */
+#define EMG_USB_MAX_TRANSFERS 64
 
 struct emg_usb;
 

@@ -75,6 +75,14 @@ static void put_le32(uint8_t *p, uint32_t v)
 		p[k] = (uint8_t)(v >> (8 * k));
 }
 
+/* Extra micros() after sample 300, and jitter: a Due that stalled, a late DRDY. */
+static uint32_t stall_us, jitter_us, ts_base;
+
+static uint32_t ts_shift(uint32_t sn)
+{
+	return ts_base + (sn >= 300 ? stall_us : 0) + (sn % 2 ? jitter_us : 0);
+}
+
 /* One packet; chips = 0: a single chip with nch channels, else chips x 8 stacked. */
 static size_t put_packet(uint8_t *out, uint32_t sn, const int32_t *ch, unsigned nch, unsigned chips)
 {
@@ -84,7 +92,7 @@ static size_t put_packet(uint8_t *out, uint32_t sn, const int32_t *ch, unsigned 
 
 	memcpy(out, hdr, 8);
 	out[8] = (uint8_t)len;
-	put_le32(d, sn * 500 + 12345);  /* micros() */
+	put_le32(d, sn * 500 + 12345 + ts_shift(sn));  /* micros() */
 	put_le32(d + 4, sn);
 	if (!chips) {
 		d[8] = 0xC0;
@@ -268,6 +276,53 @@ START_TEST(test_gaps_and_corruption)
 }
 END_TEST
 
+/*
+ * Issue 16 #11: the Due counts reads, not conversions.  A stall shows only in
+ * micros(): sample numbers 299, 300 contiguous but 4 periods (2 ms at 2 kHz)
+ * apart in time are 3 lost samples.  Jitter under half a period is not a
+ * loss, micros() wrapping at 2^32 is not one either, and without a rate the
+ * timestamps are not judged.
+ */
+START_TEST(test_timestamp_gaps)
+{
+	const size_t n = 600;
+	size_t len = 0;
+	struct emg_hackeeg_dec *d;
+
+	make_counts(n, 8);
+	for (int mode = 0; mode < 4; mode++) {
+		d = new_dec(8, 24);
+		if (mode != 3)
+			emg_hackeeg_dec_set_rate(d, 2000);
+		stall_us = mode == 0 || mode == 3 ? 1500 : 0; /* 2000 us between 299 and 300 */
+		jitter_us = mode == 1 ? 240 : 0;
+		ts_base = mode == 2 ? 0xFFFFFFFFu - 12345 - 500 * 200 : 0; /* wraps at sample 200 */
+		len = 0;
+		for (size_t i = 0; i < n; i++)
+			len += put_packet(stream + len, (uint32_t)i, counts[i], 8, 0);
+		feed_chunked(d, stream, len, 300);
+		const struct emg_hackeeg_stats *st = emg_hackeeg_dec_stats(d);
+		ck_assert_uint_eq(S.n, n);
+		if (mode == 0) {
+			ck_assert_uint_eq(S.seq[299], 299);
+			ck_assert_uint_eq(S.seq[300], 303);
+			ck_assert_uint_eq(S.lost[300], 3);
+			ck_assert_uint_eq(S.seq[n - 1], n - 1 + 3);
+			ck_assert_uint_eq(st->lost, 3);
+			ck_assert_uint_eq(st->stalls, 1);
+			ck_assert_uint_eq(st->stall_lost, 3);
+		} else {
+			ck_assert_msg(st->lost == 0 && st->stalls == 0, "mode %d: lost %llu", mode,
+				      (unsigned long long)st->lost);
+			ck_assert_uint_eq(S.seq[n - 1], n - 1);
+		}
+		for (unsigned c = 0; c < 8; c++)
+			ck_assert(S.v[400][c] == expect_uv(counts[400][c], 24));
+	}
+	stall_us = jitter_us = ts_base = 0;
+}
+END_TEST
+
 /* Two stacked ADS1299: [status, 8 ch] twice; deliver 12 of the 16. */
 START_TEST(test_stacked)
 {
@@ -348,6 +403,7 @@ int main(void)
 	tcase_add_test(tc, test_exact_any_chunking);
 	tcase_add_test(tc, test_json_between);
 	tcase_add_test(tc, test_gaps_and_corruption);
+	tcase_add_test(tc, test_timestamp_gaps);
 	tcase_add_test(tc, test_stacked);
 	tcase_add_test(tc, test_short_packets);
 	tcase_add_test(tc, test_restart_and_reset);

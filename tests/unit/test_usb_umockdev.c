@@ -244,11 +244,15 @@ static size_t cyton_packet(uint8_t *out, uint8_t counter, const int32_t *ch, uin
 	return 33;
 }
 
+/* micros() between two samples, as the firmware stamps them at the test's rate
+ * (the driver checks it: a larger step is a stall that lost samples). */
+static uint32_t hk_period_us = 500;
+
 static size_t hackeeg_packet(uint8_t *out, uint32_t sn, const int32_t *ch)
 {
 	static const uint8_t hdr[] = { 0x82, 0xa1, 0x43, 0xcc, 0xc8, 0xa1, 0x44, 0xc4, 35 };
 	uint8_t *d = out + 9;
-	uint32_t ts = sn * 500u;
+	uint32_t ts = sn * hk_period_us;
 
 	memcpy(out, hdr, 9);
 	for (int k = 0; k < 4; k++) {
@@ -808,6 +812,7 @@ START_TEST(test_hackeeg_unplug_replug)
 
 	collect_init(8);
 	make_counts(n);
+	hk_period_us = 250;
 	size_t len = hackeeg_stream(n, false);
 	mockusb_set_stream(m, stream, len, 44 * 4000.0); /* 4 kS/s */
 	cfg_for(&cfg, "hackeeg", 8, "1-3");
@@ -879,6 +884,7 @@ START_TEST(test_hackeeg_no_hotplug)
 	setenv("EMGD_USB_NO_HOTPLUG", "1", 1);
 	collect_init(8);
 	make_counts(n);
+	hk_period_us = 250; /* 4 kHz */
 	size_t len = hackeeg_stream(n, false);
 	mockusb_set_stream(m, stream, len, 44 * 4000.0);
 	cfg_for(&cfg, "hackeeg", 8, NULL);
