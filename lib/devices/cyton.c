@@ -132,13 +132,17 @@ static int ftdi_setup(libusb_device_handle *h)
 	return 0;
 }
 
-/* Channel command: x, channel, power down, gain, input type, bias, SRB2, SRB1, X. */
+/* Channel command: x, channel, power down, gain, input type, bias, SRB2, SRB1, X.
+ * A used channel: on, normal input, in the bias drive, SRB2 off (bipolar EMG).
+ * An unused one as OpenBCI's own channel-off does: powered down, input shorted,
+ * out of the bias drive, so a floating input neither adds noise to the bias
+ * nor draws current. */
 static void channel_cmd(char *out, unsigned ch, bool on, unsigned gain)
 {
 	static const char names[] = "12345678QWERTYUI";
 
-	snprintf(out, 10, "x%c%c%c0100X", names[ch], on ? '0' : '1',
-		 '0' + emg_ads1299_gain_index(gain));
+	snprintf(out, 10, "x%c%c%c%sX", names[ch], on ? '0' : '1', '0' + emg_ads1299_gain_index(gain),
+		 on ? "0100" : "1000");
 }
 
 static int cyton_setup(void *drv, struct emg_usb *u, libusb_device_handle *h,

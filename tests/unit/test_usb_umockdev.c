@@ -451,7 +451,10 @@ START_TEST(test_cyton_channels)
 	const char *lg = mock_log(m);
 	ck_assert_ptr_nonnull(strstr(lg, "out c\n"));
 	ck_assert_ptr_nonnull(strstr(lg, "out x5040100X\n"));
-	ck_assert_ptr_nonnull(strstr(lg, "out x6140100X\n"));
+	/* channels 6..8 off like OpenBCI's channel-off: powered down, shorted, out of bias */
+	ck_assert_ptr_nonnull(strstr(lg, "out x6141000X\n"));
+	ck_assert_ptr_nonnull(strstr(lg, "out x8141000X\n"));
+	ck_assert_ptr_null(strstr(lg, "out x6140100X\n"));
 	emg_device_close(dev);
 	mockusb_free(m);
 }
