@@ -28,6 +28,8 @@
 #define CTRL_TIMEOUT 1000
 #define WRITE_TIMEOUT 500
 #define REPLY_TIMEOUT_MS 1500
+/* How long after the first command a silent Due may still be booting. */
+#define FIRMWARE_BOOT_MS 4000
 /* Bytes per sample in MessagePack mode with one 8-channel ADS1299:
  * 9 header + 8 timestamp/sample number + 3 status + 24 channels. */
 #define BYTES_PER_SAMPLE 44
@@ -199,15 +201,26 @@ static int hackeeg_setup(void *drv, struct emg_usb *u, libusb_device_handle *h,
 		*why = "CDC set-up failed";
 		return r;
 	}
-	/* Whatever mode the board is in: stop a stream, get to JSON Lines. */
-	if ((r = send_line(d, h, "{\"COMMAND\":\"sdatac\"}\n{\"COMMAND\":\"stop\"}\njsonlines\n")) < 0)
-		goto write_failed;
-	r = drain(d, u, h, 150, 3000);
-	if (r < 0 && r != -ETIMEDOUT) {
-		*why = "cannot read from the HackEEG";
-		return r;
+	/* The Due enumerates about 2.6 s before its firmware answers: right after a
+	 * plug-in the first commands go unanswered.  Ask again until FIRMWARE_BOOT_MS
+	 * have passed before concluding the firmware is missing. */
+	uint64_t give_up = emg_now_ns() + (uint64_t)FIRMWARE_BOOT_MS * 1000000u;
+	for (;;) {
+		/* Whatever mode the board is in: stop a stream, get to JSON Lines. */
+		if ((r = send_line(d, h, "{\"COMMAND\":\"sdatac\"}\n{\"COMMAND\":\"stop\"}\njsonlines\n")) < 0)
+			goto write_failed;
+		r = drain(d, u, h, 150, 3000);
+		if (r < 0 && r != -ETIMEDOUT) {
+			*why = "cannot read from the HackEEG";
+			return r;
+		}
+		r = command(d, u, h, "{\"COMMAND\":\"sdatac\"}\n");
+		if (r != -ETIMEDOUT || emg_usb_stopping(u) || emg_now_ns() >= give_up)
+			break;
+		emg_usb_log(u, LOG_INFO, "no answer yet (the Due's firmware starts about 2.6 s after "
+			    "it enumerates); asking again");
 	}
-	if ((r = command(d, u, h, "{\"COMMAND\":\"sdatac\"}\n")) < 0) {
+	if (r < 0) {
 		*why = "the HackEEG does not answer JSON Lines commands (is hackeeg_driver "
 		       "flashed on the Due?)";
 		return r == -EPROTO ? -EPROTO : -ETIMEDOUT;

@@ -807,6 +807,38 @@ START_TEST(test_hackeeg_stream)
 }
 END_TEST
 
+/*
+ * Issue 16 #11: the Due enumerates ~2.6 s before its firmware answers.  The
+ * first set-up keeps asking instead of failing once with "is hackeeg_driver
+ * flashed?" (and a 2 s retry): streaming follows without a WAITING detour.
+ * The 2.6 s sleep is the firmware's boot time being emulated, not a wait.
+ */
+START_TEST(test_hackeeg_slow_boot)
+{
+	struct mockusb *m = mockusb_new(MOCKUSB_HACKEEG, USB_DATA_DIR "/hackeeg.umockdev");
+	struct emg_device_config cfg;
+	const size_t n = 400;
+
+	collect_init(8);
+	make_counts(n);
+	size_t len = hackeeg_stream(n, false);
+	mockusb_set_stream(m, stream, len, 0);
+	mockusb_set_silent(m, true);
+	cfg_for(&cfg, "hackeeg", 8, NULL);
+	cfg.rate = 2000;
+	struct emg_device *dev = open_start(&cfg);
+	sleep_ms(2600);
+	mockusb_set_silent(m, false);
+	ck_assert_msg(wait_state(EMG_DEVICE_STREAMING, 8), "%s", why_now());
+	ck_assert_msg(!log_has("flashed"), "%s", C.log);
+	ck_assert_msg(log_has("asking again"), "%s", C.log);
+	ck_assert(wait_frames(E.n, 10));
+	check_frames(0, &E, 8, 24, 0);
+	emg_device_close(dev);
+	mockusb_free(m);
+}
+END_TEST
+
 START_TEST(test_hackeeg_unplug_replug)
 {
 	struct mockusb *m = mockusb_new(MOCKUSB_HACKEEG, USB_DATA_DIR "/hackeeg.umockdev");
@@ -938,6 +970,7 @@ int main(void)
 	tcase_add_test(cy2, test_cyton_stall);
 	tcase_add_test(cy2, test_permission);
 	tcase_add_test(hk, test_hackeeg_stream);
+	tcase_add_test(hk, test_hackeeg_slow_boot);
 	tcase_add_test(hk, test_hackeeg_unplug_replug);
 	tcase_add_test(hk, test_hackeeg_no_hotplug);
 	suite_add_tcase(s, cy);
