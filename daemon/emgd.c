@@ -147,7 +147,7 @@ struct daemon {
 	uint64_t ticks;
 	uint64_t last_overruns;
 	uint64_t last_recs_dropped;
-	struct emg_rec *last_metrics;
+	struct emg_out *last_metrics;
 
 	/* Recording (main thread). */
 	struct emg_recorder *rec;          /* attached to the dsp thread */
@@ -203,11 +203,11 @@ static void on_state(void *ud, enum emg_device_state st, const char *why)
 
 /* ---- dsp thread ---- */
 
-static void on_record(void *ud, const struct emg_rec *rec)
+static void on_record(void *ud, const struct emg_out *rec)
 {
 	struct daemon *d = ud;
 	/* Slots fit the largest record; copy only what this one has. */
-	size_t n = sizeof(*rec) + (rec->type == EMG_REC_METRICS ? rec->nmuscles * sizeof(rec->m[0]) : 0);
+	size_t n = sizeof(*rec) + (rec->type == EMG_OUT_METRICS ? rec->nmuscles * sizeof(rec->m[0]) : 0);
 	void *slot = emg_ring_reserve(d->recs);
 
 	if (!slot) {
@@ -262,7 +262,7 @@ static void dsp_drain_frames(struct daemon *d)
 /* A daemon-private record the main loop must see; waits for room rather than drop it. */
 static void push_control_rec(struct daemon *d, int type)
 {
-	struct emg_rec r = { .type = (uint16_t)type };
+	struct emg_out r = { .type = (uint16_t)type };
 	void *slot;
 
 	while (!(slot = emg_ring_reserve(d->recs)))
@@ -733,7 +733,7 @@ static void save_calib(struct daemon *d)
 }
 
 /* Once per lane: that it has no onset baseline yet (it detects nothing), then its first one. */
-static void log_baselines(struct daemon *d, const struct emg_rec *rec)
+static void log_baselines(struct daemon *d, const struct emg_out *rec)
 {
 	for (unsigned i = 0; i < rec->nmuscles && i < EMG_MUSCLES_MAX; i++) {
 		const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, i);
@@ -751,7 +751,7 @@ static void log_baselines(struct daemon *d, const struct emg_rec *rec)
 	}
 }
 
-static void handle_calib_rec(struct daemon *d, const struct emg_rec *rec)
+static void handle_calib_rec(struct daemon *d, const struct emg_out *rec)
 {
 	const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, rec->muscle);
 	const char *name = m ? m->name : "?";
@@ -829,12 +829,12 @@ static void on_rep(void *ud, const struct emg_analytics_rep *r)
 		 m ? m->name : "?", r->rep, r->peak, r->calibrated ? "%MVC" : "uV", r->lag_ms);
 }
 
-static void analytics_feed(struct daemon *d, const struct emg_rec *rec)
+static void analytics_feed(struct daemon *d, const struct emg_out *rec)
 {
 	const struct emg_analytics_sink sink = { d, on_order, on_rep };
 
 	if (d->ana)
-		emg_analytics_record(d->ana, rec, &sink);
+		emg_analytics_feed(d->ana, rec, &sink);
 }
 
 static int h_ana_reset(void *ud, char *err, size_t len)
@@ -854,12 +854,12 @@ static int h_ana_reset(void *ud, char *err, size_t len)
 static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
 	struct daemon *d = ud;
-	const struct emg_rec *rec;
+	const struct emg_out *rec;
 
 	emg_ring_ack(d->recs);
 	while ((rec = emg_ring_peek(d->recs))) {
 		switch (rec->type) {
-		case EMG_REC_METRICS:
+		case EMG_OUT_METRICS:
 			emg_osc_publish_metrics(d->osc, rec);
 			emg_lat_add(&d->lat_metric, emg_now_ns() - rec->arrival_ns);
 			memcpy(d->last_metrics, rec, emg_ring_slot_size(d->recs));
@@ -868,13 +868,13 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 			mark_ready(d);
 			analytics_feed(d, rec);
 			break;
-		case EMG_REC_ONSET:
-		case EMG_REC_OFFSET:
+		case EMG_OUT_ONSET:
+		case EMG_OUT_OFFSET:
 			emg_osc_publish_event(d->osc, rec, emg_now_ns());
 			emg_lat_add(&d->lat_event, emg_now_ns() - rec->arrival_ns);
 			if (d->rec) {
 				const struct emg_muscle *m = emg_muscles_get(d->cfg.muscles, rec->muscle);
-				if (rec->type == EMG_REC_ONSET)
+				if (rec->type == EMG_OUT_ONSET)
 					annotate(d, rec->sample, -1, "%s onset", m ? m->name : "?");
 				else
 					annotate(d, rec->sample, -1, "%s offset %.3f s", m ? m->name : "?",
@@ -882,7 +882,7 @@ static int on_recs(sd_event_source *s, int fd, uint32_t revents, void *ud)
 			}
 			analytics_feed(d, rec);
 			break;
-		case EMG_REC_CALIB:
+		case EMG_OUT_CALIB:
 			handle_calib_rec(d, rec);
 			break;
 		case REC_DETACHED:
@@ -1204,7 +1204,7 @@ static void set_rt(pthread_t t, int prio, const char *what)
  */
 static size_t rec_slot_size(const struct emg_muscles *m)
 {
-	return sizeof(struct emg_rec) + emg_muscles_count(m) * sizeof(struct emg_rec_muscle);
+	return sizeof(struct emg_out) + emg_muscles_count(m) * sizeof(struct emg_out_muscle);
 }
 
 /* Largest power of two <= bytes / slot, within [lo, hi] (both powers of two). */

@@ -328,7 +328,7 @@ static void on_offset(struct emg_analytics *a, unsigned i, uint64_t sample)
 	s->last_offset = sample;
 }
 
-static void on_tick(struct emg_analytics *a, const struct emg_rec *rec,
+static void on_tick(struct emg_analytics *a, const struct emg_out *rec,
 		    const struct emg_analytics_sink *sink)
 {
 	unsigned n = rec->nmuscles < a->nm ? rec->nmuscles : a->nm;
@@ -338,7 +338,7 @@ static void on_tick(struct emg_analytics *a, const struct emg_rec *rec,
 		close_group(a, sink);
 	for (unsigned i = 0; i < n; i++) {
 		struct mstate *s = &a->m[i];
-		const struct emg_rec_muscle *m = &rec->m[i];
+		const struct emg_out_muscle *m = &rec->m[i];
 
 		if (s->burst_open && m->active) {
 			s->nticks++;
@@ -361,18 +361,18 @@ static void on_tick(struct emg_analytics *a, const struct emg_rec *rec,
 	}
 }
 
-void emg_analytics_record(struct emg_analytics *a, const struct emg_rec *rec,
+void emg_analytics_feed(struct emg_analytics *a, const struct emg_out *rec,
 			  const struct emg_analytics_sink *sink)
 {
 	switch (rec->type) {
-	case EMG_REC_METRICS:
+	case EMG_OUT_METRICS:
 		on_tick(a, rec, sink);
 		break;
-	case EMG_REC_ONSET:
+	case EMG_OUT_ONSET:
 		if (rec->muscle < a->nm)
 			on_onset(a, rec->muscle, rec->sample, sink);
 		break;
-	case EMG_REC_OFFSET:
+	case EMG_OUT_OFFSET:
 		if (rec->muscle < a->nm)
 			on_offset(a, rec->muscle, rec->sample);
 		break;

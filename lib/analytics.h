@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * emg_analytics: firing order and repetition summaries, computed on the main
- * thread from the records the DSP thread already produces (EMG_REC_ONSET,
- * EMG_REC_OFFSET, EMG_REC_METRICS).  The real-time path is not touched.
+ * thread from the outputs (struct emg_out) the DSP thread already produces (EMG_OUT_ONSET,
+ * EMG_OUT_OFFSET, EMG_OUT_METRICS).  The real-time path is not touched.
  *
  * Burst groups (firing order).  An onset opens a group; every onset whose
  * sample lies within order_window_ms of the group's earliest onset joins it
@@ -23,7 +23,7 @@
  * the left/right symmetry index of the peak against the other side's last
  * repetition.
  *
- * Everything is allocated in emg_analytics_new(); emg_analytics_record()
+ * Everything is allocated in emg_analytics_new(); emg_analytics_feed()
  * does not allocate, and costs O(1) per onset/offset and O(muscles + pairs)
  * per metrics tick (it already carries one entry per muscle).  Not
  * thread-safe: one thread (the daemon's main loop) owns an instance.
@@ -107,8 +107,8 @@ int emg_analytics_set_params(struct emg_analytics *a, const struct emg_analytics
 /* Forget open groups and repetitions and restart every count from zero. */
 void emg_analytics_reset(struct emg_analytics *a);
 
-/* Feed one record from the pipeline; results are reported through sink. */
-void emg_analytics_record(struct emg_analytics *a, const struct emg_rec *rec,
+/* Feed one output of the pipeline; results are reported through sink. */
+void emg_analytics_feed(struct emg_analytics *a, const struct emg_out *rec,
 			  const struct emg_analytics_sink *sink);
 
 /* Repetitions of muscle i counted so far. */

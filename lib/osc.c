@@ -1198,7 +1198,7 @@ static void msg_begin(struct emg_osc *o, const char *path, enum emg_osc_addr_id 
 	put_str(&o->msg, tags);
 }
 
-void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
+void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_out *rec)
 {
 	unsigned n = rec->nmuscles < o->nmuscles ? rec->nmuscles : o->nmuscles;
 
@@ -1206,7 +1206,7 @@ void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
 		return;
 	bundle_begin(&o->pkt);
 	for (unsigned i = 0; i < n; i++) {
-		const struct emg_rec_muscle *m = &rec->m[i];
+		const struct emg_out_muscle *m = &rec->m[i];
 		msg(&o->msg, o->paths[i].rms, addrs[EMG_OSC_ADDR_RMS].types, (double)m->rms);
 		bundle_add(o);
 		if (m->level >= 0) {
@@ -1227,14 +1227,14 @@ void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec)
 	send_all(o, &o->pkt);
 }
 
-void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_t now_ns)
+void emg_osc_publish_event(struct emg_osc *o, const struct emg_out *rec, uint64_t now_ns)
 {
 	double age = now_ns > rec->t_ns ? (double)(now_ns - rec->t_ns) * 1e-9 : 0.0;
 	int sample = (int)(rec->sample & 0x7fffffff);
 
 	if (rec->muscle >= o->nmuscles)
 		return;
-	if (rec->type == EMG_REC_ONSET)
+	if (rec->type == EMG_OUT_ONSET)
 		msg(&o->msg, o->paths[rec->muscle].onset, addrs[EMG_OSC_ADDR_ONSET].types, age, sample);
 	else
 		msg(&o->msg, o->paths[rec->muscle].offset, addrs[EMG_OSC_ADDR_OFFSET].types, age,

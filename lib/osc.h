@@ -39,7 +39,7 @@
 struct emg_analytics_order;
 struct emg_analytics_rep;
 struct emg_muscles;
-struct emg_rec;
+struct emg_out;
 
 #define EMG_OSC_MAX_PACKET 1472 /* Ethernet MTU minus IPv4 + UDP headers */
 
@@ -217,10 +217,10 @@ unsigned emg_osc_subscribers(const struct emg_osc *o);
 void emg_osc_stats(const struct emg_osc *o, struct emg_osc_stats *st);
 
 /* Publish one tick's metrics as bundles (split at EMG_OSC_MAX_PACKET). */
-void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_rec *rec);
+void emg_osc_publish_metrics(struct emg_osc *o, const struct emg_out *rec);
 
 /* Publish an onset or offset event at once; now_ns gives its age. */
-void emg_osc_publish_event(struct emg_osc *o, const struct emg_rec *rec, uint64_t now_ns);
+void emg_osc_publish_event(struct emg_osc *o, const struct emg_out *rec, uint64_t now_ns);
 
 /* Publish /emgd/status to every subscriber and target. */
 void emg_osc_publish_status(struct emg_osc *o, const struct emg_osc_status *st);

@@ -52,13 +52,13 @@ struct emg_pipeline {
 	float cal_peak;       /* mvc: peak display envelope */
 
 	/* Per-call context for the onset callback. */
-	emg_rec_fn fn;
+	emg_out_fn fn;
 	void *ud;
 	uint64_t blk_last_seq;
 	uint64_t blk_t_ns;
 
-	size_t rec_size;
-	struct emg_rec *rec; /* preallocated record with nm muscle entries */
+	size_t out_size;
+	struct emg_out *out; /* preallocated output with nm muscle entries */
 };
 
 void emg_pipeline_config_default(struct emg_pipeline_config *cfg)
@@ -116,9 +116,9 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 		goto fail;
 	p->work = aligned_alloc(64, ((size_t)BLOCK * p->nm * sizeof(float) + 63) / 64 * 64);
 	p->envb = aligned_alloc(64, ((size_t)BLOCK * p->nm * sizeof(float) + 63) / 64 * 64);
-	p->rec_size = sizeof(struct emg_rec) + p->nm * sizeof(struct emg_rec_muscle);
-	p->rec = calloc(1, p->rec_size);
-	if (!p->work || !p->envb || !p->rec) {
+	p->out_size = sizeof(struct emg_out) + p->nm * sizeof(struct emg_out_muscle);
+	p->out = calloc(1, p->out_size);
+	if (!p->work || !p->envb || !p->out) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -147,13 +147,13 @@ void emg_pipeline_free(struct emg_pipeline *p)
 	emg_muscles_free(p->map);
 	free(p->work);
 	free(p->envb);
-	free(p->rec);
+	free(p->out);
 	free(p);
 }
 
-size_t emg_pipeline_record_size(const struct emg_pipeline *p)
+size_t emg_pipeline_out_size(const struct emg_pipeline *p)
 {
-	return p->rec_size;
+	return p->out_size;
 }
 
 void emg_pipeline_add_dropped(struct emg_pipeline *p, uint64_t n)
@@ -171,42 +171,42 @@ static uint64_t sample_time(const struct emg_pipeline *p, uint64_t sample)
 	return back >= (double)p->blk_t_ns ? 0 : p->blk_t_ns - (uint64_t)back;
 }
 
-static struct emg_rec *rec_begin(struct emg_pipeline *p, enum emg_rec_type type)
+static struct emg_out *out_begin(struct emg_pipeline *p, enum emg_out_type type)
 {
-	struct emg_rec *rec = p->rec;
+	struct emg_out *o = p->out;
 
-	memset(rec, 0, sizeof(*rec));
-	rec->type = (uint16_t)type;
-	rec->arrival_ns = p->blk_t_ns;
-	rec->dropped = p->dropped;
-	return rec;
+	memset(o, 0, sizeof(*o));
+	o->type = (uint16_t)type;
+	o->arrival_ns = p->blk_t_ns;
+	o->dropped = p->dropped;
+	return o;
 }
 
 static void on_onset(void *ud, const struct emg_onset_event *ev)
 {
 	struct emg_pipeline *p = ud;
-	struct emg_rec *rec = rec_begin(p, ev->kind == EMG_ONSET_ON ? EMG_REC_ONSET : EMG_REC_OFFSET);
+	struct emg_out *o = out_begin(p, ev->kind == EMG_ONSET_ON ? EMG_OUT_ONSET : EMG_OUT_OFFSET);
 
 	if (p->cal_kind == EMG_CALIB_REST)
 		p->cal_moved[ev->lane] = 1; /* even a burst that ended between two checks */
-	rec->muscle = (uint16_t)ev->lane;
-	rec->sample = ev->sample;
-	rec->t_ns = sample_time(p, ev->sample);
-	rec->duration_s = (float)ev->duration_s;
-	rec->snr_db = ev->snr_db;
-	p->fn(p->ud, rec);
+	o->muscle = (uint16_t)ev->lane;
+	o->sample = ev->sample;
+	o->t_ns = sample_time(p, ev->sample);
+	o->duration_s = (float)ev->duration_s;
+	o->snr_db = ev->snr_db;
+	p->fn(p->ud, o);
 }
 
 static void emit_metrics(struct emg_pipeline *p, const float *env, uint64_t sample)
 {
-	struct emg_rec *rec = rec_begin(p, EMG_REC_METRICS);
+	struct emg_out *o = out_begin(p, EMG_OUT_METRICS);
 
-	rec->nmuscles = p->nm;
-	rec->tick = p->tick;
-	rec->sample = sample;
-	rec->t_ns = sample_time(p, sample);
+	o->nmuscles = p->nm;
+	o->tick = p->tick;
+	o->sample = sample;
+	o->t_ns = sample_time(p, sample);
 	for (unsigned i = 0; i < p->nm; i++) {
-		struct emg_rec_muscle *m = &rec->m[i];
+		struct emg_out_muscle *m = &o->m[i];
 		m->rms = env[i];
 		m->level = emg_calib_level(p->calib, i, env[i]);
 		m->snr_db = emg_onset_snr_db(p->onset, i);
@@ -214,7 +214,7 @@ static void emit_metrics(struct emg_pipeline *p, const float *env, uint64_t samp
 		m->baseline = (uint8_t)emg_onset_baseline_src(p->onset, i);
 		memset(m->pad, 0, sizeof(m->pad));
 	}
-	p->fn(p->ud, rec);
+	p->fn(p->ud, o);
 }
 
 /* Rest level of a muscle for the MVC check: its rest calibration (display
@@ -234,43 +234,43 @@ static void calib_finish(struct emg_pipeline *p)
 {
 	/* Wall-clock time is recorded for the clinician; it is a vDSO call, not a syscall. */
 	int64_t now = (int64_t)time(NULL);
-	struct emg_rec *rec;
+	struct emg_out *o;
 
 	if (p->cal_kind == EMG_CALIB_REST) {
 		struct emg_baseline b[EMG_MUSCLES_MAX];
 		int r = emg_onset_rest_end(p->onset, b);
 
 		for (unsigned i = 0; i < p->nm; i++) {
-			rec = rec_begin(p, EMG_REC_CALIB);
-			rec->calib_kind = EMG_CALIB_REST;
-			rec->calib_err = r;
-			rec->muscle = (uint16_t)i;
+			o = out_begin(p, EMG_OUT_CALIB);
+			o->calib_kind = EMG_CALIB_REST;
+			o->calib_err = r;
+			o->muscle = (uint16_t)i;
 			/* A muscle that fired during "rest" would poison its baseline
 			 * (threshold far above real rest): refuse it, keep the old one. */
 			if (r == 0 && p->cal_moved[i])
-				rec->calib_err = -EBUSY;
+				o->calib_err = -EBUSY;
 			else if (r == 0) {
-				rec->baseline = b[i];
-				rec->rest_rms = (float)(p->cal_sum[i] / (double)p->cal_count);
-				emg_calib_set_rest(p->calib, i, &b[i], rec->rest_rms, now);
+				o->baseline = b[i];
+				o->rest_rms = (float)(p->cal_sum[i] / (double)p->cal_count);
+				emg_calib_set_rest(p->calib, i, &b[i], o->rest_rms, now);
 			}
-			p->fn(p->ud, rec);
+			p->fn(p->ud, o);
 		}
 	} else {
-		rec = rec_begin(p, EMG_REC_CALIB);
-		rec->calib_kind = EMG_CALIB_MVC;
-		rec->muscle = (uint16_t)p->cal_muscle;
-		rec->mvc_rms = p->cal_peak;
-		rec->rest_rms = mvc_rest_level(p, p->cal_muscle);
-		rec->calib_err = p->cal_peak > 0 ? 0 : -ENODATA;
+		o = out_begin(p, EMG_OUT_CALIB);
+		o->calib_kind = EMG_CALIB_MVC;
+		o->muscle = (uint16_t)p->cal_muscle;
+		o->mvc_rms = p->cal_peak;
+		o->rest_rms = mvc_rest_level(p, p->cal_muscle);
+		o->calib_err = p->cal_peak > 0 ? 0 : -ENODATA;
 		/* A "maximal" trial not clearly above rest (relaxed muscle, electrode
 		 * off) would make every later level thousands of %MVC: refuse it. */
-		if (rec->calib_err == 0 && rec->rest_rms > 0 &&
-		    p->cal_peak < EMG_PIPELINE_MVC_MIN_RATIO * rec->rest_rms)
-			rec->calib_err = -ERANGE;
-		if (rec->calib_err == 0)
+		if (o->calib_err == 0 && o->rest_rms > 0 &&
+		    p->cal_peak < EMG_PIPELINE_MVC_MIN_RATIO * o->rest_rms)
+			o->calib_err = -ERANGE;
+		if (o->calib_err == 0)
 			emg_calib_add_mvc(p->calib, p->cal_muscle, p->cal_peak, now);
-		p->fn(p->ud, rec);
+		p->fn(p->ud, o);
 	}
 	p->cal_kind = 0;
 }
@@ -374,7 +374,7 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 }
 
 void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned nframes,
-			  uint64_t first_seq, uint64_t t_ns, emg_rec_fn fn, void *ud)
+			  uint64_t first_seq, uint64_t t_ns, emg_out_fn fn, void *ud)
 {
 	if (!p->started) {
 		p->origin = first_seq;

@@ -4,14 +4,14 @@
  *
  *   device frames --gather muscle channels--> band-pass + notch (emg_filter)
  *     --> ECG rejection (emg_ecg) --> display RMS (emg_env) --> onset/offset (emg_onset) --> %MVC (emg_calib)
- *     --> records: per-tick metrics, onset/offset events, calibration results
+ *     --> outputs (struct emg_out): per-tick metrics, onset/offset events, calibration results
  *
  * Everything is allocated in emg_pipeline_new(); emg_pipeline_process()
- * never allocates, locks, logs or blocks.  Records go to a callback, which
+ * never allocates, locks, logs or blocks.  Outputs go to a callback, which
  * in the daemon pushes them into the ring the main loop drains.
  *
  * The pipeline keeps its own copy of the calibration table; finished
- * calibrations come out as EMG_REC_CALIB records (one per muscle) so the
+ * calibrations come out as EMG_OUT_CALIB outputs (one per muscle) so the
  * owner of the master table (the main thread) updates and saves it without
  * sharing memory with the DSP thread.
  */
@@ -35,19 +35,19 @@ struct emg_pipeline_config {
 	struct emg_ecg_params ecg;     /* heartbeat rejection after the band-pass (default off for now) */
 	struct emg_onset_params onset;
 	double rms_window_ms;  /* display envelope (default 125) */
-	double publish_rate;   /* metric records per second (default 50) */
+	double publish_rate;   /* metric outputs per second (default 50) */
 };
 
-enum emg_rec_type {
-	EMG_REC_METRICS = 1, /* one per publish tick */
-	EMG_REC_ONSET,
-	EMG_REC_OFFSET,
-	EMG_REC_CALIB,       /* a calibration finished (ok or failed) */
+enum emg_out_type {
+	EMG_OUT_METRICS = 1, /* one per publish tick */
+	EMG_OUT_ONSET,
+	EMG_OUT_OFFSET,
+	EMG_OUT_CALIB,       /* a calibration finished (ok or failed) */
 };
 
 enum emg_calib_kind { EMG_CALIB_REST = 1, EMG_CALIB_MVC };
 
-struct emg_rec_muscle {
+struct emg_out_muscle {
 	float rms;     /* display envelope, uV */
 	float level;   /* fraction of MVC, negative when not calibrated */
 	float snr_db;
@@ -56,15 +56,15 @@ struct emg_rec_muscle {
 	uint8_t pad[2];
 };
 
-/* A record; METRICS records carry nmuscles entries in m[]. */
-struct emg_rec {
-	uint16_t type;      /* enum emg_rec_type */
+/* One pipeline output (not an EDF recording: that is emg_recorder); METRICS outputs carry nmuscles entries in m[]. */
+struct emg_out {
+	uint16_t type;      /* enum emg_out_type */
 	uint16_t muscle;    /* ONSET/OFFSET/CALIB(mvc): muscle index */
 	uint32_t nmuscles;  /* METRICS: entries in m[] */
 	uint64_t tick;      /* METRICS: publish tick sequence number */
 	uint64_t sample;    /* METRICS: last sample covered; ONSET: onset sample; OFFSET: offset sample */
 	uint64_t t_ns;      /* CLOCK_MONOTONIC estimate of `sample` (arrival time back-dated) */
-	uint64_t arrival_ns;/* CLOCK_MONOTONIC arrival of the block that produced the record */
+	uint64_t arrival_ns;/* CLOCK_MONOTONIC arrival of the block that produced the output */
 	uint64_t dropped;   /* METRICS: frames lost so far (device losses + ring overruns) */
 	float duration_s;   /* OFFSET: burst duration */
 	float snr_db;       /* ONSET/OFFSET: burst SNR */
@@ -73,10 +73,10 @@ struct emg_rec {
 	struct emg_baseline baseline; /* CALIB rest: onset baseline of `muscle` */
 	float rest_rms;     /* CALIB rest: display envelope at rest; mvc: the rest level it was checked against (0: none) */
 	float mvc_rms;      /* CALIB mvc: peak display envelope of this trial */
-	struct emg_rec_muscle m[];
+	struct emg_out_muscle m[];
 };
 
-typedef void (*emg_rec_fn)(void *ud, const struct emg_rec *rec);
+typedef void (*emg_out_fn)(void *ud, const struct emg_out *out);
 
 /* Fill a config with the built-in DSP defaults (the [dsp] values conf/emgd.conf lists). */
 void emg_pipeline_config_default(struct emg_pipeline_config *cfg);
@@ -89,12 +89,12 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 /* Free a pipeline. */
 void emg_pipeline_free(struct emg_pipeline *p);
 
-/* Largest record size in bytes (ring slot size). */
-size_t emg_pipeline_record_size(const struct emg_pipeline *p);
+/* Largest output size in bytes (ring slot size). */
+size_t emg_pipeline_out_size(const struct emg_pipeline *p);
 
 /* Process nframes interleaved device frames, first one being sample first_seq, arrived at t_ns. */
 void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned nframes,
-			  uint64_t first_seq, uint64_t t_ns, emg_rec_fn fn, void *ud);
+			  uint64_t first_seq, uint64_t t_ns, emg_out_fn fn, void *ud);
 
 /* Add to the dropped-frames count reported in metrics (device losses, ring overruns). */
 void emg_pipeline_add_dropped(struct emg_pipeline *p, uint64_t n);

@@ -280,11 +280,11 @@ static double run_onset(struct data *d, enum emg_onset_method m, unsigned long *
 	return per_cs(d, ns);
 }
 
-static void count_rec(void *ud, const struct emg_rec *rec)
+static void count_rec(void *ud, const struct emg_out *rec)
 {
 	unsigned long *n = ud;
 
-	n[rec->type == EMG_REC_METRICS ? 0 : 1]++;
+	n[rec->type == EMG_OUT_METRICS ? 0 : 1]++;
 }
 
 static double run_chain(struct data *d, unsigned long recs[2])

@@ -394,13 +394,13 @@ out:
 
 /* ---- the online path: the daemon's pipeline ----------------------------- */
 
-static void on_rec(void *ud, const struct emg_rec *rec)
+static void on_rec(void *ud, const struct emg_out *rec)
 {
 	struct dets *d = ud;
 
-	if (rec->type == EMG_REC_ONSET)
+	if (rec->type == EMG_OUT_ONSET)
 		dets_add(d, rec->muscle, rec->sample);
-	if (rec->type == EMG_REC_OFFSET)
+	if (rec->type == EMG_OUT_OFFSET)
 		dets_end(d, rec->muscle, rec->sample - (uint64_t)llround(rec->duration_s * d->fs),
 			 rec->sample);
 }

@@ -228,7 +228,7 @@ static void build_msg(struct ob *o, struct rd *r)
 	}
 }
 
-static struct emg_rec *rec;
+static struct emg_out *rec;
 
 static void setup_params(unsigned k)
 {
@@ -283,7 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (emg_cidr_parse("192.168.1.0/24", &allow_net) < 0)
 			abort();
-		rec = calloc(1, sizeof(*rec) + EMG_MUSCLES_MAX * sizeof(struct emg_rec_muscle));
+		rec = calloc(1, sizeof(*rec) + EMG_MUSCLES_MAX * sizeof(struct emg_out_muscle));
 		init = true;
 	}
 	memset(subscribed_ever, 0, sizeof(subscribed_ever));
@@ -342,7 +342,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			emg_osc_expire(osc, now);
 			continue;
 		case 12: {
-			rec->type = EMG_REC_METRICS;
+			rec->type = EMG_OUT_METRICS;
 			rec->nmuscles = 6;
 			rec->tick = now / MS;
 			for (unsigned i = 0; i < 6; i++) {
@@ -351,7 +351,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				rec->m[i].active = u8(&r) & 1;
 			}
 			emg_osc_publish_metrics(osc, rec);
-			rec->type = EMG_REC_ONSET;
+			rec->type = EMG_OUT_ONSET;
 			rec->muscle = u8(&r) % 8; /* out of range too */
 			rec->t_ns = now - MS;
 			emg_osc_publish_event(osc, rec, now);

@@ -76,8 +76,8 @@ struct stream {
 	float level[NM]; /* < 0: uncalibrated */
 	int active[NM];
 	union {
-		struct emg_rec r;
-		unsigned char bytes[sizeof(struct emg_rec) + NM * sizeof(struct emg_rec_muscle)];
+		struct emg_out r;
+		unsigned char bytes[sizeof(struct emg_out) + NM * sizeof(struct emg_out_muscle)];
 	} u;
 };
 
@@ -97,9 +97,9 @@ static void st_init(struct stream *s, struct emg_analytics *a)
 static void st_run(struct stream *s, uint64_t until)
 {
 	while (s->t <= until) {
-		struct emg_rec *r = &s->u.r;
+		struct emg_out *r = &s->u.r;
 		memset(&s->u, 0, sizeof(s->u));
-		r->type = EMG_REC_METRICS;
+		r->type = EMG_OUT_METRICS;
 		r->nmuscles = NM;
 		r->sample = s->t;
 		for (int i = 0; i < NM; i++) {
@@ -107,21 +107,21 @@ static void st_run(struct stream *s, uint64_t until)
 			r->m[i].level = s->level[i];
 			r->m[i].active = (uint8_t)s->active[i];
 		}
-		emg_analytics_record(s->a, r, &sink);
+		emg_analytics_feed(s->a, r, &sink);
 		s->t += TICK;
 	}
 }
 
 static void st_event(struct stream *s, int type, unsigned muscle, uint64_t sample)
 {
-	struct emg_rec r;
+	struct emg_out r;
 
 	memset(&r, 0, sizeof(r));
 	r.type = (uint16_t)type;
 	r.muscle = (uint16_t)muscle;
 	r.sample = sample;
-	emg_analytics_record(s->a, &r, &sink);
-	s->active[muscle] = type == EMG_REC_ONSET;
+	emg_analytics_feed(s->a, &r, &sink);
+	s->active[muscle] = type == EMG_OUT_ONSET;
 }
 
 static struct emg_analytics *make(const struct emg_muscles *m, const char *pairs)
@@ -148,10 +148,10 @@ START_TEST(test_order_and_rep)
 	st_run(&s, 1000);
 	/* hamstring switches on at 1000, glute max at 1045; detected 25-40 ms later */
 	st_run(&s, 1030);
-	st_event(&s, EMG_REC_ONSET, HAM_L, 1000);
+	st_event(&s, EMG_OUT_ONSET, HAM_L, 1000);
 	s.rms[HAM_L] = 80;
 	st_run(&s, 1080);
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 1045);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 1045);
 	s.rms[GMAX_L] = 50;
 	st_run(&s, 1300);
 	ck_assert_uint_eq(C.norder, 0); /* window 300 + settle 150 not over yet */
@@ -176,10 +176,10 @@ START_TEST(test_order_and_rep)
 
 	/* offsets: hamstring at 2000, glute max at 2100 */
 	st_run(&s, 2040);
-	st_event(&s, EMG_REC_OFFSET, HAM_L, 2000);
+	st_event(&s, EMG_OUT_OFFSET, HAM_L, 2000);
 	s.rms[HAM_L] = 3;
 	st_run(&s, 2150);
-	st_event(&s, EMG_REC_OFFSET, GMAX_L, 2100);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_L, 2100);
 	s.rms[GMAX_L] = 3;
 	st_run(&s, 2495);
 	ck_assert_uint_eq(C.nrep, 0); /* 500 ms of rest not over */
@@ -223,9 +223,9 @@ START_TEST(test_late_detection_leads)
 
 	st_init(&s, a);
 	st_run(&s, 3040);
-	st_event(&s, EMG_REC_ONSET, HAM_L, 3020);
+	st_event(&s, EMG_OUT_ONSET, HAM_L, 3020);
 	st_run(&s, 3100);
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 3000);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 3000);
 	st_run(&s, 3500);
 	ck_assert_uint_eq(C.norder, 1);
 	ck_assert_uint_eq(C.order[0].first, GMAX_L);
@@ -247,9 +247,9 @@ START_TEST(test_window_edges)
 
 	st_init(&s, a);
 	st_run(&s, 1000);
-	st_event(&s, EMG_REC_ONSET, HAM_L, 1000);
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 1300); /* exactly at the window edge: joins */
-	st_event(&s, EMG_REC_ONSET, HFLEX_L, 1301); /* past it: closes the group at once */
+	st_event(&s, EMG_OUT_ONSET, HAM_L, 1000);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 1300); /* exactly at the window edge: joins */
+	st_event(&s, EMG_OUT_ONSET, HFLEX_L, 1301); /* past it: closes the group at once */
 	ck_assert_uint_eq(C.norder, 1);
 	ck_assert_uint_eq(C.order[0].nfired, 2);
 	ck_assert_float_eq_tol(C.order[0].lag_ms[GMAX_L], 300, 1e-3);
@@ -272,17 +272,17 @@ START_TEST(test_min_rest_merges)
 
 	st_init(&s, a);
 	st_run(&s, 1000);
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 1000);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 1000);
 	s.rms[GMAX_L] = 100;
 	st_run(&s, 1500);
-	st_event(&s, EMG_REC_OFFSET, GMAX_L, 1500);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_L, 1500);
 	s.rms[GMAX_L] = 3;
 	st_run(&s, 1700);
 	/* 250 ms later it fires again: the same repetition (rest < 500 ms) */
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 1750);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 1750);
 	s.rms[GMAX_L] = 200;
 	st_run(&s, 2000);
-	st_event(&s, EMG_REC_OFFSET, GMAX_L, 2000);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_L, 2000);
 	s.rms[GMAX_L] = 3;
 	st_run(&s, 2600);
 	ck_assert_uint_eq(C.nrep, 1);
@@ -291,10 +291,10 @@ START_TEST(test_min_rest_merges)
 	ck_assert_float_eq_tol(C.rep[0].peak, 200, 1e-3);
 	ck_assert_uint_eq(C.norder, 2); /* two burst groups all the same */
 	/* 600 ms of rest: a new repetition */
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 2600);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 2600);
 	s.rms[GMAX_L] = 50;
 	st_run(&s, 2800);
-	st_event(&s, EMG_REC_OFFSET, GMAX_L, 2800);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_L, 2800);
 	s.rms[GMAX_L] = 3;
 	st_run(&s, 3400);
 	ck_assert_uint_eq(C.nrep, 2);
@@ -303,10 +303,10 @@ START_TEST(test_min_rest_merges)
 	ck_assert_uint_eq(C.rep[1].group, 3);
 
 	/* a new onset after enough rest finishes the previous repetition even with no tick between */
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 3500);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 3500);
 	st_run(&s, 3700);
-	st_event(&s, EMG_REC_OFFSET, GMAX_L, 3700);
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 4300);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_L, 3700);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 4300);
 	ck_assert_uint_eq(C.nrep, 3);
 	emg_analytics_reset(a);
 	ck_assert_uint_eq(emg_analytics_reps(a, GMAX_L), 0);
@@ -329,10 +329,10 @@ START_TEST(test_calibrated_and_symmetry)
 	s.level[GMAX_R] = 0.01f;
 	st_run(&s, 1000);
 	/* left: 60 % MVC */
-	st_event(&s, EMG_REC_ONSET, GMAX_L, 1000);
+	st_event(&s, EMG_OUT_ONSET, GMAX_L, 1000);
 	s.level[GMAX_L] = 0.6f;
 	st_run(&s, 1500);
-	st_event(&s, EMG_REC_OFFSET, GMAX_L, 1500);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_L, 1500);
 	s.level[GMAX_L] = 0.01f;
 	st_run(&s, 2100);
 	ck_assert_uint_eq(C.nrep, 1);
@@ -341,10 +341,10 @@ START_TEST(test_calibrated_and_symmetry)
 	ck_assert_float_eq_tol(C.rep[0].mean, 60, 1e-3);
 	ck_assert_int_eq(C.rep[0].paired, 0);
 	/* right: 40 % MVC -> SI = (60 - 40) / 50 x 100 = 40 % */
-	st_event(&s, EMG_REC_ONSET, GMAX_R, 3000);
+	st_event(&s, EMG_OUT_ONSET, GMAX_R, 3000);
 	s.level[GMAX_R] = 0.4f;
 	st_run(&s, 3500);
-	st_event(&s, EMG_REC_OFFSET, GMAX_R, 3500);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_R, 3500);
 	s.level[GMAX_R] = 0.01f;
 	st_run(&s, 4100);
 	ck_assert_uint_eq(C.nrep, 2);
@@ -352,10 +352,10 @@ START_TEST(test_calibrated_and_symmetry)
 	ck_assert_float_eq_tol(C.rep[1].symmetry_pct, 40, 1e-3);
 	/* uncalibrated right side: µV cannot be compared with %MVC */
 	s.level[GMAX_R] = -1;
-	st_event(&s, EMG_REC_ONSET, GMAX_R, 5000);
+	st_event(&s, EMG_OUT_ONSET, GMAX_R, 5000);
 	s.rms[GMAX_R] = 90;
 	st_run(&s, 5500);
-	st_event(&s, EMG_REC_OFFSET, GMAX_R, 5500);
+	st_event(&s, EMG_OUT_OFFSET, GMAX_R, 5500);
 	st_run(&s, 6100);
 	ck_assert_uint_eq(C.nrep, 3);
 	ck_assert_int_eq(C.rep[2].calibrated, 0);
@@ -417,9 +417,9 @@ END_TEST
 static struct emg_analytics *chain_a;
 static struct emg_analytics_sink chain_sink = { &C, cap_order, cap_rep };
 
-static void chain_rec(void *ud, const struct emg_rec *rec)
+static void chain_rec(void *ud, const struct emg_out *rec)
 {
-	emg_analytics_record(chain_a, rec, &chain_sink);
+	emg_analytics_feed(chain_a, rec, &chain_sink);
 }
 
 START_TEST(test_prone_hip_ext_truth)

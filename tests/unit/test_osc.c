@@ -372,11 +372,11 @@ static struct emg_osc_stats stats(const struct emg_osc *o)
 	return st;
 }
 
-static struct emg_rec *metrics_rec(unsigned n)
+static struct emg_out *metrics_rec(unsigned n)
 {
-	struct emg_rec *r = calloc(1, sizeof(*r) + n * sizeof(struct emg_rec_muscle));
+	struct emg_out *r = calloc(1, sizeof(*r) + n * sizeof(struct emg_out_muscle));
 
-	r->type = EMG_REC_METRICS;
+	r->type = EMG_OUT_METRICS;
 	r->nmuscles = n;
 	return r;
 }
@@ -442,7 +442,7 @@ START_TEST(test_unsubscribe)
 	struct emg_osc *o = make(&p);
 	struct sockaddr_storage a = v4("127.0.0.1", 5000), a2 = v4("127.0.0.1", 5002),
 				b = v4("127.0.0.2", 5000);
-	struct emg_rec *r = metrics_rec(6);
+	struct emg_out *r = metrics_rec(6);
 
 	send_msg(o, &a, 0, "/emgd/subscribe", "");
 	send_msg(o, &a2, 0, "/emgd/subscribe", "");
@@ -1124,7 +1124,7 @@ START_TEST(test_publish_metrics_6)
 	struct emg_osc_params p = params();
 	struct emg_osc *o = make(&p);
 	struct sockaddr_storage a = v4("127.0.0.1", 5000);
-	struct emg_rec *r = metrics_rec(6);
+	struct emg_out *r = metrics_rec(6);
 	static const char *const names[] = { "glute_max_l", "glute_max_r", "glute_med_l",
 					     "glute_med_r", "hip_flex_l",  "hip_flex_r" };
 	struct walked w;
@@ -1207,7 +1207,7 @@ START_TEST(test_publish_metrics_64_split)
 	struct emg_osc *o = make(&p);
 	struct sockaddr_storage a = v4("127.0.0.1", 5000), b = v6("::1", 5001);
 	struct emg_muscles *map;
-	struct emg_rec *r = metrics_rec(EMG_MUSCLES_MAX);
+	struct emg_out *r = metrics_rec(EMG_MUSCLES_MAX);
 	char names[EMG_MUSCLES_MAX][EMG_MUSCLE_NAME_MAX], path[64];
 	unsigned next = 0, bundles = 0, total = 0, frames = 0, levels = 0;
 	struct walked w;
@@ -1293,13 +1293,13 @@ START_TEST(test_publish_events)
 	struct emg_osc_params p = params();
 	struct emg_osc *o = make(&p);
 	struct sockaddr_storage a = v4("127.0.0.1", 5000);
-	struct emg_rec r;
+	struct emg_out r;
 	lo_message m;
 
 	send_msg(o, &a, 0, "/emgd/subscribe", "");
 	npkts = 0;
 	memset(&r, 0, sizeof(r));
-	r.type = EMG_REC_ONSET;
+	r.type = EMG_OUT_ONSET;
 	r.muscle = 3;
 	r.sample = (1ull << 33) + 12345; /* mod 2^31 */
 	r.t_ns = 50 * SEC;
@@ -1310,7 +1310,7 @@ START_TEST(test_publish_events)
 	ck_assert_int_eq(arg_i(m, 1), 12345);
 	lo_message_free(m);
 
-	r.type = EMG_REC_OFFSET;
+	r.type = EMG_OUT_OFFSET;
 	r.muscle = 0;
 	r.duration_s = 1.25f;
 	emg_osc_publish_event(o, &r, 52 * SEC);
@@ -1320,7 +1320,7 @@ START_TEST(test_publish_events)
 	lo_message_free(m);
 
 	/* an event from the future (clock skew) has age 0, not a huge number */
-	r.type = EMG_REC_ONSET;
+	r.type = EMG_OUT_ONSET;
 	emg_osc_publish_event(o, &r, 49 * SEC);
 	m = dec_pkt(2, "/emg/glute_max_l/onset", "fi");
 	ck_assert_float_eq(arg_f(m, 0), 0.0f);
@@ -1348,7 +1348,7 @@ START_TEST(test_static_targets)
 	struct emg_hostport t[2], bad = { "not an address", 1 };
 	struct sockaddr_storage t0 = v4("127.0.0.1", 7000), t1 = v6("::1", 7001),
 				sub = v4("127.0.0.1", 5000);
-	struct emg_rec *r = metrics_rec(6), ev;
+	struct emg_out *r = metrics_rec(6), ev;
 	struct emg_osc_status st = { "waiting-device", 500, 4, 9 };
 	lo_message m;
 
@@ -1364,7 +1364,7 @@ START_TEST(test_static_targets)
 	ck_dest(0, &t0);
 	ck_dest(1, &t1);
 	memset(&ev, 0, sizeof(ev));
-	ev.type = EMG_REC_ONSET;
+	ev.type = EMG_OUT_ONSET;
 	emg_osc_publish_event(o, &ev, 0);
 	ck_assert_uint_eq(npkts, 4);
 	lo_message_free(dec_pkt(2, "/emg/glute_max_l/onset", "fi"));

@@ -697,8 +697,8 @@ START_TEST(test_published_match_table)
 	struct emg_osc *o;
 	struct sockaddr_in from = { .sin_family = AF_INET, .sin_port = htons(5000) };
 	union {
-		struct emg_rec r;
-		unsigned char b[sizeof(struct emg_rec) + 3 * sizeof(struct emg_rec_muscle)];
+		struct emg_out r;
+		unsigned char b[sizeof(struct emg_out) + 3 * sizeof(struct emg_out_muscle)];
 	} u;
 	struct emg_analytics_order ord;
 	struct emg_analytics_rep rep;
@@ -729,15 +729,15 @@ START_TEST(test_published_match_table)
 		emg_osc_handle(o, req, 20, (struct sockaddr *)&from, sizeof(from), 2000);
 	}
 	memset(&u, 0, sizeof(u));
-	u.r.type = EMG_REC_METRICS;
+	u.r.type = EMG_OUT_METRICS;
 	u.r.nmuscles = 3;
 	u.r.m[0].level = 0.5f; /* one calibrated muscle: /level too */
 	u.r.m[1].level = -1;
 	u.r.m[2].level = -1;
 	emg_osc_publish_metrics(o, &u.r);
-	u.r.type = EMG_REC_ONSET;
+	u.r.type = EMG_OUT_ONSET;
 	emg_osc_publish_event(o, &u.r, 0);
-	u.r.type = EMG_REC_OFFSET;
+	u.r.type = EMG_OUT_OFFSET;
 	emg_osc_publish_event(o, &u.r, 0);
 	{
 		struct emg_osc_status st = { "streaming", 2000, 3, 0 };
@@ -788,8 +788,8 @@ START_TEST(test_values)
 	struct emg_oscquery *q;
 	struct emg_osc *o;
 	union {
-		struct emg_rec r;
-		unsigned char b[sizeof(struct emg_rec) + 3 * sizeof(struct emg_rec_muscle)];
+		struct emg_out r;
+		unsigned char b[sizeof(struct emg_out) + 3 * sizeof(struct emg_out_muscle)];
 	} u;
 	struct emg_osc_status st = { "recording", 2000, 3, 7 };
 	char *body;
@@ -801,7 +801,7 @@ START_TEST(test_values)
 	ck_assert_int_eq(answer(q, "GET", "/emg/glute_max_l/rms?VALUE", &body), 204); /* nothing sent yet */
 	free(body);
 	memset(&u, 0, sizeof(u));
-	u.r.type = EMG_REC_METRICS;
+	u.r.type = EMG_OUT_METRICS;
 	u.r.nmuscles = 3;
 	u.r.tick = 41;
 	u.r.m[0].rms = 12.5f;

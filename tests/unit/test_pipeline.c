@@ -33,7 +33,7 @@ struct recs {
 static void recs_init(struct recs *r, const struct emg_pipeline *p)
 {
 	memset(r, 0, sizeof(*r));
-	r->size = emg_pipeline_record_size(p);
+	r->size = emg_pipeline_out_size(p);
 }
 
 static void recs_free(struct recs *r)
@@ -43,18 +43,18 @@ static void recs_free(struct recs *r)
 	r->n = r->cap = 0;
 }
 
-static struct emg_rec *rec_at(const struct recs *r, size_t i)
+static struct emg_out *rec_at(const struct recs *r, size_t i)
 {
-	return (struct emg_rec *)(r->buf + i * r->size);
+	return (struct emg_out *)(r->buf + i * r->size);
 }
 
-static void on_rec(void *ud, const struct emg_rec *rec)
+static void on_rec(void *ud, const struct emg_out *rec)
 {
 	struct recs *r = ud;
 	size_t bytes = sizeof(*rec);
 
-	if (rec->type == EMG_REC_METRICS)
-		bytes += rec->nmuscles * sizeof(struct emg_rec_muscle);
+	if (rec->type == EMG_OUT_METRICS)
+		bytes += rec->nmuscles * sizeof(struct emg_out_muscle);
 	ck_assert_uint_le(bytes, r->size);
 	if (bytes > r->max_bytes)
 		r->max_bytes = bytes;
@@ -215,8 +215,8 @@ START_TEST(test_record_size_and_accessors)
 	emg_pipeline_config_default(&pc);
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	p = make(&pc, FS, 8, map, NULL);
-	ck_assert_uint_eq(emg_pipeline_record_size(p),
-			  sizeof(struct emg_rec) + 6 * sizeof(struct emg_rec_muscle));
+	ck_assert_uint_eq(emg_pipeline_out_size(p),
+			  sizeof(struct emg_out) + 6 * sizeof(struct emg_out_muscle));
 	ck_assert(emg_muscles_equal(emg_pipeline_muscles(p), map));
 	ck_assert_ptr_ne(emg_pipeline_muscles(p), map); /* its own copy */
 	ck_assert_int_gt(emg_pipeline_describe(p, desc, sizeof(desc)), 0);
@@ -237,8 +237,8 @@ static void check_ticks(const struct recs *r, size_t expect, double fs, double r
 	size_t k = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
-		const struct emg_rec *rec = rec_at(r, i);
-		if (rec->type != EMG_REC_METRICS)
+		const struct emg_out *rec = rec_at(r, i);
+		if (rec->type != EMG_OUT_METRICS)
 			continue;
 		ck_assert_msg(rec->tick == k, "tick %llu where %zu was due",
 			      (unsigned long long)rec->tick, k);
@@ -281,13 +281,13 @@ START_TEST(test_publish_rate_exact)
 		recs_init(&r, p);
 		/* the sequence does not start at 0: ticks count from the first sample seen */
 		feed(p, x, 6, 0, n, &cases[c].block, 1, 123456, &r, fs);
-		ck_assert_msg(count_type(&r, EMG_REC_METRICS) == expect, "case %u: %zu ticks, expected %zu",
-			      c, count_type(&r, EMG_REC_METRICS), expect);
+		ck_assert_msg(count_type(&r, EMG_OUT_METRICS) == expect, "case %u: %zu ticks, expected %zu",
+			      c, count_type(&r, EMG_OUT_METRICS), expect);
 		/* the arrival back-dating: a tick on the block's last frame has t_ns == arrival */
 		for (size_t i = 0; i < r.n; i++) {
-			struct emg_rec *rec = rec_at(&r, i);
+			struct emg_out *rec = rec_at(&r, i);
 			uint64_t last, back;
-			if (rec->type != EMG_REC_METRICS)
+			if (rec->type != EMG_OUT_METRICS)
 				continue;
 			/* the block that produced it ended at the frame whose arrival it carries */
 			last = (uint64_t)llround((double)(rec->arrival_ns - 1000 * SEC - 3000000ull) * fs / 1e9) - 1;
@@ -326,10 +326,10 @@ START_TEST(test_block_split_invariance)
 		feed(p, x, 6, 0, n, big, 1, 0, &ra, FS);
 		emg_pipeline_free(p);
 	}
-	ck_assert_uint_eq(count_type(&ra, EMG_REC_METRICS), 25 * 50);
+	ck_assert_uint_eq(count_type(&ra, EMG_OUT_METRICS), 25 * 50);
 	/* the session scenario has bursts in the first 25 s: events must be part of the test */
-	ck_assert_uint_gt(count_type(&ra, EMG_REC_ONSET), 3);
-	ck_assert_uint_gt(count_type(&ra, EMG_REC_OFFSET), 3);
+	ck_assert_uint_gt(count_type(&ra, EMG_OUT_ONSET), 3);
+	ck_assert_uint_gt(count_type(&ra, EMG_OUT_OFFSET), 3);
 	check_ticks(&ra, 25 * 50, FS, 50, 0, 6);
 	for (unsigned s = 0; s < 3; s++) {
 		struct emg_pipeline *p = make(&pc, FS, 6, map, NULL);
@@ -339,11 +339,11 @@ START_TEST(test_block_split_invariance)
 		feed(p, x, 6, 0, n, splits[s], nsplit[s], 0, &rb, FS);
 		ck_assert_uint_eq(rb.n, ra.n);
 		for (size_t i = 0; i < ra.n; i++) {
-			struct emg_rec *a = rec_at(&ra, i), *b = rec_at(&rb, i);
+			struct emg_out *a = rec_at(&ra, i), *b = rec_at(&rb, i);
 			ck_assert_uint_eq(a->type, b->type);
 			ck_assert_uint_eq(a->sample, b->sample);
 			ck_assert_uint_eq(a->muscle, b->muscle);
-			if (a->type == EMG_REC_METRICS) {
+			if (a->type == EMG_OUT_METRICS) {
 				ck_assert_uint_eq(a->tick, k);
 				ck_assert_uint_eq(b->tick, k);
 				k++;
@@ -382,14 +382,14 @@ START_TEST(test_sequence_jump)
 	recs_init(&r, p);
 	/* 1 s, then 1000 frames lost, then 1 s, then the counter restarts from 0, then 1 s */
 	feed(p, x, 6, 0, 2000, &bs, 1, 0, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_METRICS), 50);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_METRICS), 50);
 	emg_pipeline_add_dropped(p, 1000);
 	feed(p, x, 6, 2000, 4000, &bs, 1, 1000, &r, FS); /* sequence 3000..4999 */
 	emg_pipeline_add_dropped(p, 7);
 	feed(p, x, 6, 4000, 6000, &bs, 1, (uint64_t)0 - 4000, &r, FS); /* sequence 0..1999 */
 	for (size_t i = 0; i < r.n; i++) {
-		struct emg_rec *rec = rec_at(&r, i);
-		if (rec->type != EMG_REC_METRICS)
+		struct emg_out *rec = rec_at(&r, i);
+		if (rec->type != EMG_OUT_METRICS)
 			continue;
 		ck_assert_msg(rec->tick == ticks, "tick %llu after %llu", (unsigned long long)rec->tick,
 			      (unsigned long long)last_tick);
@@ -449,12 +449,12 @@ START_TEST(test_handover_publish_rate)
 		b = make(&pc, FS, 6, map, NULL);
 		recs_init(&r, a);
 		feed(a, x, 6, 0, cut, &bs, 1, 5000, &r, FS);
-		ck_assert_uint_eq(count_type(&r, EMG_REC_METRICS), 10);
+		ck_assert_uint_eq(count_type(&r, EMG_OUT_METRICS), 10);
 		emg_pipeline_handover(b, a);
 		feed(b, x, 6, cut, n, &bs, 1, 5000, &r, FS);
 		for (size_t i = 0; i < r.n; i++) {
-			struct emg_rec *rec = rec_at(&r, i);
-			if (rec->type != EMG_REC_METRICS)
+			struct emg_out *rec = rec_at(&r, i);
+			if (rec->type != EMG_OUT_METRICS)
 				continue;
 			ck_assert_msg(rec->tick == ticks, "case %u: tick %llu, expected %llu", c,
 				      (unsigned long long)rec->tick, (unsigned long long)ticks);
@@ -531,14 +531,14 @@ START_TEST(test_rest_calibration)
 	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 0, 1.0), -EBUSY);
 	/* nothing until the 2000th sample, then one record per muscle at once */
 	feed(p, x, 6, start, start + len - 1, &blk, 1, 0, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 0);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_CALIB), 0);
 	ck_assert_int_eq(emg_pipeline_calibrating(p), 1);
 	feed(p, x, 6, start + len - 1, start + len, &one, 1, 0, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 6);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_CALIB), 6);
 	ck_assert_int_eq(emg_pipeline_calibrating(p), 0);
 	for (unsigned c = 0, k = 0; k < r.n; k++) {
-		struct emg_rec *rec = rec_at(&r, k);
-		if (rec->type != EMG_REC_CALIB)
+		struct emg_out *rec = rec_at(&r, k);
+		if (rec->type != EMG_OUT_CALIB)
 			continue;
 		ck_assert_int_eq(rec->calib_kind, EMG_CALIB_REST);
 		ck_assert_int_eq(rec->calib_err, 0);
@@ -556,8 +556,8 @@ START_TEST(test_rest_calibration)
 	/* from then on the metrics say the baseline comes from the rest trial */
 	feed(p, x, 6, start + len, n, &blk, 1, 0, &r, FS);
 	{
-		struct emg_rec *last = rec_at(&r, r.n - 1);
-		ck_assert_uint_eq(last->type, EMG_REC_METRICS);
+		struct emg_out *last = rec_at(&r, r.n - 1);
+		ck_assert_uint_eq(last->type, EMG_OUT_METRICS);
 		for (unsigned c = 0; c < 6; c++) {
 			ck_assert_uint_eq(last->m[c].baseline, EMG_BASELINE_REST);
 			ck_assert_float_lt(last->m[c].level, 0.0f); /* still no MVC */
@@ -588,17 +588,17 @@ START_TEST(test_rest_calibration_flat)
 	recs_init(&r, p);
 	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), 0);
 	feed(p, x, 6, 0, 4000, &blk, 1, 0, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 6);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_CALIB), 6);
 	for (size_t k = 0; k < r.n; k++)
-		if (rec_at(&r, k)->type == EMG_REC_CALIB)
+		if (rec_at(&r, k)->type == EMG_OUT_CALIB)
 			ck_assert_int_eq(rec_at(&r, k)->calib_err, -ENODATA);
 	/* a disconnected electrode is no MVC either */
 	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 1, 1.0), 0);
 	r.n = 0;
 	feed(p, x, 6, 0, 4000, &blk, 1, 4000, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 1);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_CALIB), 1);
 	for (size_t k = 0; k < r.n; k++)
-		if (rec_at(&r, k)->type == EMG_REC_CALIB) {
+		if (rec_at(&r, k)->type == EMG_OUT_CALIB) {
 			ck_assert_int_eq(rec_at(&r, k)->calib_kind, EMG_CALIB_MVC);
 			ck_assert_int_eq(rec_at(&r, k)->calib_err, -ENODATA);
 			ck_assert_uint_eq(rec_at(&r, k)->muscle, 1);
@@ -637,8 +637,8 @@ START_TEST(test_rest_calibration_refuses_active)
 	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.0), 0);
 	feed(p, x, 6, cal_at, n, &blk, 1, 0, &r, FS);
 	for (size_t k = 0; k < r.n; k++) {
-		struct emg_rec *rec = rec_at(&r, k);
-		if (rec->type != EMG_REC_CALIB)
+		struct emg_out *rec = rec_at(&r, k);
+		if (rec->type != EMG_OUT_CALIB)
 			continue;
 		seen++;
 		ck_assert_int_eq(rec->calib_err, rec->muscle == 2 ? -EBUSY : 0);
@@ -691,15 +691,15 @@ START_TEST(test_mvc_calibration)
 	ck_assert_int_eq(emg_pipeline_calibrate_rest(p, 1.5), -EBUSY);
 	/* blocks of 333 frames: the trial ends inside one, between two ticks */
 	feed(p, x, 6, start, n, &odd, 1, 0, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_CALIB), 1);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_CALIB), 1);
 	for (size_t k = 0; k < r.n; k++) {
-		struct emg_rec *rec = rec_at(&r, k);
-		if (rec->type == EMG_REC_METRICS)
+		struct emg_out *rec = rec_at(&r, k);
+		if (rec->type == EMG_OUT_METRICS)
 			prev_tick_sample = rec->sample;
-		if (rec->type == EMG_REC_CALIB) {
+		if (rec->type == EMG_OUT_CALIB) {
 			/* emitted at the trial's last sample: after tick 4959, before tick 4999 */
 			ck_assert_uint_eq(prev_tick_sample, start + len - 41);
-			ck_assert_uint_eq(rec_at(&r, k + 1)->type, EMG_REC_METRICS);
+			ck_assert_uint_eq(rec_at(&r, k + 1)->type, EMG_OUT_METRICS);
 			ck_assert_uint_eq(rec_at(&r, k + 1)->sample, start + len - 1);
 			ck_assert_int_eq(rec->calib_kind, EMG_CALIB_MVC);
 			ck_assert_int_eq(rec->calib_err, 0);
@@ -709,7 +709,7 @@ START_TEST(test_mvc_calibration)
 			ck_assert_uint_eq(rec->arrival_ns, arrival(start + 10 * odd - 1, FS));
 			continue;
 		}
-		if (rec->type != EMG_REC_METRICS)
+		if (rec->type != EMG_OUT_METRICS)
 			continue;
 		for (unsigned c = 0; c < 6; c++) {
 			/* the trial's last sample, 4999, is also a tick: it already has the MVC */
@@ -763,8 +763,8 @@ START_TEST(test_mvc_refuses_rest)
 	ck_assert_int_eq(emg_pipeline_calibrate_mvc(p, 3, 1.0), 0);
 	feed(p, x, 6, mvc2, n, &blk, 1, 0, &r, FS);
 	for (size_t k = 0; k < r.n; k++) {
-		struct emg_rec *rec = rec_at(&r, k);
-		if (rec->type != EMG_REC_CALIB || rec->calib_kind != EMG_CALIB_MVC)
+		struct emg_out *rec = rec_at(&r, k);
+		if (rec->type != EMG_OUT_CALIB || rec->calib_kind != EMG_CALIB_MVC)
 			continue;
 		ck_assert_uint_eq(rec->muscle, 3);
 		/* the rest level it was checked against: the rest trial's ~6 uV after the band-pass */
@@ -800,7 +800,7 @@ START_TEST(test_calib_from_table)
 	struct recs r;
 	float *x = malloc(sizeof(float) * 6 * 400);
 	const unsigned blk = 400;
-	struct emg_rec *rec;
+	struct emg_out *rec;
 
 	for (unsigned i = 0; i < 6 * 400; i++)
 		x[i] = (float)(5.0 * gauss());
@@ -815,7 +815,7 @@ START_TEST(test_calib_from_table)
 	emg_calib_free(cal); /* the pipeline keeps its own copy */
 	recs_init(&r, p);
 	feed(p, x, 6, 0, 400, &blk, 1, 0, &r, FS);
-	ck_assert_uint_eq(count_type(&r, EMG_REC_METRICS), 10);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_METRICS), 10);
 	rec = rec_at(&r, 0);
 	ck_assert_float_eq_tol(rec->m[1].level, rec->m[1].rms / 2.0f, 1e-6f);
 	ck_assert_float_lt(rec->m[0].level, 0.0f);
@@ -851,9 +851,9 @@ START_TEST(test_onset_timestamps)
 	recs_init(&r, p);
 	feed(p, x, 6, 0, n, sizes, 3, seq0, &r, FS);
 	for (size_t k = 0; k < r.n; k++) {
-		struct emg_rec *rec = rec_at(&r, k);
+		struct emg_out *rec = rec_at(&r, k);
 		uint64_t last, back;
-		if (rec->type != EMG_REC_ONSET && rec->type != EMG_REC_OFFSET)
+		if (rec->type != EMG_OUT_ONSET && rec->type != EMG_OUT_OFFSET)
 			continue;
 		ck_assert_uint_eq(rec->muscle, 1);
 		/* arrival_ns is the arrival of the block that produced it: find its last frame */
@@ -864,7 +864,7 @@ START_TEST(test_onset_timestamps)
 		ck_assert_uint_eq(rec->t_ns, rec->arrival_ns - back);
 		/* and t_ns is the sample's own time (+3 ms latency) to within a nanosecond */
 		ck_assert_uint_le(llabs((long long)(rec->t_ns - arrival(rec->sample, FS))), 2);
-		if (rec->type == EMG_REC_ONSET) {
+		if (rec->type == EMG_OUT_ONSET) {
 			onsets++;
 			ck_assert_uint_ge(rec->sample, seq0 + on - 40); /* within 20 ms */
 			ck_assert_uint_le(rec->sample, seq0 + on + 40);
@@ -899,7 +899,7 @@ START_TEST(test_channel_mapping)
 	const uint64_t n = (uint64_t)(2 * FS);
 	float *x = malloc(sizeof(float) * 8 * n);
 	const unsigned blk = 256;
-	struct emg_rec *last;
+	struct emg_out *last;
 
 	/* channel c (0-based) carries a 125 Hz sine of (c + 1) x 10 uV peak (not a mains harmonic) */
 	for (uint64_t i = 0; i < n; i++)
@@ -912,14 +912,14 @@ START_TEST(test_channel_mapping)
 	ck_assert_int_eq(emg_muscles_add(map, "hip_flex_l", 0, EMG_SIDE_LEFT, NULL), 0);
 	emg_pipeline_config_default(&pc);
 	p = make(&pc, FS, 8, map, NULL);
-	ck_assert_uint_eq(emg_pipeline_record_size(p),
-			  sizeof(struct emg_rec) + 3 * sizeof(struct emg_rec_muscle));
+	ck_assert_uint_eq(emg_pipeline_out_size(p),
+			  sizeof(struct emg_out) + 3 * sizeof(struct emg_out_muscle));
 	recs_init(&r, p);
 	feed(p, x, 8, 0, n, &blk, 1, 0, &r, FS);
 	last = rec_at(&r, r.n - 1);
-	ck_assert_uint_eq(last->type, EMG_REC_METRICS);
+	ck_assert_uint_eq(last->type, EMG_OUT_METRICS);
 	ck_assert_uint_eq(last->nmuscles, 3);
-	ck_assert_uint_eq(r.max_bytes, emg_pipeline_record_size(p));
+	ck_assert_uint_eq(r.max_bytes, emg_pipeline_out_size(p));
 	/* RMS of a sine = peak / sqrt 2; the band-pass passes 125 Hz nearly unchanged */
 	ck_assert_float_eq_tol(last->m[0].rms, 50.0 / M_SQRT2, 0.05 * 50.0 / M_SQRT2);
 	ck_assert_float_eq_tol(last->m[1].rms, 80.0 / M_SQRT2, 0.05 * 80.0 / M_SQRT2);
