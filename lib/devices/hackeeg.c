@@ -117,13 +117,14 @@ static int read_status(struct hackeeg_dev *d, struct emg_usb *u, libusb_device_h
 	return -ETIMEDOUT;
 }
 
-/* Drop everything the board sends until it is quiet for quiet_ms. */
-static int drain(struct hackeeg_dev *d, struct emg_usb *u, libusb_device_handle *h,
+/* Drop everything the board sends until it is quiet for quiet_ms; stop = NULL
+ * reads on while emgd stops (the board's last replies), else stop gives up. */
+static int drain(struct hackeeg_dev *d, const struct emg_usb *stop, libusb_device_handle *h,
 		 unsigned quiet_ms, unsigned max_ms)
 {
 	uint64_t start = emg_now_ns(), last = start;
 
-	while (!emg_usb_stopping(u)) {
+	while (!stop || !emg_usb_stopping(stop)) {
 		uint64_t now = emg_now_ns();
 		if (now - last > (uint64_t)quiet_ms * 1000000u)
 			return 0;
@@ -282,6 +283,13 @@ static void hackeeg_halt(void *drv, struct emg_usb *u, libusb_device_handle *h)
 			"{\"COMMAND\":\"boardledoff\"}\n");
 }
 
+/* The Due's SerialUSB.write blocks until the host reads: unread replies to
+ * halt's commands left it stuck with the LED on.  Read until it is quiet. */
+static void hackeeg_drain(void *drv, struct emg_usb *u, libusb_device_handle *h)
+{
+	drain(drv, NULL, h, 100, 1000);
+}
+
 static const struct emg_usb_driver hackeeg_usb = {
 	.name = "hackeeg",
 	.what = "HackEEG (Arduino Due native USB port)",
@@ -291,6 +299,7 @@ static const struct emg_usb_driver hackeeg_usb = {
 	.setup = hackeeg_setup,
 	.data = on_data,
 	.halt = hackeeg_halt,
+	.drain = hackeeg_drain,
 };
 
 /* ---- device ops ---- */

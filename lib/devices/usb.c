@@ -571,13 +571,16 @@ static void *usb_thread(void *arg)
 		handle_events(u, wait);
 	}
 	/* Shut down: stop the device, get every transfer back, close. */
-	if (u->phase == P_STREAMING) {
+	bool halted = u->phase == P_STREAMING;
+	if (halted) {
 		if (u->drv->halt)
 			u->drv->halt(u->drv_ud, u, u->h);
 		cancel_all(u); /* a deliberate stop: no state change reported */
 	}
 	while (u->phase == P_CLOSING && u->inflight && emg_now_ns() < u->close_deadline)
 		handle_events(u, 50 * MS);
+	if (u->phase == P_CLOSING && !u->inflight && halted && u->drv->drain)
+		u->drv->drain(u->drv_ud, u, u->h);
 	if (u->phase == P_CLOSING)
 		finish_close(u);
 	return NULL;

@@ -12,7 +12,8 @@
  *          which transfer size;
  *   data   one completed bulk-in transfer, on the event thread: decode only
  *          (no allocation, lock, log or blocking);
- *   halt   best-effort "stop streaming" before the handle is closed.
+ *   halt   best-effort "stop streaming" before the handle is closed;
+ *   drain  read the device's last replies once the transfers are back.
  *
  * Device life cycle, reported through the device state callback:
  *   not present / not accessible / not answering  -> EMG_DEVICE_WAITING
@@ -65,6 +66,10 @@ struct emg_usb_driver {
 		     struct emg_usb_stream *out, const char **why);
 	void (*data)(void *drv, const uint8_t *buf, size_t len, uint64_t t_ns);
 	void (*halt)(void *drv, struct emg_usb *u, libusb_device_handle *h);
+	/* After a deliberate stop, once every transfer is back: read what the
+	 * device still sends (its replies to halt), so it is not left blocked
+	 * writing to a host that stopped reading.  NULL = nothing to read. */
+	void (*drain)(void *drv, struct emg_usb *u, libusb_device_handle *h);
 };
 
 /* Create the context, register hotplug and look for the device once

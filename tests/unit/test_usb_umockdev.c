@@ -799,9 +799,13 @@ START_TEST(test_hackeeg_stream)
 	ck_assert_int_eq(mockusb_hackeeg_reg(m, 0x15), 0);
 
 	mockusb_clear_log(m);
+	mockusb_set_reply_delay(m, 20); /* the replies come after the transfers are cancelled */
 	emg_device_stop(dev);
 	ck_assert_ptr_nonnull(strstr(mock_log(m), "sdatac"));
+	ck_assert_ptr_nonnull(strstr(mock_log(m), "boardledoff"));
 	ck_assert(!mockusb_streaming(m));
+	/* its replies were read: the Due is not left blocked in SerialUSB.write */
+	ck_assert_uint_eq(mockusb_unread(m), 0);
 	emg_device_close(dev);
 	mockusb_free(m);
 }

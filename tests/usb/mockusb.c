@@ -53,6 +53,8 @@ struct mockusb {
 	/* firmware model */
 	gboolean daisy, silent, streaming;
 	GByteArray *fifo;            /* replies not yet read by the host */
+	gint64 fifo_ready_at;        /* monotonic us when the replies can be read */
+	gint64 reply_delay_us;       /* the firmware's time to answer a command */
 	uint8_t *stream;
 	size_t stream_len, stream_pos;
 	double rate;
@@ -90,6 +92,7 @@ static void logf_locked(struct mockusb *m, const char *fmt, ...)
 static void reply(struct mockusb *m, const char *s)
 {
 	g_byte_array_append(m->fifo, (const guint8 *)s, (guint)strlen(s));
+	m->fifo_ready_at = g_get_monotonic_time() + m->reply_delay_us;
 }
 
 static void murb_free(struct murb *u)
@@ -267,6 +270,8 @@ static size_t take_bytes(struct mockusb *m, uint8_t *out, size_t max)
 {
 	size_t n = 0;
 
+	if (m->fifo->len && g_get_monotonic_time() < m->fifo_ready_at)
+		return 0; /* the firmware is still working on the command */
 	if (m->fifo->len) {
 		n = m->fifo->len < max ? m->fifo->len : max;
 		memcpy(out, m->fifo->data, n);
@@ -294,7 +299,7 @@ static gboolean has_bytes(struct mockusb *m)
 	guint flen = m->fifo->len;
 
 	if (flen)
-		return TRUE;
+		return g_get_monotonic_time() >= m->fifo_ready_at;
 	if (take_bytes(m, &dummy, 1)) {
 		m->stream_pos = pos; /* only peeking */
 		return TRUE;
@@ -705,6 +710,21 @@ size_t mockusb_served(struct mockusb *m)
 {
 	lock(m);
 	size_t n = m->stream_pos;
+	unlock(m);
+	return n;
+}
+
+void mockusb_set_reply_delay(struct mockusb *m, unsigned ms)
+{
+	lock(m);
+	m->reply_delay_us = (gint64)ms * 1000;
+	unlock(m);
+}
+
+size_t mockusb_unread(struct mockusb *m)
+{
+	lock(m);
+	size_t n = m->fifo->len;
 	unlock(m);
 	return n;
 }

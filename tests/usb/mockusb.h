@@ -60,6 +60,13 @@ void mockusb_set_stream(struct mockusb *m, const uint8_t *bytes, size_t len, dou
 /* Bytes of the stream served so far. */
 size_t mockusb_served(struct mockusb *m);
 
+/* Replies become readable ms after the command (default 0), like firmware
+ * that takes a moment to act. */
+void mockusb_set_reply_delay(struct mockusb *m, unsigned ms);
+
+/* Bytes the device has queued that the driver has not read yet. */
+size_t mockusb_unread(struct mockusb *m);
+
 /* Whether the firmware is streaming. */
 bool mockusb_streaming(struct mockusb *m);
 
