@@ -1232,6 +1232,140 @@ static int setup_signals(struct emg_recorder *r, const struct emg_record_params 
 	return bad ? -EINVAL : 0;
 }
 
+/* Which channels are muscles, how many signals the file has; the filter and envelope they need. */
+static int rec_layout(struct emg_recorder *r, const struct emg_record_params *p)
+{
+	/* muscles present on this device, in map order */
+	unsigned nm = p->muscles ? emg_muscles_count(p->muscles) : 0;
+	int e;
+
+	r->mus_ch = calloc(nm ? nm : 1, sizeof(unsigned));
+	if (!r->mus_ch)
+		return -ENOMEM;
+	for (unsigned i = 0; i < nm; i++) {
+		const struct emg_muscle *m = emg_muscles_get(p->muscles, i);
+		if (m->channel < r->ch)
+			r->mus_ch[r->nmus++] = m->channel;
+	}
+	r->filtered = p->filtered && r->nmus;
+	r->envelopes = p->envelopes && r->nmus;
+	r->nsig = r->ch + (r->filtered ? r->nmus : 0) + (r->envelopes ? r->nmus : 0);
+	r->nann = (unsigned)ceil(10.0 * r->rec_s);
+	if (r->nann < 2)
+		r->nann = 2;
+	if (r->nann > MAX_ANNOT_SIGNALS)
+		r->nann = MAX_ANNOT_SIGNALS;
+	if (r->nsig + r->nann > EDFLIB_MAXSIGNALS)
+		return -E2BIG;
+	if (r->filtered || r->envelopes) {
+		struct emg_filter_spec def;
+		const struct emg_filter_spec *fs = p->filter;
+		if (!fs) {
+			emg_filter_spec_default(&def);
+			fs = &def;
+		}
+		e = emg_filter_new(&r->filt, fs, r->rate, r->nmus);
+		if (e)
+			return e;
+		double ms = p->rms_window_ms > 0 ? p->rms_window_ms : 125.0;
+		long win = lround(ms * 1e-3 * r->rate);
+		e = emg_env_new(&r->env, r->nmus, (unsigned)(win < 1 ? 1 : win));
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+/* The record buffers and the two rings (frames, annotations). */
+static int rec_buffers(struct emg_recorder *r, const struct emg_record_params *p)
+{
+	int e;
+
+	r->rec = calloc((size_t)r->spr * r->ch, sizeof(float));
+	r->mus = calloc((size_t)r->spr * (r->nmus ? r->nmus : 1), sizeof(float));
+	r->envb = calloc((size_t)r->spr * (r->nmus ? r->nmus : 1), sizeof(float));
+	r->dig = calloc((size_t)r->spr * r->nsig, sizeof(int));
+	r->annbuf = calloc(r->nann, ANNOT_BYTES);
+	r->pq = calloc(PENDING_MAX, sizeof(*r->pq));
+	r->path = strdup(p->path);
+	if (!r->rec || !r->mus || !r->envb || !r->dig || !r->annbuf || !r->pq || !r->path)
+		return -ENOMEM;
+
+	/* frame ring: [u64 seq][ch floats] per slot */
+	r->slot_size = (sizeof(uint64_t) + r->ch * sizeof(float) + 7) & ~(size_t)7;
+	double buf_s = p->buffer_s > 0 ? p->buffer_s : DEFAULT_BUFFER_S;
+	uint64_t want = (uint64_t)ceil(buf_s * r->rate), slots = 16;
+	while (slots < want && slots < (1u << 30))
+		slots <<= 1;
+	while (slots > 16 && slots * r->slot_size > RING_MAX_BYTES)
+		slots >>= 1;
+	e = emg_ring_new(&r->data, (uint32_t)slots, r->slot_size, 0);
+	if (!e)
+		e = emg_ring_new(&r->ann, ANN_RING_SLOTS, sizeof(struct ann_msg), 0);
+	return e;
+}
+
+/* Undo rec_create_file(): close the EDFlib handle and remove the file. */
+static void rec_discard_file(struct emg_recorder *r, const char *path)
+{
+	emg_record_edflib_lock();
+	edfclose_file(r->handle);
+	emg_record_edflib_unlock();
+	r->handle = -1;
+	unlink(path);
+}
+
+/* Create the file and its EDF+/BDF+ header; on failure nothing of it is left. */
+static int rec_create_file(struct emg_recorder *r, const struct emg_record_params *p, long units)
+{
+	int e;
+
+	/* Claim the name: never overwrite, never through a symlink (emg_safeio).
+	 * EDFlib then re-opens it with fopen("wb") - by /proc/self/fd/N where
+	 * possible, so it opens the very file claimed here. */
+	r->fd = emg_safeio_open(p->path, EMG_SAFEIO_CREATE, 0640, EMG_SAFEIO_NO_LIMIT, NULL, NULL, 0);
+	if (r->fd < 0)
+		return r->fd;
+	if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
+		e = -errno;
+		goto fail_unlink;
+	}
+	char fdpath[64];
+	const char *edfpath = emg_safeio_fd_path(r->fd, fdpath, sizeof(fdpath)) == 0 ? fdpath : p->path;
+	emg_record_edflib_lock();
+	errno = 0;
+	r->handle = edfopen_file_writeonly(edfpath, p->edf ? EDFLIB_FILETYPE_EDFPLUS
+							    : EDFLIB_FILETYPE_BDFPLUS,
+					   (int)r->nsig);
+	if (r->handle < 0) {
+		e = edflib_err(r->handle);
+		emg_record_edflib_unlock();
+		goto fail_unlink;
+	}
+	emg_record_edflib_unlock();
+	struct stat a, b;
+	if (fstat(r->fd, &a) < 0 || stat(p->path, &b) < 0 || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev) {
+		e = -EBUSY; /* the name was replaced under us */
+		goto fail_edf;
+	}
+	e = setup_signals(r, p);
+	if (!e && units != 100000 && edf_set_datarecord_duration(r->handle, (int)units) < 0)
+		e = -EINVAL;
+	if (!e && edf_set_number_of_annotation_signals(r->handle, (int)r->nann) < 0)
+		e = -EINVAL;
+	if (e)
+		goto fail_edf;
+	return 0;
+
+fail_edf:
+	rec_discard_file(r, p->path);
+	return e;
+fail_unlink:
+	unlink(p->path);
+	return e;
+}
+
 int emg_recorder_open(struct emg_recorder **out, const struct emg_record_params *p)
 {
 	struct emg_recorder *r;
@@ -1269,129 +1403,20 @@ int emg_recorder_open(struct emg_recorder **out, const struct emg_record_params 
 	if (e)
 		goto fail;
 	r->rec_s = (double)units * 1e-5;
-
-	/* muscles present on this device, in map order */
-	unsigned nm = p->muscles ? emg_muscles_count(p->muscles) : 0;
-	r->mus_ch = calloc(nm ? nm : 1, sizeof(unsigned));
-	if (!r->mus_ch) {
-		e = -ENOMEM;
+	if ((e = rec_layout(r, p)) || (e = rec_buffers(r, p)) || (e = rec_create_file(r, p, units)))
 		goto fail;
-	}
-	for (unsigned i = 0; i < nm; i++) {
-		const struct emg_muscle *m = emg_muscles_get(p->muscles, i);
-		if (m->channel < r->ch)
-			r->mus_ch[r->nmus++] = m->channel;
-	}
-	r->filtered = p->filtered && r->nmus;
-	r->envelopes = p->envelopes && r->nmus;
-	r->nsig = r->ch + (r->filtered ? r->nmus : 0) + (r->envelopes ? r->nmus : 0);
-	r->nann = (unsigned)ceil(10.0 * r->rec_s);
-	if (r->nann < 2)
-		r->nann = 2;
-	if (r->nann > MAX_ANNOT_SIGNALS)
-		r->nann = MAX_ANNOT_SIGNALS;
-	if (r->nsig + r->nann > EDFLIB_MAXSIGNALS) {
-		e = -E2BIG;
-		goto fail;
-	}
-	if (r->filtered || r->envelopes) {
-		struct emg_filter_spec def;
-		const struct emg_filter_spec *fs = p->filter;
-		if (!fs) {
-			emg_filter_spec_default(&def);
-			fs = &def;
-		}
-		e = emg_filter_new(&r->filt, fs, r->rate, r->nmus);
-		if (e)
-			goto fail;
-		double ms = p->rms_window_ms > 0 ? p->rms_window_ms : 125.0;
-		long win = lround(ms * 1e-3 * r->rate);
-		e = emg_env_new(&r->env, r->nmus, (unsigned)(win < 1 ? 1 : win));
-		if (e)
-			goto fail;
-	}
-
-	r->rec = calloc((size_t)r->spr * r->ch, sizeof(float));
-	r->mus = calloc((size_t)r->spr * (r->nmus ? r->nmus : 1), sizeof(float));
-	r->envb = calloc((size_t)r->spr * (r->nmus ? r->nmus : 1), sizeof(float));
-	r->dig = calloc((size_t)r->spr * r->nsig, sizeof(int));
-	r->annbuf = calloc(r->nann, ANNOT_BYTES);
-	r->pq = calloc(PENDING_MAX, sizeof(*r->pq));
-	r->path = strdup(p->path);
-	if (!r->rec || !r->mus || !r->envb || !r->dig || !r->annbuf || !r->pq || !r->path) {
-		e = -ENOMEM;
-		goto fail;
-	}
-
-	/* frame ring: [u64 seq][ch floats] per slot */
-	r->slot_size = (sizeof(uint64_t) + r->ch * sizeof(float) + 7) & ~(size_t)7;
-	double buf_s = p->buffer_s > 0 ? p->buffer_s : DEFAULT_BUFFER_S;
-	uint64_t want = (uint64_t)ceil(buf_s * r->rate), slots = 16;
-	while (slots < want && slots < (1u << 30))
-		slots <<= 1;
-	while (slots > 16 && slots * r->slot_size > RING_MAX_BYTES)
-		slots >>= 1;
-	e = emg_ring_new(&r->data, (uint32_t)slots, r->slot_size, 0);
-	if (!e)
-		e = emg_ring_new(&r->ann, ANN_RING_SLOTS, sizeof(struct ann_msg), 0);
-	if (e)
-		goto fail;
-
-	/* Claim the name: never overwrite, never through a symlink (emg_safeio).
-	 * EDFlib then re-opens it with fopen("wb") - by /proc/self/fd/N where
-	 * possible, so it opens the very file claimed here. */
-	r->fd = emg_safeio_open(p->path, EMG_SAFEIO_CREATE, 0640, EMG_SAFEIO_NO_LIMIT, NULL, NULL, 0);
-	if (r->fd < 0) {
-		e = r->fd;
-		goto fail;
-	}
-	if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
-		e = -errno;
-		goto fail_unlink;
-	}
-	char fdpath[64];
-	const char *edfpath = emg_safeio_fd_path(r->fd, fdpath, sizeof(fdpath)) == 0 ? fdpath : p->path;
-	emg_record_edflib_lock();
-	errno = 0;
-	r->handle = edfopen_file_writeonly(edfpath, p->edf ? EDFLIB_FILETYPE_EDFPLUS
-							    : EDFLIB_FILETYPE_BDFPLUS,
-					   (int)r->nsig);
-	if (r->handle < 0) {
-		e = edflib_err(r->handle);
-		emg_record_edflib_unlock();
-		goto fail_unlink;
-	}
-	emg_record_edflib_unlock();
-	struct stat a, b;
-	if (fstat(r->fd, &a) < 0 || stat(p->path, &b) < 0 || a.st_ino != b.st_ino ||
-	    a.st_dev != b.st_dev) {
-		e = -EBUSY; /* the name was replaced under us */
-		goto fail_edf;
-	}
-	e = setup_signals(r, p);
-	if (!e && units != 100000 && edf_set_datarecord_duration(r->handle, (int)units) < 0)
-		e = -EINVAL;
-	if (!e && edf_set_number_of_annotation_signals(r->handle, (int)r->nann) < 0)
-		e = -EINVAL;
-	if (e)
-		goto fail_edf;
 
 	atomic_store(&r->accepting, true);
 	r->last_sync_ns = now_ns();
 	e = -pthread_create(&r->thread, NULL, recorder_thread, r);
-	if (e)
-		goto fail_edf;
+	if (e) {
+		rec_discard_file(r, p->path);
+		goto fail;
+	}
 	r->thread_started = true;
 	*out = r;
 	return 0;
 
-fail_edf:
-	emg_record_edflib_lock();
-	edfclose_file(r->handle);
-	emg_record_edflib_unlock();
-	r->handle = -1;
-fail_unlink:
-	unlink(p->path);
 fail:
 	rec_free(r);
 	return e;
