@@ -300,7 +300,7 @@ static void cyton_info(struct emg_device *dev, struct emg_device_info *info)
 
 static const struct emg_device_option cyton_options[] = {
 	EMG_ADS1299_GAIN_OPTION,
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const struct emg_usb_id cyton_ids[] = { { EMG_CYTON_VID, EMG_CYTON_PID }, { 0, 0 } };

@@ -364,7 +364,7 @@ static void hackeeg_info(struct emg_device *dev, struct emg_device_info *info)
 
 static const struct emg_device_option hackeeg_options[] = {
 	EMG_ADS1299_GAIN_OPTION,
-	{ NULL },
+	{ .name = NULL },
 };
 
 static const struct emg_usb_id hackeeg_ids[] = { { EMG_HACKEEG_VID, EMG_HACKEEG_PID }, { 0, 0 } };

@@ -601,7 +601,7 @@ static const struct emg_device_option replay_options[] = {
 	{ "file", EMG_OPT_PATH, offsetof(struct emg_device_config, file), 0, 0, NULL, "",
 	  "a file path", "the recording to play: .bdf, .edf or .csv" },
 	EMG_PACED_REALTIME_OPTION,
-	{ NULL },
+	{ .name = NULL },
 };
 
 /* A FIFO, device or directory would hang the daemon when the device opens:

@@ -1958,7 +1958,7 @@ static const struct emg_device_option synth_options[] = {
 	  "realistic: 1-3 % MVC tonic activity on postural muscles" },
 	{ "motion", EMG_OPT_BOOL, OPT(motion), 0, 0, NULL, "yes", "yes or no",
 	  "realistic: motion artefacts around each repetition's start" },
-	{ NULL },
+	{ .name = NULL },
 };
 
 const struct emg_device_ops emg_synth_ops = {
