@@ -1349,6 +1349,56 @@ static int cmd_monitor(struct ctl *c, int argc, char **argv)
 
 /* ---- calibrate ---- */
 
+/* Send the calibration request m to path and wait for its ok: 0, or the exit status. */
+static int cal_start(struct ctl *c, const char *path, lo_message m)
+{
+	unsigned long after = c->seq;
+	const struct reply *r = NULL;
+	int w;
+
+	send_msg(c, path, m);
+	w = wait_reply(c, path, after, now_s() + c->timeout, &r);
+	if (w == WAIT_OK)
+		return 0;
+	if (w == WAIT_ERROR)
+		fprintf(stderr, "emgctl: emgd refused %s: %s\n", path, r->msg);
+	else if (w == WAIT_TIMEOUT)
+		fprintf(stderr,
+			"emgctl: no answer from emgd at %s (is it running? see systemctl status emgd)\n",
+			c->target);
+	unsubscribe(c);
+	return w == WAIT_INTR ? EXIT_INTERRUPTED : 1;
+}
+
+/* Print the results since seen_from (muscle: that MVC; NULL: rest); how many, *failed if one did. */
+static int cal_print(const struct ctl *c, unsigned seen_from, const char *muscle, int *failed)
+{
+	int printed = 0;
+
+	for (unsigned i = seen_from; i < c->ncal; i++) {
+		const struct calres *r = &c->cal[i];
+		if (muscle && (strcmp(r->kind, "mvc") || strcmp(r->muscle, muscle)))
+			continue;
+		if (!muscle && strcmp(r->kind, "rest"))
+			continue;
+		printed++;
+		if (!r->ok) {
+			*failed = 1;
+			if (muscle)
+				printf("mvc %s: refused (not clearly above rest, or no usable signal)\n",
+				       r->muscle);
+			else
+				printf("rest: %s refused (the muscle moved, or too little data)\n",
+				       r->muscle);
+		} else if (muscle) {
+			printf("mvc %s: peak %.1f %s\n", r->muscle, r->value, uv());
+		} else {
+			printf("rest: %s %.1f %s\n", r->muscle, r->value, uv());
+		}
+	}
+	return printed;
+}
+
 static int cmd_calibrate(struct ctl *c, int argc, char **argv)
 {
 	const char *kind = argc > 1 ? argv[1] : "", *muscle = NULL, *secs_arg = NULL, *path;
@@ -1381,22 +1431,9 @@ static int cmd_calibrate(struct ctl *c, int argc, char **argv)
 		lo_message_add_string(m, muscle);
 	lo_message_add_float(m, (float)secs);
 	{
-		unsigned long after = c->seq;
-		const struct reply *r = NULL;
-		int w;
-
-		send_msg(c, path, m);
-		w = wait_reply(c, path, after, now_s() + c->timeout, &r);
-		if (w != WAIT_OK) {
-			if (w == WAIT_ERROR)
-				fprintf(stderr, "emgctl: emgd refused %s: %s\n", path, r->msg);
-			else if (w == WAIT_TIMEOUT)
-				fprintf(stderr,
-					"emgctl: no answer from emgd at %s (is it running? see systemctl status emgd)\n",
-					c->target);
-			unsubscribe(c);
-			return w == WAIT_INTR ? EXIT_INTERRUPTED : 1;
-		}
+		int err = cal_start(c, path, m);
+		if (err)
+			return err;
 	}
 	if (muscle)
 		printf("MVC of %s: contract it as hard as possible for %.1f s\n", muscle, secs);
@@ -1455,26 +1492,7 @@ static int cmd_calibrate(struct ctl *c, int argc, char **argv)
 		return EXIT_INTERRUPTED;
 	}
 
-	int printed = 0;
-	for (unsigned i = seen_from; i < c->ncal; i++) {
-		const struct calres *r = &c->cal[i];
-		if (muscle && (strcmp(r->kind, "mvc") || strcmp(r->muscle, muscle)))
-			continue;
-		if (!muscle && strcmp(r->kind, "rest"))
-			continue;
-		printed++;
-		if (!r->ok) {
-			failed = 1;
-			if (muscle)
-				printf("mvc %s: failed (no usable signal)\n", r->muscle);
-			else
-				printf("rest: %s failed (too little data)\n", r->muscle);
-		} else if (muscle) {
-			printf("mvc %s: peak %.1f %s\n", r->muscle, r->value, uv());
-		} else {
-			printf("rest: %s %.1f %s\n", r->muscle, r->value, uv());
-		}
-	}
+	int printed = cal_print(c, seen_from, muscle, &failed);
 	if (!printed) {
 		fprintf(stderr, "emgctl: no calibration result from emgd within %.0f s (is the device streaming? see emgctl status)\n",
 			deadline - t0);

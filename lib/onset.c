@@ -778,37 +778,25 @@ static void *zalloc(size_t n)
 	return p;
 }
 
-int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, double fs,
-		  unsigned nlanes)
+/* 1 if p describes a bank emg_onset_new() can build at fs with nlanes. */
+static int params_valid(const struct emg_onset_params *p, double fs, unsigned nlanes)
 {
-	struct emg_onset_params def;
-	struct emg_onset *o;
-	struct hot *h;
-	unsigned gap;
-
-	if (!out)
-		return -EINVAL;
-	if (!p) {
-		emg_onset_params_default(&def);
-		p = &def;
-	}
 	if (!(fs > 0) || nlanes == 0 || (unsigned)p->method > EMG_ONSET_BONATO ||
 	    !(p->window_ms > 0) || !(p->k >= 0) || !(p->hold_ms >= 0) || !(p->offset_ms >= 0) ||
-	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->auto_block_ms > 0) || p->auto_blocks == 0 ||
-	    p->auto_blocks > 4096 || p->window_ms * fs > 1e8)
-		return -EINVAL;
-	if (p->method == EMG_ONSET_BONATO &&
-	    (!(p->bonato_pfa > 0 && p->bonato_pfa < 1) || p->bonato_m == 0 || p->bonato_m > 64 ||
-	     p->bonato_r0 == 0 || p->bonato_r0 > p->bonato_m))
-		return -EINVAL;
+	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->auto_block_ms > 0) ||
+	    p->auto_blocks == 0 || p->auto_blocks > 4096 || p->window_ms * fs > 1e8)
+		return 0;
+	return p->method != EMG_ONSET_BONATO ||
+	       (p->bonato_pfa > 0 && p->bonato_pfa < 1 && p->bonato_m > 0 && p->bonato_m <= 64 &&
+		p->bonato_r0 > 0 && p->bonato_r0 <= p->bonato_m);
+}
 
-	o = zalloc(sizeof(*o));
-	if (!o)
-		return -ENOMEM;
-	o->p = *p;
-	o->fs = fs;
-	o->nlanes = nlanes;
-	o->nlp = (nlanes + PADL - 1) / PADL * PADL;
+/* Window, confirmation, gate and block lengths in samples, per method. */
+static void derive_sizes(struct emg_onset *o)
+{
+	const struct emg_onset_params *p = &o->p;
+	const double fs = o->fs;
+
 	o->W = ms_to_samples(p->window_ms, fs);
 	if (o->W < 1)
 		o->W = 1;
@@ -847,16 +835,27 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	}
 	if (o->warmup < o->W2)
 		o->warmup = o->W2; /* the slow RMS must have filled too */
-	if ((size_t)o->W2 * o->nlp > ((size_t)1 << 31) / sizeof(float)) {
-		free(o);
-		return -EINVAL;
-	}
-	/* Consecutive events of a lane are at least min(confirm_n, offset_n) samples apart. */
-	gap = o->confirm_n < o->offset_n ? o->confirm_n : o->offset_n;
-	o->evcap = nlanes * (2 + CHUNK / gap);
-	o->next_due = UINT64_MAX;
+	o->beat_pre = ms_to_samples(BEAT_PRE_MS, fs);
+	o->beat_post = ms_to_samples(BEAT_POST_MS, fs);
+	o->ref_d = ms_to_samples(REF_SUB_MS, fs);
+	if (o->ref_d < 1)
+		o->ref_d = 1;
+	o->ref_len = ms_to_samples(REF_BACK_MS, fs) / o->ref_d;
+	o->ref_span = ms_to_samples(REF_SPAN_MS, fs) / o->ref_d;
+	for (o->ref_cap = 16; o->ref_cap < o->ref_len + 2 * REF_SMOOTH + 2; o->ref_cap *= 2)
+		;
+}
 
-	h = &o->h;
+/* Every buffer of a bank whose sizes are derived; 0 if one could not be allocated. */
+static int alloc_buffers(struct emg_onset *o)
+{
+	struct hot *h = &o->h;
+	const unsigned nlanes = o->nlanes, nb = o->p.auto_blocks;
+	const int tkeo = o->p.method == EMG_ONSET_TKEO;
+	/* Consecutive events of a lane are at least min(confirm_n, offset_n) samples apart. */
+	const unsigned gap = o->confirm_n < o->offset_n ? o->confirm_n : o->offset_n;
+
+	o->evcap = nlanes * (2 + CHUNK / gap);
 #define F(n) h->n = zalloc(o->nlp * sizeof(float));
 	HOT_F32(F)
 #undef F
@@ -867,46 +866,66 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	HOT_F64(D)
 #undef D
 	h->ring = zalloc((size_t)o->W2 * o->nlp * sizeof(float));
-	if (p->method == EMG_ONSET_TKEO)
+	if (tkeo)
 		h->cring = zalloc((size_t)o->W * o->nlp * sizeof(float));
 	h->xb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
 	h->cb = zalloc((size_t)CHUNK * o->nlp * sizeof(float));
 	h->on = zalloc(o->nlp * sizeof(int32_t));
-	o->beat_pre = ms_to_samples(BEAT_PRE_MS, fs);
-	o->beat_post = ms_to_samples(BEAT_POST_MS, fs);
-	o->ref_d = ms_to_samples(REF_SUB_MS, fs);
-	if (o->ref_d < 1)
-		o->ref_d = 1;
-	o->ref_len = ms_to_samples(REF_BACK_MS, fs) / o->ref_d;
-	o->ref_span = ms_to_samples(REF_SPAN_MS, fs) / o->ref_d;
-	for (o->ref_cap = 16; o->ref_cap < o->ref_len + 2 * REF_SMOOTH + 2; o->ref_cap *= 2)
-		;
 	o->ref_acc = zalloc(o->nlp * sizeof(float));
 	o->ref_ring = zalloc((size_t)o->ref_cap * o->nlp * sizeof(float));
 	o->ref_u = zalloc(o->ref_cap * sizeof(double));
 	o->ref_c = zalloc(2 * ((size_t)o->ref_cap + 1) * sizeof(double));
 	o->lanes = calloc(nlanes, sizeof(*o->lanes));
-	o->blockmem = calloc((size_t)nlanes * p->auto_blocks, sizeof(*o->blockmem));
-	o->sortmem = calloc((size_t)nlanes * p->auto_blocks, sizeof(double));
+	o->blockmem = calloc((size_t)nlanes * nb, sizeof(*o->blockmem));
+	o->sortmem = calloc((size_t)nlanes * nb, sizeof(double));
 	o->evs = calloc(o->evcap, sizeof(*o->evs));
 	int ok = o->lanes && o->blockmem && o->sortmem && o->evs && h->ring && h->xb && h->cb &&
-		 o->ref_acc && o->ref_ring && o->ref_u && o->ref_c &&
-		 h->on && (p->method != EMG_ONSET_TKEO || h->cring);
+		 o->ref_acc && o->ref_ring && o->ref_u && o->ref_c && h->on && (!tkeo || h->cring);
 #define CHK(n) ok = ok && h->n;
 	HOT_F32(CHK) HOT_I32(CHK) HOT_F64(CHK)
 #undef CHK
-	if (!ok) {
+	return ok;
+}
+
+int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, double fs,
+		  unsigned nlanes)
+{
+	struct emg_onset_params def;
+	struct emg_onset *o;
+
+	if (!out)
+		return -EINVAL;
+	if (!p) {
+		emg_onset_params_default(&def);
+		p = &def;
+	}
+	if (!params_valid(p, fs, nlanes))
+		return -EINVAL;
+	o = zalloc(sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->p = *p;
+	o->fs = fs;
+	o->nlanes = nlanes;
+	o->nlp = (nlanes + PADL - 1) / PADL * PADL;
+	o->next_due = UINT64_MAX;
+	derive_sizes(o);
+	if ((size_t)o->W2 * o->nlp > ((size_t)1 << 31) / sizeof(float)) {
+		free(o);
+		return -EINVAL;
+	}
+	if (!alloc_buffers(o)) {
 		emg_onset_free(o);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < nlanes; i++) {
 		o->lanes[i].blocks = o->blockmem + (size_t)i * p->auto_blocks;
 		o->lanes[i].sorted = o->sortmem + (size_t)i * p->auto_blocks;
-		h->armed2[i] = -1;
+		o->h.armed2[i] = -1;
 		lane_sync(o, i);
 	}
 	for (unsigned i = nlanes; i < o->nlp; i++)
-		h->mode[i] = M_NONE; /* padding */
+		o->h.mode[i] = M_NONE; /* padding */
 	pick_kernels(o);
 	*out = o;
 	return 0;

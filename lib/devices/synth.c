@@ -849,9 +849,8 @@ static double shape_rms(const struct emg_synth *s)
  * heart and motion have streams or hashes of their own, so switching one
  * feature off never changes another.
  */
-static int realistic_init(struct emg_synth *s, const struct emg_device_config *cfg,
-			  const struct scenario *sc, const enum role *roles,
-			  const enum emg_side *sides, const bool *mapped, double unit_rms)
+/* Motor-unit gain filters and the MUAP spike template. */
+static int mu_init(struct emg_synth *s)
 {
 	const double fs = s->rate, kfs = fs / s->knot;
 
@@ -877,6 +876,15 @@ static int realistic_init(struct emg_synth *s, const struct emg_device_config *c
 
 		s->sp_tmpl[i] = -t * exp(0.5 * (1 - t * t));
 	}
+
+	return 0;
+}
+
+/* Cross-talk: its low-pass, and links from each receiver to a same-side neighbour. */
+static int xtalk_init(struct emg_synth *s, const enum role *roles, const enum emg_side *sides,
+		      const bool *mapped, double unit_rms)
+{
+	const double fs = s->rate;
 
 	/* cross-talk low-pass, and the leak's RMS through it per unit of EMG RMS */
 	first_order(fmin(XTALK_FC, 0.4 * fs), fs, false, &s->x_b0, &s->x_a1);
@@ -936,6 +944,74 @@ static int realistic_init(struct emg_synth *s, const struct emg_device_config *c
 		if (!s->xbuf)
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+/* Channel ch's ECG weights: shape w, polarity pol, scaled so its beat peaks at ecg_amp. */
+static void chan_ecg(struct emg_synth *s, struct chan *ch, const double w[5], double pol)
+{
+	const double fs = s->rate;
+	double peak = 0;
+
+	for (int64_t i = -(int64_t)(ECG_PRE_S * fs); i <= (int64_t)(ECG_POST_S * fs); i++) {
+		double e[5] = { 0 }, x = 0;
+
+		ecg_components((double)i / fs, 0.27 * sqrt(s->heart.rr), e);
+		for (int k = 0; k < 5; k++)
+			x += w[k] * e[k];
+		peak = fmax(peak, fabs(x));
+	}
+	for (int k = 0; k < 5; k++)
+		ch->ecg_w[k] = peak > 0 ? pol * w[k] * ch->ecg_amp / peak : 0;
+}
+
+/* Channel c's motion artefacts, one per repetition (rt: start times, rh: hashes). */
+static void chan_motion(struct emg_synth *s, unsigned c, bool mapped, const double *rt,
+			const uint64_t *rh, size_t nrep)
+{
+	const double fs = s->rate;
+	struct chan *ch = &s->ch[c];
+
+	ch->m = &s->mot[(size_t)c * (nrep + 1)];
+	for (size_t i = 0; i < nrep; i++) {
+		struct motion *m = &s->mot[(size_t)c * (nrep + 1) + i];
+		uint64_t eh = rh[i], chh = hash(eh, c, 1, 0);
+		double base = 40 + 210 * (0.5 + 0.5 * hjit(hash(eh, 1, 0, 0)));
+		double tau = 0.040 + 0.080 * (0.5 + 0.5 * hjit(hash(eh, 2, 0, 0)));
+		double t0 = rt[i] - 0.040 + 0.060 * (0.5 + 0.5 * hjit(hash(eh, 3, 0, 0)));
+		double f = 20 + 15 * (0.5 + 0.5 * hjit(hash(eh, 4, 0, 0)));
+		double tau2 = 0.030 + 0.030 * (0.5 + 0.5 * hjit(hash(chh, 2, 0, 0)));
+		double a = base * (0.3 + 0.7 * (0.5 + 0.5 * hjit(hash(chh, 1, 0, 0))));
+		double ph = M_PI * hjit(hash(chh, 3, 0, 0));
+		double d2 = exp(-1.0 / (tau2 * fs));
+
+		if (hash(chh, 4, 0, 0) >> 63)
+			a = -a;
+		if (!mapped)
+			a = 0;
+		m->start = to_samples(t0, fs);
+		m->len = to_samples(12 * tau, fs);
+		m->amp = a;
+		m->kscale = M_E / (tau * fs);
+		m->d1 = exp(-1.0 / (tau * fs));
+		m->rc = d2 * cos(2 * M_PI * fmin(f, 0.45 * fs) / fs);
+		m->rs = d2 * sin(2 * M_PI * fmin(f, 0.45 * fs) / fs);
+		double b = (0.10 + 0.15 * (0.5 + 0.5 * hjit(hash(chh, 5, 0, 0)))) * a;
+		m->re0 = b * cos(ph);
+		m->im0 = b * sin(ph);
+	}
+	s->mot[(size_t)c * (nrep + 1) + nrep].start = UINT64_MAX;
+}
+
+static int realistic_init(struct emg_synth *s, const struct emg_device_config *cfg,
+			  const struct scenario *sc, const enum role *roles,
+			  const enum emg_side *sides, const bool *mapped, double unit_rms)
+{
+	const double fs = s->rate;
+	int err = mu_init(s);
+
+	if (err < 0 || (err = xtalk_init(s, roles, sides, mapped, unit_rms)) < 0)
+		return err;
 	heart_init(&s->heart, &s->zig, s->seed, fs);
 	s->heart0 = s->heart;
 
@@ -985,51 +1061,151 @@ static int realistic_init(struct emg_synth *s, const struct emg_device_config *c
 				   ecg_gain[ro == R_OTHER ? R_NROLES : ro][sides[c]] / gmax : 0;
 
 		ch->ecg_amp = s->ecg ? cfg->ecg_uv * g : 0;
-		double peak = 0;
-		for (int64_t i = -(int64_t)(ECG_PRE_S * fs); i <= (int64_t)(ECG_POST_S * fs); i++) {
-			double e[5] = { 0 }, x = 0;
-
-			ecg_components((double)i / fs, 0.27 * sqrt(s->heart.rr), e);
-			for (int k = 0; k < 5; k++)
-				x += w[k] * e[k];
-			peak = fmax(peak, fabs(x));
-		}
-		for (int k = 0; k < 5; k++)
-			ch->ecg_w[k] = peak > 0 ? pol * w[k] * ch->ecg_amp / peak : 0;
-		/* motion artefacts */
-		ch->m = &s->mot[(size_t)c * (nrep + 1)];
-		for (size_t i = 0; i < nrep; i++) {
-			struct motion *m = &s->mot[(size_t)c * (nrep + 1) + i];
-			uint64_t eh = rh[i], chh = hash(eh, c, 1, 0);
-			double base = 40 + 210 * (0.5 + 0.5 * hjit(hash(eh, 1, 0, 0)));
-			double tau = 0.040 + 0.080 * (0.5 + 0.5 * hjit(hash(eh, 2, 0, 0)));
-			double t0 = rt[i] - 0.040 + 0.060 * (0.5 + 0.5 * hjit(hash(eh, 3, 0, 0)));
-			double f = 20 + 15 * (0.5 + 0.5 * hjit(hash(eh, 4, 0, 0)));
-			double tau2 = 0.030 + 0.030 * (0.5 + 0.5 * hjit(hash(chh, 2, 0, 0)));
-			double a = base * (0.3 + 0.7 * (0.5 + 0.5 * hjit(hash(chh, 1, 0, 0))));
-			double ph = M_PI * hjit(hash(chh, 3, 0, 0));
-			double d2 = exp(-1.0 / (tau2 * fs));
-
-			if (hash(chh, 4, 0, 0) >> 63)
-				a = -a;
-			if (!mapped[c])
-				a = 0;
-			m->start = to_samples(t0, fs);
-			m->len = to_samples(12 * tau, fs);
-			m->amp = a;
-			m->kscale = M_E / (tau * fs);
-			m->d1 = exp(-1.0 / (tau * fs));
-			m->rc = d2 * cos(2 * M_PI * fmin(f, 0.45 * fs) / fs);
-			m->rs = d2 * sin(2 * M_PI * fmin(f, 0.45 * fs) / fs);
-			double b = (0.10 + 0.15 * (0.5 + 0.5 * hjit(hash(chh, 5, 0, 0)))) * a;
-			m->re0 = b * cos(ph);
-			m->im0 = b * sin(ph);
-		}
-		s->mot[(size_t)c * (nrep + 1) + nrep].start = UINT64_MAX;
+		chan_ecg(s, ch, w, pol);
+		chan_motion(s, c, mapped[c], rt, rh, nrep);
 	}
 	free(rt);
 	free(rh);
 	return 0;
+}
+
+/* 1 if cfg describes a synth emg_synth_new() can build (sc: its scenario, NULL: unknown). */
+static int synth_config_valid(const struct emg_device_config *cfg, const struct scenario *sc,
+			      double fs)
+{
+	return sc && isfinite(fs) && fs >= 1.0 && fs <= 1e6 && cfg->rate >= 0 &&
+	       !isnan(cfg->snr_db) && cfg->snr_db != -INFINITY && isfinite(cfg->mains_hz) &&
+	       cfg->mains_hz >= 0 && isfinite(cfg->mains_uv) && cfg->mains_uv >= 0 &&
+	       cfg->channels <= EMG_DEVICE_MAX_CHANNELS &&
+	       (cfg->realism == EMG_SYNTH_PLAIN || cfg->realism == EMG_SYNTH_REALISTIC) &&
+	       isfinite(cfg->ecg_uv) && cfg->ecg_uv >= 0;
+}
+
+/* Role, side and whether mapped, of every channel (one muscle per channel in a map). */
+static void map_roles(const struct emg_synth *s, const struct emg_muscles *map, enum role *roles,
+		      enum emg_side *sides, bool *mapped)
+{
+	for (unsigned c = 0; c < s->channels; c++) {
+		roles[c] = R_OTHER;
+		sides[c] = EMG_SIDE_NONE;
+		mapped[c] = false;
+	}
+	for (unsigned i = 0; i < emg_muscles_count(map); i++) {
+		const struct emg_muscle *m = emg_muscles_get(map, i);
+
+		if (m && m->channel < s->channels) {
+			roles[m->channel] = role_of(m->name);
+			sides[m->channel] = m->side;
+			mapped[m->channel] = true;
+		}
+	}
+}
+
+/* Every channel's scripted bursts and the sorted truth list. */
+static int bursts_init(struct emg_synth *s, const struct scenario *sc, const enum role *roles,
+		       const enum emg_side *sides)
+{
+	const double fs = s->rate;
+
+	/* Bursts: count, then fill; each channel's run ends with a sentinel. */
+	size_t total = 0, ntruth = 0;
+
+	for (unsigned c = 0; c < s->channels; c++)
+		total += build_bursts(sc, s->seed, fs, roles[c], sides[c], s->ramps, NULL,
+				      &s->length) + 1;
+	s->bursts = calloc(total, sizeof(*s->bursts));
+	if (!s->bursts)
+		return -ENOMEM;
+	size_t at = 0;
+	size_t *first = calloc(s->channels + 1, sizeof(*first));
+
+	if (!first)
+		return -ENOMEM;
+	for (unsigned c = 0; c < s->channels; c++) {
+		size_t n = build_bursts(sc, s->seed, fs, roles[c], sides[c], s->ramps,
+					s->bursts + at, &s->length);
+
+		first[c] = at;
+		for (size_t i = 0; i < n; i++)
+			if (s->bursts[at + i].amp >= TRUTH_MIN_MVC)
+				ntruth++;
+		s->bursts[at + n].onset = UINT64_MAX;
+		s->bursts[at + n].offset = UINT64_MAX;
+		at += n + 1;
+	}
+	first[s->channels] = at;
+	s->truth = calloc(ntruth ? ntruth : 1, sizeof(*s->truth));
+	if (!s->truth) {
+		free(first);
+		return -ENOMEM;
+	}
+	for (unsigned c = 0; c < s->channels; c++) {
+		for (size_t i = first[c]; i + 1 < first[c + 1]; i++) {
+			const struct burst *b = &s->bursts[i];
+
+			if (b->amp < TRUTH_MIN_MVC)
+				continue;
+			s->truth[s->ntruth++] = (struct emg_truth){
+				.channel = c, .onset = b->onset, .offset = b->offset,
+				.peak_mvc = (float)b->amp, .rep = b->rep, .exercise = b->exercise,
+				.onset_cross = onset_cross(b), .offset_cross = offset_cross(b),
+				.rise = (uint32_t)(b->plateau - b->onset),
+				.fall = (uint32_t)(b->offset - b->fall),
+				.rise_shape = b->rshape, .fall_shape = b->fshape,
+			};
+		}
+		s->ch[c].b = &s->bursts[first[c]];
+		s->ch[c].nb = first[c + 1] - first[c] - 1;
+	}
+	free(first);
+	qsort(s->truth, s->ntruth, sizeof(*s->truth), truth_cmp);
+
+	return 0;
+}
+
+/* Channel c's levels, random streams, hum and artefact oscillators. */
+static void chan_init(struct emg_synth *s, const struct emg_device_config *cfg, unsigned c,
+		      enum role role, double unit_rms, double band)
+{
+	const double fs = s->rate;
+	struct chan *ch = &s->ch[c];
+	double ref = role == R_OTHER ? OTHER_REF_UV : role_mvc_uv[role];
+	struct rng p;
+
+	rng_seed(&ch->emg, hash(s->seed, c, 1, 0));
+	rng_seed(&ch->noise, hash(s->seed, c, 2, 0));
+	rng_seed(&ch->wander, hash(s->seed, c, 3, 0));
+	rng_seed(&ch->pop, hash(s->seed, c, 4, 0));
+	rng_seed(&p, hash(s->seed, c, 5, 0));
+
+	ch->mvc_uv = role == R_OTHER ? 0 : ref;
+	ch->gain = ch->mvc_uv / unit_rms;
+	ch->noise_uv = 0.5 * ref * pow(10.0, -cfg->snr_db / 20.0);
+	if (!isfinite(ch->noise_uv))
+		ch->noise_uv = 0;
+	ch->sigma = ch->noise_uv / sqrt(band);
+
+	static const double hk[3] = { 1, 3, 5 }, hg[3] = { 1.0, 0.3, 0.15 };
+	for (int k = 0; k < 3; k++) {
+		double ph = 2 * M_PI * rng_uni(&p);
+		double a = hk[k] * cfg->mains_hz < fs / 2 ? cfg->mains_uv * hg[k] : 0;
+
+		ch->hum[k][0] = a * sin(ph);
+		ch->hum[k][1] = a * cos(ph);
+	}
+	osc_init(&ch->mod[0], (0.7 + 0.8 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+	osc_init(&ch->mod[1], (2.0 + 2.0 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+	ch->mod_amp[0] = 0.04;
+	ch->mod_amp[1] = 0.03;
+	for (int k = 0; k < 3; k++) {
+		osc_init(&ch->wav[k], (0.1 + 0.4 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+		ch->wav_amp[k] = 40 + 60 * rng_uni(&p);
+	}
+	ch->ou_leak = exp(-(double)s->knot / (3.0 * fs));
+	/* uniform [-1,1) has variance 1/3: stationary SD 40 uV */
+	ch->ou_k = 40.0 * sqrt(3.0 * (1.0 - ch->ou_leak * ch->ou_leak));
+	ch->ou = 40.0 * (2 * rng_uni(&p) - 1);
+	ch->next_pop = 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * fs);
 }
 
 int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
@@ -1045,11 +1221,7 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
 		if (!strcmp(scenarios[i].name, scen))
 			sc = &scenarios[i];
-	if (!sc || !isfinite(fs) || fs < 1.0 || fs > 1e6 || cfg->rate < 0 || isnan(cfg->snr_db) ||
-	    cfg->snr_db == -INFINITY || !isfinite(cfg->mains_hz) || cfg->mains_hz < 0 ||
-	    !isfinite(cfg->mains_uv) || cfg->mains_uv < 0 || cfg->channels > EMG_DEVICE_MAX_CHANNELS ||
-	    (cfg->realism != EMG_SYNTH_PLAIN && cfg->realism != EMG_SYNTH_REALISTIC) ||
-	    !isfinite(cfg->ecg_uv) || cfg->ecg_uv < 0)
+	if (!synth_config_valid(cfg, sc, fs))
 		return -EINVAL;
 	if (!map) {
 		r = emg_muscles_new_default(&defmap);
@@ -1101,123 +1273,18 @@ int emg_synth_new(struct emg_synth **out, const struct emg_device_config *cfg)
 	enum emg_side sides[EMG_DEVICE_MAX_CHANNELS];
 	bool mapped[EMG_DEVICE_MAX_CHANNELS];
 
-	for (unsigned c = 0; c < s->channels; c++) {
-		roles[c] = R_OTHER;
-		sides[c] = EMG_SIDE_NONE;
-		mapped[c] = false;
-	}
-	for (unsigned i = 0; i < emg_muscles_count(map); i++) {
-		const struct emg_muscle *m = emg_muscles_get(map, i);
+	map_roles(s, map, roles, sides, mapped);
 
-		if (m && m->channel < s->channels) {
-			roles[m->channel] = role_of(m->name);
-			sides[m->channel] = m->side;
-			mapped[m->channel] = true;
-		}
-	}
-
-	/* Bursts: count, then fill; each channel's run ends with a sentinel. */
-	size_t total = 0, ntruth = 0;
-
-	for (unsigned c = 0; c < s->channels; c++)
-		total += build_bursts(sc, s->seed, fs, roles[c], sides[c], s->ramps, NULL,
-				      &s->length) + 1;
-	s->bursts = calloc(total, sizeof(*s->bursts));
-	if (!s->bursts) {
-		r = -ENOMEM;
+	r = bursts_init(s, sc, roles, sides);
+	if (r < 0)
 		goto fail;
-	}
-	size_t at = 0;
-	size_t *first = calloc(s->channels + 1, sizeof(*first));
-
-	if (!first) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	for (unsigned c = 0; c < s->channels; c++) {
-		size_t n = build_bursts(sc, s->seed, fs, roles[c], sides[c], s->ramps,
-					s->bursts + at, &s->length);
-
-		first[c] = at;
-		for (size_t i = 0; i < n; i++)
-			if (s->bursts[at + i].amp >= TRUTH_MIN_MVC)
-				ntruth++;
-		s->bursts[at + n].onset = UINT64_MAX;
-		s->bursts[at + n].offset = UINT64_MAX;
-		at += n + 1;
-	}
-	first[s->channels] = at;
-	s->truth = calloc(ntruth ? ntruth : 1, sizeof(*s->truth));
-	if (!s->truth) {
-		free(first);
-		r = -ENOMEM;
-		goto fail;
-	}
-	for (unsigned c = 0; c < s->channels; c++) {
-		for (size_t i = first[c]; i + 1 < first[c + 1]; i++) {
-			const struct burst *b = &s->bursts[i];
-
-			if (b->amp < TRUTH_MIN_MVC)
-				continue;
-			s->truth[s->ntruth++] = (struct emg_truth){
-				.channel = c, .onset = b->onset, .offset = b->offset,
-				.peak_mvc = (float)b->amp, .rep = b->rep, .exercise = b->exercise,
-				.onset_cross = onset_cross(b), .offset_cross = offset_cross(b),
-				.rise = (uint32_t)(b->plateau - b->onset),
-				.fall = (uint32_t)(b->offset - b->fall),
-				.rise_shape = b->rshape, .fall_shape = b->fshape,
-			};
-		}
-		s->ch[c].b = &s->bursts[first[c]];
-		s->ch[c].nb = first[c + 1] - first[c] - 1;
-	}
-	free(first);
-	qsort(s->truth, s->ntruth, sizeof(*s->truth), truth_cmp);
 
 	/* Levels, random streams and artefact parameters per channel. */
 	double lo = 20.0, hi = fmin(450.0, 0.45 * fs);
 	double band = hi > lo ? (hi - lo) / (fs / 2) : 1.0;
 
-	for (unsigned c = 0; c < s->channels; c++) {
-		struct chan *ch = &s->ch[c];
-		double ref = roles[c] == R_OTHER ? OTHER_REF_UV : role_mvc_uv[roles[c]];
-		struct rng p;
-
-		rng_seed(&ch->emg, hash(s->seed, c, 1, 0));
-		rng_seed(&ch->noise, hash(s->seed, c, 2, 0));
-		rng_seed(&ch->wander, hash(s->seed, c, 3, 0));
-		rng_seed(&ch->pop, hash(s->seed, c, 4, 0));
-		rng_seed(&p, hash(s->seed, c, 5, 0));
-
-		ch->mvc_uv = roles[c] == R_OTHER ? 0 : ref;
-		ch->gain = ch->mvc_uv / unit_rms;
-		ch->noise_uv = 0.5 * ref * pow(10.0, -cfg->snr_db / 20.0);
-		if (!isfinite(ch->noise_uv))
-			ch->noise_uv = 0;
-		ch->sigma = ch->noise_uv / sqrt(band);
-
-		static const double hk[3] = { 1, 3, 5 }, hg[3] = { 1.0, 0.3, 0.15 };
-		for (int k = 0; k < 3; k++) {
-			double ph = 2 * M_PI * rng_uni(&p);
-			double a = hk[k] * cfg->mains_hz < fs / 2 ? cfg->mains_uv * hg[k] : 0;
-
-			ch->hum[k][0] = a * sin(ph);
-			ch->hum[k][1] = a * cos(ph);
-		}
-		osc_init(&ch->mod[0], (0.7 + 0.8 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
-		osc_init(&ch->mod[1], (2.0 + 2.0 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
-		ch->mod_amp[0] = 0.04;
-		ch->mod_amp[1] = 0.03;
-		for (int k = 0; k < 3; k++) {
-			osc_init(&ch->wav[k], (0.1 + 0.4 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
-			ch->wav_amp[k] = 40 + 60 * rng_uni(&p);
-		}
-		ch->ou_leak = exp(-(double)s->knot / (3.0 * fs));
-		/* uniform [-1,1) has variance 1/3: stationary SD 40 uV */
-		ch->ou_k = 40.0 * sqrt(3.0 * (1.0 - ch->ou_leak * ch->ou_leak));
-		ch->ou = 40.0 * (2 * rng_uni(&p) - 1);
-		ch->next_pop = 1 + (uint64_t)(-log(rng_uni(&ch->pop)) * 30.0 * fs);
-	}
+	for (unsigned c = 0; c < s->channels; c++)
+		chan_init(s, cfg, c, roles[c], unit_rms, band);
 	osc_init(&s->mains_osc, cfg->mains_hz / fs, 0, 1);
 	if (s->real) {
 		r = realistic_init(s, cfg, sc, roles, sides, mapped, unit_rms);
@@ -1507,6 +1574,84 @@ static void ecg_chunk(struct emg_synth *s, unsigned len, uint64_t pos)
  * then, when cross-talk is on, a second pass adds the low-passed EMG of each
  * receiver's neighbours (kept in xbuf by the first pass).
  */
+/*
+ * A motor-unit spike is due: start one of random size and sign if the burst
+ * is on (a: its activation) and the spike ends before its offset (fits),
+ * and draw the next spike time.
+ */
+static inline void spike_start(struct emg_synth *s, struct chan *ch, double a, bool fits,
+			       double scale, uint64_t *next_spike, unsigned *sp_i, double *sp_amp)
+{
+	double k = 2.0 + 2.0 * rng_uni(&ch->spk);
+	bool neg = rng_next(&ch->spk) & 1;
+
+	if (a >= 0.05 && fits) {
+		*sp_i = 0;
+		*sp_amp = (neg ? -k : k) * a * scale;
+	}
+	*next_spike += 1 + (uint64_t)(-log(rng_uni(&ch->spk)) * s->rate / MU_SPIKE_RATE);
+}
+
+/*
+ * One sample of the motion artefacts at script sample `at`: the next one
+ * (*mt) starts there, the current one (*mcur) plays out a critically damped
+ * pulse plus a decaying ring (m_k, m_r: pulse; m_re, m_im: ring) for m_left
+ * more samples.
+ */
+static inline double motion_step(const struct motion **mt, const struct motion **mcur,
+				 uint64_t at, uint64_t *m_left, double *m_k, double *m_r,
+				 double *m_re, double *m_im)
+{
+	const struct motion *m;
+	double v, re;
+
+	if (at == (*mt)->start) {
+		*mcur = (*mt)++;
+		*m_left = (*mcur)->len;
+		*m_k = 0, *m_r = 1, *m_re = (*mcur)->re0, *m_im = (*mcur)->im0;
+	}
+	if (!*m_left)
+		return 0.0;
+	m = *mcur;
+	re = *m_re * m->rc - *m_im * m->rs;
+	v = m->amp * m->kscale * *m_k * *m_r + *m_im;
+	*m_im = *m_re * m->rs + *m_im * m->rc;
+	*m_re = re;
+	*m_k += 1.0;
+	*m_r *= m->d1;
+	(*m_left)--;
+	return v;
+}
+
+/* Add each receiving channel's low-passed cross-talk (s->xbuf) to frames, then clip. */
+static void xtalk_pass(struct emg_synth *s, float *frames, unsigned len)
+{
+	const unsigned C = s->channels;
+	const double xb0 = s->x_b0, xa1 = s->x_a1;
+
+	for (unsigned c = 0; c < C; c++) {
+		struct chan *ch = &s->ch[c];
+		float *out = frames + c;
+
+		if (!ch->nx)
+			continue;
+		for (unsigned f = 0; f < len; f++, out += C) {
+			double v = *out;
+
+			for (unsigned i = 0; i < ch->nx; i++) {
+				double x = s->xbuf[(size_t)ch->xsrc[i] * CHUNK + f];
+				double *st = ch->xs[i];
+				double z1 = xb0 * (x + st[0]) - xa1 * st[1];
+				double z2 = xb0 * (z1 + st[2]) - xa1 * st[3];
+
+				st[0] = x, st[1] = z1, st[2] = z1, st[3] = z2;
+				v += ch->xk[i] * z2;
+			}
+			*out = clip_uv(v);
+		}
+	}
+}
+
 static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uint64_t pos,
 			   uint64_t pp, bool resync)
 {
@@ -1570,18 +1715,9 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 			mv += mdv;
 
 			if (ramps) {
-				if (pos + f == next_spike) {
-					double k = 2.0 + 2.0 * rng_uni(&ch->spk);
-					bool neg = rng_next(&ch->spk) & 1;
-
-					/* a spike starts only inside a burst and ends before its offset */
-					if (a >= 0.05 && pp + f + sp_len <= bp->offset) {
-						sp_i = 0;
-						sp_amp = (neg ? -k : k) * a * spk_scale;
-					}
-					next_spike += 1 + (uint64_t)(-log(rng_uni(&ch->spk)) * s->rate /
-								     MU_SPIKE_RATE);
-				}
+				if (pos + f == next_spike)
+					spike_start(s, ch, a, pp + f + sp_len <= bp->offset, spk_scale,
+						    &next_spike, &sp_i, &sp_amp);
 				if (sp_i < sp_len)
 					emg += sp_amp * sp[sp_i++];
 			}
@@ -1606,23 +1742,8 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 
 				v += e0 * h[0] + e1 * h[1] + e2 * h[2] + e3 * h[3] + e4 * h[4];
 			}
-			if (motion) {
-				if (pp + f == mt->start) {
-					mcur = mt++;
-					m_left = mcur->len;
-					m_k = 0, m_r = 1, m_re = mcur->re0, m_im = mcur->im0;
-				}
-				if (m_left) {
-					double re = m_re * mcur->rc - m_im * mcur->rs;
-
-					v += mcur->amp * mcur->kscale * m_k * m_r + m_im;
-					m_im = m_re * mcur->rs + m_im * mcur->rc;
-					m_re = re;
-					m_k += 1.0;
-					m_r *= mcur->d1;
-					m_left--;
-				}
-			}
+			if (motion)
+				v += motion_step(&mt, &mcur, pp + f, &m_left, &m_k, &m_r, &m_re, &m_im);
 			if (ch->nx) {
 				*out = (float)v; /* unclipped: the cross-talk pass adds, then clips */
 				continue;
@@ -1639,31 +1760,8 @@ static void run_chunk_real(struct emg_synth *s, float *frames, unsigned len, uin
 		ch->mcur = (size_t)(mt - ch->m), ch->m_left = m_left;
 		ch->m_k = m_k, ch->m_r = m_r, ch->m_re = m_re, ch->m_im = m_im;
 	}
-	if (!xt)
-		return;
-	const double xb0 = s->x_b0, xa1 = s->x_a1;
-
-	for (unsigned c = 0; c < C; c++) {
-		struct chan *ch = &s->ch[c];
-		float *out = frames + c;
-
-		if (!ch->nx)
-			continue;
-		for (unsigned f = 0; f < len; f++, out += C) {
-			double v = *out;
-
-			for (unsigned i = 0; i < ch->nx; i++) {
-				double x = s->xbuf[(size_t)ch->xsrc[i] * CHUNK + f];
-				double *st = ch->xs[i];
-				double z1 = xb0 * (x + st[0]) - xa1 * st[1];
-				double z2 = xb0 * (z1 + st[2]) - xa1 * st[3];
-
-				st[0] = x, st[1] = z1, st[2] = z1, st[3] = z2;
-				v += ch->xk[i] * z2;
-			}
-			*out = clip_uv(v);
-		}
-	}
+	if (xt)
+		xtalk_pass(s, frames, len);
 }
 
 void emg_synth_generate(struct emg_synth *s, float *frames, unsigned nframes)
