@@ -60,3 +60,29 @@ void emg_batch_put(struct emg_batch *b, const int32_t *counts, uint32_t lost)
 	if (b->n == b->cap)
 		emg_batch_flush(b);
 }
+
+void emg_framing_reset(struct emg_framing *f)
+{
+	f->have = 0;
+	f->locked = false;
+	f->have_last = false;
+}
+
+void emg_framing_lose(struct emg_framing *f, uint64_t *losses)
+{
+	if (f->locked) {
+		f->locked = false;
+		(*losses)++;
+	}
+}
+
+void emg_framing_realign(struct emg_framing *f, uint8_t *buf, uint8_t header, uint64_t *skipped)
+{
+	unsigned i = 1;
+
+	while (i < f->have && buf[i] != header)
+		i++;
+	*skipped += i;
+	memmove(buf, buf + i, f->have - i);
+	f->have -= i;
+}

@@ -11,6 +11,7 @@
 #ifndef EMG_BATCH_H
 #define EMG_BATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Frames of channels floats in uV; first_seq is the first frame's sample
@@ -52,5 +53,25 @@ void emg_batch_put(struct emg_batch *b, const int32_t *counts, uint32_t lost);
 
 /* Emit the waiting frames, if any. */
 void emg_batch_flush(struct emg_batch *b);
+
+/*
+ * Packet framing the two decoders share: how much of the next packet the
+ * buffer holds, whether the stream is in step, and whether a previous
+ * packet counter exists to measure gaps from.
+ */
+struct emg_framing {
+	unsigned have;   /* bytes of the packet buffer in use */
+	bool locked;     /* packets have been following each other */
+	bool have_last;  /* a packet counter was seen (gaps can be counted) */
+};
+
+/* Forget everything: the next byte must start a packet. */
+void emg_framing_reset(struct emg_framing *f);
+
+/* The stream fell out of step: unlock, counting a loss in *losses if it was locked. */
+void emg_framing_lose(struct emg_framing *f, uint64_t *losses);
+
+/* buf[0..have) is not a packet: drop its first byte and all up to the next `header`, counted in *skipped. */
+void emg_framing_realign(struct emg_framing *f, uint8_t *buf, uint8_t header, uint64_t *skipped);
 
 #endif

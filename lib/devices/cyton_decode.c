@@ -23,9 +23,7 @@ int emg_cyton_dec_init(struct emg_cyton_dec *d, bool daisy, unsigned channels, u
 
 void emg_cyton_dec_reset(struct emg_cyton_dec *d, uint64_t next_seq)
 {
-	d->have = 0;
-	d->locked = false;
-	d->have_last = false;
+	emg_framing_reset(&d->fr);
 	d->half_valid = false;
 	emg_batch_reset(&d->out, next_seq);
 }
@@ -55,12 +53,12 @@ static void packet(struct emg_cyton_dec *d, const uint8_t *p)
 
 	d->st.packets++;
 	if (!d->daisy) {
-		uint32_t lost = d->have_last ? (uint8_t)(counter - d->last - 1) : 0;
+		uint32_t lost = d->fr.have_last ? (uint8_t)(counter - d->last - 1) : 0;
 
 		for (unsigned c = 0; c < 8; c++)
 			counts[c] = emg_s24be(p + 2 + 3 * c);
 		d->last = counter;
-		d->have_last = true;
+		d->fr.have_last = true;
 		put_frame(d, counts, lost);
 		return;
 	}
@@ -83,13 +81,13 @@ static void packet(struct emg_cyton_dec *d, const uint8_t *p)
 	}
 	d->half_valid = false;
 	uint8_t frame = (uint8_t)((uint8_t)(counter - 1) >> 1); /* 0..127 */
-	uint32_t lost = d->have_last ? (uint8_t)((frame - d->last - 1) & 0x7F) : 0;
+	uint32_t lost = d->fr.have_last ? (uint8_t)((frame - d->last - 1) & 0x7F) : 0;
 
 	memcpy(counts, d->half, sizeof(d->half));
 	for (unsigned c = 0; c < 8; c++)
 		counts[8 + c] = emg_s24be(p + 2 + 3 * c);
 	d->last = frame;
-	d->have_last = true;
+	d->fr.have_last = true;
 	put_frame(d, counts, lost);
 }
 
@@ -98,53 +96,33 @@ static bool footer_ok(uint8_t b)
 	return b >= FOOTER_MIN && b <= FOOTER_MAX;
 }
 
-/* The buffer did not hold a packet at offset 0: drop up to the next header. */
-static void realign(struct emg_cyton_dec *d)
-{
-	unsigned i = 1;
-
-	while (i < d->have && d->pkt[i] != HEADER)
-		i++;
-	d->st.skipped += i;
-	memmove(d->pkt, d->pkt + i, d->have - i);
-	d->have -= i;
-}
-
-static void lose_sync(struct emg_cyton_dec *d)
-{
-	if (d->locked) {
-		d->locked = false;
-		d->st.sync_losses++;
-	}
-}
-
 static void feed(struct emg_cyton_dec *d, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint8_t b = p[i];
 
-		if (d->have == 0 && b != HEADER) {
-			lose_sync(d);
+		if (d->fr.have == 0 && b != HEADER) {
+			emg_framing_lose(&d->fr, &d->st.sync_losses);
 			d->st.skipped++;
 			continue;
 		}
-		d->pkt[d->have++] = b;
+		d->pkt[d->fr.have++] = b;
 		/* Re-examine the buffer until it needs more input. */
 		for (;;) {
-			unsigned need = d->locked ? EMG_CYTON_PACKET : EMG_CYTON_PACKET + 1;
+			unsigned need = d->fr.locked ? EMG_CYTON_PACKET : EMG_CYTON_PACKET + 1;
 
-			if (d->have < need)
+			if (d->fr.have < need)
 				break;
 			if (footer_ok(d->pkt[EMG_CYTON_PACKET - 1]) &&
-			    (d->locked || d->pkt[EMG_CYTON_PACKET] == HEADER)) {
+			    (d->fr.locked || d->pkt[EMG_CYTON_PACKET] == HEADER)) {
 				packet(d, d->pkt);
-				d->locked = true;
-				d->have -= EMG_CYTON_PACKET;
-				memmove(d->pkt, d->pkt + EMG_CYTON_PACKET, d->have);
+				d->fr.locked = true;
+				d->fr.have -= EMG_CYTON_PACKET;
+				memmove(d->pkt, d->pkt + EMG_CYTON_PACKET, d->fr.have);
 				continue;
 			}
-			lose_sync(d);
-			realign(d);
+			emg_framing_lose(&d->fr, &d->st.sync_losses);
+			emg_framing_realign(&d->fr, d->pkt, HEADER, &d->st.skipped);
 		}
 	}
 }

@@ -65,9 +65,7 @@ struct emg_cyton_dec {
 	bool daisy;
 	struct emg_batch out;   /* frames to the emit callback */
 	uint8_t pkt[EMG_CYTON_PACKET + 1];
-	unsigned have;
-	bool locked;
-	bool have_last;
+	struct emg_framing fr;  /* how much of pkt is a packet, in step or not */
 	uint8_t last;           /* last counter (no Daisy) or frame number (Daisy) */
 	bool half_valid;
 	uint8_t half_counter;

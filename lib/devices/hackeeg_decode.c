@@ -36,9 +36,7 @@ int emg_hackeeg_dec_init(struct emg_hackeeg_dec *d, unsigned channels, unsigned 
 
 void emg_hackeeg_dec_reset(struct emg_hackeeg_dec *d, uint64_t next_seq)
 {
-	d->have = 0;
-	d->locked = false;
-	d->have_last = false;
+	emg_framing_reset(&d->fr);
 	emg_batch_reset(&d->out, next_seq);
 }
 
@@ -99,7 +97,7 @@ static void packet(struct emg_hackeeg_dec *d, const uint8_t *data, unsigned len)
 	d->st.last_timestamp_us = le32(data);
 	d->st.last_status = ((uint32_t)data[8] << 16) | ((uint32_t)data[9] << 8) | data[10];
 	d->st.packet_channels = nch;
-	if (d->have_last) {
+	if (d->fr.have_last) {
 		uint32_t gap = sn - d->last - 1;
 
 		/* A sample number that went backwards is a board restart, not a loss. */
@@ -117,7 +115,7 @@ static void packet(struct emg_hackeeg_dec *d, const uint8_t *data, unsigned len)
 	}
 	d->last = sn;
 	d->last_ts = le32(data);
-	d->have_last = true;
+	d->fr.have_last = true;
 	if (nch < d->channels) {
 		d->st.short_packets++;
 		return;
@@ -134,58 +132,38 @@ static void packet(struct emg_hackeeg_dec *d, const uint8_t *data, unsigned len)
 	emg_batch_put(&d->out, counts, lost);
 }
 
-static void lose_sync(struct emg_hackeeg_dec *d)
-{
-	if (d->locked) {
-		d->locked = false;
-		d->st.sync_losses++;
-	}
-}
-
-/* Drop the first byte of the buffer and everything up to the next 0x82. */
-static void realign(struct emg_hackeeg_dec *d)
-{
-	unsigned i = 1;
-
-	while (i < d->have && d->pkt[i] != header[0])
-		i++;
-	d->st.skipped += i;
-	memmove(d->pkt, d->pkt + i, d->have - i);
-	d->have -= i;
-}
-
 /* Examine the buffer; returns false when it needs more input. */
 static bool step(struct emg_hackeeg_dec *d)
 {
-	unsigned n = d->have < sizeof(header) ? d->have : (unsigned)sizeof(header);
+	unsigned n = d->fr.have < sizeof(header) ? d->fr.have : (unsigned)sizeof(header);
 
-	if (d->have == 0)
+	if (d->fr.have == 0)
 		return false;
 	if (memcmp(d->pkt, header, n) != 0) {
-		lose_sync(d);
-		realign(d);
+		emg_framing_lose(&d->fr, &d->st.sync_losses);
+		emg_framing_realign(&d->fr, d->pkt, header[0], &d->st.skipped);
 		return true;
 	}
-	if (d->have < EMG_HACKEEG_HEADER_LEN)
+	if (d->fr.have < EMG_HACKEEG_HEADER_LEN)
 		return false;
 	unsigned len = d->pkt[8];
 	if (!emg_hackeeg_channels_for_len(len)) {
 		d->st.bad_packets++;
-		lose_sync(d);
-		realign(d);
+		emg_framing_lose(&d->fr, &d->st.sync_losses);
+		emg_framing_realign(&d->fr, d->pkt, header[0], &d->st.skipped);
 		return true;
 	}
-	if (d->have < EMG_HACKEEG_HEADER_LEN + len)
+	if (d->fr.have < EMG_HACKEEG_HEADER_LEN + len)
 		return false;
 	if (!status_ok(d->pkt + EMG_HACKEEG_HEADER_LEN, len)) {
 		d->st.bad_packets++;
-		lose_sync(d);
-		realign(d);
+		emg_framing_lose(&d->fr, &d->st.sync_losses);
+		emg_framing_realign(&d->fr, d->pkt, header[0], &d->st.skipped);
 		return true;
 	}
 	packet(d, d->pkt + EMG_HACKEEG_HEADER_LEN, len);
-	d->locked = true;
-	d->have = 0;
+	d->fr.locked = true;
+	d->fr.have = 0;
 	return false;
 }
 
@@ -194,26 +172,26 @@ void emg_hackeeg_dec_feed(struct emg_hackeeg_dec *d, const uint8_t *p, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		if (d->have == 0 && p[i] != header[0]) {
+		if (d->fr.have == 0 && p[i] != header[0]) {
 			/* fast path between packets: skip to the next possible header */
 			const uint8_t *q = memchr(p + i, header[0], n - i);
 			size_t skip = q ? (size_t)(q - (p + i)) : n - i;
 
-			lose_sync(d);
+			emg_framing_lose(&d->fr, &d->st.sync_losses);
 			d->st.skipped += skip;
 			i += skip;
 			continue;
 		}
-		if (d->have >= EMG_HACKEEG_HEADER_LEN) {
+		if (d->fr.have >= EMG_HACKEEG_HEADER_LEN) {
 			/* payload: copy as much as the packet still needs */
-			unsigned want = EMG_HACKEEG_HEADER_LEN + d->pkt[8] - d->have;
+			unsigned want = EMG_HACKEEG_HEADER_LEN + d->pkt[8] - d->fr.have;
 			size_t take = n - i < want ? n - i : want;
 
-			memcpy(d->pkt + d->have, p + i, take);
-			d->have += (unsigned)take;
+			memcpy(d->pkt + d->fr.have, p + i, take);
+			d->fr.have += (unsigned)take;
 			i += take;
 		} else {
-			d->pkt[d->have++] = p[i++];
+			d->pkt[d->fr.have++] = p[i++];
 		}
 		while (step(d))
 			;

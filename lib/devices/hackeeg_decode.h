@@ -60,9 +60,7 @@ struct emg_hackeeg_dec {
 	unsigned channels;
 	struct emg_batch out;   /* frames to the emit callback */
 	uint8_t pkt[EMG_HACKEEG_HEADER_LEN + 255];
-	unsigned have;
-	bool locked;
-	bool have_last;
+	struct emg_framing fr;  /* how much of pkt is a packet, in step or not */
 	uint32_t last;
 	uint32_t last_ts;       /* micros() of the last packet */
 	double period_us;       /* 1e6 / rate, 0 = timestamps unchecked */
