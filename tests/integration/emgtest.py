@@ -323,11 +323,20 @@ class WS:
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         self.status = int(head.split()[1])
 
-    def send(self, op, payload):
+    @staticmethod
+    def encode(op, payload):
+        """One masked frame, as bytes."""
         m = os.urandom(4)
         n = len(payload)
         hdr = bytes([0x80 | op]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
-        self.s.sendall(hdr + m + bytes(c ^ m[i & 3] for i, c in enumerate(payload)))
+        return hdr + m + bytes(c ^ m[i & 3] for i, c in enumerate(payload))
+
+    def send(self, op, payload):
+        self.s.sendall(self.encode(op, payload))
+
+    def send_burst(self, op, payloads):
+        """Several frames in one write, so the server reads them together."""
+        self.s.sendall(b"".join(self.encode(op, p) for p in payloads))
 
     def text(self, s):
         self.send(1, s.encode())
