@@ -334,7 +334,6 @@ struct emg_onset {
 	unsigned nev, evcap;
 	unsigned npending;    /* lanes with an onset in the report gate */
 	uint64_t next_due;    /* the earliest of their due samples (UINT64_MAX: none) */
-	unsigned fr_n;        /* frames in the current chunk */
 	uint64_t dropped;     /* bursts the report gate dropped */
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
 	void (*stats)(struct emg_onset *o, unsigned nf);
@@ -1525,8 +1524,9 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * its offset comes at least that late, or when the burst is still on and not
  * fading at report_n + offset_n after the onset (an off-run in progress then
  * is waited out: it may still place the offset before report_n).  A burst
- * that ends sooner is dropped with its offset.  Only the event waits: the onset keeps its back-dated sample, and
- * the detector's state machine, thresholds and baselines never see the gate.
+ * that ends sooner is dropped with its offset.  Only the event waits: the
+ * onset keeps its back-dated sample, and the detector's state machine,
+ * thresholds and baselines never see the gate.
  * Chunks end where a pending onset falls due, so what is reported when does
  * not depend on how the caller splits the stream.
  */
@@ -1553,13 +1553,15 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
 	if (!o->report_n) {
 		fn(ud, e);
 	} else if (e->kind == EMG_ONSET_ON) {
-		if (at + 1 >= gate_due(o, e)) { /* confirmed late: it has lasted long enough */
+		const uint64_t due = gate_due(o, e);
+
+		if (at + 1 >= due) { /* confirmed late: it has lasted long enough */
 			fn(ud, e);
 			return;
 		}
 		l->pend = *e;
 		l->pending = 1;
-		l->due = gate_due(o, e);
+		l->due = due;
 		o->npending++;
 		gate_next(o);
 	} else if (l->pending) {
@@ -1598,8 +1600,11 @@ static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, voi
 	gate_next(o);
 }
 
-/* Deliver the chunk's events in (sample, lane) order: stable by frame, lanes come sorted per frame. */
-static void deliver(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud)
+/*
+ * Deliver the events of the chunk of nf frames from sample `first` in (sample,
+ * lane) order: stable by frame, lanes come sorted per frame.
+ */
+static void deliver(struct emg_onset *o, uint64_t first, unsigned nf, emg_onset_fn fn, void *ud)
 {
 	for (unsigned i = 1; i < o->nev; i++) {
 		struct ev e = o->evs[i];
@@ -1609,10 +1614,10 @@ static void deliver(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud
 		o->evs[j] = e;
 	}
 	for (unsigned i = 0; i < o->nev && fn; i++)
-		gate_event(o, &o->evs[i].e, now - o->fr_n + o->evs[i].frame, fn, ud);
+		gate_event(o, &o->evs[i].e, first + o->evs[i].frame, fn, ud);
 	o->nev = 0;
 	if (fn)
-		gate_release(o, now, fn, ud);
+		gate_release(o, first + nf, fn, ud);
 }
 
 void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64_t first_sample,
@@ -1624,8 +1629,6 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		uint64_t blk = 0;
 		unsigned sn = 0;
 		unsigned nf = plan_chunk(o, nframes, first_sample, &blk, &sn);
-
-		o->fr_n = nf;
 
 		idx_rebase(o, first_sample);
 		for (unsigned f = 0; f < nf; f++)
@@ -1640,7 +1643,7 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		if (o->fr[nf - 1].flags & FR_BLK_END)
 			for (unsigned i = 0; i < nl; i++)
 				lane_block_end(o, i, blk, sn);
-		deliver(o, first_sample + nf, fn, ud);
+		deliver(o, first_sample, nf, fn, ud);
 		o->seen += nf;
 		first_sample += nf;
 		x += (size_t)nf * nl;
