@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,9 @@
 #define CMD_SLOTS 16
 #define DSP_BLOCK 256      /* frames handed to the pipeline at once */
 #define CTL_MAX 4          /* notices the DSP thread may hold back (one swap, one detach in flight) */
+/* A detach waits for a frame captured after it; a device that sends none this
+ * long (stalled, unplugged, paused) does not hold the recording open. */
+#define DETACH_WAIT_NS 250000000ull
 
 struct frame_hdr {
 	uint64_t seq;
@@ -37,6 +41,7 @@ struct cmd {
 	double seconds;
 	struct emg_pipeline *pipe;
 	struct emg_recorder *rec;
+	uint64_t t_ns; /* CMD_REC_DETACH: when the caller asked (CLOCK_MONOTONIC) */
 };
 
 /* What an outputs-ring slot carries: a pipeline output, or one of the engine's
@@ -73,6 +78,8 @@ struct emg_engine {
 	/* DSP thread only (while it runs). */
 	struct emg_pipeline *dsp_pipe;
 	struct emg_recorder *dsp_rec;
+	bool dsp_detaching;      /* a detach came: record frames captured up to ... */
+	uint64_t dsp_rec_until;  /* ... this time, then let go */
 	float *block;
 	uint64_t dsp_seen_overruns;
 	uint8_t ctl[CTL_MAX]; /* notices not yet posted, oldest first */
@@ -183,6 +190,14 @@ static void dsp_flush(struct emg_engine *e, unsigned n, uint64_t first_seq, uint
 	emg_pipeline_process(e->dsp_pipe, e->block, n, first_seq, t_ns, on_out, e);
 }
 
+/* The DSP thread lets go of the recorder: after the notice it never touches it again. */
+static void dsp_detach_done(struct emg_engine *e)
+{
+	e->dsp_rec = NULL;
+	e->dsp_detaching = false;
+	notice(e, SLOT_DETACHED);
+}
+
 static void dsp_drain_frames(struct emg_engine *e)
 {
 	const struct frame_hdr *h;
@@ -196,6 +211,12 @@ static void dsp_drain_frames(struct emg_engine *e)
 		e->dsp_seen_overruns = ov;
 	}
 	while ((h = emg_ring_peek(e->frames))) {
+		/* The first frame captured after the stop was asked for ends the recording. */
+		if (e->dsp_detaching && h->t_ns > e->dsp_rec_until) {
+			dsp_flush(e, n, first, t_ns);
+			n = 0;
+			dsp_detach_done(e);
+		}
 		/* A gap in sequence numbers ends the block so sample indices stay exact. */
 		if (n && (h->seq != first + n || n == DSP_BLOCK)) {
 			dsp_flush(e, n, first, t_ns);
@@ -235,9 +256,11 @@ static void dsp_commands(struct emg_engine *e)
 			e->dsp_rec = c.rec;
 			break;
 		case CMD_REC_DETACH:
-			e->dsp_rec = NULL;
-			/* After this notice the DSP thread never touches the recorder again. */
-			notice(e, SLOT_DETACHED);
+			/* Not at once: frames captured before the stop may still be in
+			 * the ring (this thread lags under load), and a stop means "up
+			 * to now", not "up to where the DSP thread happens to be". */
+			e->dsp_detaching = true;
+			e->dsp_rec_until = c.t_ns;
 			break;
 		}
 	}
@@ -269,7 +292,7 @@ static void *dsp_main(void *arg)
 	for (;;) {
 		/* Blocking here is the point: the DSP thread sleeps until the
 		 * device thread's push, a command or the caller's wake-up. */
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, e->dsp_detaching ? 50 : -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[2].revents && read(e->wake_efd, &v, sizeof(v)) < 0) {
 			/* already cleared */
@@ -284,6 +307,8 @@ static void *dsp_main(void *arg)
 			post_notices(e);
 		emg_ring_ack(e->frames);
 		dsp_drain_frames(e);
+		if (e->dsp_detaching && emg_now_ns() > e->dsp_rec_until + DETACH_WAIT_NS)
+			dsp_detach_done(e);
 		fault_stall(e, started_ns);
 	}
 	return NULL;
@@ -585,7 +610,7 @@ int emg_engine_attach(struct emg_engine *e, struct emg_recorder *r)
 
 int emg_engine_detach(struct emg_engine *e)
 {
-	struct cmd c = { .type = CMD_REC_DETACH };
+	struct cmd c = { .type = CMD_REC_DETACH, .t_ns = emg_now_ns() };
 
 	if (!e->rec)
 		return -ENOENT;

@@ -109,7 +109,7 @@ int emg_engine_calibrate_mvc(struct emg_engine *e, unsigned muscle, double secon
 /* Have the DSP thread write raw frames to r from the next block; -EBUSY if one is attached or detaching. */
 int emg_engine_attach(struct emg_engine *e, struct emg_recorder *r);
 
-/* Have the DSP thread let go of the attached recorder (sink detached() follows); -ENOENT, -EAGAIN. */
+/* Have the DSP thread record the frames captured until now, then let go (sink detached() follows); -ENOENT, -EAGAIN. */
 int emg_engine_detach(struct emg_engine *e);
 
 #endif

@@ -13,7 +13,9 @@
  *   - a swap notice without room in the outputs ring: the DSP thread waits
  *     in poll() (no spinning: process CPU time stays low), and the notice
  *     arrives, ahead of the new pipeline's outputs, once the ring drains;
- *   - stop with a swap and a detach still in flight delivers both.
+ *   - stop with a swap and a detach still in flight delivers both;
+ *   - a detach while the DSP thread lags still records every frame captured
+ *     before it (a quick start/stop under load is not an empty file).
  *
  * In the `threads` suite: tests/run runs it under ThreadSanitizer.
  */
@@ -523,6 +525,46 @@ START_TEST(test_stop_delivers_what_is_in_flight)
 }
 END_TEST
 
+START_TEST(test_detach_records_up_to_the_stop)
+{
+	struct tdev t;
+	struct sink s = { 0 };
+	struct emg_engine *e;
+	struct emg_recorder *r = open_rec("lag.bdf");
+	struct emg_recorder_stats st;
+	struct emg_engine_params p = {
+		.dev = &t.base,
+		.pipe = new_pipe(125, 50),
+		.sink = { .ud = &s, .out = sink_out, .swapped = sink_swapped, .detached = sink_detached },
+		.stall_ms = 1500, /* the DSP thread sleeps once, at its first wake-up (the attach) */
+	};
+	uint64_t deadline = emg_now_ns() + 20000000000ull;
+
+	tdev_init(&t);
+	s.step = s.next_step = (uint64_t)(FS / 50);
+	ck_assert_int_eq(emg_engine_start(&e, &p), 0);
+	ck_assert_int_eq(emg_engine_attach(e, r), 0);
+	/* 500 frames (0.25 s) reach the ring while the DSP thread sleeps ... */
+	tdev_allow(&t, (uint64_t)FS / 4);
+	while (atomic_load(&t.sent) < (uint64_t)FS / 4 && emg_now_ns() < deadline)
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL); /* the test device has no signal for it */
+	ck_assert_uint_eq(atomic_load(&t.sent), (uint64_t)FS / 4);
+	/* ... and the stop comes before it wakes: they were captured before it. */
+	ck_assert_int_eq(emg_engine_detach(e), 0);
+	tdev_allow(&t, (uint64_t)FS / 4); /* frames after the stop: not recorded */
+	while (!s.ndetached && emg_now_ns() < deadline)
+		ck_assert_int_ge(emg_engine_dispatch(e, 100), 0);
+	ck_assert_ptr_eq(s.detached, r);
+	ck_assert_ptr_null(emg_engine_stop(e));
+	emg_recorder_stats(r, &st);
+	ck_assert_uint_eq(st.frames_dropped, 0);
+	ck_assert_int_eq(emg_recorder_close(r), 0);
+	/* 500 frames: two whole records of 200 and the last, zero-padded one. */
+	ck_assert_int_eq(records_in("lag.bdf"), 3);
+	tdev_destroy(&t);
+}
+END_TEST
+
 START_TEST(test_refusals)
 {
 	struct tdev t;
@@ -566,6 +608,7 @@ int main(void)
 	tcase_add_test(tc, test_device_restart);
 	tcase_add_test(tc, test_notice_waits_without_spinning);
 	tcase_add_test(tc, test_stop_delivers_what_is_in_flight);
+	tcase_add_test(tc, test_detach_records_up_to_the_stop);
 	tcase_add_test(tc, test_refusals);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
