@@ -112,8 +112,9 @@
  *       other      0.60  0.40   0.50   (a mapped muscle of unknown role)
  *
  *   Channels no muscle is mapped to get neither ECG nor motion artefacts.
- * - motion: around the start of every repetition (-40..+20 ms from the rep's
- *   start, so it can precede the first onset) every mapped channel gets
+ * - motion: at the start of every movement, 30-100 ms after the rep's first
+ *   activation (the electromechanical delay: a limb moves only once its
+ *   prime mover has fired, Cavanagh & Komi 1979), every mapped channel gets
  *   A (t/tau) e^(1 - t/tau) with A = 40-250 uV per rep x 0.3-1.0 per channel,
  *   random sign, tau 40-120 ms, plus an in-band 20-35 Hz damped oscillation
  *   (10-25 % of A, decay 30-60 ms); it lasts 12 tau.  Not in the truth.
@@ -978,7 +979,7 @@ static void chan_motion(struct emg_synth *s, unsigned c, bool mapped, const doub
 		uint64_t eh = rh[i], chh = hash(eh, c, 1, 0);
 		double base = 40 + 210 * (0.5 + 0.5 * hjit(hash(eh, 1, 0, 0)));
 		double tau = 0.040 + 0.080 * (0.5 + 0.5 * hjit(hash(eh, 2, 0, 0)));
-		double t0 = rt[i] - 0.040 + 0.060 * (0.5 + 0.5 * hjit(hash(eh, 3, 0, 0)));
+		double t0 = rt[i] + 0.030 + 0.070 * (0.5 + 0.5 * hjit(hash(eh, 3, 0, 0)));
 		double f = 20 + 15 * (0.5 + 0.5 * hjit(hash(eh, 4, 0, 0)));
 		double tau2 = 0.030 + 0.030 * (0.5 + 0.5 * hjit(hash(chh, 2, 0, 0)));
 		double a = base * (0.3 + 0.7 * (0.5 + 0.5 * hjit(hash(chh, 1, 0, 0))));
@@ -2055,7 +2056,7 @@ static const struct emg_device_option synth_options[] = {
 	{ "tonic", EMG_OPT_BOOL, OPT(tonic), 0, 0, NULL, "yes", "yes or no",
 	  "realistic: 1-3 % MVC tonic activity on postural muscles" },
 	{ "motion", EMG_OPT_BOOL, OPT(motion), 0, 0, NULL, "yes", "yes or no",
-	  "realistic: motion artefacts around each repetition's start" },
+	  "realistic: motion artefacts as each repetition's movement starts" },
 	{ .name = NULL },
 };
 

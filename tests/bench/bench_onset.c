@@ -241,7 +241,7 @@ static int want(int argc, char **argv, const char *what)
 	return 0;
 }
 
-/* bench_onset [table] [beats] [heart]: the sections to run (default all). */
+/* bench_onset [table] [ext] [beats] [heart]: the sections to run (default all; ext: the table's external rows). */
 int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
@@ -251,10 +251,12 @@ int main(int argc, char **argv)
 		beats(EMG_ECG_SUBTRACT);
 		beats(EMG_ECG_BOTH);
 	}
-	if (!want(argc, argv, "table"))
+	if (!want(argc, argv, "table") && !want(argc, argv, "ext"))
 		goto heart;
 	printf("onset accuracy, default DSP and detector parameters, automatic baseline\n");
 	eval_print_header(stdout);
+	if (!want(argc, argv, "table"))
+		goto ext; /* `ext`: the external sources' rows only */
 	for (int i = 0; i < NSNR; i++)
 		synth_source("synth-real", EMG_SYNTH_REALISTIC, snrs[i]);
 	ecg_mode = EMG_ECG_BOTH;
@@ -263,6 +265,7 @@ int main(int argc, char **argv)
 	ecg_mode = EMG_ECG_OFF;
 	for (int i = 0; i < NSNR; i++)
 		synth_source("synth-plain", EMG_SYNTH_PLAIN, snrs[i]);
+ext:
 	for (int i = 0; i < NSNR; i++)
 		ext_source("ext-gauss", 0, snrs[i]);
 	for (int i = 0; i < NSNR; i++)

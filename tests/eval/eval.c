@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,7 +517,45 @@ static int cmp_dbl(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Zero-phase band-pass + centred RMS + whole-recording Hodges threshold. */
+/* Power of channel c at hz over the whole recording (Goertzel), per sample. */
+static double tone_power(const struct eval_rec *r, unsigned c, double hz)
+{
+	const double w = 2 * cos(2 * M_PI * hz / r->fs);
+	double s1 = 0, s2 = 0;
+
+	for (uint64_t i = 0; i < r->n; i++) {
+		double s0 = r->x[i * r->nch + c] + w * s1 - s2;
+		s2 = s1;
+		s1 = s0;
+	}
+	return (s1 * s1 + s2 * s2 - w * s1 * s2) / ((double)r->n * (double)r->n);
+}
+
+/*
+ * Whether the recording has mains hum, as an analyst would judge it from the
+ * spectrum: power at the mains frequency 10 dB over its neighbours' on any
+ * channel.  Offline tools notch only then: a zero-phase Q 30 notch rings
+ * ~0.2 s both ways, ahead of every onset, which at high SNR sets the
+ * threshold's false crossings (it did: 96/99 external trials missed at 40 dB).
+ */
+static bool has_hum(const struct eval_rec *r, double mains_hz)
+{
+	static const double side[] = { -7, -4, 4, 7 };
+
+	if (!(mains_hz > 0) || mains_hz + 7 >= r->fs / 2)
+		return false;
+	for (unsigned c = 0; c < r->nch; c++) {
+		double ref = 0;
+		for (unsigned k = 0; k < 4; k++)
+			ref += tone_power(r, c, mains_hz + side[k]) / 4;
+		if (tone_power(r, c, mains_hz) > 10 * ref)
+			return true;
+	}
+	return false;
+}
+
+/* Zero-phase band-pass (and notch, where the recording has hum) + centred RMS
+ * + whole-recording Hodges threshold. */
 int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 {
 	struct emg_filter_spec spec;
@@ -535,6 +574,8 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 		goto out;
 	memcpy(x, r->x, sizeof(float) * n * nch);
 	emg_filter_spec_default(&spec);
+	if (!has_hum(r, spec.mains_hz))
+		spec.mains_hz = 0;
 	if ((err = emg_filter_new(&f, &spec, r->fs, nch)) < 0)
 		goto out;
 	emg_filter_run(f, x, (unsigned)n); /* forward ... */

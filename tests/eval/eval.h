@@ -8,7 +8,7 @@
  * bursts.  It runs through the daemon's own DSP chain (emg_pipeline: band-pass,
  * notch, ECG rejection, onset detection) exactly as the daemon would receive it,
  * or through an offline reference (zero-phase band-pass over the whole
- * recording, centred 25 ms RMS, Hodges mean + 3 SD held 25 ms, bursts merged
+ * recording, notched only where its spectrum shows hum, centred 25 ms RMS, Hodges mean + 3 SD held 25 ms, bursts merged
  * across gaps < 50 ms and >= 30 ms long, the threshold from a rest window the
  * analyst marks - the first 0.5 s) as offline analysis tools do.
  *
