@@ -22,16 +22,15 @@ would:
 Not testable in this sandbox: raising LimitMEMLOCK/LimitRTPRIO (the container cannot),
 so mlock and RT priority are only looked at in the journal.
 Needs root, systemd-nspawn (package systemd-container) and nsenter; skipped otherwise."""
-import glob
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
+import nspawn
 from emgtest import EMGD, check
 
 T0 = time.time()
@@ -43,13 +42,9 @@ def skip(why):
     sys.exit(77)
 
 
-if os.getuid() != 0:
-    skip("needs root to boot systemd in systemd-nspawn")
-for tool in ("systemd-nspawn", "nsenter", "meson"):
-    if not shutil.which(tool):
-        skip("no %s (apt-get install systemd-container)" % tool if tool == "systemd-nspawn" else "no %s" % tool)
-if not os.path.exists("/usr/lib/systemd/systemd"):
-    skip("no /usr/lib/systemd/systemd on this host to boot")
+why = nspawn.missing() or (None if shutil.which("meson") else "no meson")
+if why:
+    skip(why)
 intro = subprocess.run(["meson", "introspect", BUILD, "--buildoptions"], capture_output=True, text=True).stdout
 m = re.search(r'"name": "prefix", "value": "([^"]+)"', intro)
 if not m or m.group(1) != "/usr/local":
@@ -58,30 +53,14 @@ if not m or m.group(1) != "/usr/local":
 tmp = tempfile.mkdtemp(prefix="emgd-nspawn-", dir="/var/tmp")
 root = os.path.join(tmp, "root")
 inst = os.path.join(tmp, "inst")
-machine = "emgdtest%d" % os.getpid()
-nspawn = None
-log = None
-
-
-def sh(*cmd, timeout=30):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+box = None
+sh = nspawn.sh
 
 
 def cleanup():
-    if nspawn and nspawn.poll() is None:
-        if pid1:
-            sh("nsenter", "-t", str(pid1), "-a", "systemctl", "poweroff")
-        try:
-            nspawn.wait(20)
-        except subprocess.TimeoutExpired:
-            nspawn.kill()  # our own systemd-nspawn process
-            nspawn.wait()
-    if log:
-        log.close()
+    if box:
+        box.poweroff()
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-pid1 = None
 
 
 def wait(cond, timeout=20, step=0.2):
@@ -98,65 +77,24 @@ try:
     # ---- the install and the root ------------------------------------------------------
     r = sh("meson", "install", "-C", BUILD, "--destdir", inst, "--no-rebuild", "--quiet", timeout=120)
     check(r.returncode == 0, "meson install --destdir %s" % inst)
-    os.makedirs(root)
-    for d in ("usr", "var", "tmp", "root", "run", "proc", "sys", "dev"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    for l in ("bin", "lib", "lib64", "sbin"):
-        if os.path.islink("/" + l):
-            os.symlink(os.readlink("/" + l), os.path.join(root, l))
-    r = sh("cp", "-a", "/etc", os.path.join(root, "etc"), timeout=60)
-    etc = os.path.join(root, "etc")
-    # a private /etc with nothing enabled but what systemd itself needs
-    for w in glob.glob(os.path.join(etc, "systemd", "system", "*.wants")) + \
-            glob.glob(os.path.join(etc, "systemd", "system", "*", "*.wants")):
-        shutil.rmtree(w, ignore_errors=True)
-    for f in ("machine-id", "os-release", "fstab"):
-        if os.path.lexists(os.path.join(etc, f)):
-            os.unlink(os.path.join(etc, f))
-    shutil.copy("/usr/lib/os-release", os.path.join(etc, "os-release"))  # nspawn looks before binding /usr
-    open(os.path.join(etc, "machine-id"), "w").close()
-    os.symlink("/usr/lib/systemd/system/multi-user.target", os.path.join(etc, "systemd", "system", "default.target")) \
-        if not os.path.lexists(os.path.join(etc, "systemd", "system", "default.target")) else None
+    nspawn.make_root(root)
     cfgdir = os.path.join(inst, "usr", "local", "etc", "emgd")
     check(os.path.exists(os.path.join(cfgdir, "emgd.conf")), "installed %s" % "/usr/local/etc/emgd/emgd.conf")
 
     # ---- boot --------------------------------------------------------------------------
-    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
-    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "INVOCATION_ID"):
-        env.pop(k, None)
-    log = open(os.path.join(tmp, "boot.log"), "w+")
     t = time.time()
-    nspawn = subprocess.Popen(["systemd-nspawn", "-q", "-D", root, "-M", machine, "--register=no", "--keep-unit",
-                               "--bind-ro=/usr", "--bind-ro=%s:/usr/local" % os.path.join(inst, "usr", "local"),
-                               "--private-network", "--system-call-filter=bpf", "--console=read-only",
-                               "-b"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 30
-    while time.time() < deadline and pid1 is None and nspawn.poll() is None:
-        try:
-            kids = open("/proc/%d/task/%d/children" % (nspawn.pid, nspawn.pid)).read().split()
-            for k in kids:
-                if open("/proc/%s/comm" % k).read().strip() == "systemd":
-                    pid1 = int(k)
-        except OSError:
-            pass
-        time.sleep(0.1)
-    if pid1 is None:
-        log.flush()
-        txt = open(log.name).read()
-        skip("systemd-nspawn could not boot here: %s" % txt.strip()[-400:])
-
-    def run(*cmd, timeout=30):
-        return sh("nsenter", "-t", str(pid1), "-a", "--", *cmd, timeout=timeout)
-
-    # PID 1 may still be setting up its namespaces: retry until systemctl reaches it
-    r = wait(lambda: (lambda r: r if r.stdout.strip() else None)(
-        run("systemctl", "is-system-running", "--wait", timeout=60)), 30, 0.3)
-    if r is None:
+    box = nspawn.Container(root, "emgdtest%d" % os.getpid(), os.path.join(tmp, "boot.log"),
+                           ["--bind-ro=/usr", "--bind-ro=%s:/usr/local" % os.path.join(inst, "usr", "local")])
+    if box.boot() is None:
+        skip("systemd-nspawn could not boot here: %s" % box.boot_log())
+    run = box.run
+    state = box.wait_running(30)
+    if not state:
         skip("systemctl cannot reach the container's systemd: %s" % run("systemctl", "is-system-running").stderr.strip())
-    check(r.stdout.strip() in ("running", "degraded"), "systemd boots in %.1f s (%s%s)" % (
-        time.time() - t, r.stdout.strip(),
+    check(state in ("running", "degraded"), "systemd boots in %.1f s (%s%s)" % (
+        time.time() - t, state,
         ": " + run("systemctl", "--failed", "--no-legend", "--plain").stdout.strip().replace("\n", ", ")
-        if r.stdout.strip() == "degraded" else ""))
+        if state == "degraded" else ""))
 
     def show(unit, *props):
         out = run("systemctl", "show", unit, "-p", ",".join(props)).stdout

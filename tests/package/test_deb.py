@@ -19,12 +19,14 @@ without root, systemd-nspawn or overlayfs.  About 1-2 minutes on two cores."""
 import glob
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+import nspawn  # noqa: E402
+
 T0 = time.time()
 
 
@@ -44,8 +46,7 @@ def check(cond, msg):
     print("ok:", msg, flush=True)
 
 
-def sh(*cmd, timeout=60, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+sh = nspawn.sh
 
 
 for tool, pkg in (("dpkg-buildpackage", "dpkg-dev"), ("dh", "debhelper"), ("lintian", "lintian")):
@@ -57,20 +58,13 @@ if r.returncode != 0:
 
 tmp = tempfile.mkdtemp(prefix="emgd-deb-", dir="/var/tmp")
 src = os.path.join(tmp, "emgd")
-nspawn = None
-pid1 = None
+box = None
 mounted = []
 
 
 def cleanup():
-    if nspawn and nspawn.poll() is None:
-        if pid1:
-            sh("nsenter", "-t", str(pid1), "-a", "systemctl", "poweroff")
-        try:
-            nspawn.wait(20)
-        except subprocess.TimeoutExpired:
-            nspawn.kill()  # our own systemd-nspawn process
-            nspawn.wait()
+    if box:
+        box.poweroff()
     for m in reversed(mounted):
         sh("umount", m)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -127,15 +121,14 @@ try:
           "postinst does not enable emgd.service on a fresh install")
 
     # ---- install into a booted throw-away root -----------------------------------------------
-    why = None
-    if os.getuid() != 0:
-        why = "needs root to boot systemd-nspawn"
-    elif not (shutil.which("systemd-nspawn") and shutil.which("nsenter")):
-        why = "no systemd-nspawn/nsenter (apt-get install systemd-container)"
+    why = nspawn.missing()
     root = os.path.join(tmp, "root")
     if not why:
-        for d in ("usr", "var/lib", "tmp", "root", "run", "proc", "sys", "dev", "ovl/up", "ovl/work"):
-            os.makedirs(os.path.join(root if not d.startswith("ovl") else tmp, d), exist_ok=True)
+        # host /usr under an overlay: dpkg -i writes into it
+        for d in ("ovl/up", "ovl/work"):
+            os.makedirs(os.path.join(tmp, d), exist_ok=True)
+        nspawn.make_root(root, dirs=("usr", "var/lib", "tmp", "root", "run", "proc", "sys", "dev"),
+                               drop=("emgd*", "udev/rules.d/*emgd*"))
         r = sh("mount", "-t", "overlay", "overlay", "-o", "lowerdir=/usr,upperdir=%s/ovl/up,workdir=%s/ovl/work"
                % (tmp, tmp), os.path.join(root, "usr"))
         if r.returncode != 0:
@@ -146,61 +139,19 @@ try:
         print("SKIP (install part): %s" % why)
         print("package test: %.1f s" % (time.time() - T0))
         sys.exit(0)
-    for l in ("bin", "lib", "lib64", "sbin"):
-        if os.path.islink("/" + l):
-            os.symlink(os.readlink("/" + l), os.path.join(root, l))
-    etc = os.path.join(root, "etc")
-    sh("cp", "-a", "/etc", etc, timeout=120)
     sh("cp", "-a", "/var/lib/dpkg", os.path.join(root, "var", "lib", "dpkg"), timeout=120)
-    # a private /etc with nothing enabled but what systemd itself needs (as test_systemd.py)
-    for w in glob.glob(os.path.join(etc, "systemd", "system", "*.wants")) + \
-            glob.glob(os.path.join(etc, "systemd", "system", "*", "*.wants")):
-        shutil.rmtree(w, ignore_errors=True)
-    for f in ("machine-id", "os-release", "fstab"):
-        if os.path.lexists(os.path.join(etc, f)):
-            os.unlink(os.path.join(etc, f))
-    shutil.copy("/usr/lib/os-release", os.path.join(etc, "os-release"))
-    open(os.path.join(etc, "machine-id"), "w").close()
-    for f in glob.glob(os.path.join(etc, "emgd*")) + glob.glob(os.path.join(etc, "udev", "rules.d", "*emgd*")):
-        shutil.rmtree(f) if os.path.isdir(f) else os.unlink(f)
-    if not os.path.lexists(os.path.join(etc, "systemd", "system", "default.target")):
-        os.symlink("/usr/lib/systemd/system/multi-user.target", os.path.join(etc, "systemd", "system", "default.target"))
     shutil.copy(deb, os.path.join(root, "root"))
     # Docker-style images carry a policy-rc.d that forbids every start/stop (exit 101):
     # hide it in the overlay so the maintainer scripts act as on a real host.
     if os.path.lexists(os.path.join(root, "usr", "sbin", "policy-rc.d")):
         os.unlink(os.path.join(root, "usr", "sbin", "policy-rc.d"))
 
-    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
-    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "INVOCATION_ID"):
-        env.pop(k, None)
-    log = open(os.path.join(tmp, "boot.log"), "w+")
-    machine = "emgddeb%d" % os.getpid()
-    nspawn = subprocess.Popen(["systemd-nspawn", "-q", "-D", root, "-M", machine, "--register=no", "--keep-unit",
-                               "--private-network", "--system-call-filter=bpf", "--console=read-only", "-b"],
-                              stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 30
-    while time.time() < deadline and pid1 is None and nspawn.poll() is None:
-        try:
-            for k in open("/proc/%d/task/%d/children" % (nspawn.pid, nspawn.pid)).read().split():
-                if open("/proc/%s/comm" % k).read().strip() == "systemd":
-                    pid1 = int(k)
-        except OSError:
-            pass
-        time.sleep(0.1)
-    if pid1 is None:
-        log.flush()
-        print("SKIP (install part): systemd-nspawn could not boot here: %s" % open(log.name).read().strip()[-400:])
+    box = nspawn.Container(root, "emgddeb%d" % os.getpid(), os.path.join(tmp, "boot.log"))
+    if box.boot() is None:
+        print("SKIP (install part): systemd-nspawn could not boot here: %s" % box.boot_log())
         sys.exit(0)
-
-    def run(*cmd, timeout=60):
-        return sh("nsenter", "-t", str(pid1), "-a", "--", *cmd, timeout=timeout)
-
-    deadline = time.time() + 40
-    state = ""
-    while time.time() < deadline and not state:
-        state = run("systemctl", "is-system-running", "--wait").stdout.strip()
-        time.sleep(0.3)
+    run = box.run
+    state = box.wait_running(40)
     check(state in ("running", "degraded"), "systemd boots in the throw-away root (%s)" % state)
 
     r = run("dpkg", "-i", "/root/" + os.path.basename(deb), timeout=180)
