@@ -126,6 +126,24 @@ START_TEST(test_synth_plain)
 END_TEST
 
 /*
+ * The realistic synth at 20 dB (ECG 100 uV, ramps, tonic, cross-talk, motion):
+ * regression limits only - today's figures (median 19.0 ms, mean +7.2, 7/280
+ * missed, 1.9 false onsets per muscle-minute, lag p90 55.6) with a margin;
+ * README "Signal validity" says why the targets are out of reach on it.
+ */
+START_TEST(test_synth_realistic)
+{
+	struct eval_result res = { 0 };
+	const struct limits l = { .median = 24, .mean = 12, .miss_pct = 4, .fa_min = 2.5, .lag_p90 = 70 };
+
+	eval_print_header(stdout);
+	run_synth(EMG_SYNTH_REALISTIC, 20, &res);
+	check("synth-real", 20, &res, &l, " (regression)");
+	eval_result_free(&res);
+}
+END_TEST
+
+/*
  * Heartbeats: the realistic synth at rest with a 200 uV ECG, default
  * settings (ECG stage off): the report gate alone keeps the QRS complexes
  * from becoming onsets, <= 1 false onset per muscle-minute (the target).
@@ -161,6 +179,7 @@ static Suite *accuracy_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_external);
 	tcase_add_test(tc, test_synth_plain);
+	tcase_add_test(tc, test_synth_realistic);
 	tcase_add_test(tc, test_heartbeats_at_rest);
 	suite_add_tcase(s, tc);
 	return s;

@@ -369,6 +369,45 @@ START_TEST(test_short_blips_rejected)
 END_TEST
 
 /*
+ * Weak blips: 100-120 ms bursts 3 dB over the noise, a heartbeat's QRS on a
+ * channel far from the heart.  The fast path never holds them; the slow
+ * path's 150 ms window does, past their end.  Ungated, the detector reports
+ * them; the default gate measures a weak burst's length past that window and
+ * drops nearly all.
+ */
+START_TEST(test_weak_blips_dropped)
+{
+	const enum emg_onset_method m = methods[_i];
+	struct burst b[40];
+	uint64_t t = MS(3000);
+
+	for (unsigned i = 0; i < 40; i++) {
+		b[i].on = t;
+		b[i].off = t + MS(100 + i % 3 * 10);
+		b[i].amp = 1.4;
+		t += MS(900);
+	}
+	float *x = make_signal(91 + m, 1, t, b, 40, 0);
+	struct emg_onset *raw = make_gated(m, 1, 0), *gated = make(m, 1);
+	struct capture *cap = calloc(2, sizeof(*cap));
+
+	feed(raw, x, 1, t, 64, 0, &cap[0]);
+	feed(gated, x, 1, t, 64, 0, &cap[1]);
+	printf("%-6s weak blips: %u events ungated, %u gated, %llu dropped\n",
+	       emg_onset_method_name(m), cap[0].n, cap[1].n,
+	       (unsigned long long)emg_onset_dropped(gated));
+	fflush(stdout);
+	/* before the gate measured past the slow window: 80 of 80 events gated too */
+	ck_assert_uint_ge(cap[0].n, 40);
+	ck_assert_uint_le(cap[1].n, 8); /* at most 4 of the 40 (noise stretches a few) */
+	emg_onset_free(raw);
+	emg_onset_free(gated);
+	free(cap);
+	free(x);
+}
+END_TEST
+
+/*
  * Weak sustained contractions, burst power 2x the noise (0 dB SNR): the
  * 25 ms envelope never holds mean + 3 SD for 30 ms, the slow path finds
  * every one, once, within its window of the true onset and offset.
@@ -406,6 +445,8 @@ START_TEST(test_weak_sustained)
 		ck_assert_int_le(llabs((long long)on->sample - (long long)b[i].on), MS(75));
 		ck_assert_int_le(llabs((long long)off->sample - (long long)b[i].off), MS(150));
 		ck_assert_float_eq_tol(off->snr_db, 10 * log10(2.0), 1.0);
+		/* weak: reported once it lasted the gate past the slow window (150 + 50 + 150 ms) */
+		ck_assert_uint_ge(cap->seen_at[2 * i] + 1 - on->sample, MS(350));
 	}
 	emg_onset_free(o);
 	free(cap);
@@ -634,6 +675,7 @@ static Suite *onset_suite(void)
 	tcase_add_loop_test(tc, test_step_bursts, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_step_bursts_low_snr, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_short_blips_rejected, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_weak_blips_dropped, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_weak_sustained, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_noise_false_alarms, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_rest_overrides_auto, 0, NMETHODS);
