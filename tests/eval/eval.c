@@ -232,6 +232,34 @@ out:
 	return err;
 }
 
+int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int laplace,
+	       uint64_t seed)
+{
+	struct eval_rng g;
+
+	memset(r, 0, sizeof(*r));
+	r->fs = fs;
+	r->nch = nch;
+	r->n = (uint64_t)(seconds * fs);
+	r->x = malloc(sizeof(float) * r->n * nch);
+	r->t = calloc(1, sizeof(*r->t));
+	if (!r->x || !r->t || emg_muscles_new(&r->map) < 0)
+		goto fail;
+	for (unsigned c = 0; c < nch; c++) {
+		char name[16];
+		snprintf(name, sizeof(name), "noise%u", c);
+		if (emg_muscles_add(r->map, name, c, EMG_SIDE_NONE, "") < 0)
+			goto fail;
+	}
+	eval_rng_seed(&g, seed);
+	for (uint64_t i = 0; i < r->n * nch; i++)
+		r->x[i] = (float)(10.0 * (laplace ? eval_rng_laplace(&g) : eval_rng_gauss(&g)));
+	return 0;
+fail:
+	eval_rec_free(r);
+	return -ENOMEM;
+}
+
 /* ---- scoring --------------------------------------------------------- */
 
 struct det {

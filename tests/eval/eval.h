@@ -113,6 +113,11 @@ int eval_synth_session(struct eval_rec *r, enum emg_synth_realism realism, doubl
 /* Trials in an emgdet.bin file (tests/data/emg-detectors), or -errno. */
 int eval_emgdet_count(const char *path);
 
+/* nch lanes of white Gaussian or Laplacian noise (RMS 10 uV), `seconds` long, no bursts:
+ * every detection is a false onset (a long rest measures rates the external trials' 34 s cannot). */
+int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int laplace,
+	       uint64_t seed);
+
 /*
  * Trial `trial` of emgdet.bin, scaled to `burst_uv` RMS over the contraction,
  * plus white noise (laplace: Laplacian, else Gaussian) at snr_db (burst RMS
