@@ -251,12 +251,15 @@ static struct emg_pipeline *new_pipe(double rms_ms, double publish)
 	return p;
 }
 
-static struct emg_engine *start(struct tdev *t, struct sink *s, double publish)
+/* An engine on t delivering to s; stall_ms: its DSP thread sleeps that long at its first wake-up. */
+static struct emg_engine *start_stalled(struct tdev *t, struct sink *s, double publish,
+					uint64_t stall_ms)
 {
 	struct emg_engine_params p = {
 		.dev = &t->base,
 		.pipe = new_pipe(125, publish),
 		.sink = { .ud = s, .out = sink_out, .swapped = sink_swapped, .detached = sink_detached },
+		.stall_ms = stall_ms,
 	};
 	struct emg_engine *e;
 
@@ -264,6 +267,11 @@ static struct emg_engine *start(struct tdev *t, struct sink *s, double publish)
 	ck_assert_int_eq(emg_engine_start(&e, &p), 0);
 	s->e = e;
 	return e;
+}
+
+static struct emg_engine *start(struct tdev *t, struct sink *s, double publish)
+{
+	return start_stalled(t, s, publish, 0);
 }
 
 /* Deliver outputs until the tick closing at sample `last` arrived (20 s at most). */
@@ -532,17 +540,11 @@ START_TEST(test_detach_records_up_to_the_stop)
 	struct emg_engine *e;
 	struct emg_recorder *r = open_rec("lag.bdf");
 	struct emg_recorder_stats st;
-	struct emg_engine_params p = {
-		.dev = &t.base,
-		.pipe = new_pipe(125, 50),
-		.sink = { .ud = &s, .out = sink_out, .swapped = sink_swapped, .detached = sink_detached },
-		.stall_ms = 1500, /* the DSP thread sleeps once, at its first wake-up (the attach) */
-	};
 	uint64_t deadline = emg_now_ns() + 20000000000ull;
 
 	tdev_init(&t);
-	s.step = s.next_step = (uint64_t)(FS / 50);
-	ck_assert_int_eq(emg_engine_start(&e, &p), 0);
+	/* the DSP thread sleeps 1.5 s at its first wake-up: the attach */
+	e = start_stalled(&t, &s, 50, 1500);
 	ck_assert_int_eq(emg_engine_attach(e, r), 0);
 	/* 500 frames (0.25 s) reach the ring while the DSP thread sleeps ... */
 	tdev_allow(&t, (uint64_t)FS / 4);
