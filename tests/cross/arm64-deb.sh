@@ -59,8 +59,8 @@ mnt() { # mnt MOUNT-ARGS... TARGET: mount and remember it for cleanup
 	mount "$@" || die "mount $*"
 	MOUNTS="$t $MOUNTS"
 }
-in_root() { nice -n 10 chroot "$R" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-	LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+ROOTENV="PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive"
+in_root() { nice -n 10 chroot "$R" /usr/bin/env -i $ROOTENV "$@"; }
 
 T0=$(date +%s)
 TP=$T0
@@ -170,18 +170,22 @@ in_root sh -c 'cd /build/emgd && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" D
 DEB=emgd_${VERSION}_arm64.deb
 [ -f "$R/build/$DEB" ] || die "no $DEB after the build: $(ls "$R/build")"
 rm -f "$W"/emgd_*
-cp "$R/build/$DEB" "$R/build/emgd_${VERSION}_arm64.changes" "$R/build/emgd_${VERSION}_arm64.buildinfo" "$W/" ||
-	die "copying the package out"
+# All that the .changes lists (emgd-dbgsym too): lintian reads the .changes and needs them.
+cp "$R/build/"emgd*_"${VERSION}"_arm64.* "$W/" || die "copying the package out"
 phase "dpkg-buildpackage (under qemu)"
 ok "built $W/$DEB ($(stat -c %s "$W/$DEB") bytes; installed size $(dpkg-deb -f "$W/$DEB" Installed-Size) KiB)"
 
 # ---- phase 4: lintian and the contents ------------------------------------------------------
 FAILS=0
 bad() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-lintian --pedantic -I "$W/emgd_${VERSION}_arm64.changes" >"$W/lintian.log" 2>&1
+lintian --fail-on error,warning --pedantic -I "$W/emgd_${VERSION}_arm64.changes" >"$W/lintian.log" 2>&1
+lrc=$?
 ne=$(grep -c '^E:' "$W/lintian.log") nw=$(grep -c '^W:' "$W/lintian.log")
-echo "lintian --pedantic -I ($ne errors, $nw warnings):"
-sed 's/^/  /' "$W/lintian.log"
+echo "lintian --pedantic -I ($ne errors, $nw warnings, exit $lrc):"
+grep -v '^running with root privileges' "$W/lintian.log" | sed 's/^/  /'
+# It exits 0 also when it checked nothing ("Skipping X.changes: Y does not exist").
+grep -q '^Skipping\|No packages selected' "$W/lintian.log" && bad "lintian checked nothing"
+[ "$lrc" = 0 ] || [ "$ne$nw" != 00 ] || bad "lintian failed (exit $lrc)"
 [ "$ne" = 0 ] && ok "lintian: no errors" || bad "lintian: $ne errors"
 [ "$nw" = 0 ] && ok "lintian: no warnings" || bad "lintian: $nw warnings"
 
@@ -218,13 +222,12 @@ for p in /usr/sbin/emgd /usr/bin/emgctl /lib/systemd/system/emgd.service /lib/sy
 	/lib/udev/rules.d/70-emgd.rules /usr/lib/sysusers.d/emgd.conf /etc/emgd/emgd.conf \
 	/usr/share/man/man8/emgd.8.gz /usr/share/man/man5/emgd.conf.5.gz /usr/share/man/man1/emgctl.1.gz \
 	/usr/share/doc/emgd/copyright; do
-	grep -qx "$p" "$W/arm64.files" || bad "the package lacks $p"
+	grep -qx "$p" "$W/arm64.files" || { bad "the package lacks $p"; lacks=1; }
 done
-ok "the package holds the binaries, both units, the udev rule, the sysusers file, the config and the man pages"
+[ -n "${lacks:-}" ] || ok "the package holds the binaries, both units, the udev rule, the sysusers file, the config and the man pages"
 [ "$(dpkg-deb -f "$W/$DEB" Architecture)" = arm64 ] && ok "Architecture: arm64" || bad "Architecture is not arm64"
 rm -rf "$W/x"
-dpkg-deb -e "$W/$DEB" "$W/x/DEBIAN"
-dpkg-deb -x "$W/$DEB" "$W/x"
+dpkg-deb -x "$W/$DEB" "$W/x" && dpkg-deb -e "$W/$DEB" "$W/x/DEBIAN" || bad "dpkg-deb -x/-e $DEB"
 [ "$(cat "$W/x/DEBIAN/conffiles")" = /etc/emgd/emgd.conf ] && ok "/etc/emgd/emgd.conf is the conffile" ||
 	bad "conffiles: $(cat "$W/x/DEBIAN/conffiles")"
 for b in usr/sbin/emgd usr/bin/emgctl; do
@@ -254,7 +257,10 @@ out=$(in_root emgd --check-config -c /etc/emgd/emgd.conf 2>&1) &&
 # The shipped config (the synth) on a port of its own: the root shares the host's network.
 PORT=$((20000 + $$ % 20000))
 t=$(date +%s)
-in_root emgd -c /etc/emgd/emgd.conf -l "127.0.0.1:$PORT" >"$W/run.log" 2>&1 &
+# Not through in_root: $! would be the function's subshell, and SIGTERM would end only that.
+# nice, chroot and env exec, so $! is emgd itself.
+nice -n 10 chroot "$R" /usr/bin/env -i $ROOTENV emgd -c /etc/emgd/emgd.conf -l "127.0.0.1:$PORT" \
+	>"$W/run.log" 2>&1 &
 EMGD_PID=$!
 st=""
 i=0
@@ -280,8 +286,11 @@ else
 	bad "emgd did not answer emgctl status on 127.0.0.1:$PORT"
 fi
 kill -TERM "$EMGD_PID" 2>/dev/null
+( sleep 30; kill -KILL "$EMGD_PID" 2>/dev/null ) & # a daemon that ignores SIGTERM fails, not hangs
+guard=$!
 wait "$EMGD_PID"
 rc=$?
+kill "$guard" 2>/dev/null
 EMGD_PID=""
 [ $rc = 0 ] && ok "emgd exits 0 on SIGTERM" || bad "emgd exited $rc after SIGTERM"
 echo "emgd's log:"
@@ -294,4 +303,4 @@ echo "  total: $(($(date +%s) - T0)) s"
 echo "arm64-deb: $W/$DEB, lintian $ne errors $nw warnings, $FAILS failed checks"
 [ "$FAILS" = 0 ]
 }
-main "$@"
+main "$@"; exit # on the same line: nothing after it is read, even if the file grew meanwhile
