@@ -244,6 +244,13 @@ phase "lintian and contents"
 # apt-get installs the .deb with dpkg -i and its dependencies (systemd for systemd-sysusers,
 # which the buildd root has not); the postinst creates the emg group.
 cp "$W/$DEB" "$R/tmp/"
+# A kept root has the last run's package: purge it first, so that this is a fresh install
+# (and the purge, the postrm, runs too).
+if in_root dpkg-query -W emgd >/dev/null 2>&1; then
+	in_root dpkg --purge emgd >"$W/purge.log" 2>&1 && ! in_root test -e /etc/emgd/emgd.conf &&
+		ok "dpkg --purge emgd (the last run's) removed /etc/emgd/emgd.conf" ||
+		bad "dpkg --purge emgd: $(tail -3 "$W/purge.log")"
+fi
 in_root apt-get install -y --no-install-recommends "/tmp/$DEB" >"$W/install.log" 2>&1 ||
 	{ tail -20 "$W/install.log"; die "installing the package in the root, log $W/install.log"; }
 [ "$(in_root dpkg-query -W -f='${Status} ${Version}' emgd)" = "install ok installed $VERSION" ] &&
