@@ -5,7 +5,7 @@
 # debootstrap, qemu-user-static, lintian or file.
 #   tests/cross/arm64-deb.sh            (run it with nice; it uses both cores for a while)
 # ARM64_DEB_DIR: work directory (default build-arm64-deb/ in the tree); it keeps the root
-# (root/, about 700 MB) for the next run, the packages and the logs of each phase.
+# (root/, about 1 GB) for the next run, the packages and the logs of each phase.
 # ARM64_MIRROR: Debian mirror (default: the host's apt source for bookworm).
 #
 # Why not `dpkg-buildpackage -aarm64` on the host: liblo-dev is not Multi-Arch: same, and
@@ -188,6 +188,7 @@ grep -q '^Skipping\|No packages selected' "$W/lintian.log" && bad "lintian check
 [ "$lrc" = 0 ] || [ "$ne$nw" != 00 ] || bad "lintian failed (exit $lrc)"
 [ "$ne" = 0 ] && ok "lintian: no errors" || bad "lintian: $ne errors"
 [ "$nw" = 0 ] && ok "lintian: no warnings" || bad "lintian: $nw warnings"
+phase "lintian"
 
 paths() { dpkg-deb -c "$1" | awk '{ p = $6; sub(/^\./, "", p); print p }' | sed 's/x86_64-linux-gnu/aarch64-linux-gnu/g' | sort; }
 paths "$W/$DEB" >"$W/arm64.files"
@@ -238,7 +239,7 @@ for b in usr/sbin/emgd usr/bin/emgctl; do
 	esac
 done
 echo "depends: $(dpkg-deb -f "$W/$DEB" Depends)"
-phase "lintian and contents"
+phase "contents"
 
 # ---- phase 5: install it in the root and run it under qemu ----------------------------------
 # apt-get installs the .deb with dpkg -i and its dependencies (systemd for systemd-sysusers,
