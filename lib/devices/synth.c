@@ -299,6 +299,21 @@ static void osc_init(struct osc *o, double cycles_per_sample, double phase_cycle
 	o->im = sin(2 * M_PI * phase_cycles);
 }
 
+/*
+ * osc_init() at a random phase and a frequency uniform in [lo, lo + span) Hz.  The two
+ * draws are separate statements: as two arguments of one call they are unsequenced in C,
+ * and x86-64 GCC drew the phase first, aarch64 GCC the frequency, so one seed gave
+ * another signal on a Raspberry Pi.  x86-64's order is kept (test_synth.c's hashes).
+ */
+static void osc_draw(struct osc *o, struct rng *r, double lo, double span, double fs,
+		     unsigned step)
+{
+	double ph = rng_uni(r);
+	double f = (lo + span * rng_uni(r)) / fs;
+
+	osc_init(o, f, ph, step);
+}
+
 static void osc_resync(struct osc *o, uint64_t n)
 {
 	double p = fmod(o->cyc * (double)n + o->ph, 1.0);
@@ -1055,8 +1070,13 @@ static int realistic_init(struct emg_synth *s, const struct emg_device_config *c
 		double tu = rng_uni(&q);
 		ch->tonic = s->tonic && ro != R_OTHER ? tonic_lo[ro] + tonic_span[ro] * tu : 0;
 		/* ECG shape, polarity and amplitude */
-		double w[5] = { 0.06 + 0.09 * rng_uni(&q), -(0.05 + 0.15 * rng_uni(&q)), 1.0,
-				-(0.10 + 0.35 * rng_uni(&q)), 0.15 + 0.25 * rng_uni(&q) };
+		/* One draw per statement: an initializer list's expressions are unsequenced
+		 * in C (GCC happens to go left to right; that order is kept). */
+		double w[5] = { 0, 0, 1.0, 0, 0 };
+		w[0] = 0.06 + 0.09 * rng_uni(&q);
+		w[1] = -(0.05 + 0.15 * rng_uni(&q));
+		w[3] = -(0.10 + 0.35 * rng_uni(&q));
+		w[4] = 0.15 + 0.25 * rng_uni(&q);
 		double pol = rng_uni(&q) < 0.25 ? -1.0 : 1.0;
 		double g = mapped[c] && gmax > 0 ?
 				   ecg_gain[ro == R_OTHER ? R_NROLES : ro][sides[c]] / gmax : 0;
@@ -1194,12 +1214,12 @@ static void chan_init(struct emg_synth *s, const struct emg_device_config *cfg, 
 		ch->hum[k][0] = a * sin(ph);
 		ch->hum[k][1] = a * cos(ph);
 	}
-	osc_init(&ch->mod[0], (0.7 + 0.8 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
-	osc_init(&ch->mod[1], (2.0 + 2.0 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+	osc_draw(&ch->mod[0], &p, 0.7, 0.8, fs, s->knot);
+	osc_draw(&ch->mod[1], &p, 2.0, 2.0, fs, s->knot);
 	ch->mod_amp[0] = 0.04;
 	ch->mod_amp[1] = 0.03;
 	for (int k = 0; k < 3; k++) {
-		osc_init(&ch->wav[k], (0.1 + 0.4 * rng_uni(&p)) / fs, rng_uni(&p), s->knot);
+		osc_draw(&ch->wav[k], &p, 0.1, 0.4, fs, s->knot);
 		ch->wav_amp[k] = 40 + 60 * rng_uni(&p);
 	}
 	ch->ou_leak = exp(-(double)s->knot / (3.0 * fs));

@@ -86,7 +86,11 @@ static double rng_uniform(void)
 
 static double rng_gauss(void)
 {
-	return sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform());
+	/* Two statements: two draws in one expression are unsequenced (the same noise
+	 * on every architecture). */
+	double r = sqrt(-2.0 * log(rng_uniform()));
+
+	return r * cos(2.0 * M_PI * rng_uniform());
 }
 
 /* One heartbeat, R peak at t = 0 (s), amplitude 1 at R: P, Q, R, S, T as Gaussians. */
