@@ -209,11 +209,14 @@ try:
     clients.append(a)
     a.cmd("LISTEN /emg/glute_max_l/rms")
     a.barrier()
-    pk = a.packets(2.0)
+    # 4 s, and 42/s: the reader is timed by arrival, and a loaded ASan run once
+    # starved the client for a few ticks at a 2 s window's end (41/s); a
+    # decimated stream would still be far below (25/s at half the tick)
+    pk = a.packets(4.0)
     msgs = [m for p in pk for m in osc_messages(p)]
-    rate = len(pk) / 2.0
-    print("A: %d packets in 2 s, first %r" % (len(pk), msgs[:1]))
-    check(rate >= 45, "A gets >= 45 packets/s at the 50 Hz tick: %.1f" % rate)
+    rate = len(pk) / 4.0
+    print("A: %d packets in 4 s, first %r" % (len(pk), msgs[:1]))
+    check(rate >= 42, "A gets >= 42 packets/s at the 50 Hz tick: %.1f" % rate)
     check(all(m[0] == "/emg/glute_max_l/rms" and m[1] == ",f" for m in msgs),
           "A gets /emg/glute_max_l/rms ,f only: %r" % {m[0] + " " + m[1] for m in msgs})
     vals = [m[2][0] for m in msgs]
@@ -253,7 +256,7 @@ try:
     dropped, t0 = 0, time.time()
     while time.time() - t0 < 30:
         pb = b.packets(1.0)
-        check(len(pb) >= 45, "B keeps its rate while the other client stalls: %d/s" % len(pb))
+        check(len(pb) >= 40, "B keeps its rate (50 Hz) while the other client stalls: %d/s" % len(pb))
         r = c.request("/emgd/stats", reply="/emgd/stats", timeout=2)
         check(r is not None and r[1] == "/emgd/stats" and len(r[3]) == 10, "/emgd/stats answers 10 counters")
         check(r[3][8] == 3, "3 WebSocket clients counted: %r" % r[3])
