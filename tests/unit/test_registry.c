@@ -52,13 +52,16 @@ static char *read_source(const char *rel)
 static char *run_emgd(const char *args, int *status)
 {
 	const char *emgd = getenv("EMGD");
+	/* cross builds: meson's exe wrapper (qemu), or the shell's exec of an
+	 * arm64 binary fails wherever binfmt_misc does not route it to qemu */
+	const char *wrap = getenv("MESON_EXE_WRAPPER");
 	char cmd[2048], *out = malloc(65536);
 	size_t n = 0, r;
 	FILE *p;
 
 	ck_assert_msg(emgd != NULL, "EMGD is not set");
 	ck_assert_ptr_nonnull(out);
-	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", emgd, args);
+	snprintf(cmd, sizeof(cmd), "%s '%s' %s 2>&1", wrap ? wrap : "", emgd, args);
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	while (n < 65535 && (r = fread(out + n, 1, 65535 - n, p)) > 0)
