@@ -4,7 +4,7 @@ and the calibration persisting across a restart and a reload."""
 import os
 import signal
 
-from emgtest import Client, Daemon, check
+from emgtest import Client, Daemon, check, wait_log
 
 MUSCLES = ["glute_max_l", "glute_max_r", "glute_med_l", "glute_med_r", "hip_flex_l", "hip_flex_r"]
 conf = "[device]\nscenario = bridge\n"
@@ -66,10 +66,13 @@ try:
     m = c.wait_for(lambda m: m[1] == "/emg/glute_max_l/level", 2)
     check(m is not None, "level published right after a restart (calibration persisted)")
     d2.signal(signal.SIGHUP)
-    c.pump(1.5)
+    check(wait_log(d2, "reload: applied", 1, 10, c), "the reload applied")
     n = c.count("/emg/glute_max_l/level")
     c.pump(1.0)
-    check(c.count("/emg/glute_max_l/level") - n >= 45, "level still published after a reload")
+    # the calibration's presence, not the rate: without it no level at all (a
+    # loaded sanitized run once delivered 40-odd of the 50 in the second)
+    got = c.count("/emg/glute_max_l/level") - n
+    check(got >= 25, "level still published after a reload: %d in 1 s" % got)
 finally:
     c.close()
     d2.close()

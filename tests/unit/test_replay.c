@@ -308,6 +308,7 @@ struct sink {
 	uint64_t next_seq;
 	int bad_seq;
 	atomic_int state; /* -1 none */
+	atomic_size_t delivered; /* n, for a thread that waits on it */
 	const char *why;
 	struct emg_recorder *rec; /* optional: also record */
 };
@@ -324,6 +325,7 @@ static void on_data(void *ud, const float *frames, unsigned nframes, uint64_t fi
 	if (s->n + nframes <= s->cap)
 		memcpy(s->buf + s->n * s->ch, frames, (size_t)nframes * s->ch * sizeof(float));
 	s->n += nframes;
+	atomic_store_explicit(&s->delivered, s->n, memory_order_release);
 	if (s->rec)
 		emg_recorder_write(s->rec, frames, nframes, first_seq);
 }
@@ -539,23 +541,29 @@ START_TEST(test_stop_and_resume)
 	struct emg_device_callbacks cb;
 
 	snprintf(path, sizeof(path), "%s/resume.csv", tmpdir);
-	write_csv(path, 400, 1000, 0);
+	write_csv(path, 4000, 1000, 0);
 	struct emg_device *d = open_replay(path, true);
-	struct sink s = { .cap = 400, .ch = 3 };
-	s.buf = calloc(400 * 3, sizeof(float));
+	struct sink s = { .cap = 4000, .ch = 3 };
+	s.buf = calloc(4000 * 3, sizeof(float));
 	atomic_init(&s.state, -1);
+	atomic_init(&s.delivered, 0);
 	cb = (struct emg_device_callbacks){ .data = on_data, .state = on_state, .ud = &s };
 	ck_assert_int_eq(emg_device_start(d, &cb), 0);
 	ck_assert_int_eq(emg_device_start(d, &cb), -EBUSY);
-	usleep(100000);
+	/* stop once some frames came (a loaded run once delivered none in a 100 ms sleep) */
+	double t0 = mono();
+	while (atomic_load_explicit(&s.delivered, memory_order_acquire) < 20) {
+		ck_assert_double_lt(mono() - t0, 10);
+		usleep(1000);
+	}
 	emg_device_stop(d);
 	size_t got = s.n;
-	ck_assert_uint_gt(got, 20);
-	ck_assert_uint_lt(got, 400);
+	ck_assert_uint_ge(got, 20);
+	ck_assert_uint_lt(got, 4000); /* 4 s of file: stopped in the middle */
 	double dt = play(d, &s);
 	(void)dt;
-	ck_assert_uint_eq(s.n, 400);
-	for (size_t i = 0; i < 400; i++)
+	ck_assert_uint_eq(s.n, 4000);
+	for (size_t i = 0; i < 4000; i++)
 		ck_assert_float_eq_tol(s.buf[i * 3], (float)i, 1e-3f);
 	free(s.buf);
 	emg_device_close(d);
