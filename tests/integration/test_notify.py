@@ -50,8 +50,9 @@ try:
     r = recv_until(lambda m: "READY=1" in m, 5)
     check(r is not None, "READY=1 after a refused reload")
     n0 = c.count("/emg/frame")
-    c.pump(1.0)
-    check(c.count("/emg/frame") - n0 >= 45, "still streaming after the refused reload")
+    c.pump(2.0)
+    got = c.count("/emg/frame") - n0  # streaming, not the exact 50 Hz (a loaded run got 40-odd)
+    check(got >= 50, "still streaming after the refused reload: %d frames in 2 s" % got)
     log = d.logtext()
     check("mains = 55: bad value (allowed: 50, 60 or off)" in log and "reload: refused" in log,
           "the log names the bad key and says the reload was refused")
