@@ -209,14 +209,14 @@ try:
     clients.append(a)
     a.cmd("LISTEN /emg/glute_max_l/rms")
     a.barrier()
-    # 4 s, and 42/s: the reader is timed by arrival, and a loaded ASan run once
-    # starved the client for a few ticks at a 2 s window's end (41/s); a
-    # decimated stream would still be far below (25/s at half the tick)
+    # 4 s, and 35/s: the reader is timed by arrival, and a loaded ASan run
+    # starved the client (41/s in 2 s, then 38/s in 4 s, with fuzzers and a
+    # soak beside it); a stream at half the tick would still fail (25/s)
     pk = a.packets(4.0)
     msgs = [m for p in pk for m in osc_messages(p)]
     rate = len(pk) / 4.0
     print("A: %d packets in 4 s, first %r" % (len(pk), msgs[:1]))
-    check(rate >= 42, "A gets >= 42 packets/s at the 50 Hz tick: %.1f" % rate)
+    check(rate >= 35, "A gets the 50 Hz tick (>= 35 packets/s as received): %.1f" % rate)
     check(all(m[0] == "/emg/glute_max_l/rms" and m[1] == ",f" for m in msgs),
           "A gets /emg/glute_max_l/rms ,f only: %r" % {m[0] + " " + m[1] for m in msgs})
     vals = [m[2][0] for m in msgs]
