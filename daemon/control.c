@@ -6,6 +6,7 @@
  * recording annotations), status, and the OSC and OSCQuery sockets.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,12 @@ static void on_swapped(void *ud)
 		d->ana = d->ana_pending;
 		d->ana_pending = NULL;
 	}
+	/* The old pipeline was just freed.  Its small blocks (filter and
+	 * detector state below the mmap threshold) leave holes in the heap that
+	 * stay resident; the next pipeline fills some and not others, so
+	 * RssAnon crept up over many reloads (issue 16 #12).  Hand the free
+	 * pages back now, on the control thread, once per reload. */
+	malloc_trim(0);
 }
 
 static void on_detached(void *ud, struct emg_recorder *r)
