@@ -132,6 +132,12 @@
 #define REF_BACK_MS 800.0 /* ... and how far back a change point is searched (offsets: all of it) */
 #define REF_SPAN_MS 100.0 /* ... at most this much before the first estimate */
 #define REF_SMOOTH 2     /* ... sub-blocks each side averaged before the fit */
+#ifndef FADE_TAIL
+#define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded */
+#endif
+#ifndef REF_LR_MARGIN
+#define REF_LR_MARGIN 4.0
+#endif
 
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
 
@@ -193,6 +199,7 @@ struct lane {
 	int weak_on;          /* the burst was weak when it was confirmed */
 	struct emg_onset_event pend;
 	int pending;
+	int muted;            /* the gate dropped this burst as faded: its offset goes too */
 	uint64_t due;         /* sample the gate looks at it next */
 
 	/* bonato */
@@ -1155,7 +1162,7 @@ static long ramp_fit(const double *u, unsigned m, double *c, unsigned *ramp)
 	 */
 	if (kbest >= 0 && *ramp && m > 3) {
 		double sse = uu - c0[m] * c0[m] / m - best;
-		if (best - best_step <= 4.0 * (sse > 0 ? sse : 0) / (m - 3)) {
+		if (best - best_step <= REF_LR_MARGIN * (sse > 0 ? sse : 0) / (m - 3)) {
 			*ramp = 0;
 			kbest = kstep;
 		}
@@ -1221,7 +1228,10 @@ static uint64_t ref_change(struct emg_onset *o, unsigned i, uint64_t from, uint6
 		return UINT64_MAX;
 	m = ref_window(o, i, e0, e1, reverse);
 	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
-	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
+#ifndef REF_MIN_RAMP
+#define REF_MIN_RAMP (2 * REF_SMOOTH)
+#endif
+	if (k <= 0 || (int)ramp <= REF_MIN_RAMP)
 		return UINT64_MAX;
 	/* reversed, entry k is forward entry m - 1 - k, the last one still active */
 	return reverse ? e0 + (m - (unsigned)k) : e0 + (uint64_t)k;
@@ -1577,6 +1587,8 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
 		l->due = due;
 		o->npending++;
 		gate_next(o);
+	} else if (l->muted) {
+		l->muted = 0; /* the end of a burst the gate already dropped */
 	} else if (l->pending) {
 		l->pending = 0;
 		o->npending--;
@@ -1590,6 +1602,46 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
 	} else {
 		fn(ud, e);
 	}
+}
+
+/*
+ * Whether lane i's burst from sample `on` has in fact faded by sample n,
+ * although the detector still holds it: the reversed change-point fit puts
+ * its end before on + report_n, and what follows is at most FADE_TAIL of its
+ * amplitude.  A band-passed electrode pop (a step of a few hundred uV) spends
+ * its energy in ~40 ms, but its high-pass and notch ringing stay above a rest
+ * threshold near the noise for 150-500 ms at 40 dB; so do strong twitches.
+ * The detector cannot tell a ring from a weak contraction by level alone;
+ * the shape of the whole burst can.
+ */
+static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n)
+{
+	uint64_t e0, e1, end;
+	unsigned m, ramp = 0;
+	double tail = 0, body = 0;
+	long k;
+
+	if (on < o->ref_off || !(o->lanes[i].base.var > 0))
+		return 0;
+	e0 = ref_entry(o, on);
+	e1 = ref_entry(o, n + 1);
+	if (e1 > o->ref_len && e0 < e1 - o->ref_len)
+		e0 = e1 - o->ref_len;
+	if (e1 < e0 + 8)
+		return 0;
+	m = ref_window(o, i, e0, e1, 1);
+	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
+	if (k <= 0)
+		return 0;
+	end = (e0 + (m - (unsigned)k)) * o->ref_d + o->ref_off;
+	if (end >= on + o->report_n)
+		return 0;
+	/* newest first: [0, k) is what followed the burst, [k, m) the burst */
+	for (unsigned j = 0; j < (unsigned)k; j++)
+		tail += o->ref_u[j];
+	for (unsigned j = (unsigned)k; j < m; j++)
+		body += o->ref_u[j];
+	return tail / k <= FADE_TAIL * body / (m - (unsigned)k);
 }
 
 /* Report the pending onsets that fall due by `now` (samples seen). */
@@ -1612,6 +1664,11 @@ static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, voi
 		}
 		l->pending = 0;
 		o->npending--;
+		if (!o->h.weak[i] && burst_faded(o, i, l->pend.sample, now - 1)) {
+			l->muted = 1;
+			o->dropped++;
+			continue;
+		}
 		fn(ud, &l->pend);
 	}
 	gate_next(o);
@@ -1684,7 +1741,8 @@ void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
 
 int emg_onset_active(const struct emg_onset *o, unsigned lane)
 {
-	return lane < o->nlanes && o->lanes[lane].st == ST_ACTIVE && !o->lanes[lane].pending;
+	return lane < o->nlanes && o->lanes[lane].st == ST_ACTIVE && !o->lanes[lane].pending &&
+	       !o->lanes[lane].muted;
 }
 
 uint64_t emg_onset_dropped(const struct emg_onset *o)

@@ -408,6 +408,79 @@ START_TEST(test_weak_blips_dropped)
 END_TEST
 
 /*
+ * Electrode pops: a step of a few hundred uV, band-passed, is a burst that
+ * spends its energy in tens of ms and then rings away, far above the noise
+ * at high SNR, so the detector holds it active past the report gate.  The
+ * gate sees from the burst's shape that it has faded and drops it; a
+ * sustained contraction as strong, starting on a pop of its own, is reported.
+ */
+START_TEST(test_pops_dropped)
+{
+	const enum emg_onset_method m = methods[_i];
+	const unsigned npop = 20;
+	uint64_t t = MS(3000), n;
+	struct rng r = { .s = 4242 + m };
+	uint64_t on[24];
+	float *x;
+
+	for (unsigned i = 0; i < npop + 4; i++) {
+		on[i] = t;
+		t += MS(i < npop ? 900 : 2500);
+	}
+	n = t;
+	x = malloc(sizeof(float) * n);
+	for (uint64_t j = 0, i = 0; j < n; j++) {
+		double a = 0;
+		while (i + 1 < npop + 4 && j >= on[i + 1])
+			i++;
+		if (j >= on[i]) {
+			double dt = (double)(j - on[i]) / FS;
+			/* pop: 60 dB over the noise, decaying with 20-40 ms */
+			a = 1000.0 * exp(-dt / (0.020 + 0.005 * (i % 5)));
+			if (i >= npop && dt < 1.0) /* the last four carry on as contractions */
+				a += 100.0;
+		}
+		x[j] = (float)(sqrt(1.0 + a * a) * rng_gauss(&r));
+	}
+	struct emg_onset *raw = make_gated(m, 1, 0), *gated = make(m, 1);
+	struct capture *cap = calloc(2, sizeof(*cap));
+
+	feed(raw, x, 1, n, 64, 0, &cap[0]);
+	feed(gated, x, 1, n, 64, 0, &cap[1]);
+	printf("%-6s pops: %u events ungated, %u gated, %llu dropped\n", emg_onset_method_name(m),
+	       cap[0].n, cap[1].n, (unsigned long long)emg_onset_dropped(gated));
+	fflush(stdout);
+	ck_assert_uint_ge(cap[0].n, 2 * npop); /* the detector sees every pop */
+	/* the gate: the four contractions, on and off, each once; of the pops at
+	 * most the slowest decays (40 ms, a tenth of them) - a real pop's
+	 * band-passed energy is gone in ~10 ms, its notch ring is at -24 dB */
+	unsigned found = 0, pops = 0;
+	for (unsigned k = 0; k < cap[1].n; k++) {
+		const struct emg_onset_event *e = &cap[1].ev[k];
+		if (e->kind != EMG_ONSET_ON)
+			continue;
+		ck_assert_uint_lt(k + 1, cap[1].n);
+		ck_assert_int_eq(cap[1].ev[k + 1].kind, EMG_ONSET_OFF);
+		if (e->sample + MS(5) < on[npop]) {
+			pops++;
+			continue;
+		}
+		ck_assert_uint_lt(found, 4);
+		ck_assert_int_le(llabs((long long)e->sample - (long long)on[npop + found]), MS(5));
+		ck_assert_int_le(llabs((long long)cap[1].ev[k + 1].sample - (long long)(on[npop + found] + MS(1000))),
+				 MS(20));
+		found++;
+	}
+	ck_assert_uint_eq(found, 4);
+	ck_assert_uint_le(pops, npop / 10);
+	emg_onset_free(raw);
+	emg_onset_free(gated);
+	free(cap);
+	free(x);
+}
+END_TEST
+
+/*
  * Weak sustained contractions, burst power 2x the noise (0 dB SNR): the
  * 25 ms envelope never holds mean + 3 SD for 30 ms, the slow path finds
  * every one, once, within its window of the true onset and offset.
@@ -677,6 +750,7 @@ static Suite *onset_suite(void)
 	tcase_add_loop_test(tc, test_short_blips_rejected, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_weak_blips_dropped, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_weak_sustained, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_pops_dropped, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_noise_false_alarms, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_rest_overrides_auto, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_set_baseline_detects_at_once, 0, NMETHODS);
