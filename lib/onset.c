@@ -132,12 +132,8 @@
 #define REF_BACK_MS 800.0 /* ... and how far back a change point is searched (offsets: all of it) */
 #define REF_SPAN_MS 100.0 /* ... at most this much before the first estimate */
 #define REF_SMOOTH 2     /* ... sub-blocks each side averaged before the fit */
-#ifndef FADE_TAIL
 #define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded */
-#endif
-#ifndef REF_LR_MARGIN
-#define REF_LR_MARGIN 4.0
-#endif
+#define REF_LR_MARGIN 4.0 /* ... a ramp must beat a step by this many residual variances */
 
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
 
@@ -1228,10 +1224,7 @@ static uint64_t ref_change(struct emg_onset *o, unsigned i, uint64_t from, uint6
 		return UINT64_MAX;
 	m = ref_window(o, i, e0, e1, reverse);
 	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
-#ifndef REF_MIN_RAMP
-#define REF_MIN_RAMP (2 * REF_SMOOTH)
-#endif
-	if (k <= 0 || (int)ramp <= REF_MIN_RAMP)
+	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
 		return UINT64_MAX;
 	/* reversed, entry k is forward entry m - 1 - k, the last one still active */
 	return reverse ? e0 + (m - (unsigned)k) : e0 + (uint64_t)k;
