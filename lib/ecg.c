@@ -91,6 +91,16 @@
 #define LOCK_RR_MAX_S 1.5
 #define LOCK_DEV 0.25
 #define LOCK_LOST 2.2
+/* Per-lane check that subtracting helps: the energy of each clean beat's
+ * window after subtraction over before, averaged with EFF_ALPHA; the template
+ * is applied while that stays under EFF_OFF, and again once it is under
+ * EFF_ON.  A template aligned on a trigger that jitters by a few ms against
+ * the R peak doubles a sharp QRS instead of removing it: at 40 dB on the
+ * realistic synth, glute max at rest showed 2-4x its QRS energy after it. */
+#define EFF_INIT 0.5f
+#define EFF_ALPHA 0.25f
+#define EFF_OFF 1.0f
+#define EFF_ON 0.9f
 /* Lanes with fewer learnt beats than this vote with weight 1. */
 #define WEIGHT_MIN_BEATS 4
 /* Weight = q^2 / (q^2 + WEIGHT_Q^2) for a template QRS peak of q times the lane's noise
@@ -129,6 +139,10 @@ struct emg_ecg {
 	float *on;   /* 1 if the lane takes part */
 	float *row;  /* a padded frame for the last partial group */
 	float *tmpl; /* K x stride template, aligned on the trigger */
+	float *ein;  /* energy of the current beat's window before subtraction ... */
+	float *eout; /* ... and after it (whether or not it is applied) */
+	float *eff;  /* EMA of eout / ein over clean beats: does subtracting help? */
+	float *app;  /* 1 where the template is subtracted, 0 where it would add energy */
 	float thr_guard;
 	float a_fast, a_busy, eta, eta_fast;
 	unsigned K, kpk;
@@ -155,7 +169,7 @@ struct emg_ecg {
 void emg_ecg_params_default(struct emg_ecg_params *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->mode = EMG_ECG_OFF;
+	p->mode = EMG_ECG_SUBTRACT;
 	p->highpass_hz = 30.0;
 	p->highpass_order = 4;
 	p->window_ms = 400.0;
@@ -178,11 +192,29 @@ const char *emg_ecg_mode_name(enum emg_ecg_mode m)
 	return (unsigned)m < 4 ? mode_names[m] : "?";
 }
 
+/* The current beat's window is over (or cut short by the next beat): did subtracting help? */
+static void beat_done(struct emg_ecg *e)
+{
+	for (size_t l = 0; l < e->nl; l++) {
+		/* only beats that taught the template: the lane was quiet and on the rhythm */
+		if (e->ga[l] > 0 && e->ein[l] > 0) {
+			e->eff[l] += EFF_ALPHA * (e->eout[l] / e->ein[l] - e->eff[l]);
+			if (e->app[l] > 0 && e->eff[l] > EFF_OFF)
+				e->app[l] = 0.0f;
+			else if (e->app[l] == 0 && e->eff[l] < EFF_ON)
+				e->app[l] = 1.0f;
+		}
+		e->ein[l] = e->eout[l] = 0;
+	}
+}
+
 /* A new beat starts at sample t: RR bookkeeping and this beat's learning gains. */
 static void trigger(struct emg_ecg *e)
 {
 	double rr_now = 0, prev = 0;
 
+	if (e->k < e->K)
+		beat_done(e);
 	e->learn = 0;
 	if (e->beats) {
 		double rr = rr_now = (double)(e->t - e->last);
@@ -369,7 +401,7 @@ static float *falloc(size_t n)
 int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs, unsigned nlanes)
 {
 	struct emg_ecg *e;
-	float **arrays[16];
+	float **arrays[20];
 	int r = -ENOMEM;
 
 	if (!out || !p || nlanes < 1 || nlanes > EMG_ECG_MAX_LANES || (unsigned)p->mode > 3 ||
@@ -435,8 +467,12 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 	arrays[13] = &e->iq;
 	arrays[14] = &e->imed;
 	arrays[15] = &e->qe;
+	arrays[16] = &e->ein;
+	arrays[17] = &e->eout;
+	arrays[18] = &e->eff;
+	arrays[19] = &e->app;
 	if (p->mode & EMG_ECG_SUBTRACT) {
-		for (unsigned i = 0; i < 16; i++)
+		for (unsigned i = 0; i < 20; i++)
 			if (!(*arrays[i] = falloc(e->stride)))
 				goto fail;
 		if (e->hp && !(e->pre = falloc((size_t)HP_CHUNK * nlanes)))
@@ -450,6 +486,8 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 			e->cap[l] = CAP_INIT;
 			e->dm[l] = 1.0f / Q_INIT;
 			e->iq[l] = 1.0f / Q_INIT;
+			e->eff[l] = EFF_INIT;
+			e->app[l] = 1.0f;
 			e->non += l < nlanes && !p->skip[l];
 		}
 	}
@@ -497,6 +535,10 @@ void emg_ecg_free(struct emg_ecg *e)
 	free(e->on);
 	free(e->row);
 	free(e->tmpl);
+	free(e->ein);
+	free(e->eout);
+	free(e->eff);
+	free(e->app);
 	free(e);
 }
 

@@ -88,7 +88,9 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 	const VF dc = EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
 	const VF g = EMG_K(sel)(LDA(e->busy + c) < z + BUSY_MAX, LDA(e->ga + c), z);
 
-	STU(x, xv - e->apply * tv);
+	STA(e->ein + c, LDA(e->ein + c) + xv * xv);
+	STA(e->eout + c, LDA(e->eout + c) + d * d);
+	STU(x, xv - e->apply * LDA(e->app + c) * tv);
 	tv += g * dc;
 	STA(t + c, tv);
 	if (track) {
@@ -162,6 +164,8 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 			}
 			if (++e->k == e->kpk)
 				beat_learned(e);
+			else if (e->k == e->K)
+				beat_done(e);
 		}
 		e->t++;
 	}

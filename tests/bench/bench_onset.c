@@ -14,8 +14,9 @@
  *               Laplacian noise at the SNR, fixed seeds, each stream starting
  *               0.5-8 s before the onset; truth = first motor-unit activity
  *               (alt: the authors' threshold truth, 8.0 s)
- *   s-real+ecg  the same through `[dsp] ecg = both` (30 Hz high-pass + template
- *               subtraction; the default is off)
+ *   s-real/off  the same with `[dsp] ecg = off` (the default is `subtract`:
+ *               QRS template subtraction; EMG_EVAL_ECG=mode sets another
+ *               mode for every row but these)
  * and the heartbeat check: the realistic synth at rest with ECG at 200 uV,
  * per ECG mode; and false onsets on 80 lane-minutes of pure noise.
  *
@@ -45,7 +46,7 @@ static const char *data_path(void)
 }
 
 /* ECG stage of the online rows: the default, or `both` for the synth-real/ecg rows. */
-static enum emg_ecg_mode ecg_mode = EMG_ECG_OFF;
+static int ecg_mode = -1; /* an enum emg_ecg_mode, or -1: the default (or $EMG_EVAL_ECG) */
 
 /* Pipeline config for detector k, NULL for the offline reference. */
 static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_config *pc)
@@ -54,8 +55,12 @@ static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_conf
 		return NULL;
 	emg_pipeline_config_default(pc);
 	emg_onset_method_parse(dets[k], &pc->onset.method);
-	if (ecg_mode != EMG_ECG_OFF)
-		pc->ecg.mode = ecg_mode;
+	if (ecg_mode >= 0)
+		pc->ecg.mode = (enum emg_ecg_mode)ecg_mode;
+	else if (getenv("EMG_EVAL_ECG") && emg_ecg_mode_parse(getenv("EMG_EVAL_ECG"), &pc->ecg.mode) < 0) {
+		fprintf(stderr, "EMG_EVAL_ECG: off, highpass, subtract or both\n");
+		exit(2);
+	}
 	return pc;
 }
 
@@ -166,20 +171,32 @@ static void noise_rates(void)
 }
 
 /* Heartbeats at rest: false onsets per muscle-minute with ECG at 200 uV, per ECG mode. */
+/*
+ * Heartbeats: the realistic synth at rest with a 200 uV ECG.  False onsets
+ * per ECG mode and detector, and each muscle's RMS at rest over its RMS
+ * without the ECG (the same seed with ecg_uv = 0: every other component is
+ * identical), from 10 s on - after the stage has learnt its templates.
+ */
 static void heartbeat(void)
 {
 	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_SUBTRACT, EMG_ECG_BOTH };
 	struct emg_device_config c;
-	struct eval_rec r;
+	struct eval_rec r, clean;
+	double ref[EMG_DEVICE_MAX_CHANNELS], rms[EMG_DEVICE_MAX_CHANNELS];
 
 	emg_device_config_default(&c);
 	c.realism = EMG_SYNTH_REALISTIC;
 	c.scenario = "rest";
+	c.ecg_uv = 0;
+	if (eval_synth(&clean, &c, 1) < 0)
+		exit(1);
 	c.ecg_uv = 200;
 	if (eval_synth(&r, &c, 1) < 0)
 		exit(1);
+	if (eval_stage_rms(&clean, EMG_ECG_OFF, 10, ref) < 0)
+		exit(1);
 	for (unsigned e = 0; e < sizeof(modes) / sizeof(modes[0]); e++) {
-		ecg_mode = modes[e];
+		ecg_mode = (int)modes[e];
 		for (int k = 0; k < NDET - 1; k++) {
 			struct emg_pipeline_config pc;
 			struct eval_result res = { 0 };
@@ -191,9 +208,18 @@ static void heartbeat(void)
 			       (double)(res.fa_rest + res.fa_other) / ((double)r.n / r.fs / 60.0 * r.nch));
 			eval_result_free(&res);
 		}
+		if (eval_stage_rms(&r, modes[e], 10, rms) < 0)
+			exit(1);
+		printf("rest RMS with ECG 200 uV / without, ecg = %-8s", emg_ecg_mode_name(modes[e]));
+		for (unsigned i = 0; i < emg_muscles_count(r.map); i++) {
+			const struct emg_muscle *m = emg_muscles_get(r.map, i);
+			printf(" %s %.2f", m->name, rms[m->channel] / ref[m->channel]);
+		}
+		printf("\n");
 	}
-	ecg_mode = EMG_ECG_OFF;
+	ecg_mode = -1;
 	eval_rec_free(&r);
+	eval_rec_free(&clean);
 }
 
 static void beats_row(const char *name, double snr, const struct eval_beats *b, double minutes)
@@ -297,10 +323,10 @@ int main(int argc, char **argv)
 		goto ext; /* `ext`: the external sources' rows only */
 	for (int i = 0; i < NSNR; i++)
 		synth_source("synth-real", EMG_SYNTH_REALISTIC, snrs[i]);
-	ecg_mode = EMG_ECG_BOTH;
-	for (int i = 0; i < NSNR; i++)
-		synth_source("s-real+ecg", EMG_SYNTH_REALISTIC, snrs[i]);
 	ecg_mode = EMG_ECG_OFF;
+	for (int i = 0; i < NSNR; i++)
+		synth_source("s-real/off", EMG_SYNTH_REALISTIC, snrs[i]);
+	ecg_mode = -1;
 	for (int i = 0; i < NSNR; i++)
 		synth_source("synth-plain", EMG_SYNTH_PLAIN, snrs[i]);
 ext:

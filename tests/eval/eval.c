@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "devices/synth.h"
+#include "ecg.h"
 #include "eval.h"
 #include "filter.h"
 
@@ -803,4 +804,42 @@ int eval_emgdet_all(const char *path, double snr, int laplace,
 			return err;
 	}
 	return 0;
+}
+
+int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms)
+{
+	struct emg_filter_spec fs;
+	struct emg_ecg_params ep;
+	struct emg_filter *f = NULL;
+	struct emg_ecg *e = NULL;
+	float *buf = malloc(sizeof(float) * 128 * r->nch);
+	const uint64_t skip = (uint64_t)(skip_s * r->fs);
+	int err = -ENOMEM;
+
+	emg_filter_spec_default(&fs);
+	emg_ecg_params_default(&ep);
+	ep.mode = mode;
+	if (!buf || skip >= r->n || (err = emg_filter_new(&f, &fs, r->fs, r->nch)) < 0 ||
+	    (mode != EMG_ECG_OFF && (err = emg_ecg_new(&e, &ep, r->fs, r->nch)) < 0))
+		goto out;
+	for (unsigned c = 0; c < r->nch; c++)
+		rms[c] = 0;
+	for (uint64_t done = 0; done < r->n; done += 128) {
+		unsigned k = r->n - done < 128 ? (unsigned)(r->n - done) : 128;
+		memcpy(buf, r->x + done * r->nch, sizeof(float) * k * r->nch);
+		emg_filter_run(f, buf, k);
+		if (e)
+			emg_ecg_run(e, buf, k);
+		for (unsigned j = 0; j < k; j++)
+			for (unsigned c = 0; done + j >= skip && c < r->nch; c++)
+				rms[c] += (double)buf[j * r->nch + c] * buf[j * r->nch + c];
+	}
+	for (unsigned c = 0; c < r->nch; c++)
+		rms[c] = sqrt(rms[c] / (double)(r->n - skip));
+	err = 0;
+out:
+	emg_ecg_free(e);
+	emg_filter_free(f);
+	free(buf);
+	return err;
 }

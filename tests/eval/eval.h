@@ -141,6 +141,9 @@ int eval_ecg_beats(const struct eval_rec *r, enum emg_ecg_mode mode, struct eval
 /* Run r through the offline reference; add to res. */
 int eval_run_offline(const struct eval_rec *r, struct eval_result *res);
 
+/* RMS of each channel of r (into rms[nch]) after the band-pass and an ECG stage in `mode`, from skip_s on; negative errno. */
+int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms);
+
 /* Summarise res. */
 void eval_summarise(const struct eval_result *res, struct eval_summary *s);
 

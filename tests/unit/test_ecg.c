@@ -301,6 +301,50 @@ START_TEST(rest_rms_restored)
 }
 END_TEST
 
+/*
+ * (1b) A lane whose ECG changes under the learnt template: at 30 s its QRS
+ * flips polarity (an electrode moved, the patient turned over).  Its template
+ * re-learns slowly, by a clipped step per beat, and meanwhile subtracting it
+ * doubles each QRS instead of removing it.  The stage must notice within a few
+ * beats and stop subtracting there, and still clean the other lanes.
+ */
+START_TEST(changed_lane_left_alone)
+{
+	const double fs = 2000, flip = 30;
+	const unsigned nl = 6, bad = 2;
+	struct sig s;
+	struct emg_ecg *e;
+
+	make_sig(&s, fs, nl, 60, 200, 0, 23);
+	for (size_t i = (size_t)(flip * fs); i < s.n; i++)
+		s.ecg[i * nl + bad] = -s.ecg[i * nl + bad];
+	float *raw = run_stage(&s, 1, EMG_ECG_OFF, 128, NULL);
+	float *ref = run_stage(&s, 0, EMG_ECG_SUBTRACT, 128, NULL);
+	float *sub = run_stage(&s, 1, EMG_ECG_SUBTRACT, 128, &e);
+
+	double rr[NL_MAX], rs[NL_MAX];
+	for (unsigned l = 0; l < nl; l++) {
+		double r0 = rms(&s, ref, l, flip + 5, 60, -1);
+		rr[l] = rms(&s, raw, l, flip + 5, 60, -1) / r0;
+		rs[l] = rms(&s, sub, l, flip + 5, 60, -1) / r0;
+		printf("  lane %u, %s: RMS / ECG-free RMS: no rejection %.2f, subtract %.2f\n", l,
+		       l == bad ? "flipped at 30 s" : "unchanged", rr[l], rs[l]);
+	}
+	fflush(stdout);
+	for (unsigned l = 0; l < nl; l++) {
+		if (l == bad)
+			ck_assert_msg(rs[l] <= rr[l] * 1.02, "lane %u: subtracting raised RMS %.2f -> %.2f", l, rr[l], rs[l]);
+		else
+			ck_assert_msg(rs[l] < 1.2, "lane %u: subtract leaves RMS ratio %.3f", l, rs[l]);
+	}
+	emg_ecg_free(e);
+	free(raw);
+	free(ref);
+	free(sub);
+	free_sig(&s);
+}
+END_TEST
+
 /* (2) Bursts on some lanes (one of them the strongest ECG lane): burst RMS kept within 5 %,
  * the quiet lanes still cleaned. */
 START_TEST(bursts_kept)
@@ -477,7 +521,7 @@ START_TEST(params)
 	char buf[64];
 
 	emg_ecg_params_default(&p);
-	ck_assert_int_eq(p.mode, EMG_ECG_OFF);
+	ck_assert_int_eq(p.mode, EMG_ECG_SUBTRACT); /* on by default: the default muscles are all in the heart's field */
 	ck_assert_int_eq(emg_ecg_mode_parse("both", &m), 0);
 	ck_assert_int_eq(m, EMG_ECG_BOTH);
 	ck_assert_int_eq(emg_ecg_mode_parse("on", &m), -EINVAL);
@@ -504,6 +548,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, rest_rms_restored, 0, 2);
 	tcase_add_loop_test(tc, bursts_kept, 0, 2);
+	tcase_add_test(tc, changed_lane_left_alone);
 	tcase_add_loop_test(tc, no_beats_without_ecg, 0, 2);
 	tcase_add_test(tc, blocks_and_skip);
 	tcase_add_test(tc, highpass_response);
