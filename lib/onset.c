@@ -132,8 +132,8 @@
 #define REF_BACK_MS 800.0 /* ... and how far back a change point is searched (offsets: all of it) */
 #define REF_SPAN_MS 100.0 /* ... at most this much before the first estimate */
 #define REF_SMOOTH 2     /* ... sub-blocks each side averaged before the fit */
-#define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded */
 #define REF_LR_MARGIN 4.0 /* ... a ramp must beat a step by this many residual variances */
+#define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded */
 
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
 
@@ -1534,9 +1534,8 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * is waited out: it may still place the offset before report_n).  A burst
  * that ends sooner is dropped with its offset, and so is one the detector
  * still holds but whose shape says it has faded (burst_faded()).  Only the
- * event waits: the
- * onset keeps its back-dated sample, and the detector's state machine,
- * thresholds and baselines never see the gate.
+ * event waits: the onset keeps its back-dated sample, and the detector's
+ * state machine, thresholds and baselines never see the gate.
  * Chunks end where a pending onset falls due, so what is reported when does
  * not depend on how the caller splits the stream.
  */
