@@ -193,6 +193,8 @@ struct lane {
 
 	/* report gate: a confirmed onset waits here until its burst has lasted report_n */
 	int weak_on;          /* the burst was weak when it was confirmed */
+	int weak_off;         /* ... or when it ended (kept for the gate: a new burst in
+			       * the same chunk resets the hot flag before delivery) */
 	struct emg_onset_event pend;
 	int pending;
 	int muted;            /* the gate dropped this burst as faded: its offset goes too */
@@ -1400,6 +1402,7 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 	h->armed2[i] = 0; /* the slow RMS still remembers the burst */
 	l->snr_db = burst_snr(l, h->bx2[i], h->bn[i]);
 	l->last_offset = off;
+	l->weak_off = weak || l->weak_on;
 	lane_sync(o, i);
 	emit(o, i, f, EMG_ONSET_OFF, off);
 }
@@ -1593,7 +1596,7 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
 		 * peaked, which for a burst shorter than that window is up to W2
 		 * past its end: it is judged by when it ended, as gate_release
 		 * would - before its due sample, so too short. */
-		if (!l->weak_on && !o->h.weak[e->lane] && e->sample >= l->pend.sample + o->report_n) {
+		if (!l->weak_off && e->sample >= l->pend.sample + o->report_n) {
 			fn(ud, &l->pend);
 			fn(ud, e);
 		} else {
