@@ -65,7 +65,7 @@ struct emg_device_config {
 	bool wander;          /* baseline wander */
 	bool pops;            /* electrode-pop artefacts */
 	const char *scenario; /* "session" (default), "rest", "bridge", "hip_thrust", "abduction", "prone_hip_ext" */
-	enum emg_synth_realism realism; /* default plain (see README: realistic is opt-in until ECG rejection meets its targets); the keys below only act in realistic */
+	enum emg_synth_realism realism; /* default plain (README "Amplifiers": its bursts have a reachable onset truth); the keys below only act in realistic */
 	double ecg_uv;        /* ECG R-peak on the strongest channel, uV, 0 = none (default 100) */
 	bool ramps;           /* 20-300 ms recruitment ramps, slow decays, MU-like fluctuation */
 	bool crosstalk;       /* neighbouring muscles' EMG leaks in (not in the truth) */
