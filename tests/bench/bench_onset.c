@@ -224,10 +224,16 @@ static void heartbeat(void)
 
 static void beats_row(const char *name, double snr, const struct eval_beats *b, double minutes)
 {
+	const double n = (double)b->found, mean = n > 0 ? b->lag_sum / n : 0;
+	const double sd = n > 1 ? sqrt(fmax(0, b->lag_sum2 / n - mean * mean)) : 0;
+
 	printf("beats %-12s %3.0f dB: %4zu/%4zu R peaks found (after 20 s: %4zu/%4zu), "
-	       "%3zu triggers off the heart (%.2f per minute)\n",
+	       "%3zu triggers off the heart (%.2f per minute)",
 	       name, snr, b->found, b->truth, b->late_found, b->late, b->extra,
 	       minutes > 0 ? (double)b->extra / minutes : 0.0);
+	if (b->found)
+		printf(", trigger - R %+.1f ms (SD %.1f)", mean, sd);
+	printf("\n");
 }
 
 /*

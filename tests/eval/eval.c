@@ -515,6 +515,11 @@ int eval_ecg_beats(const struct eval_rec *r, enum emg_ecg_mode mode, struct eval
 			if (j < nt && trig[j] <= rp + post) {
 				hit = 1;
 				matched++;
+				if (rp >= first) {
+					const double d = ((double)trig[j] - (double)rp) * 1000.0 / r->fs;
+					b->lag_sum += d;
+					b->lag_sum2 += d * d;
+				}
 				j++;
 			}
 			if (rp < first)

@@ -64,6 +64,7 @@ struct eval_beats {
 	size_t extra;        /* triggers matched to no R peak */
 	size_t late;         /* R peaks after the first 20 s (after warm-up, during the session) */
 	size_t late_found;
+	double lag_sum, lag_sum2; /* trigger - R peak of the found ones, ms: sum and sum of squares */
 };
 
 #define EVAL_BEAT_PRE_MS 60.0
