@@ -159,6 +159,15 @@ def wait_log(d, text, n, timeout, client):
     return False
 
 
+def rss_anon_kb(pid):
+    """Anonymous resident memory of process pid, kB (/proc/PID/status RssAnon)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise RuntimeError("no RssAnon in /proc/%d/status" % pid)
+
+
 def oscquery_daemon(conf):
     """Daemon(conf) for a test of the OSCQuery server; the test is skipped (77) when this
     emgd was built without libmicrohttpd."""

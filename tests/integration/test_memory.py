@@ -21,20 +21,12 @@ Sampling RssAnon on a timer is the measurement itself, not a synchronisation.
 import os
 import time
 
-from emgtest import Client, Daemon, check
+from emgtest import Client, Daemon, check, rss_anon_kb
 
 WARMUP_S = float(os.environ.get("MEMTEST_WARMUP_S", "45"))
 SPAN_S = float(os.environ.get("MEMTEST_SPAN_S", "120"))
 SLOPE_KB_PER_MIN = 4.0  # the issue: 16 kB over 4 minutes
 INTERVAL_S = 10.0
-
-
-def rss_anon_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise RuntimeError("no RssAnon in /proc/%d/status" % pid)
 
 
 d = Daemon("[daemon]\nrecord = auto\n")

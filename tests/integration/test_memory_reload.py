@@ -21,21 +21,13 @@ trim: 10,252-10,664 kB, floor +40 kB; with it 9,576-9,616 kB, +12 kB).
 import os
 import signal
 
-from emgtest import Client, Daemon, check, wait_log
+from emgtest import Client, Daemon, check, rss_anon_kb, wait_log
 
 CH = 64
 RELOADS = int(os.environ.get("MEMTEST_RELOADS", "40"))
 WARM = 8
 SLACK_KB = 32  # 8 pages: a histogram bucket or a log line's page may still land
 BAND_KB = 128  # a quarter of the pipeline: what the two-level alternation was
-
-
-def rss_anon_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise RuntimeError("no RssAnon in /proc/%d/status" % pid)
 
 
 def conf(k):
