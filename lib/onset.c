@@ -1182,21 +1182,43 @@ static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_
 {
 	const double var = o->lanes[i].base.var * o->ref_d;
 	const unsigned m = (unsigned)(e1 - e0);
+	/* the lane's entries gathered once (its column of the ring is strided
+	 * by the lane count), into the prefix-sum scratch ramp_fit fills later */
+	double *const raw = o->ref_c;
 
+	for (unsigned j = 0; j < m; j++)
+		raw[j] = o->ref_ring[(size_t)((e0 + j) & (o->ref_cap - 1)) * o->nlp + i];
 	for (unsigned j = 0; j < m; j++) {
+		const unsigned a = j > REF_SMOOTH ? j - REF_SMOOTH : 0;
+		const unsigned b = j + REF_SMOOTH < m ? j + REF_SMOOTH + 1 : m;
 		double p = 0;
-		unsigned np = 0;
-		for (int d = -REF_SMOOTH; d <= REF_SMOOTH; d++) {
-			int64_t e = (int64_t)(e0 + j) + d;
-			if (e < (int64_t)e0 || e >= (int64_t)e1)
-				continue;
-			p += o->ref_ring[(size_t)((uint64_t)e & (o->ref_cap - 1)) * o->nlp + i];
-			np++;
-		}
-		p = p / np - var;
+
+		for (unsigned t = a; t < b; t++)
+			p += raw[t];
+		p = p / (b - a) - var;
 		o->ref_u[reverse ? m - 1 - j : j] = p > 0 ? sqrt(p) : 0.0;
 	}
 	return m;
+}
+
+/*
+ * The change-point fit of lane i's history entries [*e0, e1), at most the
+ * newest ref_len of them (*e0 moves up to the first one used), in time order
+ * or with `reverse` newest first (an end).  Returns the change's index in
+ * o->ref_u (whose m amplitudes it leaves there) and its ramp length, or -1
+ * with no baseline or fewer than min_m entries.
+ */
+static long ref_fit(struct emg_onset *o, unsigned i, uint64_t *e0, uint64_t e1, unsigned min_m,
+		    int reverse, unsigned *m, unsigned *ramp)
+{
+	if (!(o->lanes[i].base.var > 0))
+		return -1;
+	if (e1 > o->ref_len && *e0 < e1 - o->ref_len)
+		*e0 = e1 - o->ref_len;
+	if (e1 < *e0 + min_m)
+		return -1;
+	*m = ref_window(o, i, *e0, e1, reverse);
+	return ramp_fit(o->ref_u, *m, o->ref_c, ramp);
 }
 
 /*
@@ -1210,22 +1232,17 @@ static uint64_t ref_change(struct emg_onset *o, unsigned i, uint64_t from, uint6
 			   uint64_t floor_e, int reverse)
 {
 	uint64_t e0, e1;
-	unsigned m, ramp = 0;
+	unsigned m = 0, ramp = 0;
 	long k;
 
-	if (n < o->ref_off || !(o->lanes[i].base.var > 0))
+	if (n < o->ref_off)
 		return UINT64_MAX;
 	/* entries that end by sample n, whatever the chunking (ref_feed runs ahead) */
 	e1 = ref_entry(o, n + 1);
 	e0 = from > o->ref_off ? ref_entry(o, from) + 1 : 0;
-	if (e1 > o->ref_len && e0 < e1 - o->ref_len)
-		e0 = e1 - o->ref_len;
 	if (e0 < floor_e)
 		e0 = floor_e;
-	if (e1 < e0 + 4)
-		return UINT64_MAX;
-	m = ref_window(o, i, e0, e1, reverse);
-	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
+	k = ref_fit(o, i, &e0, e1, 4, reverse, &m, &ramp);
 	if (k <= 0 || ramp <= 2 * REF_SMOOTH)
 		return UINT64_MAX;
 	/* reversed, entry k is forward entry m - 1 - k, the last one still active */
@@ -1619,21 +1636,15 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
  */
 static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n)
 {
-	uint64_t e0, e1, end;
-	unsigned m, ramp = 0;
+	uint64_t e0, end;
+	unsigned m = 0, ramp = 0;
 	double tail = 0, body = 0;
 	long k;
 
-	if (on < o->ref_off || !(o->lanes[i].base.var > 0))
+	if (on < o->ref_off)
 		return 0;
 	e0 = ref_entry(o, on);
-	e1 = ref_entry(o, n + 1);
-	if (e1 > o->ref_len && e0 < e1 - o->ref_len)
-		e0 = e1 - o->ref_len;
-	if (e1 < e0 + 8)
-		return 0;
-	m = ref_window(o, i, e0, e1, 1);
-	k = ramp_fit(o->ref_u, m, o->ref_c, &ramp);
+	k = ref_fit(o, i, &e0, ref_entry(o, n + 1), 8, 1, &m, &ramp);
 	if (k <= 0)
 		return 0;
 	end = (e0 + (m - (unsigned)k)) * o->ref_d + o->ref_off;
