@@ -61,7 +61,8 @@
 #define EXP_MULT 0.5f
 #define EARLY_MULT 1.5f
 #define EXP_BEATS 4.5
-/* An interval within MISS_DEV x the mean RR of 2..EXP_BEATS RR: beats were missed. */
+/* An interval within MISS_DEV x sqrt(m) x the mean RR of m = 2..EXP_BEATS RR: beats were
+ * missed (the m intervals' own variability adds up like a random walk). */
 #define MISS_DEV 0.15
 /* Templates and thresholds learn only from beats within LEARN_DEV of the rhythm. */
 #define LEARN_DEV 0.12
@@ -73,6 +74,11 @@
 #define LOO_MIN_W 0.3f
 /* QRS peak search window after the trigger. */
 #define PEAK_MS 80.0
+/* A trigger whose lanes still vote over the threshold this long after it was
+ * a burst, not a QRS (beat_was_burst): a QRS, even a wide one (bundle branch
+ * block, 120-160 ms), is over by then - the trigger comes on its upstroke -
+ * while the lanes of a contraction vote for ~180 ms before they count as busy. */
+#define CHECK_MS 120.0
 /* Refractory period: REFR_FRAC of the mean RR, within REFR_MIN..REFR_MAX. */
 #define REFR_FRAC 0.6
 #define REFR_MIN_S 0.25
@@ -145,7 +151,7 @@ struct emg_ecg {
 	float *app;  /* 1 where the template is subtracted, 0 where it would add energy */
 	float thr_guard;
 	float a_fast, a_busy, eta, eta_fast;
-	unsigned K, kpk;
+	unsigned K, kpk, kchk;
 	unsigned k;  /* sample of the current beat, K = no beat */
 	uint64_t t, copy_n, fast_n, warm_n;
 
@@ -162,6 +168,13 @@ struct emg_ecg {
 	int learn;       /* the current beat is on the rhythm: templates and thresholds learn from it */
 	float apply;     /* 1 while locked on a rhythm: templates are subtracted; 0: only learnt */
 	uint64_t refr;
+	/* The rhythm as it was before the current trigger, for beat_undo(). */
+	struct {
+		uint64_t last, refr;
+		double rr;
+		unsigned rr_odd, lock_n;
+		float apply;
+	} prev;
 
 	void (*run)(struct emg_ecg *e, float *frames, const float *det, unsigned n);
 };
@@ -215,6 +228,12 @@ static void trigger(struct emg_ecg *e)
 
 	if (e->k < e->K)
 		beat_done(e);
+	e->prev.last = e->last;
+	e->prev.refr = e->refr;
+	e->prev.rr = e->rr;
+	e->prev.rr_odd = e->rr_odd;
+	e->prev.lock_n = e->lock_n;
+	e->prev.apply = e->apply;
 	e->learn = 0;
 	if (e->beats) {
 		double rr = rr_now = (double)(e->t - e->last);
@@ -223,7 +242,7 @@ static void trigger(struct emg_ecg *e)
 		prev = e->rr;
 		m = prev > 0 ? floor(rr / prev + 0.5) : 0;
 
-		if (m >= 2 && m <= EXP_BEATS && fabs(rr - m * prev) <= MISS_DEV * prev) {
+		if (m >= 2 && m <= EXP_BEATS && fabs(rr - m * prev) <= MISS_DEV * sqrt(m) * prev) {
 			/* On the rhythm, with m - 1 beats missed (hidden by contractions):
 			 * the lock holds and this beat teaches, the mean RR stays. */
 			e->learn = e->lock_n > 0 && fabs(rr - m * prev) <= LEARN_DEV * prev;
@@ -323,6 +342,63 @@ static void detect(struct emg_ecg *e, float s, int agree)
 		e->spk *= e->spk_decay;
 		e->thr = fmaxf(e->thr_guard, THR_FRAC * e->spk);
 	}
+}
+
+/* Lane l's vote at fast energy en (pass 1's formula, clip included). */
+static float lane_vote(const struct emg_ecg *e, size_t l, float en)
+{
+	const float r = en * (e->imed[l] * e->dm[l] + e->dp[l]);
+
+	return r > e->cap[l] ? e->cap[l] : r;
+}
+
+/*
+ * CHECK_MS after a trigger: was it a burst on several lanes rather than a QRS?
+ * The lanes that voted for it (their peak in the peak window over the
+ * threshold; not those already busy contracting, whose vote is high anyway)
+ * are looked at again: a QRS is over on them by now, a contraction is not.
+ * A burst is when lanes holding at least half of their weight still vote over
+ * the threshold.  Per lane, so that a real QRS followed within 120 ms by a
+ * contraction on one of its lanes (a rep that starts just after a beat) is
+ * still a beat: the other lanes have fallen back.
+ */
+static int beat_was_burst(const struct emg_ecg *e)
+{
+	float all = 0, still = 0;
+
+	for (size_t l = 0; l < e->nl; l++) {
+		if (!(e->w[l] > 0) || e->busy[l] >= BUSY_MAX || lane_vote(e, l, e->pk[l]) < e->thr)
+			continue;
+		all += e->w[l];
+		if (lane_vote(e, l, e->en[l]) >= e->thr)
+			still += e->w[l];
+	}
+	return all > 0 && still >= 0.5f * all;
+}
+
+/*
+ * Take the current trigger back (beat_was_burst): the rhythm, the lock and
+ * the refractory period as before it, nothing learnt, nothing more
+ * subtracted.  Counted as beats, the triggers at the start of every exercise
+ * repetition broke the rhythm lock, and the beats during the exercise went
+ * unsubtracted for the three beats the lock takes to form again.
+ */
+static void beat_undo(struct emg_ecg *e)
+{
+	for (size_t l = 0; l < e->nl; l++)
+		if (e->ga[l] > 0) {
+			e->cnt[l] -= 1.0f;
+			e->ga[l] = 0;
+		}
+	e->last = e->prev.last;
+	e->refr = e->prev.refr;
+	e->rr = e->prev.rr;
+	e->rr_odd = e->prev.rr_odd;
+	e->lock_n = e->prev.lock_n;
+	e->apply = e->prev.apply;
+	e->learn = 0;
+	e->beats--;
+	e->k = e->K;
 }
 
 /* The peak window of a beat is over: threshold, weights and clips from what it taught. */
@@ -450,6 +526,11 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 
 	e->K = (unsigned)lround(p->window_ms * 1e-3 * fs);
 	e->kpk = (unsigned)lround(PEAK_MS * 1e-3 * fs);
+	e->kchk = (unsigned)lround(CHECK_MS * 1e-3 * fs);
+	if (e->kchk >= e->K) /* a window shorter than the check: judged at its end */
+		e->kchk = e->K - 1;
+	if (e->kchk < e->kpk)
+		e->kchk = e->kpk;
 	e->k = e->K;
 	arrays[0] = &e->en;
 	arrays[1] = &e->med;

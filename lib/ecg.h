@@ -110,7 +110,7 @@ void emg_ecg_run(struct emg_ecg *e, float *frames, unsigned nframes);
 /* Samples the output lags the input (0: subtraction is causal). */
 unsigned emg_ecg_latency_samples(const struct emg_ecg *e);
 
-/* Heartbeats detected so far. */
+/* Heartbeats detected so far (a trigger taken back as a burst, CHECK_MS later, no longer counts). */
 uint64_t emg_ecg_beats(const struct emg_ecg *e);
 
 /* Running heart rate in beats per minute, 0 before two beats. */
@@ -121,7 +121,9 @@ int emg_ecg_locked(const struct emg_ecg *e);
 
 /*
  * 1 once a heartbeat was detected, with *age the samples from the last
- * trigger to the end of the frames processed so far; 0 before.  Reported
+ * trigger to the end of the frames processed so far; 0 before.  A trigger
+ * found to be a burst 120 ms on is taken back: the beat before it is the
+ * last one again.  Reported
  * whether or not the stage is locked on a rhythm yet (it subtracts only
  * then): holding back onsets around a trigger costs only event latency.
  */

@@ -162,10 +162,14 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 				EMG_K(sub)(e, row, c, t, track);
 				memcpy(x + c, row, (nl - c) * sizeof(float));
 			}
-			if (++e->k == e->kpk)
-				beat_learned(e);
-			else if (e->k == e->K)
+			if (++e->k == e->kchk) {
+				if (e->beats > 1 && beat_was_burst(e))
+					beat_undo(e);
+				else
+					beat_learned(e);
+			} else if (e->k == e->K) {
 				beat_done(e);
+			}
 		}
 		e->t++;
 	}

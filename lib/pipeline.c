@@ -29,7 +29,7 @@ struct emg_pipeline {
 	struct emg_ecg *ecg;  /* NULL when [dsp] ecg = off */
 	struct emg_env *env;
 	struct emg_onset *onset;
-	uint64_t beats;       /* heartbeats the ECG stage had reported */
+	uint64_t beat_at;     /* sample of the last heartbeat told to the detector, + 1 */
 	uint8_t beat_lane[EMG_MUSCLES_MAX]; /* lanes a heartbeat reaches */
 	float *work; /* BLOCK x nm filtered samples */
 	float *envb; /* BLOCK x nm display envelope */
@@ -329,16 +329,20 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 		/* What subtraction leaves of a beat must not start an onset: tell the
 		 * detector where the beat was on the lanes it reaches (QRS energy at
 		 * least BEAT_QRS_MIN times the noise).  Blocks are shorter than the
-		 * refractory period at the usual rates: at most one beat per block.
+		 * refractory period at the usual rates: at most one beat per block,
+		 * the last one if it lies in this block and is new (a trigger taken
+		 * back makes the beat before it the last one again).  A trigger the
+		 * stage takes back later, a burst on several lanes, may have held an
+		 * onset's event for a beat's length: it costs latency, not accuracy.
 		 * Only on a rhythm: off it, triggers are as likely bursts, and holding
 		 * a real onset's event for nothing costs accuracy on ECG-free lanes. */
-		if (emg_ecg_beats(p->ecg) != p->beats && emg_ecg_locked(p->ecg) &&
-		    emg_ecg_last_beat(p->ecg, &age) && age <= n) {
+		if (emg_ecg_locked(p->ecg) && emg_ecg_last_beat(p->ecg, &age) && age <= n &&
+		    seq + n - age + 1 != p->beat_at) {
 			for (unsigned i = 0; i < nm; i++)
 				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
 			emg_onset_beat(p->onset, seq + n - age, p->beat_lane);
+			p->beat_at = seq + n - age + 1;
 		}
-		p->beats = emg_ecg_beats(p->ecg);
 	}
 	/* Onset detection, the display envelope and calibration run up to each
 	 * tick's last sample (and stop exactly at a calibration's last sample),

@@ -488,19 +488,25 @@ int eval_ecg_beats(const struct eval_rec *r, enum emg_ecg_mode mode, struct eval
 
 		memcpy(buf, r->x + done * r->nch, sizeof(float) * k * r->nch);
 		emg_filter_run(f, buf, k);
-		emg_ecg_run(e, buf, k);
-		if (emg_ecg_beats(e) != beats && emg_ecg_last_beat(e, &age)) {
-			if (nt == cap) {
-				uint64_t *t = realloc(trig, sizeof(*t) * (cap = cap ? 2 * cap : 256));
-				if (!t) {
-					err = -ENOMEM;
-					goto out;
+		/* a frame at a time: the stage takes a trigger back (a burst on
+		 * several lanes) 120 ms after it, and so does this list */
+		for (unsigned j = 0; j < k; j++) {
+			emg_ecg_run(e, buf + (size_t)j * r->nch, 1);
+			if (emg_ecg_beats(e) < beats && nt > 0)
+				nt--;
+			else if (emg_ecg_beats(e) > beats && emg_ecg_last_beat(e, &age)) {
+				if (nt == cap) {
+					uint64_t *t = realloc(trig, sizeof(*t) * (cap = cap ? 2 * cap : 256));
+					if (!t) {
+						err = -ENOMEM;
+						goto out;
+					}
+					trig = t;
 				}
-				trig = t;
+				trig[nt++] = done + j + 1 - age;
 			}
-			trig[nt++] = done + k - age;
+			beats = emg_ecg_beats(e);
 		}
-		beats = emg_ecg_beats(e);
 	}
 	/* Both lists are sorted and beats are ~0.6 s apart: a greedy one-to-one match. */
 	{
