@@ -14,6 +14,8 @@
  *               Laplacian noise at the SNR, fixed seeds, each stream starting
  *               0.5-8 s before the onset; truth = first motor-unit activity
  *               (alt: the authors' threshold truth, 8.0 s)
+ *   ext2-...    the same group's 50 training trials (emgdet-train.bin): onsets
+ *               at 3, 7 or 8 s and offsets 5 s later, tuned on by nothing here
  *   s-real/off  the same with `[dsp] ecg = off` (the default is `subtract`:
  *               QRS template subtraction; EMG_EVAL_ECG=mode sets another
  *               mode for every row but these)
@@ -45,6 +47,14 @@ static const char *data_path(void)
 	return e && *e ? e : EVAL_DATA_DIR "/emg-detectors/emgdet.bin";
 }
 
+/* The second external set: the same group's 50 training trials, with offsets. */
+static const char *data2_path(void)
+{
+	const char *e = getenv("EMG_EVAL_DATA2");
+
+	return e && *e ? e : EVAL_DATA_DIR "/emg-detectors/emgdet-train.bin";
+}
+
 /* ECG stage of the online rows: the default, or `both` for the synth-real/ecg rows. */
 static int ecg_mode = -1; /* an enum emg_ecg_mode, or -1: the default (or $EMG_EVAL_ECG) */
 
@@ -64,14 +74,29 @@ static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_conf
 	return pc;
 }
 
-/* Offsets of the matched bursts, per synth source x SNR x detector, printed after the table. */
-#define NOFF 12
+/* Offsets of the matched bursts, per source with offsets x SNR x detector, printed after the table. */
+#define NOFF 18
 static struct {
 	const char *src;
 	double snr;
 	struct eval_result res[NDET];
 } offs[NOFF];
 static unsigned noffs;
+
+/* Print the rows of one source x SNR; keep its offsets for the second table (or free it). */
+static void keep_offsets(const char *name, double snr, struct eval_result *res)
+{
+	for (int k = 0; k < NDET; k++)
+		eval_print_row(stdout, name, snr, dets[k], &res[k]);
+	if (noffs < NOFF && snr > 0) {
+		offs[noffs].src = name;
+		offs[noffs].snr = snr;
+		memcpy(offs[noffs++].res, res, sizeof(offs[0].res));
+	} else {
+		for (int k = 0; k < NDET; k++)
+			eval_result_free(&res[k]);
+	}
+}
 
 static void synth_source(const char *name, enum emg_synth_realism realism, double snr)
 {
@@ -94,19 +119,10 @@ static void synth_source(const char *name, enum emg_synth_realism realism, doubl
 		}
 		eval_rec_free(&r);
 	}
-	for (int k = 0; k < NDET; k++)
-		eval_print_row(stdout, name, snr, dets[k], &res[k]);
-	if (noffs < NOFF && snr > 0) {
-		offs[noffs].src = name;
-		offs[noffs].snr = snr;
-		memcpy(offs[noffs++].res, res, sizeof(res));
-	} else {
-		for (int k = 0; k < NDET; k++)
-			eval_result_free(&res[k]);
-	}
+	keep_offsets(name, snr, res);
 }
 
-/* The synth sources' offsets (the external trials end inside their contraction). */
+/* The offsets of the sources that have them (the first external set's trials end inside their contraction). */
 static void offsets(void)
 {
 	printf("offset accuracy of the bursts matched above, vs the true offset (first sample of "
@@ -119,17 +135,28 @@ static void offsets(void)
 		}
 }
 
-static void ext_source(const char *name, int laplace, double snr)
+/* An external set's rows: path's trials with Gaussian or Laplacian noise at snr; offsets kept with `offsets`. */
+static void ext_source(const char *name, const char *path, int laplace, double snr, int offsets)
 {
+	struct eval_result res[NDET];
+
+	memset(res, 0, sizeof(res));
 	for (int k = 0; k < NDET; k++) {
 		struct emg_pipeline_config pc;
-		struct eval_result res = { 0 };
-		if (eval_emgdet_all(data_path(), snr, laplace, det_cfg(k, &pc), &res) < 0) {
-			printf("%-12s: %s not readable, skipped\n", name, data_path());
+		if (eval_emgdet_all(path, snr, laplace, det_cfg(k, &pc), &res[k]) < 0) {
+			printf("%-12s: %s not readable, skipped\n", name, path);
+			for (int j = 0; j <= k; j++)
+				eval_result_free(&res[j]);
 			return;
 		}
-		eval_print_row(stdout, name, snr, dets[k], &res);
-		eval_result_free(&res);
+	}
+	if (offsets) {
+		keep_offsets(name, snr, res);
+		return;
+	}
+	for (int k = 0; k < NDET; k++) {
+		eval_print_row(stdout, name, snr, dets[k], &res[k]);
+		eval_result_free(&res[k]);
 	}
 }
 
@@ -337,9 +364,13 @@ int main(int argc, char **argv)
 		synth_source("synth-plain", EMG_SYNTH_PLAIN, snrs[i]);
 ext:
 	for (int i = 0; i < NSNR; i++)
-		ext_source("ext-gauss", 0, snrs[i]);
+		ext_source("ext-gauss", data_path(), 0, snrs[i], 0);
 	for (int i = 0; i < NSNR; i++)
-		ext_source("ext-laplace", 1, snrs[i]);
+		ext_source("ext-laplace", data_path(), 1, snrs[i], 0);
+	for (int i = 0; i < NSNR; i++)
+		ext_source("ext2-gauss", data2_path(), 0, snrs[i], 1);
+	for (int i = 0; i < NSNR; i++)
+		ext_source("ext2-laplace", data2_path(), 1, snrs[i], 1);
 	offsets();
 heart:
 	if (want(argc, argv, "heart"))

@@ -148,16 +148,19 @@ struct emgdet_hdr {
 	uint32_t ntrials, nsamples, rate, onset_thr;
 };
 
-static int emgdet_open(const char *path, FILE **f, struct emgdet_hdr *h)
+/* Open an emgdet file; *v2: per-trial onsets and ends (emgdet-train.bin), else one onset for all. */
+static int emgdet_open(const char *path, FILE **f, struct emgdet_hdr *h, int *v2)
 {
 	*f = fopen(path, "rb");
 	if (!*f)
 		return -errno;
-	if (fread(h, sizeof(*h), 1, *f) != 1 || memcmp(h->magic, "EMGDET1", 8) ||
-	    !h->nsamples || h->nsamples > 1000000 || !h->rate) {
+	if (fread(h, sizeof(*h), 1, *f) != 1 ||
+	    (memcmp(h->magic, "EMGDET1", 8) && memcmp(h->magic, "EMGDET2", 8)) || !h->nsamples ||
+	    h->nsamples > 1000000 || !h->rate) {
 		fclose(*f);
 		return -EINVAL;
 	}
+	*v2 = h->magic[6] == '2';
 	return 0;
 }
 
@@ -165,7 +168,7 @@ int eval_emgdet_count(const char *path)
 {
 	struct emgdet_hdr h;
 	FILE *f;
-	int err = emgdet_open(path, &f, &h);
+	int v2, err = emgdet_open(path, &f, &h, &v2);
 
 	if (err < 0)
 		return err;
@@ -178,13 +181,14 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 {
 	struct emgdet_hdr h;
 	struct eval_rng g;
-	uint32_t first;
+	uint32_t first, thr, end = UINT32_MAX;
 	float scale;
 	int16_t *q = NULL;
 	uint64_t s0 = 0;
 	double ss = 0, gain, noise;
 	FILE *f;
-	int err = emgdet_open(path, &f, &h);
+	int v2, err = emgdet_open(path, &f, &h, &v2);
+	const size_t head = v2 ? 16 : 8;
 
 	memset(r, 0, sizeof(*r));
 	if (err < 0)
@@ -193,19 +197,23 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 	if (trial >= h.ntrials)
 		goto out;
 	q = malloc(sizeof(*q) * h.nsamples);
-	if (!q || fseek(f, (long)(sizeof(h) + (size_t)trial * (8 + 2 * (size_t)h.nsamples)),
+	thr = h.onset_thr;
+	if (!q || fseek(f, (long)(sizeof(h) + (size_t)trial * (head + 2 * (size_t)h.nsamples)),
 			SEEK_SET) ||
-	    fread(&first, 4, 1, f) != 1 || fread(&scale, 4, 1, f) != 1 ||
-	    fread(q, 2, h.nsamples, f) != h.nsamples || first >= h.nsamples)
+	    fread(&first, 4, 1, f) != 1 || (v2 && (fread(&thr, 4, 1, f) != 1 || fread(&end, 4, 1, f) != 1)) ||
+	    fread(&scale, 4, 1, f) != 1 || fread(q, 2, h.nsamples, f) != h.nsamples ||
+	    first >= h.nsamples || thr >= h.nsamples || first > thr ||
+	    (end != UINT32_MAX && (end <= thr || end > h.nsamples)))
 		goto out;
 	if (start_s > 0) {
-		double a = (double)h.onset_thr - start_s * h.rate;
+		double a = (double)thr - start_s * h.rate;
 		s0 = a > 0 ? (uint64_t)a : 0;
 	}
 	/* the contraction's RMS sets the scale: burst_uv, and the noise from the SNR */
-	for (uint32_t i = h.onset_thr; i < h.nsamples; i++)
+	const uint32_t stop = end == UINT32_MAX ? h.nsamples : end;
+	for (uint32_t i = thr; i < stop; i++)
 		ss += (double)q[i] * q[i];
-	gain = burst_uv / sqrt(ss / (double)(h.nsamples - h.onset_thr));
+	gain = burst_uv / sqrt(ss / (double)(stop - thr));
 	noise = burst_uv * pow(10.0, -snr_db / 20.0);
 	r->fs = h.rate;
 	r->nch = 1;
@@ -220,8 +228,8 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 	for (uint64_t i = 0; i < r->n; i++)
 		r->x[i] = (float)(q[s0 + i] * gain +
 				  noise * (laplace ? eval_rng_laplace(&g) : eval_rng_gauss(&g)));
-	r->t[0] = (struct eval_truth){ .ch = 0, .onset = first - s0, .alt = h.onset_thr - s0,
-				       .offset = UINT64_MAX, .group = 0 };
+	r->t[0] = (struct eval_truth){ .ch = 0, .onset = first - s0, .alt = thr - s0,
+				       .offset = end == UINT32_MAX ? UINT64_MAX : end - s0, .group = 0 };
 	r->nt = 1;
 	err = 0;
 	(void)scale; /* only the shape matters: the gain above sets the level */

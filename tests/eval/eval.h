@@ -120,11 +120,13 @@ int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int 
 	       uint64_t seed);
 
 /*
- * Trial `trial` of emgdet.bin, scaled to `burst_uv` RMS over the contraction,
+ * Trial `trial` of emgdet.bin (or emgdet-train.bin, whose contractions start
+ * at 3, 7 or 8 s and end with a true offset), scaled to `burst_uv` RMS over the contraction,
  * plus white noise (laplace: Laplacian, else Gaussian) at snr_db (burst RMS
  * over noise RMS) from seed; the stream starts `start_s` seconds before the
  * authors' onset (0: at the file's start).  Primary truth: the first
- * motor-unit activity; alternative: the authors' threshold truth (8.0 s).
+ * motor-unit activity; alternative: the authors' threshold truth (8.0 s in
+ * emgdet.bin).
  */
 int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
 		double snr_db, int laplace, uint64_t seed, double start_s);
