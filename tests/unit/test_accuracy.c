@@ -23,6 +23,7 @@
 #include "eval.h"
 
 #define EXT EVAL_DATA_DIR "/emg-detectors/emgdet.bin"
+#define EXT2 EVAL_DATA_DIR "/emg-detectors/emgdet-train.bin"
 
 struct limits {
 	double median, mean, miss_pct, fa_min, lag_p90;
@@ -62,34 +63,57 @@ static void run_synth(enum emg_synth_realism realism, double snr, struct eval_re
 	}
 }
 
-/* External data: an independent group's biophysical model, Gaussian and Laplacian noise. */
+/*
+ * External data: an independent group's biophysical model, Gaussian and
+ * Laplacian noise; the 100 test trials and, apart, the 50 training trials
+ * (contractions at 3-8 s with true offsets), which nothing here was tuned on.
+ */
 START_TEST(test_external)
 {
 	static const double snr[] = { 10, 20 };
-	const char *noise[] = { "ext-gauss", "ext-laplace" };
+	static const char *const noise[2][2] = { { "ext-gauss", "ext-laplace" },
+						  { "ext2-gauss", "ext2-laplace" } };
+	static const char *const path[2] = { EXT, EXT2 };
 
 	eval_print_header(stdout);
-	for (int lap = 0; lap < 2; lap++) {
-		for (unsigned i = 0; i < 2; i++) {
-			struct emg_pipeline_config pc;
-			struct eval_result res = { 0 };
-			emg_pipeline_config_default(&pc);
-			ck_assert_int_eq(eval_emgdet_all(EXT, snr[i], lap, &pc, &res), 0);
-			/* targets, except (a regression limit): the mean is +4.5..+5.7 ms
-			 * late of the first motor-unit activity at 20 dB, +11..+12 ms at
-			 * 10 dB.  Laplacian noise gives 0.35 false onsets per minute
-			 * (1.74 before weak bursts were judged by when they end). */
-			const struct limits l = {
-				.median = snr[i] >= 20 ? 10 : 25,
-				.mean = snr[i] >= 20 ? 7 : 13.5,
-				.miss_pct = 2,
-				.fa_min = 1,
-				.lag_p90 = snr[i] >= 20 ? 15 : 25,
-			};
-			check(noise[lap], snr[i], &res, &l, " (targets; mean: regression)");
-			eval_result_free(&res);
+	for (int set = 0; set < 2; set++)
+		for (int lap = 0; lap < 2; lap++) {
+			for (unsigned i = 0; i < 2; i++) {
+				struct emg_pipeline_config pc;
+				struct eval_result res = { 0 };
+				emg_pipeline_config_default(&pc);
+				ck_assert_int_eq(eval_emgdet_all(path[set], snr[i], lap, &pc, &res), 0);
+				/* targets, except (a regression limit): the mean is +3..+6 ms
+				 * late of the first motor-unit activity at 20 dB, +9..+13 ms at
+				 * 10 dB.  Laplacian noise gives 0.22-0.35 false onsets per minute
+				 * (1.74 before weak bursts were judged by when they end).
+				 * Misses: 2 %, or one trial where a set has fewer than 50. */
+				const struct limits l = {
+					.median = snr[i] >= 20 ? 10 : 25,
+					.mean = snr[i] >= 20 ? 7 : 13.5,
+					.miss_pct = res.bursts ? fmax(2.0, 100.0 / (double)res.bursts) : 2,
+					.fa_min = 1,
+					.lag_p90 = snr[i] >= 20 ? 15 : 25,
+				};
+				check(noise[set][lap], snr[i], &res, &l, " (targets; mean: regression)");
+				if (set == 1) {
+					/* offsets: 13-16 ms median, -4..+15 ms mean today
+					 * (+59 ms, p90 165 ms at 20 dB, before abrupt ends
+					 * were fitted as steps) */
+					struct eval_summary sum;
+					eval_summarise(&res, &sum);
+					printf("%s %2.0f dB offsets: median |e| %.1f ms, mean %+.1f ms (%zu)\n",
+					       noise[set][lap], snr[i], sum.median_abs_off, sum.mean_off,
+					       sum.offsets);
+					ck_assert_msg(sum.offsets > 40 && sum.median_abs_off <= 25 &&
+							      fabs(sum.mean_off) <= 25,
+						      "%s %.0f dB: offsets median |e| %.1f ms, mean %+.1f ms "
+						      "(limits 25, 25; regression)", noise[set][lap], snr[i],
+						      sum.median_abs_off, sum.mean_off);
+				}
+				eval_result_free(&res);
+			}
 		}
-	}
 }
 END_TEST
 
@@ -133,7 +157,7 @@ END_TEST
  * muscle-minute, lag p90 55.5; with `ecg = off` 19.0, +7.2, 7/280, 0.20,
  * 55.6) with a margin; at 40 dB, where cross-talk and heartbeats reach over
  * a rest threshold near the noise, the false-onset target itself (today
- * 12.2, -7.7, 8/280, 0.73, 40.0: 1.06 and lag 45.6 before bursts on several
+ * 12.2, -7.7, 8/280, 0.79, 40.0: 1.06 and lag 45.6 before bursts on several
  * muscles stopped counting as heartbeats).
  * README "Signal validity" says why the timing targets are out of reach on it.
  */
