@@ -7,6 +7,7 @@ nothing sleeps for a fixed time hoping the daemon got there.
 import base64
 import json
 import os
+import random
 import signal
 import socket
 import struct
@@ -21,8 +22,34 @@ EMGD = os.environ.get("EMGD", "emgd")
 EMGCTL = os.environ.get("EMGCTL", "emgctl")
 
 
+def _ephemeral_low():
+    """The lowest port the kernel hands out to unbound sockets (ip_local_port_range)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
+    """A port free for `kind` now, below the kernel's ephemeral range.  A port the
+    kernel picked (bind to 0) is in that range, where the client sockets of the
+    tests running beside this one get theirs: one of them could take it before
+    emgd binds it (an OSCQuery test saw "connection refused" under TSan)."""
+    hi = min(_ephemeral_low(), 65536)
+    lo = 20000 if hi > 21000 else 1024
+    rng = random.Random(os.getpid() ^ int(time.monotonic_ns()))
+    for _ in range(200):
+        port = rng.randrange(lo, hi)
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("0.0.0.0", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    s = socket.socket(socket.AF_INET, kind)  # a crowded range: let the kernel pick
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
