@@ -121,11 +121,11 @@ int emg_ecg_locked(const struct emg_ecg *e);
 
 /*
  * 1 once a heartbeat was detected, with *age the samples from the last
- * trigger to the end of the frames processed so far; 0 before.  A trigger
- * found to be a burst 120 ms on is taken back: the beat before it is the
- * last one again.  Reported
+ * trigger to the end of the frames processed so far; 0 before.  Reported
  * whether or not the stage is locked on a rhythm yet (it subtracts only
  * then): holding back onsets around a trigger costs only event latency.
+ * A trigger found to be a burst 120 ms on is taken back: the beat before
+ * it is the last one again.
  */
 int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age);
 
