@@ -83,12 +83,12 @@ static struct {
 } offs[NOFF];
 static unsigned noffs;
 
-/* Print the rows of one source x SNR; keep its offsets for the second table (or free it). */
-static void keep_offsets(const char *name, double snr, struct eval_result *res)
+/* Print the rows of one source x SNR; with `keep`, keep its offsets for the second table, else free it. */
+static void print_rows(const char *name, double snr, struct eval_result *res, int keep)
 {
 	for (int k = 0; k < NDET; k++)
 		eval_print_row(stdout, name, snr, dets[k], &res[k]);
-	if (noffs < NOFF && snr > 0) {
+	if (keep && noffs < NOFF && snr > 0) {
 		offs[noffs].src = name;
 		offs[noffs].snr = snr;
 		memcpy(offs[noffs++].res, res, sizeof(offs[0].res));
@@ -119,7 +119,7 @@ static void synth_source(const char *name, enum emg_synth_realism realism, doubl
 		}
 		eval_rec_free(&r);
 	}
-	keep_offsets(name, snr, res);
+	print_rows(name, snr, res, 1);
 }
 
 /* The offsets of the sources that have them (the first external set's trials end inside their contraction). */
@@ -135,8 +135,8 @@ static void offsets(void)
 		}
 }
 
-/* An external set's rows: path's trials with Gaussian or Laplacian noise at snr; offsets kept with `offsets`. */
-static void ext_source(const char *name, const char *path, int laplace, double snr, int offsets)
+/* An external set's rows: path's trials with Gaussian or Laplacian noise at snr; offsets kept with `keep`. */
+static void ext_source(const char *name, const char *path, int laplace, double snr, int keep)
 {
 	struct eval_result res[NDET];
 
@@ -150,14 +150,7 @@ static void ext_source(const char *name, const char *path, int laplace, double s
 			return;
 		}
 	}
-	if (offsets) {
-		keep_offsets(name, snr, res);
-		return;
-	}
-	for (int k = 0; k < NDET; k++) {
-		eval_print_row(stdout, name, snr, dets[k], &res[k]);
-		eval_result_free(&res[k]);
-	}
+	print_rows(name, snr, res, keep);
 }
 
 /*
