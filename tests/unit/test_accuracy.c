@@ -97,7 +97,7 @@ START_TEST(test_external)
 				};
 				check(noise[set][lap], snr[i], &res, &l, " (targets; mean: regression)");
 				if (set == 1) {
-					/* offsets: 13-16 ms median, -4..+15 ms mean today
+					/* offsets: 12.5-16 ms median, -4..+10 ms mean today
 					 * (+59 ms, p90 165 ms at 20 dB, before abrupt ends
 					 * were fitted as steps) */
 					struct eval_summary sum;
