@@ -4,6 +4,7 @@
 Every wait is on a real event (a reply, a message, process exit) with a deadline;
 nothing sleeps for a fixed time hoping the daemon got there.
 """
+import atexit
 import base64
 import json
 import os
@@ -108,7 +109,15 @@ class Daemon:
             e.update(env)
         self.proc = subprocess.Popen([EMGD, "-c", self.conf, "-v", *args],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        # A test that fails (sys.exit) before close() must not leave emgd running
+        # beside the next tests: a fresh-clone run left one up for an hour.
+        atexit.register(self._reap)
         self.wait_ready()
+
+    def _reap(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def write_conf(self, extra):
         """The test's own settings, then extra; a key extra sets itself is left out of
