@@ -1423,8 +1423,9 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 	uint64_t pk = idx_abs(o, weak ? h->bbpka[i] : h->abpka[i]);
 	uint64_t off = pk < lo ? lo : pk > first ? first : pk;
 	/* A burst the slow path confirmed first (it began on a swell of the
-	 * noise) may be strong all the same: its end is the fit's too. */
-	if (!weak || (double)h->bx2[i] * l->inv_var >= WEAK_RHO * (double)h->bn[i])
+	 * noise) may be strong all the same - not weak by the vector pass's own
+	 * test of its power: its end is the fit's too. */
+	if (!weak || !(h->bx2[i] < h->wkthr[i] * h->bn[i]))
 		off = refine_offset(o, i, n, off, l->onset);
 	if (off <= l->onset)
 		off = l->onset + 1;

@@ -338,10 +338,10 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 		 * a real onset's event for nothing costs accuracy on ECG-free lanes. */
 		if (emg_ecg_locked(p->ecg) && emg_ecg_last_beat(p->ecg, &age) && age <= n &&
 		    seq + n - age + 1 != p->beat_at) {
+			p->beat_at = seq + n - age + 1;
 			for (unsigned i = 0; i < nm; i++)
 				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
-			emg_onset_beat(p->onset, seq + n - age, p->beat_lane);
-			p->beat_at = seq + n - age + 1;
+			emg_onset_beat(p->onset, p->beat_at - 1, p->beat_lane);
 		}
 	}
 	/* Onset detection, the display envelope and calibration run up to each

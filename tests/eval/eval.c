@@ -148,7 +148,7 @@ struct emgdet_hdr {
 	uint32_t ntrials, nsamples, rate, onset_thr;
 };
 
-/* Open an emgdet file; *v2: per-trial onsets and ends (emgdet-train.bin), else one onset for all. */
+/* Open an emgdet file; *v2 (if not NULL): per-trial onsets and ends (emgdet-train.bin), else one onset for all. */
 static int emgdet_open(const char *path, FILE **f, struct emgdet_hdr *h, int *v2)
 {
 	*f = fopen(path, "rb");
@@ -160,7 +160,8 @@ static int emgdet_open(const char *path, FILE **f, struct emgdet_hdr *h, int *v2
 		fclose(*f);
 		return -EINVAL;
 	}
-	*v2 = h->magic[6] == '2';
+	if (v2)
+		*v2 = h->magic[6] == '2';
 	return 0;
 }
 
@@ -168,7 +169,7 @@ int eval_emgdet_count(const char *path)
 {
 	struct emgdet_hdr h;
 	FILE *f;
-	int v2, err = emgdet_open(path, &f, &h, &v2);
+	int err = emgdet_open(path, &f, &h, NULL);
 
 	if (err < 0)
 		return err;
