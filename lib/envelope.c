@@ -20,6 +20,16 @@
  * rounding of the sum).  Tiny negative sums left by cancellation are clamped
  * to 0 before the square root.
  *
+ * Patches (emg_env_patch): a sample still in the window may be replaced
+ * after the fact (the ECG stage's correction of the part of a heartbeat
+ * before its trigger).  The ring entry takes the new square and `sum` the
+ * difference.  `pass` too when the entry was written in the current pass,
+ * i.e. at a ring index below pos; an entry at pos or above belongs to the
+ * previous pass, is not in `pass`, and is overwritten (its new square
+ * subtracted from `sum`) before the next wrap - the resynchronisation stays
+ * exact.  The difference added to `pass` is one more rounding, gone at the
+ * wrap after next.
+ *
  * First fill: until `window` samples have arrived the RMS is
  * sqrt(sum / samples_so_far), i.e. the RMS of what has been seen, rather than
  * a value biased low by the zeros that pre-fill the ring.
@@ -119,6 +129,51 @@ static run_fn pick_run(unsigned nch)
 void emg_env_run(struct emg_env *e, const float *in, float *out, unsigned nframes)
 {
 	e->run(e, in, out, nframes);
+}
+
+/* Ring index of the frame fed `age` frames ago, or -1 when it left the window (or never came). */
+static long patch_index(const struct emg_env *e, unsigned age)
+{
+	if (age >= e->filled)
+		return -1;
+	return e->pos > age ? (long)(e->pos - 1 - age) : (long)(e->pos + e->window - 1 - age);
+}
+
+/* Patch one channel at ring index i: same float square as the run loop. */
+static void patch_at(struct emg_env *e, long i, unsigned ch, float x)
+{
+	float *r = e->ring + (size_t)i * e->nch + ch;
+	const float sq = x * x;
+	const double d = (double)sq - (double)*r;
+
+	*r = sq;
+	e->sum[ch] += d;
+	if ((unsigned long)i < e->pos)
+		e->pass[ch] += d;
+}
+
+int emg_env_patch(struct emg_env *e, unsigned ch, unsigned age, float x)
+{
+	const long i = patch_index(e, age);
+
+	if (ch >= e->nch)
+		return -EINVAL;
+	if (i < 0)
+		return -ERANGE;
+	patch_at(e, i, ch, x);
+	return 0;
+}
+
+int emg_env_patch_frame(struct emg_env *e, unsigned age, const float *x, const uint8_t *mask)
+{
+	const long i = patch_index(e, age);
+
+	if (i < 0)
+		return -ERANGE;
+	for (unsigned ch = 0; ch < e->nch; ch++)
+		if (mask[ch])
+			patch_at(e, i, ch, x[ch]);
+	return 0;
 }
 
 float emg_env_value(const struct emg_env *e, unsigned ch)

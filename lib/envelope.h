@@ -12,6 +12,8 @@
 #ifndef EMG_ENVELOPE_H
 #define EMG_ENVELOPE_H
 
+#include <stdint.h>
+
 struct emg_env;
 
 /* Create an RMS envelope of `window` samples over nch channels. */
@@ -31,5 +33,11 @@ void emg_env_run(struct emg_env *e, const float *in, float *out, unsigned nframe
 
 /* Current RMS of channel ch. */
 float emg_env_value(const struct emg_env *e, unsigned ch);
+
+/* Replace the sample of channel ch fed `age` frames ago (0: the newest) by x, O(1); 0, -ERANGE once it left the window, -EINVAL for a bad ch. */
+int emg_env_patch(struct emg_env *e, unsigned ch, unsigned age, float x);
+
+/* The same for the channels of one frame with mask[ch] set (x: nch samples); 0, or -ERANGE once it left the window. */
+int emg_env_patch_frame(struct emg_env *e, unsigned age, const float *x, const uint8_t *mask);
 
 #endif

@@ -236,6 +236,151 @@ START_TEST(test_multichannel_equals_single)
 }
 END_TEST
 
+/* Exact sum of squares of hist[end-n .. end-1] in double. */
+static double exact_sum(const float *hist, size_t end, unsigned n)
+{
+	double s = 0.0;
+
+	for (size_t i = end - n; i < end; i++)
+		s += (double)((float)(hist[i] * hist[i]));
+	return s;
+}
+
+/*
+ * Random input in random chunks, and after each chunk a few samples still in
+ * the window replaced (emg_env_patch, and a whole frame with
+ * emg_env_patch_frame): every value equals a recompute of the patched history,
+ * through many wraps - entries of the current pass and of the previous one.
+ * 19 channels: the vector groups and the scalar tail of every SIMD variant.
+ */
+START_TEST(test_patch_exact)
+{
+	const unsigned nch = 19, n = 6000, w = 50;
+	struct emg_env *e;
+	float *hist = malloc(sizeof(float) * n * nch), *x = malloc(sizeof(float) * 200 * nch);
+	float row[19];
+	uint8_t mask[19];
+	unsigned done = 0, patched = 0;
+
+	rng_seed(5);
+	ck_assert_int_eq(emg_env_new(&e, nch, w), 0);
+	while (done < n) {
+		unsigned k = 1 + (unsigned)(rng_u64() % 200);
+		if (k > n - done)
+			k = n - done;
+		for (unsigned i = 0; i < k * nch; i++)
+			x[i] = (float)(rng_uni() * 100.0);
+		emg_env_run(e, x, NULL, k);
+		for (unsigned f = 0; f < k; f++)
+			for (unsigned c = 0; c < nch; c++)
+				hist[(size_t)(done + f) * nch + c] = x[f * nch + c];
+		done += k;
+		for (int j = 0; j < 4; j++) {
+			const unsigned age = (unsigned)(rng_u64() % w), c = (unsigned)(rng_u64() % nch);
+			const float v = (float)(rng_uni() * 300.0);
+			if (age >= done) {
+				ck_assert_int_eq(emg_env_patch(e, c, age, v), -ERANGE);
+				continue;
+			}
+			ck_assert_int_eq(emg_env_patch(e, c, age, v), 0);
+			hist[(size_t)(done - 1 - age) * nch + c] = v;
+			patched++;
+		}
+		if (done > w) {
+			const unsigned age = (unsigned)(rng_u64() % w);
+			for (unsigned c = 0; c < nch; c++) {
+				row[c] = (float)(rng_uni() * 50.0);
+				mask[c] = (uint8_t)(rng_u64() & 1);
+			}
+			ck_assert_int_eq(emg_env_patch_frame(e, age, row, mask), 0);
+			for (unsigned c = 0; c < nch; c++)
+				if (mask[c])
+					hist[(size_t)(done - 1 - age) * nch + c] = row[c];
+		}
+		for (unsigned c = 0; c < nch; c++) {
+			const unsigned m = done < w ? done : w;
+			double want = 0;
+			for (unsigned i = done - m; i < done; i++)
+				want += (double)((float)(hist[(size_t)i * nch + c] * hist[(size_t)i * nch + c]));
+			want = sqrt(want / m);
+			ck_assert_msg(rel_err(emg_env_value(e, c), want) < 1e-5,
+				      "after %u frames ch %u: %.9g, recompute %.9g", done, c,
+				      (double)emg_env_value(e, c), want);
+		}
+	}
+	ck_assert_uint_gt(patched, 100);
+	emg_env_free(e);
+	free(hist);
+	free(x);
+}
+END_TEST
+
+/*
+ * Window 10, 13 frames in (write position 3): age 1 is ring index 1, written
+ * this pass; age 5 is index 7, written in the previous pass.  Both patched
+ * sums equal a recompute, the pass that replaces the sum at the next wrap
+ * too, and two wraps on the envelope is bit for bit the one fed the patched
+ * samples in the first place: a patch leaves no rounding behind.
+ */
+START_TEST(test_patch_previous_pass)
+{
+	const unsigned w = 10, n = 40;
+	struct emg_env *e, *ref;
+	float x[40], y[40], yr[40];
+
+	rng_seed(9);
+	for (unsigned i = 0; i < n; i++)
+		x[i] = (float)(rng_uni() * 10.0);
+	ck_assert_int_eq(emg_env_new(&e, 1, w), 0);
+	ck_assert_int_eq(emg_env_new(&ref, 1, w), 0);
+	emg_env_run(e, x, NULL, 13);
+	ck_assert_int_eq(emg_env_patch(e, 0, 1, 7.0f), 0);  /* frame 11, this pass */
+	ck_assert_int_eq(emg_env_patch(e, 0, 5, -3.5f), 0); /* frame 7, previous pass */
+	x[11] = 7.0f;
+	x[7] = -3.5f;
+	ck_assert_float_eq_tol(emg_env_value(e, 0), sqrtf((float)(exact_sum(x, 13, w) / w)), 1e-6f);
+	emg_env_run(e, x + 13, NULL, 7); /* wraps: sum = pass */
+	ck_assert_float_eq_tol(emg_env_value(e, 0), sqrtf((float)(exact_sum(x, 20, w) / w)), 1e-6f);
+	emg_env_run(e, x + 20, y + 20, n - 20);
+	emg_env_run(ref, x, yr, n);
+	for (unsigned i = 30; i < n; i++)
+		ck_assert_msg(y[i] == yr[i], "frame %u: %.9g vs %.9g", i, y[i], yr[i]);
+	emg_env_free(e);
+	emg_env_free(ref);
+}
+END_TEST
+
+/* A sample that left the window (or never came) is not patched: -ERANGE, nothing changes. */
+START_TEST(test_patch_out_of_window)
+{
+	struct emg_env *e;
+	float x[30], v, h[15];
+	uint8_t all[2] = { 1, 1 };
+
+	for (unsigned i = 0; i < 30; i++)
+		x[i] = 0.5f * (float)i; /* frame f, channel c: x[2f + c] */
+	ck_assert_int_eq(emg_env_new(&e, 2, 8), 0);
+	ck_assert_int_eq(emg_env_patch(e, 0, 0, 1.0f), -ERANGE); /* nothing fed yet */
+	emg_env_run(e, x, NULL, 3);
+	ck_assert_int_eq(emg_env_patch(e, 0, 3, 1.0f), -ERANGE); /* first fill: 3 frames so far */
+	ck_assert_int_eq(emg_env_patch(e, 2, 0, 1.0f), -EINVAL);
+	emg_env_run(e, x + 6, NULL, 12); /* frames 3..14 */
+	v = emg_env_value(e, 1);
+	ck_assert_int_eq(emg_env_patch(e, 1, 8, 1e6f), -ERANGE); /* frame 6: left the window */
+	ck_assert_int_eq(emg_env_patch(e, 1, 1000, 1e6f), -ERANGE);
+	ck_assert_int_eq(emg_env_patch_frame(e, 8, x, all), -ERANGE);
+	ck_assert_float_eq(emg_env_value(e, 1), v);
+	ck_assert_int_eq(emg_env_patch(e, 1, 7, x[15]), 0); /* frame 7, the oldest in: same value */
+	ck_assert_float_eq(emg_env_value(e, 1), v);
+	ck_assert_int_eq(emg_env_patch(e, 1, 7, 0.0f), 0);
+	for (unsigned f = 0; f < 15; f++)
+		h[f] = x[2 * f + 1];
+	h[7] = 0.0f;
+	ck_assert_float_eq_tol(emg_env_value(e, 1), sqrtf((float)(exact_sum(h, 15, 8) / 8)), 1e-6f);
+	emg_env_free(e);
+}
+END_TEST
+
 /*
  * 24 hours at 2 kHz (172.8 M samples) of noise whose amplitude jumps between
  * quiet (0.1 uV), anything in between and huge artefacts (100 mV): the
@@ -344,6 +489,9 @@ static Suite *envelope_suite(void)
 	tcase_add_test(tc, test_first_fill_and_reset);
 	tcase_add_test(tc, test_inplace_and_null);
 	tcase_add_test(tc, test_multichannel_equals_single);
+	tcase_add_test(tc, test_patch_exact);
+	tcase_add_test(tc, test_patch_previous_pass);
+	tcase_add_test(tc, test_patch_out_of_window);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("drift");
