@@ -107,6 +107,14 @@
 #define EFF_ALPHA 0.25f
 #define EFF_OFF 1.0f
 #define EFF_ON 0.9f
+/*
+ * Pre-trigger template: the PRE_MS before each trigger.  The trigger comes on
+ * the QRS upstroke ~13 ms before R; the Q wave and the upstroke below it start
+ * ~40 ms before R, so ~27 ms of every beat precede the trigger and stay in
+ * the signal.  40 ms covers them with room for the trigger's jitter against R
+ * (a few ms); much longer would only learn noise from the quiet before the Q.
+ */
+#define PRE_MS 40.0
 /* Lanes with fewer learnt beats than this vote with weight 1. */
 #define WEIGHT_MIN_BEATS 4
 /* Weight = q^2 / (q^2 + WEIGHT_Q^2) for a template QRS peak of q times the lane's noise
@@ -149,6 +157,17 @@ struct emg_ecg {
 	float *eout; /* ... and after it (whether or not it is applied) */
 	float *eff;  /* EMA of eout / ein over clean beats: does subtracting help? */
 	float *app;  /* 1 where the template is subtracted, 0 where it would add energy */
+	float *pin, *pout, *peff, *papp; /* the same for the pre-trigger template */
+	float *hist; /* P x nl ring: the stage's output of frame s in row s % P, up to the current run call */
+	const float *cur; /* the frames of the current run call (kernel), from sample t_cur on */
+	uint64_t t_cur;
+	float *tpre; /* P x stride pre-trigger template, row j for trigger - P + j */
+	float *fixx; /* EMG_ECG_FIX_MAX x P x nl: the corrected pre-trigger frames of the last triggers */
+	uint8_t *fixl; /* EMG_ECG_FIX_MAX x nl: where they apply */
+	unsigned fixf[EMG_ECG_FIX_MAX]; /* their trigger frame in the current emg_ecg_run() call */
+	unsigned nfix;  /* triggers listed in the current call (the last EMG_ECG_FIX_MAX kept) */
+	uint64_t t_run; /* e->t when the current emg_ecg_run() call began */
+	unsigned P;
 	float thr_guard;
 	float a_fast, a_busy, eta, eta_fast;
 	unsigned K, kpk, kchk;
@@ -177,6 +196,7 @@ struct emg_ecg {
 	} prev;
 
 	void (*run)(struct emg_ecg *e, float *frames, const float *det, unsigned n);
+	void (*pre_frame)(struct emg_ecg *e, const float *x, float *tp, float *out);
 };
 
 void emg_ecg_params_default(struct emg_ecg_params *p)
@@ -205,19 +225,99 @@ const char *emg_ecg_mode_name(enum emg_ecg_mode m)
 	return (unsigned)m < 4 ? mode_names[m] : "?";
 }
 
-/* The current beat's window is over (or cut short by the next beat): did subtracting help? */
+/* One beat's energy after subtraction over before, into the EMA *eff: the new `app` (1 = subtract). */
+static float helps(float *eff, float app, float ratio)
+{
+	*eff += EFF_ALPHA * (ratio - *eff);
+	if (app > 0 && *eff > EFF_OFF)
+		return 0.0f;
+	if (app == 0 && *eff < EFF_ON)
+		return 1.0f;
+	return app;
+}
+
+/*
+ * The current beat's window is over (or cut short by the next beat): did
+ * subtracting help?  Asked of each template apart: the one after the trigger
+ * cleans the signal, the one before only the envelope, and where the QRS is
+ * faint (a few times the noise) one may help while the other adds the noise it
+ * learnt.
+ */
 static void beat_done(struct emg_ecg *e)
 {
 	for (size_t l = 0; l < e->nl; l++) {
 		/* only beats that taught the template: the lane was quiet and on the rhythm */
-		if (e->ga[l] > 0 && e->ein[l] > 0) {
-			e->eff[l] += EFF_ALPHA * (e->eout[l] / e->ein[l] - e->eff[l]);
-			if (e->app[l] > 0 && e->eff[l] > EFF_OFF)
-				e->app[l] = 0.0f;
-			else if (e->app[l] == 0 && e->eff[l] < EFF_ON)
-				e->app[l] = 1.0f;
-		}
-		e->ein[l] = e->eout[l] = 0;
+		if (e->ga[l] > 0 && e->ein[l] > 0)
+			e->app[l] = helps(&e->eff[l], e->app[l], e->eout[l] / e->ein[l]);
+		if (e->ga[l] > 0 && e->pin[l] > 0)
+			e->papp[l] = helps(&e->peff[l], e->papp[l], e->pout[l] / e->pin[l]);
+		e->ein[l] = e->eout[l] = e->pin[l] = e->pout[l] = 0;
+	}
+}
+
+/* The stage's output of sample s, one of the P before the current one. */
+static const float *out_frame(const struct emg_ecg *e, uint64_t s)
+{
+	/* this run call's frames are already output; the ring holds earlier ones */
+	if (s >= e->t_cur)
+		return e->cur + (s - e->t_cur) * e->nl;
+	return e->hist + (s % e->P) * e->nl;
+}
+
+/* The end of a run call over n frames up to sample t: its last P output frames into the ring. */
+static void hist_store(struct emg_ecg *e, const float *frames, unsigned n)
+{
+	/* One or two contiguous copies per call, not one per frame: this is
+	 * all the pre-trigger template costs between beats. */
+	const unsigned m = n < e->P ? n : e->P;
+	uint64_t s = e->t - m;
+	const float *src = frames + (size_t)(n - m) * e->nl;
+
+	for (unsigned left = m; left > 0;) {
+		const unsigned row = (unsigned)(s % e->P), k = e->P - row < left ? e->P - row : left;
+
+		memcpy(e->hist + (size_t)row * e->nl, src, (size_t)k * e->nl * sizeof(float));
+		src += (size_t)k * e->nl;
+		s += k;
+		left -= k;
+	}
+}
+
+/*
+ * A new beat starts at sample t: its part before the trigger, the P frames
+ * before it, with this beat's learning gains.  The pre-trigger template learns
+ * as the other (same gain, same innovation clip; tested against the template
+ * before this beat's update, like every subtracted sample), the beat's
+ * before/after energies there go to its own check (`papp`, judged in
+ * beat_done() once the trigger proved a beat), and on a rhythm the corrected
+ * frames are listed for emg_ecg_pre_fix().  Those frames are the stage's
+ * output, not its input: the same outside a beat's window, and inside one (a
+ * heart rate over ~135 bpm, whose next Q falls in the 400 ms window) what is
+ * left of the last beat.  Not inlined: it runs once per beat, and stays out
+ * of the per-frame loop that detect() and trigger() are inlined into.
+ */
+static __attribute__((noinline)) void pre_beat(struct emg_ecg *e)
+{
+	const size_t nl = e->nl, st = e->stride;
+	const unsigned P = e->P, slot = e->nfix % EMG_ECG_FIX_MAX;
+	float *fx = e->fixx + (size_t)slot * P * nl;
+	uint8_t *fl = e->fixl + (size_t)slot * nl;
+	int fix = 0, learn = 0;
+
+	for (size_t l = 0; l < nl; l++) {
+		fl[l] = e->apply > 0 && e->papp[l] > 0 && e->on[l] > 0;
+		fix |= fl[l];
+		learn |= e->ga[l] > 0;
+	}
+	/* A trigger off the rhythm (a burst) neither teaches nor is corrected:
+	 * nothing to do (the energies count only for lanes that learn). */
+	if (!fix && !learn)
+		return;
+	for (unsigned j = 0; j < P; j++)
+		e->pre_frame(e, out_frame(e, e->t - P + j), e->tpre + (size_t)j * st, fx + (size_t)j * nl);
+	if (fix) {
+		e->fixf[slot] = (unsigned)(e->t - e->t_run);
+		e->nfix++;
 	}
 }
 
@@ -301,6 +401,7 @@ beat:
 		}
 		e->cnt[l] += 1.0f;
 	}
+	pre_beat(e);
 }
 
 /*
@@ -399,6 +500,13 @@ static void beat_undo(struct emg_ecg *e)
 	e->learn = 0;
 	e->beats--;
 	e->k = e->K;
+	/* The energies of a beat that was none must not weigh in the next
+	 * beat's check.  What its 120 ms subtracted and its pre-trigger fix
+	 * (emg_ecg_pre_fix) stay: neither the signal nor the RMS envelope
+	 * patched with it can be taken back now, and both were corrected with
+	 * a template learnt from real beats. */
+	for (size_t l = 0; l < e->nl; l++)
+		e->ein[l] = e->eout[l] = e->pin[l] = e->pout[l] = 0;
 }
 
 /* The peak window of a beat is over: threshold, weights and clips from what it taught. */
@@ -453,13 +561,16 @@ static void beat_learned(struct emg_ecg *e)
 static void pick_run(struct emg_ecg *e)
 {
 	e->run = run_base;
+	e->pre_frame = pre_frame_base;
 #if EMG_SIMD_X86
 	switch (emg_simd_level()) {
 	case 4:
 		e->run = e->nl >= 16 ? run_v4 : run_v4_8;
+		e->pre_frame = e->nl >= 16 ? pre_frame_v4 : pre_frame_v4_8;
 		break;
 	case 3:
 		e->run = run_v3;
+		e->pre_frame = pre_frame_v3;
 		break;
 	}
 #endif
@@ -477,7 +588,7 @@ static float *falloc(size_t n)
 int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs, unsigned nlanes)
 {
 	struct emg_ecg *e;
-	float **arrays[20];
+	float **arrays[24];
 	int r = -ENOMEM;
 
 	if (!out || !p || nlanes < 1 || nlanes > EMG_ECG_MAX_LANES || (unsigned)p->mode > 3 ||
@@ -552,13 +663,23 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 	arrays[17] = &e->eout;
 	arrays[18] = &e->eff;
 	arrays[19] = &e->app;
+	arrays[20] = &e->pin;
+	arrays[21] = &e->pout;
+	arrays[22] = &e->peff;
+	arrays[23] = &e->papp;
 	if (p->mode & EMG_ECG_SUBTRACT) {
-		for (unsigned i = 0; i < 20; i++)
+		for (unsigned i = 0; i < 24; i++)
 			if (!(*arrays[i] = falloc(e->stride)))
 				goto fail;
 		if (e->hp && !(e->pre = falloc((size_t)HP_CHUNK * nlanes)))
 			goto fail;
 		if (!(e->tmpl = falloc((size_t)e->K * e->stride)))
+			goto fail;
+		e->P = (unsigned)lround(PRE_MS * 1e-3 * fs);
+		if (!(e->hist = falloc((size_t)e->P * nlanes)) ||
+		    !(e->tpre = falloc((size_t)e->P * e->stride)) ||
+		    !(e->fixx = falloc((size_t)EMG_ECG_FIX_MAX * e->P * nlanes)) ||
+		    !(e->fixl = calloc((size_t)EMG_ECG_FIX_MAX * nlanes, 1)))
 			goto fail;
 		/* Padding lanes too: their vote must be 0 / (FLOOR_E * Q_INIT), not 0 / 0. */
 		for (size_t l = 0; l < e->stride; l++) {
@@ -567,8 +688,8 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 			e->cap[l] = CAP_INIT;
 			e->dm[l] = 1.0f / Q_INIT;
 			e->iq[l] = 1.0f / Q_INIT;
-			e->eff[l] = EFF_INIT;
-			e->app[l] = 1.0f;
+			e->eff[l] = e->peff[l] = EFF_INIT;
+			e->app[l] = e->papp[l] = 1.0f;
 			e->non += l < nlanes && !p->skip[l];
 		}
 	}
@@ -620,6 +741,14 @@ void emg_ecg_free(struct emg_ecg *e)
 	free(e->eout);
 	free(e->eff);
 	free(e->app);
+	free(e->pin);
+	free(e->pout);
+	free(e->peff);
+	free(e->papp);
+	free(e->hist);
+	free(e->tpre);
+	free(e->fixx);
+	free(e->fixl);
 	free(e);
 }
 
@@ -646,6 +775,8 @@ static void highpass(struct emg_ecg *e, float *frames, unsigned n)
 
 void emg_ecg_run(struct emg_ecg *e, float *frames, unsigned nframes)
 {
+	e->nfix = 0;
+	e->t_run = e->t;
 	if (!(e->mode & EMG_ECG_SUBTRACT)) {
 		if (e->hp)
 			highpass(e, frames, nframes);
@@ -666,6 +797,26 @@ void emg_ecg_run(struct emg_ecg *e, float *frames, unsigned nframes)
 		highpass(e, x, m);
 		e->run(e, x, e->pre, m);
 	}
+}
+
+int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out)
+{
+	const unsigned kept = e->nfix < EMG_ECG_FIX_MAX ? e->nfix : EMG_ECG_FIX_MAX;
+	unsigned slot;
+
+	if (i >= kept)
+		return -ENOENT;
+	slot = (e->nfix - kept + i) % EMG_ECG_FIX_MAX;
+	out->frame = e->fixf[slot];
+	out->pre = e->P;
+	out->lane = e->fixl + (size_t)slot * e->nl;
+	out->x = e->fixx + (size_t)slot * e->P * e->nl;
+	return 0;
+}
+
+unsigned emg_ecg_pre_samples(const struct emg_ecg *e)
+{
+	return e->P;
 }
 
 unsigned emg_ecg_latency_samples(const struct emg_ecg *e)

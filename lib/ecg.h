@@ -45,14 +45,21 @@
  *              beats, then exponential (1/16) with the innovation clipped at
  *              3 noise SDs + 50 % of the template (bounded influence of an
  *              EMG burst), and only for lanes that were not busy at the
- *              trigger and are not busy now.  O(1) per lane-sample, no
- *              look-back buffer, no per-beat burst of work.
+ *              trigger and are not busy now.  O(1) per lane-sample; the
+ *              only look-back is the 40 ms pre-trigger ring, worked through
+ *              once per beat (40 ms x lanes, a few us at 64 lanes).
  *   Causality: subtraction starts at the trigger sample itself and never
  *              delays the signal: emg_ecg_latency_samples() is 0, onset
  *              indices need no correction and the event latency is
- *              unchanged.  What is left is the part of the QRS before the
- *              trigger (the first few ms of the upstroke, small because the
- *              trigger sits low on it).  The alternatives were rejected:
+ *              unchanged.  What is left in the signal is the part of the QRS
+ *              before the trigger (the Q wave and the start of the upstroke,
+ *              ~25 ms).  A second, pre-trigger template learns it (same
+ *              rules, from a ring of the last 40 ms of output, its own
+ *              "does it help" check) and each trigger lists those 40 ms
+ *              corrected (emg_ecg_pre_fix): not for the signal, which has
+ *              gone on, but for measures over a window that still holds
+ *              them - the RMS envelope and %MVC.  The alternatives to a
+ *              correction after the fact were rejected:
  *              a fixed output delay (<= 60 ms) subtracts the whole beat but
  *              delays every onset event by that much; a template predicted
  *              from the RR rhythm starts earlier, but beat-to-beat variability
@@ -128,6 +135,28 @@ int emg_ecg_locked(const struct emg_ecg *e);
  * it is the last one again.
  */
 int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age);
+
+/* At most this many heartbeats of one emg_ecg_run() call keep their pre-trigger fix (the last ones). */
+#define EMG_ECG_FIX_MAX 4
+
+/*
+ * The part of a heartbeat before its trigger, which the stage cannot take
+ * out of the signal (it had passed when the trigger fired), corrected after
+ * the fact for what measures the signal over a window that still holds it:
+ * the RMS envelope (lib/pipeline.c patches it with emg_env_patch_frame).
+ */
+struct emg_ecg_fix {
+	unsigned frame;      /* the trigger's frame in the last emg_ecg_run() call: the first one subtracted */
+	unsigned pre;        /* frames corrected: frame - pre .. frame - 1 (below 0: earlier calls' frames) */
+	const uint8_t *lane; /* [nlanes] 1 where the stage subtracts (on a rhythm, template helps), else 0 */
+	const float *x;      /* [pre x nlanes] frame-major: those frames as the stage output them, minus the pre-trigger template */
+};
+
+/* Heartbeat i (0 = oldest) triggered in the last emg_ecg_run() call while subtracting; -ENOENT past the last. */
+int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out);
+
+/* Frames before each trigger that emg_ecg_pre_fix() corrects (0 without the subtract stage). */
+unsigned emg_ecg_pre_samples(const struct emg_ecg *e);
 
 /* QRS peak energy of a lane over its noise energy (100 until learnt, 0 for skipped lanes). */
 float emg_ecg_lane_qrs(const struct emg_ecg *e, unsigned lane);

@@ -4,7 +4,8 @@
  * ecg.c once per ISA level with EMG_VL and EMG_K() defined (see simd.h).
  * Pass 1 updates every lane's detector state and votes for a heartbeat;
  * the scalar detector (detect() in ecg.c) decides; pass 2, only inside a
- * beat, subtracts and updates the template row of that beat sample.
+ * beat, subtracts and updates the template row of that beat sample.  At
+ * a trigger, pre_frame() works through the frames before it (pre_beat()).
  */
 
 typedef float EMG_K(vf) __attribute__((vector_size(EMG_VL * 4)));
@@ -101,11 +102,49 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 	}
 }
 
+/*
+ * pre_beat()'s work on one frame before a trigger (x: the stage's output
+ * there, tp: its pre-trigger template row): the beat's pre-trigger energies
+ * before and after, the corrected frame into out, and the template learnt
+ * with sub()'s gain and clip.
+ */
+static void EMG_K(pre_frame)(struct emg_ecg *e, const float *x, float *tp, float *out)
+{
+	const size_t nl = e->nl, nv = nl - nl % EMG_VL;
+	const VF z = { 0 };
+	size_t c;
+
+	for (c = 0; c < nv; c += EMG_VL) {
+		const VF xv = LDU(x + c), tv = LDA(tp + c), d = xv - tv;
+		const VF at = EMG_K(sel)(tv < z, -tv, tv);
+		const VF lim = LDA(e->lim + c) + 0.5f * at;
+		const VF dc = EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
+
+		STA(e->pin + c, LDA(e->pin + c) + xv * xv);
+		STA(e->pout + c, LDA(e->pout + c) + d * d);
+		STU(out + c, xv - e->apply * LDA(e->papp + c) * tv);
+		STA(tp + c, tv + LDA(e->ga + c) * dc);
+	}
+	for (; c < nl; c++) {
+		const float xv = x[c], tv = tp[c], d = xv - tv;
+		const float lim = e->lim[c] + 0.5f * fabsf(tv);
+		const float dc = d > lim ? lim : d < -lim ? -lim : d;
+
+		e->pin[c] += xv * xv;
+		e->pout[c] += d * d;
+		out[c] = xv - e->apply * e->papp[c] * tv;
+		tp[c] += e->ga[c] * dc;
+	}
+}
+
 /* n frames in place; the detector votes on det (the same frames, or the same before the high-pass). */
 static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsigned n)
 {
 	const size_t nl = e->nl, nv = nl - nl % EMG_VL;
 	float *const row = e->row;
+
+	e->cur = frames; /* pre_beat() reads the output frames before a trigger here */
+	e->t_cur = e->t;
 
 	for (unsigned f = 0; f < n; f++) {
 		float *x = frames + (size_t)f * nl;
@@ -173,6 +212,7 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 		}
 		e->t++;
 	}
+	hist_store(e, frames, n);
 }
 
 #undef VF
