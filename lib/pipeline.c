@@ -299,9 +299,27 @@ static void calib_collect(struct emg_pipeline *p, const float *env, unsigned n)
 		calib_finish(p);
 }
 
+/*
+ * The part of a heartbeat before its trigger (emg_ecg_pre_fix) out of the
+ * display envelope, which still holds it: applied once the envelope has taken
+ * the frames up to the trigger and before it takes the trigger's own, so every
+ * value it outputs - ticks, %MVC, calibration - is the same however the
+ * frames came in blocks.  Only the envelope: the signal (onsets, recording)
+ * has gone on.  A trigger the stage takes back 120 ms later as a burst
+ * (beat_undo in lib/ecg.c) keeps its patch, as the signal keeps what was
+ * subtracted after it: both used a template learnt from real beats.
+ */
+static void env_fix(struct emg_pipeline *p, const struct emg_ecg_fix *f)
+{
+	for (unsigned j = 0; j < f->pre; j++)
+		(void)emg_env_patch_frame(p->env, f->pre - 1 - j, f->x + (size_t)j * p->nm, f->lane);
+}
+
 static void process_block(struct emg_pipeline *p, const float *frames, unsigned n, uint64_t seq)
 {
 	const unsigned nm = p->nm;
+	struct emg_ecg_fix fix[EMG_ECG_FIX_MAX];
+	unsigned nfix = 0, fi = 0;
 
 	/* Gather the mapped channels into muscle order (one copy when the
 	 * muscles are consecutive channels, the usual map). */
@@ -343,17 +361,24 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
 			emg_onset_beat(p->onset, p->beat_at - 1, p->beat_lane);
 		}
+		while (nfix < EMG_ECG_FIX_MAX && emg_ecg_pre_fix(p->ecg, nfix, &fix[nfix]) == 0)
+			nfix++;
 	}
 	/* Onset detection, the display envelope and calibration run up to each
-	 * tick's last sample (and stop exactly at a calibration's last sample),
-	 * so a tick reports the onset state (active, SNR, baseline) of its own
-	 * sample and a rest baseline covers exactly the trial: results do not
+	 * tick's last sample (and stop exactly at a calibration's last sample
+	 * and before each heartbeat's trigger, for env_fix()), so a tick
+	 * reports the onset state (active, SNR, baseline) of its own sample
+	 * and a rest baseline covers exactly the trial: results do not
 	 * depend on how the frames were split into blocks.  The envelope's
 	 * square root is taken per sample only while a calibration needs every
 	 * value; otherwise once per tick (emg_env_value, the same number). */
 	for (unsigned done = 0; done < n;) {
 		unsigned end = n;
-		if (p->tick_sample >= seq + done && p->tick_sample < seq + n)
+		for (; fi < nfix && fix[fi].frame <= done; fi++)
+			env_fix(p, &fix[fi]);
+		if (fi < nfix)
+			end = fix[fi].frame;
+		if (p->tick_sample >= seq + done && p->tick_sample < seq + end)
 			end = (unsigned)(p->tick_sample - seq) + 1;
 		if (p->cal_kind && p->cal_left > 0 && p->cal_left < end - done)
 			end = done + (unsigned)p->cal_left;

@@ -195,7 +195,10 @@ static void noise_rates(void)
  * Heartbeats: the realistic synth at rest with a 200 uV ECG.  False onsets
  * per ECG mode and detector, and each muscle's RMS at rest over its RMS
  * without the ECG (the same seed with ecg_uv = 0: every other component is
- * identical), from 10 s on - after the stage has learnt its templates.
+ * identical), from 10 s on - after the stage has learnt its templates: of
+ * the stage's output signal ("signal"), and of the display envelope the
+ * daemon publishes ("envelope", from which the part of each beat before its
+ * trigger is taken out after the fact; eval_env_rms).
  */
 static void heartbeat(void)
 {
@@ -203,6 +206,7 @@ static void heartbeat(void)
 	struct emg_device_config c;
 	struct eval_rec r, clean;
 	double ref[EMG_DEVICE_MAX_CHANNELS], rms[EMG_DEVICE_MAX_CHANNELS];
+	double eref[EMG_DEVICE_MAX_CHANNELS], erms[EMG_DEVICE_MAX_CHANNELS];
 
 	emg_device_config_default(&c);
 	c.realism = EMG_SYNTH_REALISTIC;
@@ -213,7 +217,8 @@ static void heartbeat(void)
 	c.ecg_uv = 200;
 	if (eval_synth(&r, &c, 1) < 0)
 		exit(1);
-	if (eval_stage_rms(&clean, EMG_ECG_OFF, 10, ref) < 0)
+	if (eval_stage_rms(&clean, EMG_ECG_OFF, 10, ref) < 0 ||
+	    eval_env_rms(&clean, EMG_ECG_OFF, 10, 1000, eref) < 0)
 		exit(1);
 	for (unsigned e = 0; e < sizeof(modes) / sizeof(modes[0]); e++) {
 		ecg_mode = (int)modes[e];
@@ -228,12 +233,18 @@ static void heartbeat(void)
 			       (double)(res.fa_rest + res.fa_other) / ((double)r.n / r.fs / 60.0 * r.nch));
 			eval_result_free(&res);
 		}
-		if (eval_stage_rms(&r, modes[e], 10, rms) < 0)
+		if (eval_stage_rms(&r, modes[e], 10, rms) < 0 ||
+		    eval_env_rms(&r, modes[e], 10, 1000, erms) < 0)
 			exit(1);
-		printf("rest RMS with ECG 200 uV / without, ecg = %-8s", emg_ecg_mode_name(modes[e]));
+		printf("rest RMS with ECG 200 uV / without, ecg = %-8s signal  ", emg_ecg_mode_name(modes[e]));
 		for (unsigned i = 0; i < emg_muscles_count(r.map); i++) {
 			const struct emg_muscle *m = emg_muscles_get(r.map, i);
 			printf(" %s %.2f", m->name, rms[m->channel] / ref[m->channel]);
+		}
+		printf("\nrest RMS with ECG 200 uV / without, ecg = %-8s envelope", emg_ecg_mode_name(modes[e]));
+		for (unsigned i = 0; i < emg_muscles_count(r.map); i++) {
+			const struct emg_muscle *m = emg_muscles_get(r.map, i);
+			printf(" %s %.2f", m->name, erms[m->channel] / eref[m->channel]);
 		}
 		printf("\n");
 	}

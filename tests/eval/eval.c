@@ -863,3 +863,52 @@ out:
 	free(buf);
 	return err;
 }
+
+/* Sums of the published envelope^2 per muscle, from `from` on. */
+struct env_acc {
+	uint64_t from;
+	unsigned nm;
+	double sum[EMG_MUSCLES_MAX];
+	uint64_t n;
+};
+
+static void on_env(void *ud, const struct emg_out *rec)
+{
+	struct env_acc *a = ud;
+
+	if (rec->type != EMG_OUT_METRICS || rec->sample < a->from)
+		return;
+	for (unsigned i = 0; i < a->nm; i++)
+		a->sum[i] += (double)rec->m[i].rms * rec->m[i].rms;
+	a->n++;
+}
+
+int eval_env_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, unsigned chunk, double *rms)
+{
+	struct emg_pipeline_config cfg;
+	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
+					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
+	struct emg_pipeline *p;
+	struct env_acc a = { .from = (uint64_t)(skip_s * r->fs), .nm = emg_muscles_count(r->map) };
+	int err;
+
+	if (chunk == 0 || a.from >= r->n)
+		return -EINVAL;
+	emg_pipeline_config_default(&cfg);
+	cfg.ecg.mode = mode;
+	snprintf(info.driver, sizeof(info.driver), "eval");
+	if ((err = emg_pipeline_new(&p, &cfg, &info, r->map, NULL)) < 0)
+		return err;
+	for (uint64_t done = 0; done < r->n; done += chunk) {
+		unsigned k = r->n - done < chunk ? (unsigned)(r->n - done) : chunk;
+		emg_pipeline_process(p, r->x + done * r->nch, k, done, 0, on_env, &a);
+	}
+	emg_pipeline_free(p);
+	if (a.n == 0)
+		return -ENODATA;
+	for (unsigned c = 0; c < r->nch; c++)
+		rms[c] = 0;
+	for (unsigned i = 0; i < a.nm; i++)
+		rms[emg_muscles_get(r->map, i)->channel] = sqrt(a.sum[i] / (double)a.n);
+	return 0;
+}

@@ -147,6 +147,10 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res);
 /* RMS of each channel of r (into rms[nch]) after the band-pass and an ECG stage in `mode`, from skip_s on; negative errno. */
 int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms);
 
+/* RMS of each muscle's published display envelope (rms[channel], the root of the mean envelope^2 over the
+ * metric ticks from skip_s on) through emg_pipeline with [dsp] ecg = mode, fed `chunk` frames at a time; negative errno. */
+int eval_env_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, unsigned chunk, double *rms);
+
 /* Summarise res. */
 void eval_summarise(const struct eval_result *res, struct eval_summary *s);
 
