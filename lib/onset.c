@@ -343,6 +343,7 @@ struct emg_onset {
 	uint64_t dropped;     /* bursts the report gate dropped */
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
 	void (*stats)(struct emg_onset *o, unsigned nf);
+	void (*feed)(struct emg_onset *o, unsigned nf); /* adds a chunk to the power history */
 };
 
 void emg_onset_params_default(struct emg_onset_params *p)
@@ -1291,26 +1292,6 @@ static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint6
 	return r > onset && r <= n ? r : off;
 }
 
-/* Add nf frames of o->h.xb to the power history. */
-static void ref_feed(struct emg_onset *o, unsigned nf)
-{
-	const unsigned nlp = o->nlp;
-	float *const acc = o->ref_acc;
-
-	for (unsigned f = 0; f < nf; f++) {
-		const float *x = o->h.xb + (size_t)f * nlp;
-		for (unsigned i = 0; i < nlp; i++)
-			acc[i] += x[i] * x[i];
-		if (++o->ref_pos == o->ref_d) {
-			float *row = o->ref_ring + (size_t)(o->ref_sub & (o->ref_cap - 1)) * nlp;
-			memcpy(row, acc, nlp * sizeof(float));
-			memset(acc, 0, nlp * sizeof(float));
-			o->ref_pos = 0;
-			o->ref_sub++;
-		}
-	}
-}
-
 /*
  * A run whose onset `at` lies in the QRS window of a heartbeat on lane i that
  * is not later than n, [trigger - beat_pre, trigger + beat_post), is what the
@@ -1477,15 +1458,18 @@ static void pick_kernels(struct emg_onset *o)
 {
 	o->kernel = main_base;
 	o->stats = stats_base;
+	o->feed = ref_feed_base;
 #if EMG_SIMD_X86
 	switch (emg_simd_level()) {
 	case 4:
 		o->kernel = o->nlanes > 8 ? main_v4 : main_v4_8;
 		o->stats = o->nlanes > 8 ? stats_v4 : stats_v4_8;
+		o->feed = o->nlanes > 8 ? ref_feed_v4 : ref_feed_v4_8;
 		break;
 	case 3:
 		o->kernel = main_v3;
 		o->stats = stats_v3;
+		o->feed = ref_feed_v3;
 		break;
 	}
 #endif
@@ -1740,7 +1724,7 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		for (unsigned i = 0; i < nl; i++)
 			o->h.dirty[i] |= o->h.act[i];
 		o->ref_off = first_sample - o->seen;
-		ref_feed(o, nf);
+		o->feed(o, nf);
 		o->kernel(o, nf, first_sample);
 		o->stats(o, nf);
 		if (o->fr[nf - 1].flags & FR_BLK_END)

@@ -308,6 +308,30 @@ static void EMG_K(main)(struct emg_onset *o, unsigned nf, uint64_t first)
 	}
 }
 
+/* Add the chunk's nf frames of x^2 to the power history (ref_ring, ref_acc). */
+static void EMG_K(ref_feed)(struct emg_onset *o, unsigned nf)
+{
+	const unsigned nlp = o->nlp;
+	float *const acc = o->ref_acc;
+
+	for (unsigned f = 0; f < nf; f++) {
+		const float *x = o->h.xb + (size_t)f * nlp;
+		if (++o->ref_pos < o->ref_d) {
+			for (unsigned g0 = 0; g0 < nlp; g0 += EMG_VL)
+				STF(acc + g0, LDF(acc + g0) + LDF(x + g0) * LDF(x + g0));
+			continue;
+		}
+		/* the entry's last frame: complete it straight into the ring */
+		float *row = o->ref_ring + (size_t)(o->ref_sub & (o->ref_cap - 1)) * nlp;
+		for (unsigned g0 = 0; g0 < nlp; g0 += EMG_VL) {
+			STF(row + g0, LDF(acc + g0) + LDF(x + g0) * LDF(x + g0));
+			STF(acc + g0, (VF){ 0 });
+		}
+		o->ref_pos = 0;
+		o->ref_sub++;
+	}
+}
+
 /*
  * The block (and rest) statistics of the chunk: per lane, shifted sums of c,
  * sums of x and x^2, and the powers of the W-sample sub-blocks.
