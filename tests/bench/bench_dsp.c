@@ -29,9 +29,12 @@
  * The outputs of emg_filter and liquid are compared sample by sample (max
  * abs difference, uV, and relative to the largest output).
  *
- * Usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L] [-e ecg-mode]
+ * Usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L] [-e ecg-mode] [-R] [-S scenario]
  * (-L: leave liquid-dsp out, e.g. to profile emgd alone; -e: the ecg and chain
- * columns with [dsp] ecg = off | highpass | subtract | both instead of the default)
+ * columns with [dsp] ecg = off | highpass | subtract | both instead of the default;
+ * -R: the realistic synth, with heartbeats - the plain one has none, so its ecg
+ * column is the stage's cost between beats; -S: another synth scenario, e.g.
+ * -R -S rest, where the stage is locked on the heart and subtracts every beat)
  */
 #include <errno.h>
 #include <math.h>
@@ -139,6 +142,10 @@ static struct emg_muscles *make_map(unsigned nch)
 	return m;
 }
 
+/* -R: the realistic synth (heartbeats, ramps, cross-talk) instead of the plain one; -S: the scenario. */
+static int realistic;
+static const char *scenario = "session";
+
 static void make_data(struct data *d, unsigned nch, double fs, double seconds)
 {
 	struct emg_device_config cfg;
@@ -152,8 +159,10 @@ static void make_data(struct data *d, unsigned nch, double fs, double seconds)
 	cfg.realtime = false;
 	cfg.rate = fs;
 	cfg.channels = nch;
-	cfg.scenario = "session";
+	cfg.scenario = scenario;
 	cfg.muscles = d->map;
+	if (realistic)
+		cfg.realism = EMG_SYNTH_REALISTIC;
 	if (emg_synth_new(&s, &cfg) < 0) {
 		fprintf(stderr, "bench_dsp: synth failed\n");
 		exit(2);
@@ -354,7 +363,7 @@ static double run_liquid(struct data *d, const float *in, float *out, float *hot
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L] [-e ecg-mode]\n");
+	fprintf(stderr, "usage: bench_dsp [-r reps] [-s seconds] [-f rate] [-c channels]... [-L] [-e ecg-mode] [-R] [-S scenario]\n");
 	exit(2);
 }
 
@@ -365,8 +374,14 @@ int main(int argc, char **argv)
 	double seconds = 16, fs = 2000;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:s:f:c:Le:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:s:f:c:Le:RS:")) != -1) {
 		switch (opt) {
+		case 'S':
+			scenario = optarg;
+			break;
+		case 'R':
+			realistic = 1;
+			break;
 		case 'e': {
 			enum emg_ecg_mode m;
 			if (emg_ecg_mode_parse(optarg, &m) < 0)
@@ -399,8 +414,9 @@ int main(int argc, char **argv)
 	if (reps < 1 || reps > MAXREPS || !(seconds > 1) || !(fs >= 250))
 		usage();
 
-	printf("DSP chain, ns per channel-sample (thread CPU time): synth \"session\" at %g Hz, %g s per "
-	       "run, blocks of %d frames, best of %u runs [median]\n", fs, seconds, BLOCK, reps);
+	printf("DSP chain, ns per channel-sample (thread CPU time): %s synth \"%s\" at %g Hz, %g s per "
+	       "run, blocks of %d frames, best of %u runs [median]\n", realistic ? "realistic" : "plain",
+	       scenario, fs, seconds, BLOCK, reps);
 	if (ecg_mode >= 0)
 		printf("ecg and chain columns with [dsp] ecg = %s\n", emg_ecg_mode_name((enum emg_ecg_mode)ecg_mode));
 #ifndef HAVE_LIQUID
