@@ -344,6 +344,7 @@ struct emg_onset {
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
 	void (*stats)(struct emg_onset *o, unsigned nf);
 	void (*feed)(struct emg_onset *o, unsigned nf); /* adds a chunk to the power history */
+	void (*amp)(const double *raw, double *u, unsigned m, double var); /* ref_window's amplitudes */
 };
 
 void emg_onset_params_default(struct emg_onset_params *p)
@@ -1223,22 +1224,18 @@ static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_
 	const uint64_t mask = o->ref_cap - 1;
 	const float *const ring = o->ref_ring + i;
 	/* the lane's entries gathered once (its column of the ring is strided
-	 * by the lane count), into the prefix-sum scratch ramp_fit fills later;
-	 * the pointers in locals, or every store would reload them */
+	 * by the lane count), into the prefix-sum scratch ramp_fit fills later */
 	double *const raw = o->ref_c, *const u = o->ref_u;
 
 	for (unsigned j = 0; j < m; j++)
 		raw[j] = ring[(size_t)((e0 + j) & mask) * nlp];
-	for (unsigned j = 0; j < m; j++) {
-		const unsigned a = j > REF_SMOOTH ? j - REF_SMOOTH : 0;
-		const unsigned b = j + REF_SMOOTH < m ? j + REF_SMOOTH + 1 : m;
-		double p = 0;
-
-		for (unsigned t = a; t < b; t++)
-			p += raw[t];
-		p = p / (b - a) - var;
-		u[reverse ? m - 1 - j : j] = p > 0 ? sqrt(p) : 0.0;
-	}
+	o->amp(raw, u, m, var);
+	if (reverse)
+		for (unsigned j = 0; j < m / 2; j++) {
+			const double t = u[j];
+			u[j] = u[m - 1 - j];
+			u[m - 1 - j] = t;
+		}
 	return m;
 }
 
@@ -1488,6 +1485,23 @@ static void bonato_frame(struct emg_onset *o, unsigned g0, unsigned vl, const fl
 	}
 }
 
+/*
+ * Amplitude estimate of history entry j of raw[0..m): sqrt(P - var), P the
+ * mean of the entries within +-REF_SMOOTH, summed oldest first (the vector
+ * kernel ref_amp() does the same operations in the same order).
+ */
+static inline double ref_amp1(const double *raw, unsigned m, unsigned j, double var)
+{
+	const unsigned a = j > REF_SMOOTH ? j - REF_SMOOTH : 0;
+	const unsigned b = j + REF_SMOOTH < m ? j + REF_SMOOTH + 1 : m;
+	double p = 0;
+
+	for (unsigned t = a; t < b; t++)
+		p += raw[t];
+	p = p / (b - a) - var;
+	return p > 0 ? sqrt(p) : 0.0;
+}
+
 /* ---- the vector passes, per ISA level (simd.h) ------------------------ */
 
 #define EMG_KERNEL "onset_kernel.h"
@@ -1498,17 +1512,20 @@ static void pick_kernels(struct emg_onset *o)
 	o->kernel = main_base;
 	o->stats = stats_base;
 	o->feed = ref_feed_base;
+	o->amp = ref_amp_base;
 #if EMG_SIMD_X86
 	switch (emg_simd_level()) {
 	case 4:
 		o->kernel = o->nlanes > 8 ? main_v4 : main_v4_8;
 		o->stats = o->nlanes > 8 ? stats_v4 : stats_v4_8;
 		o->feed = o->nlanes > 8 ? ref_feed_v4 : ref_feed_v4_8;
+		o->amp = o->nlanes > 8 ? ref_amp_v4 : ref_amp_v4_8;
 		break;
 	case 3:
 		o->kernel = main_v3;
 		o->stats = stats_v3;
 		o->feed = ref_feed_v3;
+		o->amp = ref_amp_v3;
 		break;
 	}
 #endif

@@ -333,6 +333,34 @@ static void EMG_K(ref_feed)(struct emg_onset *o, unsigned nf)
 }
 
 /*
+ * ref_window()'s amplitude estimates u[j] = ref_amp1(raw, m, j, var) for
+ * j < m, whole vectors of entries away from the window's ends at a time:
+ * the same operations in the same order, so the same doubles.
+ */
+static void EMG_K(ref_amp)(const double *raw, double *u, unsigned m, double var)
+{
+	typedef int64_t EMG_K(vl) __attribute__((vector_size(EMG_VL * 8)));
+	const VD zd = { 0 };
+	unsigned j = 0;
+
+	for (; j < m && j < REF_SMOOTH; j++)
+		u[j] = ref_amp1(raw, m, j, var);
+	for (; j + EMG_VL + REF_SMOOTH <= m; j += EMG_VL) {
+		VD p = LDD(raw + j - REF_SMOOTH), r;
+
+		for (unsigned t = 1; t <= 2 * REF_SMOOTH; t++)
+			p += LDD(raw + j - REF_SMOOTH + t);
+		p = p / (double)(2 * REF_SMOOTH + 1) - var;
+		for (int l = 0; l < EMG_VL; l++)
+			r[l] = __builtin_sqrt(p[l]);
+		const EMG_K(vl) pos = p > zd;
+		STD(u + j, (VD)((EMG_K(vl))r & pos));
+	}
+	for (; j < m; j++)
+		u[j] = ref_amp1(raw, m, j, var);
+}
+
+/*
  * The block (and rest) statistics of the chunk: per lane, shifted sums of c,
  * sums of x and x^2, and the powers of the W-sample sub-blocks.
  */
