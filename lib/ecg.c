@@ -183,6 +183,7 @@ struct emg_ecg {
 	uint64_t beats;
 	double rr;   /* mean RR interval, samples; 0 = unknown */
 	unsigned rr_odd; /* consecutive intervals outside the accepted range */
+	int rr_ok;       /* rr confirmed: an interval fell within LOCK_DEV of it since it was set */
 	unsigned lock_n; /* consecutive beats on a plausible, steady rhythm */
 	int learn;       /* the current beat is on the rhythm: templates and thresholds learn from it */
 	float apply;     /* 1 while locked on a rhythm: templates are subtracted; 0: only learnt */
@@ -192,6 +193,7 @@ struct emg_ecg {
 		uint64_t last, refr;
 		double rr;
 		unsigned rr_odd, lock_n;
+		int rr_ok;
 		float apply;
 	} prev;
 
@@ -333,6 +335,7 @@ static void trigger(struct emg_ecg *e)
 	e->prev.rr = e->rr;
 	e->prev.rr_odd = e->rr_odd;
 	e->prev.lock_n = e->lock_n;
+	e->prev.rr_ok = e->rr_ok;
 	e->prev.apply = e->apply;
 	e->learn = 0;
 	if (e->beats) {
@@ -342,7 +345,13 @@ static void trigger(struct emg_ecg *e)
 		prev = e->rr;
 		m = prev > 0 ? floor(rr / prev + 0.5) : 0;
 
-		if (m >= 2 && m <= EXP_BEATS && fabs(rr - m * prev) <= MISS_DEV * sqrt(m) * prev) {
+		/* Only against a confirmed mean RR: a first guess from a trigger off
+		 * the heart (an artefact on a lane or two, likelier with 32-64 lanes)
+		 * can be half the real interval, and then every real interval is
+		 * "two RR with one beat missed" - the guess never corrects and the
+		 * lock never forms (bench_dsp -R -S rest -c 64: RR 749 for 1494). */
+		if (e->rr_ok && m >= 2 && m <= EXP_BEATS &&
+		    fabs(rr - m * prev) <= MISS_DEV * sqrt(m) * prev) {
 			/* On the rhythm, with m - 1 beats missed (hidden by contractions):
 			 * the lock holds and this beat teaches, the mean RR stays. */
 			e->learn = e->lock_n > 0 && fabs(rr - m * prev) <= LEARN_DEV * prev;
@@ -354,17 +363,22 @@ static void trigger(struct emg_ecg *e)
 		} else if (rr >= 0.6 * e->rr && rr <= 1.6 * e->rr) {
 			e->rr += (rr - e->rr) / 8.0;
 			e->rr_odd = 0;
+		} else if (!e->rr_ok && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
+			e->rr = rr; /* an unconfirmed guess weighs no more than this interval */
+			e->rr_odd = 0;
 		} else if (++e->rr_odd >= 4 && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
 			e->rr = rr; /* the rhythm really changed (or the first guess was wrong) */
 			e->rr_odd = 0;
+			e->rr_ok = 0;
 		}
 		/* A heart beats on a rhythm: RR within 0.33..1.5 s and within
 		 * LOCK_DEV of the running mean.  Bursts on several muscles at once
 		 * also pass the vote, but not on such a rhythm. */
 		if (prev > 0 && rr >= LOCK_RR_MIN_S * e->fs && rr <= LOCK_RR_MAX_S * e->fs &&
-		    fabs(rr - prev) <= LOCK_DEV * prev)
+		    fabs(rr - prev) <= LOCK_DEV * prev) {
 			e->lock_n++;
-		else
+			e->rr_ok = 1;
+		} else
 			e->lock_n = 0;
 		if (e->lock_n >= LOCK_N)
 			e->apply = 1.0f;
@@ -496,6 +510,7 @@ static void beat_undo(struct emg_ecg *e)
 	e->rr = e->prev.rr;
 	e->rr_odd = e->prev.rr_odd;
 	e->lock_n = e->prev.lock_n;
+	e->rr_ok = e->prev.rr_ok;
 	e->apply = e->prev.apply;
 	e->learn = 0;
 	e->beats--;
