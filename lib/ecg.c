@@ -58,9 +58,12 @@
  * count, its spread shrinking as 1/sqrt(lanes): so until the first lane has
  * learnt, the guard on the mean is lowered by sqrt(DIL_LANES / lanes) above
  * DIL_LANES lanes (0.035 at 64).  The per-lane guard of the two-lane rule
- * (a burst starts on one lane) stays.
+ * (a burst starts on one lane) stays, and a vote only over the lowered floor
+ * needs DIL_NA lanes over it.
  */
 #define DIL_LANES 8
+/* Lanes over the per-lane guard a vote under thr_guard needs (ecg_kernel.h). */
+#define DIL_NA 4.0f
 /* ... but the guard never above GUARD_MAX: a beat votes ~1 on the learnt scale,
  * and a guard above that (lanes whose QRS is only a few times their noise)
  * would never let the detector fire again. */

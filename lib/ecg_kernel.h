@@ -175,7 +175,12 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 		/* Only when the vote is over the threshold (rarely): once learnt, the
 		 * other lanes that carry the ECG must agree with the strongest one
 		 * (leave-one-out, same vote scale); before, at least two lanes must
-		 * be over the noise guard - a contraction starts on one. */
+		 * be over the noise guard - a contraction starts on one - and
+		 * DIL_NA when the vote is under thr_guard, only over the floor
+		 * lowered on many lanes (ecg.c, DIL_LANES): there a beat is carried
+		 * by a few strong lanes, and two or three muscles starting to
+		 * contract no longer trigger (on 64 lanes without a heart they
+		 * doubled the triggers, and the stage's cost). */
 		if (sd > 0 && sn >= e->thr * sd) {
 			float nab = 0;
 
@@ -187,7 +192,7 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 				}
 			}
 			agree = e->learnt ? sd - wm < LOO_MIN_W || sn - m >= e->thr * (sd - wm)
-					  : nab >= 2.0f || e->non == 1;
+					  : e->non == 1 || nab >= (sn >= e->thr_guard * sd ? 2.0f : DIL_NA);
 		}
 		detect(e, sd > 0 ? sn / sd : 0.0f, agree);
 		if (e->k < e->K) {
