@@ -30,10 +30,15 @@
  *              60..100 ms QRS); weights q^2 / (q^2 + 50^2) for a QRS peak of q
  *              times the noise, so lanes without ECG do not vote.  A beat is a
  *              crossing of max(8 % of the running QRS peak of the vote, a noise
- *              guard, itself at most 1) outside a refractory period (0.6 RR,
+ *              guard, itself at most 1; until a lane has learnt, sqrt(8 / lanes)
+ *              of it on more than 8 lanes, where a beat on a few lanes is
+ *              diluted by the others - a vote only over that needs 4 lanes
+ *              over their own guard) outside a refractory period (0.6 RR,
  *              250..450 ms); on a rhythm the threshold is halved where the
  *              next beat is due (0.8..1.2 RR after the last, or k RR on when
- *              contractions hid k - 1 beats) and 1.5x before 0.8 RR; and
+ *              contractions hid k - 1 beats: only against a mean RR an
+ *              interval has confirmed, and 4 such without a single RR between
+ *              them replace it) and 1.5x before 0.8 RR; and
  *              only if the other lanes agree with the strongest voter
  *              (leave-one-out once learnt; at least two lanes before): an EMG
  *              burst starts on one lane, a heartbeat shows on several.
