@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Rewrite README.md's two "Signal validity" tables from bench_onset's output.
+
+    ./build/tests/bench/bench_onset > /tmp/onset.txt
+    python3 tests/bench/readme_tables.py /tmp/onset.txt     # from the top of the tree
+
+The onset table takes each source's hodges and offline rows, the offset table
+the hodges and offline rows of "offset accuracy"; everything else in the README
+is left alone, so `git diff README.md` shows exactly which figures moved.  The
+tables are copied, never typed: a figure in them is what the benchmark printed.
+"""
+import os
+import re
+import sys
+
+# bench_onset's source names and the README's words for them
+LABELS = {
+    'synth-real': 'realistic synth (ECG 100 µV, default `ecg = subtract`)',
+    's-real/off': 'realistic synth, `ecg = off`',
+    'synth-plain': 'plain synth',
+    'ext-gauss': 'external, Gaussian noise',
+    'ext-laplace': 'external, Laplacian noise',
+    'ext2-gauss': 'external set 2, Gaussian noise',
+    'ext2-laplace': 'external set 2, Laplacian noise',
+}
+HEAD_ON = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
+           r'median \\\|e\\\| vs alt ms \| missed \| false onsets / muscle-min \| lag p90 ms \|')
+HEAD_OFF = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
+            r'offsets scored \|')
+
+
+def rows(bench):
+    """The README rows of the onset and the offset table, in bench order."""
+    on, off, in_off = [], [], False
+    for line in bench.splitlines():
+        if line.startswith('offset accuracy'):
+            in_off = True
+            continue
+        p = line.split()
+        if len(p) < 3 or p[0] not in LABELS or p[2] not in ('hodges', 'offline'):
+            continue
+        cells = [LABELS[p[0]]] + [c.replace('+-', '-') for c in p[1:]]
+        if (len(p) == 7) == in_off and len(p) in (7, 10):
+            (off if in_off else on).append('| ' + ' | '.join(cells) + ' |')
+    return on, off
+
+
+def replace_body(text, head, body):
+    """The table under `head` (its header and rule kept) with `body` as rows."""
+    m = re.search('(' + head + r'\n\|[-|]+\|\n)((?:\|.*\|\n)+)', text)
+    if not m:
+        sys.exit('readme_tables: no table headed %s in README.md' % head.replace('\\', ''))
+    return text[:m.start(2)] + '\n'.join(body) + '\n' + text[m.end(2):]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    on, off = rows(open(sys.argv[1], encoding='utf-8').read())
+    if not on or not off:
+        sys.exit('readme_tables: %s holds no bench_onset table (onset rows %d, offset rows %d)'
+                 % (sys.argv[1], len(on), len(off)))
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'README.md')
+    text = open(readme, encoding='utf-8').read()
+    text = replace_body(replace_body(text, HEAD_ON, on), HEAD_OFF, off)
+    open(readme, 'w', encoding='utf-8').write(text)
+    print('README.md: %d onset rows, %d offset rows' % (len(on), len(off)))
+
+
+if __name__ == '__main__':
+    main()
