@@ -34,11 +34,11 @@
  *              of it on more than 8 lanes, where a beat on a few lanes is
  *              diluted by the others - a vote only over that needs 4 lanes
  *              over their own guard) outside a refractory period (0.6 RR,
- *              250..450 ms); on a rhythm the threshold is halved where the
- *              next beat is due (0.8..1.2 RR after the last, or k RR on when
- *              contractions hid k - 1 beats: only against a mean RR an
- *              interval has confirmed, and 4 such without a single RR between
- *              them replace it) and 1.5x before 0.8 RR; and
+ *              250..450 ms); on a rhythm 1.5x before 0.8 RR after the last
+ *              beat (intervals of k RR count as k - 1 beats hidden by
+ *              contractions: only against a mean RR an interval has
+ *              confirmed, and 4 such without a single RR between them
+ *              replace it); and
  *              only if the other lanes agree with the strongest voter
  *              (leave-one-out once learnt; at least two lanes before): an EMG
  *              burst starts on one lane, a heartbeat shows on several.
