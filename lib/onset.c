@@ -849,7 +849,14 @@ static void derive_sizes(struct emg_onset *o)
 		o->ref_d = 1;
 	o->ref_len = ms_to_samples(REF_BACK_MS, fs) / o->ref_d;
 	o->ref_span = ms_to_samples(REF_SPAN_MS, fs) / o->ref_d;
-	for (o->ref_cap = 16; o->ref_cap < o->ref_len + 2 * REF_SMOOTH + 2; o->ref_cap *= 2)
+	/* Room for the longest window and for what ref_feed() adds ahead of it:
+	 * a whole chunk is fed before its frames are decided, so a fit at the
+	 * chunk's first frame reaches up to CHUNK samples of entries behind the
+	 * newest.  Sized for the window alone, the oldest few entries of a full
+	 * window could already hold newer ones at 250 and 500 Hz (at 1-10 kHz
+	 * the power-of-two rounding left room; the size there is unchanged). */
+	for (o->ref_cap = 16; o->ref_cap < o->ref_len + CHUNK / o->ref_d + 2 * REF_SMOOTH + 2;
+	     o->ref_cap *= 2)
 		;
 }
 

@@ -707,6 +707,48 @@ START_TEST(test_lanes_independent)
 }
 END_TEST
 
+/*
+ * What is reported does not depend on how the stream is cut, at the
+ * amplifiers' low rates too (OpenBCI Cyton: 250 Hz): bursts of 1-3 s, whose
+ * offsets are refined over the longest history window, fed a frame at a time
+ * and in large blocks give the same events.  (The detector adds a whole chunk
+ * to its history before deciding its frames, so its history ring holds a
+ * chunk more than the longest window.)
+ */
+START_TEST(test_low_rates_chunking)
+{
+	static const double rates[] = { 250.0, 500.0 };
+	const double fs = rates[_i];
+	const uint64_t n = (uint64_t)(40.0 * fs);
+	struct burst b[6];
+	struct emg_onset_params p;
+	struct capture *c = calloc(2, sizeof(*c));
+	const unsigned chunks[2] = { 1, 4096 };
+
+	for (unsigned k = 0; k < 6; k++) {
+		b[k].on = (uint64_t)((3.0 + 6.0 * k) * fs);
+		b[k].off = b[k].on + (uint64_t)((1.0 + 0.4 * k) * fs);
+		b[k].amp = k % 2 ? 3.0 : 30.0;
+	}
+	float *x = make_signal(250 + _i, 1, n, b, 6, 0);
+	emg_onset_params_default(&p);
+	for (unsigned v = 0; v < 2; v++) {
+		struct emg_onset *o = NULL;
+		ck_assert_int_eq(emg_onset_new(&o, &p, fs, 1), 0);
+		feed(o, x, 1, n, chunks[v], 0, &c[v]);
+		emg_onset_free(o);
+	}
+	ck_assert_uint_ge(c[0].n, 12); /* every burst, on and off (a weak one may split at 250 Hz) */
+	ck_assert_uint_eq(c[1].n, c[0].n);
+	for (unsigned k = 0; k < c[0].n; k++) {
+		ck_assert_int_eq(c[1].ev[k].kind, c[0].ev[k].kind);
+		ck_assert_uint_eq(c[1].ev[k].sample, c[0].ev[k].sample);
+	}
+	free(x);
+	free(c);
+}
+END_TEST
+
 /* A long contraction does not become the auto baseline; active/snr queries track it. */
 START_TEST(test_auto_baseline_skips_bursts)
 {
@@ -758,6 +800,7 @@ static Suite *onset_suite(void)
 	tcase_add_loop_test(tc, test_set_baseline_detects_at_once, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_lanes_independent, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_auto_baseline_skips_bursts, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_low_rates_chunking, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
