@@ -216,6 +216,16 @@ static void free_sig(struct sig *s)
 	free(s->burst);
 }
 
+/* The end of a test: its stage, its three runs (no rejection, reference, subtract) and its signal. */
+static void free_runs(struct emg_ecg *e, float *raw, float *ref, float *sub, struct sig *s)
+{
+	emg_ecg_free(e);
+	free(raw);
+	free(ref);
+	free(sub);
+	free_sig(s);
+}
+
 /* emg + ecg_scale * ecg through the stage (mode), in blocks of `block` frames; out n x nl. */
 static float *run_stage(const struct sig *s, double ecg_scale, enum emg_ecg_mode mode,
 			unsigned block, struct emg_ecg **keep)
@@ -421,11 +431,7 @@ START_TEST(many_lanes_lock)
 		      "heart rate %.1f bpm, true %.1f", emg_ecg_heart_rate(e), 60.0 / true_rr);
 	ck_assert_msg(found >= 0.9 * (double)truth, "%zu of %zu beats found", found, truth);
 	ck_assert_msg(nt <= found + 3, "%zu triggers for %zu beats", nt, found);
-	emg_ecg_free(e);
-	free(raw);
-	free(ref);
-	free(sub);
-	free_sig(&s);
+	free_runs(e, raw, ref, sub, &s);
 }
 END_TEST
 
@@ -621,11 +627,7 @@ START_TEST(changed_lane_left_alone)
 		else
 			ck_assert_msg(rs[l] < 1.2, "lane %u: subtract leaves RMS ratio %.3f", l, rs[l]);
 	}
-	emg_ecg_free(e);
-	free(raw);
-	free(ref);
-	free(sub);
-	free_sig(&s);
+	free_runs(e, raw, ref, sub, &s);
 }
 END_TEST
 
