@@ -210,24 +210,20 @@ struct emg_ecg {
 	int above;
 	int learnt;  /* some lane votes on its learnt scale: the leave-one-out check applies */
 	unsigned non; /* lanes taking part */
-	uint64_t last;
 	uint64_t beats;
-	double rr;   /* mean RR interval, samples; 0 = unknown */
-	unsigned rr_odd; /* consecutive intervals outside the accepted range */
-	int rr_ok;       /* rr confirmed: an interval fell within LOCK_DEV of it since it was set */
-	unsigned rr_miss; /* intervals taken as whole multiples of rr since the last single one */
-	unsigned lock_n; /* consecutive beats on a plausible, steady rhythm */
 	int learn;       /* the current beat is on the rhythm: templates and thresholds learn from it */
-	float apply;     /* 1 while locked on a rhythm: templates are subtracted; 0: only learnt */
-	uint64_t refr;
-	/* The rhythm as it was before the current trigger, for beat_undo(). */
-	struct {
-		uint64_t last, refr;
-		double rr;
-		unsigned rr_odd, lock_n, rr_miss;
-		int rr_ok;
-		float apply;
-	} prev;
+	/* The rhythm: what a trigger changes, and beat_undo() puts back as it
+	 * was before the trigger (prev). */
+	struct ecg_rhythm {
+		uint64_t last;    /* the last beat's trigger sample */
+		uint64_t refr;    /* refractory period, samples */
+		double rr;        /* mean RR interval, samples; 0 = unknown */
+		unsigned rr_odd;  /* consecutive intervals outside the accepted range */
+		int rr_ok;        /* rr confirmed: an interval fell within LOCK_DEV of it since it was set */
+		unsigned rr_miss; /* intervals taken as whole multiples of rr since the last single one */
+		unsigned lock_n;  /* consecutive beats on a plausible, steady rhythm */
+		float apply;      /* 1 while locked on a rhythm: templates are subtracted; 0: only learnt */
+	} rh, prev;
 
 	void (*run)(struct emg_ecg *e, float *frames, const float *det, unsigned n);
 	void (*pre_frame)(struct emg_ecg *e, const float *x, float *tp, float *out);
@@ -339,7 +335,7 @@ static __attribute__((noinline)) void pre_beat(struct emg_ecg *e)
 	int fix = 0, learn = 0;
 
 	for (size_t l = 0; l < nl; l++) {
-		fl[l] = e->apply > 0 && e->papp[l] > 0 && e->on[l] > 0;
+		fl[l] = e->rh.apply > 0 && e->papp[l] > 0 && e->on[l] > 0;
 		fix |= fl[l];
 		learn |= e->ga[l] > 0;
 	}
@@ -362,20 +358,13 @@ static void trigger(struct emg_ecg *e)
 
 	if (e->k < e->K)
 		beat_done(e);
-	e->prev.last = e->last;
-	e->prev.refr = e->refr;
-	e->prev.rr = e->rr;
-	e->prev.rr_odd = e->rr_odd;
-	e->prev.lock_n = e->lock_n;
-	e->prev.rr_ok = e->rr_ok;
-	e->prev.rr_miss = e->rr_miss;
-	e->prev.apply = e->apply;
+	e->prev = e->rh;
 	e->learn = 0;
 	if (e->beats) {
-		double rr = rr_now = (double)(e->t - e->last);
+		double rr = rr_now = (double)(e->t - e->rh.last);
 		double m;
 
-		prev = e->rr;
+		prev = e->rh.rr;
 		m = prev > 0 ? floor(rr / prev + 0.5) : 0;
 
 		/* Only against a confirmed mean RR: a first guess from a trigger off
@@ -383,54 +372,54 @@ static void trigger(struct emg_ecg *e)
 		 * can be half the real interval, and then every real interval is
 		 * "two RR with one beat missed" - the guess never corrects and the
 		 * lock never forms (bench_dsp -R -S rest -c 64: RR 749 for 1494). */
-		if (e->rr_ok && m >= 2 && m <= EXP_BEATS &&
+		if (e->rh.rr_ok && m >= 2 && m <= EXP_BEATS &&
 		    fabs(rr - m * prev) <= MISS_DEV * sqrt(m) * prev) {
-			if (++e->rr_miss < MISS_RUN) {
+			if (++e->rh.rr_miss < MISS_RUN) {
 				/* On the rhythm, with m - 1 beats missed (hidden by contractions):
 				 * the lock holds and this beat teaches, the mean RR stays. */
-				e->learn = e->lock_n > 0 && fabs(rr - m * prev) <= LEARN_DEV * prev;
+				e->learn = e->rh.lock_n > 0 && fabs(rr - m * prev) <= LEARN_DEV * prev;
 				goto beat;
 			}
-			e->rr_ok = 0; /* below, this interval replaces the mean RR */
-			e->rr_miss = 0;
+			e->rh.rr_ok = 0; /* below, this interval replaces the mean RR */
+			e->rh.rr_miss = 0;
 		}
-		if (e->rr == 0) {
+		if (e->rh.rr == 0) {
 			if (rr >= 0.27 * e->fs && rr <= 2.0 * e->fs)
-				e->rr = rr;
-		} else if (rr >= 0.6 * e->rr && rr <= 1.6 * e->rr) {
-			e->rr += (rr - e->rr) / 8.0;
-			e->rr_odd = 0;
-			e->rr_miss = 0;
-		} else if (!e->rr_ok && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
-			e->rr = rr; /* an unconfirmed guess weighs no more than this interval */
-			e->rr_odd = 0;
-		} else if (++e->rr_odd >= 4 && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
-			e->rr = rr; /* the rhythm really changed (or the first guess was wrong) */
-			e->rr_odd = 0;
-			e->rr_ok = 0;
+				e->rh.rr = rr;
+		} else if (rr >= 0.6 * e->rh.rr && rr <= 1.6 * e->rh.rr) {
+			e->rh.rr += (rr - e->rh.rr) / 8.0;
+			e->rh.rr_odd = 0;
+			e->rh.rr_miss = 0;
+		} else if (!e->rh.rr_ok && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
+			e->rh.rr = rr; /* an unconfirmed guess weighs no more than this interval */
+			e->rh.rr_odd = 0;
+		} else if (++e->rh.rr_odd >= 4 && rr >= 0.27 * e->fs && rr <= 2.0 * e->fs) {
+			e->rh.rr = rr; /* the rhythm really changed (or the first guess was wrong) */
+			e->rh.rr_odd = 0;
+			e->rh.rr_ok = 0;
 		}
 		/* A heart beats on a rhythm: RR within 0.33..1.5 s and within
 		 * LOCK_DEV of the running mean.  Bursts on several muscles at once
 		 * also pass the vote, but not on such a rhythm. */
 		if (prev > 0 && rr >= LOCK_RR_MIN_S * e->fs && rr <= LOCK_RR_MAX_S * e->fs &&
 		    fabs(rr - prev) <= LOCK_DEV * prev) {
-			e->lock_n++;
-			e->rr_ok = 1;
+			e->rh.lock_n++;
+			e->rh.rr_ok = 1;
 		} else
-			e->lock_n = 0;
-		if (e->lock_n >= LOCK_N)
-			e->apply = 1.0f;
-		else if (e->lock_n == 0)
-			e->apply = 0.0f;
-		if (e->rr > 0) {
-			double r = REFR_FRAC * e->rr;
+			e->rh.lock_n = 0;
+		if (e->rh.lock_n >= LOCK_N)
+			e->rh.apply = 1.0f;
+		else if (e->rh.lock_n == 0)
+			e->rh.apply = 0.0f;
+		if (e->rh.rr > 0) {
+			double r = REFR_FRAC * e->rh.rr;
 			r = fmax(REFR_MIN_S * e->fs, fmin(REFR_MAX_S * e->fs, r));
-			e->refr = (uint64_t)r;
+			e->rh.refr = (uint64_t)r;
 		}
 	}
-	e->learn = e->lock_n > 0 && fabs(rr_now - prev) <= LEARN_DEV * prev;
+	e->learn = e->rh.lock_n > 0 && fabs(rr_now - prev) <= LEARN_DEV * prev;
 beat:
-	e->last = e->t;
+	e->rh.last = e->t;
 	e->beats++;
 	e->k = 0;
 	/* Learning gains are fixed for the whole beat: a lane learns only if it
@@ -473,24 +462,24 @@ static void detect(struct emg_ecg *e, float s, int agree)
 	int above;
 
 	/* on a rhythm, too early for the next beat: a burst unless it is strong */
-	if ((e->lock_n > 0 || e->apply > 0) && (double)(e->t - e->last) < EXP_LO * e->rr)
+	if ((e->rh.lock_n > 0 || e->rh.apply > 0) && (double)(e->t - e->rh.last) < EXP_LO * e->rh.rr)
 		thr *= EARLY_MULT;
 	above = s >= thr && agree;
 
-	if (above && !e->above && e->t >= e->warm_n && (!e->beats || e->t - e->last >= e->refr)) {
+	if (above && !e->above && e->t >= e->warm_n && (!e->beats || e->t - e->rh.last >= e->rh.refr)) {
 		trigger(e);
 		e->spk_cur = s;
 	}
 	e->above = above;
-	if (e->apply > 0 && (double)(e->t - e->last) > LOCK_LOST * e->rr)
-		e->apply = 0; /* the beats are gone (or hidden): subtract nothing blindly */
-	if (e->lock_n > 0 && (double)(e->t - e->last) > EXP_BEATS * e->rr)
-		e->lock_n = 0; /* too long: the next beat starts a rhythm afresh */
+	if (e->rh.apply > 0 && (double)(e->t - e->rh.last) > LOCK_LOST * e->rh.rr)
+		e->rh.apply = 0; /* the beats are gone (or hidden): subtract nothing blindly */
+	if (e->rh.lock_n > 0 && (double)(e->t - e->rh.last) > EXP_BEATS * e->rh.rr)
+		e->rh.lock_n = 0; /* too long: the next beat starts a rhythm afresh */
 	if (e->k < e->kpk && s > e->spk_cur)
 		e->spk_cur = s;
 	/* A threshold learnt on a huge artefact would hide every real beat: after
 	 * 2 s without one it decays (halves per second). */
-	if (e->beats && e->t - e->last > (uint64_t)(2.0 * e->fs) && e->spk > 0) {
+	if (e->beats && e->t - e->rh.last > (uint64_t)(2.0 * e->fs) && e->spk > 0) {
 		e->spk *= e->spk_decay;
 		e->thr = fmaxf(vote_guard(e), THR_FRAC * e->spk);
 	}
@@ -542,14 +531,7 @@ static void beat_undo(struct emg_ecg *e)
 			e->cnt[l] -= 1.0f;
 			e->ga[l] = 0;
 		}
-	e->last = e->prev.last;
-	e->refr = e->prev.refr;
-	e->rr = e->prev.rr;
-	e->rr_odd = e->prev.rr_odd;
-	e->lock_n = e->prev.lock_n;
-	e->rr_ok = e->prev.rr_ok;
-	e->rr_miss = e->prev.rr_miss;
-	e->apply = e->prev.apply;
+	e->rh = e->prev;
 	e->learn = 0;
 	e->beats--;
 	e->k = e->K;
@@ -603,7 +585,7 @@ static void beat_learned(struct emg_ecg *e)
 		e->spk = 0;
 	else if (e->spk == 0)
 		e->spk = e->spk_cur;
-	else if (e->lock_n > 0)
+	else if (e->rh.lock_n > 0)
 		e->spk += (e->spk_cur - e->spk) / 8.0f;
 	e->thr = fmaxf(vote_guard(e), THR_FRAC * e->spk);
 }
@@ -757,7 +739,7 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 	e->dil = e->non > DIL_LANES ? sqrtf((float)DIL_LANES / (float)e->non) : 1.0f;
 	e->thr = vote_guard(e);
 	e->spk_decay = (float)pow(0.5, 1.0 / fs);
-	e->refr = (uint64_t)(REFR_MIN_S * fs);
+	e->rh.refr = (uint64_t)(REFR_MIN_S * fs);
 	pick_run(e);
 	*out = e;
 	return 0;
@@ -886,19 +868,19 @@ uint64_t emg_ecg_beats(const struct emg_ecg *e)
 
 double emg_ecg_heart_rate(const struct emg_ecg *e)
 {
-	return e->rr > 0 ? 60.0 * e->fs / e->rr : 0.0;
+	return e->rh.rr > 0 ? 60.0 * e->fs / e->rh.rr : 0.0;
 }
 
 int emg_ecg_locked(const struct emg_ecg *e)
 {
-	return e->lock_n > 0 || e->apply > 0;
+	return e->rh.lock_n > 0 || e->rh.apply > 0;
 }
 
 int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age)
 {
 	if (!e->beats)
 		return 0;
-	*age = e->t - e->last;
+	*age = e->t - e->rh.last;
 	return 1;
 }
 

@@ -91,7 +91,7 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 
 	STA(e->ein + c, LDA(e->ein + c) + xv * xv);
 	STA(e->eout + c, LDA(e->eout + c) + d * d);
-	STU(x, xv - e->apply * LDA(e->app + c) * tv);
+	STU(x, xv - e->rh.apply * LDA(e->app + c) * tv);
 	tv += g * dc;
 	STA(t + c, tv);
 	if (track) {
@@ -122,7 +122,7 @@ static void EMG_K(pre_frame)(struct emg_ecg *e, const float *x, float *tp, float
 
 		STA(e->pin + c, LDA(e->pin + c) + xv * xv);
 		STA(e->pout + c, LDA(e->pout + c) + d * d);
-		STU(out + c, xv - e->apply * LDA(e->papp + c) * tv);
+		STU(out + c, xv - e->rh.apply * LDA(e->papp + c) * tv);
 		STA(tp + c, tv + LDA(e->ga + c) * dc);
 	}
 	for (; c < nl; c++) {
@@ -132,7 +132,7 @@ static void EMG_K(pre_frame)(struct emg_ecg *e, const float *x, float *tp, float
 
 		e->pin[c] += xv * xv;
 		e->pout[c] += d * d;
-		out[c] = xv - e->apply * e->papp[c] * tv;
+		out[c] = xv - e->rh.apply * e->papp[c] * tv;
 		tp[c] += e->ga[c] * dc;
 	}
 }
