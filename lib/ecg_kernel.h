@@ -77,6 +77,16 @@ AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *de
 	STA(e->busy + c, bz);
 }
 
+/* Innovation d of lanes c.. against template values tv, clipped at the beat's limit plus half the template. */
+AI VF EMG_K(innov)(const struct emg_ecg *e, size_t c, VF d, VF tv)
+{
+	const VF z = { 0 };
+	const VF at = EMG_K(sel)(tv < z, -tv, tv);
+	const VF lim = LDA(e->lim + c) + 0.5f * at;
+
+	return EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
+}
+
 /* Pass 2: subtract template row t from lanes c.., and learn it (bounded innovation). */
 AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 {
@@ -84,9 +94,7 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 	const VF xv = LDU(x);
 	VF tv = LDA(t + c);
 	const VF d = xv - tv;
-	const VF at = EMG_K(sel)(tv < z, -tv, tv);
-	const VF lim = LDA(e->lim + c) + 0.5f * at;
-	const VF dc = EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
+	const VF dc = EMG_K(innov)(e, c, d, tv);
 	const VF g = EMG_K(sel)(LDA(e->busy + c) < z + BUSY_MAX, LDA(e->ga + c), z);
 
 	STA(e->ein + c, LDA(e->ein + c) + xv * xv);
@@ -111,14 +119,11 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
 static void EMG_K(pre_frame)(struct emg_ecg *e, const float *x, float *tp, float *out)
 {
 	const size_t nl = e->nl, nv = nl - nl % EMG_VL;
-	const VF z = { 0 };
 	size_t c;
 
 	for (c = 0; c < nv; c += EMG_VL) {
 		const VF xv = LDU(x + c), tv = LDA(tp + c), d = xv - tv;
-		const VF at = EMG_K(sel)(tv < z, -tv, tv);
-		const VF lim = LDA(e->lim + c) + 0.5f * at;
-		const VF dc = EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
+		const VF dc = EMG_K(innov)(e, c, d, tv);
 
 		STA(e->pin + c, LDA(e->pin + c) + xv * xv);
 		STA(e->pout + c, LDA(e->pout + c) + d * d);
