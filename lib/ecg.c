@@ -445,6 +445,12 @@ beat:
 	pre_beat(e);
 }
 
+/* On a rhythm: beats are expected (and, with apply, subtracted). */
+static inline int on_rhythm(const struct emg_ecg *e)
+{
+	return e->rh.lock_n > 0 || e->rh.apply > 0;
+}
+
 /* The floor of the threshold on the vote: thr_guard, lowered on many lanes until one has learnt. */
 static float vote_guard(const struct emg_ecg *e)
 {
@@ -462,7 +468,7 @@ static void detect(struct emg_ecg *e, float s, int agree)
 	int above;
 
 	/* on a rhythm, too early for the next beat: a burst unless it is strong */
-	if ((e->rh.lock_n > 0 || e->rh.apply > 0) && (double)(e->t - e->rh.last) < EXP_LO * e->rh.rr)
+	if (on_rhythm(e) && (double)(e->t - e->rh.last) < EXP_LO * e->rh.rr)
 		thr *= EARLY_MULT;
 	above = s >= thr && agree;
 
@@ -873,7 +879,7 @@ double emg_ecg_heart_rate(const struct emg_ecg *e)
 
 int emg_ecg_locked(const struct emg_ecg *e)
 {
-	return e->rh.lock_n > 0 || e->rh.apply > 0;
+	return on_rhythm(e);
 }
 
 int emg_ecg_last_beat(const struct emg_ecg *e, uint64_t *age)
