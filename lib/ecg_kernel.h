@@ -77,6 +77,15 @@ AI void EMG_K(vote)(struct emg_ecg *e, const float *x, size_t c, VF *num, VF *de
 	STA(e->busy + c, bz);
 }
 
+/* The sum of v's lanes, pairwise: independent adds, not one serial chain of EMG_VL. */
+AI float EMG_K(hsum)(VF v)
+{
+	for (int w = EMG_VL / 2; w > 0; w /= 2)
+		for (int j = 0; j < w; j++)
+			v[j] += v[j + w];
+	return v[0];
+}
+
 /* Innovation d of lanes c.. against template values tv, clipped at the beat's limit plus half the template. */
 AI VF EMG_K(innov)(const struct emg_ecg *e, size_t c, VF d, VF tv)
 {
@@ -169,14 +178,8 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 			memcpy(row, dx + c, (nl - c) * sizeof(float));
 			EMG_K(vote)(e, row, c, &num, &den, &mx, &mw, &na, up, upb, dn, copy);
 		}
-		/* Pairwise sums: independent adds, not one serial chain of EMG_VL. */
-		for (int w = EMG_VL / 2; w > 0; w /= 2)
-			for (int j = 0; j < w; j++) {
-				num[j] += num[j + w];
-				den[j] += den[j + w];
-			}
-		sn = num[0];
-		sd = den[0];
+		sn = EMG_K(hsum)(num);
+		sd = EMG_K(hsum)(den);
 		/* Only when the vote is over the threshold (rarely): once learnt, the
 		 * other lanes that carry the ECG must agree with the strongest one
 		 * (leave-one-out, same vote scale); before, at least two lanes must
@@ -196,10 +199,7 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 		} else if (sd > 0 && sn >= e->thr * sd) {
 			/* each half only what it needs: on 64 lanes without a heart the
 			 * vote is over the lowered floor in a quarter of the frames */
-			for (int w = EMG_VL / 2; w > 0; w /= 2)
-				for (int j = 0; j < w; j++)
-					na[j] += na[j + w];
-			agree = e->non == 1 || na[0] >= (sn >= e->thr_guard * sd ? 2.0f : DIL_NA);
+			agree = e->non == 1 || EMG_K(hsum)(na) >= (sn >= e->thr_guard * sd ? 2.0f : DIL_NA);
 		}
 		detect(e, sd > 0 ? sn / sd : 0.0f, agree);
 		if (e->k < e->K) {
