@@ -200,6 +200,18 @@ static void noise_rates(void)
  * daemon publishes ("envelope", from which the part of each beat before its
  * trigger is taken out after the fact; eval_env_rms).
  */
+/* One line of heartbeat(): each muscle's RMS with the ECG over its RMS without. */
+static void rms_ratios(enum emg_ecg_mode mode, const char *what, const struct emg_muscles *map,
+		       const double *with, const double *without)
+{
+	printf("rest RMS with ECG 200 uV / without, ecg = %-8s %s", emg_ecg_mode_name(mode), what);
+	for (unsigned i = 0; i < emg_muscles_count(map); i++) {
+		const struct emg_muscle *m = emg_muscles_get(map, i);
+		printf(" %s %.2f", m->name, with[m->channel] / without[m->channel]);
+	}
+	printf("\n");
+}
+
 static void heartbeat(void)
 {
 	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_SUBTRACT, EMG_ECG_BOTH };
@@ -236,17 +248,8 @@ static void heartbeat(void)
 		if (eval_stage_rms(&r, modes[e], 10, rms) < 0 ||
 		    eval_env_rms(&r, modes[e], 10, 1000, erms) < 0)
 			exit(1);
-		printf("rest RMS with ECG 200 uV / without, ecg = %-8s signal  ", emg_ecg_mode_name(modes[e]));
-		for (unsigned i = 0; i < emg_muscles_count(r.map); i++) {
-			const struct emg_muscle *m = emg_muscles_get(r.map, i);
-			printf(" %s %.2f", m->name, rms[m->channel] / ref[m->channel]);
-		}
-		printf("\nrest RMS with ECG 200 uV / without, ecg = %-8s envelope", emg_ecg_mode_name(modes[e]));
-		for (unsigned i = 0; i < emg_muscles_count(r.map); i++) {
-			const struct emg_muscle *m = emg_muscles_get(r.map, i);
-			printf(" %s %.2f", m->name, erms[m->channel] / eref[m->channel]);
-		}
-		printf("\n");
+		rms_ratios(modes[e], "signal  ", r.map, rms, ref);
+		rms_ratios(modes[e], "envelope", r.map, erms, eref);
 	}
 	ecg_mode = -1;
 	eval_rec_free(&r);

@@ -444,13 +444,30 @@ static void on_rec(void *ud, const struct emg_out *rec)
 			 rec->sample);
 }
 
+/* r through a fresh emg_pipeline with cfg, `chunk` frames at a time, its records to fn. */
+static int run_pipeline(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+			unsigned chunk, emg_out_fn fn, void *ud)
+{
+	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
+					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
+	struct emg_pipeline *p;
+	int err;
+
+	snprintf(info.driver, sizeof(info.driver), "eval");
+	if ((err = emg_pipeline_new(&p, cfg, &info, r->map, NULL)) < 0)
+		return err;
+	for (uint64_t done = 0; done < r->n; done += chunk) {
+		unsigned k = r->n - done < chunk ? (unsigned)(r->n - done) : chunk;
+		emg_pipeline_process(p, r->x + done * r->nch, k, done, 0, fn, ud);
+	}
+	emg_pipeline_free(p);
+	return 0;
+}
+
 int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
 		    struct eval_result *res)
 {
 	struct emg_pipeline_config def;
-	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
-					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
-	struct emg_pipeline *p;
 	struct dets d = { .fs = r->fs };
 	int err;
 
@@ -458,14 +475,8 @@ int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *
 		emg_pipeline_config_default(&def);
 		cfg = &def;
 	}
-	snprintf(info.driver, sizeof(info.driver), "eval");
-	if ((err = emg_pipeline_new(&p, cfg, &info, r->map, NULL)) < 0)
+	if ((err = run_pipeline(r, cfg, CHUNK, on_rec, &d)) < 0)
 		return err;
-	for (uint64_t done = 0; done < r->n; done += CHUNK) {
-		unsigned k = r->n - done < CHUNK ? (unsigned)(r->n - done) : CHUNK;
-		emg_pipeline_process(p, r->x + done * r->nch, k, done, 0, on_rec, &d);
-	}
-	emg_pipeline_free(p);
 	err = score(r, &d, res);
 	free(d.d);
 	return err;
@@ -886,9 +897,6 @@ static void on_env(void *ud, const struct emg_out *rec)
 int eval_env_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, unsigned chunk, double *rms)
 {
 	struct emg_pipeline_config cfg;
-	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
-					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
-	struct emg_pipeline *p;
 	struct env_acc a = { .from = (uint64_t)(skip_s * r->fs), .nm = emg_muscles_count(r->map) };
 	int err;
 
@@ -896,14 +904,8 @@ int eval_env_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s
 		return -EINVAL;
 	emg_pipeline_config_default(&cfg);
 	cfg.ecg.mode = mode;
-	snprintf(info.driver, sizeof(info.driver), "eval");
-	if ((err = emg_pipeline_new(&p, &cfg, &info, r->map, NULL)) < 0)
+	if ((err = run_pipeline(r, &cfg, chunk, on_env, &a)) < 0)
 		return err;
-	for (uint64_t done = 0; done < r->n; done += chunk) {
-		unsigned k = r->n - done < chunk ? (unsigned)(r->n - done) : chunk;
-		emg_pipeline_process(p, r->x + done * r->nch, k, done, 0, on_env, &a);
-	}
-	emg_pipeline_free(p);
 	if (a.n == 0)
 		return -ENODATA;
 	for (unsigned c = 0; c < r->nch; c++)
