@@ -895,6 +895,11 @@ float emg_ecg_lane_qrs(const struct emg_ecg *e, unsigned lane)
 	return lane < e->nl && e->on && e->on[lane] > 0 ? 1.0f / e->iq[lane] : 0.0f;
 }
 
+int emg_ecg_lane_learnt(const struct emg_ecg *e, unsigned lane)
+{
+	return lane < e->nl && e->on && e->on[lane] > 0 && e->cap[lane] == CAP_LEARNT;
+}
+
 float emg_ecg_lane_weight(const struct emg_ecg *e, unsigned lane)
 {
 	return lane < e->nl && e->w ? e->w[lane] : 0.0f;

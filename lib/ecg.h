@@ -166,6 +166,9 @@ unsigned emg_ecg_pre_samples(const struct emg_ecg *e);
 /* QRS peak energy of a lane over its noise energy (100 until learnt, 0 for skipped lanes). */
 float emg_ecg_lane_qrs(const struct emg_ecg *e, unsigned lane);
 
+/* Whether a lane has learnt its QRS from beats on the rhythm (a heart shows on it). */
+int emg_ecg_lane_learnt(const struct emg_ecg *e, unsigned lane);
+
 /* Detection weight of a lane, 0..1 (how strongly it carries the ECG). */
 float emg_ecg_lane_weight(const struct emg_ecg *e, unsigned lane);
 

@@ -29,8 +29,11 @@
  * from the spread of W-sample powers within blocks scaled as if
  * independent.  A rest calibration measures the same from its own blocks.
  * A burst the fast path cannot hold steadily (mean power < 4x rest) or that
- * the slow path confirmed lasts while either path sees it; after any burst
- * the slow path re-arms only once P has dropped below its off level.
+ * the slow path confirmed lasts while either path sees it - except, for its
+ * first W2, one that began on a QRS the ECG stage triggered on
+ * (emg_onset_trigger): P then holds the QRS's own energy, and held such a
+ * burst until a contraction 150 ms later joined it.  After any burst the
+ * slow path re-arms only once P has dropped below its off level.
  *
  * Burst logic, common to both paths and all methods:
  *   - onset confirmed when the on-decisions have held for
@@ -190,6 +193,7 @@ struct lane {
 
 	/* heartbeats: the last two QRS triggers on this lane, + 1 (0: none) */
 	uint64_t beat[2];
+	uint64_t trig;        /* the last QRS trigger on this lane, on the rhythm or not, + 1 (0: none) */
 
 	/* report gate: a confirmed onset waits here until its burst has lasted report_n */
 	int weak_on;          /* the burst was weak when it was confirmed */
@@ -226,6 +230,7 @@ struct lane {
 	X(plow)  /* P below this re-arms the slow path: p_off, -inf: off */                      \
 	X(ivar)  /* 1 / baseline variance (0 without) */                                          \
 	X(wkthr) /* WEAK_RHO * baseline variance */                                               \
+	X(wmin)  /* burst length before it may turn weak: 0, or W2 for a burst begun on a QRS */  \
 	X(bx2) X(bn) /* burst sum of x^2 (off-runs excluded) and its length */                   \
 	X(ag) X(as) X(apk) /* strong CUSUM: g, uncapped sum since zero, its peak */               \
 	X(bg) X(bs) X(bpk) /* weak CUSUM */                                                        \
@@ -1335,6 +1340,16 @@ static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint6
 	return r > onset && r <= n ? r : off;
 }
 
+/* Lane i's active burst began in the QRS window of its last ECG trigger: no slow hold for W2. */
+static void lane_trig_hold(struct emg_onset *o, unsigned i)
+{
+	const struct lane *l = &o->lanes[i];
+	const uint64_t t = l->trig;
+
+	o->h.wmin[i] = t && l->onset + o->beat_pre >= t && l->onset + 1 < t + o->beat_post
+			       ? (float)o->W2 : 0.0f;
+}
+
 /*
  * A run whose onset `at` lies in the QRS window of a heartbeat on lane i that
  * is not later than n, [trigger - beat_pre, trigger + beat_post), is what the
@@ -1425,6 +1440,7 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 		h->ab[i] = h->abpk[i] = h->bb[i] = h->bbpk[i] = 0;
 		h->abpka[i] = h->bbpka[i] = idx_rel(o, n + 1);
 		l->snr_db = burst_snr(l, run_x2, run_n);
+		lane_trig_hold(o, i);
 		lane_sync(o, i);
 		lane_invalidate_since(o, l, l->onset);
 		emit(o, i, f, EMG_ONSET_ON, l->onset);
@@ -1802,6 +1818,18 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 }
 
 /* ---- queries and calibration ----------------------------------------- */
+
+void emg_onset_trigger(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
+{
+	for (unsigned i = 0; i < o->nlanes; i++) {
+		if (lanes && !lanes[i])
+			continue;
+		o->lanes[i].trig = sample + 1;
+		/* a trigger taken back (a burst, not a beat) brings back the one before */
+		if (o->lanes[i].st == ST_ACTIVE)
+			lane_trig_hold(o, i);
+	}
+}
 
 void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
 {

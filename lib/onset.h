@@ -110,6 +110,15 @@ enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned
  */
 void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes);
 
+/*
+ * The ECG stage triggered at `sample` on the lanes with lanes[i] != 0 (NULL:
+ * all), on its rhythm or not: a burst that begins in that trigger's QRS
+ * window is held by the slow path only once its slow window (6 x window_ms)
+ * no longer reaches the QRS, so a QRS followed closely by a contraction is
+ * not one burst starting at the QRS.  Called like emg_onset_beat().
+ */
+void emg_onset_trigger(struct emg_onset *o, uint64_t sample, const uint8_t *lanes);
+
 /* Bursts the report gate dropped as too short (heartbeats, blips) since creation. */
 uint64_t emg_onset_dropped(const struct emg_onset *o);
 

@@ -77,7 +77,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 	 * change a pointer inside *h, and they would be reloaded after each. */
 	float *const xb = h->xb, *const ring = h->ring, *const cring = h->cring, *const cb = h->cb;
 	float *const hab = h->ab, *const habpk = h->abpk, *const hbb = h->bb, *const hbbpk = h->bbpk;
-	float *const hbx2 = h->bx2, *const hbn = h->bn, *const hwkthr = h->wkthr;
+	float *const hbx2 = h->bx2, *const hbn = h->bn, *const hwkthr = h->wkthr, *const hwmin = h->wmin;
 	int32_t *const habpka = h->abpka, *const hbbpka = h->bbpka, *const hweak = h->weak;
 	int32_t *const hrl = h->rl, *const hrs = h->rs, *const hr2l = h->r2l, *const hr2s = h->r2s;
 	int32_t *const hol = h->ol, *const honl = h->onl, *const hof = h->of;
@@ -247,7 +247,10 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 				up = act & (bb >= bbpk);
 				bbpk = EMG_K(sel)(up, bb, bbpk);
 				bbpka = EMG_K(seli)(up, n1, bbpka);
-				weak |= act & (bx2 < LDF(hwkthr + g0) * bn);
+				/* a burst that began on a QRS the ECG stage triggered on
+				 * (wmin: W2) is not held by its slow window until that
+				 * window no longer reaches the QRS */
+				weak |= act & (bx2 < LDF(hwkthr + g0) * bn) & (bn >= LDF(hwmin + g0));
 				const VI on_eff = onm | (weak & slow_on);
 				const VI start = act & (ol == zi) & ~on_eff;
 				const VI inrun = act & ((ol != zi) | start);

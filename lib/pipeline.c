@@ -353,13 +353,21 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 		 * stage takes back later, a burst on several lanes, may have held an
 		 * onset's event for a beat's length: it costs latency, not accuracy.
 		 * Only on a rhythm: off it, triggers are as likely bursts, and holding
-		 * a real onset's event for nothing costs accuracy on ECG-free lanes. */
-		if (emg_ecg_locked(p->ecg) && emg_ecg_last_beat(p->ecg, &age) && age <= n &&
-		    seq + n - age + 1 != p->beat_at) {
+		 * a real onset's event for nothing costs accuracy on ECG-free lanes.
+		 * Every trigger, on the rhythm or not, is also told to the lanes
+		 * that have learnt their QRS from beats (a heart shows there): a
+		 * burst begun on it is not held by the slow window that still holds
+		 * the QRS (emg_onset_trigger).  Without a heart no lane learns, so
+		 * triggers on noise or on bursts change nothing. */
+		if (emg_ecg_last_beat(p->ecg, &age) && age <= n && seq + n - age + 1 != p->beat_at) {
 			p->beat_at = seq + n - age + 1;
 			for (unsigned i = 0; i < nm; i++)
 				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
-			emg_onset_beat(p->onset, p->beat_at - 1, p->beat_lane);
+			if (emg_ecg_locked(p->ecg))
+				emg_onset_beat(p->onset, p->beat_at - 1, p->beat_lane);
+			for (unsigned i = 0; i < nm; i++)
+				p->beat_lane[i] &= emg_ecg_lane_learnt(p->ecg, i);
+			emg_onset_trigger(p->onset, p->beat_at - 1, p->beat_lane);
 		}
 		while (nfix < EMG_ECG_FIX_MAX && emg_ecg_pre_fix(p->ecg, nfix, &fix[nfix]) == 0)
 			nfix++;

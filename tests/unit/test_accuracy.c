@@ -153,9 +153,10 @@ END_TEST
 /*
  * The realistic synth at 20 dB (ECG 100 uV, ramps, tonic, cross-talk, motion):
  * regression limits only - today's figures with the default `ecg = subtract`
- * (median 18.5 ms, mean +8.0, 6/280 missed, 0.20 false onsets per
- * muscle-minute, lag p90 55.5; with `ecg = off` 19.0, +7.2, 7/280, 0.20,
- * 55.6) with a margin; at 40 dB, where cross-talk and heartbeats reach over
+ * (median 18.5 ms, mean +8.0, 4/280 missed, 0.20 false onsets per
+ * muscle-minute, lag p90 56.2; with `ecg = off` 19.0, +7.2, 7/280, 0.20,
+ * 55.6) with a margin, and the misses target itself, 2 % (6/280 before a
+ * burst begun on a QRS trigger stopped being held by the slow window); at 40 dB, where cross-talk and heartbeats reach over
  * a rest threshold near the noise, the false-onset target itself (today
  * 12.2, -7.7, 8/280, 0.79, 40.0: 1.06 and lag 45.6 before bursts on several
  * muscles stopped counting as heartbeats).
@@ -164,7 +165,7 @@ END_TEST
 START_TEST(test_synth_realistic)
 {
 	struct eval_result res = { 0 };
-	const struct limits l = { .median = 24, .mean = 12, .miss_pct = 4, .fa_min = 1, .lag_p90 = 65 };
+	const struct limits l = { .median = 24, .mean = 12, .miss_pct = 2, .fa_min = 1, .lag_p90 = 65 };
 	const struct limits l40 = { .median = 16, .mean = 12, .miss_pct = 4, .fa_min = 1, .lag_p90 = 50 };
 	struct eval_result r40 = { 0 };
 
@@ -173,7 +174,7 @@ START_TEST(test_synth_realistic)
 	check("synth-real", 40, &r40, &l40, " (target: false onsets; the rest regression)");
 	eval_result_free(&r40);
 	run_synth(EMG_SYNTH_REALISTIC, 20, &res);
-	check("synth-real", 20, &res, &l, " (regression)");
+	check("synth-real", 20, &res, &l, " (target: misses; the rest regression)");
 	/* offsets: 29.0 ms median, -28.7 mean, p90 90 ms today: early of the
 	 * first sample of zero activation, which the realistic synth's
 	 * fast-then-slow decays reach below the noise (before the offset fit

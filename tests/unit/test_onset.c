@@ -776,6 +776,66 @@ START_TEST(test_auto_baseline_skips_bursts)
 }
 END_TEST
 
+/*
+ * A QRS the ECG stage could not take out, then a contraction 150 ms later
+ * (the realistic synth at 20 dB: 4 of 6 missed bursts).  The QRS alone
+ * confirms a short burst whose mean power soon falls under WEAK_RHO rest
+ * powers; the slow path's 150 ms window still holds the QRS's energy and so
+ * held the burst until the contraction joined it: one burst starting at the
+ * QRS, the contraction's onset lost.  Told of the trigger
+ * (emg_onset_trigger), the detector ends the QRS's burst (too short, the
+ * gate drops it) and finds the contraction's own onset: 10 of 10 within
+ * 30 ms, against 1 of 10 untold.
+ */
+START_TEST(test_qrs_then_contraction)
+{
+	const unsigned reps = 10;
+	struct burst b[2 * 10];
+	const uint64_t gap = MS(3000);
+	uint64_t n = MS(3000) + reps * gap;
+
+	for (unsigned r = 0; r < reps; r++) {
+		uint64_t t = MS(3000) + r * gap;
+		b[2 * r] = (struct burst){ t, t + MS(50), 2.0 };                  /* QRS residue */
+		b[2 * r + 1] = (struct burst){ t + MS(150), t + MS(1150), 2.0 }; /* contraction */
+	}
+	float *x = make_signal(4242, 1, n, b, 2 * reps, 0);
+	int found[2] = { 0, 0 };
+
+	for (int told = 0; told <= 1; told++) {
+		struct emg_onset *o = make(EMG_ONSET_HODGES, 1);
+		struct capture *c = calloc(1, sizeof(*c));
+		uint64_t at = 0;
+
+		for (unsigned r = 0; r < reps; r++) {
+			/* the trigger comes on the QRS, before its frames are run */
+			uint64_t t = b[2 * r].on;
+			feed(o, x + at, 1, t - at, 64, at, c);
+			if (told)
+				emg_onset_trigger(o, t + MS(10), NULL);
+			at = t;
+		}
+		feed(o, x + at, 1, n - at, 64, at, c);
+		for (unsigned e = 0; e < c->n; e++) {
+			if (c->ev[e].kind != EMG_ONSET_ON)
+				continue;
+			for (unsigned r = 0; r < reps; r++) {
+				double err = ((double)c->ev[e].sample - (double)b[2 * r + 1].on) * 1000.0 / FS;
+				found[told] += fabs(err) <= 30.0;
+			}
+		}
+		printf("qrs then contraction: %s trigger, %d of %u onsets within 30 ms, %u events\n",
+		       told ? "with" : "without", found[told], reps, c->n);
+		fflush(stdout);
+		emg_onset_free(o);
+		free(c);
+	}
+	ck_assert_int_ge(found[1], (int)reps - 1);
+	ck_assert_int_lt(found[0], found[1]); /* what the trigger changes */
+	free(x);
+}
+END_TEST
+
 static Suite *onset_suite(void)
 {
 	Suite *s = suite_create("onset");
@@ -801,6 +861,7 @@ static Suite *onset_suite(void)
 	tcase_add_loop_test(tc, test_lanes_independent, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_auto_baseline_skips_bursts, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_low_rates_chunking, 0, 2);
+	tcase_add_test(tc, test_qrs_then_contraction);
 	suite_add_tcase(s, tc);
 	return s;
 }
