@@ -137,6 +137,7 @@
 #define REF_SMOOTH 2     /* ... sub-blocks each side averaged before the fit */
 #define REF_LR_MARGIN 4.0 /* ... a ramp must beat a step by this many residual variances */
 #define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded */
+#define RISE_MULT 2.0    /* ... and a faded burst rising to this many times what followed it is a new one */
 
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
 
@@ -202,6 +203,7 @@ struct lane {
 	struct emg_onset_event pend;
 	int pending;
 	int muted;            /* the gate dropped this burst as faded: its offset goes too */
+	uint64_t mute_end;    /* ... where it faded: a rise after it is a burst of its own */
 	uint64_t due;         /* sample the gate looks at it next */
 
 	/* bonato */
@@ -344,6 +346,7 @@ struct emg_onset {
 	struct ev *evs;       /* events of the current chunk */
 	unsigned nev, evcap;
 	unsigned npending;    /* lanes with an onset in the report gate */
+	unsigned nmuted;      /* lanes whose burst the gate dropped as faded, still active */
 	uint64_t next_due;    /* the earliest of their due samples (UINT64_MAX: none) */
 	uint64_t dropped;     /* bursts the report gate dropped */
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
@@ -1690,6 +1693,7 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
 		gate_next(o);
 	} else if (l->muted) {
 		l->muted = 0; /* the end of a burst the gate already dropped */
+		o->nmuted--;
 	} else if (l->pending) {
 		l->pending = 0;
 		o->npending--;
@@ -1719,7 +1723,7 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
  * The detector cannot tell a ring from a weak contraction by level alone;
  * the shape of the whole burst can.
  */
-static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n)
+static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n, uint64_t *faded)
 {
 	uint64_t e0, end;
 	unsigned m = 0, ramp = 0;
@@ -1740,7 +1744,62 @@ static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n)
 		tail += o->ref_u[j];
 	for (unsigned j = (unsigned)k; j < m; j++)
 		body += o->ref_u[j];
+	*faded = end;
 	return tail / k <= FADE_TAIL * body / (m - (unsigned)k);
+}
+
+/*
+ * Whether lane i's muted burst (the gate dropped it as faded at mute_end)
+ * has since risen again into a burst of its own: a contraction that starts
+ * while a pop still rings above the rest threshold continues the pop's burst
+ * in the detector, which would otherwise swallow it whole.  The forward
+ * change-point fit over what followed the fade must find a rise to at least
+ * RISE_MULT times the level before it, which has lasted report_n by n.
+ * Returns the rise's sample, or UINT64_MAX.
+ */
+static uint64_t burst_rose(struct emg_onset *o, unsigned i, uint64_t n)
+{
+	const struct lane *l = &o->lanes[i];
+	uint64_t e0, t;
+	unsigned m = 0, ramp = 0;
+	double before = 0, after = 0;
+	long k;
+
+	if (l->mute_end < o->ref_off)
+		return UINT64_MAX;
+	e0 = ref_entry(o, l->mute_end);
+	k = ref_fit(o, i, &e0, ref_entry(o, n + 1), 8, 0, REF_LR_MARGIN, &m, &ramp);
+	if (k <= 0)
+		return UINT64_MAX;
+	t = (e0 + (uint64_t)k) * o->ref_d + o->ref_off;
+	if (t + o->report_n > n + 1)
+		return UINT64_MAX; /* not yet: too short to tell from a blip */
+	for (unsigned j = 0; j < (unsigned)k; j++)
+		before += o->ref_u[j];
+	for (unsigned j = (unsigned)k; j < m; j++)
+		after += o->ref_u[j];
+	return after / (m - (unsigned)k) >= RISE_MULT * before / (unsigned)k ? t : UINT64_MAX;
+}
+
+/* Report the muted bursts that rose again into bursts of their own by `now`. */
+static void gate_unmute(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud)
+{
+	for (unsigned i = 0; i < o->nlanes && o->nmuted; i++) {
+		struct lane *l = &o->lanes[i];
+		uint64_t t;
+
+		if (!l->muted || l->st != ST_ACTIVE || o->h.weak[i] ||
+		    (t = burst_rose(o, i, now - 1)) == UINT64_MAX)
+			continue;
+		l->muted = 0;
+		o->nmuted--;
+		l->onset = t;
+		const struct emg_onset_event e = {
+			.lane = i, .kind = EMG_ONSET_ON, .sample = t, .onset_sample = t,
+			.snr_db = l->snr_db,
+		};
+		fn(ud, &e);
+	}
 }
 
 /* Report the pending onsets that fall due by `now` (samples seen). */
@@ -1763,8 +1822,9 @@ static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, voi
 		}
 		l->pending = 0;
 		o->npending--;
-		if (!o->h.weak[i] && burst_faded(o, i, l->pend.sample, now - 1)) {
+		if (!o->h.weak[i] && burst_faded(o, i, l->pend.sample, now - 1, &l->mute_end)) {
 			l->muted = 1;
+			o->nmuted++;
 			o->dropped++;
 			continue;
 		}
@@ -1789,8 +1849,11 @@ static void deliver(struct emg_onset *o, uint64_t first, unsigned nf, emg_onset_
 	for (unsigned i = 0; i < o->nev && fn; i++)
 		gate_event(o, &o->evs[i].e, first + o->evs[i].frame, fn, ud);
 	o->nev = 0;
-	if (fn)
+	if (fn) {
 		gate_release(o, first + nf, fn, ud);
+		if (o->nmuted)
+			gate_unmute(o, first + nf, fn, ud);
+	}
 }
 
 void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64_t first_sample,

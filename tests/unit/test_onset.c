@@ -836,6 +836,58 @@ START_TEST(test_qrs_then_contraction)
 }
 END_TEST
 
+/*
+ * A pop, then a contraction that starts while the pop still decays above the
+ * noise (the realistic synth at 40 dB: two contractions after a pop, inside
+ * its notch ring, were never reported).  The gate drops the pop's burst; the
+ * contraction, which continues that burst in the detector, must still be
+ * reported, with its own onset.  Before: 1 of 8 (hodges), the other 7 lost
+ * whole.  (A contraction that starts before the gate decides, within
+ * report_ms of the pop, is reported with the pop's onset.)
+ */
+START_TEST(test_pop_then_contraction)
+{
+	const enum emg_onset_method m = methods[_i];
+	const unsigned nrep = 8;
+	uint64_t t = MS(3000), n, pop[8], con[8];
+	struct rng r = { .s = 99 + m };
+	float *x;
+
+	for (unsigned i = 0; i < nrep; i++) {
+		pop[i] = t;
+		con[i] = t + MS(200 + 20 * i); /* 200-340 ms after the pop */
+		t += MS(3000);
+	}
+	n = t;
+	x = malloc(sizeof(float) * n);
+	for (uint64_t j = 0, i = 0; j < n; j++) {
+		double a = 0;
+		while (i + 1 < nrep && j >= pop[i + 1])
+			i++;
+		if (j >= pop[i]) /* 60 dB over the noise, decaying with 30 ms */
+			a = 1000.0 * exp(-(double)(j - pop[i]) / FS / 0.030);
+		if (j >= con[i] && j < con[i] + MS(1000))
+			a += 100.0;
+		x[j] = (float)(sqrt(1.0 + a * a) * rng_gauss(&r));
+	}
+	struct emg_onset *o = make(m, 1);
+	struct capture *c = calloc(1, sizeof(*c));
+	unsigned found = 0;
+
+	feed(o, x, 1, n, 64, 0, c);
+	for (unsigned k = 0; k < c->n; k++)
+		for (unsigned i = 0; c->ev[k].kind == EMG_ONSET_ON && i < nrep; i++)
+			found += llabs((long long)c->ev[k].sample - (long long)con[i]) <= (long long)MS(20);
+	printf("%-6s pop then contraction: %u of %u contractions reported within 20 ms (%u events)\n",
+	       emg_onset_method_name(m), found, nrep, c->n);
+	fflush(stdout);
+	ck_assert_uint_ge(found, nrep - 1);
+	emg_onset_free(o);
+	free(c);
+	free(x);
+}
+END_TEST
+
 static Suite *onset_suite(void)
 {
 	Suite *s = suite_create("onset");
@@ -862,6 +914,7 @@ static Suite *onset_suite(void)
 	tcase_add_loop_test(tc, test_auto_baseline_skips_bursts, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_low_rates_chunking, 0, 2);
 	tcase_add_test(tc, test_qrs_then_contraction);
+	tcase_add_loop_test(tc, test_pop_then_contraction, 0, NMETHODS);
 	suite_add_tcase(s, tc);
 	return s;
 }
