@@ -20,7 +20,8 @@
  *               QRS template subtraction; EMG_EVAL_ECG=mode sets another
  *               mode for every row but these)
  * and the heartbeat check: the realistic synth at rest with ECG at 200 uV,
- * per ECG mode; and false onsets on 80 lane-minutes of pure noise.
+ * per ECG mode; false onsets on 80 lane-minutes of pure noise; and the
+ * default pipeline on both synths at 250 Hz - 4 kHz (`rates`).
  *
  * Columns: median |error|, mean signed error, p90 |error| (ms), median |error|
  * against the alternative truth, misses among bursts >= 0.5 s into the stream,
@@ -335,6 +336,47 @@ static void beats(enum emg_ecg_mode mode)
 		}
 }
 
+/*
+ * The default pipeline on the synth's session at the rates amplifiers run at
+ * (Cyton 250 Hz, ADS1299 500 Hz, 1-4 kHz), plain and realistic, 20 and 40 dB
+ * (in-band SNR, so the rows compare the detector, not the noise).
+ */
+static void rates(void)
+{
+	static const double fs[] = { 250, 500, 1000, 2000, 4000 };
+	static const double rsnr[] = { 20, 40 };
+
+	printf("onset accuracy per sample rate, default pipeline (hodges), synth session, 2 seeds x 2 passes\n");
+	eval_print_header(stdout);
+	for (int real = 0; real <= 1; real++)
+		for (unsigned k = 0; k < sizeof(fs) / sizeof(fs[0]); k++)
+			for (unsigned j = 0; j < 2; j++) {
+				struct eval_result res = { 0 };
+				char src[32];
+
+				for (uint64_t seed = 1; seed <= 2; seed++) {
+					struct emg_device_config c;
+					struct eval_rec r;
+
+					emg_device_config_default(&c);
+					c.realism = real ? EMG_SYNTH_REALISTIC : EMG_SYNTH_PLAIN;
+					c.scenario = "session";
+					c.snr_db = rsnr[j];
+					c.seed = seed;
+					c.wander = c.pops = true;
+					c.rate = fs[k];
+					if (eval_synth(&r, &c, 2) < 0 || eval_run_online(&r, NULL, &res) < 0) {
+						fprintf(stderr, "rates: synth at %.0f Hz failed\n", fs[k]);
+						exit(1);
+					}
+					eval_rec_free(&r);
+				}
+				snprintf(src, sizeof(src), "%s@%.0f", real ? "s-real" : "s-plain", fs[k]);
+				eval_print_row(stdout, src, rsnr[j], "hodges", &res);
+				eval_result_free(&res);
+			}
+}
+
 static int want(int argc, char **argv, const char *what)
 {
 	if (argc < 2)
@@ -345,7 +387,7 @@ static int want(int argc, char **argv, const char *what)
 	return 0;
 }
 
-/* bench_onset [table] [ext] [beats] [heart] [noise]: the sections to run (default all; ext: the table's external rows). */
+/* bench_onset [table] [ext] [beats] [heart] [noise] [rates]: the sections to run (default all; ext: the table's external rows). */
 int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
@@ -384,6 +426,8 @@ heart:
 		heartbeat();
 	if (want(argc, argv, "noise"))
 		noise_rates();
+	if (want(argc, argv, "rates"))
+		rates();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("(%.1f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
