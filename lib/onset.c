@@ -136,7 +136,9 @@
 #define REF_SPAN_MS 100.0 /* ... at most this much before the first estimate */
 #define REF_SMOOTH 2     /* ... sub-blocks each side averaged before the fit */
 #define REF_LR_MARGIN 4.0 /* ... a ramp must beat a step by this many residual variances */
-#define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded */
+#define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded ... */
+#define FADE_RING 0.2    /* ... and so has one followed by at most this, dying away: */
+#define FADE_DECAY 0.8   /* each third of what follows at most this of the third before */
 #define RISE_MULT 2.0    /* ... and a faded burst rising to this many times what followed it is a new one */
 
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
@@ -1665,8 +1667,8 @@ static uint64_t gate_due(const struct emg_onset *o, const struct emg_onset_event
 static void gate_next(struct emg_onset *o)
 {
 	o->next_due = UINT64_MAX;
-	for (unsigned i = 0; i < o->nlanes && o->npending; i++)
-		if (o->lanes[i].pending && o->lanes[i].due < o->next_due)
+	for (unsigned i = 0; i < o->nlanes && (o->npending || o->nmuted); i++)
+		if ((o->lanes[i].pending || o->lanes[i].muted) && o->lanes[i].due < o->next_due)
 			o->next_due = o->lanes[i].due;
 }
 
@@ -1694,6 +1696,7 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
 	} else if (l->muted) {
 		l->muted = 0; /* the end of a burst the gate already dropped */
 		o->nmuted--;
+		gate_next(o);
 	} else if (l->pending) {
 		l->pending = 0;
 		o->npending--;
@@ -1739,13 +1742,27 @@ static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n,
 	end = (e0 + (m - (unsigned)k)) * o->ref_d + o->ref_off;
 	if (end >= on + o->report_n)
 		return 0;
-	/* newest first: [0, k) is what followed the burst, [k, m) the burst */
+	/* newest first: [0, k) is what followed the burst, in thirds th[0]
+	 * (the newest) .. th[2]; [k, m) the burst */
+	double th[3] = { 0, 0, 0 };
+
 	for (unsigned j = 0; j < (unsigned)k; j++)
-		tail += o->ref_u[j];
+		th[j * 3 / (unsigned)k] += o->ref_u[j];
 	for (unsigned j = (unsigned)k; j < m; j++)
 		body += o->ref_u[j];
 	*faded = end;
-	return tail / k <= FADE_TAIL * body / (m - (unsigned)k);
+	tail = (th[0] + th[1] + th[2]) / k;
+	body /= m - (unsigned)k;
+	/*
+	 * A ring dies away all along, a contraction's sustained part does not:
+	 * at 250 Hz a pop's notch ring is 10-13 % of the pop (the band is
+	 * 20-112 Hz, the notch's share of it larger), and each third of it
+	 * smaller than the one before; a contraction that began on a pop
+	 * follows the pop's decay, then stays level.
+	 */
+	return tail <= FADE_TAIL * body ||
+	       (tail <= FADE_RING * body && k >= 3 && th[0] <= FADE_DECAY * th[1] &&
+		th[1] <= FADE_DECAY * th[2]);
 }
 
 /*
@@ -1781,25 +1798,28 @@ static uint64_t burst_rose(struct emg_onset *o, unsigned i, uint64_t n)
 	return after / (m - (unsigned)k) >= RISE_MULT * before / (unsigned)k ? t : UINT64_MAX;
 }
 
-/* Report the muted bursts that rose again into bursts of their own by `now`. */
-static void gate_unmute(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud)
+/*
+ * Lane i's muted burst at `now`: reported, from its rise, if it has risen
+ * again into a burst of its own; else looked at again a confirmation later
+ * (at due samples, where chunks end, so the result does not depend on how
+ * the frames were split into blocks).
+ */
+static void gate_unmute(struct emg_onset *o, unsigned i, uint64_t now, emg_onset_fn fn, void *ud)
 {
-	for (unsigned i = 0; i < o->nlanes && o->nmuted; i++) {
-		struct lane *l = &o->lanes[i];
-		uint64_t t;
+	struct lane *l = &o->lanes[i];
+	const uint64_t t = o->h.weak[i] ? UINT64_MAX : burst_rose(o, i, now - 1);
 
-		if (!l->muted || l->st != ST_ACTIVE || o->h.weak[i] ||
-		    (t = burst_rose(o, i, now - 1)) == UINT64_MAX)
-			continue;
-		l->muted = 0;
-		o->nmuted--;
-		l->onset = t;
-		const struct emg_onset_event e = {
-			.lane = i, .kind = EMG_ONSET_ON, .sample = t, .onset_sample = t,
-			.snr_db = l->snr_db,
-		};
-		fn(ud, &e);
+	if (t == UINT64_MAX) {
+		l->due = now + o->confirm_n;
+		return;
 	}
+	l->muted = 0;
+	o->nmuted--;
+	l->onset = t;
+	const struct emg_onset_event e = {
+		.lane = i, .kind = EMG_ONSET_ON, .sample = t, .onset_sample = t, .snr_db = l->snr_db,
+	};
+	fn(ud, &e);
 }
 
 /* Report the pending onsets that fall due by `now` (samples seen). */
@@ -1807,9 +1827,11 @@ static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, voi
 {
 	if (now < o->next_due)
 		return;
-	for (unsigned i = 0; i < o->nlanes && o->npending; i++) {
+	for (unsigned i = 0; i < o->nlanes && (o->npending || o->nmuted); i++) {
 		struct lane *l = &o->lanes[i];
 
+		if (l->muted && now >= l->due)
+			gate_unmute(o, i, now, fn, ud);
 		if (!l->pending || now < l->due)
 			continue;
 		if (o->h.ol[i] > 0) { /* fading: look again when this off-run would end the burst */
@@ -1826,6 +1848,7 @@ static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, voi
 			l->muted = 1;
 			o->nmuted++;
 			o->dropped++;
+			l->due = now + o->confirm_n;
 			continue;
 		}
 		fn(ud, &l->pend);
@@ -1849,11 +1872,8 @@ static void deliver(struct emg_onset *o, uint64_t first, unsigned nf, emg_onset_
 	for (unsigned i = 0; i < o->nev && fn; i++)
 		gate_event(o, &o->evs[i].e, first + o->evs[i].frame, fn, ud);
 	o->nev = 0;
-	if (fn) {
+	if (fn)
 		gate_release(o, first + nf, fn, ud);
-		if (o->nmuted)
-			gate_unmute(o, first + nf, fn, ud);
-	}
 }
 
 void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64_t first_sample,

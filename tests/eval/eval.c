@@ -390,6 +390,8 @@ static int score(const struct eval_rec *r, const struct dets *d, struct eval_res
 		if (t->onset >= eligible)
 			res->bursts++;
 		uint64_t at = d->d[tm[i]].at, end = d->d[tm[i]].end;
+		if (getenv("EVAL_PAIRS"))
+			fprintf(stderr, "PAIR ch %u onset %.3f alt %.1f err %.1f group %u\n", t->ch, t->onset / r->fs, ((double)t->alt - (double)t->onset) * ms, ((double)at - (double)t->onset) * ms, t->group);
 		if (push(&res->err, &res->nerr, &res->caperr, ((double)at - (double)t->onset) * ms) <
 		    0)
 			goto out;
@@ -417,8 +419,11 @@ static int score(const struct eval_rec *r, const struct dets *d, struct eval_res
 	for (size_t j = 0; j < d->n; j++) {
 		if (dm[j])
 			continue;
-		if (d->d[j].at >= eligible && d->d[j].at < r->n && !busy[d->d[j].at])
+		if (d->d[j].at >= eligible && d->d[j].at < r->n && !busy[d->d[j].at]) {
 			res->fa_rest++;
+			if (getenv("EVAL_PAIRS"))
+				fprintf(stderr, "FA ch %u at %.3f end %.3f\n", d->d[j].ch, d->d[j].at / r->fs, d->d[j].end == UINT64_MAX ? -1.0 : d->d[j].end / r->fs);
+		}
 		else
 			res->fa_other++;
 	}

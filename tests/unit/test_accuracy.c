@@ -158,7 +158,7 @@ END_TEST
  * 55.6) with a margin, and the misses target itself, 2 % (6/280 before a
  * burst begun on a QRS trigger stopped being held by the slow window); at 40 dB, where cross-talk and heartbeats reach over
  * a rest threshold near the noise, the false-onset and misses targets
- * themselves (today 11.8, -7.1, 4/280, 0.59, 40.0; 8/280 missed before the
+ * themselves (today 12.0, -6.8, 3/280, 0.26, 40.5; 8/280 missed before the
  * beat hold judged a slow-path run by where it began and a contraction
  * inside a dropped pop's ring was reported, 1.06 false onsets and
  * lag 45.6 before bursts on several muscles stopped counting as heartbeats).
