@@ -139,7 +139,7 @@
 #define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded ... */
 #define FADE_RING 0.2    /* ... and so has one followed by at most this, dying away: */
 #define FADE_DECAY 0.8   /* each third of what follows at most this of the third before */
-#define RISE_MULT 2.0    /* ... and a faded burst rising to this many times what followed it is a new one */
+#define RISE_MULT 2.0    /* report gate: a dropped burst rising to this many times what followed its fade is a new one */
 
 enum lane_state { ST_IDLE = 0, ST_ACTIVE = 2 }; /* an on-run pending is IDLE with run_len > 0 */
 
@@ -1643,11 +1643,14 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * fading at report_n + offset_n after the onset (an off-run in progress then
  * is waited out: it may still place the offset before report_n).  A burst
  * that ends sooner is dropped with its offset, and so is one the detector
- * still holds but whose shape says it has faded (burst_faded()).  Only the
- * event waits: the onset keeps its back-dated sample, and the detector's
- * state machine, thresholds and baselines never see the gate.
- * Chunks end where a pending onset falls due, so what is reported when does
- * not depend on how the caller splits the stream.
+ * still holds but whose shape says it has faded (burst_faded()) - unless it
+ * rises again into a burst of its own while the detector holds it
+ * (burst_rose(): a contraction inside a pop's ring), which is then reported
+ * from its rise.  Only the event waits: the onset keeps its back-dated
+ * sample, and the detector's state machine, thresholds and baselines never
+ * see the gate.  Chunks end where a pending onset falls due and where a
+ * dropped burst is looked at again, so what is reported when does not depend
+ * on how the caller splits the stream.
  */
 /*
  * When onset `on` has lasted long enough to be reported: report_n, plus the
@@ -1720,7 +1723,8 @@ static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uin
  * Whether lane i's burst from sample `on` has in fact faded by sample n,
  * although the detector still holds it: the reversed change-point fit puts
  * its end before on + report_n, and what follows is at most FADE_TAIL of its
- * amplitude.  A band-passed electrode pop (a step of a few hundred uV) spends
+ * amplitude, or at most FADE_RING and dying away (each third of it at most
+ * FADE_DECAY of the one before); *faded is then that end.  A band-passed electrode pop (a step of a few hundred uV) spends
  * its energy in ~40 ms, but its high-pass and notch ringing stay above a rest
  * threshold near the noise for 150-500 ms at 40 dB; so do strong twitches.
  * The detector cannot tell a ring from a weak contraction by level alone;
