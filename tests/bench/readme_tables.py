@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Rewrite README.md's two "Signal validity" tables from bench_onset's output.
+"""Rewrite README.md's "Signal validity" tables from bench_onset's output.
 
     ./build/tests/bench/bench_onset > /tmp/onset.txt
     python3 tests/bench/readme_tables.py /tmp/onset.txt     # from the top of the tree
 
 The onset table takes each source's hodges and offline rows, the offset table
-the hodges and offline rows of "offset accuracy"; everything else in the README
+the hodges and offline rows of "offset accuracy", the per-rate table the rows of
+the `rates` section (when the run had it); everything else in the README
 is left alone, so `git diff README.md` shows exactly which figures moved.  The
 tables are copied, never typed: a figure in them is what the benchmark printed.
 """
@@ -28,6 +29,26 @@ HEAD_ON = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e ms
            r'median \\\|e\\\| vs alt ms \| missed \| false onsets / muscle-min \| lag p90 ms \|')
 HEAD_OFF = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
             r'offsets scored \|')
+
+
+HEAD_RATE = (r'\| source \| rate Hz \| SNR dB \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
+             r'missed \| false onsets / muscle-min \| lag p90 ms \|')
+RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth'}
+
+
+def rate_rows(bench):
+    """The README rows of the per-rate table (`bench_onset rates`), 2 kHz left out: the big table has it."""
+    out = []
+    for line in bench.splitlines():
+        p = line.split()
+        if len(p) != 10 or '@' not in p[0] or p[2] != 'hodges':
+            continue
+        src, rate = p[0].split('@')
+        if src not in RATE_LABELS or rate == '2000':
+            continue
+        cells = [RATE_LABELS[src], rate, p[1]] + [c.replace('+-', '-') for c in p[3:6] + p[7:]]
+        out.append('| ' + ' | '.join(cells) + ' |')
+    return out
 
 
 def rows(bench):
@@ -57,15 +78,19 @@ def replace_body(text, head, body):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    on, off = rows(open(sys.argv[1], encoding='utf-8').read())
+    bench = open(sys.argv[1], encoding='utf-8').read()
+    on, off = rows(bench)
+    rate = rate_rows(bench)
     if not on or not off:
         sys.exit('readme_tables: %s holds no bench_onset table (onset rows %d, offset rows %d)'
                  % (sys.argv[1], len(on), len(off)))
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'README.md')
     text = open(readme, encoding='utf-8').read()
     text = replace_body(replace_body(text, HEAD_ON, on), HEAD_OFF, off)
+    if rate:  # only when the run had the `rates` section
+        text = replace_body(text, HEAD_RATE, rate)
     open(readme, 'w', encoding='utf-8').write(text)
-    print('README.md: %d onset rows, %d offset rows' % (len(on), len(off)))
+    print('README.md: %d onset rows, %d offset rows, %d rate rows' % (len(on), len(off), len(rate)))
 
 
 if __name__ == '__main__':
