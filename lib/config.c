@@ -96,7 +96,9 @@ static int p_rate(struct emg_config *c, const char *v)
 
 static int p_mains(struct emg_config *c, const char *v)
 {
-	if (!strcmp(v, "50"))
+	if (!strcmp(v, "auto"))
+		c->pipe.filter.mains_hz = EMG_FILTER_MAINS_AUTO;
+	else if (!strcmp(v, "50"))
 		c->pipe.filter.mains_hz = 50;
 	else if (!strcmp(v, "60"))
 		c->pipe.filter.mains_hz = 60;
@@ -266,7 +268,7 @@ static const struct kdef keys[] = {
 	CUSTOM("dsp", "highpass_order", pipe.filter.highpass_order, p_hp_order, C_MEM, P, "2, 4, 6 or 8"),
 	DBL("dsp", "lowpass", pipe.filter.lowpass_hz, 0, 8000, P, "0 (off) .. 8000 Hz (clamped to 0.45 x rate)"),
 	CUSTOM("dsp", "lowpass_order", pipe.filter.lowpass_order, p_lp_order, C_MEM, P, "2, 4, 6 or 8"),
-	CUSTOM("dsp", "mains", pipe.filter.mains_hz, p_mains, C_MEM, P | SYNTH_READS, "50, 60 or off"),
+	CUSTOM("dsp", "mains", pipe.filter.mains_hz, p_mains, C_MEM, P | SYNTH_READS, "auto, 50, 60 or off"),
 	DBL("dsp", "notch_q", pipe.filter.notch_q, 1, 200, P, "1..200"),
 	DBL("dsp", "rms_window_ms", pipe.rms_window_ms, 5, 2000, P, "5..2000 ms"),
 	DBL("dsp", "onset_window_ms", pipe.onset.window_ms, 2, 500, P, "2..500 ms"),
@@ -945,7 +947,7 @@ void emg_config_device(const struct emg_config *cfg, struct emg_device_config *d
 	dev->rate = cfg->rate;
 	dev->channels = cfg->channels;
 	dev->serial = cfg->serial;
-	dev->mains_hz = cfg->pipe.filter.mains_hz ? cfg->pipe.filter.mains_hz : 50;
+	dev->mains_hz = cfg->pipe.filter.mains_hz > 0 ? cfg->pipe.filter.mains_hz : 50;
 	dev->muscles = cfg->muscles;
 	dev->log = NULL;
 	dev->log_ud = NULL;

@@ -21,15 +21,22 @@ struct emg_filter_spec {
 	unsigned highpass_order; /* even, 2..8 (default 2) */
 	double lowpass_hz;       /* corner, 0 = none; clamped to 0.45*fs (default 450) */
 	unsigned lowpass_order;  /* even, 2..8 (default 4) */
-	double mains_hz;         /* 50, 60 (any 40..70) or 0 = no notch (default 50) */
+	double mains_hz;         /* 50, 60 (any 40..70), 0 = no notch, or EMG_FILTER_MAINS_AUTO (default) */
 	double notch_q;          /* notch quality factor (default 30) */
 };
+
+/*
+ * mains_hz = EMG_FILTER_MAINS_AUTO: notch both the 50 and the 60 Hz family for
+ * the first second of input, measure the hum there, then keep the family it
+ * is on (50 when neither hums clearly).
+ */
+#define EMG_FILTER_MAINS_AUTO (-1.0)
 
 /* Lowest and highest sample rates the design is validated for. */
 #define EMG_FILTER_MIN_RATE 250.0
 #define EMG_FILTER_MAX_RATE 16000.0
 
-/* Fill a spec with the SENIAM/ISEK defaults (20-450 Hz, 50 Hz notch, Q 30). */
+/* Fill a spec with the SENIAM/ISEK defaults (20-450 Hz, mains notch found automatically, Q 30). */
 void emg_filter_spec_default(struct emg_filter_spec *s);
 
 /* Design the chain for sample rate fs and nch channels; -EINVAL on an impossible spec. */
@@ -56,6 +63,9 @@ unsigned emg_filter_sections(const struct emg_filter *f);
 
 /* Number of notch sections (mains fundamental plus harmonics). */
 unsigned emg_filter_notches(const struct emg_filter *f);
+
+/* Mains frequency notched: 50, 60 (or as set), 0 for none, EMG_FILTER_MAINS_AUTO while still measuring. */
+double emg_filter_mains_hz(const struct emg_filter *f);
 
 /* Coefficients of section i as run (a0 = 1): b[0..2], a[0..2]; -EINVAL if i is out of range. */
 int emg_filter_section(const struct emg_filter *f, unsigned i, float b[3], float a[3]);

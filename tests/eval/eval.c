@@ -639,8 +639,7 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 		goto out;
 	memcpy(x, r->x, sizeof(float) * n * nch);
 	emg_filter_spec_default(&spec);
-	if (!has_hum(r, spec.mains_hz))
-		spec.mains_hz = 0;
+	spec.mains_hz = has_hum(r, 50) ? 50 : 0;
 	if ((err = emg_filter_new(&f, &spec, r->fs, nch)) < 0)
 		goto out;
 	emg_filter_run(f, x, (unsigned)n); /* forward ... */
@@ -823,6 +822,12 @@ void eval_print_offset_row(FILE *f, const char *src, double snr, const char *det
 int eval_emgdet_all(const char *path, double snr, int laplace,
 		    const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
+	return eval_emgdet_hum_all(path, snr, laplace, 0, 0, cfg, res);
+}
+
+int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz, double hum_rel,
+			const struct emg_pipeline_config *cfg, struct eval_result *res)
+{
 	int n = eval_emgdet_count(path), err;
 
 	if (n <= 0)
@@ -834,6 +839,9 @@ int eval_emgdet_all(const char *path, double snr, int laplace,
 		if ((err = eval_emgdet(&r, path, (unsigned)t, 50.0, snr, laplace,
 				       1000 + (uint64_t)t, start)) < 0)
 			return err;
+		/* mains hum from the first sample, hum_rel times the contraction's RMS, a phase per trial */
+		for (uint64_t i = 0; hum_hz > 0 && i < r.n; i++)
+			r.x[i] += (float)(50.0 * hum_rel * M_SQRT2 * sin(2.0 * M_PI * hum_hz * (double)i / r.fs + t));
 		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
 		eval_rec_free(&r);
 		if (err < 0)

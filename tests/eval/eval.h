@@ -165,6 +165,10 @@ void eval_result_free(struct eval_result *res);
 int eval_emgdet_all(const char *path, double snr, int laplace,
 		    const struct emg_pipeline_config *cfg, struct eval_result *res);
 
+/* eval_emgdet_all() with mains hum at hum_hz (0: none), hum_rel times the contraction's RMS, added from the first sample. */
+int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz, double hum_rel,
+			const struct emg_pipeline_config *cfg, struct eval_result *res);
+
 /* The column header of an accuracy table. */
 void eval_print_header(FILE *f);
 

@@ -54,7 +54,7 @@ try:
     got = c.count("/emg/frame") - n0  # streaming, not the exact 50 Hz (a loaded run got 40-odd)
     check(got >= 50, "still streaming after the refused reload: %d frames in 2 s" % got)
     log = d.logtext()
-    check("mains = 55: bad value (allowed: 50, 60 or off)" in log and "reload: refused" in log,
+    check("mains = 55: bad value (allowed: auto, 50, 60 or off)" in log and "reload: refused" in log,
           "the log names the bad key and says the reload was refused")
     c.close()
 finally:

@@ -55,7 +55,7 @@ START_TEST(test_defaults)
 	ck_assert_double_eq(c.pipe.rms_window_ms, 125);
 	ck_assert_double_eq(c.pipe.filter.highpass_hz, 20);
 	ck_assert_double_eq(c.pipe.filter.lowpass_hz, 450);
-	ck_assert_double_eq(c.pipe.filter.mains_hz, 50);
+	ck_assert_double_eq(c.pipe.filter.mains_hz, EMG_FILTER_MAINS_AUTO);
 	ck_assert_int_eq(c.pipe.onset.method, EMG_ONSET_HODGES);
 	ck_assert_uint_eq(c.default_lease_s, 10);
 	ck_assert_uint_eq(c.max_lease_s, 300);
@@ -190,7 +190,7 @@ END_TEST
 START_TEST(test_bad_values)
 {
 	ck_parse_err("[device]\nrate = 2000\n[dsp]\nmains = 55\n",
-		     "emgd.conf:4: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+		     "emgd.conf:4: [dsp] mains = 55: bad value (allowed: auto, 50, 60 or off)");
 	ck_parse_err("\n\n[dsp]\nmains = 55\n", "emgd.conf:4: [dsp] mains = 55: bad value");
 	ck_parse_err("[device]\nrate = 20000\n",
 		     "emgd.conf:2: [device] rate = 20000: bad value (allowed: 0 (driver default) or 250..16000 Hz)");
@@ -243,7 +243,7 @@ START_TEST(test_bad_values)
 		ck_assert_int_eq(emg_config_parse(&c, "/etc/emgd/site.conf", t, strlen(t), err,
 						  sizeof(err)),
 				 -EINVAL);
-		ck_assert_str_eq(err, "/etc/emgd/site.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+		ck_assert_str_eq(err, "/etc/emgd/site.conf:2: [dsp] mains = 55: bad value (allowed: auto, 50, 60 or off)");
 		emg_config_release(&c);
 	}
 }
@@ -325,15 +325,15 @@ START_TEST(test_first_error_wins)
 
 	ck_assert_int_eq(emg_config_init(&c), 0);
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\ndetector = magic\n"), -EINVAL);
-	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: auto, 50, 60 or off)");
 	ck_assert_int_eq(parse(&c, "[dsp]\njunk line\nmains = 55\n"), -EINVAL);
 	ck_assert_msg(strstr(err, "emgd.conf:2: syntax error") == err, "%s", err);
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\njunk line\n"), -EINVAL);
-	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: auto, 50, 60 or off)");
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 50\n[bogus]\nx = 1\n[dsp]\nmains = 55\n"), -EINVAL);
 	ck_assert_str_eq(err, "emgd.conf:3: [bogus]: unknown section (allowed: device, dsp, osc, daemon, muscles, analytics, oscquery, web)");
 	ck_assert_int_eq(parse(&c, "[dsp]\nmains = 55\n[bogus]\n"), -EINVAL);
-	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: 50, 60 or off)");
+	ck_assert_str_eq(err, "emgd.conf:2: [dsp] mains = 55: bad value (allowed: auto, 50, 60 or off)");
 	emg_config_release(&c);
 }
 END_TEST
@@ -774,7 +774,7 @@ START_TEST(test_load)
 	fputs("# site config\n[osc]\npublish_rate = 20\n[dsp]\nmains = 55\n", f);
 	fclose(f);
 	ck_assert_int_eq(emg_config_load(&c, path, err, sizeof(err)), -EINVAL);
-	snprintf(want, sizeof(want), "%s:5: [dsp] mains = 55: bad value (allowed: 50, 60 or off)",
+	snprintf(want, sizeof(want), "%s:5: [dsp] mains = 55: bad value (allowed: auto, 50, 60 or off)",
 		 path);
 	ck_assert_str_eq(err, want);
 	ck_assert_double_eq(c.pipe.publish_rate, 50);
@@ -813,7 +813,7 @@ START_TEST(test_device_changed)
 	/* ... except mains: the synth hums at the configured frequency */
 	ck_assert_int_eq(parse(&b, "[dsp]\nmains = 60\n"), 0);
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
-	ck_assert_int_eq(parse(&b, "[dsp]\nmains = 50\n"), 0);
+	ck_assert_int_eq(parse(&b, "[dsp]\nmains = auto\n"), 0);
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 0);
 	ck_assert_int_eq(parse(&b, "[device]\nseed = 2\n"), 0);
 	ck_assert_int_eq(emg_config_device_changed(&a, &b), 1);
@@ -1216,7 +1216,7 @@ START_TEST(test_diff_effects)
 	ck_assert_uint_eq(emg_config_diff(&a, &b, changed, sizeof(changed)), EMG_CFG_PIPELINE);
 	ck_assert_str_eq(changed, "[dsp] mains");
 	/* start-up-only keys say so */
-	ck_assert_int_eq(parse(&b, "[daemon]\nmlock = no\n[dsp]\nmains = 50\n"), 0);
+	ck_assert_int_eq(parse(&b, "[daemon]\nmlock = no\n[dsp]\nmains = auto\n"), 0);
 	ck_assert_uint_eq(emg_config_diff(&a, &b, NULL, 0), EMG_CFG_RESTART);
 	/* [muscles]: same channels for a USB amplifier, a new pipeline only */
 	ck_assert_int_eq(parse(&b, "[daemon]\nmlock = yes\n[muscles]\nglute_max_l = 1\nglute_max_r = 2\nglute_med_l = 3\n"

@@ -131,6 +131,56 @@ static double notch_edge(const struct emg_filter *f, const struct emg_filter *re
 	return 0.5 * (inside + outside);
 }
 
+/*
+ * mains = auto: noise on 8 channels, an electrode offset, and a hum of 50 Hz,
+ * 60 Hz or none.  After the first second the filter keeps the family the hum
+ * is on (50 without hum), notches it as a fixed 50 or 60 Hz chain would, and
+ * gives the same output whatever the block sizes it was fed in.
+ */
+START_TEST(test_mains_auto)
+{
+	static const double hum_hz[] = { 0, 50, 60 };
+	const double fs = 2000, hz = hum_hz[_i];
+	const unsigned nch = 8, n = 3 * 2000;
+	float *x = malloc(sizeof(float) * n * nch), *y = malloc(sizeof(float) * n * nch);
+	struct emg_filter *f = make(fs, 20, 2, 450, 4, EMG_FILTER_MAINS_AUTO, nch);
+	struct emg_filter *g = make(fs, 20, 2, 450, 4, EMG_FILTER_MAINS_AUTO, nch);
+	char buf[64];
+
+	rng_seed(77 + _i);
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned c = 0; c < nch; c++)
+			x[i * nch + c] = (float)(5.0 * rng_uniform() + 3000.0 * c +
+						 (hz > 0 ? 100.0 * sin(2.0 * M_PI * hz * i / fs + c) : 0.0));
+	memcpy(y, x, sizeof(float) * n * nch);
+	ck_assert(emg_filter_mains_hz(f) == EMG_FILTER_MAINS_AUTO);
+	emg_filter_run(f, x, n); /* one call across the decision ... */
+	for (unsigned i = 0; i < n; i += 77) /* ... and blocks that straddle it */
+		emg_filter_run(g, y + (size_t)i * nch, n - i < 77 ? n - i : 77);
+	ck_assert_int_eq(memcmp(x, y, sizeof(float) * n * nch), 0);
+
+	const double want = hz == 60 ? 60 : 50;
+	ck_assert_double_eq(emg_filter_mains_hz(f), want);
+	ck_assert_uint_eq(emg_filter_notches(f), want == 60 ? 7 : 8);
+	ck_assert_uint_eq(emg_filter_sections(f), want == 60 ? 10 : 11);
+	emg_filter_describe(f, buf, sizeof(buf));
+	ck_assert_str_eq(buf, want == 60 ? "HP:20Hz LP:450Hz N:60Hz" : "HP:20Hz LP:450Hz N:50Hz");
+	/* the last second: the hum notched to under the noise (a 100 uV hum, 5 uV-ish noise) */
+	for (unsigned c = 0; hz > 0 && c < nch; c++) {
+		float *col = malloc(sizeof(float) * 2000);
+		for (unsigned i = 0; i < 2000; i++)
+			col[i] = x[(size_t)(n - 2000 + i) * nch + c];
+		ck_assert_msg(lockin_amp(col, 2000, fs, hz, n - 2000) < 1.0, "channel %u: %g uV of hum left", c,
+			      lockin_amp(col, 2000, fs, hz, n - 2000));
+		free(col);
+	}
+	emg_filter_free(f);
+	emg_filter_free(g);
+	free(x);
+	free(y);
+}
+END_TEST
+
 START_TEST(test_defaults_and_describe)
 {
 	struct emg_filter_spec s;
@@ -140,8 +190,16 @@ START_TEST(test_defaults_and_describe)
 	emg_filter_spec_default(&s);
 	ck_assert(s.highpass_hz == 20.0 && s.highpass_order == 2);
 	ck_assert(s.lowpass_hz == 450.0 && s.lowpass_order == 4);
-	ck_assert(s.mains_hz == 50.0 && s.notch_q == 30.0);
+	ck_assert(s.mains_hz == EMG_FILTER_MAINS_AUTO && s.notch_q == 30.0);
 
+	ck_assert_int_eq(emg_filter_new(&f, &s, 2000, 8), 0);
+	/* while it measures the hum: the 50 Hz family runs */
+	ck_assert_uint_eq(emg_filter_notches(f), 8);
+	ck_assert_str_eq((emg_filter_describe(f, buf, sizeof(buf)), buf), "HP:20Hz LP:450Hz N:auto");
+	ck_assert(emg_filter_mains_hz(f) == EMG_FILTER_MAINS_AUTO);
+	emg_filter_free(f);
+
+	s.mains_hz = 50;
 	ck_assert_int_eq(emg_filter_new(&f, &s, 2000, 8), 0);
 	/* 1 high-pass + 2 low-pass sections, notches at 50..400 (450 is not strictly below) */
 	ck_assert_uint_eq(emg_filter_notches(f), 8);
@@ -668,6 +726,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_defaults_and_describe);
+	tcase_add_loop_test(tc, test_mains_auto, 0, 3);
 	tcase_add_test(tc, test_butterworth_vs_analytic);
 	tcase_add_test(tc, test_corners_3db);
 	tcase_add_loop_test(tc, test_notch_depth_response, 0, 2);

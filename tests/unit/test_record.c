@@ -373,20 +373,20 @@ START_TEST(test_header_filter_text)
 	/* room for everything: the filter as emg_filter_describe() words it */
 	header_info("synth", "SYNTH-1", field, sizeof(field));
 	ck_assert_ptr_nonnull(strstr(field, " synth serial=SYNTH-1 "));
-	ck_assert_ptr_nonnull(strstr(field, "HP:20Hz LP:450Hz N:50Hz"));
+	ck_assert_ptr_nonnull(strstr(field, "HP:20Hz LP:450Hz N:auto"));
 
 	/* a longer serial: the filter abbreviated, nothing cut (this one was
 	 * "... hackeeg serial=DQ0081-CYTONBOA" with EDFlib's 66-character field) */
 	header_info("hackeeg", "DQ0081-CYTONBOARD", field, sizeof(field));
-	ck_assert_ptr_nonnull(strstr(field, " hackeeg serial=DQ0081-CYTONBOARD HP:20 LP:450 N:50Hz"));
+	ck_assert_ptr_nonnull(strstr(field, " hackeeg serial=DQ0081-CYTONBOARD HP:20 LP:450 N:auto"));
 	ck_assert_uint_eq(strlen(field), 78);
 
 	/* a serial that leaves no room at all: the filter still complete, the serial cut */
 	header_info("hackeeg", "0123456789012345678901234567890123456789012345678901234567890",
 		    field, sizeof(field));
 	ck_assert_ptr_nonnull(strstr(field, "serial=0123456789"));
-	snprintf(want, sizeof(want), "%s", field + strlen(field) - strlen("HP:20 LP:450 N:50Hz"));
-	ck_assert_str_eq(want, "HP:20 LP:450 N:50Hz");
+	snprintf(want, sizeof(want), "%s", field + strlen(field) - strlen("HP:20 LP:450 N:auto"));
+	ck_assert_str_eq(want, "HP:20 LP:450 N:auto");
 }
 END_TEST
 
@@ -557,7 +557,7 @@ START_TEST(test_filtered_and_envelopes)
 	ck_assert_int_eq(f.h.edfsignals, NCH + 12);
 	ck_assert_str_eq(f.h.signalparam[NCH].label, "glute_max_l_f   ");
 	ck_assert_str_eq(f.h.signalparam[NCH + 6].label, "glute_max_l_rms ");
-	ck_assert_ptr_nonnull(strstr(f.h.signalparam[NCH].prefilter, "HP:20Hz LP:450Hz N:50Hz"));
+	ck_assert_ptr_nonnull(strstr(f.h.signalparam[NCH].prefilter, "HP:20Hz LP:450Hz N:auto"));
 	ck_assert_ptr_nonnull(strstr(f.h.signalparam[0].prefilter, "none"));
 	ck_assert_double_eq(f.h.signalparam[NCH + 6].phys_min, 0);
 
