@@ -1345,14 +1345,16 @@ static uint64_t refine_offset(struct emg_onset *o, unsigned i, uint64_t n, uint6
 	return r > onset && r <= n ? r : off;
 }
 
+/* Whether sample `at` lies in the QRS window [t - beat_pre, t + beat_post) of trigger t1 = t + 1 (0: none). */
+static inline int in_qrs(const struct emg_onset *o, uint64_t at, uint64_t t1)
+{
+	return t1 && at + o->beat_pre + 1 >= t1 && at + 1 < t1 + o->beat_post;
+}
+
 /* Lane i's active burst began in the QRS window of its last ECG trigger: no slow hold for W2. */
 static void lane_trig_hold(struct emg_onset *o, unsigned i)
 {
-	const struct lane *l = &o->lanes[i];
-	const uint64_t t = l->trig;
-
-	o->h.wmin[i] = t && l->onset + o->beat_pre >= t && l->onset + 1 < t + o->beat_post
-			       ? (float)o->W2 : 0.0f;
+	o->h.wmin[i] = in_qrs(o, o->lanes[i].onset, o->lanes[i].trig) ? (float)o->W2 : 0.0f;
 }
 
 /*
@@ -1373,10 +1375,11 @@ static int beat_hold(struct emg_onset *o, unsigned i, uint64_t n, uint64_t at)
 	const struct lane *l = &o->lanes[i];
 
 	for (unsigned b = 0; b < 2; b++) {
-		uint64_t t = l->beat[b], e0, e1;
+		const uint64_t t = l->beat[b] - 1;
+		uint64_t e0, e1;
 		double x2 = 0;
 
-		if (t == 0 || --t > n || at + o->beat_pre < t || at >= t + o->beat_post)
+		if (!in_qrs(o, at, l->beat[b]) || t > n)
 			continue;
 		if (n + 1 < t + o->beat_post + o->confirm_n)
 			return 1;
