@@ -26,9 +26,9 @@ struct emg_filter_spec {
 };
 
 /*
- * mains_hz = EMG_FILTER_MAINS_AUTO: notch both the 50 and the 60 Hz family for
- * the first second of input, measure the hum there, then keep the family it
- * is on (50 when neither hums clearly).
+ * mains_hz = EMG_FILTER_MAINS_AUTO: notch the 50 Hz family for the first
+ * second of input while measuring the hum there, then switch to the 60 Hz
+ * family if the hum is on 60 Hz (50 stays when neither hums clearly).
  */
 #define EMG_FILTER_MAINS_AUTO (-1.0)
 
