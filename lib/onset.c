@@ -1183,10 +1183,16 @@ static long ramp_fit(const double *u, unsigned m, double *c, double margin, unsi
 	 * positions whatever the window (the fit runs on the DSP thread) */
 	const unsigned stride = m > 64 ? m / 32 : 1;
 
+	double s0 = 0, s1 = 0;
+
+	/* the running sums in registers: read back from c0 and c1, each step
+	 * would wait for the store before it (the arrays may alias u) */
 	c0[0] = c1[0] = 0;
 	for (unsigned j = 0; j < m; j++) {
-		c0[j + 1] = c0[j] + u[j];
-		c1[j + 1] = c1[j] + u[j] * (double)j;
+		s0 += u[j];
+		s1 += u[j] * (double)j;
+		c0[j + 1] = s0;
+		c1[j + 1] = s1;
 		uu += u[j] * u[j];
 	}
 
