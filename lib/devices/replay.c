@@ -39,6 +39,10 @@ struct src {
 	int handle;
 	int fd;              /* the checked file, open while EDFlib uses its /proc/self/fd name */
 	int *sig;            /* EDFlib signal number of each channel */
+	double *scale;       /* to uV from each channel's physical dimension */
+	unsigned scaled;     /* channels in V, mV or nV (scaled to uV) */
+	unsigned unitless;   /* channels whose dimension is no voltage (played as they are) */
+	char units[WHY_MAX]; /* what was done with the units, for the log ("" if all uV) */
 	double *dbuf;        /* chunk of one signal */
 	size_t chunk;        /* frames per chunk */
 	char why[WHY_MAX];   /* why the file was refused, with the line for a CSV */
@@ -250,6 +254,34 @@ static void find_serial(const struct edf_hdr_struct *h, char *out, size_t len)
 /* fd: from emg_safeio_open(); EDFlib opens by name, so it is given /proc/self/fd/N
  * (the very file checked, not whatever the path names a moment later).  fd stays
  * open until src_free(): its number, and so that name, cannot be reused meanwhile. */
+/*
+ * Factor from a signal's EDF physical dimension to uV: the pipeline's
+ * thresholds are relative, but RMS, %MVC's rest checks and the published
+ * levels are in uV, and recordings from other systems are often in mV
+ * (or V).  Case is ignored ("UV", "mv"); "u" and the micro sign (Latin-1
+ * 0xB5, UTF-8 C2 B5) both mean micro.  0 when the dimension is no voltage
+ * (force, angle, an empty field): such a signal is played unscaled.
+ */
+static double unit_to_uv(const char *dim)
+{
+	char u[16];
+	size_t n = 0;
+
+	for (const char *p = dim; *p && n + 1 < sizeof(u); p++)
+		if (*p != ' ')
+			u[n++] = *p;
+	u[n] = 0;
+	if (!strcasecmp(u, "V"))
+		return 1e6;
+	if (!strcasecmp(u, "mV"))
+		return 1e3;
+	if (!strcasecmp(u, "uV") || !strcasecmp(u, "\xb5V") || !strcasecmp(u, "\xc2\xb5V"))
+		return 1.0;
+	if (!strcasecmp(u, "nV"))
+		return 1e-3;
+	return 0;
+}
+
 static int edf_load(int fd, const char *path, struct src *s)
 {
 	struct edf_hdr_struct *h = calloc(1, sizeof(*h));
@@ -288,8 +320,9 @@ static int edf_load(int fd, const char *path, struct src *s)
 	s->handle = h->handle;
 	s->edf = true;
 	s->sig = calloc((size_t)h->edfsignals + 1, sizeof(int));
+	s->scale = calloc((size_t)h->edfsignals + 1, sizeof(double));
 	s->labels = calloc((size_t)h->edfsignals + 1, sizeof(*s->labels));
-	if (!s->sig || !s->labels) {
+	if (!s->sig || !s->scale || !s->labels) {
 		e = -ENOMEM;
 		goto out;
 	}
@@ -299,13 +332,18 @@ static int edf_load(int fd, const char *path, struct src *s)
 			continue;
 		if (first >= 0 && p->smp_in_datarecord != h->signalparam[first].smp_in_datarecord)
 			continue;
+		const double k = unit_to_uv(p->physdimension), f = k > 0 ? k : 1.0;
+
+		s->scaled += k > 0 && k != 1.0;
+		s->unitless += k == 0;
 		if (first < 0) {
 			first = i;
-			s->pmin = p->phys_min;
-			s->pmax = p->phys_max;
+			s->pmin = f * p->phys_min;
+			s->pmax = f * p->phys_max;
 		}
-		s->pmin = fmin(s->pmin, fmin(p->phys_min, p->phys_max));
-		s->pmax = fmax(s->pmax, fmax(p->phys_min, p->phys_max));
+		s->pmin = fmin(s->pmin, f * fmin(p->phys_min, p->phys_max));
+		s->pmax = fmax(s->pmax, f * fmax(p->phys_min, p->phys_max));
+		s->scale[s->ch] = f;
 		s->sig[s->ch] = i;
 		snprintf(s->labels[s->ch], LABEL_MAX, "%s", p->label);
 		trim(s->labels[s->ch]);
@@ -318,6 +356,10 @@ static int edf_load(int fd, const char *path, struct src *s)
 		e = -ENODATA;
 		goto out;
 	}
+	if (s->scaled || s->unitless)
+		snprintf(s->units, sizeof(s->units),
+			 "%u of %u channels scaled to uV from V, mV or nV; %u with no voltage unit played as they are",
+			 s->scaled, s->ch, s->unitless);
 	s->rate = (double)h->signalparam[first].smp_in_datarecord * EDFLIB_TIME_DIMENSION /
 		  (double)h->datarecord_duration;
 	e = rate_ok(s, s->rate, "header: ");
@@ -349,6 +391,7 @@ static void src_free(struct src *s)
 		close(s->fd);
 	free(s->all);
 	free(s->sig);
+	free(s->scale);
 	free(s->dbuf);
 	free(s->labels);
 	memset(s, 0, sizeof(*s));
@@ -425,7 +468,7 @@ static size_t edf_chunk(struct src *s, float *buf)
 		if ((size_t)n < got)
 			got = (size_t)n;
 		for (int f = 0; f < n; f++)
-			buf[(size_t)f * s->ch + c] = (float)s->dbuf[f];
+			buf[(size_t)f * s->ch + c] = (float)(s->dbuf[f] * s->scale[c]);
 	}
 	return got;
 }
@@ -545,6 +588,8 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 			return -ENOMEM;
 		}
 	}
+	if (d->s.units[0])
+		emg_log_to(cfg->log, cfg->log_ud, LOG_NOTICE, "replay %s: %s", cfg->file, d->s.units);
 	base = strrchr(cfg->file, '/');
 	base = base ? base + 1 : cfg->file;
 	snprintf(d->model, sizeof(d->model), "replay: %.55s", base);

@@ -3,7 +3,7 @@
  * Tests of the replay device: CSV parsing (both rate-line spellings, CRLF,
  * comments, errors), playing a CSV as fast as possible and in real time,
  * playing an emgd BDF+ recording (raw channels only, serial and labels from
- * the header), and re-recording a replay: the second file holds exactly the
+ * the header), EDF physical dimensions scaled to uV, and re-recording a replay: the second file holds exactly the
  * digital samples of the first.
  */
 #include <check.h>
@@ -570,6 +570,85 @@ START_TEST(test_stop_and_resume)
 }
 END_TEST
 
+/*
+ * Recordings from other systems are often in mV or V: each EDF signal is
+ * scaled to uV from its physical dimension (a 50 uV signal stored in mV read
+ * 0.05 "uV" before, and the published RMS with it); a signal with no voltage
+ * unit (force in N) is played as it is, and the log says what was done.
+ */
+START_TEST(test_edf_units)
+{
+	static const struct {
+		const char *dim;
+		double pmax, value, want;
+	} sig[] = {
+		{ "mV", 5.0, 0.05, 50.0 },
+		{ "V", 0.005, 5e-5, 50.0 },
+		{ "uV", 5000.0, 50.0, 50.0 },
+		{ "nV", 5e6, 5e4, 50.0 },
+		{ "N", 100.0, 12.5, 12.5 },
+	};
+	enum { NS = sizeof(sig) / sizeof(sig[0]), SR = 1000 };
+	char path[128];
+	double buf[SR];
+	float *x = NULL;
+	size_t n;
+	unsigned ch;
+	double rate;
+	int h;
+
+	snprintf(path, sizeof(path), "%s/units.edf", tmpdir);
+	h = edfopen_file_writeonly(path, EDFLIB_FILETYPE_EDFPLUS, NS);
+	ck_assert_int_ge(h, 0);
+	for (int i = 0; i < NS; i++) {
+		char label[16];
+
+		snprintf(label, sizeof(label), "s%d", i);
+		ck_assert_int_eq(edf_set_samplefrequency(h, i, SR), 0);
+		ck_assert_int_eq(edf_set_physical_maximum(h, i, sig[i].pmax), 0);
+		ck_assert_int_eq(edf_set_physical_minimum(h, i, -sig[i].pmax), 0);
+		ck_assert_int_eq(edf_set_digital_maximum(h, i, 32767), 0);
+		ck_assert_int_eq(edf_set_digital_minimum(h, i, -32768), 0);
+		ck_assert_int_eq(edf_set_label(h, i, label), 0);
+		ck_assert_int_eq(edf_set_physical_dimension(h, i, sig[i].dim), 0);
+	}
+	for (int r = 0; r < 2; r++)
+		for (int i = 0; i < NS; i++) {
+			for (int k = 0; k < SR; k++)
+				buf[k] = sig[i].value;
+			ck_assert_int_eq(edfwrite_physical_samples(h, buf), 0);
+		}
+	ck_assert_int_eq(edfclose_file(h), 0);
+
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), 0);
+	ck_assert_uint_eq(ch, NS);
+	ck_assert_uint_eq(n, 2 * SR);
+	for (int i = 0; i < NS; i++)
+		for (size_t f = 0; f < n; f += 397)
+			ck_assert_msg(fabs(x[f * NS + i] - sig[i].want) < 0.01 * sig[i].want,
+				      "%s: %g, expected %g", sig[i].dim, x[f * NS + i], sig[i].want);
+	free(x);
+
+	/* the device plays the same and says so once */
+	struct emg_device_config cfg;
+	struct emg_device *d = NULL;
+	struct logbuf l = { "" };
+	struct emg_device_info info;
+
+	emg_device_config_default(&cfg);
+	cfg.driver = "replay";
+	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
+	cfg.log = log_to;
+	cfg.log_ud = &l;
+	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
+	ck_assert_msg(strstr(l.text, "3 of 5 channels scaled to uV") && strstr(l.text, "1 with no voltage unit"),
+		      "%s", l.text);
+	emg_device_info(d, &info);
+	ck_assert_double_eq_tol(info.phys_max_uv, 5000.0, 1e-6);
+	emg_device_close(d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("replay");
@@ -583,6 +662,7 @@ int main(void)
 	tcase_add_test(tc, test_csv_errors);
 	tcase_add_test(tc, test_absurd_rate);
 	tcase_add_test(tc, test_error_reasons);
+	tcase_add_test(tc, test_edf_units);
 	tcase_add_test(tc, test_registered);
 	tcase_add_test(tc, test_play_csv);
 	tcase_add_test(tc, test_play_bdf_and_rerecord);
