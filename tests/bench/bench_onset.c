@@ -18,7 +18,8 @@
  *               at 3, 7 or 8 s and offsets 5 s later, tuned on by nothing here
  *   s-real/off  the same with `[dsp] ecg = off` (the default is `subtract`:
  *               QRS template subtraction; EMG_EVAL_ECG=mode sets another
- *               mode for every row but these)
+ *               mode for every row but these; EMG_EVAL_MAINS=auto|50|60|off
+ *               the online rows' [dsp] mains)
  * and the heartbeat check: the realistic synth at rest with ECG at 200 uV,
  * per ECG mode; false onsets on 80 lane-minutes of pure noise; and the
  * default pipeline on both synths at 250 Hz - 4 kHz (`rates`); and the
@@ -67,6 +68,18 @@ static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_conf
 		return NULL;
 	emg_pipeline_config_default(pc);
 	emg_onset_method_parse(dets[k], &pc->onset.method);
+	if (getenv("EMG_EVAL_MAINS")) {
+		const char *m = getenv("EMG_EVAL_MAINS");
+
+		if (!strcmp(m, "auto") || !strcmp(m, "50") || !strcmp(m, "60") || !strcmp(m, "off")) {
+			pc->filter.mains_hz = !strcmp(m, "auto") ? EMG_FILTER_MAINS_AUTO
+					      : !strcmp(m, "off") ? 0.0
+								  : atof(m);
+		} else {
+			fprintf(stderr, "EMG_EVAL_MAINS: auto, 50, 60 or off\n");
+			exit(2);
+		}
+	}
 	if (ecg_mode >= 0)
 		pc->ecg.mode = (enum emg_ecg_mode)ecg_mode;
 	else if (getenv("EMG_EVAL_ECG") && emg_ecg_mode_parse(getenv("EMG_EVAL_ECG"), &pc->ecg.mode) < 0) {
