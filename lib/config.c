@@ -96,17 +96,7 @@ static int p_rate(struct emg_config *c, const char *v)
 
 static int p_mains(struct emg_config *c, const char *v)
 {
-	if (!strcmp(v, "auto"))
-		c->pipe.filter.mains_hz = EMG_FILTER_MAINS_AUTO;
-	else if (!strcmp(v, "50"))
-		c->pipe.filter.mains_hz = 50;
-	else if (!strcmp(v, "60"))
-		c->pipe.filter.mains_hz = 60;
-	else if (!strcmp(v, "off"))
-		c->pipe.filter.mains_hz = 0;
-	else
-		return -EINVAL;
-	return 0;
+	return emg_filter_mains_parse(v, &c->pipe.filter.mains_hz);
 }
 
 static int p_order(unsigned *dst, const char *v)

@@ -94,6 +94,21 @@ void emg_filter_spec_default(struct emg_filter_spec *s)
 	s->notch_q = 30.0;
 }
 
+int emg_filter_mains_parse(const char *s, double *hz)
+{
+	if (!strcmp(s, "auto"))
+		*hz = EMG_FILTER_MAINS_AUTO;
+	else if (!strcmp(s, "50"))
+		*hz = 50.0;
+	else if (!strcmp(s, "60"))
+		*hz = 60.0;
+	else if (!strcmp(s, "off"))
+		*hz = 0.0;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int order_ok(unsigned n)
 {
 	return n >= 2 && n <= 8 && n % 2 == 0;

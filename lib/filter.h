@@ -36,6 +36,9 @@ struct emg_filter_spec {
 #define EMG_FILTER_MIN_RATE 250.0
 #define EMG_FILTER_MAX_RATE 16000.0
 
+/* Parse [dsp] mains ("auto", "50", "60" or "off") into *hz; -EINVAL for anything else. */
+int emg_filter_mains_parse(const char *s, double *hz);
+
 /* Fill a spec with the SENIAM/ISEK defaults (20-450 Hz, mains notch found automatically, Q 30). */
 void emg_filter_spec_default(struct emg_filter_spec *s);
 

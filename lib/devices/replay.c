@@ -251,9 +251,6 @@ static void find_serial(const struct edf_hdr_struct *h, char *out, size_t len)
 		snprintf(out, len, "%.*s", (int)(len - 1), h->equipment);
 }
 
-/* fd: from emg_safeio_open(); EDFlib opens by name, so it is given /proc/self/fd/N
- * (the very file checked, not whatever the path names a moment later).  fd stays
- * open until src_free(): its number, and so that name, cannot be reused meanwhile. */
 /*
  * Factor from a signal's EDF physical dimension to uV: the pipeline's
  * thresholds are relative, but RMS, %MVC's rest checks and the published
@@ -282,6 +279,9 @@ static double unit_to_uv(const char *dim)
 	return 0;
 }
 
+/* fd: from emg_safeio_open(); EDFlib opens by name, so it is given /proc/self/fd/N
+ * (the very file checked, not whatever the path names a moment later).  fd stays
+ * open until src_free(): its number, and so that name, cannot be reused meanwhile. */
 static int edf_load(int fd, const char *path, struct src *s)
 {
 	struct edf_hdr_struct *h = calloc(1, sizeof(*h));

@@ -68,17 +68,9 @@ static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_conf
 		return NULL;
 	emg_pipeline_config_default(pc);
 	emg_onset_method_parse(dets[k], &pc->onset.method);
-	if (getenv("EMG_EVAL_MAINS")) {
-		const char *m = getenv("EMG_EVAL_MAINS");
-
-		if (!strcmp(m, "auto") || !strcmp(m, "50") || !strcmp(m, "60") || !strcmp(m, "off")) {
-			pc->filter.mains_hz = !strcmp(m, "auto") ? EMG_FILTER_MAINS_AUTO
-					      : !strcmp(m, "off") ? 0.0
-								  : atof(m);
-		} else {
-			fprintf(stderr, "EMG_EVAL_MAINS: auto, 50, 60 or off\n");
-			exit(2);
-		}
+	if (getenv("EMG_EVAL_MAINS") && emg_filter_mains_parse(getenv("EMG_EVAL_MAINS"), &pc->filter.mains_hz) < 0) {
+		fprintf(stderr, "EMG_EVAL_MAINS: auto, 50, 60 or off\n");
+		exit(2);
 	}
 	if (ecg_mode >= 0)
 		pc->ecg.mode = (enum emg_ecg_mode)ecg_mode;
