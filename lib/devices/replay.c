@@ -42,7 +42,8 @@ struct src {
 	double *scale;       /* to uV from each channel's physical dimension */
 	unsigned scaled;     /* channels in V, mV or nV (scaled to uV) */
 	unsigned unitless;   /* channels whose dimension is no voltage (played as they are) */
-	char units[WHY_MAX]; /* what was done with the units, for the log ("" if all uV) */
+	unsigned slower;     /* signals left out for a lower rate than the fastest */
+	char notes[WHY_MAX]; /* what was done with units and rates, for the log ("" if nothing) */
 	double *dbuf;        /* chunk of one signal */
 	size_t chunk;        /* frames per chunk */
 	char why[WHY_MAX];   /* why the file was refused, with the line for a CSV */
@@ -326,12 +327,23 @@ static int edf_load(int fd, const char *path, struct src *s)
 		e = -ENOMEM;
 		goto out;
 	}
+	/* One rate plays: the fastest, which is the sEMG's - an exported file
+	 * often puts a force, trigger or accelerometer signal (at 100-150 Hz)
+	 * before the EMG ones, and the first signal's rate would play that. */
+	int spr = 0;
+
+	for (int i = 0; i < h->edfsignals; i++)
+		if (strncmp(h->signalparam[i].transducer, "emgd:", 5) &&
+		    h->signalparam[i].smp_in_datarecord > spr)
+			spr = h->signalparam[i].smp_in_datarecord;
 	for (int i = 0; i < h->edfsignals && s->ch < EMG_DEVICE_MAX_CHANNELS; i++) {
 		const struct edf_param_struct *p = &h->signalparam[i];
 		if (!strncmp(p->transducer, "emgd:", 5))
 			continue;
-		if (first >= 0 && p->smp_in_datarecord != h->signalparam[first].smp_in_datarecord)
+		if (p->smp_in_datarecord != spr) {
+			s->slower++;
 			continue;
+		}
 		const double k = unit_to_uv(p->physdimension), f = k > 0 ? k : 1.0;
 
 		s->scaled += k > 0 && k != 1.0;
@@ -356,12 +368,13 @@ static int edf_load(int fd, const char *path, struct src *s)
 		e = -ENODATA;
 		goto out;
 	}
-	if (s->scaled || s->unitless)
-		snprintf(s->units, sizeof(s->units),
-			 "%u of %u channels scaled to uV from V, mV or nV; %u with no voltage unit played as they are",
-			 s->scaled, s->ch, s->unitless);
 	s->rate = (double)h->signalparam[first].smp_in_datarecord * EDFLIB_TIME_DIMENSION /
 		  (double)h->datarecord_duration;
+	if (s->scaled || s->unitless || s->slower)
+		snprintf(s->notes, sizeof(s->notes),
+			 "%u of %u channels scaled to uV from V, mV or nV, %u with no voltage unit played as they are; "
+			 "%u signals at lower rates than %g Hz left out",
+			 s->scaled, s->ch, s->unitless, s->slower, s->rate);
 	e = rate_ok(s, s->rate, "header: ");
 	if (e)
 		goto out;
@@ -588,8 +601,8 @@ static int replay_open(struct emg_device **out, const struct emg_device_config *
 			return -ENOMEM;
 		}
 	}
-	if (d->s.units[0])
-		emg_log_to(cfg->log, cfg->log_ud, LOG_NOTICE, "replay %s: %s", cfg->file, d->s.units);
+	if (d->s.notes[0])
+		emg_log_to(cfg->log, cfg->log_ud, LOG_NOTICE, "replay %s: %s", cfg->file, d->s.notes);
 	base = strrchr(cfg->file, '/');
 	base = base ? base + 1 : cfg->file;
 	snprintf(d->model, sizeof(d->model), "replay: %.55s", base);

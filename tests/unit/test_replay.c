@@ -641,10 +641,72 @@ START_TEST(test_edf_units)
 	cfg.log = log_to;
 	cfg.log_ud = &l;
 	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
-	ck_assert_msg(strstr(l.text, "3 of 5 channels scaled to uV") && strstr(l.text, "1 with no voltage unit"),
+	ck_assert_msg(strstr(l.text, "3 of 5 channels scaled to uV") && strstr(l.text, "1 with no voltage unit") &&
+			      strstr(l.text, "0 signals at lower rates than 1000 Hz left out"),
 		      "%s", l.text);
 	emg_device_info(d, &info);
 	ck_assert_double_eq_tol(info.phys_max_uv, 5000.0, 1e-6);
+	emg_device_close(d);
+}
+END_TEST
+
+/*
+ * An exported file may put a slow signal (force, trigger, accelerometer)
+ * before the EMG: the first signal's rate played, 100 Hz here, and the EMG
+ * at 2 kHz was left out.  The fastest signals play now, and the log says
+ * how many others were left out.
+ */
+START_TEST(test_edf_fastest_rate)
+{
+	char path[128];
+	double buf[2000];
+	float *x = NULL;
+	size_t n;
+	unsigned ch;
+	double rate;
+	int h;
+	const int spr[3] = { 100, 2000, 2000 };
+
+	snprintf(path, sizeof(path), "%s/rates.edf", tmpdir);
+	h = edfopen_file_writeonly(path, EDFLIB_FILETYPE_EDFPLUS, 3);
+	ck_assert_int_ge(h, 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(edf_set_samplefrequency(h, i, spr[i]), 0);
+		ck_assert_int_eq(edf_set_physical_maximum(h, i, 1000.0), 0);
+		ck_assert_int_eq(edf_set_physical_minimum(h, i, -1000.0), 0);
+		ck_assert_int_eq(edf_set_digital_maximum(h, i, 32767), 0);
+		ck_assert_int_eq(edf_set_digital_minimum(h, i, -32768), 0);
+		ck_assert_int_eq(edf_set_label(h, i, i ? (i == 1 ? "glute_max_l" : "glute_max_r") : "force"), 0);
+		ck_assert_int_eq(edf_set_physical_dimension(h, i, i ? "uV" : "N"), 0);
+	}
+	for (int r = 0; r < 2; r++)
+		for (int i = 0; i < 3; i++) {
+			for (int k = 0; k < spr[i]; k++)
+				buf[k] = i ? 10.0 * i + (double)k / spr[i] : 5.0;
+			ck_assert_int_eq(edfwrite_physical_samples(h, buf), 0);
+		}
+	ck_assert_int_eq(edfclose_file(h), 0);
+
+	ck_assert_int_eq(emg_replay_read_all(path, &x, &n, &ch, &rate), 0);
+	ck_assert_double_eq(rate, 2000.0);
+	ck_assert_uint_eq(ch, 2);
+	ck_assert_uint_eq(n, 4000);
+	ck_assert_float_eq_tol(x[2 * 1000 + 0], 10.5f, 0.05f);
+	ck_assert_float_eq_tol(x[2 * 1000 + 1], 20.5f, 0.05f);
+	free(x);
+
+	struct emg_device_config cfg;
+	struct emg_device *d = NULL;
+	struct logbuf l = { "" };
+
+	emg_device_config_default(&cfg);
+	cfg.driver = "replay";
+	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
+	cfg.log = log_to;
+	cfg.log_ud = &l;
+	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
+	ck_assert_str_eq(emg_replay_label(d, 0), "glute_max_l");
+	ck_assert_msg(strstr(l.text, "1 signals at lower rates than 2000 Hz left out"), "%s", l.text);
 	emg_device_close(d);
 }
 END_TEST
@@ -663,6 +725,7 @@ int main(void)
 	tcase_add_test(tc, test_absurd_rate);
 	tcase_add_test(tc, test_error_reasons);
 	tcase_add_test(tc, test_edf_units);
+	tcase_add_test(tc, test_edf_fastest_rate);
 	tcase_add_test(tc, test_registered);
 	tcase_add_test(tc, test_play_csv);
 	tcase_add_test(tc, test_play_bdf_and_rerecord);
