@@ -44,6 +44,9 @@ static void *closer_main(void *arg)
 	if (e == -EMG_RECORD_EDELETED)
 		emg_log(LOG_ERR, "recording: %s was deleted while being written (its directory removed?): "
 		       "%.1f s of data are gone", path, st.seconds);
+	else if (e == -ENODATA)
+		emg_log(LOG_WARNING, "recording: %s stopped before its first data record: nothing recorded, "
+		       "no file left", path);
 	else if (e < 0)
 		emg_log(LOG_ERR, "recording: %s closed after an error: %s", path, strerror(-e));
 	else

@@ -195,6 +195,27 @@ def wait_log(d, text, n, timeout, client):
     return False
 
 
+def wait_recorded(directory, prefix, timeout):
+    """Wait until a recording in directory whose name starts with prefix holds a data record:
+    its size passes the header's byte count (EDF/BDF bytes 184-191). The recorder writes
+    whole 100 ms records, and a recording stopped before its first one is removed as empty."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if not name.startswith(prefix):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    hbytes = int(f.read(256)[184:192])
+                if os.path.getsize(path) > hbytes:
+                    return True
+            except (OSError, ValueError):
+                pass  # not yet a whole header
+        time.sleep(0.02)
+    return False
+
+
 def rss_anon_kb(pid):
     """Anonymous resident memory of process pid, kB (/proc/PID/status RssAnon)."""
     with open("/proc/%d/status" % pid) as f:

@@ -22,7 +22,7 @@ import struct
 import subprocess
 import time
 
-from emgtest import WS, Client, check, free_tcp_port, mne_read, osc, osc_parse, oscquery_daemon
+from emgtest import WS, Client, check, free_tcp_port, mne_read, osc, osc_parse, oscquery_daemon, wait_recorded
 
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r"]
 TOKEN = "lab-token-3f9a7c2e81d4"
@@ -105,6 +105,9 @@ try:
     check(st and st[3][0] == "recording", "/emgd/status says recording: %r" % (st and st[3],))
     r = ws.request(osc("/emgd/marker", "set 1 from the web"), ["/emgd/ok"])
     check(r == ("/emgd/ok", ["/emgd/marker"]), "marker accepted: %r" % (r,))
+    # a recording stopped before its first data record is removed as empty (under
+    # TSan the stop once came that soon): wait for the file to hold one
+    check(wait_recorded(os.path.join(d.dir, "rec"), "webctl", 10), "the recording holds a data record")
     r = ws.request(osc("/emgd/record/stop"), ["/emgd/ok"])
     check(r == ("/emgd/ok", ["/emgd/record/stop"]), "recording stopped: %r" % (r,))
 
