@@ -254,8 +254,8 @@ static void find_serial(const struct edf_hdr_struct *h, char *out, size_t len)
 
 /*
  * Factor from a signal's EDF physical dimension to uV: the pipeline's
- * thresholds are relative, but RMS, %MVC's rest checks and the published
- * levels are in uV, and recordings from other systems are often in mV
+ * thresholds and %MVC are relative, but the RMS levels it publishes and
+ * records are in uV, and recordings from other systems are often in mV
  * (or V).  Case is ignored ("UV", "mv"); "u" and the micro sign (Latin-1
  * 0xB5, UTF-8 C2 B5) both mean micro.  0 when the dimension is no voltage
  * (force, angle, an empty field): such a signal is played unscaled.
