@@ -40,9 +40,6 @@ struct src {
 	int fd;              /* the checked file, open while EDFlib uses its /proc/self/fd name */
 	int *sig;            /* EDFlib signal number of each channel */
 	double *scale;       /* to uV from each channel's physical dimension */
-	unsigned scaled;     /* channels in V, mV or nV (scaled to uV) */
-	unsigned unitless;   /* channels whose dimension is no voltage (played as they are) */
-	unsigned slower;     /* signals left out for a lower rate than the fastest */
 	char notes[WHY_MAX]; /* what was done with units and rates, for the log ("" if nothing) */
 	double *dbuf;        /* chunk of one signal */
 	size_t chunk;        /* frames per chunk */
@@ -331,6 +328,9 @@ static int edf_load(int fd, const char *path, struct src *s)
 	 * often puts a force, trigger or accelerometer signal (at 100-150 Hz)
 	 * before the EMG ones, and the first signal's rate would play that. */
 	int spr = 0;
+	/* channels in V, mV or nV (scaled to uV), with no voltage unit (played
+	 * as they are), and signals left out for a lower rate: for the log */
+	unsigned scaled = 0, unitless = 0, slower = 0;
 
 	for (int i = 0; i < h->edfsignals; i++)
 		if (strncmp(h->signalparam[i].transducer, "emgd:", 5) &&
@@ -341,13 +341,13 @@ static int edf_load(int fd, const char *path, struct src *s)
 		if (!strncmp(p->transducer, "emgd:", 5))
 			continue;
 		if (p->smp_in_datarecord != spr) {
-			s->slower++;
+			slower++;
 			continue;
 		}
 		const double k = unit_to_uv(p->physdimension), f = k > 0 ? k : 1.0;
 
-		s->scaled += k > 0 && k != 1.0;
-		s->unitless += k == 0;
+		scaled += k > 0 && k != 1.0;
+		unitless += k == 0;
 		if (first < 0) {
 			first = i;
 			s->pmin = f * p->phys_min;
@@ -370,11 +370,11 @@ static int edf_load(int fd, const char *path, struct src *s)
 	}
 	s->rate = (double)h->signalparam[first].smp_in_datarecord * EDFLIB_TIME_DIMENSION /
 		  (double)h->datarecord_duration;
-	if (s->scaled || s->unitless || s->slower)
+	if (scaled || unitless || slower)
 		snprintf(s->notes, sizeof(s->notes),
 			 "%u of %u channels scaled to uV from V, mV or nV, %u with no voltage unit played as they are; "
 			 "%u signals at lower rates than %g Hz left out",
-			 s->scaled, s->ch, s->unitless, s->slower, s->rate);
+			 scaled, s->ch, unitless, slower, s->rate);
 	e = rate_ok(s, s->rate, "header: ");
 	if (e)
 		goto out;
