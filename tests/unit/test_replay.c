@@ -195,12 +195,10 @@ static void log_to(void *ud, int level, const char *msg)
 	snprintf(l->text, sizeof(l->text), "%s", msg);
 }
 
-/* Open path as the replay device; expect failure; the logged reason. */
-static int open_fails(const char *path, struct logbuf *l)
+/* Open path as the replay device into *d, its last log line into l; emg_device_open()'s result. */
+static int open_logged(const char *path, struct logbuf *l, struct emg_device **d)
 {
 	struct emg_device_config cfg;
-	struct emg_device *d = NULL;
-	int r;
 
 	emg_device_config_default(&cfg);
 	cfg.driver = "replay";
@@ -208,7 +206,16 @@ static int open_fails(const char *path, struct logbuf *l)
 	cfg.log = log_to;
 	cfg.log_ud = l;
 	l->text[0] = 0;
-	r = emg_device_open(&d, &cfg);
+	*d = NULL;
+	return emg_device_open(d, &cfg);
+}
+
+/* Open path as the replay device; expect failure; the logged reason. */
+static int open_fails(const char *path, struct logbuf *l)
+{
+	struct emg_device *d;
+	int r = open_logged(path, l, &d);
+
 	ck_assert_ptr_null(d);
 	return r;
 }
@@ -570,6 +577,18 @@ START_TEST(test_stop_and_resume)
 }
 END_TEST
 
+/* Signal i of EDFlib writer h: spr samples per 1 s record, +-pmax in 16 bits, its label and unit. */
+static void edf_signal(int h, int i, int spr, double pmax, const char *label, const char *dim)
+{
+	ck_assert_int_eq(edf_set_samplefrequency(h, i, spr), 0);
+	ck_assert_int_eq(edf_set_physical_maximum(h, i, pmax), 0);
+	ck_assert_int_eq(edf_set_physical_minimum(h, i, -pmax), 0);
+	ck_assert_int_eq(edf_set_digital_maximum(h, i, 32767), 0);
+	ck_assert_int_eq(edf_set_digital_minimum(h, i, -32768), 0);
+	ck_assert_int_eq(edf_set_label(h, i, label), 0);
+	ck_assert_int_eq(edf_set_physical_dimension(h, i, dim), 0);
+}
+
 /*
  * Recordings from other systems are often in mV or V: each EDF signal is
  * scaled to uV from its physical dimension (a 50 uV signal stored in mV read
@@ -604,13 +623,7 @@ START_TEST(test_edf_units)
 		char label[16];
 
 		snprintf(label, sizeof(label), "s%d", i);
-		ck_assert_int_eq(edf_set_samplefrequency(h, i, SR), 0);
-		ck_assert_int_eq(edf_set_physical_maximum(h, i, sig[i].pmax), 0);
-		ck_assert_int_eq(edf_set_physical_minimum(h, i, -sig[i].pmax), 0);
-		ck_assert_int_eq(edf_set_digital_maximum(h, i, 32767), 0);
-		ck_assert_int_eq(edf_set_digital_minimum(h, i, -32768), 0);
-		ck_assert_int_eq(edf_set_label(h, i, label), 0);
-		ck_assert_int_eq(edf_set_physical_dimension(h, i, sig[i].dim), 0);
+		edf_signal(h, i, SR, sig[i].pmax, label, sig[i].dim);
 	}
 	for (int r = 0; r < 2; r++)
 		for (int i = 0; i < NS; i++) {
@@ -630,17 +643,11 @@ START_TEST(test_edf_units)
 	free(x);
 
 	/* the device plays the same and says so once */
-	struct emg_device_config cfg;
-	struct emg_device *d = NULL;
-	struct logbuf l = { "" };
+	struct emg_device *d;
+	struct logbuf l;
 	struct emg_device_info info;
 
-	emg_device_config_default(&cfg);
-	cfg.driver = "replay";
-	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
-	cfg.log = log_to;
-	cfg.log_ud = &l;
-	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
+	ck_assert_int_eq(open_logged(path, &l, &d), 0);
 	ck_assert_msg(strstr(l.text, "3 of 5 channels scaled to uV") && strstr(l.text, "1 with no voltage unit") &&
 			      strstr(l.text, "0 signals at lower rates than 1000 Hz left out"),
 		      "%s", l.text);
@@ -670,15 +677,8 @@ START_TEST(test_edf_fastest_rate)
 	snprintf(path, sizeof(path), "%s/rates.edf", tmpdir);
 	h = edfopen_file_writeonly(path, EDFLIB_FILETYPE_EDFPLUS, 3);
 	ck_assert_int_ge(h, 0);
-	for (int i = 0; i < 3; i++) {
-		ck_assert_int_eq(edf_set_samplefrequency(h, i, spr[i]), 0);
-		ck_assert_int_eq(edf_set_physical_maximum(h, i, 1000.0), 0);
-		ck_assert_int_eq(edf_set_physical_minimum(h, i, -1000.0), 0);
-		ck_assert_int_eq(edf_set_digital_maximum(h, i, 32767), 0);
-		ck_assert_int_eq(edf_set_digital_minimum(h, i, -32768), 0);
-		ck_assert_int_eq(edf_set_label(h, i, i ? (i == 1 ? "glute_max_l" : "glute_max_r") : "force"), 0);
-		ck_assert_int_eq(edf_set_physical_dimension(h, i, i ? "uV" : "N"), 0);
-	}
+	for (int i = 0; i < 3; i++)
+		edf_signal(h, i, spr[i], 1000.0, i ? (i == 1 ? "glute_max_l" : "glute_max_r") : "force", i ? "uV" : "N");
 	for (int r = 0; r < 2; r++)
 		for (int i = 0; i < 3; i++) {
 			for (int k = 0; k < spr[i]; k++)
@@ -695,16 +695,10 @@ START_TEST(test_edf_fastest_rate)
 	ck_assert_float_eq_tol(x[2 * 1000 + 1], 20.5f, 0.05f);
 	free(x);
 
-	struct emg_device_config cfg;
-	struct emg_device *d = NULL;
-	struct logbuf l = { "" };
+	struct emg_device *d;
+	struct logbuf l;
 
-	emg_device_config_default(&cfg);
-	cfg.driver = "replay";
-	snprintf(cfg.file, sizeof(cfg.file), "%s", path);
-	cfg.log = log_to;
-	cfg.log_ud = &l;
-	ck_assert_int_eq(emg_device_open(&d, &cfg), 0);
+	ck_assert_int_eq(open_logged(path, &l, &d), 0);
 	ck_assert_str_eq(emg_replay_label(d, 0), "glute_max_l");
 	ck_assert_msg(strstr(l.text, "1 signals at lower rates than 2000 Hz left out"), "%s", l.text);
 	emg_device_close(d);
