@@ -828,6 +828,7 @@ int eval_emgdet_all(const char *path, double snr, int laplace,
 int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz, double hum_rel,
 			const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
+	const double burst_uv = 50.0; /* the contraction's RMS, which the hum is relative to */
 	int n = eval_emgdet_count(path), err;
 
 	if (n <= 0)
@@ -836,12 +837,12 @@ int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz
 		struct eval_rec r;
 		/* streams start 0.5-8 s before the onset, spread evenly over the trials */
 		double start = 0.5 + 7.5 * (double)((t * 37) % 100) / 100.0;
-		if ((err = eval_emgdet(&r, path, (unsigned)t, 50.0, snr, laplace,
+		if ((err = eval_emgdet(&r, path, (unsigned)t, burst_uv, snr, laplace,
 				       1000 + (uint64_t)t, start)) < 0)
 			return err;
 		/* mains hum from the first sample, hum_rel times the contraction's RMS, a phase per trial */
 		for (uint64_t i = 0; hum_hz > 0 && i < r.n; i++)
-			r.x[i] += (float)(50.0 * hum_rel * M_SQRT2 * sin(2.0 * M_PI * hum_hz * (double)i / r.fs + t));
+			r.x[i] += (float)(burst_uv * hum_rel * M_SQRT2 * sin(2.0 * M_PI * hum_hz * (double)i / r.fs + t));
 		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
 		eval_rec_free(&r);
 		if (err < 0)
