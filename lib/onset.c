@@ -253,7 +253,8 @@ struct lane {
 	X(bz) X(bpka)               /* weak CUSUM: zero, peak_at */                               \
 	X(abpka) X(bbpka)           /* burst peaks */                                             \
 	X(rl) X(rs) X(r2l) X(r2s)   /* on-runs: length and first sample, fast and slow path */    \
-	X(ol) X(onl) X(of)          /* off-run: length, on-samples inside it, first sample */
+	X(ol) X(onl) X(of)          /* off-run: length, on-samples inside it, first sample */   \
+	X(gd)                       /* report gate: n + 1 of the sample it looks at the lane after (0: none) */
 #define HOT_F64(X) X(rs1) X(rs2) X(rx1) X(rxx) /* rest sums */
 
 struct hot {
@@ -294,6 +295,7 @@ struct frame {
 
 struct ev {
 	unsigned frame;
+	unsigned gate; /* 1: a report gate's decision after the frame, 0: one of the frame's events */
 	struct emg_onset_event e;
 };
 
@@ -345,11 +347,9 @@ struct emg_onset {
 	float *ref_ring;      /* ref_cap x nlp: completed entries, entry e at row e % ref_cap */
 	double *ref_u;        /* scratch: amplitudes of one window */
 	double *ref_c;        /* scratch: their prefix sums (2 per entry) */
-	struct ev *evs;       /* events of the current chunk */
+	struct ev *evs;       /* what the current chunk reports, in the order it was decided */
 	unsigned nev, evcap;
-	unsigned npending;    /* lanes with an onset in the report gate */
-	unsigned nmuted;      /* lanes whose burst the gate dropped as faded, still active */
-	uint64_t next_due;    /* the earliest of their due samples (UINT64_MAX: none) */
+	uint64_t chunk_first; /* the current chunk's first sample */
 	uint64_t dropped;     /* bursts the report gate dropped */
 	void (*kernel)(struct emg_onset *o, unsigned nf, uint64_t first);
 	void (*stats)(struct emg_onset *o, unsigned nf);
@@ -546,7 +546,7 @@ static void idx_rebase(struct emg_onset *o, uint64_t first)
 	struct hot *h = &o->h;
 	int32_t *const plain[] = { h->az, h->apka, h->bz, h->bpka, h->abpka, h->bbpka,
 				   h->rs, h->r2s, h->of };
-	int32_t *const flagged[] = { h->ast, h->acp }; /* 0: not set */
+	int32_t *const flagged[] = { h->ast, h->acp, h->gd }; /* 0: not set */
 	uint64_t nb;
 	int64_t delta;
 
@@ -879,7 +879,8 @@ static int alloc_buffers(struct emg_onset *o)
 	/* Consecutive events of a lane are at least min(confirm_n, offset_n) samples apart. */
 	const unsigned gap = o->confirm_n < o->offset_n ? o->confirm_n : o->offset_n;
 
-	o->evcap = nlanes * (2 + CHUNK / gap);
+	/* twice the events: an offset may release its pending onset with it */
+	o->evcap = nlanes * 2 * (2 + CHUNK / gap);
 #define F(n) h->n = zalloc(o->nlp * sizeof(float));
 	HOT_F32(F)
 #undef F
@@ -932,7 +933,6 @@ int emg_onset_new(struct emg_onset **out, const struct emg_onset_params *p, doub
 	o->fs = fs;
 	o->nlanes = nlanes;
 	o->nlp = (nlanes + PADL - 1) / PADL * PADL;
-	o->next_due = UINT64_MAX;
 	derive_sizes(o);
 	if ((size_t)o->W2 * o->nlp > ((size_t)1 << 31) / sizeof(float)) {
 		free(o);
@@ -990,18 +990,22 @@ static float burst_snr(const struct lane *l, double x2, double n)
 	return (float)(20.0 * log10(sqrt(x2 / n) / l->base.rms));
 }
 
-/* Queue an event of lane i found at frame f of the chunk; emg_onset_run() delivers them. */
+/* Queue event e for delivery after the chunk, found at frame f (gate: decided by the report gate after it). */
+static void queue(struct emg_onset *o, unsigned f, unsigned gate, const struct emg_onset_event *e)
+{
+	if (o->nev == o->evcap)
+		return; /* cannot happen: evcap bounds what one chunk reports */
+	o->evs[o->nev++] = (struct ev){ .frame = f, .gate = gate, .e = *e };
+}
+
+static void gate_event(struct emg_onset *o, unsigned f, const struct emg_onset_event *e);
+
+/* Lane i's detector found an event at frame f of the chunk: through the report gate. */
 static void emit(struct emg_onset *o, unsigned i, unsigned f, enum emg_onset_kind kind,
 		 uint64_t sample)
 {
 	const struct lane *l = &o->lanes[i];
-	struct ev *e;
-
-	if (o->nev == o->evcap)
-		return; /* cannot happen: evcap bounds the events of one chunk */
-	e = &o->evs[o->nev++];
-	e->frame = f;
-	e->e = (struct emg_onset_event){
+	const struct emg_onset_event e = {
 		.lane = i,
 		.kind = kind,
 		.sample = sample,
@@ -1009,6 +1013,8 @@ static void emit(struct emg_onset *o, unsigned i, unsigned f, enum emg_onset_kin
 		.duration_s = kind == EMG_ONSET_OFF ? (double)(sample - l->onset) / o->fs : 0.0,
 		.snr_db = l->snr_db,
 	};
+
+	gate_event(o, f, &e);
 }
 
 /*
@@ -1500,6 +1506,16 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 	emit(o, i, f, EMG_ONSET_OFF, off);
 }
 
+static void gate_check(struct emg_onset *o, unsigned i, unsigned f, uint64_t now);
+
+/* Lane i's scalar work at sample n (frame f): its state machine, then the report gate if it is due. */
+static void lane_step(struct emg_onset *o, unsigned i, unsigned f, uint64_t n, int on, int slow_on)
+{
+	lane_scalar(o, i, f, n, on, slow_on);
+	if (o->h.gd[i] && idx_abs(o, o->h.gd[i]) == n + 1)
+		gate_check(o, i, f, n + 1);
+}
+
 /* Bonato's pair decisions for lanes [g0, g0 + vl) at sample n into h->on. */
 static void bonato_frame(struct emg_onset *o, unsigned g0, unsigned vl, const float *x, uint64_t n)
 {
@@ -1586,9 +1602,6 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
 {
 	unsigned f;
 
-	/* end the chunk where a pending onset falls due */
-	if (o->next_due > first && o->next_due - first < nframes)
-		nframes = (unsigned)(o->next_due - first);
 	for (f = 0; f < nframes && f < CHUNK; f++) {
 		struct frame *fr = &o->fr[f];
 		const uint64_t k = o->seen + f; /* samples before this one */
@@ -1657,9 +1670,16 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * (burst_rose(): a contraction inside a pop's ring), which is then reported
  * from its rise.  Only the event waits: the onset keeps its back-dated
  * sample, and the detector's state machine, thresholds and baselines never
- * see the gate.  Chunks end where a pending onset falls due and where a
- * dropped burst is looked at again, so what is reported when does not depend
- * on how the caller splits the stream.
+ * see the gate.  The gate decides at exact samples: on an event as the
+ * detector finds it, and on a lane it waits for at the end of the due sample,
+ * which the vector pass hands to the scalar path like any decision (hot gd).
+ * Its decisions are queued with the events and delivered after the chunk in
+ * sample order, so what is reported when does not depend on how the caller
+ * splits the stream - nor on the baselines, which change at block ends, as
+ * seen from a chunk's end.  (Gate checks used to run where chunks end, with
+ * chunks ending at due samples; an onset confirmed within a chunk of its due
+ * sample was then looked at only at the chunk's end: dropped in one block
+ * split, reported in another.)
  */
 /*
  * When onset `on` has lasted long enough to be reported: report_n, plus the
@@ -1675,56 +1695,50 @@ static uint64_t gate_due(const struct emg_onset *o, const struct emg_onset_event
 	return on->sample + o->report_n + o->offset_n + (weak ? o->W2 : 0);
 }
 
-/* Recompute the earliest due sample of the pending onsets. */
-static void gate_next(struct emg_onset *o)
+/* The gate looks at lane i again once `due` samples have been seen (the end of sample due - 1). */
+static void gate_at(struct emg_onset *o, unsigned i, uint64_t due)
 {
-	o->next_due = UINT64_MAX;
-	for (unsigned i = 0; i < o->nlanes && (o->npending || o->nmuted); i++)
-		if ((o->lanes[i].pending || o->lanes[i].muted) && o->lanes[i].due < o->next_due)
-			o->next_due = o->lanes[i].due;
+	o->lanes[i].due = due;
+	o->h.gd[i] = idx_rel(o, due);
 }
 
-/* Pass event e, found at sample `at`, through the gate. */
-static void gate_event(struct emg_onset *o, const struct emg_onset_event *e, uint64_t at,
-		       emg_onset_fn fn, void *ud)
+/* Pass event e of frame f through the gate, at its sample. */
+static void gate_event(struct emg_onset *o, unsigned f, const struct emg_onset_event *e)
 {
 	struct lane *l = &o->lanes[e->lane];
+	const uint64_t at = o->chunk_first + f;
 
 	if (!o->report_n) {
-		fn(ud, e);
+		queue(o, f, 0, e);
 	} else if (e->kind == EMG_ONSET_ON) {
-		/* weak as confirmed: the flag now depends on where the chunk ends */
+		/* weak as confirmed: a burst may turn weak later (gate_check) */
 		const uint64_t due = gate_due(o, e, l->weak_on);
 
 		if (at + 1 >= due) { /* confirmed late: it has lasted long enough */
-			fn(ud, e);
+			queue(o, f, 0, e);
 			return;
 		}
 		l->pend = *e;
 		l->pending = 1;
-		l->due = due;
-		o->npending++;
-		gate_next(o);
+		gate_at(o, e->lane, due);
 	} else if (l->muted) {
 		l->muted = 0; /* the end of a burst the gate already dropped */
-		o->nmuted--;
-		gate_next(o);
+		o->h.gd[e->lane] = 0;
 	} else if (l->pending) {
 		l->pending = 0;
-		o->npending--;
-		gate_next(o);
+		o->h.gd[e->lane] = 0;
 		/* A weak burst's offset sample is where its slow-window power last
 		 * peaked, which for a burst shorter than that window is up to W2
-		 * past its end: it is judged by when it ended, as gate_release
+		 * past its end: it is judged by when it ended, as gate_check
 		 * would - before its due sample, so too short. */
 		if (!l->weak_off && e->sample >= l->pend.sample + o->report_n) {
-			fn(ud, &l->pend);
-			fn(ud, e);
+			queue(o, f, 0, &l->pend);
+			queue(o, f, 0, e);
 		} else {
 			o->dropped++;
 		}
 	} else {
-		fn(ud, e);
+		queue(o, f, 0, e);
 	}
 }
 
@@ -1813,80 +1827,77 @@ static uint64_t burst_rose(struct emg_onset *o, unsigned i, uint64_t n)
 
 /*
  * Lane i's muted burst at `now`: reported, from its rise, if it has risen
- * again into a burst of its own; else looked at again a confirmation later
- * (at due samples, where chunks end, so the result does not depend on how
- * the frames were split into blocks).
+ * again into a burst of its own; else looked at again a confirmation later.
  */
-static void gate_unmute(struct emg_onset *o, unsigned i, uint64_t now, emg_onset_fn fn, void *ud)
+static void gate_unmute(struct emg_onset *o, unsigned i, unsigned f, uint64_t now)
 {
 	struct lane *l = &o->lanes[i];
 	const uint64_t t = o->h.weak[i] ? UINT64_MAX : burst_rose(o, i, now - 1);
 
 	if (t == UINT64_MAX) {
-		l->due = now + o->confirm_n;
+		gate_at(o, i, now + o->confirm_n);
 		return;
 	}
 	l->muted = 0;
-	o->nmuted--;
 	l->onset = t;
 	const struct emg_onset_event e = {
 		.lane = i, .kind = EMG_ONSET_ON, .sample = t, .onset_sample = t, .snr_db = l->snr_db,
 	};
-	fn(ud, &e);
+	queue(o, f, 1, &e);
 }
 
-/* Report the pending onsets that fall due by `now` (samples seen). */
-static void gate_release(struct emg_onset *o, uint64_t now, emg_onset_fn fn, void *ud)
+/* The gate's look at lane i, due now (`now` samples seen: frame f has just been run). */
+static void gate_check(struct emg_onset *o, unsigned i, unsigned f, uint64_t now)
 {
-	if (now < o->next_due)
-		return;
-	for (unsigned i = 0; i < o->nlanes && (o->npending || o->nmuted); i++) {
-		struct lane *l = &o->lanes[i];
+	struct lane *l = &o->lanes[i];
 
-		if (l->muted && now >= l->due)
-			gate_unmute(o, i, now, fn, ud);
-		if (!l->pending || now < l->due)
-			continue;
-		if (o->h.ol[i] > 0) { /* fading: look again when this off-run would end the burst */
-			l->due = now + o->offset_n - (unsigned)o->h.ol[i];
-			continue;
-		}
-		if (o->h.weak[i] && now < gate_due(o, &l->pend, 1)) { /* turned weak while it waited */
-			l->due = gate_due(o, &l->pend, 1);
-			continue;
-		}
-		l->pending = 0;
-		o->npending--;
-		if (!o->h.weak[i] && burst_faded(o, i, l->pend.sample, now - 1, &l->mute_end)) {
-			l->muted = 1;
-			o->nmuted++;
-			o->dropped++;
-			l->due = now + o->confirm_n;
-			continue;
-		}
-		fn(ud, &l->pend);
+	o->h.gd[i] = 0;
+	if (l->muted) {
+		gate_unmute(o, i, f, now);
+		return;
 	}
-	gate_next(o);
+	if (!l->pending)
+		return;
+	if (o->h.ol[i] > 0) {
+		/* fading: look again when this off-run would end the burst - or
+		 * at the next sample, when it is long enough but an on-blip that
+		 * may still join it back to the burst holds the offset */
+		const unsigned ol = (unsigned)o->h.ol[i];
+		gate_at(o, i, now + (ol < o->offset_n ? o->offset_n - ol : 1));
+		return;
+	}
+	if (o->h.weak[i] && now < gate_due(o, &l->pend, 1)) { /* turned weak while it waited */
+		gate_at(o, i, gate_due(o, &l->pend, 1));
+		return;
+	}
+	l->pending = 0;
+	if (!o->h.weak[i] && burst_faded(o, i, l->pend.sample, now - 1, &l->mute_end)) {
+		l->muted = 1;
+		o->dropped++;
+		gate_at(o, i, now + o->confirm_n);
+		return;
+	}
+	queue(o, f, 1, &l->pend);
 }
 
 /*
- * Deliver the events of the chunk of nf frames from sample `first` in (sample,
- * lane) order: stable by frame, lanes come sorted per frame.
+ * Deliver what the chunk reports in (sample, then the gate's decisions after
+ * the sample's events, then lane) order: stable by frame and gate flag, and
+ * the lanes come in order within each.
  */
-static void deliver(struct emg_onset *o, uint64_t first, unsigned nf, emg_onset_fn fn, void *ud)
+static void deliver(struct emg_onset *o, emg_onset_fn fn, void *ud)
 {
 	for (unsigned i = 1; i < o->nev; i++) {
 		struct ev e = o->evs[i];
 		unsigned j = i;
-		for (; j > 0 && o->evs[j - 1].frame > e.frame; j--)
+		for (; j > 0 && (o->evs[j - 1].frame > e.frame ||
+				 (o->evs[j - 1].frame == e.frame && o->evs[j - 1].gate > e.gate)); j--)
 			o->evs[j] = o->evs[j - 1];
 		o->evs[j] = e;
 	}
 	for (unsigned i = 0; i < o->nev && fn; i++)
-		gate_event(o, &o->evs[i].e, first + o->evs[i].frame, fn, ud);
+		fn(ud, &o->evs[i].e);
 	o->nev = 0;
-	if (fn)
-		gate_release(o, first + nf, fn, ud);
 }
 
 void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64_t first_sample,
@@ -1906,13 +1917,14 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		for (unsigned i = 0; i < nl; i++)
 			o->h.dirty[i] |= o->h.act[i];
 		o->ref_off = first_sample - o->seen;
+		o->chunk_first = first_sample;
 		o->feed(o, nf);
 		o->kernel(o, nf, first_sample);
 		o->stats(o, nf);
 		if (o->fr[nf - 1].flags & FR_BLK_END)
 			for (unsigned i = 0; i < nl; i++)
 				lane_block_end(o, i, blk, sn);
-		deliver(o, first_sample, nf, fn, ud);
+		deliver(o, fn, ud);
 		o->seen += nf;
 		first_sample += nf;
 		x += (size_t)nf * nl;

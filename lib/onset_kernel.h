@@ -90,7 +90,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 	for (unsigned g = 0; g < ng; g++) {
 		const unsigned g0 = g * EMG_VL;
 		VF th, pth, plow, ivar, ag, as, apk, bg, bs, bpk, t1 = zf, t2 = zf;
-		VI mode, act, armed2, az, ast, acp, apka, bz, bpka, pend;
+		VI mode, act, armed2, az, ast, acp, apka, bz, bpka, pend, gdue;
 		VF csum = LDF(h->csum + g0), ccmp = LDF(h->ccmp + g0), cpass = LDF(h->cpass + g0);
 		VF psum = LDF(h->psum + g0), pcmp = LDF(h->pcmp + g0), ppass = LDF(h->ppass + g0);
 
@@ -104,6 +104,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 		az = LDI(h->az + g0), ast = LDI(h->ast + g0), acp = LDI(h->acp + g0);            \
 		apka = LDI(h->apka + g0), bz = LDI(h->bz + g0), bpka = LDI(h->bpka + g0);        \
 		pend = (mode == vidle) & ((LDI(hrl + g0) | LDI(hr2l + g0)) != zi);                \
+		gdue = LDI(h->gd + g0);                                                          \
 	} while (0)
 #define SPILL()                                                                                  \
 	do {                                                                                     \
@@ -204,7 +205,8 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 			} else {
 				onm = c > th;
 			}
-			VI need = zi;
+			/* the report gate's look at a lane falls due at this sample's end */
+			VI need = (n1 == gdue) & (gdue != zi);
 			const VI idle = mode == vidle, s2go = slow_on & armed2;
 			if (EMG_K(any)(idle & (onm | s2go | pend))) {
 				/* on-runs of both paths towards a confirmation */
@@ -279,7 +281,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 				SPILL();
 				for (unsigned j = 0; j < EMG_VL; j++)
 					if (need[j])
-						lane_scalar(o, g0 + j, f, first + f, onm[j] != 0,
+						lane_step(o, g0 + j, f, first + f, onm[j] != 0,
 							    slow_on[j] != 0);
 				RELOAD();
 			}
