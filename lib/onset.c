@@ -70,7 +70,11 @@
  * AUTO baseline is re-chosen at the end of every auto_block_ms block from
  * the quietest (smallest mean of c; bonato: smallest raw variance) of the
  * last auto_blocks blocks that did not overlap a burst, pooled with the
- * clean blocks within 15 % (variance: 30 %) of it.  A lane has no baseline,
+ * clean blocks within 15 % (variance: 30 %) of it.  On a lane where the
+ * heart shows (emg_onset_beat), rest is the whole cardiac cycle, not the
+ * quiet between two beats: the baseline is the quietest run of consecutive
+ * blocks spanning CYCLE_RR mean RR intervals if that is louder (see
+ * lane_cycle_baseline()).  A lane has no baseline,
  * and detects nothing, until its first block completes (W2 + one block
  * after the start).  A baseline installed with set_baseline carries no
  * slow-path spread: the one learnt from the auto blocks is used (it is a
@@ -130,6 +134,9 @@
 
 #define BEAT_PRE_MS 50.0  /* a heartbeat's QRS window: from this long before its trigger ... */
 #define BEAT_POST_MS 120.0 /* ... to this long after it */
+#define CYCLE_RR 1.25     /* a cardiac lane's baseline spans this many RR intervals (HRV margin) ... */
+#define CYCLE_RR_MAX_S 1.5 /* ... of at most this (40 bpm: slower is not a resting heart) ... */
+#define CYCLE_BEAT_MS 400.0 /* ... and may hold bursts no longer than a beat's, P wave to T wave */
 
 #define REF_SUB_MS 1.0   /* refinement: power history resolution */
 #define REF_BACK_MS 800.0 /* ... and how far back a change point is searched (offsets: all of it) */
@@ -170,7 +177,8 @@ struct block {
 	struct emg_baseline b;
 	double logp;     /* log of the block's raw power */
 	double relvar;   /* relative variance of its W-sample sub-block powers */
-	int valid;
+	int valid;       /* rest: its statistics are usable and no burst overlapped it */
+	int usable;      /* its statistics are usable (not a flat line) */
 };
 
 /* Per-lane state the scalar paths use (the hot per-sample state is in struct hot). */
@@ -194,8 +202,10 @@ struct lane {
 	uint64_t last_offset; /* offset of the last burst (onsets never precede it) */
 	float snr_db;
 
-	/* heartbeats: the last two QRS triggers on this lane, + 1 (0: none) */
+	/* heartbeats: the last two QRS triggers on this lane, + 1 (0: none),
+	 * and the mean RR interval (samples) when each was told */
 	uint64_t beat[2];
+	double beat_rr[2];
 	uint64_t trig;        /* the last QRS trigger on this lane, on the rhythm or not, + 1 (0: none) */
 
 	/* report gate: a confirmed onset waits here until its burst has lasted report_n */
@@ -646,6 +656,80 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
 }
 
 /*
+ * The baseline of a lane where the heart shows, into *b if it is louder than
+ * *b (the quietest blocks' pool); 1 if it was.  A QRS every 0.4-1.5 s makes
+ * rest cyclostationary: the quietest 250 ms block lies between two beats,
+ * every beat rises above it and starts a burst, and the blocks those bursts
+ * overlap drop out of the choice, so the heart never enters the baseline.
+ * On a real tibialis anterior recording at 250 Hz whose P waves and QRS
+ * stand out of the rest EMG (tests/data/emggo) that was 52 false onsets per
+ * minute of rest, and 10 of its 56 contractions lost in bursts begun on a
+ * beat.  The baseline is therefore taken over whole cycles: the
+ * quietest run of consecutive blocks spanning CYCLE_RR mean RR intervals
+ * (every run holds at least one beat whatever its phase), like a rest
+ * calibration, which holds beats too.  A run may hold blocks that a beat's
+ * burst made invalid, but at least one valid block (a run wholly inside a
+ * contraction is not rest).  The lane counts as cardiac while a beat it was
+ * told lies within the ring's span before the newest block's end; beats after
+ * that end do not count (a larger block may have told them already).  Only
+ * the ECG stage tells beats: without it (`ecg = off`) nothing changes.
+ */
+static int lane_cycle_baseline(const struct emg_onset *o, const struct lane *l, struct emg_baseline *b)
+{
+	const uint64_t end = l->bcount ? l->blocks[(l->bhead + o->p.auto_blocks - 1) % o->p.auto_blocks].start +
+						 o->block_n : 0;
+	const uint64_t span = (uint64_t)o->block_n * o->p.auto_blocks;
+	double rr = 0, best = INFINITY;
+	struct emg_baseline w = *b;
+	unsigned m;
+
+	/* invalid blocks in a row a beat's burst can make; more is a contraction */
+	const unsigned gap = (unsigned)ceil(CYCLE_BEAT_MS * 1e-3 * o->fs / o->block_n) + 1;
+
+	for (int k = 1; k >= 0 && !(rr > 0); k--)
+		if (l->beat[k] && l->beat[k] <= end && l->beat[k] + span > end)
+			rr = l->beat_rr[k];
+	if (!(rr > 0) || rr > CYCLE_RR_MAX_S * o->fs || l->bcount < 2)
+		return 0;
+	m = (unsigned)ceil(CYCLE_RR * rr / o->block_n);
+	if (m < 2)
+		return 0;
+	if (m > l->bcount)
+		m = l->bcount;
+	for (unsigned s0 = 0; s0 + m <= l->bcount; s0++) {
+		double mean = 0, m2 = 0, var = 0, r2 = 0;
+		unsigned valid = 0, run = 0, j;
+		for (j = 0; j < m; j++) {
+			const struct block *bk =
+				&l->blocks[(l->bhead + 2 * o->p.auto_blocks - l->bcount + s0 + j) % o->p.auto_blocks];
+			run = bk->valid ? 0 : run + 1;
+			if (!bk->usable || run > gap)
+				break;
+			valid += bk->valid != 0;
+			mean += bk->b.mean;
+			m2 += bk->b.sd * bk->b.sd + bk->b.mean * bk->b.mean;
+			var += bk->b.var;
+			r2 += bk->b.rms * bk->b.rms;
+		}
+		/* the quietest by the method's key, as for single blocks */
+		const double key = (o->p.method == EMG_ONSET_BONATO ? var : mean) / m;
+		if (j < m || !valid || !(key < best))
+			continue;
+		best = key;
+		w.mean = mean / m;
+		m2 = m2 / m - w.mean * w.mean;
+		w.sd = sqrt(m2 > 0 ? m2 : 0);
+		w.var = var / m;
+		w.rms = sqrt(r2 / m);
+	}
+	/* bonato compares raw variances, the envelope methods the mean of c */
+	if (best == INFINITY || (o->p.method == EMG_ONSET_BONATO ? w.var <= b->var : w.mean <= b->mean))
+		return 0;
+	*b = w;
+	return 1;
+}
+
+/*
  * Re-choose the AUTO baseline from the ring of blocks, and learn the slow
  * path's spread (even when a rest baseline is installed).
  */
@@ -722,6 +806,7 @@ static void lane_select_auto(struct emg_onset *o, struct lane *l)
 	b.sd = sqrt(m2 > 0 ? m2 : 0);
 	b.var = v / n;
 	b.rms = sqrt(r2 / n);
+	lane_cycle_baseline(o, l, &b);
 	lane_install(o, l, &b, EMG_BASELINE_AUTO);
 }
 
@@ -739,7 +824,8 @@ static void lane_block_end(struct emg_onset *o, unsigned i, uint64_t start, unsi
 	if (l->bcount == o->p.auto_blocks && bk->valid)
 		sorted_remove(l, bk->logp); /* the oldest block leaves the ring */
 	bk->start = start;
-	bk->valid = acc_baseline(&a, o->p.method, &bk->b) == 0 && !h->dirty[i];
+	bk->usable = acc_baseline(&a, o->p.method, &bk->b) == 0;
+	bk->valid = bk->usable && !h->dirty[i];
 	bk->key = o->p.method == EMG_ONSET_BONATO ? bk->b.var : bk->b.mean;
 	bk->logp = bk->valid ? log(bk->b.var) : 0.0;
 	if (bk->valid)
@@ -1946,7 +2032,7 @@ void emg_onset_trigger(struct emg_onset *o, uint64_t sample, const uint8_t *lane
 	}
 }
 
-void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
+void emg_onset_beat(struct emg_onset *o, uint64_t sample, double rr, const uint8_t *lanes)
 {
 	for (unsigned i = 0; i < o->nlanes; i++) {
 		struct lane *l = &o->lanes[i];
@@ -1954,7 +2040,9 @@ void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes)
 		if (lanes && !lanes[i])
 			continue;
 		l->beat[0] = l->beat[1];
+		l->beat_rr[0] = l->beat_rr[1];
 		l->beat[1] = sample + 1;
+		l->beat_rr[1] = rr > 0 && rr < 1e9 ? rr : 0;
 	}
 }
 

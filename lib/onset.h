@@ -104,11 +104,13 @@ enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned
 
 /*
  * A heartbeat's QRS was detected at `sample` on the lanes with lanes[i] != 0
- * (NULL: all): an onset inside its window (50 ms before to 120 ms after) is
- * confirmed only if the burst outlasts the window with energy of its own.
+ * (NULL: all), the heart beating every `rr` samples (its mean RR interval; 0:
+ * unknown): an onset inside its window (50 ms before to 120 ms after) is
+ * confirmed only if the burst outlasts the window with energy of its own, and
+ * the lanes' automatic baselines span whole cardiac cycles.
  * Called once per beat, before the frames up to `sample` are run.
  */
-void emg_onset_beat(struct emg_onset *o, uint64_t sample, const uint8_t *lanes);
+void emg_onset_beat(struct emg_onset *o, uint64_t sample, double rr, const uint8_t *lanes);
 
 /*
  * The ECG stage triggered at `sample` on the lanes with lanes[i] != 0 (NULL:

@@ -363,8 +363,11 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 			p->beat_at = seq + n - age + 1;
 			for (unsigned i = 0; i < nm; i++)
 				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
-			if (emg_ecg_locked(p->ecg))
-				emg_onset_beat(p->onset, p->beat_at - 1, p->beat_lane);
+			if (emg_ecg_locked(p->ecg)) {
+				const double bpm = emg_ecg_heart_rate(p->ecg);
+				emg_onset_beat(p->onset, p->beat_at - 1, bpm > 0 ? 60.0 * p->fs / bpm : 0.0,
+					       p->beat_lane);
+			}
 			for (unsigned i = 0; i < nm; i++)
 				p->beat_lane[i] &= emg_ecg_lane_learnt(p->ecg, i);
 			emg_onset_trigger(p->onset, p->beat_at - 1, p->beat_lane);
