@@ -58,6 +58,14 @@ static const char *data2_path(void)
 	return e && *e ? e : EVAL_DATA_DIR "/emg-detectors/emgdet-train.bin";
 }
 
+/* Real recordings with heartbeats in them (tests/data/emggo). */
+static const char *real_path(void)
+{
+	const char *e = getenv("EMG_EVAL_REAL");
+
+	return e && *e ? e : EVAL_DATA_DIR "/emggo/emggo.bin";
+}
+
 /* ECG stage of the online rows: the default, or `both` for the synth-real/ecg rows. */
 static int ecg_mode = -1; /* an enum emg_ecg_mode, or -1: the default (or $EMG_EVAL_ECG) */
 
@@ -426,7 +434,45 @@ static int want(int argc, char **argv, const char *what)
 	return 0;
 }
 
-/* bench_onset [table] [ext] [beats] [heart] [noise] [rates] [mains]: the sections to run (default all; ext: the table's external rows). */
+/*
+ * Real recordings: windows found, false onsets in rest (heartbeats there) and
+ * agreement with the marked starts, per detector with the default settings,
+ * and hodges with each other `[dsp] ecg` mode: the cardiac-cycle baseline
+ * needs the ECG stage's beats.
+ */
+static void real(void)
+{
+	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_HIGHPASS, EMG_ECG_BOTH };
+	struct eval_rec r;
+	char name[16];
+
+	printf("real recordings with heartbeats (tests/data/emggo), marked activity windows;\n"
+	       "d = nearest detection - marked start: agreement with a marking, not an error\n");
+	eval_print_windows_header(stdout);
+	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
+		for (int k = 0; k < NDET; k++) {
+			struct emg_pipeline_config pc;
+			struct eval_windows w = { 0 };
+			if (eval_run_windows(&r, det_cfg(k, &pc), k == NDET - 1, &w) == 0)
+				eval_print_windows_row(stdout, name, dets[k], &w);
+			eval_windows_free(&w);
+		}
+		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+			struct emg_pipeline_config pc;
+			struct eval_windows w = { 0 };
+			char det[32];
+			det_cfg(0, &pc);
+			pc.ecg.mode = modes[m];
+			snprintf(det, sizeof(det), "hodges ecg=%s", emg_ecg_mode_name(modes[m]));
+			if (eval_run_windows(&r, &pc, 0, &w) == 0)
+				eval_print_windows_row(stdout, name, det, &w);
+			eval_windows_free(&w);
+		}
+		eval_rec_free(&r);
+	}
+}
+
+/* bench_onset [table] [ext] [real] [beats] [heart] [noise] [rates] [mains]: the sections to run (default all; ext: the table's external rows). */
 int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
@@ -461,6 +507,8 @@ ext:
 		ext_source("ext2-laplace", data2_path(), 1, snrs[i], 1);
 	offsets();
 heart:
+	if (want(argc, argv, "real"))
+		real();
 	if (want(argc, argv, "heart"))
 		heartbeat();
 	if (want(argc, argv, "noise"))

@@ -177,6 +177,81 @@ int eval_emgdet_count(const char *path)
 	return (int)h.ntrials;
 }
 
+/* One recording's header in emggo.bin (tests/data/emggo/convert.py). */
+struct real_hdr {
+	char name[16];
+	float rate;
+	uint32_t nch, nsamples, nwin;
+};
+
+int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16])
+{
+	char magic[8];
+	uint32_t nrec;
+	struct real_hdr h;
+	float *scale = NULL;
+	uint32_t *win = NULL;
+	int16_t *q = NULL;
+	FILE *f = fopen(path, "rb");
+	int err = -EINVAL;
+
+	memset(r, 0, sizeof(*r));
+	if (!f)
+		return -errno;
+	if (fread(magic, 8, 1, f) != 1 || memcmp(magic, "EMGREAL1", 8) || fread(&nrec, 4, 1, f) != 1 ||
+	    idx >= nrec)
+		goto out;
+	for (unsigned k = 0; k <= idx; k++) {
+		if (fread(&h, sizeof(h), 1, f) != 1 || !h.nch || h.nch > 64 || !h.nsamples ||
+		    h.nsamples > 10000000 || h.nwin > 100000 || !(h.rate > 0))
+			goto out;
+		if (k < idx && fseek(f, (long)(4 * h.nch + 8 * h.nwin + 2 * (size_t)h.nch * h.nsamples),
+				     SEEK_CUR))
+			goto out;
+	}
+	err = -ENOMEM;
+	scale = malloc(sizeof(float) * h.nch);
+	win = malloc(sizeof(uint32_t) * 2 * (h.nwin + 1));
+	q = malloc(sizeof(int16_t) * h.nch * (size_t)h.nsamples);
+	r->x = malloc(sizeof(float) * h.nch * (size_t)h.nsamples);
+	r->t = calloc((size_t)h.nwin * h.nch + 1, sizeof(*r->t));
+	if (!scale || !win || !q || !r->x || !r->t || emg_muscles_new(&r->map) < 0)
+		goto out;
+	err = -EINVAL;
+	if (fread(scale, 4, h.nch, f) != h.nch || fread(win, 8, h.nwin, f) != h.nwin ||
+	    fread(q, 2 * (size_t)h.nch, h.nsamples, f) != h.nsamples)
+		goto out;
+	r->fs = h.rate;
+	r->nch = h.nch;
+	r->n = h.nsamples;
+	for (size_t i = 0; i < (size_t)h.nch * h.nsamples; i++)
+		r->x[i] = q[i] * scale[i % h.nch];
+	for (unsigned c = 0; c < h.nch; c++) {
+		char m[24];
+		snprintf(m, sizeof(m), "ch%u", c);
+		if (emg_muscles_add(r->map, m, c, EMG_SIDE_NONE, "") < 0)
+			goto out;
+	}
+	for (uint32_t w = 0; w < h.nwin; w++) {
+		if (win[2 * w] >= win[2 * w + 1] || win[2 * w + 1] > h.nsamples)
+			goto out;
+		for (unsigned c = 0; c < h.nch; c++)
+			r->t[r->nt++] = (struct eval_truth){ .ch = c, .onset = win[2 * w], .alt = win[2 * w],
+							     .offset = win[2 * w + 1] };
+	}
+	if (name)
+		memcpy(name, h.name, 16), name[15] = 0;
+	err = 0;
+out:
+	if (err < 0)
+		eval_rec_free(r);
+	free(scale);
+	free(win);
+	free(q);
+	fclose(f);
+	return err;
+}
+
 int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
 		double snr_db, int laplace, uint64_t seed, double start_s)
 {
@@ -469,20 +544,27 @@ static int run_pipeline(const struct eval_rec *r, const struct emg_pipeline_conf
 	return 0;
 }
 
-int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
-		    struct eval_result *res)
+/* The detections of r through the pipeline with cfg (NULL: defaults), into d. */
+static int online_dets(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+		       struct dets *d)
 {
 	struct emg_pipeline_config def;
-	struct dets d = { .fs = r->fs };
-	int err;
 
 	if (!cfg) {
 		emg_pipeline_config_default(&def);
 		cfg = &def;
 	}
-	if ((err = run_pipeline(r, cfg, CHUNK, on_rec, &d)) < 0)
-		return err;
-	err = score(r, &d, res);
+	return run_pipeline(r, cfg, CHUNK, on_rec, d);
+}
+
+int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+		    struct eval_result *res)
+{
+	struct dets d = { .fs = r->fs };
+	int err = online_dets(r, cfg, &d);
+
+	if (err == 0)
+		err = score(r, &d, res);
 	free(d.d);
 	return err;
 }
@@ -621,7 +703,8 @@ static bool has_hum(const struct eval_rec *r, double mains_hz)
 
 /* Zero-phase band-pass (and notch, where the recording has hum) + centred RMS
  * + whole-recording Hodges threshold. */
-int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
+/* The offline reference's detections of r, into d. */
+static int offline_dets(const struct eval_rec *r, struct dets *d)
 {
 	struct emg_filter_spec spec;
 	struct emg_filter *f;
@@ -632,7 +715,6 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 	const uint64_t eligible = (uint64_t)(EVAL_ELIGIBLE_S * r->fs);
 	float *x = malloc(sizeof(float) * n * nch);
 	double *env = malloc(sizeof(double) * n);
-	struct dets d = { 0 };
 	int err = -ENOMEM;
 
 	if (!x || !env)
@@ -693,8 +775,8 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 					last_end = i; /* continue the burst */
 				} else {
 					if (bstart != UINT64_MAX && last_end - bstart >= minb &&
-					    dets_add(&d, c, bstart) == 0)
-						dets_end(&d, c, bstart, last_end);
+					    dets_add(d, c, bstart) == 0)
+						dets_end(d, c, bstart, last_end);
 					bstart = start;
 					last_end = i;
 				}
@@ -702,17 +784,90 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
 			run = 0;
 		}
 		if (bstart != UINT64_MAX && last_end - bstart >= minb && last_end < n &&
-		    dets_add(&d, c, bstart) == 0)
-			dets_end(&d, c, bstart, last_end);
+		    dets_add(d, c, bstart) == 0)
+			dets_end(d, c, bstart, last_end);
 		else if (bstart != UINT64_MAX && last_end - bstart >= minb)
-			dets_add(&d, c, bstart); /* runs to the end: no offset */
+			dets_add(d, c, bstart); /* runs to the end: no offset */
 	}
-	err = score(r, &d, res);
+	err = 0;
 out:
-	free(d.d);
 	free(x);
 	free(env);
 	return err;
+}
+
+int eval_run_offline(const struct eval_rec *r, struct eval_result *res)
+{
+	struct dets d = { .fs = r->fs };
+	int err = offline_dets(r, &d);
+
+	if (err == 0)
+		err = score(r, &d, res);
+	free(d.d);
+	return err;
+}
+
+/*
+ * Score detections d against r's activity windows (eval_real()): a window is
+ * found by a detection from EVAL_WIN_PRE_S before its marked start to its end;
+ * detections farther than that from every window are false onsets in rest.
+ */
+static int score_windows(const struct eval_rec *r, const struct dets *d, struct eval_windows *res)
+{
+	const uint64_t pre = (uint64_t)(EVAL_WIN_PRE_S * r->fs);
+	const uint64_t eligible = (uint64_t)(EVAL_ELIGIBLE_S * r->fs);
+	uint8_t *busy = calloc(r->n + 1, 1);
+	uint64_t nrest = 0;
+
+	if (!busy)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nt; i++) {
+		const struct eval_truth *t = &r->t[i];
+		const uint64_t a = t->onset > pre ? t->onset - pre : 0;
+		const uint64_t b = t->offset + pre < r->n ? t->offset + pre : r->n;
+		double best = INFINITY;
+
+		memset(busy + a, 1, b - a);
+		for (size_t j = 0; j < d->n; j++) {
+			const double e = ((double)d->d[j].at - (double)t->onset) * 1000.0 / r->fs;
+			if (d->d[j].ch == t->ch && d->d[j].at + pre >= t->onset && d->d[j].at < t->offset &&
+			    fabs(e) < fabs(best))
+				best = e;
+		}
+		res->bursts++;
+		if (best == INFINITY)
+			continue;
+		res->found++;
+		if (push(&res->agree, &res->nagree, &res->capagree, best) < 0) {
+			free(busy);
+			return -ENOMEM;
+		}
+	}
+	for (size_t j = 0; j < d->n; j++)
+		res->fa += d->d[j].at >= eligible && d->d[j].at < r->n && !busy[d->d[j].at];
+	for (uint64_t i = eligible; i < r->n; i++)
+		nrest += !busy[i];
+	res->rest_min += (double)nrest * r->nch / r->fs / 60.0;
+	free(busy);
+	return 0;
+}
+
+int eval_run_windows(const struct eval_rec *r, const struct emg_pipeline_config *cfg, int offline,
+		     struct eval_windows *res)
+{
+	struct dets d = { .fs = r->fs };
+	int err = offline ? offline_dets(r, &d) : online_dets(r, cfg, &d);
+
+	if (err == 0)
+		err = score_windows(r, &d, res);
+	free(d.d);
+	return err;
+}
+
+void eval_windows_free(struct eval_windows *res)
+{
+	free(res->agree);
+	memset(res, 0, sizeof(*res));
 }
 
 /* ---- summaries --------------------------------------------------------- */
@@ -801,6 +956,21 @@ void eval_print_row(FILE *f, const char *src, double snr, const char *det,
 	fprintf(f, "%-12s %4.0f %-8s %7.1f %+7.1f %7.1f %8.1f %5zu/%-5zu %7.2f %7.1f\n", src, snr,
 		det, s.median_abs, s.mean, s.p90_abs, s.median_abs_alt, res->misses, res->bursts,
 		s.fa_per_min, s.lag_p90);
+}
+
+void eval_print_windows_header(FILE *f)
+{
+	fprintf(f, "%-12s %-19s %9s %7s %7s %7s %7s\n", "recording", "detector", "found/n", "FA/min",
+		"med|d|", "mean d", "p90|d|");
+}
+
+void eval_print_windows_row(FILE *f, const char *rec, const char *det, const struct eval_windows *res)
+{
+	double med = NAN, p90 = NAN, mean = NAN;
+
+	stats(res->agree, res->nagree, &med, &p90, &mean);
+	fprintf(f, "%-12s %-19s %4zu/%-4zu %7.2f %7.1f %+7.1f %7.1f\n", rec, det, res->found, res->bursts,
+		res->rest_min > 0 ? (double)res->fa / res->rest_min : NAN, med, mean, p90);
 }
 
 void eval_print_offset_header(FILE *f)

@@ -144,6 +144,37 @@ int eval_ecg_beats(const struct eval_rec *r, enum emg_ecg_mode mode, struct eval
 /* Run r through the offline reference; add to res. */
 int eval_run_offline(const struct eval_rec *r, struct eval_result *res);
 
+/*
+ * Recording idx of an emggo.bin file (tests/data/emggo: real sEMG with
+ * heartbeats, uV) with its activity windows as truth (onset and alt: the
+ * window's marked start, offset: its end); its name into name[16] if not NULL.
+ */
+int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16]);
+
+/* A detection this long before a window's marked start still finds it (a precursor). */
+#define EVAL_WIN_PRE_S 0.5
+
+/* How a detector did on activity windows (a marking, not an onset truth). */
+struct eval_windows {
+	size_t bursts, found; /* windows, and those with a detection from EVAL_WIN_PRE_S before to their end */
+	size_t fa;            /* detections more than EVAL_WIN_PRE_S from every window, after EVAL_ELIGIBLE_S */
+	double rest_min;      /* channel-minutes of that rest */
+	size_t nagree, capagree;
+	double *agree;        /* per found window: nearest detection - marked start, ms */
+};
+
+/* Run r through the pipeline with cfg (NULL: defaults) or, with offline set, the offline reference; score its windows into res. */
+int eval_run_windows(const struct eval_rec *r, const struct emg_pipeline_config *cfg, int offline,
+		     struct eval_windows *res);
+
+/* Free what a window result owns and zero it. */
+void eval_windows_free(struct eval_windows *res);
+
+/* The header of a window table, and one row: windows found, false onsets per minute of rest, and the
+ * median |d|, mean d and p90 |d| of d = nearest detection - marked start (ms). */
+void eval_print_windows_header(FILE *f);
+void eval_print_windows_row(FILE *f, const char *rec, const char *det, const struct eval_windows *res);
+
 /* RMS of each channel of r (into rms[nch]) after the band-pass and an ECG stage in `mode`, from skip_s on; negative errno. */
 int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms);
 
