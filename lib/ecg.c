@@ -196,6 +196,11 @@ struct emg_ecg {
 	uint8_t *fixl; /* EMG_ECG_FIX_MAX x nl: where they apply */
 	unsigned fixf[EMG_ECG_FIX_MAX]; /* their trigger frame in the current emg_ecg_run() call */
 	unsigned nfix;  /* triggers listed in the current call (the last EMG_ECG_FIX_MAX kept) */
+	/* every trigger of the current call as the stage stood right after it (emg_ecg_trigger_at) */
+	struct { unsigned frame; int locked; double rr; } trig[EMG_ECG_TRIG_MAX];
+	float *trig_qrs;       /* EMG_ECG_TRIG_MAX x nl: emg_ecg_lane_qrs() then */
+	uint8_t *trig_learnt;  /* EMG_ECG_TRIG_MAX x nl: emg_ecg_lane_learnt() then */
+	unsigned ntrig;        /* triggers in the current call (the last EMG_ECG_TRIG_MAX kept) */
 	uint64_t t_run; /* e->t when the current emg_ecg_run() call began */
 	unsigned P;
 	float thr_guard;
@@ -451,6 +456,28 @@ static inline int on_rhythm(const struct emg_ecg *e)
 	return e->rh.lock_n > 0 || e->rh.apply > 0;
 }
 
+/*
+ * Note the trigger just taken, with the stage's state right after it, for
+ * emg_ecg_trigger_at(): the pipeline tells the onset detector of each at its
+ * own frame, so what the detector learns of the heart does not depend on how
+ * the frames came in blocks (it used to ask once per block for the last beat:
+ * a trigger taken back 120 ms later was told with small blocks, not with
+ * large ones, and 26 of 146 records of a real recording differed).
+ */
+static void trig_note(struct emg_ecg *e)
+{
+	const unsigned slot = e->ntrig % EMG_ECG_TRIG_MAX;
+
+	e->trig[slot].frame = (unsigned)(e->t - e->t_run);
+	e->trig[slot].locked = on_rhythm(e);
+	e->trig[slot].rr = e->rh.rr;
+	for (size_t l = 0; l < e->nl; l++) {
+		e->trig_qrs[(size_t)slot * e->nl + l] = emg_ecg_lane_qrs(e, (unsigned)l);
+		e->trig_learnt[(size_t)slot * e->nl + l] = (uint8_t)emg_ecg_lane_learnt(e, (unsigned)l);
+	}
+	e->ntrig++;
+}
+
 /* The floor of the threshold on the vote: thr_guard, lowered on many lanes until one has learnt. */
 static float vote_guard(const struct emg_ecg *e)
 {
@@ -474,6 +501,7 @@ static void detect(struct emg_ecg *e, float s, int agree)
 
 	if (above && !e->above && e->t >= e->warm_n && (!e->beats || e->t - e->rh.last >= e->rh.refr)) {
 		trigger(e);
+		trig_note(e);
 		e->spk_cur = s;
 	}
 	e->above = above;
@@ -720,7 +748,9 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 		if (!(e->hist = falloc((size_t)e->P * nlanes)) ||
 		    !(e->tpre = falloc((size_t)e->P * e->stride)) ||
 		    !(e->fixx = falloc((size_t)EMG_ECG_FIX_MAX * e->P * nlanes)) ||
-		    !(e->fixl = calloc((size_t)EMG_ECG_FIX_MAX * nlanes, 1)))
+		    !(e->fixl = calloc((size_t)EMG_ECG_FIX_MAX * nlanes, 1)) ||
+		    !(e->trig_qrs = calloc((size_t)EMG_ECG_TRIG_MAX * nlanes, sizeof(float))) ||
+		    !(e->trig_learnt = calloc((size_t)EMG_ECG_TRIG_MAX * nlanes, 1)))
 			goto fail;
 		/* Padding lanes too: their vote must be 0 / (FLOOR_E * Q_INIT), not 0 / 0. */
 		for (size_t l = 0; l < e->stride; l++) {
@@ -791,6 +821,8 @@ void emg_ecg_free(struct emg_ecg *e)
 	free(e->tpre);
 	free(e->fixx);
 	free(e->fixl);
+	free(e->trig_qrs);
+	free(e->trig_learnt);
 	free(e);
 }
 
@@ -818,6 +850,7 @@ static void highpass(struct emg_ecg *e, float *frames, unsigned n)
 void emg_ecg_run(struct emg_ecg *e, float *frames, unsigned nframes)
 {
 	e->nfix = 0;
+	e->ntrig = 0;
 	e->t_run = e->t;
 	if (!(e->mode & EMG_ECG_SUBTRACT)) {
 		if (e->hp)
@@ -853,6 +886,22 @@ int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out
 	out->pre = e->P;
 	out->lane = e->fixl + (size_t)slot * e->nl;
 	out->x = e->fixx + (size_t)slot * e->P * e->nl;
+	return 0;
+}
+
+int emg_ecg_trigger_at(const struct emg_ecg *e, unsigned i, struct emg_ecg_trigger *out)
+{
+	const unsigned kept = e->ntrig < EMG_ECG_TRIG_MAX ? e->ntrig : EMG_ECG_TRIG_MAX;
+	unsigned slot;
+
+	if (i >= kept)
+		return -ENOENT;
+	slot = (e->ntrig - kept + i) % EMG_ECG_TRIG_MAX;
+	out->frame = e->trig[slot].frame;
+	out->locked = e->trig[slot].locked;
+	out->rr = e->trig[slot].rr;
+	out->qrs = e->trig_qrs + (size_t)slot * e->nl;
+	out->learnt = e->trig_learnt + (size_t)slot * e->nl;
 	return 0;
 }
 

@@ -160,6 +160,21 @@ struct emg_ecg_fix {
 /* Heartbeat i (0 = oldest) triggered in the last emg_ecg_run() call while subtracting; -ENOENT past the last. */
 int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out);
 
+/* At most this many triggers of one emg_ecg_run() call are kept for emg_ecg_trigger_at() (the last ones). */
+#define EMG_ECG_TRIG_MAX 8
+
+/* A QRS trigger and the stage as it stood right after it. */
+struct emg_ecg_trigger {
+	unsigned frame;        /* its frame in the last emg_ecg_run() call */
+	int locked;            /* on a heart rhythm (emg_ecg_locked()) */
+	double rr;             /* mean RR interval, samples (0: unknown) */
+	const float *qrs;      /* [nlanes] emg_ecg_lane_qrs() */
+	const uint8_t *learnt; /* [nlanes] emg_ecg_lane_learnt() */
+};
+
+/* Trigger i (0 = oldest) of the last emg_ecg_run() call, even one taken back since; -ENOENT past the last. */
+int emg_ecg_trigger_at(const struct emg_ecg *e, unsigned i, struct emg_ecg_trigger *out);
+
 /* Frames before each trigger that emg_ecg_pre_fix() corrects (0 without the subtract stage). */
 unsigned emg_ecg_pre_samples(const struct emg_ecg *e);
 

@@ -29,7 +29,6 @@ struct emg_pipeline {
 	struct emg_ecg *ecg;  /* NULL when [dsp] ecg = off */
 	struct emg_env *env;
 	struct emg_onset *onset;
-	uint64_t beat_at;     /* sample of the last heartbeat told to the detector, + 1 */
 	uint8_t beat_lane[EMG_MUSCLES_MAX]; /* lanes a heartbeat reaches */
 	float *work; /* BLOCK x nm filtered samples */
 	float *envb; /* BLOCK x nm display envelope */
@@ -315,11 +314,43 @@ static void env_fix(struct emg_pipeline *p, const struct emg_ecg_fix *f)
 		(void)emg_env_patch_frame(p->env, f->pre - 1 - j, f->x + (size_t)j * p->nm, f->lane);
 }
 
+/*
+ * What subtraction leaves of a beat must not start an onset: tell the
+ * detector of each trigger at its own sample, before it runs that sample,
+ * with the ECG stage as it stood right after the trigger, so what it learns
+ * does not depend on how the frames came in blocks.  On a rhythm, the beat
+ * goes to the lanes it reaches (QRS energy at least BEAT_QRS_MIN times the
+ * noise), with the mean RR: an onset inside its QRS window must outlast it,
+ * and those lanes' baselines span whole cardiac cycles.  Off a rhythm,
+ * triggers are as likely bursts, and holding a real onset's event for
+ * nothing costs accuracy on ECG-free lanes.  Every trigger, on the rhythm or
+ * not, also goes to the lanes that have learnt their QRS from beats (a heart
+ * shows there): a burst begun on it is not held by the slow window that
+ * still holds the QRS (emg_onset_trigger).  Without a heart no lane learns,
+ * so triggers on noise or on bursts change nothing.  A trigger the stage
+ * takes back 120 ms later (a burst on several lanes) has been told all the
+ * same, whatever the block size: it may have held an onset's event for a
+ * beat's length, which costs latency, not accuracy.
+ */
+static void tell_trigger(struct emg_pipeline *p, const struct emg_ecg_trigger *t, uint64_t sample)
+{
+	const unsigned nm = p->nm;
+
+	for (unsigned i = 0; i < nm; i++)
+		p->beat_lane[i] = t->qrs[i] >= BEAT_QRS_MIN;
+	if (t->locked)
+		emg_onset_beat(p->onset, sample, t->rr, p->beat_lane);
+	for (unsigned i = 0; i < nm; i++)
+		p->beat_lane[i] &= t->learnt[i];
+	emg_onset_trigger(p->onset, sample, p->beat_lane);
+}
+
 static void process_block(struct emg_pipeline *p, const float *frames, unsigned n, uint64_t seq)
 {
 	const unsigned nm = p->nm;
 	struct emg_ecg_fix fix[EMG_ECG_FIX_MAX];
-	unsigned nfix = 0, fi = 0;
+	struct emg_ecg_trigger trig[EMG_ECG_TRIG_MAX];
+	unsigned nfix = 0, fi = 0, ntrig = 0, ti = 0;
 
 	/* Gather the mapped channels into muscle order (one copy when the
 	 * muscles are consecutive channels, the usual map). */
@@ -341,43 +372,15 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 	/* Heartbeats out before anything measures the signal; causal, so onset
 	 * sample indices need no correction (emg_ecg_latency_samples() is 0). */
 	if (p->ecg) {
-		uint64_t age;
-
 		emg_ecg_run(p->ecg, p->work, n);
-		/* What subtraction leaves of a beat must not start an onset: tell the
-		 * detector where the beat was on the lanes it reaches (QRS energy at
-		 * least BEAT_QRS_MIN times the noise).  Blocks are shorter than the
-		 * refractory period at the usual rates: at most one beat per block,
-		 * the last one if it lies in this block and is new (a trigger taken
-		 * back makes the beat before it the last one again).  A trigger the
-		 * stage takes back later, a burst on several lanes, may have held an
-		 * onset's event for a beat's length: it costs latency, not accuracy.
-		 * Only on a rhythm: off it, triggers are as likely bursts, and holding
-		 * a real onset's event for nothing costs accuracy on ECG-free lanes.
-		 * Every trigger, on the rhythm or not, is also told to the lanes
-		 * that have learnt their QRS from beats (a heart shows there): a
-		 * burst begun on it is not held by the slow window that still holds
-		 * the QRS (emg_onset_trigger).  Without a heart no lane learns, so
-		 * triggers on noise or on bursts change nothing. */
-		if (emg_ecg_last_beat(p->ecg, &age) && age <= n && seq + n - age + 1 != p->beat_at) {
-			p->beat_at = seq + n - age + 1;
-			for (unsigned i = 0; i < nm; i++)
-				p->beat_lane[i] = emg_ecg_lane_qrs(p->ecg, i) >= BEAT_QRS_MIN;
-			if (emg_ecg_locked(p->ecg)) {
-				const double bpm = emg_ecg_heart_rate(p->ecg);
-				emg_onset_beat(p->onset, p->beat_at - 1, bpm > 0 ? 60.0 * p->fs / bpm : 0.0,
-					       p->beat_lane);
-			}
-			for (unsigned i = 0; i < nm; i++)
-				p->beat_lane[i] &= emg_ecg_lane_learnt(p->ecg, i);
-			emg_onset_trigger(p->onset, p->beat_at - 1, p->beat_lane);
-		}
 		while (nfix < EMG_ECG_FIX_MAX && emg_ecg_pre_fix(p->ecg, nfix, &fix[nfix]) == 0)
 			nfix++;
+		while (ntrig < EMG_ECG_TRIG_MAX && emg_ecg_trigger_at(p->ecg, ntrig, &trig[ntrig]) == 0)
+			ntrig++;
 	}
 	/* Onset detection, the display envelope and calibration run up to each
 	 * tick's last sample (and stop exactly at a calibration's last sample
-	 * and before each heartbeat's trigger, for env_fix()), so a tick
+	 * and before each heartbeat's trigger, for env_fix() and tell_trigger()), so a tick
 	 * reports the onset state (active, SNR, baseline) of its own sample
 	 * and a rest baseline covers exactly the trial: results do not
 	 * depend on how the frames were split into blocks.  The envelope's
@@ -387,8 +390,12 @@ static void process_block(struct emg_pipeline *p, const float *frames, unsigned 
 		unsigned end = n;
 		for (; fi < nfix && fix[fi].frame <= done; fi++)
 			env_fix(p, &fix[fi]);
+		for (; ti < ntrig && trig[ti].frame <= done; ti++)
+			tell_trigger(p, &trig[ti], seq + trig[ti].frame);
 		if (fi < nfix)
 			end = fix[fi].frame;
+		if (ti < ntrig && trig[ti].frame < end)
+			end = trig[ti].frame;
 		if (p->tick_sample >= seq + done && p->tick_sample < seq + end)
 			end = (unsigned)(p->tick_sample - seq) + 1;
 		if (p->cal_kind && p->cal_left > 0 && p->cal_left < end - done)

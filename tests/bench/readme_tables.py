@@ -7,7 +7,8 @@
 
 The onset table takes each source's hodges and offline rows, the offset table
 the hodges and offline rows of "offset accuracy", the per-rate table the rows of
-the `rates` section (when the run had it); everything else in the README
+the `rates` section and the real-recording table those of the `real` section
+(when the run had them); everything else in the README
 is left alone, so `git diff README.md` shows exactly which figures moved.  The
 tables are copied, never typed: a figure in them is what the benchmark printed.
 """
@@ -34,6 +35,27 @@ HEAD_OFF = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e m
 HEAD_RATE = (r'\| source \| rate Hz \| SNR dB \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
              r'missed \| false onsets / muscle-min \| lag p90 ms \|')
 RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth'}
+
+HEAD_REAL = (r'\| detector \| contractions found \| false onsets / min of rest \| median \\\|d\\\| ms \| '
+             r'mean d ms \| p90 \\\|d\\\| ms \|')
+
+
+def real_rows(bench):
+    """The README rows of the real-recording table (`bench_onset real`): detector, found, FA/min, d."""
+    out, on = [], False
+    for line in bench.splitlines():
+        if line.startswith('recording '):
+            on = True
+            continue
+        p = line.split()
+        if not on or len(p) < 7 or '/' not in p[-5]:
+            on = on and len(p) >= 7
+            continue
+        det = ' '.join(p[1:-5])
+        if det.startswith('hodges ecg='):
+            det = 'hodges `ecg = %s`' % det.split('=', 1)[1]
+        out.append('| ' + ' | '.join([det] + [c.replace('+-', '-') for c in p[-5:]]) + ' |')
+    return out
 
 
 def rate_rows(bench):
@@ -81,6 +103,7 @@ def main():
     bench = open(sys.argv[1], encoding='utf-8').read()
     on, off = rows(bench)
     rate = rate_rows(bench)
+    real = real_rows(bench)
     if not on or not off:
         sys.exit('readme_tables: %s holds no bench_onset table (onset rows %d, offset rows %d)'
                  % (sys.argv[1], len(on), len(off)))
@@ -89,8 +112,11 @@ def main():
     text = replace_body(replace_body(text, HEAD_ON, on), HEAD_OFF, off)
     if rate:  # only when the run had the `rates` section
         text = replace_body(text, HEAD_RATE, rate)
+    if real:  # ... and the `real` section
+        text = replace_body(text, HEAD_REAL, real)
     open(readme, 'w', encoding='utf-8').write(text)
-    print('README.md: %d onset rows, %d offset rows, %d rate rows' % (len(on), len(off), len(rate)))
+    print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows'
+          % (len(on), len(off), len(rate), len(real)))
 
 
 if __name__ == '__main__':
