@@ -874,14 +874,23 @@ void emg_ecg_run(struct emg_ecg *e, float *frames, unsigned nframes)
 	}
 }
 
-int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out)
+/* Slot of entry i (0 = oldest kept) of a ring of cap slots that took n entries; -ENOENT past the last. */
+static int ring_slot(unsigned n, unsigned cap, unsigned i, unsigned *slot)
 {
-	const unsigned kept = e->nfix < EMG_ECG_FIX_MAX ? e->nfix : EMG_ECG_FIX_MAX;
-	unsigned slot;
+	const unsigned kept = n < cap ? n : cap;
 
 	if (i >= kept)
 		return -ENOENT;
-	slot = (e->nfix - kept + i) % EMG_ECG_FIX_MAX;
+	*slot = (n - kept + i) % cap;
+	return 0;
+}
+
+int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out)
+{
+	unsigned slot;
+
+	if (ring_slot(e->nfix, EMG_ECG_FIX_MAX, i, &slot) < 0)
+		return -ENOENT;
 	out->frame = e->fixf[slot];
 	out->pre = e->P;
 	out->lane = e->fixl + (size_t)slot * e->nl;
@@ -891,12 +900,10 @@ int emg_ecg_pre_fix(const struct emg_ecg *e, unsigned i, struct emg_ecg_fix *out
 
 int emg_ecg_trigger_at(const struct emg_ecg *e, unsigned i, struct emg_ecg_trigger *out)
 {
-	const unsigned kept = e->ntrig < EMG_ECG_TRIG_MAX ? e->ntrig : EMG_ECG_TRIG_MAX;
 	unsigned slot;
 
-	if (i >= kept)
+	if (ring_slot(e->ntrig, EMG_ECG_TRIG_MAX, i, &slot) < 0)
 		return -ENOENT;
-	slot = (e->ntrig - kept + i) % EMG_ECG_TRIG_MAX;
 	out->frame = e->trig[slot].frame;
 	out->locked = e->trig[slot].locked;
 	out->rr = e->trig[slot].rr;
