@@ -216,7 +216,6 @@ struct lane {
 	int pending;
 	int muted;            /* the gate dropped this burst as faded: its offset goes too */
 	uint64_t mute_end;    /* ... where it faded: a rise after it is a burst of its own */
-	uint64_t due;         /* sample the gate looks at it next */
 
 	/* bonato */
 	float xprev;
@@ -1799,7 +1798,6 @@ static uint64_t gate_due(const struct emg_onset *o, const struct emg_onset_event
 /* The gate looks at lane i again once `due` samples have been seen (the end of sample due - 1). */
 static void gate_at(struct emg_onset *o, unsigned i, uint64_t due)
 {
-	o->lanes[i].due = due;
 	o->h.gd[i] = idx_rel(o, due);
 }
 
