@@ -210,8 +210,7 @@ struct lane {
 
 	/* report gate: a confirmed onset waits here until its burst has lasted report_n */
 	int weak_on;          /* the burst was weak when it was confirmed */
-	int weak_off;         /* ... or when it ended (kept for the gate: a new burst in
-			       * the same chunk resets the hot flag before delivery) */
+	int weak_off;         /* ... or when it ended (the gate judges its offset by it) */
 	struct emg_onset_event pend;
 	int pending;
 	int muted;            /* the gate dropped this burst as faded: its offset goes too */
