@@ -450,6 +450,10 @@ static void real(void)
 	       "d = nearest detection - marked start: agreement with a marking, not an error\n");
 	eval_print_windows_header(stdout);
 	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
+		if (!r.nt) { /* kept for its heartbeats */
+			eval_rec_free(&r);
+			continue;
+		}
 		for (int k = 0; k < NDET; k++) {
 			struct emg_pipeline_config pc;
 			struct eval_windows w = { 0 };
@@ -468,6 +472,19 @@ static void real(void)
 				eval_print_windows_row(stdout, name, det, &w);
 			eval_windows_free(&w);
 		}
+		eval_rec_free(&r);
+	}
+	/* the ECG stage's QRS detector against the R peaks marked at rest */
+	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
+		struct eval_beats b = { 0 };
+		const double n = r.nbeats ? (eval_ecg_beats(&r, EMG_ECG_SUBTRACT, &b), (double)b.found) : 0;
+		const double mean = n > 0 ? b.lag_sum / n : 0;
+
+		if (r.nbeats)
+			printf("beats %-10s %4zu/%4zu R peaks at rest found, %3zu triggers elsewhere "
+			       "(contractions, or off the heart), trigger - R %+.1f ms (SD %.1f)\n",
+			       name, b.found, b.truth, b.extra, mean,
+			       n > 1 ? sqrt(fmax(0, b.lag_sum2 / n - mean * mean)) : 0.0);
 		eval_rec_free(&r);
 	}
 }

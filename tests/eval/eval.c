@@ -181,7 +181,7 @@ int eval_emgdet_count(const char *path)
 struct real_hdr {
 	char name[16];
 	float rate;
-	uint32_t nch, nsamples, nwin;
+	uint32_t nch, nsamples, nwin, nbeats;
 };
 
 int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16])
@@ -198,15 +198,15 @@ int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16])
 	memset(r, 0, sizeof(*r));
 	if (!f)
 		return -errno;
-	if (fread(magic, 8, 1, f) != 1 || memcmp(magic, "EMGREAL1", 8) || fread(&nrec, 4, 1, f) != 1 ||
+	if (fread(magic, 8, 1, f) != 1 || memcmp(magic, "EMGREAL2", 8) || fread(&nrec, 4, 1, f) != 1 ||
 	    idx >= nrec)
 		goto out;
 	for (unsigned k = 0; k <= idx; k++) {
 		if (fread(&h, sizeof(h), 1, f) != 1 || !h.nch || h.nch > 64 || !h.nsamples ||
-		    h.nsamples > 10000000 || h.nwin > 100000 || !(h.rate > 0))
+		    h.nsamples > 10000000 || h.nwin > 100000 || h.nbeats > 100000 || !(h.rate > 0))
 			goto out;
-		if (k < idx && fseek(f, (long)(4 * h.nch + 8 * h.nwin + 2 * (size_t)h.nch * h.nsamples),
-				     SEEK_CUR))
+		if (k < idx && fseek(f, (long)(4 * h.nch + 8 * h.nwin + 4 * h.nbeats +
+					       2 * (size_t)h.nch * h.nsamples), SEEK_CUR))
 			goto out;
 	}
 	err = -ENOMEM;
@@ -215,11 +215,19 @@ int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16])
 	q = malloc(sizeof(int16_t) * h.nch * (size_t)h.nsamples);
 	r->x = malloc(sizeof(float) * h.nch * (size_t)h.nsamples);
 	r->t = calloc((size_t)h.nwin * h.nch + 1, sizeof(*r->t));
-	if (!scale || !win || !q || !r->x || !r->t || emg_muscles_new(&r->map) < 0)
+	r->beats = calloc((size_t)h.nbeats + 1, sizeof(*r->beats));
+	if (!scale || !win || !q || !r->x || !r->t || !r->beats || emg_muscles_new(&r->map) < 0)
 		goto out;
 	err = -EINVAL;
-	if (fread(scale, 4, h.nch, f) != h.nch || fread(win, 8, h.nwin, f) != h.nwin ||
-	    fread(q, 2 * (size_t)h.nch, h.nsamples, f) != h.nsamples)
+	if (fread(scale, 4, h.nch, f) != h.nch || fread(win, 8, h.nwin, f) != h.nwin)
+		goto out;
+	for (uint32_t b = 0; b < h.nbeats; b++) {
+		uint32_t v;
+		if (fread(&v, 4, 1, f) != 1 || v >= h.nsamples)
+			goto out;
+		r->beats[r->nbeats++] = v;
+	}
+	if (fread(q, 2 * (size_t)h.nch, h.nsamples, f) != h.nsamples)
 		goto out;
 	r->fs = h.rate;
 	r->nch = h.nch;

@@ -147,7 +147,9 @@ int eval_run_offline(const struct eval_rec *r, struct eval_result *res);
 /*
  * Recording idx of an emggo.bin file (tests/data/emggo: real sEMG with
  * heartbeats, uV) with its activity windows as truth (onset and alt: the
- * window's marked start, offset: its end); its name into name[16] if not NULL.
+ * window's marked start, offset: its end; none in a recording kept for its
+ * heartbeats) and its R peaks marked at rest as beats; its name into
+ * name[16] if not NULL.
  */
 int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16]);
 
