@@ -669,9 +669,10 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
  * calibration, which holds beats too.  A run may hold blocks that a beat's
  * burst made invalid, but at least one valid block (a run wholly inside a
  * contraction is not rest).  The lane counts as cardiac while a beat it was
- * told lies within the ring's span before the newest block's end; beats after
- * that end do not count (a larger block may have told them already).  Only
- * the ECG stage tells beats: without it (`ecg = off`) nothing changes.
+ * told lies within the ring's span before the newest block's end (beats told
+ * since, when a confirmation re-chooses mid-block, wait for the next block
+ * end).  Only the ECG stage tells beats: without it (`ecg = off`) nothing
+ * changes.
  */
 /* Prefix sums lane_cycle_baseline() keeps per block, in order: */
 enum { CYC_MEAN, CYC_M2, CYC_VAR, CYC_R2, CYC_BAD, CYC_VALID, CYC_RUN, CYC_SUMS };

@@ -271,10 +271,20 @@ static void heartbeat(void)
 	eval_rec_free(&clean);
 }
 
+/* Mean and SD of trigger - R over the R peaks found (ms; 0 without). */
+static void beat_lag(const struct eval_beats *b, double *mean, double *sd)
+{
+	const double n = (double)b->found;
+
+	*mean = n > 0 ? b->lag_sum / n : 0;
+	*sd = n > 1 ? sqrt(fmax(0, b->lag_sum2 / n - *mean * *mean)) : 0;
+}
+
 static void beats_row(const char *name, double snr, const struct eval_beats *b, double minutes)
 {
-	const double n = (double)b->found, mean = n > 0 ? b->lag_sum / n : 0;
-	const double sd = n > 1 ? sqrt(fmax(0, b->lag_sum2 / n - mean * mean)) : 0;
+	double mean, sd;
+
+	beat_lag(b, &mean, &sd);
 
 	printf("beats %-12s %3.0f dB: %4zu/%4zu R peaks found (after 20 s: %4zu/%4zu), "
 	       "%3zu triggers off the heart (%.2f per minute)",
@@ -440,6 +450,17 @@ static int want(int argc, char **argv, const char *what)
  * and hodges with each other `[dsp] ecg` mode: the cardiac-cycle baseline
  * needs the ECG stage's beats.
  */
+/* One row of the real-recording table: r's windows through cfg (offline: the offline reference). */
+static void real_row(const struct eval_rec *r, const char *name, const char *det,
+		     const struct emg_pipeline_config *cfg, int offline)
+{
+	struct eval_windows w = { 0 };
+
+	if (eval_run_windows(r, cfg, offline, &w) == 0)
+		eval_print_windows_row(stdout, name, det, &w);
+	eval_windows_free(&w);
+}
+
 static void real(void)
 {
 	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_HIGHPASS, EMG_ECG_BOTH };
@@ -450,41 +471,28 @@ static void real(void)
 	       "d = nearest detection - marked start: agreement with a marking, not an error\n");
 	eval_print_windows_header(stdout);
 	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
-		if (!r.nt) { /* kept for its heartbeats */
-			eval_rec_free(&r);
-			continue;
-		}
-		for (int k = 0; k < NDET; k++) {
+		for (int k = 0; r.nt && k < NDET; k++) { /* none in a recording kept for its heartbeats */
 			struct emg_pipeline_config pc;
-			struct eval_windows w = { 0 };
-			if (eval_run_windows(&r, det_cfg(k, &pc), k == NDET - 1, &w) == 0)
-				eval_print_windows_row(stdout, name, dets[k], &w);
-			eval_windows_free(&w);
+			real_row(&r, name, dets[k], det_cfg(k, &pc), k == NDET - 1);
 		}
-		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		for (unsigned m = 0; r.nt && m < sizeof(modes) / sizeof(modes[0]); m++) {
 			struct emg_pipeline_config pc;
-			struct eval_windows w = { 0 };
 			char det[32];
 			det_cfg(0, &pc);
 			pc.ecg.mode = modes[m];
 			snprintf(det, sizeof(det), "hodges ecg=%s", emg_ecg_mode_name(modes[m]));
-			if (eval_run_windows(&r, &pc, 0, &w) == 0)
-				eval_print_windows_row(stdout, name, det, &w);
-			eval_windows_free(&w);
+			real_row(&r, name, det, &pc, 0);
 		}
-		eval_rec_free(&r);
-	}
-	/* the ECG stage's QRS detector against the R peaks marked at rest */
-	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
-		struct eval_beats b = { 0 };
-		const double n = r.nbeats ? (eval_ecg_beats(&r, EMG_ECG_SUBTRACT, &b), (double)b.found) : 0;
-		const double mean = n > 0 ? b.lag_sum / n : 0;
-
-		if (r.nbeats)
+		/* the ECG stage's QRS detector against the R peaks marked at rest */
+		if (r.nbeats) {
+			struct eval_beats b = { 0 };
+			double mean, sd;
+			eval_ecg_beats(&r, EMG_ECG_SUBTRACT, &b);
+			beat_lag(&b, &mean, &sd);
 			printf("beats %-10s %4zu/%4zu R peaks at rest found, %3zu triggers elsewhere "
 			       "(contractions, or off the heart), trigger - R %+.1f ms (SD %.1f)\n",
-			       name, b.found, b.truth, b.extra, mean,
-			       n > 1 ? sqrt(fmax(0, b.lag_sum2 / n - mean * mean)) : 0.0);
+			       name, b.found, b.truth, b.extra, mean, sd);
+		}
 		eval_rec_free(&r);
 	}
 }
