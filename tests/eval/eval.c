@@ -532,9 +532,8 @@ static void on_rec(void *ud, const struct emg_out *rec)
 			 rec->sample);
 }
 
-/* r through a fresh emg_pipeline with cfg, `chunk` frames at a time, its records to fn. */
-static int run_pipeline(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
-			unsigned chunk, emg_out_fn fn, void *ud)
+int eval_run_pipeline(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+		      unsigned chunk, emg_out_fn fn, void *ud)
 {
 	struct emg_device_info info = { .rate = r->fs, .channels = r->nch,
 					.phys_min_uv = -1e5, .phys_max_uv = 1e5 };
@@ -562,7 +561,7 @@ static int online_dets(const struct eval_rec *r, const struct emg_pipeline_confi
 		emg_pipeline_config_default(&def);
 		cfg = &def;
 	}
-	return run_pipeline(r, cfg, CHUNK, on_rec, d);
+	return eval_run_pipeline(r, cfg, CHUNK, on_rec, d);
 }
 
 int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
@@ -1096,7 +1095,7 @@ int eval_env_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s
 		return -EINVAL;
 	emg_pipeline_config_default(&cfg);
 	cfg.ecg.mode = mode;
-	if ((err = run_pipeline(r, &cfg, chunk, on_env, &a)) < 0)
+	if ((err = eval_run_pipeline(r, &cfg, chunk, on_env, &a)) < 0)
 		return err;
 	if (a.n == 0)
 		return -ENODATA;

@@ -131,6 +131,10 @@ int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int 
 int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
 		double snr_db, int laplace, uint64_t seed, double start_s);
 
+/* r through a fresh emg_pipeline with cfg, `chunk` frames at a time, its records to fn; negative errno. */
+int eval_run_pipeline(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+		      unsigned chunk, emg_out_fn fn, void *ud);
+
 /* Run r through a fresh emg_pipeline with cfg (NULL: defaults); add to res. */
 int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
 		    struct eval_result *res);

@@ -344,17 +344,8 @@ static void keep_event(void *ud, const struct emg_out *o)
 static void feed(const struct eval_rec *r, const struct emg_pipeline_config *cfg, unsigned chunk,
 		 struct recs *c)
 {
-	struct emg_device_info info = { .rate = r->fs, .channels = r->nch, .phys_min_uv = -1e5,
-					.phys_max_uv = 1e5, .driver = "test" };
-	struct emg_pipeline *p;
-
 	c->n = 0;
-	ck_assert_int_eq(emg_pipeline_new(&p, cfg, &info, r->map, NULL), 0);
-	for (uint64_t done = 0; done < r->n; done += chunk) {
-		unsigned k = r->n - done < chunk ? (unsigned)(r->n - done) : chunk;
-		emg_pipeline_process(p, r->x + done * r->nch, k, done, 0, keep_event, c);
-	}
-	emg_pipeline_free(p);
+	ck_assert_int_eq(eval_run_pipeline(r, cfg, chunk, keep_event, c), 0);
 }
 
 /*
