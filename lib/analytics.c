@@ -42,6 +42,8 @@ struct emg_analytics {
 	int group_open;
 	uint32_t group_id; /* current (open) or last group */
 	uint64_t gmin;     /* earliest onset sample in the open group */
+	uint64_t gclose;   /* the open group closes at the first tick at or past this sample */
+	uint64_t now;      /* the last tick's sample: the stream as far as it is known here */
 	unsigned gfirst;
 	unsigned gcount;
 	uint16_t gmembers[EMG_MUSCLES_MAX];
@@ -222,6 +224,12 @@ static void join_group(struct emg_analytics *a, unsigned i, uint64_t sample,
 		a->group_open = 1;
 		a->group_id++;
 		a->gmin = sample;
+		/* from where the stream was when its first onset came, not from
+		 * that onset: onsets come once the detector's report gate has
+		 * passed them, 200 ms or more after they began (550 ms in the
+		 * stream's start-up), and a group closed from its first onset's
+		 * sample would close before its second onset came */
+		a->gclose = (sample > a->now ? sample : a->now) + a->window + a->settle;
 		a->gfirst = i;
 		a->gcount = 0;
 	}
@@ -334,7 +342,8 @@ static void on_tick(struct emg_analytics *a, const struct emg_out *rec,
 	unsigned n = rec->nmuscles < a->nm ? rec->nmuscles : a->nm;
 	uint64_t t = rec->sample;
 
-	if (a->group_open && t >= a->gmin + a->window + a->settle)
+	a->now = t;
+	if (a->group_open && t >= a->gclose)
 		close_group(a, sink);
 	for (unsigned i = 0; i < n; i++) {
 		struct mstate *s = &a->m[i];

@@ -8,8 +8,10 @@
  * sample lies within order_window_ms of the group's earliest onset joins it
  * (a muscle once, with its first onset).  Detection delays differ between
  * muscles, so the group is closed - and its order reported - only when a
- * metrics tick shows the stream has passed earliest onset + window +
- * settle_ms; an onset outside the window closes it at once.  Lags are
+ * metrics tick shows the stream has passed window + settle_ms beyond where
+ * it stood when the group's first onset came (onsets come once the report
+ * gate has passed them: 200 ms or more after they began, 550 ms in the
+ * stream's start-up); an onset outside the window closes it at once.  Lags are
  * measured between onset samples (back-dated onsets), not arrival times.
  *
  * Repetitions.  Per muscle, a repetition is one burst, or several bursts

@@ -159,6 +159,10 @@ START_TEST(test_order_and_rep)
 	st_run(&s, 1400);
 	s.rms[GMAX_L] = 60;
 	st_run(&s, 1460);
+	/* window + settle from where the stream stood when the first onset came
+	 * (the tick at 1020), not from that onset: onsets come late */
+	ck_assert_uint_eq(C.norder, 0);
+	st_run(&s, 1480);
 	ck_assert_uint_eq(C.norder, 1);
 	ck_assert_uint_eq(C.order[0].group, 1);
 	ck_assert_uint_eq(C.order[0].first, HAM_L);
