@@ -319,7 +319,9 @@ struct emg_onset {
 	unsigned confirm_n;   /* on-run length that confirms an onset */
 	unsigned offset_n;    /* off-run length that confirms an offset */
 	unsigned min_burst_n; /* shortest burst, samples */
-	unsigned report_n;    /* a burst is reported once it has lasted this long, samples */
+	unsigned report_n;    /* a burst is reported once it has lasted this long, samples ... */
+	unsigned report_start_n; /* ... or this long if it began in the start-up */
+	uint64_t startup_n;   /* the start-up: the stream's first startup_n samples */
 	unsigned beat_pre, beat_post; /* QRS window around a heartbeat trigger, samples */
 	unsigned slow_extent; /* how long the weak CUSUM must rise to confirm on the slow path */
 	unsigned block_n;     /* auto block length */
@@ -376,6 +378,8 @@ void emg_onset_params_default(struct emg_onset_params *p)
 	p->offset_ms = 50;
 	p->min_burst_ms = 30;
 	p->report_ms = 150;
+	p->startup_s = 7;
+	p->startup_report_ms = 500;
 	p->bonato_pfa = 0.05;
 	p->bonato_m = 5;
 	p->bonato_r0 = 1;
@@ -898,7 +902,8 @@ static int params_valid(const struct emg_onset_params *p, double fs, unsigned nl
 {
 	if (!(fs > 0) || nlanes == 0 || (unsigned)p->method > EMG_ONSET_BONATO ||
 	    !(p->window_ms > 0) || !(p->k >= 0) || !(p->hold_ms >= 0) || !(p->offset_ms >= 0) ||
-	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->auto_block_ms > 0) ||
+	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->startup_s >= 0) ||
+	    !(p->startup_report_ms >= 0) || p->startup_s > 86400 || !(p->auto_block_ms > 0) ||
 	    p->auto_blocks == 0 || p->auto_blocks > 4096 || p->window_ms * fs > 1e8)
 		return 0;
 	return p->method != EMG_ONSET_BONATO ||
@@ -922,6 +927,10 @@ static void derive_sizes(struct emg_onset *o)
 		o->confirm_n = 1;
 	o->min_burst_n = ms_to_samples(p->min_burst_ms, fs);
 	o->report_n = ms_to_samples(p->report_ms, fs);
+	o->startup_n = (uint64_t)llround(p->startup_s * fs);
+	o->report_start_n = ms_to_samples(p->startup_report_ms, fs);
+	if (o->report_start_n < o->report_n)
+		o->report_start_n = o->report_n;
 	o->slow_extent = o->W2 / 4 > o->min_burst_n ? o->W2 / 4 : o->min_burst_n;
 	o->offset_n = ms_to_samples(p->offset_ms, fs);
 	if (o->offset_n < 1)
@@ -1760,7 +1769,8 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * The report gate.  A heartbeat's QRS, band-passed, is a 40..100 ms burst of
  * power as strong as a weak contraction, and a motion blip is shorter still;
  * a contraction in an exercise lasts far longer.  So an onset is reported
- * only once its burst has lasted report_n samples (150 ms by default): when
+ * only once its burst has lasted report_n samples (150 ms by default; in the
+ * stream's first seconds longer, see report_len()): when
  * its offset comes at least that late, or when the burst is still on and not
  * fading at report_n + offset_n after the onset (an off-run in progress then
  * is waited out: it may still place the offset before report_n).  A burst
@@ -1790,9 +1800,29 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * 20 dB, heartbeats made 4.1 false onsets per muscle-minute of rest, 1.9
  * with the later due sample, 0.2 once an offset before it also drops them.
  */
+/*
+ * How long a burst from sample `on` must last to be reported: report_n, or
+ * report_start_n in the stream's start-up.  Until the ECG stage has locked
+ * onto a heart and told its beats (emg_onset_beat), the automatic baseline
+ * is the quiet between two beats, and every beat - P wave, QRS and T wave,
+ * 120-490 ms of power on a real tibialis recording at 250 Hz - rises over it
+ * into a burst longer than report_n.  The stage needs up to 7 s to lock: 1 s
+ * of warm-up and three steady intervals of up to 1.5 s (40 bpm).  Streams
+ * cut from the rest of that recording, each started cold like a 5.7 s
+ * standing trial, made 18 false onsets per minute, one on nearly every beat
+ * of the first 2-4 s; with the start-up gate at 500 ms, 0.14.  Contractions
+ * in exercises last far longer (0.9-2.4 s in every source in tests/data), so
+ * the cost is their event waiting 350 ms more in the first seconds; at 0 dB,
+ * where a contraction breaks into short pieces, some of them are lost.
+ */
+static unsigned report_len(const struct emg_onset *o, uint64_t on)
+{
+	return on < o->ref_off + o->startup_n ? o->report_start_n : o->report_n;
+}
+
 static uint64_t gate_due(const struct emg_onset *o, const struct emg_onset_event *on, int weak)
 {
-	return on->sample + o->report_n + o->offset_n + (weak ? o->W2 : 0);
+	return on->sample + report_len(o, on->sample) + o->offset_n + (weak ? o->W2 : 0);
 }
 
 /* The gate looks at lane i again once `due` samples have been seen (the end of sample due - 1). */
@@ -1830,7 +1860,7 @@ static void gate_event(struct emg_onset *o, unsigned f, const struct emg_onset_e
 		 * peaked, which for a burst shorter than that window is up to W2
 		 * past its end: it is judged by when it ended, as gate_check
 		 * would - before its due sample, so too short. */
-		if (!l->weak_off && e->sample >= l->pend.sample + o->report_n) {
+		if (!l->weak_off && e->sample >= l->pend.sample + report_len(o, l->pend.sample)) {
 			queue(o, f, 0, &l->pend);
 			queue(o, f, 0, e);
 		} else {
@@ -1866,7 +1896,7 @@ static int burst_faded(struct emg_onset *o, unsigned i, uint64_t on, uint64_t n,
 	if (k <= 0)
 		return 0;
 	end = (e0 + (m - (unsigned)k)) * o->ref_d + o->ref_off;
-	if (end >= on + o->report_n)
+	if (end >= on + report_len(o, on))
 		return 0;
 	/* newest first: [0, k) is what followed the burst, in thirds th[0]
 	 * (the newest) .. th[2]; [k, m) the burst */

@@ -461,6 +461,9 @@ static void real_row(const struct eval_rec *r, const char *name, const char *det
 	eval_windows_free(&w);
 }
 
+/* Length of the cold streams' rest: a standing trial recorded on its own. */
+#define COLD_S 5.7
+
 static void real(void)
 {
 	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_HIGHPASS, EMG_ECG_BOTH };
@@ -468,7 +471,9 @@ static void real(void)
 	char name[16];
 
 	printf("real recordings with heartbeats (tests/data/emggo), marked activity windows;\n"
-	       "d = nearest detection - marked start: agreement with a marking, not an error\n");
+	       "d = nearest detection - marked start: agreement with a marking, not an error;\n"
+	       "cold: cut into streams that start cold, %.1f s of rest or a window 0.5-1.5 s in\n",
+	       COLD_S);
 	eval_print_windows_header(stdout);
 	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
 		for (int k = 0; r.nt && k < NDET; k++) { /* none in a recording kept for its heartbeats */
@@ -482,6 +487,21 @@ static void real(void)
 			pc.ecg.mode = modes[m];
 			snprintf(det, sizeof(det), "hodges ecg=%s", emg_ecg_mode_name(modes[m]));
 			real_row(&r, name, det, &pc, 0);
+		}
+		/* short streams started cold: the start-up gate (onset.c, report_len()) */
+		for (int k = 0; r.nt && k < NDET - 1; k++) {
+			struct emg_pipeline_config pc;
+			struct eval_windows w = { 0 };
+			char det[32];
+			for (int off = 0; off < 2; off++) {
+				det_cfg(k, &pc);
+				if (off)
+					pc.onset.startup_s = 0;
+				snprintf(det, sizeof(det), "%s cold%s", dets[k], off ? " startup_s=0" : "");
+				if (eval_run_cold(&r, &pc, COLD_S, &w) == 0)
+					eval_print_windows_row(stdout, name, det, &w);
+				eval_windows_free(&w);
+			}
 		}
 		/* the ECG stage's QRS detector against the R peaks marked at rest */
 		if (r.nbeats) {

@@ -54,6 +54,10 @@ def real_rows(bench):
         det = ' '.join(p[1:-5])
         if det.startswith('hodges ecg='):
             det = 'hodges `ecg = %s`' % det.split('=', 1)[1]
+        elif det.endswith(' cold startup_s=0'):
+            det = '%s, started cold, `startup_s = 0`' % det.split()[0]
+        elif det.endswith(' cold'):
+            det = '%s, started cold' % det.split()[0]
         out.append('| ' + ' | '.join([det] + [c.replace('+-', '-') for c in p[-5:]]) + ' |')
     return out
 

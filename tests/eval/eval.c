@@ -871,6 +871,53 @@ int eval_run_windows(const struct eval_rec *r, const struct emg_pipeline_config 
 	return err;
 }
 
+/* Frames [a, b) of r as a stream of its own, with truth t (NULL: none), into res. */
+static int cold_run(const struct eval_rec *r, const struct emg_pipeline_config *cfg, uint64_t a,
+		    uint64_t b, const struct eval_truth *t, struct eval_windows *res)
+{
+	struct eval_rec q = *r;
+	struct eval_truth tq;
+
+	q.x = r->x + (size_t)a * r->nch;
+	q.n = b - a;
+	q.t = NULL;
+	q.nt = 0;
+	q.beats = NULL;
+	q.nbeats = 0;
+	if (t) {
+		tq = *t;
+		tq.onset -= a;
+		tq.alt -= a;
+		tq.offset = tq.offset < b ? tq.offset - a : q.n;
+		q.t = &tq;
+		q.nt = 1;
+	}
+	return eval_run_windows(&q, cfg, 0, res);
+}
+
+int eval_run_cold(const struct eval_rec *r, const struct emg_pipeline_config *cfg, double seg_s,
+		  struct eval_windows *res)
+{
+	const uint64_t pre = (uint64_t)(EVAL_WIN_PRE_S * r->fs), len = (uint64_t)(seg_s * r->fs);
+	int err = 0;
+
+	for (size_t i = 0; i < r->nt && err == 0; i++) {
+		const uint64_t rest0 = i ? r->t[i - 1].offset + pre : 0;
+		const uint64_t next = i + 1 < r->nt ? r->t[i + 1].onset - pre : r->n;
+		const uint64_t lead = (uint64_t)((EVAL_COLD_LEAD_S + 0.25 * (double)(i % EVAL_COLD_LEADS)) * r->fs);
+		const uint64_t on = r->t[i].onset;
+
+		/* rest before window i, in whole segments */
+		for (uint64_t a = rest0; err == 0 && a + len + pre <= on; a += len)
+			err = cold_run(r, cfg, a, a + len, NULL, res);
+		/* window i, entered from rest */
+		if (err == 0 && on >= rest0 + lead && next > on)
+			err = cold_run(r, cfg, on - lead, on - lead + len < next ? on - lead + len : next,
+				       &r->t[i], res);
+	}
+	return err;
+}
+
 void eval_windows_free(struct eval_windows *res)
 {
 	free(res->agree);
@@ -967,7 +1014,7 @@ void eval_print_row(FILE *f, const char *src, double snr, const char *det,
 
 void eval_print_windows_header(FILE *f)
 {
-	fprintf(f, "%-12s %-19s %9s %7s %7s %7s %7s\n", "recording", "detector", "found/n", "FA/min",
+	fprintf(f, "%-12s %-24s %9s %7s %7s %7s %7s\n", "recording", "detector", "found/n", "FA/min",
 		"med|d|", "mean d", "p90|d|");
 }
 
@@ -976,7 +1023,7 @@ void eval_print_windows_row(FILE *f, const char *rec, const char *det, const str
 	double med = NAN, p90 = NAN, mean = NAN;
 
 	stats(res->agree, res->nagree, &med, &p90, &mean);
-	fprintf(f, "%-12s %-19s %4zu/%-4zu %7.2f %7.1f %+7.1f %7.1f\n", rec, det, res->found, res->bursts,
+	fprintf(f, "%-12s %-24s %4zu/%-4zu %7.2f %7.1f %+7.1f %7.1f\n", rec, det, res->found, res->bursts,
 		res->rest_min > 0 ? (double)res->fa / res->rest_min : NAN, med, mean, p90);
 }
 

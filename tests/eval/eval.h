@@ -173,6 +173,21 @@ struct eval_windows {
 int eval_run_windows(const struct eval_rec *r, const struct emg_pipeline_config *cfg, int offline,
 		     struct eval_windows *res);
 
+/* Lead of the cold streams into a window: 0.5 s, then 0.75, ... 1.5 s, window after window. */
+#define EVAL_COLD_LEAD_S 0.5
+#define EVAL_COLD_LEADS 5
+
+/*
+ * r cut into short streams that each start cold, as a trial recorded on
+ * its own would: every seg_s of rest between its windows (from EVAL_WIN_PRE_S
+ * after one to EVAL_WIN_PRE_S before the next), and every window that starts
+ * a lead of 0.5-1.5 s after rest (up to seg_s or the next window).  Each runs
+ * through a fresh pipeline with cfg and is scored like eval_run_windows into
+ * res: its windows found, and false onsets in its rest.
+ */
+int eval_run_cold(const struct eval_rec *r, const struct emg_pipeline_config *cfg, double seg_s,
+		  struct eval_windows *res);
+
 /* Free what a window result owns and zero it. */
 void eval_windows_free(struct eval_windows *res);
 

@@ -43,8 +43,15 @@ try:
         off = c.count("/emg/%s/offset" % m)
         check(on >= 2, "%s: %d onsets" % (m, on))
         check(off >= 1, "%s: %d offsets" % (m, off))
-    ages = [m[3][0] for m in c.msgs if m[1].endswith("/onset")]
-    check(all(0 < a < 0.5 for a in ages), "onset ages are positive and < 0.5 s: %s" % ["%.3f" % a for a in ages[:6]])
+    # An onset goes out once its burst has lasted report_ms (150) + offset_ms (50);
+    # in the stream's first startup_s (7 s), startup_report_ms (500) + offset_ms.
+    ons = [(m[3][0], m[3][1] / 2000.0) for m in c.msgs if m[1].endswith("/onset")]
+    early = [a for a, t in ons if t < 7.0]
+    late = [a for a, t in ons if t >= 7.0]
+    check(early and all(0.54 <= a < 0.85 for a in early),
+          "onset ages in the start-up are 0.55..0.85 s: %s" % ["%.3f" % a for a in early[:6]])
+    check(late and all(0.19 <= a < 0.5 for a in late),
+          "onset ages after it are 0.2..0.5 s: %s" % ["%.3f" % a for a in late[:6]])
     st = [m for m in c.msgs if m[1] == "/emgd/status"]
     check(len(st) >= DUR - 2 and st[-1][3][0] == "streaming" and st[-1][3][1] == 2000 and st[-1][3][2] == 6,
           "/emgd/status at 1 Hz says streaming 2000 Hz 6 ch")

@@ -121,6 +121,7 @@ static struct emg_onset *make_gated(enum emg_onset_method m, unsigned nlanes, do
 
 	emg_onset_params_default(&p);
 	p.method = m;
+	p.startup_s = 0; /* the gate as it is after the start-up (test_startup_gate has that) */
 	if (report_ms >= 0)
 		p.report_ms = report_ms;
 	ck_assert_int_eq(emg_onset_new(&o, &p, FS, nlanes), 0);
@@ -961,6 +962,52 @@ START_TEST(test_pop_then_contraction)
 }
 END_TEST
 
+/*
+ * The start-up gate: in the stream's first startup_s (7 s) a burst is
+ * reported once it has lasted startup_report_ms (500 ms), not report_ms
+ * (150 ms): heartbeats, 120-490 ms bursts on a real recording, fire on a
+ * baseline learnt between two beats until the ECG stage has locked onto the
+ * heart.  300 ms bursts 20 dB over the noise: dropped in the start-up,
+ * reported after it; a 1 s contraction in the start-up is reported, with its
+ * own onset, 500 ms + the off-run after it.  The start-up counts from the
+ * stream's first sample, whatever its index.
+ */
+START_TEST(test_startup_gate)
+{
+	const enum emg_onset_method m = methods[_i];
+	const struct burst b[] = {
+		{ MS(1500), MS(1800), 10.0 }, { MS(3000), MS(3300), 10.0 }, { MS(4500), MS(4800), 10.0 },
+		{ MS(5500), MS(6500), 10.0 }, /* a contraction in the start-up */
+		{ MS(9000), MS(9300), 10.0 }, { MS(11000), MS(11300), 10.0 },
+	};
+	const uint64_t n = MS(12500), first = 123456789;
+	float *x = make_signal(4242 + m, 1, n, b, 6, 0);
+	struct emg_onset_params p;
+	struct emg_onset *o = NULL;
+	struct capture c = { 0 };
+	uint64_t want[] = { b[3].on, b[4].on, b[5].on };
+
+	emg_onset_params_default(&p);
+	p.method = m;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), 0);
+	feed(o, x, 1, n, 100, first, &c);
+	ck_assert_uint_eq(c.n, 6);
+	ck_assert_uint_eq(emg_onset_dropped(o), 3);
+	for (unsigned k = 0; k < 3; k++) {
+		const struct emg_onset_event *on = &c.ev[2 * k];
+		ck_assert_int_eq(on->kind, EMG_ONSET_ON);
+		ck_assert_int_eq(c.ev[2 * k + 1].kind, EMG_ONSET_OFF);
+		ck_assert_int_le(llabs((long long)on->sample - (long long)(first + want[k])), MS(10));
+	}
+	/* the contraction's event waited for the start-up gate, the later ones did not */
+	ck_assert_uint_ge(c.seen_at[0], c.ev[0].sample + MS(500));
+	ck_assert_uint_le(c.seen_at[0], c.ev[0].sample + MS(500 + 50) + 100);
+	ck_assert_uint_le(c.seen_at[2], c.ev[2].sample + MS(150 + 50) + 100);
+	emg_onset_free(o);
+	free(x);
+}
+END_TEST
+
 static Suite *onset_suite(void)
 {
 	Suite *s = suite_create("onset");
@@ -989,6 +1036,7 @@ static Suite *onset_suite(void)
 	tcase_add_test(tc, test_qrs_then_contraction);
 	tcase_add_test(tc, test_cardiac_cycle_baseline);
 	tcase_add_loop_test(tc, test_pop_then_contraction, 0, NMETHODS);
+	tcase_add_loop_test(tc, test_startup_gate, 0, NMETHODS);
 	suite_add_tcase(s, tc);
 	return s;
 }

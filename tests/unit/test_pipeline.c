@@ -643,8 +643,10 @@ START_TEST(test_rest_calibration_refuses_active)
 
 	for (uint64_t i = 0; i < n; i++)
 		for (unsigned c = 0; c < 6; c++) {
-			/* channel 2 bursts to 20x its noise for 300 ms inside the trial */
-			double a = (c == 2 && i >= cal_at + 600 && i < cal_at + 1200) ? 20.0 : 1.0;
+			/* channel 2 bursts to 20x its noise for 700 ms inside the trial
+			 * (in the stream's start-up, where a burst is reported, and so
+			 * active, once it has lasted startup_report_ms) */
+			double a = (c == 2 && i >= cal_at + 400 && i < cal_at + 1800) ? 20.0 : 1.0;
 			x[i * 6 + c] = (float)(5.0 * a * gauss());
 		}
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
