@@ -465,6 +465,8 @@ static int score(const struct eval_rec *r, const struct dets *d, struct eval_res
 		const struct eval_truth *t = &r->t[i];
 		if (tm[i] < 0) {
 			if (t->onset >= eligible) {
+				if (getenv("EVAL_PAIRS"))
+					fprintf(stderr, "MISS ch %u onset %.3f\n", t->ch, t->onset / r->fs);
 				res->bursts++;
 				res->misses++;
 			}

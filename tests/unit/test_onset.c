@@ -113,6 +113,25 @@ static void feed(struct emg_onset *o, const float *x, unsigned nlanes, uint64_t 
 	}
 }
 
+/*
+ * Feed x[0, n) (one lane) in 64-frame chunks, and with `told` tell the bank
+ * of a heartbeat at each trigger first, first + rr, ... before that frame
+ * runs, as the pipeline does, with RR told_rr.
+ */
+static void feed_beats(struct emg_onset *o, const float *x, uint64_t n, uint64_t first, uint64_t rr,
+		       int told, double told_rr, struct capture *c)
+{
+	uint64_t at = 0;
+
+	for (uint64_t t = first; t < n; t += rr) {
+		feed(o, x + at, 1, t - at, 64, at, c);
+		at = t;
+		if (told)
+			emg_onset_beat(o, t, told_rr, NULL);
+	}
+	feed(o, x + at, 1, n - at, 64, at, c);
+}
+
 /* A bank with the default parameters and report gate report_ms (< 0: the default). */
 static struct emg_onset *make_gated(enum emg_onset_method m, unsigned nlanes, double report_ms)
 {
@@ -846,7 +865,8 @@ END_TEST
  * the report gate: 29 false onsets after 3 s.  Told of the beats as the
  * pipeline tells them (emg_onset_beat, with the mean RR), the lane's baseline
  * spans whole cycles: 1 (the slow path's 150 ms window still sees a whole
- * beat at times), and the contractions are still found within 20 ms.
+ * beat at times; 0 since the report gate drops bursts begun on a beat, see
+ * test_beat_gate), and the contractions are still found within 20 ms.
  */
 START_TEST(test_cardiac_cycle_baseline)
 {
@@ -865,16 +885,9 @@ START_TEST(test_cardiac_cycle_baseline)
 	for (int told = 0; told <= 1; told++) {
 		struct emg_onset *o = make(EMG_ONSET_HODGES, 1);
 		struct capture *c = calloc(1, sizeof(*c));
-		uint64_t at = 0;
 
-		/* told 50 ms into each beat (the trigger on the QRS), before those frames run */
-		for (uint64_t t = MS(400); t + MS(250) < n; t += rr) {
-			feed(o, x + at, 1, t + MS(50) - at, 64, at, c);
-			at = t + MS(50);
-			if (told)
-				emg_onset_beat(o, t + MS(50), (double)rr, NULL);
-		}
-		feed(o, x + at, 1, n - at, 64, at, c);
+		/* told 50 ms into each beat (the trigger on the QRS) */
+		feed_beats(o, x, n, MS(450), rr, told, (double)rr, c);
 		for (unsigned e = 0; e < c->n; e++) {
 			int real = 0;
 			if (c->ev[e].kind != EMG_ONSET_ON)
@@ -963,6 +976,75 @@ START_TEST(test_pop_then_contraction)
 END_TEST
 
 /*
+ * The report gate and heartbeats: a burst whose beat's trigger comes while
+ * the gate holds its onset (report_ms + offset_ms, 200 ms) - a P wave - and
+ * that ends within the beat's QRS window, or holds only weakly past it, is
+ * the beat's.  Here every 800 ms a 230 ms "P wave and QRS" at 6x the noise
+ * RMS, from 150 ms before the trigger to 80 ms after it, and three 1 s
+ * contractions at 10x: between two beats, 100 ms into a beat (the
+ * detector's burst then starts with the beat: its onset is the beat's) and
+ * 20 ms before one.  Told of the beats without an RR (so the cycle baseline
+ * stays out of it), not one beat is an onset; untold, nearly every one is.
+ * Every contraction is reported: between beats after the usual 200 ms, by a
+ * beat once it has outlasted the beat's QRS window.
+ */
+START_TEST(test_beat_gate)
+{
+	const uint64_t rr = MS(800), n = MS(20000);
+	/* ms; beats from 400 + k * 800, their triggers 150 ms later */
+	static const uint64_t contr[] = { 6400, 10900, 15580 }, trig[] = { 0, 10950, 15750 };
+	static const int64_t early[] = { 20, 110, 20 }; /* ms the onset may come before the contraction */
+	struct burst b[64];
+	unsigned nb = 0;
+
+	for (uint64_t t = MS(400); t + MS(230) < n && nb < 60; t += rr)
+		b[nb++] = (struct burst){ t, t + MS(230), 6.0 };
+	for (unsigned k = 0; k < 3; k++)
+		b[nb++] = (struct burst){ MS(contr[k]), MS(contr[k] + 1000), 10.0 };
+	float *x = make_signal(4243, 1, n, b, nb, 0);
+	unsigned fa[2] = { 0, 0 }, hit[2] = { 0, 0 };
+	uint64_t seen[3] = { 0, 0, 0 }, on[3] = { 0, 0, 0 };
+
+	for (int told = 0; told <= 1; told++) {
+		struct emg_onset *o = make(EMG_ONSET_HODGES, 1);
+		struct capture *c = calloc(1, sizeof(*c));
+
+		/* each trigger 150 ms into its beat */
+		feed_beats(o, x, n, MS(550), rr, told, 0, c);
+		for (unsigned e = 0; e < c->n; e++) {
+			const long long s = (long long)c->ev[e].sample;
+			int real = 0;
+
+			if (c->ev[e].kind != EMG_ONSET_ON)
+				continue;
+			for (unsigned k = 0; k < 3; k++)
+				if (s >= (long long)MS(contr[k] - early[k]) && s <= (long long)MS(contr[k] + 20)) {
+					real = 1;
+					if (told) {
+						seen[k] = c->seen_at[e];
+						on[k] = c->ev[e].sample;
+					}
+				}
+			hit[told] += real;
+			fa[told] += !real && c->ev[e].sample >= MS(3000);
+		}
+		printf("beat gate: beats %s, %u of 3 contractions, %u false onsets after 3 s\n",
+		       told ? "told" : "untold", hit[told], fa[told]);
+		fflush(stdout);
+		emg_onset_free(o);
+		free(c);
+	}
+	ck_assert_uint_ge(fa[0], 15);
+	ck_assert_uint_eq(fa[1], 0);
+	ck_assert_uint_eq(hit[1], 3);
+	ck_assert_uint_le(seen[0], on[0] + MS(150 + 50) + 64);
+	for (unsigned k = 1; k < 3; k++)
+		ck_assert_uint_ge(seen[k], MS(trig[k] + 120));
+	free(x);
+}
+END_TEST
+
+/*
  * The start-up gate: in the stream's first startup_s (7 s) a burst is
  * reported once it has lasted startup_report_ms (500 ms), not report_ms
  * (150 ms): heartbeats, 120-490 ms bursts on a real recording, fire on a
@@ -1037,6 +1119,7 @@ static Suite *onset_suite(void)
 	tcase_add_test(tc, test_cardiac_cycle_baseline);
 	tcase_add_loop_test(tc, test_pop_then_contraction, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_startup_gate, 0, NMETHODS);
+	tcase_add_test(tc, test_beat_gate);
 	suite_add_tcase(s, tc);
 	return s;
 }
