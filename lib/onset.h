@@ -109,7 +109,9 @@ enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned
  * (NULL: all), the heart beating every `rr` samples (its mean RR interval; 0:
  * unknown): an onset inside its window (50 ms before to 120 ms after) is
  * confirmed only if the burst outlasts the window with energy of its own, and
- * the lanes' automatic baselines span whole cardiac cycles.
+ * the lanes' automatic baselines span whole cardiac cycles; an onset the
+ * report gate still holds when the beat comes (a P wave) is reported only if
+ * its burst outlasts the window in the same way.
  * Called once per beat, before the frames up to `sample` are run.
  */
 void emg_onset_beat(struct emg_onset *o, uint64_t sample, double rr, const uint8_t *lanes);
@@ -119,7 +121,10 @@ void emg_onset_beat(struct emg_onset *o, uint64_t sample, double rr, const uint8
  * all), on its rhythm or not: a burst that begins in that trigger's QRS
  * window is held by the slow path only once its slow window (6 x window_ms)
  * no longer reaches the QRS, so a QRS followed closely by a contraction is
- * not one burst starting at the QRS.  Called like emg_onset_beat().
+ * not one burst starting at the QRS; and an onset the report gate still holds
+ * is reported only if its burst outlasts the window with energy of its own
+ * (the pipeline calls this on lanes that have learnt their QRS).  Called like
+ * emg_onset_beat().
  */
 void emg_onset_trigger(struct emg_onset *o, uint64_t sample, const uint8_t *lanes);
 
