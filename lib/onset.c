@@ -321,7 +321,8 @@ struct emg_onset {
 	unsigned min_burst_n; /* shortest burst, samples */
 	unsigned report_n;    /* a burst is reported once it has lasted this long, samples ... */
 	unsigned report_start_n; /* ... or this long if it began in the start-up */
-	uint64_t startup_n;   /* the start-up: the stream's first startup_n samples */
+	uint64_t startup_n;   /* the start-up: the stream's first startup_n samples ... */
+	uint64_t startup_end; /* ... up to this sample index */
 	unsigned beat_pre, beat_post; /* QRS window around a heartbeat trigger, samples */
 	unsigned slow_extent; /* how long the weak CUSUM must rise to confirm on the slow path */
 	unsigned block_n;     /* auto block length */
@@ -1837,15 +1838,7 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  * but for fewer false onsets.  Such an event waits up to the beat's
  * trigger + beat_post + confirm_n, longer while weak.
  */
-/*
- * When onset `on` has lasted long enough to be reported: report_n, plus the
- * off-run that would end it.  A weak burst lives on the slow path, whose W2
- * window holds a 100 ms QRS "active" for W2 longer: its lasting counts from
- * past that window, and its event comes W2 later.  Its offset sample is
- * no measure of its length (see gate_event()): on the realistic synth at
- * 20 dB, heartbeats made 4.1 false onsets per muscle-minute of rest, 1.9
- * with the later due sample, 0.2 once an offset before it also drops them.
- */
+
 /*
  * How long a burst from sample `on` must last to be reported: report_n, or
  * report_start_n in the stream's start-up.  Until the ECG stage has locked
@@ -1863,9 +1856,18 @@ static unsigned plan_chunk(struct emg_onset *o, unsigned nframes, uint64_t first
  */
 static unsigned report_len(const struct emg_onset *o, uint64_t on)
 {
-	return on < o->ref_off + o->startup_n ? o->report_start_n : o->report_n;
+	return on < o->startup_end ? o->report_start_n : o->report_n;
 }
 
+/*
+ * When onset `on` has lasted long enough to be reported: report_n, plus the
+ * off-run that would end it.  A weak burst lives on the slow path, whose W2
+ * window holds a 100 ms QRS "active" for W2 longer: its lasting counts from
+ * past that window, and its event comes W2 later.  Its offset sample is
+ * no measure of its length (see gate_event()): on the realistic synth at
+ * 20 dB, heartbeats made 4.1 false onsets per muscle-minute of rest, 1.9
+ * with the later due sample, 0.2 once an offset before it also drops them.
+ */
 static uint64_t gate_due(const struct emg_onset *o, const struct emg_onset_event *on, int weak)
 {
 	return on->sample + report_len(o, on->sample) + o->offset_n + (weak ? o->W2 : 0);
@@ -2113,6 +2115,8 @@ void emg_onset_run(struct emg_onset *o, const float *x, unsigned nframes, uint64
 		for (unsigned i = 0; i < nl; i++)
 			o->h.dirty[i] |= o->h.act[i];
 		o->ref_off = first_sample - o->seen;
+		if (!o->seen)
+			o->startup_end = first_sample + o->startup_n;
 		o->chunk_first = first_sample;
 		o->feed(o, nf);
 		o->kernel(o, nf, first_sample);
