@@ -450,19 +450,19 @@ static int want(int argc, char **argv, const char *what)
  * and hodges with each other `[dsp] ecg` mode: the cardiac-cycle baseline
  * needs the ECG stage's beats.
  */
-/* One row of the real-recording table: r's windows through cfg (offline: the offline reference). */
+/* Length of the cold streams' rest: a standing trial recorded on its own. */
+#define COLD_S 5.7
+
+/* One row of the real-recording table: r's windows through cfg (offline: the offline reference; cold: in streams started cold). */
 static void real_row(const struct eval_rec *r, const char *name, const char *det,
-		     const struct emg_pipeline_config *cfg, int offline)
+		     const struct emg_pipeline_config *cfg, int offline, int cold)
 {
 	struct eval_windows w = { 0 };
 
-	if (eval_run_windows(r, cfg, offline, &w) == 0)
+	if ((cold ? eval_run_cold(r, cfg, COLD_S, &w) : eval_run_windows(r, cfg, offline, &w)) == 0)
 		eval_print_windows_row(stdout, name, det, &w);
 	eval_windows_free(&w);
 }
-
-/* Length of the cold streams' rest: a standing trial recorded on its own. */
-#define COLD_S 5.7
 
 static void real(void)
 {
@@ -478,7 +478,7 @@ static void real(void)
 	for (unsigned idx = 0; eval_real(&r, real_path(), idx, name) == 0; idx++) {
 		for (int k = 0; r.nt && k < NDET; k++) { /* none in a recording kept for its heartbeats */
 			struct emg_pipeline_config pc;
-			real_row(&r, name, dets[k], det_cfg(k, &pc), k == NDET - 1);
+			real_row(&r, name, dets[k], det_cfg(k, &pc), k == NDET - 1, 0);
 		}
 		for (unsigned m = 0; r.nt && m < sizeof(modes) / sizeof(modes[0]); m++) {
 			struct emg_pipeline_config pc;
@@ -486,23 +486,19 @@ static void real(void)
 			det_cfg(0, &pc);
 			pc.ecg.mode = modes[m];
 			snprintf(det, sizeof(det), "hodges ecg=%s", emg_ecg_mode_name(modes[m]));
-			real_row(&r, name, det, &pc, 0);
+			real_row(&r, name, det, &pc, 0, 0);
 		}
 		/* short streams started cold: the start-up gate (onset.c, report_len()) */
-		for (int k = 0; r.nt && k < NDET - 1; k++) {
-			struct emg_pipeline_config pc;
-			struct eval_windows w = { 0 };
-			char det[32];
+		for (int k = 0; r.nt && k < NDET - 1; k++)
 			for (int off = 0; off < 2; off++) {
+				struct emg_pipeline_config pc;
+				char det[32];
 				det_cfg(k, &pc);
 				if (off)
 					pc.onset.startup_s = 0;
 				snprintf(det, sizeof(det), "%s cold%s", dets[k], off ? " startup_s=0" : "");
-				if (eval_run_cold(&r, &pc, COLD_S, &w) == 0)
-					eval_print_windows_row(stdout, name, det, &w);
-				eval_windows_free(&w);
+				real_row(&r, name, det, &pc, 0, 1);
 			}
-		}
 		/* the ECG stage's QRS detector against the R peaks marked at rest */
 		if (r.nbeats) {
 			struct eval_beats b = { 0 };

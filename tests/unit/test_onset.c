@@ -859,6 +859,49 @@ START_TEST(test_qrs_then_contraction)
 END_TEST
 
 /*
+ * One lane of unit noise with a heartbeat-like burst of beat_ms at beat_amp
+ * every rr from 400 ms on, and nc 1 s contractions at 10x from contr[k] ms.
+ */
+static float *beats_signal(uint64_t seed, uint64_t n, uint64_t rr, unsigned beat_ms, double beat_amp,
+			   const uint64_t *contr, unsigned nc)
+{
+	struct burst b[64];
+	unsigned nb = 0;
+
+	for (uint64_t t = MS(400); t + MS(beat_ms) < n && nb < 60; t += rr)
+		b[nb++] = (struct burst){ t, t + MS(beat_ms), beat_amp };
+	for (unsigned k = 0; k < nc && nb < 64; k++)
+		b[nb++] = (struct burst){ MS(contr[k]), MS(contr[k] + 1000), 10.0 };
+	return make_signal(seed, 1, n, b, nb, 0);
+}
+
+/*
+ * The onsets in c against nc contractions at contr[k] ms, each matched from
+ * early[k] ms before to 20 ms after: *hit those matched (the sample each was
+ * seen at and its onset into seen[k] and on[k]), *fa the others after 3 s.
+ */
+static void score_contractions(const struct capture *c, const uint64_t *contr, const int64_t *early,
+			       unsigned nc, unsigned *hit, unsigned *fa, uint64_t *seen, uint64_t *on)
+{
+	*hit = *fa = 0;
+	for (unsigned e = 0; e < c->n; e++) {
+		const long long s = (long long)c->ev[e].sample;
+		int real = 0;
+
+		if (c->ev[e].kind != EMG_ONSET_ON)
+			continue;
+		for (unsigned k = 0; k < nc; k++)
+			if (s >= (long long)MS(contr[k] - early[k]) && s <= (long long)MS(contr[k] + 20)) {
+				real = 1;
+				seen[k] = c->seen_at[e];
+				on[k] = c->ev[e].sample;
+			}
+		*hit += real;
+		*fa += !real && c->ev[e].sample >= MS(3000);
+	}
+}
+
+/*
  * Heartbeats that stand out of the rest EMG and stay in the signal (a real
  * tibialis recording at 250 Hz: P wave and QRS, ~280 ms, 10-20 dB over the
  * rest EMG every 0.77 s): here a 250 ms burst at 2.5x the noise RMS every
@@ -874,15 +917,10 @@ START_TEST(test_cardiac_cycle_baseline)
 {
 	const uint64_t rr = MS(800), n = MS(30000);
 	static const uint64_t contr[] = { 12000, 19500, 26500 }; /* ms: between beats, and 100 ms before one */
-	struct burst b[64];
-	unsigned nb = 0;
-
-	for (uint64_t t = MS(400); t + MS(250) < n && nb < 60; t += rr)
-		b[nb++] = (struct burst){ t, t + MS(250), 2.5 };
-	for (unsigned k = 0; k < 3; k++)
-		b[nb++] = (struct burst){ MS(contr[k]), MS(contr[k] + 1000), 10.0 };
-	float *x = make_signal(777, 1, n, b, nb, 0);
+	static const int64_t early[] = { 20, 20, 20 };
+	float *x = beats_signal(777, n, rr, 250, 2.5, contr, 3);
 	unsigned fa[2] = { 0, 0 }, hit[2] = { 0, 0 };
+	uint64_t seen[3], on[3];
 
 	for (int told = 0; told <= 1; told++) {
 		struct emg_onset *o = make(EMG_ONSET_HODGES, 1);
@@ -890,17 +928,7 @@ START_TEST(test_cardiac_cycle_baseline)
 
 		/* told 50 ms into each beat (the trigger on the QRS) */
 		feed_beats(o, x, n, MS(450), rr, told, (double)rr, c);
-		for (unsigned e = 0; e < c->n; e++) {
-			int real = 0;
-			if (c->ev[e].kind != EMG_ONSET_ON)
-				continue;
-			for (unsigned k = 0; k < 3; k++) {
-				double err = ((double)c->ev[e].sample - (double)MS(contr[k])) * 1000.0 / FS;
-				real |= fabs(err) <= 20.0;
-			}
-			hit[told] += real;
-			fa[told] += !real && c->ev[e].sample >= MS(3000);
-		}
+		score_contractions(c, contr, early, 3, &hit[told], &fa[told], seen, on);
 		printf("cardiac cycle baseline: beats %s, %u of 3 contractions, %u false onsets after 3 s\n",
 		       told ? "told" : "untold", hit[told], fa[told]);
 		fflush(stdout);
@@ -998,38 +1026,17 @@ START_TEST(test_beat_gate)
 	/* ms; beats from 400 + k * 800, their triggers 150 ms later */
 	static const uint64_t contr[] = { 6400, 10900, 15580 }, trig[] = { 0, 10950, 15750 };
 	static const int64_t early[] = { 20, 110, 20 }; /* ms the onset may come before the contraction */
-	struct burst b[64];
-	unsigned nb = 0;
-
-	for (uint64_t t = MS(400); t + MS(230) < n && nb < 60; t += rr)
-		b[nb++] = (struct burst){ t, t + MS(230), 6.0 };
-	for (unsigned k = 0; k < 3; k++)
-		b[nb++] = (struct burst){ MS(contr[k]), MS(contr[k] + 1000), 10.0 };
-	float *x = make_signal(4243, 1, n, b, nb, 0);
+	float *x = beats_signal(4243, n, rr, 230, 6.0, contr, 3);
 
 	for (int mode = 0; mode < 3; mode++) {
 		struct emg_onset *o = make(EMG_ONSET_HODGES, 1);
 		struct capture *c = calloc(1, sizeof(*c));
 		uint64_t seen[3] = { 0, 0, 0 }, on[3] = { 0, 0, 0 };
-		unsigned fa = 0, hit = 0;
+		unsigned fa, hit;
 
 		/* each trigger 150 ms into its beat */
 		feed_beats(o, x, n, MS(550), rr, mode == 2 ? -1 : mode, 0, c);
-		for (unsigned e = 0; e < c->n; e++) {
-			const long long s = (long long)c->ev[e].sample;
-			int real = 0;
-
-			if (c->ev[e].kind != EMG_ONSET_ON)
-				continue;
-			for (unsigned k = 0; k < 3; k++)
-				if (s >= (long long)MS(contr[k] - early[k]) && s <= (long long)MS(contr[k] + 20)) {
-					real = 1;
-					seen[k] = c->seen_at[e];
-					on[k] = c->ev[e].sample;
-				}
-			hit += real;
-			fa += !real && c->ev[e].sample >= MS(3000);
-		}
+		score_contractions(c, contr, early, 3, &hit, &fa, seen, on);
 		printf("beat gate: beats %s, %u of 3 contractions, %u false onsets after 3 s\n", how[mode],
 		       hit, fa);
 		fflush(stdout);
