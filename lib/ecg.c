@@ -109,6 +109,13 @@
  * block, 120-160 ms), is over by then - the trigger comes on its upstroke -
  * while the lanes of a contraction vote for ~180 ms before they count as busy. */
 #define CHECK_MS 120.0
+/* ... and whose energy there is still over 1 / BURST_FALL of its peak in the
+ * peak window.  A QRS has fallen 100-1000x by then, a contraction's energy
+ * only by the few-fold its 3 ms EMA fluctuates (under 1/64: ~1e-3).  The vote
+ * alone is not enough where the heart is strong: a 1.5-2 mV R peak over a few
+ * uV of rest still votes over the threshold 120 ms on, in the filters' ring,
+ * and every beat was taken back as a burst. */
+#define BURST_FALL 64.0f
 /* Refractory period: REFR_FRAC of the mean RR, within REFR_MIN..REFR_MAX. */
 #define REFR_FRAC 0.6
 #define REFR_MIN_S 0.25
@@ -545,7 +552,7 @@ static int beat_was_burst(const struct emg_ecg *e)
 		if (!(e->w[l] > 0) || e->busy[l] >= BUSY_MAX || lane_vote(e, l, e->pk[l]) < e->thr)
 			continue;
 		all += e->w[l];
-		if (lane_vote(e, l, e->en[l]) >= e->thr)
+		if (lane_vote(e, l, e->en[l]) >= e->thr && e->en[l] * BURST_FALL >= e->pk[l])
 			still += e->w[l];
 	}
 	return all > 0 && still >= 0.5f * all;
