@@ -78,6 +78,8 @@ struct emg_filter {
 	float *xprev;        /* [nch] the last input sample */
 	float *z;            /* section s: z1 at z + 2*s*stride, z2 at z + (2*s+1)*stride */
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
+	float *off;          /* [nch] each channel's first sample, taken off all (remove_offset()) */
+	int off_set;
 	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
 
@@ -275,7 +277,8 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->z = aligned_alloc(CACHELINE, bytes);
 	f->tail = aligned_alloc(CACHELINE, FLUSH_EVERY * LINE_FLOATS * sizeof(float));
 	f->block = pick_block(nch);
-	if (!f->sec || !f->z || !f->tail) {
+	f->off = calloc(nch, sizeof(*f->off));
+	if (!f->sec || !f->z || !f->tail || !f->off) {
 		emg_filter_free(f);
 		return -ENOMEM;
 	}
@@ -319,6 +322,7 @@ void emg_filter_free(struct emg_filter *f)
 	free(f->sec);
 	free(f->gz);
 	free(f->xprev);
+	free(f->off);
 	free(f->alt);
 	free(f);
 }
@@ -444,8 +448,40 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
 	}
 }
 
+/*
+ * An ADS1299 amplifier is DC-coupled: electrode offsets of tens to hundreds
+ * of mV come with the first sample.  Filtered as they are, they did harm
+ * twice.  From rest, the step rang through the high-pass into the Q 30
+ * notches (time constant 0.19 s) for 1-2 s and spoiled the first baselines:
+ * with a 100 mV offset 8 of the external set's 99 contractions were missed
+ * (those starting 0.5-1.1 s in), 1 without.  And float states that hold
+ * hundreds of mV round off far above the EMG: with 300 mV, 2.5 uV of noise
+ * at 2 kHz, 52 uV at 16 kHz (the high-pass poles sit near z = 1).  A chain
+ * with a high-pass passes no DC, so each channel's first sample is
+ * subtracted from all that follow, before the sections: the same output as
+ * if the offset had always been there (the filter is linear), from the first
+ * sample, and the states hold only what the offset drifts since.
+ */
+static void remove_offset(struct emg_filter *f, float *frames, unsigned nframes)
+{
+	const unsigned nch = f->nch;
+
+	if (!f->off_set) {
+		memcpy(f->off, frames, sizeof(float) * nch);
+		f->off_set = 1;
+	}
+	for (unsigned j = 0; j < nframes; j++) {
+		float *x = frames + (size_t)j * nch;
+
+		for (unsigned ch = 0; ch < nch; ch++)
+			x[ch] -= f->off[ch];
+	}
+}
+
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 {
+	if (f->nhp && nframes)
+		remove_offset(f, frames, nframes);
 	if (f->detect_left && nframes) {
 		/* up to the end of the first second with the chain that measured it,
 		 * whatever the block sizes: the same output for any split */
@@ -465,6 +501,7 @@ void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 void emg_filter_reset(struct emg_filter *f)
 {
 	memset(f->z, 0, (f->nsec ? f->nsec : 1) * 2 * f->stride * sizeof(float));
+	f->off_set = 0;
 }
 
 double emg_filter_response_db(const struct emg_filter *f, double hz)

@@ -425,7 +425,8 @@ static void mains(void)
 
 			emg_pipeline_config_default(&pc);
 			pc.filter.mains_hz = rows[k].mains;
-			if (eval_emgdet_hum_all(data_path(), snrs[j], 0, rows[k].hz, rows[k].rel, &pc, &res) < 0) {
+			const struct eval_artefacts art = { .hum_hz = rows[k].hz, .hum_rel = rows[k].rel };
+			if (eval_emgdet_art_all(data_path(), snrs[j], 0, &art, &pc, &res) < 0) {
 				printf("%-12s: %s not readable, skipped\n", rows[k].name, data_path());
 				return;
 			}

@@ -271,7 +271,7 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 	uint64_t s0 = 0;
 	double ss = 0, gain, noise;
 	FILE *f;
-	int v2, err = emgdet_open(path, &f, &h, &v2);
+	int v2 = 0, err = emgdet_open(path, &f, &h, &v2);
 	const size_t head = v2 ? 16 : 8;
 
 	memset(r, 0, sizeof(*r));
@@ -1048,10 +1048,12 @@ void eval_print_offset_row(FILE *f, const char *src, double snr, const char *det
 int eval_emgdet_all(const char *path, double snr, int laplace,
 		    const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
-	return eval_emgdet_hum_all(path, snr, laplace, 0, 0, cfg, res);
+	const struct eval_artefacts none = { 0 };
+
+	return eval_emgdet_art_all(path, snr, laplace, &none, cfg, res);
 }
 
-int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz, double hum_rel,
+int eval_emgdet_art_all(const char *path, double snr, int laplace, const struct eval_artefacts *a,
 			const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
 	const double burst_uv = 50.0; /* the contraction's RMS, which the hum is relative to */
@@ -1066,9 +1068,11 @@ int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz
 		if ((err = eval_emgdet(&r, path, (unsigned)t, burst_uv, snr, laplace,
 				       1000 + (uint64_t)t, start)) < 0)
 			return err;
-		/* mains hum from the first sample, hum_rel times the contraction's RMS, a phase per trial */
-		for (uint64_t i = 0; hum_hz > 0 && i < r.n; i++)
-			r.x[i] += (float)(burst_uv * hum_rel * M_SQRT2 * sin(2.0 * M_PI * hum_hz * (double)i / r.fs + t));
+		/* offsets from -1 to +1 times offset_uv over the trials, not in trial order */
+		const double offset = a->offset_uv * (2.0 * (double)((t * 61) % 100) / 99.0 - 1.0);
+		for (uint64_t i = 0; (offset != 0 || a->hum_hz > 0) && i < r.n; i++)
+			r.x[i] += (float)(offset + (a->hum_hz > 0 ? burst_uv * a->hum_rel * M_SQRT2 *
+					  sin(2.0 * M_PI * a->hum_hz * (double)i / r.fs + t) : 0.0));
 		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
 		eval_rec_free(&r);
 		if (err < 0)

@@ -217,8 +217,14 @@ void eval_result_free(struct eval_result *res);
 int eval_emgdet_all(const char *path, double snr, int laplace,
 		    const struct emg_pipeline_config *cfg, struct eval_result *res);
 
-/* eval_emgdet_all() with mains hum at hum_hz (0: none), hum_rel times the contraction's RMS, added from the first sample. */
-int eval_emgdet_hum_all(const char *path, double snr, int laplace, double hum_hz, double hum_rel,
+/* What eval_emgdet_art_all() adds to each trial, from its first sample (zero: nothing). */
+struct eval_artefacts {
+	double hum_hz, hum_rel; /* mains hum at hum_hz, hum_rel times the contraction's RMS, a phase per trial */
+	double offset_uv;       /* electrode offsets of up to this, a sign and size per trial (DC-coupled amplifiers) */
+};
+
+/* eval_emgdet_all() with the artefacts a added to every trial. */
+int eval_emgdet_art_all(const char *path, double snr, int laplace, const struct eval_artefacts *a,
 			const struct emg_pipeline_config *cfg, struct eval_result *res);
 
 /* The column header of an accuracy table. */
