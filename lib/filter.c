@@ -462,20 +462,18 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
  * if the offset had always been there (the filter is linear), from the first
  * sample, and the states hold only what the offset drifts since.
  */
-static void remove_offset(struct emg_filter *f, float *frames, unsigned nframes)
+static void remove_offset(struct emg_filter *f, float *restrict frames, unsigned nframes)
 {
 	const unsigned nch = f->nch;
+	const float *restrict off = f->off;
 
 	if (!f->off_set) {
 		memcpy(f->off, frames, sizeof(float) * nch);
 		f->off_set = 1;
 	}
-	for (unsigned j = 0; j < nframes; j++) {
-		float *x = frames + (size_t)j * nch;
-
-		for (unsigned ch = 0; ch < nch; ch++)
-			x[ch] -= f->off[ch];
-	}
+	for (size_t i = 0, j = 0; j < nframes; j++)
+		for (unsigned ch = 0; ch < nch; ch++, i++)
+			frames[i] -= off[ch];
 }
 
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
