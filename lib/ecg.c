@@ -152,6 +152,27 @@
  * (a few ms); much longer would only learn noise from the quiet before the Q.
  */
 #define PRE_MS 40.0
+/*
+ * Per-beat fit.  One template subtracted as it is leaves, of every beat,
+ * what differs from the mean beat: its amplitude, which follows breathing
+ * and posture (R amplitude CV 10-28 % on emgGO's real recordings), and its
+ * alignment - the trigger is a threshold crossing, and an amplitude that
+ * changes moves it by a fraction of a ms, the sample grid by up to half a
+ * sample (2 ms at 250 Hz).  On a 2 mV beat, 0.8 ms against the R and S
+ * slopes leave more than 100 uV.  So each beat fits its lane's input as
+ * x ~ a t + b t' over the beat so far (least squares; t the template, t' its
+ * slope per sample, b / a minus the shift to first order), updated every
+ * sample and applied to the next: causal, no delay.  The sums start at
+ * FIT_PRIOR noise-only samples' worth of a = 1, b = 0 (a ridge in units of
+ * the lane's noise power), so a lane whose QRS hardly stands over its noise
+ * keeps the plain template; a is held within FIT_A_MIN..FIT_A_MAX and the
+ * shift within FIT_SHIFT_MS, and a lane contracting (busy) stops
+ * updating the fit: its EMG is not the beat.
+ */
+#define FIT_PRIOR 25.0f
+#define FIT_A_MIN 0.5f
+#define FIT_A_MAX 2.0f
+#define FIT_SHIFT_MS 2.0
 /* Lanes with fewer learnt beats than this vote with weight 1. */
 #define WEIGHT_MIN_BEATS 4
 /* Weight = q^2 / (q^2 + WEIGHT_Q^2) for a template QRS peak of q times the lane's noise
@@ -195,6 +216,10 @@ struct emg_ecg {
 	float *eff;  /* EMA of eout / ein over clean beats: does subtracting help? */
 	float *app;  /* 1 where the template is subtracted, 0 where it would add energy */
 	float *pin, *pout, *peff, *papp; /* the same for the pre-trigger template */
+	/* the current beat's fit x ~ a t + b t' (t: the template, t' its slope; "Per-beat fit") */
+	float *fxt, *fxd, *ftt, *fdd, *ftd; /* sums of x t, x t', t^2, t'^2, t t' */
+	float *fa, *fb;                     /* a and b for the next sample */
+	float fit_shift;                    /* FIT_SHIFT_MS in samples */
 	float *hist; /* P x nl ring: the stage's output of frame s in row s % P, up to the current run call */
 	const float *cur; /* the frames of the current run call (kernel), from sample t_cur on */
 	uint64_t t_cur;
@@ -441,6 +466,10 @@ beat:
 	 * small peak then puts the lane's vote on a wrong scale. */
 	for (size_t l = 0; l < e->nl; l++) {
 		e->pk[l] = 0;
+		/* the beat's fit starts at a = 1, b = 0, with the weight of FIT_PRIOR noise-only samples */
+		e->fxt[l] = e->ftt[l] = e->fdd[l] = FIT_PRIOR * fmaxf(e->med[l], FLOOR_E);
+		e->fxd[l] = e->ftd[l] = e->fb[l] = 0;
+		e->fa[l] = 1.0f;
 		if (e->on[l] == 0 || e->busy[l] >= BUSY_MAX || !e->learn) {
 			e->ga[l] = 0;
 			continue;
@@ -664,7 +693,7 @@ static float *falloc(size_t n)
 int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs, unsigned nlanes)
 {
 	struct emg_ecg *e;
-	float **arrays[24];
+	float **arrays[31];
 	int r = -ENOMEM;
 
 	if (!out || !p || nlanes < 1 || nlanes > EMG_ECG_MAX_LANES || (unsigned)p->mode > 3 ||
@@ -713,6 +742,7 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 
 	e->K = (unsigned)lround(p->window_ms * 1e-3 * fs);
 	e->kpk = (unsigned)lround(PEAK_MS * 1e-3 * fs);
+	e->fit_shift = (float)(FIT_SHIFT_MS * 1e-3 * fs);
 	e->kchk = (unsigned)lround(CHECK_MS * 1e-3 * fs);
 	if (e->kchk >= e->K) /* a window shorter than the check: judged at its end */
 		e->kchk = e->K - 1;
@@ -743,10 +773,20 @@ int emg_ecg_new(struct emg_ecg **out, const struct emg_ecg_params *p, double fs,
 	arrays[21] = &e->pout;
 	arrays[22] = &e->peff;
 	arrays[23] = &e->papp;
+	arrays[24] = &e->fxt;
+	arrays[25] = &e->fxd;
+	arrays[26] = &e->ftt;
+	arrays[27] = &e->fdd;
+	arrays[28] = &e->ftd;
+	arrays[29] = &e->fa;
+	arrays[30] = &e->fb;
 	if (p->mode & EMG_ECG_SUBTRACT) {
-		for (unsigned i = 0; i < 24; i++)
+		for (unsigned i = 0; i < 31; i++)
 			if (!(*arrays[i] = falloc(e->stride)))
 				goto fail;
+		/* padding lanes too: a singular fit there would put NaN into the vote's row */
+		for (size_t l = 0; l < e->stride; l++)
+			e->ftt[l] = e->fdd[l] = e->fa[l] = 1.0f;
 		if (e->hp && !(e->pre = falloc((size_t)HP_CHUNK * nlanes)))
 			goto fail;
 		if (!(e->tmpl = falloc((size_t)e->K * e->stride)))
@@ -824,6 +864,13 @@ void emg_ecg_free(struct emg_ecg *e)
 	free(e->pout);
 	free(e->peff);
 	free(e->papp);
+	free(e->fxt);
+	free(e->fxd);
+	free(e->ftt);
+	free(e->fdd);
+	free(e->ftd);
+	free(e->fa);
+	free(e->fb);
 	free(e->hist);
 	free(e->tpre);
 	free(e->fixx);

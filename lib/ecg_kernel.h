@@ -96,19 +96,48 @@ AI VF EMG_K(innov)(const struct emg_ecg *e, size_t c, VF d, VF tv)
 	return EMG_K(sel)(d > lim, lim, EMG_K(sel)(d < -lim, -lim, d));
 }
 
-/* Pass 2: subtract template row t from lanes c.., and learn it (bounded innovation). */
-AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, int track)
+/*
+ * Pass 2: subtract template row t from lanes c.., fitted to this beat ("Per-beat
+ * fit" in ecg.c; tp, tn: the rows before and after, h: 1 / their distance), and
+ * learn it (bounded innovation).
+ */
+AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, const float *tp,
+		   const float *tn, float h, int track)
 {
 	const VF z = { 0 };
 	const VF xv = LDU(x);
 	VF tv = LDA(t + c);
+	const VF dv = (LDA(tn + c) - LDA(tp + c)) * h;
 	const VF d = xv - tv;
 	const VF dc = EMG_K(innov)(e, c, d, tv);
-	const VF g = EMG_K(sel)(LDA(e->busy + c) < z + BUSY_MAX, LDA(e->ga + c), z);
+	const VI quiet = LDA(e->busy + c) < z + BUSY_MAX;
+	const VF g = EMG_K(sel)(quiet, LDA(e->ga + c), z);
+	const VF fit = LDA(e->fa + c) * tv + LDA(e->fb + c) * dv, dg = xv - fit;
 
 	STA(e->ein + c, LDA(e->ein + c) + xv * xv);
-	STA(e->eout + c, LDA(e->eout + c) + d * d);
-	STU(x, xv - e->rh.apply * LDA(e->app + c) * tv);
+	STA(e->eout + c, LDA(e->eout + c) + dg * dg);
+	STU(x, xv - e->rh.apply * LDA(e->app + c) * fit);
+	{
+		/* the fit for the next sample: the 2 x 2 normal equations */
+		const VF xq = EMG_K(sel)(quiet, xv, z), tq = EMG_K(sel)(quiet, tv, z);
+		const VF dq = EMG_K(sel)(quiet, dv, z);
+		const VF sxt = LDA(e->fxt + c) + xq * tv, sxd = LDA(e->fxd + c) + xq * dv;
+		const VF stt = LDA(e->ftt + c) + tq * tv, sdd = LDA(e->fdd + c) + dq * dv;
+		const VF std = LDA(e->ftd + c) + tq * dv;
+		const VF idet = 1.0f / (stt * sdd - std * std);
+		VF a = (sxt * sdd - sxd * std) * idet, b = (sxd * stt - sxt * std) * idet;
+
+		a = EMG_K(sel)(a < z + FIT_A_MIN, z + FIT_A_MIN, EMG_K(sel)(a > z + FIT_A_MAX, z + FIT_A_MAX, a));
+		const VF bmax = e->fit_shift * a;
+		b = EMG_K(sel)(b > bmax, bmax, EMG_K(sel)(b < -bmax, -bmax, b));
+		STA(e->fxt + c, sxt);
+		STA(e->fxd + c, sxd);
+		STA(e->ftt + c, stt);
+		STA(e->fdd + c, sdd);
+		STA(e->ftd + c, std);
+		STA(e->fa + c, a);
+		STA(e->fb + c, b);
+	}
 	tv += g * dc;
 	STA(t + c, tv);
 	if (track) {
@@ -204,13 +233,17 @@ static void EMG_K(run)(struct emg_ecg *e, float *frames, const float *det, unsig
 		detect(e, sd > 0 ? sn / sd : 0.0f, agree);
 		if (e->k < e->K) {
 			float *t = e->tmpl + (size_t)e->k * e->stride;
+			/* the template's slope: central, one-sided at its ends */
+			const float *tp = e->k > 0 ? t - e->stride : t;
+			const float *tn = e->k + 1 < e->K ? t + e->stride : t;
+			const float h = tp != t && tn != t ? 0.5f : 1.0f;
 			const int track = e->k < e->kpk;
 
 			for (c = 0; c < nv; c += EMG_VL)
-				EMG_K(sub)(e, x + c, c, t, track);
+				EMG_K(sub)(e, x + c, c, t, tp, tn, h, track);
 			if (c < nl) {
 				memcpy(row, x + c, (nl - c) * sizeof(float));
-				EMG_K(sub)(e, row, c, t, track);
+				EMG_K(sub)(e, row, c, t, tp, tn, h, track);
 				memcpy(x + c, row, (nl - c) * sizeof(float));
 			}
 			if (++e->k == e->kchk) {

@@ -465,6 +465,16 @@ static void real_row(const struct eval_rec *r, const char *name, const char *det
 	eval_windows_free(&w);
 }
 
+/* Mean of v[0..n). */
+static double mean_of(const double *v, unsigned n)
+{
+	double s = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		s += v[i];
+	return n ? s / n : 0;
+}
+
 static void real(void)
 {
 	static const enum emg_ecg_mode modes[] = { EMG_ECG_OFF, EMG_ECG_HIGHPASS, EMG_ECG_BOTH };
@@ -500,6 +510,15 @@ static void real(void)
 				snprintf(det, sizeof(det), "%s cold%s", dets[k], off ? " startup_s=0" : "");
 				real_row(&r, name, det, &pc, 0, 1);
 			}
+		/* what subtracting takes out of the rest (all of ecg8, which has no windows) */
+		{
+			double off[EMG_DEVICE_MAX_CHANNELS], sub[EMG_DEVICE_MAX_CHANNELS];
+			if (eval_stage_rms(&r, EMG_ECG_OFF, 10, off) == 0 &&
+			    eval_stage_rms(&r, EMG_ECG_SUBTRACT, 10, sub) == 0)
+				printf("rest RMS %-10s ecg = off %.2f uV, subtract %.2f uV (mean over %u channels, "
+				       "from 10 s, 0.5 s away from the windows)\n", name, mean_of(off, r.nch),
+				       mean_of(sub, r.nch), r.nch);
+		}
 		/* the ECG stage's QRS detector against the R peaks marked at rest */
 		if (r.nbeats) {
 			struct eval_beats b = { 0 };

@@ -1081,6 +1081,15 @@ int eval_emgdet_art_all(const char *path, double snr, int laplace, const struct 
 	return 0;
 }
 
+/* Is sample i within pad of one of r's marked bursts (their onset to offset)? */
+static int in_activity(const struct eval_rec *r, uint64_t i, uint64_t pad)
+{
+	for (size_t k = 0; k < r->nt; k++)
+		if (i + pad >= r->t[k].onset && (r->t[k].offset == UINT64_MAX || i < r->t[k].offset + pad))
+			return 1;
+	return 0;
+}
+
 int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms)
 {
 	struct emg_filter_spec fs;
@@ -1088,7 +1097,8 @@ int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip
 	struct emg_filter *f = NULL;
 	struct emg_ecg *e = NULL;
 	float *buf = malloc(sizeof(float) * 128 * r->nch);
-	const uint64_t skip = (uint64_t)(skip_s * r->fs);
+	const uint64_t skip = (uint64_t)(skip_s * r->fs), pad = (uint64_t)(EVAL_WIN_PRE_S * r->fs);
+	uint64_t n = 0;
 	int err = -ENOMEM;
 
 	emg_filter_spec_default(&fs);
@@ -1105,12 +1115,16 @@ int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip
 		emg_filter_run(f, buf, k);
 		if (e)
 			emg_ecg_run(e, buf, k);
-		for (unsigned j = 0; j < k; j++)
-			for (unsigned c = 0; done + j >= skip && c < r->nch; c++)
+		for (unsigned j = 0; j < k; j++) {
+			if (done + j < skip || in_activity(r, done + j, pad))
+				continue;
+			for (unsigned c = 0; c < r->nch; c++)
 				rms[c] += (double)buf[j * r->nch + c] * buf[j * r->nch + c];
+			n++;
+		}
 	}
 	for (unsigned c = 0; c < r->nch; c++)
-		rms[c] = sqrt(rms[c] / (double)(r->n - skip));
+		rms[c] = n ? sqrt(rms[c] / (double)n) : 0;
 	err = 0;
 out:
 	emg_ecg_free(e);

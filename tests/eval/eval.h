@@ -196,7 +196,8 @@ void eval_windows_free(struct eval_windows *res);
 void eval_print_windows_header(FILE *f);
 void eval_print_windows_row(FILE *f, const char *rec, const char *det, const struct eval_windows *res);
 
-/* RMS of each channel of r (into rms[nch]) after the band-pass and an ECG stage in `mode`, from skip_s on; negative errno. */
+/* RMS at rest of each channel of r (into rms[nch]) after the band-pass and an ECG stage in `mode`: from skip_s on,
+ * more than EVAL_WIN_PRE_S from r's marked bursts (a recording at rest: all of it); negative errno. */
 int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms);
 
 /* RMS of each muscle's published display envelope (rms[channel], the root of the mean envelope^2 over the

@@ -353,16 +353,18 @@ START_TEST(strong_heart)
 	ck_assert_uint_ge(emg_ecg_beats(e), s.nbeats - 3);
 	ck_assert_uint_le(emg_ecg_beats(e), s.nbeats);
 	ck_assert(emg_ecg_locked(e));
-	/* What stays is mostly the beats' +-10 % breathing modulation, which one
-	 * template cannot follow (up to 200 uV of a 2 mV beat), and the 40 ms
-	 * before each trigger (patched in the envelope only): ~30 % of the excess
-	 * RMS, against 8 % at 200 uV (rest_rms_restored), where the rest EMG hides more. */
+	/* The beats vary +-10 % with breathing, and the trigger moves with them
+	 * by ~0.8 ms: against one template, up to 200 uV of a 2 mV beat stayed,
+	 * 29-31 % of the excess RMS.  Each beat's amplitude and alignment are now
+	 * fitted ("Per-beat fit", ecg.c): 16-19 %, most of it the 40 ms before
+	 * each trigger, which a causal stage cannot take out of the signal
+	 * (the envelope has it patched). */
 	for (unsigned l = 0; l < nl; l++) {
 		double r0 = rms(&s, ref, l, 8, 30, -1);
 		double rr = rms(&s, raw, l, 8, 30, -1) / r0, rs = rms(&s, sub, l, 8, 30, -1) / r0;
 		printf("  lane %u (R %4.0f uV): RMS / ECG-free RMS: no rejection %.2f, subtract %.2f\n",
 		       l, 2000 * fabs(lane_gain[l]), rr, rs);
-		ck_assert_msg(rs - 1 < 0.4 * (rr - 1), "lane %u: subtract leaves RMS ratio %.3f of %.3f",
+		ck_assert_msg(rs - 1 < 0.25 * (rr - 1), "lane %u: subtract leaves RMS ratio %.3f of %.3f",
 			      l, rs, rr);
 	}
 	free_runs(e, raw, ref, sub, &s);
