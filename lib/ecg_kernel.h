@@ -124,8 +124,12 @@ AI void EMG_K(sub)(struct emg_ecg *e, float *x, size_t c, float *t, const float 
 		const VF sxt = LDA(e->fxt + c) + xq * tv, sxd = LDA(e->fxd + c) + xq * dv;
 		const VF stt = LDA(e->ftt + c) + tq * tv, sdd = LDA(e->fdd + c) + dq * dv;
 		const VF std = LDA(e->ftd + c) + tq * dv;
-		const VF idet = 1.0f / (stt * sdd - std * std);
-		VF a = (sxt * sdd - sxd * std) * idet, b = (sxd * stt - sxt * std) * idet;
+		const VF det = stt * sdd - std * std, idet = 1.0f / det;
+		/* the ridge keeps det > 0; float rounding on a flat template row
+		 * must not turn it into inf or NaN: then the plain template */
+		const VI ok = det > z + FLOOR_E;
+		VF a = EMG_K(sel)(ok, (sxt * sdd - sxd * std) * idet, z + 1.0f);
+		VF b = EMG_K(sel)(ok, (sxd * stt - sxt * std) * idet, z);
 
 		a = EMG_K(sel)(a < z + FIT_A_MIN, z + FIT_A_MIN, EMG_K(sel)(a > z + FIT_A_MAX, z + FIT_A_MAX, a));
 		const VF bmax = e->fit_shift * a;
