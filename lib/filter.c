@@ -78,7 +78,7 @@ struct emg_filter {
 	float *xprev;        /* [nch] the last input sample */
 	float *z;            /* section s: z1 at z + 2*s*stride, z2 at z + (2*s+1)*stride */
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
-	float *off;          /* [nch] each channel's first sample, taken off all (remove_offset()) */
+	float *off;          /* [stride] each channel's first sample, taken off all (remove_offset()) */
 	int off_set;
 	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
@@ -277,7 +277,7 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->z = aligned_alloc(CACHELINE, bytes);
 	f->tail = aligned_alloc(CACHELINE, FLUSH_EVERY * LINE_FLOATS * sizeof(float));
 	f->block = pick_block(nch);
-	f->off = calloc(nch, sizeof(*f->off));
+	f->off = calloc(stride, sizeof(*f->off)); /* padded: the kernels read whole columns */
 	if (!f->sec || !f->z || !f->tail || !f->off) {
 		emg_filter_free(f);
 		return -ENOMEM;
@@ -462,24 +462,16 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
  * if the offset had always been there (the filter is linear), from the first
  * sample, and the states hold only what the offset drifts since.
  */
-static void remove_offset(struct emg_filter *f, float *restrict frames, unsigned nframes)
+static void remove_offset(struct emg_filter *f, const float *frames)
 {
-	const unsigned nch = f->nch;
-	const float *restrict off = f->off;
-
-	if (!f->off_set) {
-		memcpy(f->off, frames, sizeof(float) * nch);
-		f->off_set = 1;
-	}
-	for (size_t i = 0, j = 0; j < nframes; j++)
-		for (unsigned ch = 0; ch < nch; ch++, i++)
-			frames[i] -= off[ch];
+	memcpy(f->off, frames, sizeof(float) * f->nch);
+	f->off_set = 1;
 }
 
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 {
-	if (f->nhp && nframes)
-		remove_offset(f, frames, nframes);
+	if (f->nhp && !f->off_set && nframes)
+		remove_offset(f, frames); /* the sections take it off (filter_kernel.h) */
 	if (f->detect_left && nframes) {
 		/* up to the end of the first second with the chain that measured it,
 		 * whatever the block sizes: the same output for any split */

@@ -16,12 +16,14 @@
 typedef float EMG_K(vf) __attribute__((vector_size(EMG_VL * 4)));
 typedef float EMG_K(vfu) __attribute__((vector_size(EMG_VL * 4), aligned(4)));
 
-/* G (1..4, a constant after inlining) sections over nf frames of one column. */
+/* G (1..4, a constant after inlining) sections over nf frames of one column;
+ * off (or NULL): the column's offsets, taken off each frame first (remove_offset()). */
 static inline __attribute__((always_inline)) void
 EMG_K(pass)(const struct biquad *bq, const unsigned G, float *x, size_t xs, unsigned nf, float *z,
-	    size_t zs)
+	    size_t zs, const float *off)
 {
 	EMG_K(vf) z1[4], z2[4];
+	const EMG_K(vf) o = off ? *(const EMG_K(vfu) *)off : (EMG_K(vf)){ 0 };
 
 #pragma GCC unroll 4
 	for (unsigned g = 0; g < G; g++) {
@@ -29,7 +31,7 @@ EMG_K(pass)(const struct biquad *bq, const unsigned G, float *x, size_t xs, unsi
 		z2[g] = *(EMG_K(vf) *)(z + (2 * g + 1) * zs);
 	}
 	for (unsigned f = 0; f < nf; f++) {
-		EMG_K(vf) v = *(EMG_K(vfu) *)(x + f * xs);
+		EMG_K(vf) v = *(EMG_K(vfu) *)(x + f * xs) - o;
 
 	#pragma GCC unroll 4
 	for (unsigned g = 0; g < G; g++) {
@@ -52,9 +54,11 @@ EMG_K(pass)(const struct biquad *bq, const unsigned G, float *x, size_t xs, unsi
  * work per frame, which hides the latency of each section's recurrence. */
 static inline __attribute__((always_inline)) void
 EMG_K(pass2)(const struct biquad *bq, const unsigned G, float *x, size_t xs, unsigned nf, float *z,
-	     size_t zs)
+	     size_t zs, const float *off)
 {
 	EMG_K(vf) z1[4], z2[4], w1[4], w2[4];
+	const EMG_K(vf) o = off ? *(const EMG_K(vfu) *)off : (EMG_K(vf)){ 0 };
+	const EMG_K(vf) p = off ? *(const EMG_K(vfu) *)(off + EMG_VL) : (EMG_K(vf)){ 0 };
 
 #pragma GCC unroll 4
 	for (unsigned g = 0; g < G; g++) {
@@ -64,8 +68,8 @@ EMG_K(pass2)(const struct biquad *bq, const unsigned G, float *x, size_t xs, uns
 		w2[g] = *(EMG_K(vf) *)(z + (2 * g + 1) * zs + EMG_VL);
 	}
 	for (unsigned f = 0; f < nf; f++) {
-		EMG_K(vf) v = *(EMG_K(vfu) *)(x + f * xs);
-		EMG_K(vf) u = *(EMG_K(vfu) *)(x + f * xs + EMG_VL);
+		EMG_K(vf) v = *(EMG_K(vfu) *)(x + f * xs) - o;
+		EMG_K(vf) u = *(EMG_K(vfu) *)(x + f * xs + EMG_VL) - p;
 
 #pragma GCC unroll 4
 		for (unsigned g = 0; g < G; g++) {
@@ -102,19 +106,20 @@ static void EMG_K(column2)(const struct emg_filter *f, float *x, size_t xs, unsi
 
 		for (unsigned s = 0; s < f->nsec; s += 4) {
 			float *z = f->z + 2 * s * zs + c;
+			const float *o = s == 0 && f->off_set ? f->off + c : NULL;
 
 			switch (f->nsec - s) {
 			case 1:
-				EMG_K(pass2)(f->sec + s, 1, xb, xs, nf, z, zs);
+				EMG_K(pass2)(f->sec + s, 1, xb, xs, nf, z, zs, o);
 				break;
 			case 2:
-				EMG_K(pass2)(f->sec + s, 2, xb, xs, nf, z, zs);
+				EMG_K(pass2)(f->sec + s, 2, xb, xs, nf, z, zs, o);
 				break;
 			case 3:
-				EMG_K(pass2)(f->sec + s, 3, xb, xs, nf, z, zs);
+				EMG_K(pass2)(f->sec + s, 3, xb, xs, nf, z, zs, o);
 				break;
 			default:
-				EMG_K(pass2)(f->sec + s, 4, xb, xs, nf, z, zs);
+				EMG_K(pass2)(f->sec + s, 4, xb, xs, nf, z, zs, o);
 				break;
 			}
 		}
@@ -132,19 +137,20 @@ static void EMG_K(column)(const struct emg_filter *f, float *x, size_t xs, unsig
 
 		for (unsigned s = 0; s < f->nsec; s += 4) {
 			float *z = f->z + 2 * s * zs + c;
+			const float *o = s == 0 && f->off_set ? f->off + c : NULL;
 
 			switch (f->nsec - s) {
 			case 1:
-				EMG_K(pass)(f->sec + s, 1, xb, xs, nf, z, zs);
+				EMG_K(pass)(f->sec + s, 1, xb, xs, nf, z, zs, o);
 				break;
 			case 2:
-				EMG_K(pass)(f->sec + s, 2, xb, xs, nf, z, zs);
+				EMG_K(pass)(f->sec + s, 2, xb, xs, nf, z, zs, o);
 				break;
 			case 3:
-				EMG_K(pass)(f->sec + s, 3, xb, xs, nf, z, zs);
+				EMG_K(pass)(f->sec + s, 3, xb, xs, nf, z, zs, o);
 				break;
 			default:
-				EMG_K(pass)(f->sec + s, 4, xb, xs, nf, z, zs);
+				EMG_K(pass)(f->sec + s, 4, xb, xs, nf, z, zs, o);
 				break;
 			}
 		}
