@@ -165,12 +165,15 @@
  * sample and applied to the next: causal, no delay.  The sums start at
  * FIT_PRIOR noise-only samples' worth of a = 1, b = 0 (a ridge in units of
  * the lane's noise power), so a lane whose QRS hardly stands over its noise
- * keeps the plain template; a is held within FIT_A_MIN..FIT_A_MAX and the
+ * keeps the plain template; a is held within FIT_A_MIN..FIT_A_MAX (a beat
+ * the trigger took on a P wave fits the QRS template badly: a goes towards 0
+ * and little is subtracted where no QRS is; held at 0.5 instead, the real
+ * tibialis recording made 4 false onsets in 7 minutes of rest, not 2) and the
  * shift within FIT_SHIFT_MS, and a lane contracting (busy) stops
  * updating the fit: its EMG is not the beat.
  */
 #define FIT_PRIOR 25.0f
-#define FIT_A_MIN 0.5f
+#define FIT_A_MIN 0.0f
 #define FIT_A_MAX 2.0f
 #define FIT_SHIFT_MS 2.0
 /* Lanes with fewer learnt beats than this vote with weight 1. */
