@@ -78,7 +78,7 @@ struct emg_filter {
 	float *xprev;        /* [nch] the last input sample */
 	float *z;            /* section s: z1 at z + 2*s*stride, z2 at z + (2*s+1)*stride */
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
-	float *off;          /* [stride] each channel's first sample, taken off all (remove_offset()) */
+	float *off;          /* [stride] each channel's first sample, taken off all (note_offset()) */
 	int off_set;
 	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
@@ -462,7 +462,7 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
  * if the offset had always been there (the filter is linear), from the first
  * sample, and the states hold only what the offset drifts since.
  */
-static void remove_offset(struct emg_filter *f, const float *frames)
+static void note_offset(struct emg_filter *f, const float *frames)
 {
 	memcpy(f->off, frames, sizeof(float) * f->nch);
 	f->off_set = 1;
@@ -471,7 +471,7 @@ static void remove_offset(struct emg_filter *f, const float *frames)
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 {
 	if (f->nhp && !f->off_set && nframes)
-		remove_offset(f, frames); /* the sections take it off (filter_kernel.h) */
+		note_offset(f, frames); /* the sections take it off (filter_kernel.h) */
 	if (f->detect_left && nframes) {
 		/* up to the end of the first second with the chain that measured it,
 		 * whatever the block sizes: the same output for any split */

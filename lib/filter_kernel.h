@@ -17,7 +17,7 @@ typedef float EMG_K(vf) __attribute__((vector_size(EMG_VL * 4)));
 typedef float EMG_K(vfu) __attribute__((vector_size(EMG_VL * 4), aligned(4)));
 
 /* G (1..4, a constant after inlining) sections over nf frames of one column;
- * off (or NULL): the column's offsets, taken off each frame first (remove_offset()). */
+ * off (or NULL): the column's offsets, taken off each frame first (note_offset()). */
 static inline __attribute__((always_inline)) void
 EMG_K(pass)(const struct biquad *bq, const unsigned G, float *x, size_t xs, unsigned nf, float *z,
 	    size_t zs, const float *off)

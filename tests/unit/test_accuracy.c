@@ -315,7 +315,7 @@ END_TEST
  * A DC-coupled amplifier (the ADS1299 boards) records electrode offsets of
  * tens to hundreds of mV: external set 1 at 20 dB with offsets of -300..+300
  * mV, one per trial, finds the same onsets as without.  Before the band-pass
- * took each channel's first sample off (filter.c, remove_offset()), the
+ * took each channel's first sample off (filter.c, note_offset()), the
  * offset's start-up ring blinded the first 1-2 s: with 100 mV, 8 misses of
  * 99 instead of 1 (contractions 0.5-1.1 s into the stream).
  */

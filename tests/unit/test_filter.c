@@ -588,7 +588,7 @@ END_TEST
  * them from the first sample on, to the inputs' own float rounding (0.016 uV
  * at 300 mV).  Filtered as they came, a 300 mV offset rang for 1-2 s from
  * the start and then left rounding noise of 0.08 uV at 250 Hz, 2.5 uV at 2 kHz
- * and 52 uV at 16 kHz in the float states (filter.c, remove_offset()).
+ * and 52 uV at 16 kHz in the float states (filter.c, note_offset()).
  */
 START_TEST(test_electrode_offset)
 {
