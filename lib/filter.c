@@ -79,7 +79,9 @@ struct emg_filter {
 	float *z;            /* section s: z1 at z + 2*s*stride, z2 at z + (2*s+1)*stride */
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
 	float *off;          /* [stride] each channel's first sample, taken off all (note_offset()) */
+	float *last;         /* [nch] the last input frame (emg_filter_gap()) */
 	int off_set;
+	int gap;             /* frames were lost before the next one */
 	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
 
@@ -278,7 +280,8 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->tail = aligned_alloc(CACHELINE, FLUSH_EVERY * LINE_FLOATS * sizeof(float));
 	f->block = pick_block(nch);
 	f->off = calloc(stride, sizeof(*f->off)); /* padded: the kernels read whole columns */
-	if (!f->sec || !f->z || !f->tail || !f->off) {
+	f->last = calloc(nch, sizeof(*f->last));
+	if (!f->sec || !f->z || !f->tail || !f->off || !f->last) {
 		emg_filter_free(f);
 		return -ENOMEM;
 	}
@@ -323,6 +326,7 @@ void emg_filter_free(struct emg_filter *f)
 	free(f->gz);
 	free(f->xprev);
 	free(f->off);
+	free(f->last);
 	free(f->alt);
 	free(f);
 }
@@ -464,14 +468,29 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
  */
 static void note_offset(struct emg_filter *f, const float *frames)
 {
-	memcpy(f->off, frames, sizeof(float) * f->nch);
+	const unsigned nch = f->nch;
+
+	if (!f->off_set)
+		memcpy(f->off, frames, sizeof(float) * nch);
+	else if (f->gap) /* see emg_filter_gap() */
+		for (unsigned ch = 0; ch < nch; ch++)
+			f->off[ch] += frames[ch] - f->last[ch];
 	f->off_set = 1;
+	f->gap = 0;
+}
+
+void emg_filter_gap(struct emg_filter *f)
+{
+	f->gap = 1;
 }
 
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 {
-	if (f->nhp && !f->off_set && nframes)
-		note_offset(f, frames); /* the sections take it off (filter_kernel.h) */
+	if (f->nhp && nframes) {
+		if (!f->off_set || f->gap)
+			note_offset(f, frames); /* the sections take it off (filter_kernel.h) */
+		memcpy(f->last, frames + (size_t)(nframes - 1) * f->nch, sizeof(float) * f->nch);
+	}
 	if (f->detect_left && nframes) {
 		/* up to the end of the first second with the chain that measured it,
 		 * whatever the block sizes: the same output for any split */
@@ -491,7 +510,7 @@ void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 void emg_filter_reset(struct emg_filter *f)
 {
 	memset(f->z, 0, (f->nsec ? f->nsec : 1) * 2 * f->stride * sizeof(float));
-	f->off_set = 0;
+	f->off_set = f->gap = 0;
 }
 
 double emg_filter_response_db(const struct emg_filter *f, double hz)

@@ -55,6 +55,13 @@ void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes);
 /* Zero the delay lines. */
 void emg_filter_reset(struct emg_filter *f);
 
+/*
+ * Frames were lost before the next one (a sequence jump: the amplifier may
+ * have been replugged, with new electrode offsets): whatever the input jumps
+ * by across the gap is taken as a change of offset, not filtered as a step.
+ */
+void emg_filter_gap(struct emg_filter *f);
+
 /* Magnitude of the designed chain at hz, in dB, evaluated from the float coefficients. */
 double emg_filter_response_db(const struct emg_filter *f, double hz);
 

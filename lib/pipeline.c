@@ -442,6 +442,8 @@ void emg_pipeline_process(struct emg_pipeline *p, const float *frames, unsigned 
 		uint64_t delta = first_seq - p->next_seq;
 		p->origin += delta;
 		p->tick_sample += delta;
+		/* a replugged amplifier comes back with new electrode offsets */
+		emg_filter_gap(p->filt);
 	}
 	p->next_seq = first_seq + nframes;
 	for (unsigned off = 0; off < nframes; off += BLOCK) {

@@ -631,6 +631,46 @@ START_TEST(test_electrode_offset)
 }
 END_TEST
 
+/*
+ * Frames lost, then the amplifier back with another offset, after a drift:
+ * 100 mV drifting 1 mV/s for 1 s, a gap, -150 mV.  With emg_filter_gap()
+ * the jump across the gap is taken as an offset change, whatever the drift
+ * left in the states: the 0.5 s after it stays within 25 uV, the noise's own
+ * peaks and the drift stopping (~10 uV per mV/s).  Filtered as a step, 250 mV
+ * rang at tens of mV.
+ */
+START_TEST(test_offset_gap)
+{
+	const double fs = 2000;
+	const unsigned nch = 4, n = 2000;
+	float *a = malloc(sizeof(float) * n * nch), *b = malloc(sizeof(float) * n * nch);
+	struct emg_filter_spec spec;
+	struct emg_filter *f;
+	double worst = 0;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	emg_filter_spec_default(&spec);
+	ck_assert_int_eq(emg_filter_new(&f, &spec, fs, nch), 0);
+	rng_seed(5);
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned c = 0; c < nch; c++) {
+			a[i * nch + c] = (float)(100000.0 + 1000.0 * i / fs + 10.0 * (rng_uniform() - 0.5));
+			b[i * nch + c] = (float)(-150000.0 + 10.0 * (rng_uniform() - 0.5));
+		}
+	emg_filter_run(f, a, n);
+	emg_filter_gap(f);
+	emg_filter_run(f, b, n);
+	for (unsigned i = 0; i < n / 2 * nch; i++)
+		worst = fmax(worst, fabs(b[i]));
+	printf("a 250 mV offset change across a gap: output within %.2f uV\n", worst);
+	ck_assert_msg(worst < 25.0, "the gap rings: %.1f uV", worst);
+	emg_filter_free(f);
+	free(a);
+	free(b);
+}
+END_TEST
+
 /* After a burst, silence must reach exact zero and never linger in subnormals. */
 START_TEST(test_denormal_flush)
 {
@@ -787,6 +827,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_multichannel, 0, 5);
 	tcase_add_test(tc, test_reset);
 	tcase_add_loop_test(tc, test_electrode_offset, 0, NRATES);
+	tcase_add_test(tc, test_offset_gap);
 	tcase_add_test(tc, test_denormal_flush);
 	tcase_add_test(tc, test_invalid_spec);
 	tcase_add_test(tc, test_simd_cap);
