@@ -78,10 +78,9 @@ struct emg_filter {
 	float *xprev;        /* [nch] the last input sample */
 	float *z;            /* section s: z1 at z + 2*s*stride, z2 at z + (2*s+1)*stride */
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
-	float *off;          /* [stride] each channel's first sample, taken off all (note_offset()) */
-	float *last;         /* [nch] the last input frame (emg_filter_gap()) */
-	int off_set;
-	int gap;             /* frames were lost before the next one */
+	float *off;          /* [stride] each channel's offset, taken off all (note_offset()) */
+	float *last;         /* [nch] the last input frame (0 before the first) */
+	int gap;             /* the next frame follows a gap, or is the first (note_offset()) */
 	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
 
@@ -281,6 +280,7 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->block = pick_block(nch);
 	f->off = calloc(stride, sizeof(*f->off)); /* padded: the kernels read whole columns */
 	f->last = calloc(nch, sizeof(*f->last));
+	f->gap = 1;
 	if (!f->sec || !f->z || !f->tail || !f->off || !f->last) {
 		emg_filter_free(f);
 		return -ENOMEM;
@@ -466,16 +466,13 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
  * if the offset had always been there (the filter is linear), from the first
  * sample, and the states hold only what the offset drifts since.
  */
+/* The stream starts (offset and last frame 0: the offset becomes the first
+ * frame) or resumes after a gap (emg_filter_gap()): the input's jump from the
+ * last frame is added to the offset. */
 static void note_offset(struct emg_filter *f, const float *frames)
 {
-	const unsigned nch = f->nch;
-
-	if (!f->off_set)
-		memcpy(f->off, frames, sizeof(float) * nch);
-	else if (f->gap) /* see emg_filter_gap() */
-		for (unsigned ch = 0; ch < nch; ch++)
-			f->off[ch] += frames[ch] - f->last[ch];
-	f->off_set = 1;
+	for (unsigned ch = 0; ch < f->nch; ch++)
+		f->off[ch] += frames[ch] - f->last[ch];
 	f->gap = 0;
 }
 
@@ -487,7 +484,7 @@ void emg_filter_gap(struct emg_filter *f)
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 {
 	if (f->nhp && nframes) {
-		if (!f->off_set || f->gap)
+		if (f->gap)
 			note_offset(f, frames); /* the sections take it off (filter_kernel.h) */
 		memcpy(f->last, frames + (size_t)(nframes - 1) * f->nch, sizeof(float) * f->nch);
 	}
@@ -510,7 +507,9 @@ void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
 void emg_filter_reset(struct emg_filter *f)
 {
 	memset(f->z, 0, (f->nsec ? f->nsec : 1) * 2 * f->stride * sizeof(float));
-	f->off_set = f->gap = 0;
+	memset(f->off, 0, f->stride * sizeof(float));
+	memset(f->last, 0, f->nch * sizeof(float));
+	f->gap = 1;
 }
 
 double emg_filter_response_db(const struct emg_filter *f, double hz)

@@ -52,7 +52,7 @@ void emg_filter_free(struct emg_filter *f);
 /* Filter nframes interleaved frames of nch floats in place. */
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes);
 
-/* Zero the delay lines. */
+/* Zero the delay lines; the next frame is taken as the offset again, as at the start. */
 void emg_filter_reset(struct emg_filter *f);
 
 /*

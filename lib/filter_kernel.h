@@ -106,7 +106,7 @@ static void EMG_K(column2)(const struct emg_filter *f, float *x, size_t xs, unsi
 
 		for (unsigned s = 0; s < f->nsec; s += 4) {
 			float *z = f->z + 2 * s * zs + c;
-			const float *o = s == 0 && f->off_set ? f->off + c : NULL;
+			const float *o = s == 0 ? f->off + c : NULL;
 
 			switch (f->nsec - s) {
 			case 1:
@@ -137,7 +137,7 @@ static void EMG_K(column)(const struct emg_filter *f, float *x, size_t xs, unsig
 
 		for (unsigned s = 0; s < f->nsec; s += 4) {
 			float *z = f->z + 2 * s * zs + c;
-			const float *o = s == 0 && f->off_set ? f->off + c : NULL;
+			const float *o = s == 0 ? f->off + c : NULL;
 
 			switch (f->nsec - s) {
 			case 1:
