@@ -419,6 +419,18 @@ static int cmp_pair(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Mark in busy[0..r->n) the samples from pre before each of r's bursts to post after its end. */
+static void mark_activity(const struct eval_rec *r, uint8_t *busy, uint64_t pre, uint64_t post)
+{
+	for (size_t i = 0; i < r->nt; i++) {
+		const struct eval_truth *t = &r->t[i];
+		const uint64_t a = t->onset > pre ? t->onset - pre : 0;
+		const uint64_t b = t->offset == UINT64_MAX || t->offset + post > r->n ? r->n : t->offset + post;
+
+		memset(busy + a, 1, b > a ? b - a : 0);
+	}
+}
+
 static int score(const struct eval_rec *r, const struct dets *d, struct eval_result *res)
 {
 	const double ms = 1000.0 / r->fs;
@@ -434,11 +446,9 @@ static int score(const struct eval_rec *r, const struct dets *d, struct eval_res
 
 	if (!p || !tm || !dm || !busy)
 		goto out;
+	mark_activity(r, busy, pre, post);
 	for (size_t i = 0; i < r->nt; i++) {
 		const struct eval_truth *t = &r->t[i];
-		uint64_t a = t->onset > pre ? t->onset - pre : 0;
-		uint64_t b = t->offset == UINT64_MAX || t->offset + post > r->n ? r->n : t->offset + post;
-		memset(busy + a, 1, b > a ? b - a : 0);
 		tm[i] = -1;
 		for (size_t j = 0; j < d->n; j++) {
 			double e = ((double)d->d[j].at - (double)t->onset) * ms;
@@ -830,13 +840,11 @@ static int score_windows(const struct eval_rec *r, const struct dets *d, struct 
 
 	if (!busy)
 		return -ENOMEM;
+	mark_activity(r, busy, pre, pre);
 	for (size_t i = 0; i < r->nt; i++) {
 		const struct eval_truth *t = &r->t[i];
-		const uint64_t a = t->onset > pre ? t->onset - pre : 0;
-		const uint64_t b = t->offset + pre < r->n ? t->offset + pre : r->n;
 		double best = INFINITY;
 
-		memset(busy + a, 1, b - a);
 		for (size_t j = 0; j < d->n; j++) {
 			const double e = ((double)d->d[j].at - (double)t->onset) * 1000.0 / r->fs;
 			if (d->d[j].ch == t->ch && d->d[j].at + pre >= t->onset && d->d[j].at < t->offset &&
@@ -1081,15 +1089,6 @@ int eval_emgdet_art_all(const char *path, double snr, int laplace, const struct 
 	return 0;
 }
 
-/* Is sample i within pad of one of r's marked bursts (their onset to offset)? */
-static int in_activity(const struct eval_rec *r, uint64_t i, uint64_t pad)
-{
-	for (size_t k = 0; k < r->nt; k++)
-		if (i + pad >= r->t[k].onset && (r->t[k].offset == UINT64_MAX || i < r->t[k].offset + pad))
-			return 1;
-	return 0;
-}
-
 int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip_s, double *rms)
 {
 	struct emg_filter_spec fs;
@@ -1097,6 +1096,7 @@ int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip
 	struct emg_filter *f = NULL;
 	struct emg_ecg *e = NULL;
 	float *buf = malloc(sizeof(float) * 128 * r->nch);
+	uint8_t *busy = calloc(r->n + 1, 1);
 	const uint64_t skip = (uint64_t)(skip_s * r->fs), pad = (uint64_t)(EVAL_WIN_PRE_S * r->fs);
 	uint64_t n = 0;
 	int err = -ENOMEM;
@@ -1104,9 +1104,10 @@ int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip
 	emg_filter_spec_default(&fs);
 	emg_ecg_params_default(&ep);
 	ep.mode = mode;
-	if (!buf || skip >= r->n || (err = emg_filter_new(&f, &fs, r->fs, r->nch)) < 0 ||
+	if (!buf || !busy || skip >= r->n || (err = emg_filter_new(&f, &fs, r->fs, r->nch)) < 0 ||
 	    (mode != EMG_ECG_OFF && (err = emg_ecg_new(&e, &ep, r->fs, r->nch)) < 0))
 		goto out;
+	mark_activity(r, busy, pad, pad);
 	for (unsigned c = 0; c < r->nch; c++)
 		rms[c] = 0;
 	for (uint64_t done = 0; done < r->n; done += 128) {
@@ -1116,7 +1117,7 @@ int eval_stage_rms(const struct eval_rec *r, enum emg_ecg_mode mode, double skip
 		if (e)
 			emg_ecg_run(e, buf, k);
 		for (unsigned j = 0; j < k; j++) {
-			if (done + j < skip || in_activity(r, done + j, pad))
+			if (done + j < skip || busy[done + j])
 				continue;
 			for (unsigned c = 0; c < r->nch; c++)
 				rms[c] += (double)buf[j * r->nch + c] * buf[j * r->nch + c];
@@ -1130,6 +1131,7 @@ out:
 	emg_ecg_free(e);
 	emg_filter_free(f);
 	free(buf);
+	free(busy);
 	return err;
 }
 
