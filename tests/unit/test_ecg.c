@@ -253,6 +253,14 @@ static float *run_stage(const struct sig *s, double ecg_scale, enum emg_ecg_mode
 	return x;
 }
 
+/* A test's three runs of s in blocks of 128: no rejection, the ECG-free reference and `subtract` (its stage into *e). */
+static void three_runs(const struct sig *s, float **raw, float **ref, float **sub, struct emg_ecg **e)
+{
+	*raw = run_stage(s, 1, EMG_ECG_OFF, 128, NULL);
+	*ref = run_stage(s, 0, EMG_ECG_SUBTRACT, 128, NULL);
+	*sub = run_stage(s, 1, EMG_ECG_SUBTRACT, 128, e);
+}
+
 /* RMS of lane l over [t0, t1) s, only samples whose burst flag equals want (-1: all). */
 static double rms(const struct sig *s, const float *x, unsigned l, double t0, double t1, int want)
 {
@@ -277,11 +285,10 @@ START_TEST(rest_rms_restored)
 	const unsigned nl = 6;
 	struct sig s;
 	struct emg_ecg *e;
+	float *raw, *ref, *sub;
 
 	make_sig(&s, fs, nl, 40, 200, 0, 11);
-	float *raw = run_stage(&s, 1, EMG_ECG_OFF, 128, NULL);
-	float *ref = run_stage(&s, 0, EMG_ECG_SUBTRACT, 128, NULL);
-	float *sub = run_stage(&s, 1, EMG_ECG_SUBTRACT, 128, &e);
+	three_runs(&s, &raw, &ref, &sub, &e);
 	float *hp = run_stage(&s, 1, EMG_ECG_HIGHPASS, 128, NULL);
 	float *hpref = run_stage(&s, 0, EMG_ECG_HIGHPASS, 128, NULL);
 	float *both = run_stage(&s, 1, EMG_ECG_BOTH, 128, NULL);
@@ -342,11 +349,10 @@ START_TEST(strong_heart)
 	const unsigned nl = 6;
 	struct sig s;
 	struct emg_ecg *e;
+	float *raw, *ref, *sub;
 
 	make_sig(&s, fs, nl, 30, 2000, 0, 12);
-	float *raw = run_stage(&s, 1, EMG_ECG_OFF, 128, NULL);
-	float *ref = run_stage(&s, 0, EMG_ECG_SUBTRACT, 128, NULL);
-	float *sub = run_stage(&s, 1, EMG_ECG_SUBTRACT, 128, &e);
+	three_runs(&s, &raw, &ref, &sub, &e);
 
 	printf("ecg strong heart %g Hz: %llu beats detected of %u\n", fs,
 	       (unsigned long long)emg_ecg_beats(e), s.nbeats);
@@ -649,13 +655,12 @@ START_TEST(changed_lane_left_alone)
 	const unsigned nl = 6, bad = 2;
 	struct sig s;
 	struct emg_ecg *e;
+	float *raw, *ref, *sub;
 
 	make_sig(&s, fs, nl, 60, 200, 0, 23);
 	for (size_t i = (size_t)(flip * fs); i < s.n; i++)
 		s.ecg[i * nl + bad] = -s.ecg[i * nl + bad];
-	float *raw = run_stage(&s, 1, EMG_ECG_OFF, 128, NULL);
-	float *ref = run_stage(&s, 0, EMG_ECG_SUBTRACT, 128, NULL);
-	float *sub = run_stage(&s, 1, EMG_ECG_SUBTRACT, 128, &e);
+	three_runs(&s, &raw, &ref, &sub, &e);
 
 	double rr[NL_MAX], rs[NL_MAX];
 	for (unsigned l = 0; l < nl; l++) {
