@@ -321,6 +321,7 @@ struct emg_onset {
 	unsigned min_burst_n; /* shortest burst, samples */
 	unsigned report_n;    /* a burst is reported once it has lasted this long, samples ... */
 	unsigned report_start_n; /* ... or this long if it began in the start-up */
+	unsigned cycle_beat_n; /* CYCLE_BEAT_MS in samples: longer bursts are contractions, not beats */
 	uint64_t startup_n;   /* the start-up: the stream's first startup_n samples ... */
 	uint64_t startup_end; /* ... up to this sample index */
 	unsigned beat_pre, beat_post; /* QRS window around a heartbeat trigger, samples */
@@ -676,8 +677,8 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
  * contraction is not rest).  The lane counts as cardiac while a beat it was
  * told lies within the ring's span before the newest block's end (beats told
  * since, when a confirmation re-chooses mid-block, wait for the next block
- * end).  Only the ECG stage tells beats: without it (`ecg = off`) nothing
- * changes.
+ * end; beats told inside a contraction are not kept, emg_onset_beat()).
+ * Only the ECG stage tells beats: without it (`ecg = off`) nothing changes.
  */
 /* Prefix sums lane_cycle_baseline() keeps per block, in order: */
 enum { CYC_MEAN, CYC_M2, CYC_VAR, CYC_R2, CYC_BAD, CYC_VALID, CYC_RUN, CYC_SUMS };
@@ -928,6 +929,7 @@ static void derive_sizes(struct emg_onset *o)
 		o->confirm_n = 1;
 	o->min_burst_n = ms_to_samples(p->min_burst_ms, fs);
 	o->report_n = ms_to_samples(p->report_ms, fs);
+	o->cycle_beat_n = ms_to_samples(CYCLE_BEAT_MS, fs);
 	o->startup_n = (uint64_t)llround(p->startup_s * fs);
 	o->report_start_n = ms_to_samples(p->startup_report_ms, fs);
 	if (o->report_start_n < o->report_n)
@@ -2152,6 +2154,16 @@ void emg_onset_beat(struct emg_onset *o, uint64_t sample, double rr, const uint8
 		struct lane *l = &o->lanes[i];
 
 		if (lanes && !lanes[i])
+			continue;
+		/* Inside a contraction (a burst reported and longer than a beat's)
+		 * a trigger tells nothing of a heart: on a lane without one, the
+		 * ECG stage locks on the contraction's own peaks (a 5 s
+		 * contraction at 10 dB: a "rhythm" of 0.45 s), and the lane
+		 * taken as cardiac had its baseline raised 2-3 fold by runs of
+		 * blocks reaching into the next contraction, which then broke in
+		 * two (bench_onset, "ext2x5").  A heart shows in the rest too. */
+		if (l->st == ST_ACTIVE && !l->pending && !l->muted &&
+		    sample > l->onset + o->cycle_beat_n)
 			continue;
 		l->beat[0] = l->beat[1];
 		l->beat_rr[0] = l->beat_rr[1];

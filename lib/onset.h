@@ -111,7 +111,9 @@ enum emg_baseline_src emg_onset_baseline_src(const struct emg_onset *o, unsigned
  * confirmed only if the burst outlasts the window with energy of its own, and
  * the lanes' automatic baselines span whole cardiac cycles; an onset the
  * report gate still holds when the beat comes (a P wave) is reported only if
- * its burst outlasts the window in the same way.
+ * its burst outlasts the window in the same way.  A lane inside a reported
+ * burst longer than a beat's (a contraction) ignores it: triggers there are
+ * as likely the contraction's own peaks.
  * Called once per beat, before the frames up to `sample` are run.
  */
 void emg_onset_beat(struct emg_onset *o, uint64_t sample, double rr, const uint8_t *lanes);

@@ -90,7 +90,7 @@ static const struct emg_pipeline_config *det_cfg(int k, struct emg_pipeline_conf
 }
 
 /* Offsets of the matched bursts, per source with offsets x SNR x detector, printed after the table. */
-#define NOFF 18
+#define NOFF 24
 static struct {
 	const char *src;
 	double snr;
@@ -150,15 +150,20 @@ static void offsets(void)
 		}
 }
 
-/* An external set's rows: path's trials with Gaussian or Laplacian noise at snr; offsets kept with `keep`. */
-static void ext_source(const char *name, const char *path, int laplace, double snr, int keep)
+/* How an external source's streams are made of path's trials: one per trial, or chained. */
+typedef int (*ext_fn)(const char *path, double snr, int laplace,
+		      const struct emg_pipeline_config *cfg, struct eval_result *res);
+
+/* An external set's rows: path's trials through `all` with Gaussian or Laplacian noise at snr; offsets kept with `keep`. */
+static void ext_source(const char *name, const char *path, ext_fn all, int laplace, double snr,
+		       int keep)
 {
 	struct eval_result res[NDET];
 
 	memset(res, 0, sizeof(res));
 	for (int k = 0; k < NDET; k++) {
 		struct emg_pipeline_config pc;
-		if (eval_emgdet_all(path, snr, laplace, det_cfg(k, &pc), &res[k]) < 0) {
+		if (all(path, snr, laplace, det_cfg(k, &pc), &res[k]) < 0) {
 			printf("%-12s: %s not readable, skipped\n", name, path);
 			for (int j = 0; j <= k; j++)
 				eval_result_free(&res[j]);
@@ -559,13 +564,18 @@ int main(int argc, char **argv)
 		synth_source("synth-plain", EMG_SYNTH_PLAIN, snrs[i]);
 ext:
 	for (int i = 0; i < NSNR; i++)
-		ext_source("ext-gauss", data_path(), 0, snrs[i], 0);
+		ext_source("ext-gauss", data_path(), eval_emgdet_all, 0, snrs[i], 0);
 	for (int i = 0; i < NSNR; i++)
-		ext_source("ext-laplace", data_path(), 1, snrs[i], 0);
+		ext_source("ext-laplace", data_path(), eval_emgdet_all, 1, snrs[i], 0);
 	for (int i = 0; i < NSNR; i++)
-		ext_source("ext2-gauss", data2_path(), 0, snrs[i], 1);
+		ext_source("ext2-gauss", data2_path(), eval_emgdet_all, 0, snrs[i], 1);
 	for (int i = 0; i < NSNR; i++)
-		ext_source("ext2-laplace", data2_path(), 1, snrs[i], 1);
+		ext_source("ext2-laplace", data2_path(), eval_emgdet_all, 1, snrs[i], 1);
+	/* set 2 again, five contractions to a stream with 0.6-2 s of rest between */
+	for (int i = 0; i < NSNR; i++)
+		ext_source("ext2x5-gauss", data2_path(), eval_emgdet_chain_all, 0, snrs[i], 1);
+	for (int i = 0; i < NSNR; i++)
+		ext_source("ext2x5-lapl", data2_path(), eval_emgdet_chain_all, 1, snrs[i], 1);
 	offsets();
 heart:
 	if (want(argc, argv, "real"))

@@ -25,6 +25,8 @@ LABELS = {
     'ext-laplace': 'external, Laplacian noise',
     'ext2-gauss': 'external set 2, Gaussian noise',
     'ext2-laplace': 'external set 2, Laplacian noise',
+    'ext2x5-gauss': 'external set 2, 5 to a stream, Gaussian noise',
+    'ext2x5-lapl': 'external set 2, 5 to a stream, Laplacian noise',
 }
 HEAD_ON = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
            r'median \\\|e\\\| vs alt ms \| missed \| false onsets / muscle-min \| lag p90 ms \|')

@@ -260,69 +260,196 @@ out:
 	return err;
 }
 
-int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
-		double snr_db, int laplace, uint64_t seed, double start_s)
+/* One trial of an emgdet file: its clean samples and truths (end: UINT32_MAX when it has none). */
+struct emgdet_trial {
+	uint32_t n, rate;
+	uint32_t first, thr, end;
+	int16_t *q;
+};
+
+/* Read trial `trial` of path into t (t->q is the caller's to free); negative errno. */
+static int emgdet_read(const char *path, unsigned trial, struct emgdet_trial *t)
 {
 	struct emgdet_hdr h;
-	struct eval_rng g;
-	uint32_t first, thr, end = UINT32_MAX;
 	float scale;
-	int16_t *q = NULL;
-	uint64_t s0 = 0;
-	double ss = 0, gain, noise;
 	FILE *f;
 	int v2 = 0, err = emgdet_open(path, &f, &h, &v2);
 	const size_t head = v2 ? 16 : 8;
 
-	memset(r, 0, sizeof(*r));
+	memset(t, 0, sizeof(*t));
 	if (err < 0)
 		return err;
 	err = -EINVAL;
+	t->end = UINT32_MAX;
+	t->thr = h.onset_thr;
 	if (trial >= h.ntrials)
 		goto out;
-	q = malloc(sizeof(*q) * h.nsamples);
-	thr = h.onset_thr;
-	if (!q || fseek(f, (long)(sizeof(h) + (size_t)trial * (head + 2 * (size_t)h.nsamples)),
-			SEEK_SET) ||
-	    fread(&first, 4, 1, f) != 1 || (v2 && (fread(&thr, 4, 1, f) != 1 || fread(&end, 4, 1, f) != 1)) ||
-	    fread(&scale, 4, 1, f) != 1 || fread(q, 2, h.nsamples, f) != h.nsamples ||
-	    first >= h.nsamples || thr >= h.nsamples || first > thr ||
-	    (end != UINT32_MAX && (end <= thr || end > h.nsamples)))
+	err = -ENOMEM;
+	if (!(t->q = malloc(sizeof(*t->q) * h.nsamples)))
 		goto out;
+	err = -EINVAL;
+	/* only the shape matters (the caller sets the level): the trial's scale is read past */
+	if (fseek(f, (long)(sizeof(h) + (size_t)trial * (head + 2 * (size_t)h.nsamples)), SEEK_SET) ||
+	    fread(&t->first, 4, 1, f) != 1 ||
+	    (v2 && (fread(&t->thr, 4, 1, f) != 1 || fread(&t->end, 4, 1, f) != 1)) ||
+	    fread(&scale, 4, 1, f) != 1 || fread(t->q, 2, h.nsamples, f) != h.nsamples ||
+	    t->first >= h.nsamples || t->thr >= h.nsamples || t->first > t->thr ||
+	    (t->end != UINT32_MAX && (t->end <= t->thr || t->end > h.nsamples)))
+		goto out;
+	t->n = h.nsamples;
+	t->rate = h.rate;
+	err = 0;
+out:
+	if (err < 0) {
+		free(t->q);
+		t->q = NULL;
+	}
+	fclose(f);
+	return err;
+}
+
+/* Gain that brings t's contraction (authors' onset to its end) to burst_uv RMS. */
+static double emgdet_gain(const struct emgdet_trial *t, double burst_uv)
+{
+	const uint32_t stop = t->end == UINT32_MAX ? t->n : t->end;
+	double ss = 0;
+
+	for (uint32_t i = t->thr; i < stop; i++)
+		ss += (double)t->q[i] * t->q[i];
+	return burst_uv / sqrt(ss / (double)(stop - t->thr));
+}
+
+/* A one-channel recording of n frames with room for nt truths, on a map of one muscle. */
+static int emgdet_rec(struct eval_rec *r, double fs, uint64_t n, size_t nt)
+{
+	memset(r, 0, sizeof(*r));
+	r->fs = fs;
+	r->nch = 1;
+	r->n = n;
+	r->x = malloc(sizeof(float) * n);
+	r->t = calloc(nt, sizeof(*r->t));
+	if (!r->x || !r->t || emg_muscles_new(&r->map) < 0 ||
+	    emg_muscles_add(r->map, "trial", 0, EMG_SIDE_NONE, "") < 0) {
+		eval_rec_free(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* r's samples: clean[] plus white noise of SD sd (Laplacian or Gaussian) from seed, rounded once. */
+static void add_noise(struct eval_rec *r, const double *clean, double sd, int laplace, uint64_t seed)
+{
+	struct eval_rng g;
+
+	eval_rng_seed(&g, seed);
+	for (uint64_t i = 0; i < r->n * r->nch; i++)
+		r->x[i] = (float)(clean[i] + sd * (laplace ? eval_rng_laplace(&g) : eval_rng_gauss(&g)));
+}
+
+int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
+		double snr_db, int laplace, uint64_t seed, double start_s)
+{
+	struct emgdet_trial t;
+	uint64_t s0 = 0;
+	int err = emgdet_read(path, trial, &t);
+
+	memset(r, 0, sizeof(*r));
+	if (err < 0)
+		return err;
 	if (start_s > 0) {
-		double a = (double)thr - start_s * h.rate;
+		double a = (double)t.thr - start_s * t.rate;
 		s0 = a > 0 ? (uint64_t)a : 0;
 	}
 	/* the contraction's RMS sets the scale: burst_uv, and the noise from the SNR */
-	const uint32_t stop = end == UINT32_MAX ? h.nsamples : end;
-	for (uint32_t i = thr; i < stop; i++)
-		ss += (double)q[i] * q[i];
-	gain = burst_uv / sqrt(ss / (double)(stop - thr));
-	noise = burst_uv * pow(10.0, -snr_db / 20.0);
-	r->fs = h.rate;
-	r->nch = 1;
-	r->n = h.nsamples - s0;
-	r->x = malloc(sizeof(float) * r->n);
-	r->t = calloc(1, sizeof(*r->t));
-	err = -ENOMEM;
-	if (!r->x || !r->t || emg_muscles_new(&r->map) < 0 ||
-	    emg_muscles_add(r->map, "trial", 0, EMG_SIDE_NONE, "") < 0)
-		goto out;
-	eval_rng_seed(&g, seed);
-	for (uint64_t i = 0; i < r->n; i++)
-		r->x[i] = (float)(q[s0 + i] * gain +
-				  noise * (laplace ? eval_rng_laplace(&g) : eval_rng_gauss(&g)));
-	r->t[0] = (struct eval_truth){ .ch = 0, .onset = first - s0, .alt = thr - s0,
-				       .offset = end == UINT32_MAX ? UINT64_MAX : end - s0, .group = 0 };
-	r->nt = 1;
-	err = 0;
-	(void)scale; /* only the shape matters: the gain above sets the level */
-out:
-	if (err < 0)
-		eval_rec_free(r);
-	free(q);
-	fclose(f);
+	const double gain = emgdet_gain(&t, burst_uv);
+	double *clean = malloc(sizeof(double) * (t.n - s0));
+	if (!clean)
+		err = -ENOMEM;
+	else if ((err = emgdet_rec(r, t.rate, t.n - s0, 1)) == 0) {
+		for (uint64_t i = 0; i < r->n; i++)
+			clean[i] = t.q[s0 + i] * gain;
+		add_noise(r, clean, burst_uv * pow(10.0, -snr_db / 20.0), laplace, seed);
+		r->t[0] = (struct eval_truth){ .ch = 0, .onset = t.first - s0, .alt = t.thr - s0,
+					       .offset = t.end == UINT32_MAX ? UINT64_MAX : t.end - s0 };
+		r->nt = 1;
+	}
+	free(clean);
+	free(t.q);
 	return err;
+}
+
+int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, unsigned count,
+		      double burst_uv, double snr_db, int laplace, uint64_t seed)
+{
+	struct emgdet_trial t[EVAL_CHAIN_MAX];
+	uint64_t from[EVAL_CHAIN_MAX], n = 0;
+	double *clean = NULL;
+	unsigned k = 0, got = 0;
+	int err = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!count || count > EVAL_CHAIN_MAX)
+		return -EINVAL;
+	/* the next `count` trials that end inside the file, each from its rest before */
+	for (; got < count; (*trial)++) {
+		if ((err = emgdet_read(path, *trial, &t[got])) < 0)
+			goto out;
+		k = got + 1;
+		if (t[got].end == UINT32_MAX || (got && t[got].rate != t[0].rate)) {
+			free(t[got].q);
+			k = got;
+			continue;
+		}
+		/* rest before each contraction: 1.5-2.5 s before the first, then 0.6-2.0 s */
+		const double u = (double)((seed * 7 + got * 37) % 100) / 99.0;
+		const double pre = got ? 0.6 + 1.4 * u : 1.5 + 1.0 * u;
+		const double a = (double)t[got].first - pre * t[got].rate;
+		from[got] = a > 0 ? (uint64_t)a : 0;
+		n += t[got].end - from[got];
+		got++;
+	}
+	/* and 1 s after the last, as far as its trial goes */
+	const uint64_t tail = t[got - 1].n - t[got - 1].end < t[got - 1].rate ?
+				      t[got - 1].n - t[got - 1].end : t[got - 1].rate;
+	if (!(clean = malloc(sizeof(double) * (n + tail))))
+		err = -ENOMEM;
+	if (err < 0 || (err = emgdet_rec(r, t[0].rate, n + tail, count)) < 0)
+		goto out;
+	uint64_t at = 0;
+	for (unsigned j = 0; j < got; j++) {
+		const double gain = emgdet_gain(&t[j], burst_uv);
+		const uint64_t stop = j + 1 < got ? t[j].end : t[j].end + tail;
+		for (uint64_t i = from[j]; i < stop; i++)
+			clean[at + i - from[j]] = t[j].q[i] * gain;
+		r->t[r->nt++] = (struct eval_truth){ .ch = 0, .onset = at + t[j].first - from[j],
+						     .alt = at + t[j].thr - from[j],
+						     .offset = at + t[j].end - from[j] };
+		at += stop - from[j];
+	}
+	add_noise(r, clean, burst_uv * pow(10.0, -snr_db / 20.0), laplace, seed);
+out:
+	for (unsigned j = 0; j < k; j++)
+		free(t[j].q);
+	free(clean);
+	return err;
+}
+
+int eval_emgdet_chain_all(const char *path, double snr, int laplace,
+			  const struct emg_pipeline_config *cfg, struct eval_result *res)
+{
+	unsigned trial = 0;
+	int err;
+
+	for (uint64_t k = 0;; k++) {
+		struct eval_rec r;
+		if ((err = eval_emgdet_chain(&r, path, &trial, EVAL_CHAIN_N, 50.0, snr, laplace,
+					     2000 + k)) < 0)
+			return k ? 0 : err; /* no more trials with an end: done */
+		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
+		eval_rec_free(&r);
+		if (err < 0)
+			return err;
+	}
 }
 
 int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int laplace,

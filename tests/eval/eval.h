@@ -131,6 +131,27 @@ int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int 
 int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double burst_uv,
 		double snr_db, int laplace, uint64_t seed, double start_s);
 
+/* Most trials one chained stream takes, and how many eval_emgdet_chain_all's take. */
+#define EVAL_CHAIN_MAX 8
+#define EVAL_CHAIN_N 5
+
+/*
+ * `count` contractions in one stream, as a session of repetitions records
+ * them: the next `count` trials from *trial (advanced past them) of emgdet-train.bin that end
+ * inside the file (true offsets), each from 0.6-2.0 s of its own rest before
+ * its onset (1.5-2.5 s before the first) to its end, and 1 s of rest after the
+ * last; each scaled to burst_uv RMS over its contraction, then white noise at
+ * snr_db over the whole stream from seed.  Truths as eval_emgdet's, one per
+ * contraction.
+ */
+int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, unsigned count,
+		      double burst_uv, double snr_db, int laplace, uint64_t seed);
+
+/* Every EVAL_CHAIN_N-contraction stream of path (emgdet-train.bin) at snr through the
+ * pipeline with cfg (NULL: the offline reference); added to res. */
+int eval_emgdet_chain_all(const char *path, double snr, int laplace,
+			  const struct emg_pipeline_config *cfg, struct eval_result *res);
+
 /* r through a fresh emg_pipeline with cfg, `chunk` frames at a time, its records to fn; negative errno. */
 int eval_run_pipeline(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
 		      unsigned chunk, emg_out_fn fn, void *ud);
