@@ -179,6 +179,7 @@ struct block {
 	double relvar;   /* relative variance of its W-sample sub-block powers */
 	int valid;       /* rest: its statistics are usable and no burst overlapped it */
 	int usable;      /* its statistics are usable (not a flat line) */
+	int contraction; /* a burst longer than a beat's (CYCLE_BEAT_MS) overlapped it */
 };
 
 /* Per-lane state the scalar paths use (the hot per-sample state is in struct hot). */
@@ -200,6 +201,7 @@ struct lane {
 	enum lane_state st;
 	uint64_t onset;       /* back-dated onset of the current/last burst */
 	uint64_t last_offset; /* offset of the last burst (onsets never precede it) */
+	int cblock;           /* a contraction ended in the block in progress */
 	float snr_db;
 
 	/* heartbeats: the last two QRS triggers on this lane, + 1 (0: none),
@@ -673,26 +675,38 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
  * quietest run of consecutive blocks spanning CYCLE_RR mean RR intervals
  * (every run holds at least one beat whatever its phase), like a rest
  * calibration, which holds beats too.  A run may hold blocks that a beat's
- * burst made invalid, but at least one valid block (a run wholly inside a
- * contraction is not rest).  The lane counts as cardiac while a beat it was
+ * burst made invalid, but at least one valid block and no block of a burst
+ * longer than a beat's or of the burst still going on (a contraction is not
+ * rest, not even next to it).  The lane counts as cardiac while a beat it was
  * told lies within the ring's span before the newest block's end (beats told
  * since, when a confirmation re-chooses mid-block, wait for the next block
  * end; beats told inside a contraction are not kept, emg_onset_beat()).
  * Only the ECG stage tells beats: without it (`ecg = off`) nothing changes.
  */
+/* A burst longer than a beat's, from `from` on, has ended: mark the blocks it overlapped
+ * (and the one in progress) as a contraction's. */
+static void lane_mark_contraction(struct emg_onset *o, struct lane *l, uint64_t from)
+{
+	for (unsigned i = 0; i < l->bcount; i++) {
+		struct block *bk = &l->blocks[(l->bhead + o->p.auto_blocks - 1 - i) % o->p.auto_blocks];
+		if (bk->start + o->block_n <= from)
+			break;
+		bk->contraction = 1;
+	}
+	l->cblock = 1;
+}
+
 /* Prefix sums lane_cycle_baseline() keeps per block, in order: */
-enum { CYC_MEAN, CYC_M2, CYC_VAR, CYC_R2, CYC_BAD, CYC_VALID, CYC_RUN, CYC_SUMS };
+enum { CYC_MEAN, CYC_M2, CYC_VAR, CYC_R2, CYC_BAD, CYC_VALID, CYC_LONG, CYC_SUMS };
 
 static int lane_cycle_baseline(const struct emg_onset *o, const struct lane *l, struct emg_baseline *b)
 {
 	const unsigned nb = o->p.auto_blocks, n = l->bcount;
 	const uint64_t end = n ? l->blocks[(l->bhead + nb - 1) % nb].start + o->block_n : 0;
 	const uint64_t span = (uint64_t)o->block_n * nb;
-	/* invalid blocks in a row a beat's burst can make; more is a contraction */
-	const unsigned gap = (unsigned)ceil(CYCLE_BEAT_MS * 1e-3 * o->fs / o->block_n) + 1;
 	double rr = 0, best = INFINITY, *const c = o->cyc;
 	struct emg_baseline w = *b;
-	unsigned m, run = 0;
+	unsigned m, now = 0;
 
 	for (int k = 1; k >= 0 && !(rr > 0); k--)
 		if (l->beat[k] && l->beat[k] <= end && l->beat[k] + span > end)
@@ -709,29 +723,39 @@ static int lane_cycle_baseline(const struct emg_onset *o, const struct lane *l, 
 	 * instead of O(blocks x m), which on 64 lanes cost ~0.3 ns per sample */
 	for (unsigned q = 0; q < CYC_SUMS; q++)
 		c[q] = 0;
+	/* the newest blocks the burst still going on has made invalid */
+	while (l->st == ST_ACTIVE && now < n && !l->blocks[(l->bhead + nb - 1 - now) % nb].valid)
+		now++;
 	for (unsigned j = 0; j < n; j++) {
 		const struct block *bk = &l->blocks[(l->bhead + nb - n + j) % nb];
 		const double *p = c + (size_t)j * CYC_SUMS;
 		double *x = c + (size_t)(j + 1) * CYC_SUMS;
 
-		run = bk->valid ? 0 : run + 1;
 		x[CYC_MEAN] = p[CYC_MEAN] + (bk->usable ? bk->b.mean : 0);
 		x[CYC_M2] = p[CYC_M2] + (bk->usable ? bk->b.sd * bk->b.sd + bk->b.mean * bk->b.mean : 0);
 		x[CYC_VAR] = p[CYC_VAR] + (bk->usable ? bk->b.var : 0);
 		x[CYC_R2] = p[CYC_R2] + (bk->usable ? bk->b.rms * bk->b.rms : 0);
 		x[CYC_BAD] = p[CYC_BAD] + !bk->usable;
 		x[CYC_VALID] = p[CYC_VALID] + (bk->valid != 0);
-		x[CYC_RUN] = p[CYC_RUN] + (run > gap); /* block j ends a run longer than gap */
+		/* A window holding a contraction's first blocks (or its last) next
+		 * to rest is no cardiac cycle, though its invalid blocks are few.
+		 * With rests of 0.25-0.6 s between contractions every window of a
+		 * cycle's length held some (only more invalid blocks in a row
+		 * inside the window than a beat's burst can make counted - which
+		 * a window shorter than that never holds), the baseline rose to the
+		 * contractions' level and the lane went blind: 3 of 5 contractions
+		 * lost in a stream at 10 dB (bench_onset rests).  So a window may
+		 * hold no block of a burst longer than a beat's, nor of the burst
+		 * still going on, which may be one. */
+		x[CYC_LONG] = p[CYC_LONG] + (bk->contraction || j + now >= n);
 	}
 	for (unsigned s0 = 0; s0 + m <= n; s0++) {
 		const double *a = c + (size_t)s0 * CYC_SUMS, *z = c + (size_t)(s0 + m) * CYC_SUMS;
-		/* a run longer than gap inside the window ends at s0 + gap or later */
-		const double *r = c + (size_t)(s0 + gap < s0 + m ? s0 + gap : s0 + m) * CYC_SUMS;
 		const double mean = (z[CYC_MEAN] - a[CYC_MEAN]) / m, var = (z[CYC_VAR] - a[CYC_VAR]) / m;
 		/* the quietest by the method's key, as for single blocks */
 		const double key = o->p.method == EMG_ONSET_BONATO ? var : mean;
 
-		if (z[CYC_BAD] > a[CYC_BAD] || z[CYC_VALID] == a[CYC_VALID] || z[CYC_RUN] > r[CYC_RUN] ||
+		if (z[CYC_BAD] > a[CYC_BAD] || z[CYC_VALID] == a[CYC_VALID] || z[CYC_LONG] > a[CYC_LONG] ||
 		    !(key < best))
 			continue;
 		best = key;
@@ -844,6 +868,8 @@ static void lane_block_end(struct emg_onset *o, unsigned i, uint64_t start, unsi
 	bk->start = start;
 	bk->usable = acc_baseline(&a, o->p.method, &bk->b) == 0;
 	bk->valid = bk->usable && !h->dirty[i];
+	bk->contraction = l->cblock;
+	l->cblock = 0;
 	bk->key = o->p.method == EMG_ONSET_BONATO ? bk->b.var : bk->b.mean;
 	bk->logp = bk->valid ? log(bk->b.var) : 0.0;
 	if (bk->valid)
@@ -1641,6 +1667,8 @@ static void lane_scalar(struct emg_onset *o, unsigned i, unsigned f, uint64_t n,
 	h->armed2[i] = 0; /* the slow RMS still remembers the burst */
 	l->snr_db = burst_snr(l, h->bx2[i], h->bn[i]);
 	l->last_offset = off;
+	if (off > l->onset + o->cycle_beat_n)
+		lane_mark_contraction(o, l, l->onset);
 	l->weak_off = weak || l->weak_on;
 	lane_sync(o, i);
 	emit(o, i, f, EMG_ONSET_OFF, off);

@@ -440,6 +440,42 @@ static void mains(void)
 		}
 }
 
+/*
+ * How close contractions may come: external set 2 five to a stream with rests
+ * of 0.25-0.6 s and 0.6-2 s between them, hodges, `mains = auto` (the default)
+ * and `off`.  The contractions end at once; the 50 Hz notch rings for ~0.5 s
+ * after such an end, above a rest threshold near the noise at high SNR, and
+ * two contractions whose rest it fills become one burst (the second missed).
+ */
+static void rests(void)
+{
+	static const double gaps[][2] = { { 0.25, 0.6 }, { 0.6, 2.0 } };
+
+	printf("contractions in a row, external set 2 (Gaussian) five to a stream, hodges; "
+	       "source = rests s / [dsp] mains\n");
+	eval_print_header(stdout);
+	for (unsigned g = 0; g < 2; g++)
+		for (int off = 0; off <= 1; off++)
+			for (unsigned j = 1; j < NSNR; j++) {
+				struct emg_pipeline_config pc;
+				struct eval_result res = { 0 };
+				char name[32];
+
+				emg_pipeline_config_default(&pc);
+				if (off)
+					pc.filter.mains_hz = 0; /* no notch */
+				snprintf(name, sizeof(name), "%.2g-%.2g/%s", gaps[g][0], gaps[g][1],
+					 off ? "off" : "auto");
+				if (eval_emgdet_chain_rest(data2_path(), snrs[j], 0, gaps[g][0], gaps[g][1],
+							   &pc, &res) < 0) {
+					printf("%-12s: %s not readable, skipped\n", name, data2_path());
+					return;
+				}
+				eval_print_row(stdout, name, snrs[j], "hodges", &res);
+				eval_result_free(&res);
+			}
+}
+
 static int want(int argc, char **argv, const char *what)
 {
 	if (argc < 2)
@@ -538,7 +574,7 @@ static void real(void)
 	}
 }
 
-/* bench_onset [table] [ext] [real] [beats] [heart] [noise] [rates] [mains]: the sections to run (default all; ext: the table's external rows). */
+/* bench_onset [table] [ext] [real] [beats] [heart] [noise] [rates] [mains] [rests]: the sections to run (default all; ext: the table's external rows). */
 int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
@@ -588,6 +624,8 @@ heart:
 		rates();
 	if (want(argc, argv, "mains"))
 		mains();
+	if (want(argc, argv, "rests"))
+		rests();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("(%.1f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));

@@ -379,7 +379,8 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 }
 
 int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, unsigned count,
-		      double burst_uv, double snr_db, int laplace, uint64_t seed)
+		      double rest_lo, double rest_hi, double burst_uv, double snr_db, int laplace,
+		      uint64_t seed)
 {
 	struct emgdet_trial t[EVAL_CHAIN_MAX];
 	uint64_t from[EVAL_CHAIN_MAX], n = 0;
@@ -400,9 +401,9 @@ int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, uns
 			k = got;
 			continue;
 		}
-		/* rest before each contraction: 1.5-2.5 s before the first, then 0.6-2.0 s */
+		/* rest before each contraction: 1.5-2.5 s before the first, then rest_lo-rest_hi */
 		const double u = (double)((seed * 7 + got * 37) % 100) / 99.0;
-		const double pre = got ? 0.6 + 1.4 * u : 1.5 + 1.0 * u;
+		const double pre = got ? rest_lo + (rest_hi - rest_lo) * u : 1.5 + 1.0 * u;
 		const double a = (double)t[got].first - pre * t[got].rate;
 		from[got] = a > 0 ? (uint64_t)a : 0;
 		n += t[got].end - from[got];
@@ -437,13 +438,20 @@ out:
 int eval_emgdet_chain_all(const char *path, double snr, int laplace,
 			  const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
+	return eval_emgdet_chain_rest(path, snr, laplace, 0.6, 2.0, cfg, res);
+}
+
+int eval_emgdet_chain_rest(const char *path, double snr, int laplace, double rest_lo,
+			   double rest_hi, const struct emg_pipeline_config *cfg,
+			   struct eval_result *res)
+{
 	unsigned trial = 0;
 	int err;
 
 	for (uint64_t k = 0;; k++) {
 		struct eval_rec r;
-		if ((err = eval_emgdet_chain(&r, path, &trial, EVAL_CHAIN_N, 50.0, snr, laplace,
-					     2000 + k)) < 0)
+		if ((err = eval_emgdet_chain(&r, path, &trial, EVAL_CHAIN_N, rest_lo, rest_hi, 50.0,
+					     snr, laplace, 2000 + k)) < 0)
 			return k ? 0 : err; /* no more trials with an end: done */
 		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
 		eval_rec_free(&r);

@@ -138,17 +138,23 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 /*
  * `count` contractions in one stream, as a session of repetitions records
  * them: the next `count` trials from *trial (advanced past them) of emgdet-train.bin that end
- * inside the file (true offsets), each from 0.6-2.0 s of its own rest before
- * its onset (1.5-2.5 s before the first) to its end, and 1 s of rest after the
+ * inside the file (true offsets), each from rest_lo-rest_hi s of its own rest
+ * before its onset (1.5-2.5 s before the first) to its end, and 1 s of rest after the
  * last; each scaled to burst_uv RMS over its contraction, then white noise at
  * snr_db over the whole stream from seed.  Truths as eval_emgdet's, one per
  * contraction.
  */
 int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, unsigned count,
-		      double burst_uv, double snr_db, int laplace, uint64_t seed);
+		      double rest_lo, double rest_hi, double burst_uv, double snr_db, int laplace,
+		      uint64_t seed);
 
-/* Every EVAL_CHAIN_N-contraction stream of path (emgdet-train.bin) at snr through the
- * pipeline with cfg (NULL: the offline reference); added to res. */
+/* Every EVAL_CHAIN_N-contraction stream of path (emgdet-train.bin) at snr, rest_lo-rest_hi s
+ * apart, through the pipeline with cfg (NULL: the offline reference); added to res. */
+int eval_emgdet_chain_rest(const char *path, double snr, int laplace, double rest_lo,
+			   double rest_hi, const struct emg_pipeline_config *cfg,
+			   struct eval_result *res);
+
+/* eval_emgdet_chain_rest() with the rests of a session of repetitions, 0.6-2.0 s. */
 int eval_emgdet_chain_all(const char *path, double snr, int laplace,
 			  const struct emg_pipeline_config *cfg, struct eval_result *res);
 
