@@ -944,6 +944,46 @@ START_TEST(test_cardiac_cycle_baseline)
 END_TEST
 
 /*
+ * No heart, but "beats" told all the same: an ECG stage on a lane without a
+ * heart locks on a long contraction's own peaks (a rhythm of ~0.45 s inside
+ * 5 s contractions at 10 dB) and keeps its lock through a short rest.  Five
+ * 3 s contractions at 10 dB, 0.3-0.5 s apart, beats told every 450 ms
+ * throughout.  The lane must not count as cardiac on beats found inside its
+ * contractions, and a cardiac window must not take in a contraction's blocks
+ * next to a short rest: before, the threshold rose to the contraction's level
+ * while it went on, the burst ended inside the contraction and the lane found
+ * the next ones late (hodges: 3 of 5 onsets in time, 2 inside contractions).
+ */
+START_TEST(test_contractions_with_false_beats)
+{
+	static const uint64_t contr[] = { 2000, 5400, 8700, 12150, 15500 }; /* ms, 3 s each */
+	static const int64_t early[] = { 50, 50, 50, 50, 50 };
+	const uint64_t n = MS(19000);
+	struct burst b[5];
+
+	for (unsigned k = 0; k < 5; k++)
+		b[k] = (struct burst){ MS(contr[k]), MS(contr[k] + 3000), 3.0 };
+	float *x = make_signal(4545, 1, n, b, 5, 0);
+	for (int m = EMG_ONSET_HODGES; m <= EMG_ONSET_BONATO; m++) {
+		struct emg_onset *o = make((enum emg_onset_method)m, 1);
+		struct capture *c = calloc(1, sizeof(*c));
+		uint64_t seen[5], on[5];
+		unsigned hit, fa;
+
+		feed_beats(o, x, n, MS(1000), MS(450), 1, (double)MS(450), c);
+		score_contractions(c, contr, early, 5, &hit, &fa, seen, on);
+		printf("false beats, %s: %u of 5 contractions, %u other onsets after 3 s\n",
+		       emg_onset_method_name((enum emg_onset_method)m), hit, fa);
+		fflush(stdout);
+		ck_assert_uint_eq(hit, 5);
+		emg_onset_free(o);
+		free(c);
+	}
+	free(x);
+}
+END_TEST
+
+/*
  * A pop, then a contraction that starts while the pop still decays above the
  * noise (the realistic synth at 40 dB: two contractions after a pop, inside
  * its notch ring, were never reported).  The gate drops the pop's burst; the
@@ -1129,6 +1169,7 @@ static Suite *onset_suite(void)
 	tcase_add_loop_test(tc, test_low_rates_chunking, 0, 2);
 	tcase_add_test(tc, test_qrs_then_contraction);
 	tcase_add_test(tc, test_cardiac_cycle_baseline);
+	tcase_add_test(tc, test_contractions_with_false_beats);
 	tcase_add_loop_test(tc, test_pop_then_contraction, 0, NMETHODS);
 	tcase_add_loop_test(tc, test_startup_gate, 0, NMETHODS);
 	tcase_add_test(tc, test_beat_gate);
