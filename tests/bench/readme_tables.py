@@ -7,9 +7,9 @@
 
 The onset table takes each source's hodges and offline rows, the offset table
 the hodges and offline rows of "offset accuracy", the per-rate table the rows of
-the `rates` section and the real-recording table those of the `real` section
-(when the run had them); everything else in the README
-is left alone, so `git diff README.md` shows exactly which figures moved.  The
+the `rates` section, the real-recording table those of the `real` section and
+the rests table those of the `rests` section (when the run had them); everything
+else in the README is left alone, so `git diff README.md` shows exactly which figures moved.  The
 tables are copied, never typed: a figure in them is what the benchmark printed.
 """
 import os
@@ -37,6 +37,8 @@ HEAD_OFF = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e m
 HEAD_RATE = (r'\| source \| rate Hz \| SNR dB \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
              r'missed \| false onsets / muscle-min \| lag p90 ms \|')
 RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth'}
+
+HEAD_RESTS = r'\| rests \| `mains` \| 10 dB \| 20 dB \| 40 dB \|'
 
 HEAD_REAL = (r'\| detector \| contractions found \| false onsets / min of rest \| median \\\|d\\\| ms \| '
              r'mean d ms \| p90 \\\|d\\\| ms \|')
@@ -79,6 +81,22 @@ def rate_rows(bench):
     return out
 
 
+def rests_rows(bench):
+    """The README rows of the rests table (`bench_onset rests`): misses per rest range and mains."""
+    cells, order = {}, []
+    for line in bench.splitlines():
+        p = line.split()
+        m = re.match(r'^([\d.]+)-([\d.]+)/(auto|off)$', p[0]) if len(p) == 10 else None
+        if not m or p[2] != 'hodges':
+            continue
+        key = ('%s-%s s' % (m.group(1), m.group(2)), 'auto (default)' if m.group(3) == 'auto' else 'off')
+        if key not in cells:
+            cells[key], order = {}, order + [key]
+        cells[key][p[1]] = p[7].split('/')[0]
+    return ['| %s | %s | %s |' % (k[0], k[1], ' | '.join(cells[k].get(snr, '-') for snr in ('10', '20', '40')))
+            for k in order]
+
+
 def rows(bench):
     """The README rows of the onset and the offset table, in bench order."""
     on, off, in_off = [], [], False
@@ -110,6 +128,7 @@ def main():
     on, off = rows(bench)
     rate = rate_rows(bench)
     real = real_rows(bench)
+    rests = rests_rows(bench)
     if not on or not off:
         sys.exit('readme_tables: %s holds no bench_onset table (onset rows %d, offset rows %d)'
                  % (sys.argv[1], len(on), len(off)))
@@ -120,9 +139,11 @@ def main():
         text = replace_body(text, HEAD_RATE, rate)
     if real:  # ... and the `real` section
         text = replace_body(text, HEAD_REAL, real)
+    if rests:  # ... and the `rests` section
+        text = replace_body(text, HEAD_RESTS, rests)
     open(readme, 'w', encoding='utf-8').write(text)
-    print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows'
-          % (len(on), len(off), len(rate), len(real)))
+    print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows, %d rest rows'
+          % (len(on), len(off), len(rate), len(real), len(rests)))
 
 
 if __name__ == '__main__':
