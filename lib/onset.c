@@ -683,12 +683,18 @@ static void lane_install(struct emg_onset *o, struct lane *l, const struct emg_b
  * end; beats told inside a contraction are not kept, emg_onset_beat()).
  * Only the ECG stage tells beats: without it (`ecg = off`) nothing changes.
  */
+/* Index in l->blocks of the i-th newest complete block (0: the newest; i < l->bcount). */
+static inline unsigned block_back(const struct emg_onset *o, const struct lane *l, unsigned i)
+{
+	return (l->bhead + o->p.auto_blocks - 1 - i) % o->p.auto_blocks;
+}
+
 /* A burst longer than a beat's, from `from` on, has ended: mark the blocks it overlapped
  * (and the one in progress) as a contraction's. */
 static void lane_mark_contraction(struct emg_onset *o, struct lane *l, uint64_t from)
 {
 	for (unsigned i = 0; i < l->bcount; i++) {
-		struct block *bk = &l->blocks[(l->bhead + o->p.auto_blocks - 1 - i) % o->p.auto_blocks];
+		struct block *bk = &l->blocks[block_back(o, l, i)];
 		if (bk->start + o->block_n <= from)
 			break;
 		bk->contraction = 1;
@@ -702,7 +708,7 @@ enum { CYC_MEAN, CYC_M2, CYC_VAR, CYC_R2, CYC_BAD, CYC_VALID, CYC_LONG, CYC_SUMS
 static int lane_cycle_baseline(const struct emg_onset *o, const struct lane *l, struct emg_baseline *b)
 {
 	const unsigned nb = o->p.auto_blocks, n = l->bcount;
-	const uint64_t end = n ? l->blocks[(l->bhead + nb - 1) % nb].start + o->block_n : 0;
+	const uint64_t end = n ? l->blocks[block_back(o, l, 0)].start + o->block_n : 0;
 	const uint64_t span = (uint64_t)o->block_n * nb;
 	double rr = 0, best = INFINITY, *const c = o->cyc;
 	struct emg_baseline w = *b;
@@ -724,7 +730,7 @@ static int lane_cycle_baseline(const struct emg_onset *o, const struct lane *l, 
 	for (unsigned q = 0; q < CYC_SUMS; q++)
 		c[q] = 0;
 	/* the newest blocks the burst still going on has made invalid */
-	while (l->st == ST_ACTIVE && now < n && !l->blocks[(l->bhead + nb - 1 - now) % nb].valid)
+	while (l->st == ST_ACTIVE && now < n && !l->blocks[block_back(o, l, now)].valid)
 		now++;
 	for (unsigned j = 0; j < n; j++) {
 		const struct block *bk = &l->blocks[(l->bhead + nb - n + j) % nb];
@@ -896,8 +902,7 @@ static void lane_invalidate_since(struct emg_onset *o, struct lane *l, uint64_t 
 
 	o->h.dirty[l - o->lanes] = 1;
 	for (unsigned i = 0; i < l->bcount; i++) {
-		unsigned idx = (l->bhead + o->p.auto_blocks - 1 - i) % o->p.auto_blocks;
-		struct block *bk = &l->blocks[idx];
+		struct block *bk = &l->blocks[block_back(o, l, i)];
 		if (bk->start + o->block_n <= from)
 			break;
 		if (bk->valid) {
