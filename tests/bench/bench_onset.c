@@ -150,13 +150,9 @@ static void offsets(void)
 		}
 }
 
-/* How an external source's streams are made of path's trials: one per trial, or chained. */
-typedef int (*ext_fn)(const char *path, double snr, int laplace,
-		      const struct emg_pipeline_config *cfg, struct eval_result *res);
-
 /* An external set's rows: path's trials through `all` with Gaussian or Laplacian noise at snr; offsets kept with `keep`. */
-static void ext_source(const char *name, const char *path, ext_fn all, int laplace, double snr,
-		       int keep)
+static void ext_source(const char *name, const char *path, eval_source_fn all, int laplace,
+		       double snr, int keep)
 {
 	struct eval_result res[NDET];
 

@@ -435,6 +435,15 @@ out:
 	return err;
 }
 
+/* r through the pipeline with cfg, or the offline reference with cfg NULL, into res; then free r. */
+static int run_free(struct eval_rec *r, const struct emg_pipeline_config *cfg, struct eval_result *res)
+{
+	int err = cfg ? eval_run_online(r, cfg, res) : eval_run_offline(r, res);
+
+	eval_rec_free(r);
+	return err;
+}
+
 int eval_emgdet_chain_all(const char *path, double snr, int laplace,
 			  const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
@@ -453,9 +462,7 @@ int eval_emgdet_chain_rest(const char *path, double snr, int laplace, double res
 		if ((err = eval_emgdet_chain(&r, path, &trial, EVAL_CHAIN_N, rest_lo, rest_hi, 50.0,
 					     snr, laplace, 2000 + k)) < 0)
 			return k ? 0 : err; /* no more trials with an end: done */
-		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
-		eval_rec_free(&r);
-		if (err < 0)
+		if ((err = run_free(&r, cfg, res)) < 0)
 			return err;
 	}
 }
@@ -1216,9 +1223,7 @@ int eval_emgdet_art_all(const char *path, double snr, int laplace, const struct 
 		for (uint64_t i = 0; (offset != 0 || a->hum_hz > 0) && i < r.n; i++)
 			r.x[i] += (float)(offset + (a->hum_hz > 0 ? burst_uv * a->hum_rel * M_SQRT2 *
 					  sin(2.0 * M_PI * a->hum_hz * (double)i / r.fs + t) : 0.0));
-		err = cfg ? eval_run_online(&r, cfg, res) : eval_run_offline(&r, res);
-		eval_rec_free(&r);
-		if (err < 0)
+		if ((err = run_free(&r, cfg, res)) < 0)
 			return err;
 	}
 	return 0;

@@ -245,6 +245,11 @@ void eval_result_free(struct eval_result *res);
 int eval_emgdet_all(const char *path, double snr, int laplace,
 		    const struct emg_pipeline_config *cfg, struct eval_result *res);
 
+/* A source of external streams (eval_emgdet_all, eval_emgdet_chain_all): path's trials with
+ * noise at snr through the pipeline with cfg, or the offline reference with cfg NULL; adds to res. */
+typedef int (*eval_source_fn)(const char *path, double snr, int laplace,
+			      const struct emg_pipeline_config *cfg, struct eval_result *res);
+
 /* What eval_emgdet_art_all() adds to each trial, from its first sample (zero: nothing). */
 struct eval_artefacts {
 	double hum_hz, hum_rel; /* mains hum at hum_hz, hum_rel times the contraction's RMS, a phase per trial */

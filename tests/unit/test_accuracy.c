@@ -77,9 +77,8 @@ START_TEST(test_external)
 						  { "ext2-gauss", "ext2-laplace" },
 						  { "ext2x5-gauss", "ext2x5-lapl" } };
 	static const char *const path[3] = { EXT, EXT2, EXT2 };
-	int (*const all[3])(const char *, double, int, const struct emg_pipeline_config *,
-			    struct eval_result *) = { eval_emgdet_all, eval_emgdet_all,
-						      eval_emgdet_chain_all };
+	static const eval_source_fn all[3] = { eval_emgdet_all, eval_emgdet_all,
+					       eval_emgdet_chain_all };
 
 	eval_print_header(stdout);
 	for (int set = 0; set < 3; set++)
