@@ -9,6 +9,10 @@
 #include "filter.h"
 #include "simd.h"
 
+#if EMG_SIMD_X86
+#include <immintrin.h>
+#endif
+
 #define CACHELINE 64
 /* Floats per cache line: state arrays are padded to this so each starts on its own line. */
 #define LINE_FLOATS (CACHELINE / sizeof(float))
@@ -72,6 +76,7 @@ struct emg_filter {
 	 * the first difference, which takes out any electrode offset, at
 	 * detect_hz); the 60 Hz family waits in alt[n60] */
 	unsigned nhp, n50, n60;
+	unsigned ngate;      /* gated notches: the lowest GATE_NOTCHES, or 0 (notch_gate = 0) */
 	struct biquad *alt;
 	uint64_t detect_n, detect_left;
 	double *gz;          /* [NDETECT][2][nch] Goertzel states s1, s2 */
@@ -80,12 +85,148 @@ struct emg_filter {
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
 	float *off;          /* [stride] each channel's offset, taken off all (note_offset()) */
 	float *last;         /* [nch] the last input frame (0 before the first) */
+	/* gated notches: each channel's 1 / lim (0: no level yet), the notches'
+	 * input power summed over the current gate block, and its rest level */
+	float *ilim, *acc;   /* [stride] */
+	float *dens;         /* [2][stride] each channel's recent share of outliers, and of input beyond lim */
+	int32_t *cnt;        /* [stride] frames into its episode of outliers (0: none) */
+	float *snap;         /* [2 GATE_NOTCHES][stride] the gated notches' states as it began, turned on since */
+	float dens_a;        /* the share's smoothing per frame (GATE_DENS_S) */
+	unsigned hold_n;     /* frames an episode must last to be forgotten (GATE_HOLD_S) */
+	unsigned hold_max;   /* ... and may last (GATE_MAX_S) */
+	float *mins;         /* [nch][GATE_SUBS + 1]: minima of past sub-windows, then the current one's */
+	unsigned gpos, glen; /* frames into the gate block, and its length */
+	unsigned gblk, gsub; /* blocks into the current sub-window, and its slot in mins */
+	uint64_t pos;        /* frames run through the chain since the start or a reset */
 	int gap;             /* the next frame follows a gap, or is the first (note_offset()) */
 	void (*block)(struct emg_filter *f, float *frames, unsigned n);
 };
 
 typedef void (*block_fn)(struct emg_filter *f, float *frames, unsigned n);
 static block_fn pick_block(unsigned nch);
+
+/*
+ * Gated notches.  A notch is x - bp(x), bp the band-pass of its own band: a
+ * resonator that learns the hum.  But it learns whatever else lies in that
+ * band, and a Q 30 resonator forgets with a 0.19 s time constant: after a
+ * contraction that stops at once it rings on at ~-24 dB of the contraction.
+ * At 40 dB SNR that ring stayed above a rest threshold for ~0.5 s: it merged
+ * contractions 0.25-0.6 s apart (29 of 45 lost) and put offsets +34 ms late
+ * on average, p90 73 ms (bench_onset, second external set).
+ *
+ * So the lowest notches forget a strong contraction once it is over.  As an
+ * episode of outliers begins their states are kept aside (snap); when it
+ * ends, if it lasted GATE_HOLD_S to GATE_MAX_S, the states go back to that
+ * snapshot turned on to now as a band-pass fed its own output would turn it
+ * - poles on the unit circle: without loss, a free-running copy of the hum
+ * it had learnt (gate_turn()).  What the contraction put into them is gone,
+ * the hum estimate is not, and nothing rings on.  During the contraction,
+ * and all the time, the notch is the plain linear notch: the same gain on a
+ * contraction whatever its size (levels and %MVC stay comparable), the same
+ * shape for every heartbeat (a QRS is shorter than GATE_HOLD_S).  Outliers
+ * are samples where both the input and the input less what the notches
+ * expect (the hum) lie beyond lim; an episode begins when their share over
+ * GATE_DENS_S passes GATE_DENS_ON and ends when it and the share of input
+ * beyond lim have fallen under GATE_DENS_OFF - a contraction's input falls
+ * back as it ends, while a hum that appears keeps it high as it is learnt,
+ * and runs out at GATE_MAX_S without being forgotten.  lim is GATE_K times
+ * the RMS of the notches' output at rest, per channel: the quietest
+ * GATE_BLOCK_S block of the last 10-11 s (the minimum of GATE_SUBS
+ * sub-windows' minima and the current one's); a contraction shorter than
+ * that does not raise it, a quieter rest lowers it at once.  With white
+ * noise lim is ~15 times its RMS: only contractions ~25 dB and more above
+ * rest are forgotten - the ones whose ring would show.
+ *
+ * What remains: the ring between a contraction's end and the episode's
+ * (~30 ms), so at 40 dB offsets still come ~+18 ms late (+34 before).  Tried
+ * and not kept: holding the notches during the contraction instead (their
+ * output p, no ring at all: offsets -2 ms) - a held contraction then kept its
+ * EMG's 50-200 Hz lines, +3-10 % RMS against one too weak to be held, and
+ * its envelope peaks up to +14 %; and gating each sample by its size, which
+ * changed every heartbeat's shape with its amplitude (the ECG stage took
+ * 0-4 % instead of 7 % out of ecg8 at rest) and gated the tails of
+ * Laplacian noise (misses at 0 dB 33 -> 45 of 99).
+ */
+#define GATE_BLOCK_S 0.05
+#define GATE_SUB_BLOCKS 25 /* 1.25 s */
+#define GATE_SUBS 8        /* x 1.25 s: the 10 s the level is the minimum of */
+#define GATE_K 20.0
+#define GATE_DENS_S 0.01
+#define GATE_EVERY 4 /* frames per look for outliers: their share needs no finer step */
+#define GATE_DENS_ON 0.2f
+#define GATE_DENS_OFF 0.05f
+#define GATE_HOLD_S 0.1
+#define GATE_MAX_S 8.0
+/* Only the lowest harmonics' notches are gated: a notch rings for Q / (pi f0),
+ * 0.19 s at 50 Hz but under 40 ms from 250 Hz up, and the gate costs (all
+ * eight cost ~0.15 ns per channel-sample more than four in bench_dsp, for
+ * the same onsets, offsets and merges on the external data). */
+#define GATE_NOTCHES 4u
+_Static_assert(GATE_NOTCHES <= 4, "the gated notches run as one group (filter_kernel.h)");
+#define GATE_MIN_LVL 1e-2 /* uV^2: (0.1 uV)^2, under any amplifier's noise */
+
+/*
+ * (a1, a2) turned n frames on by the lossless recursion of a notch's
+ * band-pass fed its own output, a1' = c2 a1 + a2, a2' = -a1 (filter_kernel.h,
+ * scaled states), in closed form: with
+ * c2 = 2 cos t, a1 after n frames is a1 U(n) + a2 U(n - 1), U(n) =
+ * sin((n + 1) t) / sin t (Chebyshev polynomials of the second kind).
+ */
+static void gate_turn(float *a1, float *a2, float c2, int32_t n)
+{
+	const double t = acos(fmax(-1.0, fmin(1.0, 0.5 * c2))), st = sin(t);
+	const double u0 = sin((n + 1) * t) / st, u1 = sin(n * t) / st, u2 = sin((n - 1) * t) / st;
+	const double x = *a1, y = *a2;
+
+	*a1 = (float)(x * u0 + y * u1);
+	*a2 = (float)(-(x * u1 + y * u2));
+}
+
+static void gate_reset(struct emg_filter *f)
+{
+	for (size_t ch = 0; ch < f->stride; ch++) {
+		f->ilim[ch] = 0.0f;
+		f->acc[ch] = 0.0f;
+		f->dens[ch] = f->dens[f->stride + ch] = 0.0f;
+		f->cnt[ch] = 0;
+	}
+	for (size_t i = 0; i < (size_t)f->nch * (GATE_SUBS + 1); i++)
+		f->mins[i] = INFINITY;
+	memset(f->snap, 0, 2 * GATE_NOTCHES * f->stride * sizeof(float));
+	f->gblk = f->gsub = 0;
+	f->gpos = 0;
+}
+
+/* A gate block ended: each channel's rest level and 1 / lim from its power. */
+static void gate_update(struct emg_filter *f)
+{
+	const int roll = ++f->gblk == GATE_SUB_BLOCKS;
+
+	for (unsigned ch = 0; ch < f->nch; ch++) {
+		float *m = f->mins + (size_t)ch * (GATE_SUBS + 1), *cur = m + GATE_SUBS;
+		const float p = f->acc[ch] / (float)f->glen;
+		float l = INFINITY;
+
+		f->acc[ch] = 0.0f;
+		if (p > 0.0f && p < *cur) /* a channel of zeros tells nothing */
+			*cur = p;
+		for (unsigned i = 0; i <= GATE_SUBS; i++)
+			l = m[i] < l ? m[i] : l;
+		if (roll) {
+			m[f->gsub] = *cur;
+			*cur = INFINITY;
+		}
+		if (l < INFINITY) {
+			l = l < GATE_MIN_LVL ? (float)GATE_MIN_LVL : l;
+			f->ilim[ch] = (float)(1.0 / (GATE_K * sqrt(l)));
+		}
+	}
+	if (roll) {
+		f->gblk = 0;
+		f->gsub = (f->gsub + 1) % GATE_SUBS;
+	}
+	f->gpos = 0;
+}
 
 void emg_filter_spec_default(struct emg_filter_spec *s)
 {
@@ -95,6 +236,7 @@ void emg_filter_spec_default(struct emg_filter_spec *s)
 	s->lowpass_order = 4;
 	s->mains_hz = EMG_FILTER_MAINS_AUTO;
 	s->notch_q = 30.0;
+	s->notch_gate = 1;
 }
 
 int emg_filter_mains_parse(const char *s, double *hz)
@@ -280,12 +422,25 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->block = pick_block(nch);
 	f->off = calloc(stride, sizeof(*f->off)); /* padded: the kernels read whole columns */
 	f->last = calloc(nch, sizeof(*f->last));
+	f->ilim = aligned_alloc(CACHELINE, stride * sizeof(float));
+	f->acc = aligned_alloc(CACHELINE, stride * sizeof(float));
+	f->dens = aligned_alloc(CACHELINE, 2 * stride * sizeof(float));
+	f->cnt = aligned_alloc(CACHELINE, stride * sizeof(int32_t));
+	f->snap = aligned_alloc(CACHELINE, 2 * GATE_NOTCHES * stride * sizeof(float));
+	f->hold_n = (unsigned)lround(GATE_HOLD_S * fs);
+	f->hold_max = (unsigned)lround(GATE_MAX_S * fs);
+	f->dens_a = (float)(1.0 - exp(-(double)GATE_EVERY / (GATE_DENS_S * fs)));
+	f->mins = malloc((size_t)nch * (GATE_SUBS + 1) * sizeof(*f->mins));
+	f->glen = (unsigned)lround(GATE_BLOCK_S * fs);
+	f->ngate = s->notch_gate ? GATE_NOTCHES : 0;
 	f->gap = 1;
-	if (!f->sec || !f->z || !f->tail || !f->off || !f->last) {
+	if (!f->sec || !f->z || !f->tail || !f->off || !f->last || !f->ilim || !f->acc || !f->dens || !f->cnt || !f->snap ||
+	    !f->mins) {
 		emg_filter_free(f);
 		return -ENOMEM;
 	}
 	memset(f->z, 0, bytes);
+	gate_reset(f);
 
 	/*
 	 * High-pass first so a large electrode offset never reaches the
@@ -328,6 +483,12 @@ void emg_filter_free(struct emg_filter *f)
 	free(f->off);
 	free(f->last);
 	free(f->alt);
+	free(f->ilim);
+	free(f->acc);
+	free(f->dens);
+	free(f->cnt);
+	free(f->snap);
+	free(f->mins);
 	free(f);
 }
 
@@ -445,8 +606,14 @@ static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
 	while (nframes > 0) {
 		unsigned n = nframes < FLUSH_EVERY ? nframes : FLUSH_EVERY;
 
+		/* gate blocks end at fixed frames, whatever the caller's blocks */
+		if (f->nnotch && f->ngate && n > f->glen - f->gpos)
+			n = f->glen - f->gpos;
 		f->block(f, frames, n);
 		flush_tiny(f->z, 2 * (size_t)f->nsec * f->stride);
+		f->pos += n;
+		if (f->nnotch && f->ngate && (f->gpos += n) == f->glen)
+			gate_update(f);
 		frames += (size_t)n * f->nch;
 		nframes -= n;
 	}
@@ -479,6 +646,7 @@ static void note_offset(struct emg_filter *f, const float *frames)
 void emg_filter_gap(struct emg_filter *f)
 {
 	f->gap = 1;
+	gate_reset(f); /* what resumes may sit at another level */
 }
 
 void emg_filter_run(struct emg_filter *f, float *frames, unsigned nframes)
@@ -510,6 +678,8 @@ void emg_filter_reset(struct emg_filter *f)
 	memset(f->off, 0, f->stride * sizeof(float));
 	memset(f->last, 0, f->nch * sizeof(float));
 	f->gap = 1;
+	f->pos = 0;
+	gate_reset(f);
 }
 
 double emg_filter_response_db(const struct emg_filter *f, double hz)

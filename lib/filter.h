@@ -23,6 +23,8 @@ struct emg_filter_spec {
 	unsigned lowpass_order;  /* even, 2..8 (default 4) */
 	double mains_hz;         /* 50, 60 (any 40..70), 0 = no notch, or EMG_FILTER_MAINS_AUTO (default) */
 	double notch_q;          /* notch quality factor (default 30) */
+	int notch_gate;          /* the lowest notches forget a strong contraction once it ends
+				  * (default 1; filter.c, "Gated notches"); 0: plain notches */
 };
 
 /*

@@ -44,22 +44,7 @@ AI VF EMG_K(sqrt)(VF v)
 	return r;
 }
 
-AI int EMG_K(any)(VI m)
-{
-#if defined(__AVX512F__) && EMG_VL == 16
-	return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
-#elif defined(__AVX__) && EMG_VL == 8
-	return !_mm256_testz_si256((__m256i)m, (__m256i)m);
-#elif defined(__SSE4_1__) && EMG_VL == 4
-	return !_mm_testz_si128((__m128i)m, (__m128i)m);
-#else
-	int32_t r = 0;
-
-	for (int j = 0; j < EMG_VL; j++)
-		r |= m[j];
-	return r != 0;
-#endif
-}
+#include "simd_any.h"
 
 /* The main pass over one chunk (nf frames, first sample `first`) for one method. */
 AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const int method)

@@ -883,6 +883,7 @@ static int offline_dets(const struct eval_rec *r, struct dets *d)
 	memcpy(x, r->x, sizeof(float) * n * nch);
 	emg_filter_spec_default(&spec);
 	spec.mains_hz = has_hum(r, 50) ? 50 : 0;
+	spec.notch_gate = 0; /* offline tools notch linearly, forward and back */
 	if ((err = emg_filter_new(&f, &spec, r->fs, nch)) < 0)
 		goto out;
 	emg_filter_run(f, x, (unsigned)n); /* forward ... */
