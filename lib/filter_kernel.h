@@ -11,7 +11,7 @@
  * the four sections of one frame overlap the next frame in the out-of-order
  * core.  The arithmetic per channel is exactly the run loop's in filter.c
  * (transposed direct form II), so any column width gives the same result.
- * The notches run as gated band-passes (npass), a group of their own.
+ * The lowest notches run as gated band-passes (npass), a group of their own.
  */
 
 typedef float EMG_K(vf) __attribute__((vector_size(EMG_VL * 4)));
@@ -105,31 +105,10 @@ static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(vsel)(EMG_K(vi) m, 
 	return (EMG_K(vf))(((EMG_K(vi))a & m) | ((EMG_K(vi))b & ~m));
 }
 
-/* Lane-wise min(|a|, |b|). */
-static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(minabs)(EMG_K(vf) a, EMG_K(vf) b)
+/* Lane-wise |a| (the sign bit cleared). */
+static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(vabs)(EMG_K(vf) a)
 {
-	const EMG_K(vi) m = (EMG_K(vi)){ 0 } + 0x7fffffff;
-	const EMG_K(vf) x = (EMG_K(vf))((EMG_K(vi))a & m), y = (EMG_K(vf))((EMG_K(vi))b & m);
-
-	return EMG_K(vsel)(x < y, x, y);
-}
-
-static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(vmax)(EMG_K(vf) a, EMG_K(vf) b)
-{
-	EMG_K(vf) r;
-
-	for (int j = 0; j < EMG_VL; j++)
-		r[j] = a[j] > b[j] ? a[j] : b[j];
-	return r;
-}
-
-static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(vmin)(EMG_K(vf) a, EMG_K(vf) b)
-{
-	EMG_K(vf) r;
-
-	for (int j = 0; j < EMG_VL; j++)
-		r[j] = a[j] < b[j] ? a[j] : b[j];
-	return r;
+	return (EMG_K(vf))((EMG_K(vi))a & ((EMG_K(vi)){ 0 } + 0x7fffffff));
 }
 
 /*
@@ -190,14 +169,15 @@ EMG_K(npass)(const struct emg_filter *f, const struct biquad *bq, const unsigned
 #pragma GCC unroll 4
 				for (unsigned g = 0; g < G; g++)
 					e -= s1[q][g];
-				const EMG_K(vf) out = EMG_K(minabs)(e, v) * il[q];
+				const EMG_K(vf) av = EMG_K(vabs)(v), ae = EMG_K(vabs)(e);
+				const EMG_K(vf) out = EMG_K(vsel)(ae < av, ae, av) * il[q];
 				d[q] += f->dens_a * (EMG_K(vsel)(out > one, one, zero) - d[q]);
 				/* ... and of samples beyond lim at the input alone (a hum too) */
-				dv[q] += f->dens_a * (EMG_K(vsel)(EMG_K(minabs)(v, v) * il[q] > one, one, zero) - dv[q]);
-				/* episodes: cnt frames since one began (0: none), counted past cap */
-				/* an episode ends once both shares are low: a contraction's
-				 * input falls back as it ends, a new hum's does not while it
-				 * is learnt - that one runs out at GATE_MAX_S, not forgotten */
+				dv[q] += f->dens_a * (EMG_K(vsel)(av * il[q] > one, one, zero) - dv[q]);
+				/* episodes, cnt frames since one began (0: none; counted past
+				 * cap), end once both shares are low: a contraction's input
+				 * falls back as it ends, a new hum's does not while it is
+				 * learnt - that one runs out at GATE_MAX_S, not forgotten */
 				const EMG_K(vi) ends = (cnt[q] != izero) & (d[q] < GATE_DENS_OFF) &
 						       ((dv[q] < GATE_DENS_OFF) | (cnt[q] > cap));
 				const EMG_K(vi) start = (cnt[q] == izero) & (d[q] > GATE_DENS_ON);
