@@ -85,8 +85,8 @@ struct emg_filter {
 	float *tail;         /* FLUSH_EVERY x 16 scratch for the last partial column of channels */
 	float *off;          /* [stride] each channel's offset, taken off all (note_offset()) */
 	float *last;         /* [nch] the last input frame (0 before the first) */
-	/* gated notches: each channel's 1 / lim (0: no level yet), the notches'
-	 * input power summed over the current gate block, and its rest level */
+	/* gated notches: each channel's 1 / lim (0: no level yet), and the gated
+	 * notches' output power summed over the current gate block */
 	float *ilim, *acc;   /* [stride] */
 	float *dens;         /* [2][stride] each channel's recent share of outliers, and of input beyond lim */
 	int32_t *cnt;        /* [stride] frames into its episode of outliers (0: none) */
@@ -142,13 +142,14 @@ static block_fn pick_block(unsigned nch);
  * GATE_DENS_OFF 0.05 the end came ~10 ms later, +19 ms, and more beats and
  * bursts of a real 8-channel recording were forgotten: the ECG stage took
  * 5 % instead of 7 % out of its rest; at 0.25 a contraction's end was seen
- * too early, 7 of 45 merged again).  Tried and not kept: holding the notches during the contraction instead (their
- * output p, no ring at all: offsets -2 ms) - a held contraction then kept its
- * EMG's 50-200 Hz lines, +3-10 % RMS against one too weak to be held, and
- * its envelope peaks up to +14 %; and gating each sample by its size, which
- * changed every heartbeat's shape with its amplitude (the ECG stage took
- * 0-4 % instead of 7 % out of ecg8 at rest) and gated the tails of
- * Laplacian noise (misses at 0 dB 33 -> 45 of 99).
+ * too early, 7 of 45 merged again).  Tried and not kept: holding the notches
+ * during the contraction instead (their output p, no ring at all: offsets
+ * -2 ms) - a held contraction then kept its EMG's 50-200 Hz lines, +3-10 %
+ * RMS against one too weak to be held, and its envelope peaks up to +14 %;
+ * and gating each sample by its size, which changed every heartbeat's shape
+ * with its amplitude (the ECG stage took 0-4 % instead of 7 % out of ecg8
+ * at rest) and gated the tails of Laplacian noise (misses at 0 dB 33 -> 45
+ * of 99).
  */
 #define GATE_BLOCK_S 0.05
 #define GATE_SUB_BLOCKS 25 /* 1.25 s */
@@ -169,7 +170,7 @@ static block_fn pick_block(unsigned nch);
  * notches hold much of it, and putting their states back made a step the
  * detector took for onsets - false onsets on the real tibialis recording
  * 0.29 -> 0.72 per minute of rest, plain synth at 40 dB 0.12 -> 0.55 per
- * muscle-minute.  Gated from 500 Hz up. */
+ * muscle-minute.  Gated from GATE_MIN_FS up (500 Hz amplifiers and faster). */
 #define GATE_MIN_FS 400.0 /* Hz */
 _Static_assert(GATE_NOTCHES <= 4, "the gated notches run as one group (filter_kernel.h)");
 #define GATE_MIN_LVL 1e-2 /* uV^2: (0.1 uV)^2, under any amplifier's noise */
@@ -443,8 +444,8 @@ int emg_filter_new(struct emg_filter **out, const struct emg_filter_spec *s, dou
 	f->glen = (unsigned)lround(GATE_BLOCK_S * fs);
 	f->ngate = s->notch_gate && fs >= GATE_MIN_FS ? GATE_NOTCHES : 0;
 	f->gap = 1;
-	if (!f->sec || !f->z || !f->tail || !f->off || !f->last || !f->ilim || !f->acc || !f->dens || !f->cnt || !f->snap ||
-	    !f->mins) {
+	if (!f->sec || !f->z || !f->tail || !f->off || !f->last || !f->ilim || !f->acc || !f->dens ||
+	    !f->cnt || !f->snap || !f->mins) {
 		emg_filter_free(f);
 		return -ENOMEM;
 	}
@@ -608,6 +609,7 @@ static void detect_decide(struct emg_filter *f)
 	f->nsec -= f->n50 - f->n60;
 	f->nnotch = f->n60;
 	f->mains_hz = 60.0;
+	gate_reset(f); /* an episode's snapshot is of the 50 Hz notches */
 }
 
 static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
