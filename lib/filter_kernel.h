@@ -190,8 +190,13 @@ EMG_K(npass)(const struct emg_filter *f, const struct biquad *bq, const unsigned
 						EMG_K(vf) a2 = *(EMG_K(vf) *)(snap + (2 * g + 1) * zs + q * EMG_VL);
 
 						for (int j = 0; j < EMG_VL; j++)
-							if (forget[j])
-								gate_turn(&a1[j], &a2[j], c2[g], cnt[q][j]);
+							if (forget[j]) {
+								float u = a1[j], w = a2[j];
+
+								gate_turn(&u, &w, c2[g], cnt[q][j]);
+								a1[j] = u;
+								a2[j] = w;
+							}
 						s1[q][g] = EMG_K(vsel)(forget, a1, s1[q][g]);
 						s2[q][g] = EMG_K(vsel)(forget, a2, s2[q][g]);
 					}
