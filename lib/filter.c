@@ -614,16 +614,18 @@ static void detect_decide(struct emg_filter *f)
 
 static void run_chain(struct emg_filter *f, float *frames, unsigned nframes)
 {
+	const int gated = f->nnotch && f->ngate;
+
 	while (nframes > 0) {
 		unsigned n = nframes < FLUSH_EVERY ? nframes : FLUSH_EVERY;
 
 		/* gate blocks end at fixed frames, whatever the caller's blocks */
-		if (f->nnotch && f->ngate && n > f->glen - f->gpos)
+		if (gated && n > f->glen - f->gpos)
 			n = f->glen - f->gpos;
 		f->block(f, frames, n);
 		flush_tiny(f->z, 2 * (size_t)f->nsec * f->stride);
 		f->pos += n;
-		if (f->nnotch && f->ngate && (f->gpos += n) == f->glen)
+		if (gated && (f->gpos += n) == f->glen)
 			gate_update(f);
 		frames += (size_t)n * f->nch;
 		nframes -= n;

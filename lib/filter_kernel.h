@@ -97,19 +97,7 @@ EMG_K(pass2)(const struct biquad *bq, const unsigned G, float *x, size_t xs, uns
 	}
 }
 
-#include "simd_any.h"
-
-/* Lane-wise m ? a : b, m a comparison's mask (0 or -1). */
-static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(vsel)(EMG_K(vi) m, EMG_K(vf) a, EMG_K(vf) b)
-{
-	return (EMG_K(vf))(((EMG_K(vi))a & m) | ((EMG_K(vi))b & ~m));
-}
-
-/* Lane-wise |a| (the sign bit cleared). */
-static inline __attribute__((always_inline)) EMG_K(vf) EMG_K(vabs)(EMG_K(vf) a)
-{
-	return (EMG_K(vf))((EMG_K(vi))a & ((EMG_K(vi)){ 0 } + 0x7fffffff));
-}
+#include "simd_lanes.h"
 
 /*
  * G (1..4) gated notches over nf frames of `cols` (1 or 2) columns from
@@ -170,10 +158,10 @@ EMG_K(npass)(const struct emg_filter *f, const struct biquad *bq, const unsigned
 				for (unsigned g = 0; g < G; g++)
 					e -= s1[q][g];
 				const EMG_K(vf) av = EMG_K(vabs)(v), ae = EMG_K(vabs)(e);
-				const EMG_K(vf) out = EMG_K(vsel)(ae < av, ae, av) * il[q];
-				d[q] += f->dens_a * (EMG_K(vsel)(out > one, one, zero) - d[q]);
+				const EMG_K(vf) out = EMG_K(sel)(ae < av, ae, av) * il[q];
+				d[q] += f->dens_a * (EMG_K(sel)(out > one, one, zero) - d[q]);
 				/* ... and of samples beyond lim at the input alone (a hum too) */
-				dv[q] += f->dens_a * (EMG_K(vsel)(av * il[q] > one, one, zero) - dv[q]);
+				dv[q] += f->dens_a * (EMG_K(sel)(av * il[q] > one, one, zero) - dv[q]);
 				/* episodes, cnt frames since one began (0: none; counted past
 				 * cap), end once both shares are low: a contraction's input
 				 * falls back as it ends, a new hum's does not while it is
@@ -197,16 +185,16 @@ EMG_K(npass)(const struct emg_filter *f, const struct biquad *bq, const unsigned
 								a1[j] = u;
 								a2[j] = w;
 							}
-						s1[q][g] = EMG_K(vsel)(forget, a1, s1[q][g]);
-						s2[q][g] = EMG_K(vsel)(forget, a2, s2[q][g]);
+						s1[q][g] = EMG_K(sel)(forget, a1, s1[q][g]);
+						s2[q][g] = EMG_K(sel)(forget, a2, s2[q][g]);
 					}
 				if (EMG_K(any)(start)) /* the snapshot, as an episode begins */
 					for (unsigned g = 0; g < G; g++) {
 						EMG_K(vf) *p1 = (EMG_K(vf) *)(snap + 2 * g * zs + q * EMG_VL);
 						EMG_K(vf) *p2 = (EMG_K(vf) *)(snap + (2 * g + 1) * zs + q * EMG_VL);
 
-						*p1 = EMG_K(vsel)(start, s1[q][g], *p1);
-						*p2 = EMG_K(vsel)(start, s2[q][g], *p2);
+						*p1 = EMG_K(sel)(start, s1[q][g], *p1);
+						*p2 = EMG_K(sel)(start, s2[q][g], *p2);
 					}
 				cnt[q] = (cnt[q] + (((cnt[q] != izero) | start) & (cnt[q] <= cap) &
 						    GATE_EVERY)) & ~ends;

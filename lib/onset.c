@@ -733,7 +733,7 @@ static int lane_cycle_baseline(const struct emg_onset *o, const struct lane *l, 
 	while (l->st == ST_ACTIVE && now < n && !l->blocks[block_back(o, l, now)].valid)
 		now++;
 	for (unsigned j = 0; j < n; j++) {
-		const struct block *bk = &l->blocks[(l->bhead + nb - n + j) % nb];
+		const struct block *bk = &l->blocks[block_back(o, l, n - 1 - j)];
 		const double *p = c + (size_t)j * CYC_SUMS;
 		double *x = c + (size_t)(j + 1) * CYC_SUMS;
 

@@ -25,10 +25,7 @@ typedef double EMG_K(vdu) __attribute__((vector_size(EMG_VL * 8), aligned(8)));
 #define STI(p, v) (*(VI *)(p) = (v))
 #define STD(p, v) (*(EMG_K(vdu) *)(p) = (v))
 
-AI VF EMG_K(sel)(VI m, VF a, VF b)
-{
-	return (VF)(((VI)a & m) | ((VI)b & ~m));
-}
+#include "simd_lanes.h"
 
 AI VI EMG_K(seli)(VI m, VI a, VI b)
 {
@@ -43,8 +40,6 @@ AI VF EMG_K(sqrt)(VF v)
 		r[j] = __builtin_sqrtf(v[j]);
 	return r;
 }
-
-#include "simd_any.h"
 
 /* The main pass over one chunk (nf frames, first sample `first`) for one method. */
 AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const int method)
@@ -118,7 +113,7 @@ AI void EMG_K(main_m)(struct emg_onset *o, unsigned nf, uint64_t first, const in
 				if (method == EMG_ONSET_TKEO) {
 					float *crow = cring + (size_t)fr->crow * nlp + g0;
 					VF psi = t1 * t1 - x * t2;
-					cin = (VF)((VI)psi & (zi + 0x7fffffff));
+					cin = EMG_K(vabs)(psi);
 					t2 = t1;
 					t1 = x;
 					oldc = LDF(crow);
