@@ -110,6 +110,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "changepoint.h"
 #include "onset.h"
 #include "simd.h"
 
@@ -1040,7 +1041,7 @@ static int alloc_buffers(struct emg_onset *o)
 	o->ref_acc = zalloc(o->nlp * sizeof(float));
 	o->ref_ring = zalloc((size_t)o->ref_cap * o->nlp * sizeof(float));
 	o->ref_u = zalloc(o->ref_cap * sizeof(double));
-	o->ref_c = zalloc(2 * ((size_t)o->ref_cap + 1) * sizeof(double));
+	o->ref_c = zalloc(EMG_CP_SCRATCH(o->ref_cap) * sizeof(double));
 	o->lanes = calloc(nlanes, sizeof(*o->lanes));
 	o->blockmem = calloc((size_t)nlanes * nb, sizeof(*o->blockmem));
 	o->sortmem = calloc((size_t)nlanes * nb, sizeof(double));
@@ -1232,152 +1233,16 @@ static inline uint64_t slow_onset(const struct emg_onset *o, unsigned i)
  * confirmed its onset is therefore re-located in the power history: u[0..m)
  * are amplitude estimates sqrt(max(0, P - var)) of consecutive history
  * entries (P: mean x^2 of an entry, smoothed over +-REF_SMOOTH entries; var:
- * the baseline variance), oldest first.  The model is u = b before entry k
- * and b + A * min(1, (j - k + 1) / (R + 1)) from k on: a step (R = 0) or a linear
- * amplitude ramp over R entries to a plateau, which is what motor-unit
- * recruitment under a rising force looks like.  Least squares over k and a
- * geometric grid of R, b and A in closed form from prefix sums: O(1) per
- * candidate, O(m * grid) per burst, no allocation.  A ramp is extrapolated
- * back to where it left zero - below the noise, where no threshold can see
- * it - so the estimate is not biased late by how slowly the muscle switched
- * on.  Offsets use the same fit on the time-reversed history.
- * Returns k (and the ramp length in *ramp), or -1 if nothing in the window
- * looks like a change.  A step (a ramp within the smoothing) keeps the
- * CUSUM-based estimate, which is exact to a sample or two for steps, and so
- * do bursts only the slow path saw: at ~0 dB the history is too noisy to fit.
+ * the baseline variance), oldest first, and emg_cp_fit() (changepoint.h)
+ * finds where they leave their rest level: a step, or a linear amplitude
+ * ramp - what motor-unit recruitment under a rising force looks like -
+ * extrapolated back to where it left zero, below the noise, where no
+ * threshold can see it.  So the estimate is not biased late by how slowly
+ * the muscle switched on.  Offsets use the same fit on the time-reversed
+ * history.  A step (a ramp within the smoothing) keeps the CUSUM-based
+ * estimate, which is exact to a sample or two for steps, and so do bursts
+ * only the slow path saw: at ~0 dB the history is too noisy to fit.
  */
-/* Ramp lengths tried, in history entries (0: a step), their 1 / (R + 1), and
- * a whole ramp's sums of h and h^2 (fit_at()) - folded at compile time with
- * the operations fit_at() would do, in the same order: the same doubles, for
- * ~40 % fewer operations per candidate. */
-#define INV1(R) (1.0 / ((R) + 1.0))
-#define SH(R) ((double)(R) * ((double)(R) + 1) * 0.5 * INV1(R))
-#define SHH(R) ((double)(R) * ((double)(R) + 1) * (2.0 * (R) + 1) * (1.0 / 6.0) * INV1(R) * INV1(R))
-#define GRID(F) { F(0), F(1), F(2), F(3), F(5), F(8), F(12), F(18), F(27), F(40), F(60), F(90), \
-		  F(135), F(200), F(300) }
-#define ID(R) R
-static const unsigned grid[] = GRID(ID);
-#define NGRID (sizeof(grid) / sizeof(grid[0]))
-static const double grid_inv[NGRID] = GRID(INV1);
-static const double grid_sh[NGRID] = GRID(SH);
-static const double grid_shh[NGRID] = GRID(SHH);
-#undef ID
-#undef GRID
-#undef SHH
-#undef SH
-#undef INV1
-
-/* The best fits so far: overall (any ramp) and of a step alone. */
-struct fit_best {
-	double best, best_step;
-	long kbest, kstep;
-	unsigned ramp;
-};
-
-/* Best fit of the ramp grid with its change at entry k: updates *fb. */
-static inline void fit_at(const double *c0, const double *c1, unsigned m, double inv_m, unsigned k,
-			  struct fit_best *fb)
-{
-	const double kd = k, md = m, c0m = c0[m], c0k = c0[k], c1k = c1[k];
-
-	for (unsigned g = 0; g < NGRID; g++) {
-		const double r = grid_inv[g];
-		const int whole = k + grid[g] < m; /* else the ramp is cut by the window's end */
-		const unsigned e = whole ? k + grid[g] : m;
-		const double ed = e, q = ed - kd;
-		/* sums over the window of u h, h and h^2 */
-		const double uh = ((c1[e] - c1k) - (kd - 1.0) * (c0[e] - c0k)) * r + (c0m - c0[e]);
-		const double sh = (whole ? grid_sh[g] : q * (q + 1) * 0.5 * r) + (md - ed);
-		const double shh = (whole ? grid_shh[g] : q * (q + 1) * (2.0 * q + 1) * (1.0 / 6.0) * r * r) +
-				   (md - ed);
-		/* with a free rest level b: u = b + A h; the noise keeps the
-		 * amplitude estimates at rest above zero, and a model pinned
-		 * to zero would lean every step into a ramp that starts early */
-		const double num = uh - c0m * sh * inv_m, den = shh - sh * sh * inv_m;
-		/* score num^2 / den, compared by cross-multiplying: one division per
-		 * improvement instead of one per candidate */
-		if (num > 0 && den > 1e-12) {
-			if (num * num > fb->best * den) {
-				fb->best = num * num / den;
-				fb->kbest = (long)k;
-				fb->ramp = grid[g];
-			}
-			if (!grid[g] && num * num > fb->best_step * den) {
-				fb->best_step = num * num / den;
-				fb->kstep = (long)k;
-			}
-		}
-		if (!whole)
-			break; /* longer ramps see the same entries */
-	}
-}
-
-/* fit_at() for k = k0, k0 + step, ... <= k1. */
-static void fit_span(const double *c, unsigned m, unsigned k0, unsigned k1, unsigned step,
-		     struct fit_best *fb)
-{
-	const double inv_m = 1.0 / m;
-
-	for (unsigned k = k0; k <= k1; k += step)
-		fit_at(c, c + m + 1, m, inv_m, k, fb);
-}
-
-static long ramp_fit(const double *u, unsigned m, double *c, double margin, unsigned *ramp)
-{
-	double *c0 = c, *c1 = c + m + 1;
-	double uu = 0;
-	struct fit_best fb = { 0, 0, -1, -1, 0 };
-	/* coarse to fine: every stride-th k, then every k around the best one -
-	 * the score is smooth in k, and this keeps a burst's fit to ~100
-	 * positions whatever the window (the fit runs on the DSP thread) */
-	const unsigned stride = m > 64 ? m / 32 : 1;
-
-	double s0 = 0, s1 = 0;
-
-	/* the running sums in registers: read back from c0 and c1, each step
-	 * would wait for the store before it (the arrays may alias u) */
-	c0[0] = c1[0] = 0;
-	for (unsigned j = 0; j < m; j++) {
-		s0 += u[j];
-		s1 += u[j] * (double)j;
-		c0[j + 1] = s0;
-		c1[j + 1] = s1;
-		uu += u[j] * u[j];
-	}
-
-	fit_span(c, m, 0, m - 1, stride, &fb);
-	if (stride > 1 && fb.kbest >= 0) {
-		unsigned lo = (unsigned)fb.kbest > stride ? (unsigned)fb.kbest - stride : 0;
-		unsigned hi = (unsigned)fb.kbest + stride < m ? (unsigned)fb.kbest + stride : m - 1;
-		/* the step's own best, too: the ramp-versus-step test compares the two */
-		const long ks = fb.kstep;
-		unsigned slo = ks > (long)stride ? (unsigned)ks - stride : 0;
-		unsigned shi = ks >= 0 && (unsigned)ks + stride < m ? (unsigned)ks + stride : m - 1;
-
-		fit_span(c, m, lo, hi, 1, &fb);
-		if (ks >= 0) { /* around it, less what was searched just above */
-			if (slo < lo)
-				fit_span(c, m, slo, shi < lo ? shi : lo - 1, 1, &fb);
-			if (shi > hi)
-				fit_span(c, m, slo > hi ? slo : hi + 1, shi, 1, &fb);
-		}
-	}
-	/*
-	 * A ramp has one parameter more than a step: it must explain clearly
-	 * more (`margin` residual variances: REF_LR_MARGIN is a likelihood-ratio
-	 * test at ~2 sigma), or noise before a step leans the fit into a ramp
-	 * that starts early.
-	 */
-	*ramp = fb.ramp;
-	if (fb.kbest >= 0 && fb.ramp && m > 3) {
-		double sse = uu - c0[m] * c0[m] / m - fb.best;
-		if (fb.best - fb.best_step <= margin * (sse > 0 ? sse : 0) / (m - 3)) {
-			*ramp = 0;
-			return fb.kstep;
-		}
-	}
-	return fb.kbest;
-}
 
 /* History entry (fed-sample based) that holds sample n of the current call. */
 static inline uint64_t ref_entry(const struct emg_onset *o, uint64_t n)
@@ -1396,7 +1261,7 @@ static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_
 	const uint64_t mask = o->ref_cap - 1;
 	const float *const ring = o->ref_ring + i;
 	/* the lane's entries gathered once (its column of the ring is strided
-	 * by the lane count), into the prefix-sum scratch ramp_fit fills later */
+	 * by the lane count), into the prefix-sum scratch emg_cp_fit() fills later */
 	double *const raw = o->ref_c, *const u = o->ref_u;
 
 	for (unsigned j = 0; j < m; j++)
@@ -1417,7 +1282,7 @@ static unsigned ref_window(struct emg_onset *o, unsigned i, uint64_t e0, uint64_
  * or with `reverse` newest first (an end).  Returns the change's index in
  * o->ref_u (whose m amplitudes it leaves there) and its ramp length, or -1
  * with no baseline or fewer than min_m entries; a ramp must beat a step by
- * `margin` residual variances (ramp_fit).
+ * `margin` residual variances (emg_cp_fit()).
  */
 static long ref_fit(struct emg_onset *o, unsigned i, uint64_t *e0, uint64_t e1, unsigned min_m,
 		    int reverse, double margin, unsigned *m, unsigned *ramp)
@@ -1429,7 +1294,7 @@ static long ref_fit(struct emg_onset *o, unsigned i, uint64_t *e0, uint64_t e1, 
 	if (e1 < *e0 + min_m)
 		return -1;
 	*m = ref_window(o, i, *e0, e1, reverse);
-	return ramp_fit(o->ref_u, *m, o->ref_c, margin, ramp);
+	return emg_cp_fit(o->ref_u, *m, o->ref_c, margin, ramp);
 }
 
 /*
