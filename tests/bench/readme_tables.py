@@ -7,8 +7,9 @@
 
 The onset table takes each source's hodges and offline rows, the offset table
 the hodges and offline rows of "offset accuracy", the per-rate table the rows of
-the `rates` section, the real-recording table those of the `real` section and
-the rests table those of the `rests` section (when the run had them); everything
+the `rates` section, the real-recording table those of the `real` section, the
+rests table those of the `rests` section and the toe table those of the `toes`
+section (when the run had them); everything
 else in the README is left alone, so `git diff README.md` shows exactly which figures moved.  The
 tables are copied, never typed: a figure in them is what the benchmark printed.
 """
@@ -39,6 +40,7 @@ HEAD_RATE = (r'\| source \| rate Hz \| SNR dB \| median \\\|e\\\| ms \| mean e m
 RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth'}
 
 HEAD_RESTS = r'\| rests \| `mains` \| 10 dB \| 20 dB \| 40 dB \|'
+HEAD_TOES = r'\| SNR \| toe ms \| bursts \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| mean e - toe ms \|'
 
 HEAD_REAL = (r'\| detector \| contractions found \| false onsets / min of rest \| median \\\|d\\\| ms \| '
              r'mean d ms \| p90 \\\|d\\\| ms \|')
@@ -97,6 +99,27 @@ def rests_rows(bench):
             for k in order]
 
 
+def toes_rows(bench):
+    """The README rows of the toe table (`bench_onset toes`): one row per SNR, the bins joined by ' / '."""
+    cols, order, on = {}, [], False
+    for line in bench.splitlines():
+        if line.startswith('realistic synth onsets by toe'):
+            on = True
+            continue
+        p = line.split()
+        if not on or len(p) < 7 or p[0] == 'SNR':
+            continue
+        if not re.match(r'^\d+$', p[0]):
+            break
+        if p[1] == '>=':  # the open bin, ">= 40", is two words
+            p = [p[0], '>= ' + p[2]] + p[3:]
+        if p[0] not in cols:
+            cols[p[0]], order = [[] for _ in range(6)], order + [p[0]]
+        for i, c in enumerate(p[1:7]):
+            cols[p[0]][i].append(c)
+    return ['| %s | %s |' % (snr, ' | '.join(' / '.join(c) for c in cols[snr])) for snr in order]
+
+
 def rows(bench):
     """The README rows of the onset and the offset table, in bench order."""
     on, off, in_off = [], [], False
@@ -129,6 +152,7 @@ def main():
     rate = rate_rows(bench)
     real = real_rows(bench)
     rests = rests_rows(bench)
+    toes = toes_rows(bench)
     if not on or not off:
         sys.exit('readme_tables: %s holds no bench_onset table (onset rows %d, offset rows %d)'
                  % (sys.argv[1], len(on), len(off)))
@@ -141,9 +165,11 @@ def main():
         text = replace_body(text, HEAD_REAL, real)
     if rests:  # ... and the `rests` section
         text = replace_body(text, HEAD_RESTS, rests)
+    if toes:  # ... and the `toes` section
+        text = replace_body(text, HEAD_TOES, toes)
     open(readme, 'w', encoding='utf-8').write(text)
-    print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows, %d rest rows'
-          % (len(on), len(off), len(rate), len(real), len(rests)))
+    print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows, %d rest rows, '
+          '%d toe rows' % (len(on), len(off), len(rate), len(real), len(rests), len(toes)))
 
 
 if __name__ == '__main__':
