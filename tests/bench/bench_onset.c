@@ -402,6 +402,31 @@ static void rates(void)
 				eval_print_row(stdout, src, rsnr[j], "hodges", &res);
 				eval_result_free(&res);
 			}
+	/* the external data played at 1, 2 and 4 kHz, the noise's in-band level kept
+	 * (eval_emgdet_upsample()): the same signals, only the rate differs */
+	static const unsigned up[] = { 1, 2, 4 };
+	struct emg_pipeline_config pc;
+
+	emg_pipeline_config_default(&pc);
+	printf("external set 1 per sample rate (band-limited upsampling, the noise's level in the "
+	       "original 0-500 Hz kept), default pipeline (hodges)\n");
+	eval_print_header(stdout);
+	for (int laplace = 0; laplace <= 1; laplace++)
+		for (unsigned k = 0; k < sizeof(up) / sizeof(up[0]); k++)
+			for (int j = 1; j < NSNR; j++) {
+				struct eval_result res = { 0 };
+				char src[32];
+
+				if (eval_emgdet_upsample(up[k]) < 0 ||
+				    eval_emgdet_all(data_path(), snrs[j], laplace, &pc, &res) < 0) {
+					fprintf(stderr, "rates: external data at %u kHz failed\n", up[k]);
+					exit(1);
+				}
+				snprintf(src, sizeof(src), "%s@%u", laplace ? "ext1-l" : "ext1-g", 1000 * up[k]);
+				eval_print_row(stdout, src, snrs[j], "hodges", &res);
+				eval_result_free(&res);
+			}
+	eval_emgdet_upsample(1);
 }
 
 /*

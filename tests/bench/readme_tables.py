@@ -37,7 +37,8 @@ HEAD_OFF = (r'\| source \| SNR dB \| detector \| median \\\|e\\\| ms \| mean e m
 
 HEAD_RATE = (r'\| source \| rate Hz \| SNR dB \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| '
              r'missed \| false onsets / muscle-min \| lag p90 ms \|')
-RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth'}
+RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth',
+               'ext1-g': 'external set 1, Gaussian', 'ext1-l': 'external set 1, Laplacian'}
 
 HEAD_RESTS = r'\| rests \| `mains` \| 10 dB \| 20 dB \| 40 dB \|'
 HEAD_TOES = r'\| SNR \| toe ms \| bursts \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| mean e - toe ms \|'
@@ -69,14 +70,14 @@ def real_rows(bench):
 
 
 def rate_rows(bench):
-    """The README rows of the per-rate table (`bench_onset rates`), 2 kHz left out: the big table has it."""
+    """The README rows of the per-rate table (`bench_onset rates`); the synths' 2 kHz rows left out (the big table has them)."""
     out = []
     for line in bench.splitlines():
         p = line.split()
         if len(p) != 10 or '@' not in p[0] or p[2] != 'hodges':
             continue
         src, rate = p[0].split('@')
-        if src not in RATE_LABELS or rate == '2000':
+        if src not in RATE_LABELS or (rate == '2000' and src.startswith('s-')):
             continue
         cells = [RATE_LABELS[src], rate, p[1]] + [c.replace('+-', '-') for c in p[3:6] + p[7:]]
         out.append('| ' + ' | '.join(cells) + ' |')

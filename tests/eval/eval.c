@@ -267,6 +267,61 @@ struct emgdet_trial {
 	int16_t *q;
 };
 
+static unsigned emgdet_up = 1; /* eval_emgdet_upsample() */
+
+int eval_emgdet_upsample(unsigned factor)
+{
+	if (factor < 1 || factor > 8)
+		return -EINVAL;
+	emgdet_up = factor;
+	return 0;
+}
+
+#define UP_ZEROS 16 /* zero crossings of the interpolating sinc on each side */
+
+/*
+ * t at emgdet_up times its rate: each new sample a Blackman-windowed sinc
+ * over the UP_ZEROS stored samples on each side (the stored ones pass
+ * through exactly), indices scaled.  Negative errno.
+ */
+static int emgdet_upsample(struct emgdet_trial *t)
+{
+	const unsigned up = emgdet_up;
+	const uint32_t n = t->n * up;
+	int16_t *q = malloc(sizeof(*q) * n);
+
+	if (!q)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		const long c = (long)(i / up);
+		const double frac = (double)(i % up) / up;
+		double acc = 0;
+
+		if (!frac) {
+			q[i] = t->q[c];
+			continue;
+		}
+		for (long k = c - UP_ZEROS + 1; k <= c + UP_ZEROS; k++) {
+			if (k < 0 || k >= (long)t->n)
+				continue;
+			const double d = (double)(c - k) + frac, x = d / UP_ZEROS;
+			const double w = 0.42 + 0.5 * cos(M_PI * x) + 0.08 * cos(2.0 * M_PI * x);
+
+			acc += t->q[k] * sin(M_PI * d) / (M_PI * d) * w;
+		}
+		q[i] = (int16_t)lrint(acc > 32767 ? 32767 : acc < -32768 ? -32768 : acc);
+	}
+	free(t->q);
+	t->q = q;
+	t->n = n;
+	t->rate *= up;
+	t->first *= up;
+	t->thr *= up;
+	if (t->end != UINT32_MAX)
+		t->end *= up;
+	return 0;
+}
+
 /* Read trial `trial` of path into t (t->q is the caller's to free); negative errno. */
 static int emgdet_read(const char *path, unsigned trial, struct emgdet_trial *t)
 {
@@ -298,7 +353,7 @@ static int emgdet_read(const char *path, unsigned trial, struct emgdet_trial *t)
 		goto out;
 	t->n = h.nsamples;
 	t->rate = h.rate;
-	err = 0;
+	err = emgdet_up > 1 ? emgdet_upsample(t) : 0;
 out:
 	if (err < 0) {
 		free(t->q);
@@ -336,6 +391,12 @@ static int emgdet_rec(struct eval_rec *r, double fs, uint64_t n, size_t nt)
 	return 0;
 }
 
+/* The noise SD for snr_db under a burst of burst_uv RMS: sqrt(emgdet_up) more when upsampled, the same in the original band. */
+static double emgdet_noise_sd(double burst_uv, double snr_db)
+{
+	return burst_uv * pow(10.0, -snr_db / 20.0) * sqrt((double)emgdet_up);
+}
+
 /* r's samples: clean[] plus white noise of SD sd (Laplacian or Gaussian) from seed, rounded once. */
 static void add_noise(struct eval_rec *r, const double *clean, double sd, int laplace, uint64_t seed)
 {
@@ -368,7 +429,7 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 	else if ((err = emgdet_rec(r, t.rate, t.n - s0, 1)) == 0) {
 		for (uint64_t i = 0; i < r->n; i++)
 			clean[i] = t.q[s0 + i] * gain;
-		add_noise(r, clean, burst_uv * pow(10.0, -snr_db / 20.0), laplace, seed);
+		add_noise(r, clean, emgdet_noise_sd(burst_uv, snr_db), laplace, seed);
 		r->t[0] = (struct eval_truth){ .ch = 0, .onset = t.first - s0, .alt = t.thr - s0,
 					       .offset = t.end == UINT32_MAX ? UINT64_MAX : t.end - s0 };
 		r->nt = 1;
@@ -427,7 +488,7 @@ int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, uns
 						     .offset = at + t[j].end - from[j] };
 		at += stop - from[j];
 	}
-	add_noise(r, clean, burst_uv * pow(10.0, -snr_db / 20.0), laplace, seed);
+	add_noise(r, clean, emgdet_noise_sd(burst_uv, snr_db), laplace, seed);
 out:
 	for (unsigned j = 0; j < k; j++)
 		free(t[j].q);

@@ -120,6 +120,16 @@ int eval_noise(struct eval_rec *r, double fs, unsigned nch, double seconds, int 
 	       uint64_t seed);
 
 /*
+ * Play the external trials (eval_emgdet() and all that uses it) at `factor`
+ * (1-8) times their 1 kHz rate, band-limited interpolation; the noise then
+ * spreads over `factor` times the band, so its RMS is scaled by
+ * sqrt(factor): the SNR within the original 0-500 Hz stays what is asked
+ * and the rows compare across rates.  1 (the default) plays them as stored.
+ * Returns 0, or -EINVAL for a factor out of range.
+ */
+int eval_emgdet_upsample(unsigned factor);
+
+/*
  * Trial `trial` of emgdet.bin (or emgdet-train.bin, whose contractions start
  * at 3, 7 or 8 s and end with a true offset), scaled to `burst_uv` RMS over the contraction,
  * plus white noise (laplace: Laplacian, else Gaussian) at snr_db (burst RMS
