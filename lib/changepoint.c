@@ -96,7 +96,8 @@ long emg_cp_fit(const double *u, unsigned m, double *c, double margin, unsigned 
 		return -1;
 
 	/* the running sums in registers: read back from c0 and c1, each step
-	 * would wait for the store before it (the arrays may alias u) */
+	 * would wait for the store before it (the compiler must assume the
+	 * scratch may alias u, which the header rules out) */
 	c0[0] = c1[0] = 0;
 	for (unsigned j = 0; j < m; j++) {
 		s0 += u[j];
