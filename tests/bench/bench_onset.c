@@ -25,7 +25,7 @@
  * default pipeline on both synths at 250 Hz - 4 kHz (`rates`); and the
  * external data with 50 or 60 Hz mains hum per `[dsp] mains` (`mains`);
  * contractions close together (`rests`); the realistic synth's errors by
- * the length of each burst's toe (`toes`).
+ * the length of each burst's toe (`toes`) and by its own SNR (`levels`).
  *
  * Columns: median |error|, mean signed error, p90 |error| (ms), median |error|
  * against the alternative truth, misses among bursts >= 0.5 s into the stream,
@@ -525,6 +525,55 @@ static void toes(void)
 }
 
 /*
+ * The realistic synth's onsets by each burst's own SNR: a stream's SNR is that
+ * of a 50 % MVC plateau, and the session's bursts reach 10-100 % MVC, so at
+ * "10 dB" a third of them stand 0-3 dB over the noise.  Misses and errors
+ * are a matter of the burst's level as much as of the stream's.
+ */
+static void levels(void)
+{
+	static const double edge[] = { -INFINITY, 0, 5, 10, 15, 20, 30, INFINITY };
+	enum { NB = sizeof(edge) / sizeof(edge[0]) - 1 };
+
+	printf("realistic synth onsets by the burst's own SNR (its plateau over the noise), "
+	       "hodges, 2 seeds x 2 passes\n");
+	printf("%4s %-12s %6s %7s %7s %7s %7s\n", "SNR", "burst SNR dB", "bursts", "missed", "med|e|",
+	       "mean e", "p90|e|");
+	for (unsigned j = 0; j < NSNR; j++) {
+		struct eval_result res[NB];
+
+		memset(res, 0, sizeof(res));
+		for (uint64_t seed = 1; seed <= 2; seed++) {
+			struct eval_rec r;
+
+			if (eval_synth_session(&r, EMG_SYNTH_REALISTIC, snrs[j], seed) < 0 ||
+			    eval_run_online_by_snr(&r, NULL, edge, NB, res) < 0) {
+				fprintf(stderr, "levels: synth failed\n");
+				exit(1);
+			}
+			eval_rec_free(&r);
+		}
+		for (unsigned b = 0; b < NB; b++) {
+			struct eval_summary sm;
+			char range[16];
+
+			if (res[b].bursts) {
+				eval_summarise(&res[b], &sm);
+				if (isinf(edge[b]))
+					snprintf(range, sizeof(range), "< %.0f", edge[b + 1]);
+				else if (isinf(edge[b + 1]))
+					snprintf(range, sizeof(range), ">= %.0f", edge[b]);
+				else
+					snprintf(range, sizeof(range), "%.0f-%.0f", edge[b], edge[b + 1]);
+				printf("%4.0f %-12s %6zu %7zu %7.1f %+7.1f %7.1f\n", snrs[j], range,
+				       res[b].bursts, res[b].misses, sm.median_abs, sm.mean, sm.p90_abs);
+			}
+			eval_result_free(&res[b]);
+		}
+	}
+}
+
+/*
  * How close contractions may come: external set 2 five to a stream with rests
  * of 0.25-0.6 s and 0.6-2 s between them, hodges, `mains = auto` (the default)
  * and `off`.  The contractions end at once; the 50 Hz notch rings for ~0.5 s
@@ -712,6 +761,8 @@ heart:
 		rests();
 	if (want(argc, argv, "toes"))
 		toes();
+	if (want(argc, argv, "levels"))
+		levels();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("(%.1f s)\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));

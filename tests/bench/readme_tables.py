@@ -8,8 +8,8 @@
 The onset table takes each source's hodges and offline rows, the offset table
 the hodges and offline rows of "offset accuracy", the per-rate table the rows of
 the `rates` section, the real-recording table those of the `real` section, the
-rests table those of the `rests` section and the toe table those of the `toes`
-section (when the run had them); everything
+rests table those of the `rests` section, the toe table those of the `toes`
+section and the level table those of the `levels` section (when the run had them); everything
 else in the README is left alone, so `git diff README.md` shows exactly which figures moved.  The
 tables are copied, never typed: a figure in them is what the benchmark printed.
 """
@@ -41,6 +41,8 @@ RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth',
                'ext1-g': 'external set 1, Gaussian', 'ext1-l': 'external set 1, Laplacian'}
 
 HEAD_RESTS = r'\| rests \| `mains` \| 10 dB \| 20 dB \| 40 dB \|'
+HEAD_LEVELS = (r'\| SNR \| burst SNR dB \| bursts \| missed \| median \\\|e\\\| ms \| mean e ms \| '
+               r'p90 \\\|e\\\| ms \|')
 HEAD_TOES = r'\| SNR \| toe ms \| bursts \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| mean e - toe ms \|'
 
 HEAD_REAL = (r'\| detector \| contractions found \| false onsets / min of rest \| median \\\|d\\\| ms \| '
@@ -100,23 +102,24 @@ def rests_rows(bench):
             for k in order]
 
 
-def toes_rows(bench):
-    """The README rows of the toe table (`bench_onset toes`): one row per SNR, the bins joined by ' / '."""
+def binned_rows(bench, title, ncols):
+    """The README rows of a binned section (`toes`, `levels`): one row per SNR, each of the ncols
+    columns after it the bins' cells joined by ' / '."""
     cols, order, on = {}, [], False
     for line in bench.splitlines():
-        if line.startswith('realistic synth onsets by toe'):
+        if line.startswith(title):
             on = True
             continue
         p = line.split()
-        if not on or len(p) < 7 or p[0] == 'SNR':
+        if not on or len(p) < ncols + 1 or p[0] == 'SNR':
             continue
         if not re.match(r'^\d+$', p[0]):
             break
-        if p[1] == '>=':  # the open bin, ">= 40", is two words
-            p = [p[0], '>= ' + p[2]] + p[3:]
+        if p[1] in ('>=', '<'):  # the open bins, ">= 40" and "< 0", are two words
+            p = [p[0], p[1] + ' ' + p[2]] + p[3:]
         if p[0] not in cols:
-            cols[p[0]], order = [[] for _ in range(6)], order + [p[0]]
-        for i, c in enumerate(p[1:7]):
+            cols[p[0]], order = [[] for _ in range(ncols)], order + [p[0]]
+        for i, c in enumerate(p[1:ncols + 1]):
             cols[p[0]][i].append(c)
     return ['| %s | %s |' % (snr, ' | '.join(' / '.join(c) for c in cols[snr])) for snr in order]
 
@@ -153,7 +156,8 @@ def main():
     rate = rate_rows(bench)
     real = real_rows(bench)
     rests = rests_rows(bench)
-    toes = toes_rows(bench)
+    toes = binned_rows(bench, 'realistic synth onsets by toe', 6)
+    levels = binned_rows(bench, "realistic synth onsets by the burst's own SNR", 6)
     if not on or not off:
         sys.exit('readme_tables: %s holds no bench_onset table (onset rows %d, offset rows %d)'
                  % (sys.argv[1], len(on), len(off)))
@@ -168,9 +172,12 @@ def main():
         text = replace_body(text, HEAD_RESTS, rests)
     if toes:  # ... and the `toes` section
         text = replace_body(text, HEAD_TOES, toes)
+    if levels:  # ... and the `levels` section
+        text = replace_body(text, HEAD_LEVELS, levels)
     open(readme, 'w', encoding='utf-8').write(text)
     print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows, %d rest rows, '
-          '%d toe rows' % (len(on), len(off), len(rate), len(real), len(rests), len(toes)))
+          '%d toe rows, %d level rows' % (len(on), len(off), len(rate), len(real), len(rests), len(toes),
+                                          len(levels)))
 
 
 if __name__ == '__main__':

@@ -107,16 +107,21 @@ int eval_synth(struct eval_rec *r, const struct emg_device_config *cfg, unsigned
 	}
 	emg_synth_truth(s, 0, r->n, tt, r->nt);
 	for (size_t i = 0; i < r->nt; i++) {
+		double noise_uv, mvc_uv;
 		unsigned e = 0;
 		while (e < 31 && ex[e] && ex[e] != tt[i].exercise)
 			e++;
 		ex[e] = tt[i].exercise;
+		/* the EMG's RMS follows the activation: a stream's SNR is that of a
+		 * 50 % MVC plateau, a 15 % MVC burst's ~10 dB below it */
+		emg_synth_levels(s, tt[i].channel, &noise_uv, &mvc_uv);
 		r->t[i] = (struct eval_truth){
 			.ch = tt[i].channel,
 			.onset = tt[i].onset,
 			.alt = tt[i].onset_cross,
 			.offset = tt[i].offset,
 			.group = 1 + (unsigned)(tt[i].onset / len) * 100000 + e * 1000 + tt[i].rep,
+			.snr_db = 20.0 * log10(tt[i].peak_mvc * mvc_uv / noise_uv),
 		};
 	}
 	free(tt);
@@ -245,7 +250,7 @@ int eval_real(struct eval_rec *r, const char *path, unsigned idx, char name[16])
 			goto out;
 		for (unsigned c = 0; c < h.nch; c++)
 			r->t[r->nt++] = (struct eval_truth){ .ch = c, .onset = win[2 * w], .alt = win[2 * w],
-							     .offset = win[2 * w + 1] };
+							     .offset = win[2 * w + 1], .snr_db = NAN };
 	}
 	if (name)
 		memcpy(name, h.name, 16), name[15] = 0;
@@ -431,7 +436,8 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 			clean[i] = t.q[s0 + i] * gain;
 		add_noise(r, clean, emgdet_noise_sd(burst_uv, snr_db), laplace, seed);
 		r->t[0] = (struct eval_truth){ .ch = 0, .onset = t.first - s0, .alt = t.thr - s0,
-					       .offset = t.end == UINT32_MAX ? UINT64_MAX : t.end - s0 };
+					       .offset = t.end == UINT32_MAX ? UINT64_MAX : t.end - s0,
+					       .snr_db = snr_db };
 		r->nt = 1;
 	}
 	free(clean);
@@ -485,7 +491,8 @@ int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, uns
 			clean[at + i - from[j]] = t[j].q[i] * gain;
 		r->t[r->nt++] = (struct eval_truth){ .ch = 0, .onset = at + t[j].first - from[j],
 						     .alt = at + t[j].thr - from[j],
-						     .offset = at + t[j].end - from[j] };
+						     .offset = at + t[j].end - from[j],
+						     .snr_db = snr_db };
 		at += stop - from[j];
 	}
 	add_noise(r, clean, emgdet_noise_sd(burst_uv, snr_db), laplace, seed);
@@ -787,6 +794,36 @@ int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *
 
 	if (err == 0)
 		err = score(r, &d, res);
+	free(d.d);
+	return err;
+}
+
+int eval_run_online_by_snr(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+			   const double *edge, unsigned nbins, struct eval_result *res)
+{
+	struct dets d = { .fs = r->fs };
+	struct eval_rec sub = *r;
+	int err = -ENOMEM;
+
+	if (!(sub.t = malloc(sizeof(*sub.t) * (r->nt + 1))))
+		return err;
+	if ((err = online_dets(r, cfg, &d)) < 0)
+		goto out;
+	for (unsigned b = 0; b < nbins && err == 0; b++) {
+		sub.nt = 0;
+		for (size_t i = 0; i < r->nt; i++)
+			if (r->t[i].snr_db >= edge[b] && r->t[i].snr_db < edge[b + 1])
+				sub.t[sub.nt++] = r->t[i];
+		/* the other bins' bursts are rest to this score: its false onsets mean nothing */
+		const size_t fa_rest = res[b].fa_rest, fa_other = res[b].fa_other;
+		const double rest_min = res[b].rest_min;
+		err = score(&sub, &d, &res[b]);
+		res[b].fa_rest = fa_rest;
+		res[b].fa_other = fa_other;
+		res[b].rest_min = rest_min;
+	}
+out:
+	free(sub.t);
 	free(d.d);
 	return err;
 }

@@ -43,6 +43,7 @@ struct eval_truth {
 	uint64_t alt;     /* the threshold-crossing alternative */
 	uint64_t offset;  /* first sample after the burst (UINT64_MAX: runs to the end) */
 	unsigned group;   /* bursts of one repetition share a group (0: none) */
+	double snr_db;    /* the burst's own SNR: its plateau's EMG RMS over the noise RMS (NAN: unknown) */
 };
 
 struct eval_rec {
@@ -175,6 +176,14 @@ int eval_run_pipeline(const struct eval_rec *r, const struct emg_pipeline_config
 /* Run r through a fresh emg_pipeline with cfg (NULL: defaults); add to res. */
 int eval_run_online(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
 		    struct eval_result *res);
+
+/*
+ * eval_run_online() once, scored per bin of the bursts' own SNR: res[b] gets
+ * those with edge[b] <= snr_db < edge[b + 1] (onset and offset errors and
+ * misses; its false-onset counts are left as they were).
+ */
+int eval_run_online_by_snr(const struct eval_rec *r, const struct emg_pipeline_config *cfg,
+			   const double *edge, unsigned nbins, struct eval_result *res);
 
 /*
  * r's band-passed lanes (default filter) through an ECG stage in `mode`
