@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "eval.h"
+#include "testutil.h"
 
 #define EXT EVAL_DATA_DIR "/emg-detectors/emgdet.bin"
 #define EXT2 EVAL_DATA_DIR "/emg-detectors/emgdet-train.bin"
@@ -714,11 +715,5 @@ static Suite *accuracy_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(accuracy_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(accuracy_suite());
 }

@@ -18,6 +18,7 @@
 #include "analytics.h"
 #include "devices/synth.h"
 #include "pipeline.h"
+#include "testutil.h"
 
 #define FS 1000.0
 #define TICK 20 /* samples per metrics tick at FS */
@@ -608,11 +609,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(suite());
 }

@@ -12,6 +12,7 @@
 #include "calib.h"
 
 #include "tmpdir.h"
+#include "testutil.h"
 
 static void setup(void)
 {
@@ -481,11 +482,5 @@ static Suite *calib_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(calib_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(calib_suite());
 }

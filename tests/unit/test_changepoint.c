@@ -6,34 +6,21 @@
 #include <stdlib.h>
 
 #include "changepoint.h"
+#include "testutil.h"
+
+static struct test_rng rng = TEST_RNG_SEEDED(1); /* the tests' noise */
 
 #define M_MAX 1200
 
 static double u[M_MAX], scratch[EMG_CP_SCRATCH(M_MAX)];
 
-/* Deterministic Gaussian noise (xorshift64* and Box-Muller). */
-static uint64_t rng_state;
-
-static double rng_uni(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return ((double)((rng_state * 0x2545f4914f6cdd1dull) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double rng_gauss(void)
-{
-	return sqrt(-2.0 * log(rng_uni())) * cos(2.0 * M_PI * rng_uni());
-}
-
 /* u[0..m): b, then from k a linear rise over r entries (0: a step) to b + a, plus noise of SD sd. */
 static void make_rise(unsigned m, unsigned k, unsigned r, double b, double a, double sd, uint64_t seed)
 {
-	rng_state = seed;
+	rng = test_rng_seeded(seed);
 	for (unsigned j = 0; j < m; j++) {
 		double h = j < k ? 0.0 : fmin(1.0, (double)(j - k + 1) / (r + 1));
-		u[j] = b + a * h + (sd > 0 ? sd * rng_gauss() : 0.0);
+		u[j] = b + a * h + (sd > 0 ? sd * test_rng_gauss(&rng) : 0.0);
 	}
 }
 
@@ -192,11 +179,5 @@ static Suite *cp_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cp_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(cp_suite());
 }

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "emgd-config.h"
+#include "testutil.h"
 
 static char err[1024];
 
@@ -1340,11 +1341,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(config_suite());
 }

@@ -10,6 +10,7 @@
 
 #include "devices/ads1299.h"
 #include "devices/cyton_decode.h"
+#include "testutil.h"
 
 #define MAXF 4096
 
@@ -432,8 +433,6 @@ int main(void)
 {
 	Suite *s = suite_create("cyton_decode");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_scale_and_sign);
 	tcase_add_test(tc, test_invalid);
@@ -447,9 +446,5 @@ int main(void)
 	tcase_add_test(tc, test_reset);
 	tcase_add_test(tc, test_noise);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return test_run(s);
 }

@@ -19,6 +19,9 @@
 #include "ecg.h"
 #include "envelope.h"
 #include "filter.h"
+#include "testutil.h"
+
+static struct test_rng rng = TEST_RNG_SEEDED(1); /* the tests' noise */
 
 /* ---- allocation counter (not under ASan, whose runtime owns malloc) ---- */
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
@@ -68,31 +71,6 @@ void free(void *p)
 	__libc_free(p);
 }
 #endif
-
-/* xorshift64* and Box-Muller: deterministic, independent of libc's rand. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s * 0x9E3779B97F4A7C15ull + 1;
-}
-
-static double rng_uniform(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return ((double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double rng_gauss(void)
-{
-	/* Two statements: two draws in one expression are unsequenced (the same noise
-	 * on every architecture). */
-	double r = sqrt(-2.0 * log(rng_uniform()));
-
-	return r * cos(2.0 * M_PI * rng_uniform());
-}
 
 /* One heartbeat, R peak at t = 0 (s), amplitude 1 at R: P, Q, R, S, T as Gaussians. */
 static double qrst(double t)
@@ -156,7 +134,7 @@ static void make_sig_gains(struct sig *s, double fs, unsigned nl, double seconds
 	s->burst = calloc(n * nl, 1);
 	s->nbeats = 0;
 	ck_assert(s->emg && s->ecg && s->burst);
-	rng_seed(seed);
+	rng = test_rng_seeded(seed);
 	/* White noise through the band-pass has RMS sqrt(430/(fs/2)) of its own: scale to 5 uV. */
 	rest_gain = 5.0 / sqrt(2.0 * 430.0 / fs);
 	for (size_t i = 0; i < n; i++) {
@@ -172,7 +150,7 @@ static void make_sig_gains(struct sig *s, double fs, unsigned nl, double seconds
 				on = t >= 6.0 + 0.7 * l && tb < 1.5;
 			}
 			s->burst[i * nl + l] = (uint8_t)on;
-			s->emg[i * nl + l] = (float)(rng_gauss() * (rest_gain + on * 16.0 * rest_gain));
+			s->emg[i * nl + l] = (float)(test_rng_gauss(&rng) * (rest_gain + on * 16.0 * rest_gain));
 		}
 	}
 	bandpass(s->emg, n, nl, fs);
@@ -185,7 +163,7 @@ static void make_sig_gains(struct sig *s, double fs, unsigned nl, double seconds
 			double rr;
 			beat[nb++] = next_r;
 			rr_phase += 2 * M_PI / 12.0;
-			rr = 0.8 * (1.0 + 0.08 * sin(rr_phase) + 0.03 * rng_gauss());
+			rr = 0.8 * (1.0 + 0.08 * sin(rr_phase) + 0.03 * test_rng_gauss(&rng));
 			rr = fmin(1.0, fmax(0.6, rr));
 			next_r += rr;
 		}
@@ -968,11 +946,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(suite());
 }

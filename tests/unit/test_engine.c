@@ -37,6 +37,7 @@
 #include "muscles.h"
 #include "pipeline.h"
 #include "record.h"
+#include "testutil.h"
 
 #define FS 2000.0
 #define NCH 8
@@ -600,8 +601,6 @@ int main(void)
 {
 	Suite *s = suite_create("engine");
 	TCase *tc = tcase_create("engine");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
@@ -613,9 +612,5 @@ int main(void)
 	tcase_add_test(tc, test_detach_records_up_to_the_stop);
 	tcase_add_test(tc, test_refusals);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

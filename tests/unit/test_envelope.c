@@ -10,28 +10,9 @@
 #include <time.h>
 
 #include "envelope.h"
+#include "testutil.h"
 
-/* Small deterministic generator (xorshift64*), uniform and Gaussian-ish. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s ? s : 0x9e3779b97f4a7c15ull;
-}
-
-static uint64_t rng_u64(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-/* Uniform in [-1, 1). */
-static double rng_uni(void)
-{
-	return (double)(rng_u64() >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
+static struct test_rng rng = TEST_RNG_SEEDED(1); /* the tests' noise */
 
 /* Exact RMS of hist[end-n .. end-1] in double. */
 static double exact_rms(const float *hist, size_t end, unsigned n)
@@ -74,7 +55,7 @@ START_TEST(test_matches_exact)
 	const unsigned nch = 3, n = 20000;
 	unsigned windows[] = { 1, 2, 7, 50, 250, 1999 };
 
-	rng_seed(42);
+	rng = test_rng_seeded(42);
 	for (unsigned wi = 0; wi < sizeof(windows) / sizeof(windows[0]); wi++) {
 		unsigned w = windows[wi];
 		struct emg_env *e;
@@ -84,9 +65,9 @@ START_TEST(test_matches_exact)
 
 		ck_assert_int_eq(emg_env_new(&e, nch, w), 0);
 		for (unsigned i = 0; i < n * nch; i++)
-			in[i] = (float)(rng_uni() * (1.0 + 100.0 * (i / nch % 3000 < 700)));
+			in[i] = (float)(test_rng_sym(&rng) * (1.0 + 100.0 * (i / nch % 3000 < 700)));
 		for (unsigned done = 0; done < n;) {
-			unsigned chunk = 1 + (unsigned)(rng_u64() % 613);
+			unsigned chunk = 1 + (unsigned)(test_rng_u64(&rng) % 613);
 			if (chunk > n - done)
 				chunk = n - done;
 			emg_env_run(e, in + (size_t)done * nch, out + (size_t)done * nch, chunk);
@@ -119,10 +100,10 @@ START_TEST(test_window_one)
 	struct emg_env *e;
 	float x[1000], y[1000];
 
-	rng_seed(7);
+	rng = test_rng_seeded(7);
 	ck_assert_int_eq(emg_env_new(&e, 1, 1), 0);
 	for (int i = 0; i < 1000; i++)
-		x[i] = (float)(rng_uni() * 1e4);
+		x[i] = (float)(test_rng_sym(&rng) * 1e4);
 	emg_env_run(e, x, y, 1000);
 	for (int i = 0; i < 1000; i++)
 		ck_assert_float_eq(y[i], fabsf(x[i])); /* exact: sqrt(x^2) */
@@ -183,9 +164,9 @@ START_TEST(test_inplace_and_null)
 	float *x = malloc(sizeof(float) * n * nch), *y = malloc(sizeof(float) * n * nch);
 	float *z = malloc(sizeof(float) * n * nch);
 
-	rng_seed(3);
+	rng = test_rng_seeded(3);
 	for (unsigned i = 0; i < n * nch; i++)
-		x[i] = z[i] = (float)rng_uni();
+		x[i] = z[i] = (float)test_rng_sym(&rng);
 	ck_assert_int_eq(emg_env_new(&a, nch, 33), 0);
 	ck_assert_int_eq(emg_env_new(&b, nch, 33), 0);
 	ck_assert_int_eq(emg_env_new(&c, nch, 33), 0);
@@ -212,9 +193,9 @@ START_TEST(test_multichannel_equals_single)
 	float *x = malloc(sizeof(float) * n * nch), *y = malloc(sizeof(float) * n * nch);
 	float *xs = malloc(sizeof(float) * n), *ys = malloc(sizeof(float) * n);
 
-	rng_seed(11);
+	rng = test_rng_seeded(11);
 	for (unsigned i = 0; i < n * nch; i++)
-		x[i] = (float)(rng_uni() * (1 + i % nch) * 10.0);
+		x[i] = (float)(test_rng_sym(&rng) * (1 + i % nch) * 10.0);
 	ck_assert_int_eq(emg_env_new(&bank, nch, w), 0);
 	emg_env_run(bank, x, y, n);
 	for (unsigned c = 0; c < nch; c++) {
@@ -262,22 +243,22 @@ START_TEST(test_patch_exact)
 	uint8_t mask[19];
 	unsigned done = 0, patched = 0;
 
-	rng_seed(5);
+	rng = test_rng_seeded(5);
 	ck_assert_int_eq(emg_env_new(&e, nch, w), 0);
 	while (done < n) {
-		unsigned k = 1 + (unsigned)(rng_u64() % 200);
+		unsigned k = 1 + (unsigned)(test_rng_u64(&rng) % 200);
 		if (k > n - done)
 			k = n - done;
 		for (unsigned i = 0; i < k * nch; i++)
-			x[i] = (float)(rng_uni() * 100.0);
+			x[i] = (float)(test_rng_sym(&rng) * 100.0);
 		emg_env_run(e, x, NULL, k);
 		for (unsigned f = 0; f < k; f++)
 			for (unsigned c = 0; c < nch; c++)
 				hist[(size_t)(done + f) * nch + c] = x[f * nch + c];
 		done += k;
 		for (int j = 0; j < 4; j++) {
-			const unsigned age = (unsigned)(rng_u64() % w), c = (unsigned)(rng_u64() % nch);
-			const float v = (float)(rng_uni() * 300.0);
+			const unsigned age = (unsigned)(test_rng_u64(&rng) % w), c = (unsigned)(test_rng_u64(&rng) % nch);
+			const float v = (float)(test_rng_sym(&rng) * 300.0);
 			if (age >= done) {
 				ck_assert_int_eq(emg_env_patch(e, c, age, v), -ERANGE);
 				continue;
@@ -287,10 +268,10 @@ START_TEST(test_patch_exact)
 			patched++;
 		}
 		if (done > w) {
-			const unsigned age = (unsigned)(rng_u64() % w);
+			const unsigned age = (unsigned)(test_rng_u64(&rng) % w);
 			for (unsigned c = 0; c < nch; c++) {
-				row[c] = (float)(rng_uni() * 50.0);
-				mask[c] = (uint8_t)(rng_u64() & 1);
+				row[c] = (float)(test_rng_sym(&rng) * 50.0);
+				mask[c] = (uint8_t)(test_rng_u64(&rng) & 1);
 			}
 			ck_assert_int_eq(emg_env_patch_frame(e, age, row, mask), 0);
 			for (unsigned c = 0; c < nch; c++)
@@ -328,9 +309,9 @@ START_TEST(test_patch_previous_pass)
 	struct emg_env *e, *ref;
 	float x[40], y[40], yr[40];
 
-	rng_seed(9);
+	rng = test_rng_seeded(9);
 	for (unsigned i = 0; i < n; i++)
-		x[i] = (float)(rng_uni() * 10.0);
+		x[i] = (float)(test_rng_sym(&rng) * 10.0);
 	ck_assert_int_eq(emg_env_new(&e, 1, w), 0);
 	ck_assert_int_eq(emg_env_new(&ref, 1, w), 0);
 	emg_env_run(e, x, NULL, 13);
@@ -409,16 +390,16 @@ START_TEST(test_drift_24h)
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rng_seed(2024);
+	rng = test_rng_seeded(2024);
 	ck_assert_int_eq(emg_env_new(&e, 1, w), 0);
 	while (done < total) {
-		unsigned chunk = 2 * w + (unsigned)(rng_u64() % (maxchunk - 2 * w));
+		unsigned chunk = 2 * w + (unsigned)(test_rng_u64(&rng) % (maxchunk - 2 * w));
 		/* never leave a tail shorter than two windows: the last window is checked too */
 		if (total - done < (uint64_t)chunk + 2 * w)
 			chunk = (unsigned)(total - done);
 		for (unsigned i = 0; i < chunk; i++) {
 			if (seg_left == 0) {
-				uint64_t r = rng_u64() % 10;
+				uint64_t r = test_rng_u64(&rng) % 10;
 				prev_amp = amp;
 				/* 20 % huge bursts, 40 % quiet, 40 % anything in between */
 				if (r < 2)
@@ -426,12 +407,12 @@ START_TEST(test_drift_24h)
 				else if (r < 6)
 					amp = 0.1;
 				else
-					amp = pow(10.0, 6.0 * (rng_uni() + 1.0) / 2.0 - 1.0);
+					amp = pow(10.0, 6.0 * (test_rng_sym(&rng) + 1.0) / 2.0 - 1.0);
 				after_burst = prev_amp >= 1e5 && amp == 0.1;
-				seg_left = 50 + rng_u64() % (uint64_t)(20 * fs);
+				seg_left = 50 + test_rng_u64(&rng) % (uint64_t)(20 * fs);
 			}
 			seg_left--;
-			x[i] = (float)(amp * 1.7320508 * rng_uni());
+			x[i] = (float)(amp * 1.7320508 * test_rng_sym(&rng));
 		}
 		emg_env_run(e, x, y, chunk);
 		done += chunk;
@@ -503,11 +484,5 @@ static Suite *envelope_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(envelope_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(envelope_suite());
 }

@@ -15,33 +15,12 @@
 
 #include "filter.h"
 #include "simd.h"
+#include "testutil.h"
+
+static struct test_rng rng = TEST_RNG_SEEDED(1); /* the tests' noise */
 
 static const double rates[] = { 250, 500, 1000, 1024, 2000, 2048, 4000, 8000, 10000, 16000 };
 #define NRATES (sizeof(rates) / sizeof(rates[0]))
-
-/* xorshift64*: deterministic noise without touching libc's rand state. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t s)
-{
-	rng_state = s * 0x9E3779B97F4A7C15ull + 1;
-}
-
-static double rng_uniform(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return (double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-
-/* Standard normal (Box-Muller on two uniforms in (0, 1]). */
-static double rng_gauss(void)
-{
-	const double u = 0.5 * (rng_uniform() + 1.0), v = 0.5 * (rng_uniform() + 1.0);
-
-	return sqrt(-2.0 * log(u > 0 ? u : 1e-300)) * cos(2.0 * M_PI * v);
-}
 
 static struct emg_filter *make(double fs, double hp, unsigned hpo, double lp, unsigned lpo,
 			       double mains, unsigned nch)
@@ -155,10 +134,10 @@ START_TEST(test_mains_auto)
 	struct emg_filter *g = make(fs, 20, 2, 450, 4, EMG_FILTER_MAINS_AUTO, nch);
 	char buf[64];
 
-	rng_seed(77 + _i);
+	rng = test_rng_seeded(77 + _i);
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned c = 0; c < nch; c++)
-			x[i * nch + c] = (float)(5.0 * rng_uniform() + 3000.0 * c +
+			x[i * nch + c] = (float)(5.0 * test_rng_sym(&rng) + 3000.0 * c +
 						 (hz > 0 ? 100.0 * sin(2.0 * M_PI * hz * i / fs + c) : 0.0));
 	memcpy(y, x, sizeof(float) * n * nch);
 	ck_assert(emg_filter_mains_hz(f) == EMG_FILTER_MAINS_AUTO);
@@ -452,11 +431,11 @@ START_TEST(test_stability_rate)
 		ck_assert_uint_eq(count_nonfinite(buf, (size_t)n * nch), 0);
 
 		/* 10 s of loud white noise: finite, and bounded by the band-pass */
-		rng_seed((uint64_t)fs + m);
+		rng = test_rng_seeded((uint64_t)fs + m);
 		emg_filter_reset(f);
 		for (unsigned rep = 0; rep < 10 * fs / n + 1; rep++) {
 			for (size_t i = 0; i < (size_t)n * nch; i++)
-				buf[i] = (float)(5000.0 * rng_uniform());
+				buf[i] = (float)(5000.0 * test_rng_sym(&rng));
 			emg_filter_run(f, buf, n);
 			ck_assert_msg(count_nonfinite(buf, (size_t)n * nch) == 0,
 				      "fs %g: non-finite output", fs);
@@ -516,11 +495,11 @@ START_TEST(test_multichannel)
 	ck_assert_ptr_nonnull(one);
 	ck_assert_ptr_nonnull(ref);
 	/* every channel different: its own noise level, tone and DC offset */
-	rng_seed(nch);
+	rng = test_rng_seeded(nch);
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned c = 0; c < nch; c++)
 			all[(size_t)i * nch + c] =
-				(float)((c + 1) * 10.0 * rng_uniform() +
+				(float)((c + 1) * 10.0 * test_rng_sym(&rng) +
 					100.0 * sin(2.0 * M_PI * (13.0 + 7.0 * c) * i / fs) +
 					(c % 5) * 300.0);
 	/* each channel alone first, from a copy, split at odd places */
@@ -575,9 +554,9 @@ START_TEST(test_reset)
 
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(b);
-	rng_seed(7);
+	rng = test_rng_seeded(7);
 	for (unsigned i = 0; i < n; i++)
-		a[i] = b[i] = (float)(1000.0 * rng_uniform());
+		a[i] = b[i] = (float)(1000.0 * test_rng_sym(&rng));
 	emg_filter_run(f, a, n);
 	emg_filter_reset(f);
 	emg_filter_run(f, b, n);
@@ -612,11 +591,11 @@ START_TEST(test_electrode_offset)
 	emg_filter_spec_default(&spec);
 	ck_assert_int_eq(emg_filter_new(&fa, &spec, fs, nch), 0);
 	ck_assert_int_eq(emg_filter_new(&fb, &spec, fs, nch), 0);
-	rng_seed(11);
+	rng = test_rng_seeded(11);
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned c = 0; c < nch; c++) {
 			const double offset = (c % 2 ? -1.0 : 1.0) * 300000.0 * (c + 1) / nch; /* uV */
-			const double v = 10.0 * (rng_uniform() - 0.5); /* ~3 uV RMS */
+			const double v = 10.0 * (test_rng_sym(&rng) - 0.5); /* ~3 uV RMS */
 			a[i * nch + c] = (float)v;
 			b[i * nch + c] = (float)(v + offset);
 		}
@@ -660,11 +639,11 @@ START_TEST(test_offset_gap)
 	ck_assert_ptr_nonnull(b);
 	emg_filter_spec_default(&spec);
 	ck_assert_int_eq(emg_filter_new(&f, &spec, fs, nch), 0);
-	rng_seed(5);
+	rng = test_rng_seeded(5);
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned c = 0; c < nch; c++) {
-			a[i * nch + c] = (float)(100000.0 + 1000.0 * i / fs + 10.0 * (rng_uniform() - 0.5));
-			b[i * nch + c] = (float)(-150000.0 + 10.0 * (rng_uniform() - 0.5));
+			a[i * nch + c] = (float)(100000.0 + 1000.0 * i / fs + 10.0 * (test_rng_sym(&rng) - 0.5));
+			b[i * nch + c] = (float)(-150000.0 + 10.0 * (test_rng_sym(&rng) - 0.5));
 		}
 	emg_filter_run(f, a, n);
 	emg_filter_gap(f);
@@ -813,8 +792,8 @@ END_TEST
 static void gate_signal(float *x, unsigned n, double fs, unsigned b0, unsigned b1)
 {
 	for (unsigned i = 0; i < n; i++)
-		x[i] = (float)(2.0 * rng_gauss() + 10.0 * sin(2.0 * M_PI * 50.0 * i / fs + 0.3) +
-			       (i >= b0 && i < b1 ? 200.0 * rng_gauss() : 0.0));
+		x[i] = (float)(2.0 * test_rng_gauss(&rng) + 10.0 * sin(2.0 * M_PI * 50.0 * i / fs + 0.3) +
+			       (i >= b0 && i < b1 ? 200.0 * test_rng_gauss(&rng) : 0.0));
 }
 
 /*
@@ -833,7 +812,7 @@ START_TEST(test_gate_no_ring)
 	float *x = malloc(n * sizeof(float));
 	struct emg_filter *f = make(fs, 20, 2, 450, 4, 50, 1);
 
-	rng_seed(5);
+	rng = test_rng_seeded(5);
 	gate_signal(x, n, fs, b0, b1);
 	float *y = malloc(n * sizeof(float));
 	struct emg_filter *g = make(fs, 20, 2, 450, 4, 50, 1);
@@ -876,7 +855,7 @@ START_TEST(test_gate_not_at_250)
 	ck_assert_int_eq(emg_filter_new(&f, &s, fs, 1), 0);
 	s.notch_gate = 0;
 	ck_assert_int_eq(emg_filter_new(&g, &s, fs, 1), 0);
-	rng_seed(6);
+	rng = test_rng_seeded(6);
 	gate_signal(x, n, fs, b0, b1);
 	memcpy(y, x, n * sizeof(float));
 	emg_filter_run(f, x, n);
@@ -907,9 +886,9 @@ START_TEST(test_gate_hum_comes_and_goes)
 
 	const double amp = _i == 2 ? 1000.0 : 30.0;
 
-	rng_seed(11 + _i);
+	rng = test_rng_seeded(11 + _i);
 	for (unsigned i = 0; i < n; i++)
-		x[i] = (float)(2.0 * rng_gauss() +
+		x[i] = (float)(2.0 * test_rng_gauss(&rng) +
 			       ((i < at) == (_i == 0) ? amp * sin(2.0 * M_PI * 50.0 * i / fs) : 0.0));
 	for (unsigned i = 0; i < n; i += 64)
 		emg_filter_run(f, x + i, n - i < 64 ? n - i : 64);
@@ -947,8 +926,6 @@ int main(void)
 {
 	Suite *s = suite_create("filter");
 	TCase *tc = tcase_create("filter");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_defaults_and_describe);
@@ -972,9 +949,5 @@ int main(void)
 	tcase_add_loop_test(tc, test_gate_hum_comes_and_goes, 0, 3);
 	tcase_add_test(tc, test_simd_cap);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

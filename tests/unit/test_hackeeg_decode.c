@@ -11,6 +11,7 @@
 
 #include "devices/ads1299.h"
 #include "devices/hackeeg_decode.h"
+#include "testutil.h"
 
 #define MAXF 6000
 
@@ -396,8 +397,6 @@ int main(void)
 {
 	Suite *s = suite_create("hackeeg_decode");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_lengths);
 	tcase_add_test(tc, test_exact_any_chunking);
@@ -409,9 +408,5 @@ int main(void)
 	tcase_add_test(tc, test_restart_and_reset);
 	tcase_add_test(tc, test_noise);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return test_run(s);
 }

@@ -14,6 +14,7 @@
 #include "instance.h"
 
 #include "tmpdir.h"
+#include "testutil.h"
 
 static void setup(void)
 {
@@ -167,17 +168,11 @@ int main(void)
 {
 	Suite *s = suite_create("instance");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_names_and_dropin);
 	tcase_add_test(tc, test_apply_dirs);
 	tcase_add_test(tc, test_ports_file);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

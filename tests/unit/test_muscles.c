@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "muscles.h"
+#include "testutil.h"
 
 START_TEST(test_default_map)
 {
@@ -259,11 +260,5 @@ static Suite *muscles_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(muscles_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(muscles_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "onset.h"
+#include "testutil.h"
 
 #define FS 2000.0
 #define MS(x) ((uint64_t)((x) * FS / 1000.0 + 0.5))
@@ -17,43 +18,13 @@ static const enum emg_onset_method methods[] = { EMG_ONSET_HODGES, EMG_ONSET_TKE
 						 EMG_ONSET_BONATO };
 #define NMETHODS 3
 
-/* ---- tiny seeded generator ------------------------------------------- */
-
-struct rng {
-	uint64_t s;
-	int have;
-	double spare;
-};
-
-static uint64_t rng_u64(struct rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 0x2545f4914f6cdd1dull;
-}
-
-static double rng_unit(struct rng *r) /* (0, 1) */
-{
-	return ((double)(rng_u64(r) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double rng_gauss(struct rng *r)
-{
-	double u, v;
-
-	if (r->have) {
-		r->have = 0;
-		return r->spare;
-	}
-	u = sqrt(-2.0 * log(rng_unit(r)));
-	v = 2.0 * M_PI * rng_unit(r);
-	r->spare = u * sin(v);
-	r->have = 1;
-	return u * cos(v);
-}
-
 /* ---- signals --------------------------------------------------------- */
+
+/*
+ * The generators here start from the raw seed ({ .s = seed }, not
+ * TEST_RNG_SEEDED): the noise the limits below were set on.  Some of them
+ * hold on this draw and not on every one - test_pops_dropped says which.
+ */
 
 struct burst {
 	uint64_t on, off; /* [on, off) */
@@ -64,7 +35,7 @@ struct burst {
 static float *make_signal(uint64_t seed, unsigned nlanes, uint64_t n, const struct burst *b,
 			  unsigned nb, int lane)
 {
-	struct rng r = { .s = seed };
+	struct test_rng r = { .s = seed };
 	float *x = malloc(sizeof(float) * nlanes * n);
 
 	for (uint64_t i = 0; i < n; i++) {
@@ -74,7 +45,7 @@ static float *make_signal(uint64_t seed, unsigned nlanes, uint64_t n, const stru
 				for (unsigned k = 0; k < nb; k++)
 					if (i >= b[k].on && i < b[k].off)
 						a = sqrt(1.0 + b[k].amp * b[k].amp);
-			x[i * nlanes + c] = (float)(a * rng_gauss(&r));
+			x[i * nlanes + c] = (float)(a * test_rng_gauss(&r));
 		}
 	}
 	return x;
@@ -266,15 +237,15 @@ static void check_bursts(enum emg_onset_method m, double amp, double on_worst_ms
 	const unsigned nb = 8;
 	struct burst b[8];
 	uint64_t t = MS(3000);
-	struct rng r = { .s = 99 };
+	struct test_rng r = { .s = 99 };
 	double eon[8], eoff[8], worst_on = 0, worst_off = 0, sum_on = 0, sum_signed = 0;
 
 	for (unsigned i = 0; i < nb; i++) {
-		uint64_t len = MS(300 + 1200 * rng_unit(&r));
+		uint64_t len = MS(300 + 1200 * test_rng_uniform(&r));
 		b[i].on = t;
 		b[i].off = t + len;
 		b[i].amp = amp;
-		t += len + MS(1000 + 1000 * rng_unit(&r));
+		t += len + MS(1000 + 1000 * test_rng_uniform(&r));
 	}
 	float *x = make_signal(1234 + m, 1, t, b, nb, 0);
 	struct emg_onset *o = make(m, 1);
@@ -437,13 +408,20 @@ END_TEST
  * at high SNR, so the detector holds it active past the report gate.  The
  * gate sees from the burst's shape that it has faded and drops it; a
  * sustained contraction as strong, starting on a pop of its own, is reported.
+ * On this noise draw.  Over 50 draws (2026-12-07) the gate dropped 5 of the
+ * 600 contractions (tail thirds that fell by 20 % twice by chance, where
+ * the pop's 40 ms decay still fills the oldest), and 29 were placed 5-13 ms
+ * early; none of the 3000 pops got through but 2.  Reporting a dropped
+ * burst whose level then held (a ring dies away) recovered all 600, but on
+ * the synths at 40 dB it reported pops that a contraction followed, at the
+ * pop: misses 1 -> 2 (realistic) and 2 -> 5 (plain).  Not kept.
  */
 START_TEST(test_pops_dropped)
 {
 	const enum emg_onset_method m = methods[_i];
 	const unsigned npop = 20;
 	uint64_t t = MS(3000), n;
-	struct rng r = { .s = 4242 + m };
+	struct test_rng r = { .s = 4242 + m };
 	uint64_t on[24];
 	float *x;
 
@@ -464,7 +442,7 @@ START_TEST(test_pops_dropped)
 			if (i >= npop && dt < 1.0) /* the last four carry on as contractions */
 				a += 100.0;
 		}
-		x[j] = (float)(sqrt(1.0 + a * a) * rng_gauss(&r));
+		x[j] = (float)(sqrt(1.0 + a * a) * test_rng_gauss(&r));
 	}
 	struct emg_onset *raw = make_gated(m, 1, 0), *gated = make(m, 1);
 	struct capture *cap = calloc(2, sizeof(*cap));
@@ -997,7 +975,7 @@ START_TEST(test_pop_then_contraction)
 	const enum emg_onset_method m = methods[_i];
 	const unsigned nrep = 8;
 	uint64_t t = MS(3000), n, pop[8], con[8];
-	struct rng r = { .s = 99 + m };
+	struct test_rng r = { .s = 99 + m };
 	float *x;
 
 	for (unsigned i = 0; i < nrep; i++) {
@@ -1015,7 +993,7 @@ START_TEST(test_pop_then_contraction)
 			a = 1000.0 * exp(-(double)(j - pop[i]) / FS / 0.030);
 		if (j >= con[i] && j < con[i] + MS(1000))
 			a += 100.0;
-		x[j] = (float)(sqrt(1.0 + a * a) * rng_gauss(&r));
+		x[j] = (float)(sqrt(1.0 + a * a) * test_rng_gauss(&r));
 	}
 	struct emg_onset *o = make(m, 1);
 	struct capture *c = calloc(1, sizeof(*c));
@@ -1179,11 +1157,5 @@ static Suite *onset_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(onset_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(onset_suite());
 }

@@ -21,6 +21,7 @@
 #include "muscles.h"
 #include "osc.h"
 #include "pipeline.h"
+#include "testutil.h"
 
 #define SEC 1000000000ull
 #define MAXPKT 512
@@ -1544,11 +1545,5 @@ static Suite *osc_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(osc_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(osc_suite());
 }

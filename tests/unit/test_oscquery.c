@@ -21,6 +21,7 @@
 
 #include "osc.h"
 #include "oscquery.h"
+#include "testutil.h"
 
 /* ---- a minimal JSON validator (RFC 8259 grammar, no semantics) ---- */
 
@@ -876,11 +877,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(suite());
 }

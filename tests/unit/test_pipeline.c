@@ -17,6 +17,7 @@
 #include "envelope.h"
 #include "filter.h"
 #include "pipeline.h"
+#include "testutil.h"
 
 #define FS 2000.0
 #define SEC 1000000000ull
@@ -79,18 +80,7 @@ static size_t count_type(const struct recs *r, int type)
 
 /* ---- signals --------------------------------------------------------- */
 
-static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
-
-static double gauss(void)
-{
-	double u, v;
-
-	rng_s ^= rng_s >> 12, rng_s ^= rng_s << 25, rng_s ^= rng_s >> 27;
-	u = ((double)((rng_s * 0x2545f4914f6cdd1dull) >> 11) + 0.5) / 9007199254740992.0;
-	rng_s ^= rng_s >> 12, rng_s ^= rng_s << 25, rng_s ^= rng_s >> 27;
-	v = ((double)((rng_s * 0x2545f4914f6cdd1dull) >> 11) + 0.5) / 9007199254740992.0;
-	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
-}
+static struct test_rng rng = TEST_RNG_SEEDED(1); /* the tests' noise: one stream through the file */
 
 /* n frames of ch channels from the synth (default session scenario, not paced). */
 /* n frames of the synth's session on map; realism and snr_db as given (snr_db <= 0: its default). */
@@ -286,7 +276,7 @@ START_TEST(test_publish_rate_exact)
 		pc.publish_rate = cases[c].rate;
 		pc.filter.mains_hz = fs >= 500 ? 50 : 0;
 		for (uint64_t i = 0; i < n * 6; i++)
-			x[i] = (float)(10.0 * gauss());
+			x[i] = (float)(10.0 * test_rng_gauss(&rng));
 		p = make(&pc, fs, 6, map, NULL);
 		recs_init(&r, p);
 		/* the sequence does not start at 0: ticks count from the first sample seen */
@@ -581,7 +571,7 @@ START_TEST(test_rest_calibration)
 
 	for (uint64_t i = 0; i < n; i++)
 		for (unsigned c = 0; c < 6; c++)
-			x[i * 6 + c] = (float)((c + 1) * 5.0 * gauss());
+			x[i * 6 + c] = (float)((c + 1) * 5.0 * test_rng_gauss(&rng));
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	emg_pipeline_config_default(&pc);
 	env = reference_env(&pc, x, 6, n, FS);
@@ -699,7 +689,7 @@ START_TEST(test_rest_calibration_refuses_active)
 			 * (in the stream's start-up, where a burst is reported, and so
 			 * active, once it has lasted startup_report_ms) */
 			double a = (c == 2 && i >= cal_at + 400 && i < cal_at + 1800) ? 20.0 : 1.0;
-			x[i * 6 + c] = (float)(5.0 * a * gauss());
+			x[i * 6 + c] = (float)(5.0 * a * test_rng_gauss(&rng));
 		}
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	emg_pipeline_config_default(&pc);
@@ -743,7 +733,7 @@ START_TEST(test_mvc_calibration)
 		else if (i >= start + len + 1000)
 			a = 42.0;
 		for (unsigned c = 0; c < 6; c++)
-			x[i * 6 + c] = (float)((c == 2 ? a : 1.0) * 10.0 * gauss());
+			x[i * 6 + c] = (float)((c == 2 ? a : 1.0) * 10.0 * test_rng_gauss(&rng));
 	}
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	emg_pipeline_config_default(&pc);
@@ -821,7 +811,7 @@ START_TEST(test_mvc_refuses_rest)
 	for (uint64_t i = 0; i < n; i++)
 		for (unsigned c = 0; c < 6; c++) {
 			double a = c == 3 && i >= mvc2 + 300 && i < mvc2 + 1200 ? 15.0 : 1.0;
-			x[i * 6 + c] = (float)(a * 10.0 * gauss());
+			x[i * 6 + c] = (float)(a * 10.0 * test_rng_gauss(&rng));
 		}
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	emg_pipeline_config_default(&pc);
@@ -875,7 +865,7 @@ START_TEST(test_calib_from_table)
 	struct emg_out *rec;
 
 	for (unsigned i = 0; i < 6 * 400; i++)
-		x[i] = (float)(5.0 * gauss());
+		x[i] = (float)(5.0 * test_rng_gauss(&rng));
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	ck_assert_int_eq(emg_calib_new(&cal, map), 0);
 	emg_calib_add_mvc(cal, 1, 2.0f, 1);
@@ -916,7 +906,7 @@ START_TEST(test_onset_timestamps)
 
 	for (uint64_t i = 0; i < n; i++)
 		for (unsigned c = 0; c < 6; c++)
-			x[i * 6 + c] = (float)((c == 1 && i >= on && i < off ? 15.0 : 1.0) * 3.0 * gauss());
+			x[i * 6 + c] = (float)((c == 1 && i >= on && i < off ? 15.0 : 1.0) * 3.0 * test_rng_gauss(&rng));
 	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
 	emg_pipeline_config_default(&pc);
 	p = make(&pc, FS, 6, map, NULL);
@@ -1037,11 +1027,5 @@ static Suite *pipeline_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(pipeline_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(pipeline_suite());
 }

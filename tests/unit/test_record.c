@@ -37,6 +37,7 @@
 #include "devices/replay.h"
 #include "devices/synth.h"
 #include "slow.h"
+#include "testutil.h"
 
 #define FS 2000.0
 #define NCH 8 /* 6 mapped muscles + 2 unmapped channels */
@@ -1386,8 +1387,6 @@ int main(void)
 {
 	Suite *s = suite_create("record");
 	TCase *tc = tcase_create("record");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -1412,9 +1411,5 @@ int main(void)
 	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_throughput);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

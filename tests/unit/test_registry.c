@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "device.h"
+#include "testutil.h"
 
 static char *read_file(const char *path)
 {
@@ -384,8 +385,6 @@ int main(void)
 {
 	Suite *s = suite_create("registry");
 	TCase *tc = tcase_create("registry");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_help_lists_every_driver);
 	tcase_add_test(tc, test_config_error_lists_every_driver);
@@ -399,9 +398,5 @@ int main(void)
 	tcase_add_test(tc, test_shipped_conf_is_the_defaults);
 	tcase_add_test(tc, test_fuzz_corpus_is_current);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

@@ -25,6 +25,7 @@
 #include "record.h"
 #include "devices/replay.h"
 #include "devices/synth.h"
+#include "testutil.h"
 
 #define FS 2000.0
 #define NCH 7
@@ -709,8 +710,6 @@ int main(void)
 {
 	Suite *s = suite_create("replay");
 	TCase *tc = tcase_create("replay");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
@@ -725,9 +724,5 @@ int main(void)
 	tcase_add_test(tc, test_play_bdf_and_rerecord);
 	tcase_add_test(tc, test_stop_and_resume);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

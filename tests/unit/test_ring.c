@@ -11,6 +11,7 @@
 #include <sched.h>
 
 #include "ring.h"
+#include "testutil.h"
 
 struct frame {
 	uint64_t seq;
@@ -270,8 +271,6 @@ int main(void)
 {
 	Suite *s = suite_create("ring");
 	TCase *tc = tcase_create("ring");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_invalid);
@@ -283,9 +282,5 @@ int main(void)
 	tcase_add_test(tc, test_stress_lossless);
 	tcase_add_test(tc, test_stress_lossy);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

@@ -14,6 +14,7 @@
 #include "safeio.h"
 
 #include "tmpdir.h"
+#include "testutil.h"
 
 static void setup(void)
 {
@@ -183,8 +184,6 @@ int main(void)
 {
 	Suite *s = suite_create("safeio");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_regular_file);
@@ -196,9 +195,5 @@ int main(void)
 	tcase_add_test(tc, test_create);
 	tcase_add_test(tc, test_fd_path);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

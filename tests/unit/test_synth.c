@@ -27,6 +27,7 @@
 #include "muscles.h"
 #include "devices/synth.h"
 #include "slow.h"
+#include "testutil.h"
 
 #define FS 2000.0
 
@@ -1735,11 +1736,5 @@ static Suite *synth_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(synth_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(synth_suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "testutil.h"
 
 START_TEST(test_controls)
 {
@@ -89,8 +90,6 @@ int main(void)
 {
 	Suite *s = suite_create("text");
 	TCase *tc = tcase_create("clean");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_controls);
 	tcase_add_test(tc, test_utf8);
@@ -98,9 +97,5 @@ int main(void)
 	tcase_add_test(tc, test_bounded);
 	tcase_add_test(tc, test_valid);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }

@@ -25,6 +25,7 @@
 #include "device.h"
 #include "devices/ads1299.h"
 #include "../usb/mockusb.h"
+#include "testutil.h"
 
 #ifndef USB_DATA_DIR
 #define USB_DATA_DIR "tests/usb"
@@ -956,8 +957,6 @@ int main(void)
 	TCase *cy = tcase_create("cyton");
 	TCase *cy2 = tcase_create("cyton_recovery");
 	TCase *hk = tcase_create("hackeeg");
-	SRunner *sr;
-	int failed;
 
 	/* three cases, so that meson can run them in parallel (CK_RUN_CASE) */
 	tcase_set_timeout(cy, 40);
@@ -980,9 +979,5 @@ int main(void)
 	suite_add_tcase(s, cy);
 	suite_add_tcase(s, cy2);
 	suite_add_tcase(s, hk);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return test_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ws.h"
+#include "testutil.h"
 
 #define MAXMSG 256
 
@@ -355,8 +356,6 @@ int main(void)
 {
 	Suite *s = suite_create("ws");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_accept_key);
 	tcase_add_test(tc, test_masked_text);
@@ -369,9 +368,5 @@ int main(void)
 	tcase_add_test(tc, test_server_header);
 	tcase_add_test(tc, test_callback_stops);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run(s);
 }
