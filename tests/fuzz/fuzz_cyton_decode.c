@@ -12,43 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/ads1299.h"
 #include "devices/cyton_decode.h"
+#include "fuzz_frames.h"
 #include "fuzz_main.h"
 
-#define MAXF 4096
-
-struct rec {
-	unsigned channels;
-	double limit;
-	size_t n;
-	uint64_t next_seq;
-	float v[MAXF * 16];
-	uint64_t seq[MAXF];
-	uint32_t lost[MAXF];
-};
-
-static struct rec A, B;
-
-static void emit(void *ud, const float *f, unsigned n, uint64_t seq, uint32_t lost)
-{
-	struct rec *r = ud;
-
-	if (n == 0 || seq < r->next_seq)
-		abort();
-	for (unsigned i = 0; i < n; i++) {
-		for (unsigned c = 0; c < r->channels; c++)
-			if (!isfinite(f[i * r->channels + c]) || fabs(f[i * r->channels + c]) > r->limit)
-				abort();
-		if (r->n < MAXF) {
-			memcpy(r->v + r->n * 16, f + i * r->channels, r->channels * sizeof(float));
-			r->seq[r->n] = seq + i;
-			r->lost[r->n] = i ? 0 : lost;
-			r->n++;
-		}
-	}
-	r->next_seq = seq + n;
-}
+static struct fuzz_frames A, B;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -64,12 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t chunk = 1 + (k >> 3);
 	data++, size--;
 
-	memset(&A, 0, sizeof(A));
-	memset(&B, 0, sizeof(B));
-	A.channels = B.channels = channels;
-	A.limit = B.limit = 8388608.0 * emg_ads1299_uv_per_count(gain) * 1.0001;
-	if (emg_cyton_dec_init(&da, daisy, channels, gain, emit, &A) ||
-	    emg_cyton_dec_init(&db, daisy, channels, gain, emit, &B))
+	fuzz_frames_reset(&A, channels, gain);
+	fuzz_frames_reset(&B, channels, gain);
+	if (emg_cyton_dec_init(&da, daisy, channels, gain, fuzz_frames_emit, &A) ||
+	    emg_cyton_dec_init(&db, daisy, channels, gain, fuzz_frames_emit, &B))
 		abort();
 	if (ftdi) {
 		/* one transfer vs one 64-byte USB packet at a time: same result */
@@ -81,12 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < size; i += chunk)
 			emg_cyton_dec_feed(&db, data + i, size - i < chunk ? size - i : chunk);
 	}
-	if (A.n != B.n || memcmp(A.seq, B.seq, A.n * sizeof(A.seq[0])) ||
-	    memcmp(A.lost, B.lost, A.n * sizeof(A.lost[0])) ||
-	    memcmp(A.v, B.v, A.n * 16 * sizeof(float)))
-		abort();
+	fuzz_frames_same(&A, &B);
 	const struct emg_cyton_stats *s = emg_cyton_dec_stats(&da);
-	if (s->frames != A.n && A.n < MAXF)
+	if (s->frames != A.n && A.n < FUZZ_MAXF)
 		abort();
 	if (s->packets > size / EMG_CYTON_PACKET + 1)
 		abort();

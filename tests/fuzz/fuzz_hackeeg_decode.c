@@ -11,43 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/ads1299.h"
 #include "devices/hackeeg_decode.h"
+#include "fuzz_frames.h"
 #include "fuzz_main.h"
 
-#define MAXF 4096
-
-struct rec {
-	unsigned channels;
-	double limit;
-	size_t n;
-	uint64_t next_seq;
-	float v[MAXF * 32];
-	uint64_t seq[MAXF];
-	uint32_t lost[MAXF];
-};
-
-static struct rec A, B;
-
-static void emit(void *ud, const float *f, unsigned n, uint64_t seq, uint32_t lost)
-{
-	struct rec *r = ud;
-
-	if (n == 0 || seq < r->next_seq)
-		abort();
-	for (unsigned i = 0; i < n; i++) {
-		for (unsigned c = 0; c < r->channels; c++)
-			if (!isfinite(f[i * r->channels + c]) || fabs(f[i * r->channels + c]) > r->limit)
-				abort();
-		if (r->n < MAXF) {
-			memcpy(r->v + r->n * 32, f + i * r->channels, r->channels * sizeof(float));
-			r->seq[r->n] = seq + i;
-			r->lost[r->n] = i ? 0 : lost;
-			r->n++;
-		}
-	}
-	r->next_seq = seq + n;
-}
+static struct fuzz_frames A, B;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -62,20 +30,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t chunk = 1 + (size_t)(k % 53);
 	data++, size--;
 
-	memset(&A, 0, sizeof(A));
-	memset(&B, 0, sizeof(B));
-	A.channels = B.channels = channels;
-	A.limit = B.limit = 8388608.0 * emg_ads1299_uv_per_count(gain) * 1.0001;
-	if (emg_hackeeg_dec_init(&da, channels, gain, emit, &A) ||
-	    emg_hackeeg_dec_init(&db, channels, gain, emit, &B))
+	fuzz_frames_reset(&A, channels, gain);
+	fuzz_frames_reset(&B, channels, gain);
+	if (emg_hackeeg_dec_init(&da, channels, gain, fuzz_frames_emit, &A) ||
+	    emg_hackeeg_dec_init(&db, channels, gain, fuzz_frames_emit, &B))
 		abort();
 	emg_hackeeg_dec_feed(&da, data, size);
 	for (size_t i = 0; i < size; i += chunk)
 		emg_hackeeg_dec_feed(&db, data + i, size - i < chunk ? size - i : chunk);
-	if (A.n != B.n || memcmp(A.seq, B.seq, A.n * sizeof(A.seq[0])) ||
-	    memcmp(A.lost, B.lost, A.n * sizeof(A.lost[0])) ||
-	    memcmp(A.v, B.v, A.n * 32 * sizeof(float)))
-		abort();
+	fuzz_frames_same(&A, &B);
 	if (emg_hackeeg_dec_stats(&da)->packets > size / (EMG_HACKEEG_HEADER_LEN + 14) + 1)
 		abort();
 	return 0;

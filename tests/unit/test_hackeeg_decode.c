@@ -40,14 +40,11 @@ static void sink_emit(void *ud, const float *frames, unsigned nframes, uint64_t 
 	}
 }
 
-static uint64_t rng = 0xfeedfacecafebeefull;
+static struct test_rng rng = TEST_RNG_SEEDED(0xfeedfacecafebeefull);
 
 static uint32_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
+	return (uint32_t)(test_rng_u64(&rng) >> 32);
 }
 
 static int32_t counts[MAXF][32];

@@ -806,14 +806,11 @@ END_TEST
 
 /* ---- malformed input ------------------------------------------------- */
 
-static uint64_t rng = 88172645463325252ull;
+static struct test_rng rng = TEST_RNG_SEEDED(88172645463325252ull);
 
 static uint32_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
+	return (uint32_t)(test_rng_u64(&rng) >> 32);
 }
 
 START_TEST(test_malformed)

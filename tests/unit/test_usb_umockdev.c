@@ -202,14 +202,11 @@ static void sleep_ms(unsigned ms)
 
 /* ------------------------------------------------------- known samples */
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static struct test_rng rng = TEST_RNG_SEEDED(0x9e3779b97f4a7c15ull);
 
 static uint32_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
+	return (uint32_t)(test_rng_u64(&rng) >> 32);
 }
 
 static int32_t counts[MAXF][8];
