@@ -94,11 +94,18 @@ typedef void (*emg_device_data_fn)(void *ud, const float *frames, unsigned nfram
 				   uint64_t first_seq, uint32_t lost, uint64_t t_ns);
 /* A state change; `why` is a static string. */
 typedef void (*emg_device_state_fn)(void *ud, enum emg_device_state st, const char *why);
+/* Frames the consumer can take now without dropping any. */
+typedef unsigned (*emg_device_room_fn)(void *ud);
 
 struct emg_device_callbacks {
 	emg_device_data_fn data;
 	emg_device_state_fn state;
 	void *ud;
+	/* A driver that makes its own samples faster than real time (replay or
+	 * synth with realtime = no) waits for room before it delivers, so that
+	 * nothing is dropped; an amplifier cannot wait and never asks.  NULL:
+	 * no one to ask. */
+	emg_device_room_fn room;
 };
 
 /* How a driver option's value is written and stored. */

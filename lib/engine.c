@@ -117,6 +117,13 @@ static void on_frames(void *ud, const float *frames, unsigned n, uint64_t first_
 	atomic_fetch_add_explicit(&e->frames_in, n, memory_order_relaxed);
 }
 
+static unsigned on_room(void *ud)
+{
+	struct emg_engine *e = ud;
+
+	return emg_ring_capacity(e->frames) - emg_ring_count(e->frames);
+}
+
 static void on_state(void *ud, enum emg_device_state st, const char *why)
 {
 	struct emg_engine *e = ud;
@@ -448,7 +455,7 @@ static void stop_dsp(struct emg_engine *e)
 int emg_engine_start(struct emg_engine **out, const struct emg_engine_params *p)
 {
 	struct emg_engine *e = calloc(1, sizeof(*e));
-	struct emg_device_callbacks cb = { .data = on_frames, .state = on_state };
+	struct emg_device_callbacks cb = { .data = on_frames, .state = on_state, .room = on_room };
 	int r;
 
 	*out = NULL;

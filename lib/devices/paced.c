@@ -7,6 +7,8 @@
 
 /* Later than this behind schedule: re-anchor instead of catching up. */
 #define RESYNC_NS 100000000ull
+/* realtime = no: how often a producer that found the consumer full looks again. */
+#define ROOM_POLL_NS 1000000ull
 
 bool emg_paced_stopping(struct emg_paced_dev *d)
 {
@@ -45,6 +47,11 @@ static void *paced_thread(void *arg)
 				t0 += now - deadline; /* re-anchor: no catch-up burst */
 			else if (now < deadline)
 				sleep_until(deadline);
+		} else if (d->cb.room) {
+			/* as fast as the consumer goes, not faster: a full ring
+			 * drops frames, and a replay is there to be read whole */
+			while (d->cb.room(d->cb.ud) < due - done && !emg_paced_stopping(d))
+				sleep_until(emg_now_ns() + ROOM_POLL_NS);
 		}
 		if (d->produce(d, (unsigned)(due - done)) < 0)
 			break;

@@ -9,7 +9,8 @@
  * debugger, starved), it re-anchors its schedule at "now" instead of
  * bursting out the backlog: the sample clock simply pauses, first_seq stays
  * contiguous and nothing is reported lost.  realtime = false delivers as fast
- * as the callbacks go (offline tests).
+ * as the consumer takes the frames (the callbacks' room()): a replay is read
+ * whole, however slow the machine.
  */
 #ifndef EMG_PACED_H
 #define EMG_PACED_H
@@ -44,7 +45,7 @@ struct emg_paced_dev {
 /* The realtime option of every paced driver (their option tables share it). */
 #define EMG_PACED_REALTIME_OPTION                                                          \
 	{ "realtime", EMG_OPT_BOOL, offsetof(struct emg_device_config, realtime), 0, 0, NULL, \
-	  "yes", "yes or no", "pace in real time (no: as fast as possible, for offline tests)" }
+	  "yes", "yes or no", "pace in real time (no: as fast as the processing takes them, none dropped)" }
 
 /* True once emg_paced_stop() was called: a produce() that waits should return. */
 bool emg_paced_stopping(struct emg_paced_dev *d);

@@ -671,7 +671,7 @@ static int replay_check(const struct emg_device_config *cfg, char *why, size_t w
 
 const struct emg_device_ops emg_replay_ops = {
 	.name = "replay",
-	.help = "plays an EDF/BDF recording or a CSV file, in real time or as fast as possible",
+	.help = "plays an EDF/BDF recording or a CSV file, in real time or as fast as it is processed",
 	.options = replay_options,
 	.check = replay_check,
 	.open = replay_open,

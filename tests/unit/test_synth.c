@@ -857,7 +857,7 @@ static void run_device(bool realtime, double rate, unsigned long target, double 
 	struct emg_device_config cfg;
 	struct emg_device *d;
 	struct emg_device_info info;
-	struct emg_device_callbacks cb = { on_data, on_state, k };
+	struct emg_device_callbacks cb = { .data = on_data, .state = on_state, .ud = k };
 
 	emg_device_config_default(&cfg);
 	cfg.realtime = realtime;
@@ -945,7 +945,7 @@ START_TEST(test_device_resync)
 	static struct counter k;
 	struct emg_device_config cfg;
 	struct emg_device *d;
-	struct emg_device_callbacks cb = { on_data, NULL, &k };
+	struct emg_device_callbacks cb = { .data = on_data, .ud = &k };
 
 	memset(&k, 0, sizeof(k));
 	k.stall_at = 20;
