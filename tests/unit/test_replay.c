@@ -319,7 +319,18 @@ struct sink {
 	atomic_size_t delivered; /* n, for a thread that waits on it */
 	const char *why;
 	struct emg_recorder *rec; /* optional: also record */
+	atomic_size_t budget;     /* room(): the frames it may have delivered by now ... */
+	atomic_uint room_asked;   /* ... and how often it was asked */
 };
+
+static unsigned on_room(void *ud)
+{
+	struct sink *s = ud;
+	const size_t b = atomic_load(&s->budget), n = atomic_load(&s->delivered);
+
+	atomic_fetch_add(&s->room_asked, 1);
+	return b > n ? (unsigned)(b - n) : 0;
+}
 
 static void on_data(void *ud, const float *frames, unsigned nframes, uint64_t first_seq,
 		    uint32_t lost, uint64_t t_ns)
@@ -424,6 +435,51 @@ START_TEST(test_play_csv)
 		free(s.buf);
 		emg_device_close(d);
 	}
+}
+END_TEST
+
+/*
+ * realtime = no delivers as fast as the consumer takes the frames: a replay
+ * that outran the daemon's DSP thread lost 29221 of 51493 frames in its
+ * ring (tests/integration/test_external.py).  With room for 500 frames the
+ * driver delivers 500 and asks again until there is more; then the rest.
+ */
+START_TEST(test_play_waits_for_room)
+{
+	char path[128];
+	struct sink s = { .cap = 4000, .ch = 3 };
+	struct emg_device_callbacks cb = { .data = on_data, .state = on_state, .ud = &s, .room = on_room };
+	struct emg_device *d;
+	double t0 = mono();
+
+	snprintf(path, sizeof(path), "%s/room.csv", tmpdir);
+	write_csv(path, 3001, 1000, 0);
+	d = open_replay(path, false);
+	s.buf = calloc(s.cap * 3, sizeof(float));
+	atomic_init(&s.state, -1);
+	atomic_init(&s.budget, 500);
+	ck_assert_int_eq(emg_device_start(d, &cb), 0);
+	/* it has delivered what there was room for and keeps asking */
+	while (atomic_load(&s.delivered) < 500 || atomic_load(&s.room_asked) < 510) {
+		ck_assert_uint_le(atomic_load(&s.delivered), 500);
+		ck_assert_double_lt(mono() - t0, 20);
+		usleep(1000);
+	}
+	ck_assert_uint_eq(atomic_load(&s.delivered), 500);
+	ck_assert_int_ne(atomic_load(&s.state), EMG_DEVICE_WAITING);
+	atomic_store(&s.budget, 100000);
+	while (atomic_load(&s.state) != EMG_DEVICE_WAITING) {
+		ck_assert_double_lt(mono() - t0, 20);
+		usleep(1000);
+	}
+	emg_device_stop(d);
+	ck_assert_str_eq(s.why, "end of replay file");
+	ck_assert_int_eq(s.bad_seq, 0);
+	ck_assert_uint_eq(s.n, 3001);
+	for (size_t i = 0; i < s.n; i++)
+		ck_assert_float_eq_tol(s.buf[i * 3 + 2], (float)i + 0.2f, 1e-3f);
+	free(s.buf);
+	emg_device_close(d);
 }
 END_TEST
 
@@ -721,6 +777,7 @@ int main(void)
 	tcase_add_test(tc, test_edf_fastest_rate);
 	tcase_add_test(tc, test_registered);
 	tcase_add_test(tc, test_play_csv);
+	tcase_add_test(tc, test_play_waits_for_room);
 	tcase_add_test(tc, test_play_bdf_and_rerecord);
 	tcase_add_test(tc, test_stop_and_resume);
 	suite_add_tcase(s, tc);
