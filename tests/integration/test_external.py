@@ -8,12 +8,13 @@ tick arrives with 0 samples dropped and the log reports no lost frame.
 1. External set 2 (tests/data/emg-detectors, emgdet-train.bin: an independent group's
    biophysical model, Yuvaraj et al. 2023, MIT): its first 8 contractions with an end, eight to
    a stream, each from 0.6-2.0 s of its trial's own rest before its onset to its end (1.5-2.5 s
-   before the first, 1 s of rest after the last), white noise at 20 dB.  Scored against the
-   trials' first activity and end, as test_accuracy scores the same data through the pipeline
-   in-process (bench_onset's "ext2x5" rows: median |e| 5.0 ms, mean +6.0, no miss at 20 dB).
-   Every contraction once, no other burst, onsets median |e| <= 10 ms (the issue-12 target)
-   and mean within 10 ms (the +-5 ms target is not met on this source: README "Signal
-   validity"), offsets median |e| <= 40 ms.
+   before the first, 1 s of rest after the last), white noise at 10, 20 and 40 dB (one draw,
+   scaled).  Scored against the trials' first activity and end, as test_accuracy scores the
+   same data through the pipeline in-process (bench_onset's "ext2x5" rows, 45 contractions:
+   median |e| 12.0 / 5.0 / 7.0 ms, mean +12.1 / +6.0 / -6.9 ms, no miss).  Every contraction
+   once, no other burst, onsets median |e| within the issue-12 target (25 ms at 10 dB, 10 ms
+   above) and the mean within 15 ms at 10 dB, 10 ms above (the +-5 ms target is not met on
+   this source: README "Signal validity"), offsets median |e| <= 40 ms.
 2. A real tibialis anterior (tests/data/emggo: emgGO's sample, MIT), 250 Hz, 56 ballistic
    contractions, the heart 10-20 dB over the rest EMG.  No onset truth: scored like
    test_accuracy's test_real_heartbeats (in-process: 56 of 56 found, 0.29 false onsets per
@@ -184,29 +185,35 @@ def tibialis():
     fail("emggo.bin: no tibialis recording")
 
 
-# 1. external set 2 at 20 dB
-rate, stream, truth = external_set2()
-got = replay("external", rate, stream, "glute_max_l")
-errs, off_errs, extra = [], [], []
-for on, end in got:
-    near = [t for t in truth if abs(on - t[0]) < 0.15 * rate]
-    if not near:
-        extra.append(on)
-        continue
-    errs.append((on - near[0][0]) * 1e3 / rate)
-    off_errs.append((end - near[0][1]) * 1e3 / rate)
-print("external set 2, %d contractions at 20 dB through emgd: onsets median |e| %.1f ms, "
-      "mean %+.1f ms, max |e| %.1f ms; offsets median |e| %.1f ms, mean %+.1f ms; %d other bursts"
-      % (len(truth), statistics.median(map(abs, errs)) if errs else -1,
-         statistics.mean(errs) if errs else 0, max(map(abs, errs)) if errs else -1,
-         statistics.median(map(abs, off_errs)) if off_errs else -1,
-         statistics.mean(off_errs) if off_errs else 0, len(extra)))
-check(len(errs) == len(truth), "every contraction reported once: %d of %d (onsets %s, truth %s)"
-      % (len(errs), len(truth), [g[0] for g in got], [t[0] for t in truth]))
-check(not extra, "no other burst (at %s)" % extra)
-check(statistics.median(map(abs, errs)) <= 10, "onsets: median |error| <= 10 ms: %s" % errs)
-check(abs(statistics.mean(errs)) <= 10, "onsets: mean error within 10 ms: %s" % errs)
-check(statistics.median(map(abs, off_errs)) <= 40, "offsets: median |error| <= 40 ms: %s" % off_errs)
+# 1. external set 2 at 10, 20 and 40 dB (the same contractions and noise draw, scaled)
+# limits: onsets median |e| (the issue-12 target), |mean e|, offsets median |e|, all in ms
+LIMITS = {10: (25, 15, 40), 20: (10, 10, 40), 40: (10, 10, 40)}
+for snr, (lim_med, lim_mean, lim_off) in LIMITS.items():
+    rate, stream, truth = external_set2(snr_db=snr)
+    got = replay("external-%gdB" % snr, rate, stream, "glute_max_l")
+    errs, off_errs, extra = [], [], []
+    for on, end in got:
+        near = [t for t in truth if abs(on - t[0]) < 0.15 * rate]
+        if not near:
+            extra.append(on)
+            continue
+        errs.append((on - near[0][0]) * 1e3 / rate)
+        off_errs.append((end - near[0][1]) * 1e3 / rate)
+    print("external set 2, %d contractions at %g dB through emgd: onsets median |e| %.1f ms, "
+          "mean %+.1f ms, max |e| %.1f ms; offsets median |e| %.1f ms, mean %+.1f ms; %d other bursts"
+          % (len(truth), snr, statistics.median(map(abs, errs)) if errs else -1,
+             statistics.mean(errs) if errs else 0, max(map(abs, errs)) if errs else -1,
+             statistics.median(map(abs, off_errs)) if off_errs else -1,
+             statistics.mean(off_errs) if off_errs else 0, len(extra)))
+    check(len(errs) == len(truth), "%g dB: every contraction reported once: %d of %d (onsets %s, truth %s)"
+          % (snr, len(errs), len(truth), [g[0] for g in got], [t[0] for t in truth]))
+    check(not extra, "%g dB: no other burst (at %s)" % (snr, extra))
+    check(statistics.median(map(abs, errs)) <= lim_med,
+          "%g dB: onsets median |error| <= %g ms: %s" % (snr, lim_med, errs))
+    check(abs(statistics.mean(errs)) <= lim_mean, "%g dB: onsets mean error within %g ms: %s"
+          % (snr, lim_mean, errs))
+    check(statistics.median(map(abs, off_errs)) <= lim_off,
+          "%g dB: offsets median |error| <= %g ms: %s" % (snr, lim_off, off_errs))
 
 # 2. the real tibialis with its heart: its replay's output needs a buffer only root can set
 probe = Receiver()
