@@ -2,8 +2,8 @@
 /*
  * What the unit tests share: running a Check suite, and deterministic noise
  * (xorshift64* and Box-Muller, not libc's rand: the same stream with every
- * libc, on every architecture).  Header-only, included by each test file:
- * each is one program with one generator.
+ * libc, on every architecture).  Header-only: every unit test is one file
+ * and includes it; a generator is plain data, so a test may keep several.
  */
 #ifndef EMG_TESTUTIL_H
 #define EMG_TESTUTIL_H
@@ -33,7 +33,8 @@ struct test_rng {
 	double spare;
 };
 
-/* Initializer of a generator started from seed (any value: 0 too); a constant expression. */
+/* Initializer of a generator started from seed (0 too: of the 2^64 seeds only
+ * -1/0x9E37... mod 2^64 gives the stuck state); a constant expression. */
 #define TEST_RNG_SEEDED(seed) { .s = (uint64_t)(seed) * 0x9E3779B97F4A7C15ull + 1 }
 
 /* A generator started from seed, as TEST_RNG_SEEDED. */
