@@ -73,23 +73,20 @@ class Receiver:
 
     def wait_for(self, pred, timeout):
         """The first message for which pred is true, receiving until timeout s; None."""
-        end = time.time() + timeout
+        end, seen = time.time() + timeout, 0
         while True:
-            for m in self.msgs:
+            for m in self.msgs[seen:]:
                 if pred(m):
                     return m
+            seen = len(self.msgs)
             left = end - time.time()
             if left <= 0:
                 return None
             self.sock.settimeout(left)
             try:
-                b = self.sock.recv(65536)
+                self._parse(self.sock.recv(65536), self.msgs)
             except socket.timeout:
                 return None
-            start = len(self.msgs)
-            self._parse(b, self.msgs)
-            if any(pred(m) for m in self.msgs[start:]):
-                return next(m for m in self.msgs[start:] if pred(m))
 
     def close(self):
         self.sock.close()
