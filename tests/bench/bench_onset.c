@@ -463,6 +463,17 @@ static void mains(void)
 		}
 }
 
+/* The label of the bin [lo, hi) in a binned table: "lo-hi", "< hi" or ">= lo" (open ends). */
+static void bin_label(char *out, size_t n, double lo, double hi)
+{
+	if (isinf(lo))
+		snprintf(out, n, "< %.0f", hi);
+	else if (isinf(hi))
+		snprintf(out, n, ">= %.0f", lo);
+	else
+		snprintf(out, n, "%.0f-%.0f", lo, hi);
+}
+
 /*
  * Where the realistic synth's onset errors come from: its matched bursts by
  * the length of their toe - from the first non-zero activation (the truth)
@@ -512,10 +523,7 @@ static void toes(void)
 				}
 			}
 			eval_summarise(&bin, &sm);
-			if (isinf(edge[b + 1]))
-				snprintf(range, sizeof(range), ">= %.0f", edge[b]);
-			else
-				snprintf(range, sizeof(range), "%.0f-%.0f", edge[b], edge[b + 1]);
+			bin_label(range, sizeof(range), edge[b], edge[b + 1]);
 			printf("%4.0f %-10s %6zu %7.1f %+7.1f %7.1f %+12.1f\n", snrs[j], range, bin.nerr,
 			       sm.median_abs, sm.mean, sm.p90_abs, sm.mean_alt);
 			eval_result_free(&bin);
@@ -559,12 +567,7 @@ static void levels(void)
 
 			if (res[b].bursts) {
 				eval_summarise(&res[b], &sm);
-				if (isinf(edge[b]))
-					snprintf(range, sizeof(range), "< %.0f", edge[b + 1]);
-				else if (isinf(edge[b + 1]))
-					snprintf(range, sizeof(range), ">= %.0f", edge[b]);
-				else
-					snprintf(range, sizeof(range), "%.0f-%.0f", edge[b], edge[b + 1]);
+				bin_label(range, sizeof(range), edge[b], edge[b + 1]);
 				printf("%4.0f %-12s %6zu %7zu %7.1f %+7.1f %7.1f\n", snrs[j], range,
 				       res[b].bursts, res[b].misses, sm.median_abs, sm.mean, sm.p90_abs);
 			}
