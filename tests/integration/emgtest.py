@@ -279,6 +279,22 @@ class NotifySocket:
         os.unlink(self.path)
 
 
+def wait_new(msgs, pred, timeout, receive):
+    """The first message added to msgs from now on for which pred is true, or None after timeout
+    s; receive(seconds left) waits at most that long for more to be added."""
+    start = len(msgs)
+    end = time.time() + timeout
+    while True:
+        for m in msgs[start:]:
+            if pred(m):
+                return m
+        start = len(msgs)
+        left = end - time.time()
+        if left <= 0:
+            return None
+        receive(left)
+
+
 class Client:
     """An OSC client with its own port: subscriptions stream back to it."""
 
@@ -301,17 +317,7 @@ class Client:
 
     def wait_for(self, pred, timeout):
         """Receive until pred(msg) is true for a new message; return it or None."""
-        start = len(self.msgs)
-        end = time.time() + timeout
-        while True:
-            for m in self.msgs[start:]:
-                if pred(m):
-                    return m
-            start = len(self.msgs)
-            left = end - time.time()
-            if left <= 0:
-                return None
-            self.srv.recv(max(1, int(left * 1000)))
+        return wait_new(self.msgs, pred, timeout, lambda left: self.srv.recv(max(1, int(left * 1000))))
 
     def request(self, path, *args, reply, timeout=2.0):
         self.send(path, *args)
@@ -344,24 +350,43 @@ def osc(path, *args):
     return pad(path.encode()) + pad(tags.encode()) + data
 
 
-def osc_parse(b):
-    """(address, [args]) of one message (replies are never bundles)."""
-    def string(i):
-        e = b.index(b"\0", i)
-        return b[i:e].decode(), (e + 4) & ~3
-    addr, i = string(0)
-    tags, i = string(i)
+def _osc_string(b, i):
+    e = b.index(b"\0", i)
+    return b[i:e].decode(), (e + 4) & ~3
+
+
+def osc_messages(b):
+    """[(address, tags, [args])] of a packet: a message or a (flat) bundle; fails on a bundle
+    whose elements do not fill it exactly and on a type tag emgd does not send (i f s only)."""
+    if b.startswith(b"#bundle\0"):
+        out, i = [], 16
+        while i + 4 <= len(b):
+            n = struct.unpack(">I", b[i:i + 4])[0]
+            out += osc_messages(b[i + 4:i + 4 + n])
+            i += 4 + n
+        check(i == len(b), "bundle elements fill the packet exactly")
+        return out
+    addr, i = _osc_string(b, 0)
+    tags, i = _osc_string(b, i)
     args = []
     for t in tags[1:]:
-        if t == "i":
-            args.append(struct.unpack(">i", b[i:i + 4])[0])
-            i += 4
-        elif t == "f":
+        if t == "f":
             args.append(struct.unpack(">f", b[i:i + 4])[0])
             i += 4
+        elif t == "i":
+            args.append(struct.unpack(">i", b[i:i + 4])[0])
+            i += 4
         elif t == "s":
-            s, i = string(i)
+            s, i = _osc_string(b, i)
             args.append(s)
+        else:
+            fail("unexpected type tag %r in %s" % (t, addr))
+    return [(addr, tags, args)]
+
+
+def osc_parse(b):
+    """(address, [args]) of one message (replies are never bundles)."""
+    addr, _, args = osc_messages(b)[0]
     return addr, args
 
 

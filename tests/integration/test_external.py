@@ -29,7 +29,7 @@ import struct
 import tempfile
 import time
 
-from emgtest import Daemon, check, fail, osc_parse
+from emgtest import Daemon, check, fail, osc_messages, wait_new
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
@@ -59,34 +59,17 @@ class Receiver:
         self.port = self.sock.getsockname()[1]
         self.msgs = []
 
-    @staticmethod
-    def _parse(b, out):
-        """Append the (address, args) of b's messages to out, bundles opened."""
-        if b.startswith(b"#bundle\0"):
-            i = 16
-            while i + 4 <= len(b):
-                (n,) = struct.unpack_from(">i", b, i)
-                Receiver._parse(b[i + 4:i + 4 + n], out)
-                i += 4 + n
-        else:
-            out.append(osc_parse(b))
+    def _receive(self, left):
+        """The next datagram's messages into msgs, waiting at most left s."""
+        self.sock.settimeout(left)
+        try:
+            self.msgs += [(addr, args) for addr, _, args in osc_messages(self.sock.recv(65536))]
+        except socket.timeout:
+            pass
 
     def wait_for(self, pred, timeout):
         """The first message for which pred is true, receiving until timeout s; None."""
-        end, seen = time.time() + timeout, 0
-        while True:
-            for m in self.msgs[seen:]:
-                if pred(m):
-                    return m
-            seen = len(self.msgs)
-            left = end - time.time()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
-            try:
-                self._parse(self.sock.recv(65536), self.msgs)
-            except socket.timeout:
-                return None
+        return wait_new(self.msgs, pred, timeout, self._receive)
 
     def close(self):
         self.sock.close()

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.request
 
-from emgtest import Client, Daemon, check, fail, free_tcp_port
+from emgtest import Client, Daemon, check, fail, free_tcp_port, osc_messages
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MUSCLES = ["glute_max_l", "glute_max_r", "hamstring_l", "hamstring_r", "glute_med_l", "hip_flex_l"]
@@ -39,34 +39,6 @@ def skip(msg):
 
 
 
-def osc_string(b, i):
-    e = b.index(b"\0", i)
-    return b[i:e].decode(), (e + 4) & ~3
-
-
-def osc_messages(b):
-    """[(address, tags, [args])] of a packet: a message or a (flat) bundle."""
-    if b.startswith(b"#bundle\0"):
-        out, i = [], 16
-        while i + 4 <= len(b):
-            n = struct.unpack(">I", b[i:i + 4])[0]
-            out += osc_messages(b[i + 4:i + 4 + n])
-            i += 4 + n
-        check(i == len(b), "bundle elements fill the packet exactly")
-        return out
-    addr, i = osc_string(b, 0)
-    tags, i = osc_string(b, i)
-    args = []
-    for t in tags[1:]:
-        if t == "f":
-            args.append(struct.unpack(">f", b[i:i + 4])[0]); i += 4
-        elif t == "i":
-            args.append(struct.unpack(">i", b[i:i + 4])[0]); i += 4
-        elif t == "s":
-            s, i = osc_string(b, i); args.append(s)
-        else:
-            fail("unexpected type tag %r in %s" % (t, addr))
-    return [(addr, tags, args)]
 
 
 class NodeClient:
