@@ -296,25 +296,36 @@ static void EMG_K(main)(struct emg_onset *o, unsigned nf, uint64_t first)
 /* Add the chunk's nf frames of x^2 to the power history (ref_ring, ref_acc). */
 static void EMG_K(ref_feed)(struct emg_onset *o, unsigned nf)
 {
-	const unsigned nlp = o->nlp;
-	float *const acc = o->ref_acc;
+	const unsigned nlp = o->nlp, d = o->ref_d, mask = o->ref_cap - 1;
+	unsigned pos = o->ref_pos;
+	uint64_t sub = o->ref_sub;
 
-	for (unsigned f = 0; f < nf; f++) {
-		const float *x = o->h.xb + (size_t)f * nlp;
-		if (++o->ref_pos < o->ref_d) {
-			for (unsigned g0 = 0; g0 < nlp; g0 += EMG_VL)
-				STF(acc + g0, LDF(acc + g0) + LDF(x + g0) * LDF(x + g0));
-			continue;
+	/* a group of lanes at a time through the chunk, its sums in registers */
+	for (unsigned g0 = 0; g0 < nlp; g0 += EMG_VL) {
+		VF acc = LDF(o->ref_acc + g0), dacc = LDF(o->ref_dacc + g0), prev = LDF(o->ref_xprev + g0);
+		pos = o->ref_pos;
+		sub = o->ref_sub;
+		for (unsigned f = 0; f < nf; f++) {
+			const VF v = LDF(o->h.xb + (size_t)f * nlp + g0), dv = v - prev;
+			acc += v * v;
+			dacc += dv * dv;
+			prev = v;
+			if (++pos < d)
+				continue;
+			/* the entry's last frame: complete it into the rings */
+			const size_t row = (size_t)(sub & mask) * nlp + g0;
+			STF(o->ref_ring + row, acc);
+			STF(o->ref_dring + row, dacc);
+			acc = dacc = (VF){ 0 };
+			pos = 0;
+			sub++;
 		}
-		/* the entry's last frame: complete it straight into the ring */
-		float *row = o->ref_ring + (size_t)(o->ref_sub & (o->ref_cap - 1)) * nlp;
-		for (unsigned g0 = 0; g0 < nlp; g0 += EMG_VL) {
-			STF(row + g0, LDF(acc + g0) + LDF(x + g0) * LDF(x + g0));
-			STF(acc + g0, (VF){ 0 });
-		}
-		o->ref_pos = 0;
-		o->ref_sub++;
+		STF(o->ref_acc + g0, acc);
+		STF(o->ref_dacc + g0, dacc);
+		STF(o->ref_xprev + g0, prev);
 	}
+	o->ref_pos = pos;
+	o->ref_sub = sub;
 }
 
 /*

@@ -595,6 +595,7 @@ static void rests(void)
 			for (unsigned j = 1; j < NSNR; j++) {
 				struct emg_pipeline_config pc;
 				struct eval_result res = { 0 };
+				const struct eval_chain sh = { 1.5, 2.5, gaps[g][0], gaps[g][1], 0, 0 };
 				char name[32];
 
 				emg_pipeline_config_default(&pc);
@@ -602,8 +603,46 @@ static void rests(void)
 					pc.filter.mains_hz = 0; /* no notch */
 				snprintf(name, sizeof(name), "%.2g-%.2g/%s", gaps[g][0], gaps[g][1],
 					 off ? "off" : "auto");
-				if (eval_emgdet_chain_rest(data2_path(), snrs[j], 0, gaps[g][0], gaps[g][1],
-							   &pc, &res) < 0) {
+				if (eval_emgdet_chain_shape(data2_path(), snrs[j], 0, &sh, &pc, &res) < 0) {
+					printf("%-12s: %s not readable, skipped\n", name, data2_path());
+					return;
+				}
+				eval_print_row(stdout, name, snrs[j], "hodges", &res);
+				eval_result_free(&res);
+			}
+}
+
+/*
+ * Short contractions early in a stream, as a trial of a few repetitions
+ * records them: external set 2 five to a stream, the first 0.4-1.1 s after
+ * the start, 0.6-2 s of rest between, each cut to a length (source = length
+ * in s / settings).  The report gate holds back bursts shorter than
+ * report_ms, and in the first startup_s ones shorter than startup_report_ms.
+ */
+static void shorts(void)
+{
+	static const double durs[][2] = { { 0.2, 0.35 }, { 0.35, 0.5 }, { 0.5, 1.0 }, { 0, 0 } };
+
+	printf("short contractions early, external set 2 (Gaussian) five to a stream from 0.4-1.1 s, "
+	       "hodges; source = length s / settings\n");
+	eval_print_header(stdout);
+	for (unsigned d = 0; d < sizeof(durs) / sizeof(durs[0]); d++)
+		for (int set = 0; set < 2; set++)
+			for (unsigned j = 1; j < NSNR; j++) {
+				const struct eval_chain sh = { 0.4, 1.1, 0.6, 2.0, durs[d][0], durs[d][1] };
+				struct emg_pipeline_config pc;
+				struct eval_result res = { 0 };
+				char name[32];
+
+				emg_pipeline_config_default(&pc);
+				if (set)
+					pc.onset.startup_s = 0;
+				if (durs[d][1] > 0)
+					snprintf(name, sizeof(name), "%.2g-%.2g/%s", durs[d][0], durs[d][1],
+						 set ? "start0" : "dflt");
+				else
+					snprintf(name, sizeof(name), "whole/%s", set ? "start0" : "dflt");
+				if (eval_emgdet_chain_shape(data2_path(), snrs[j], 0, &sh, &pc, &res) < 0) {
 					printf("%-12s: %s not readable, skipped\n", name, data2_path());
 					return;
 				}
@@ -762,6 +801,8 @@ heart:
 		mains();
 	if (want(argc, argv, "rests"))
 		rests();
+	if (want(argc, argv, "shorts"))
+		shorts();
 	if (want(argc, argv, "toes"))
 		toes();
 	if (want(argc, argv, "levels"))

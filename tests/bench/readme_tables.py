@@ -41,6 +41,8 @@ RATE_LABELS = {'s-plain': 'plain synth', 's-real': 'realistic synth',
                'ext1-g': 'external set 1, Gaussian', 'ext1-l': 'external set 1, Laplacian'}
 
 HEAD_RESTS = r'\| rests \| `mains` \| 10 dB \| 20 dB \| 40 dB \|'
+HEAD_SHORTS = (r'\| length s \| start-up gate \| missed of 42, 10 / 20 / 40 dB \| median \\\|e\\\| ms \| '
+               r'mean e ms \|')
 HEAD_LEVELS = (r'\| SNR \| burst SNR dB \| bursts \| missed \| median \\\|e\\\| ms \| mean e ms \| '
                r'p90 \\\|e\\\| ms \|')
 HEAD_TOES = r'\| SNR \| toe ms \| bursts \| median \\\|e\\\| ms \| mean e ms \| p90 \\\|e\\\| ms \| mean e - toe ms \|'
@@ -102,6 +104,23 @@ def rests_rows(bench):
             for k in order]
 
 
+def shorts_rows(bench):
+    """The README rows of the short-contractions table (`bench_onset shorts`): per length and
+    setting, the misses and onset errors at 10 / 20 / 40 dB."""
+    cells, order = {}, []
+    for line in bench.splitlines():
+        p = line.split()
+        m = re.match(r'^([\d.]+-[\d.]+|whole)/(dflt|start0)$', p[0]) if len(p) == 10 else None
+        if not m or p[2] != 'hodges':
+            continue
+        key = (m.group(1), 'default' if m.group(2) == 'dflt' else '`startup_s = 0`')
+        if key not in cells:
+            cells[key], order = [], order + [key]
+        cells[key].append((p[7].split('/')[0], p[3], p[4]))
+    return ['| %s | %s | %s |' % (k[0], k[1], ' | '.join(' / '.join(c[i] for c in cells[k]) for i in range(3)))
+            for k in order]
+
+
 def binned_rows(bench, title, ncols):
     """The README rows of a binned section (`toes`, `levels`): one row per SNR, each of the ncols
     columns after it the bins' cells joined by ' / '."""
@@ -156,6 +175,7 @@ def main():
     rate = rate_rows(bench)
     real = real_rows(bench)
     rests = rests_rows(bench)
+    shorts = shorts_rows(bench)
     toes = binned_rows(bench, 'realistic synth onsets by toe', 6)
     levels = binned_rows(bench, "realistic synth onsets by the burst's own SNR", 6)
     if not on or not off:
@@ -170,14 +190,16 @@ def main():
         text = replace_body(text, HEAD_REAL, real)
     if rests:  # ... and the `rests` section
         text = replace_body(text, HEAD_RESTS, rests)
+    if shorts:  # ... and the `shorts` section
+        text = replace_body(text, HEAD_SHORTS, shorts)
     if toes:  # ... and the `toes` section
         text = replace_body(text, HEAD_TOES, toes)
     if levels:  # ... and the `levels` section
         text = replace_body(text, HEAD_LEVELS, levels)
     open(readme, 'w', encoding='utf-8').write(text)
     print('README.md: %d onset rows, %d offset rows, %d rate rows, %d real-recording rows, %d rest rows, '
-          '%d toe rows, %d level rows' % (len(on), len(off), len(rate), len(real), len(rests), len(toes),
-                                          len(levels)))
+          '%d short-contraction rows, %d toe rows, %d level rows'
+          % (len(on), len(off), len(rate), len(real), len(rests), len(shorts), len(toes), len(levels)))
 
 
 if __name__ == '__main__':

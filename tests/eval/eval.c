@@ -445,12 +445,20 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 	return err;
 }
 
+/* A draw in [lo, hi] for contraction j of the stream from seed (salt: which draw). */
+static double chain_draw(uint64_t seed, unsigned j, unsigned salt, double lo, double hi)
+{
+	const double u = (double)((seed * (7 + 6 * salt) + j * (37 + 16 * salt)) % 100) / 99.0;
+
+	return lo + (hi - lo) * u;
+}
+
 int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, unsigned count,
-		      double rest_lo, double rest_hi, double burst_uv, double snr_db, int laplace,
+		      const struct eval_chain *sh, double burst_uv, double snr_db, int laplace,
 		      uint64_t seed)
 {
 	struct emgdet_trial t[EVAL_CHAIN_MAX];
-	uint64_t from[EVAL_CHAIN_MAX], n = 0;
+	uint64_t from[EVAL_CHAIN_MAX], stop[EVAL_CHAIN_MAX], n = 0;
 	double *clean = NULL;
 	unsigned k = 0, got = 0;
 	int err = 0;
@@ -468,17 +476,23 @@ int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, uns
 			k = got;
 			continue;
 		}
-		/* rest before each contraction: 1.5-2.5 s before the first, then rest_lo-rest_hi */
-		const double u = (double)((seed * 7 + got * 37) % 100) / 99.0;
-		const double pre = got ? rest_lo + (rest_hi - rest_lo) * u : 1.5 + 1.0 * u;
+		const double pre = got ? chain_draw(seed, got, 0, sh->rest_lo, sh->rest_hi) :
+					 chain_draw(seed, got, 0, sh->first_lo, sh->first_hi);
 		const double a = (double)t[got].first - pre * t[got].rate;
 		from[got] = a > 0 ? (uint64_t)a : 0;
-		n += t[got].end - from[got];
+		/* cut short (the clean signal stops there, as set 2's own ends do) */
+		stop[got] = t[got].end;
+		if (sh->dur_hi > 0) {
+			const double d = chain_draw(seed, got, 1, sh->dur_lo, sh->dur_hi) * t[got].rate;
+			if (t[got].first + d < stop[got])
+				stop[got] = t[got].first + (uint64_t)d;
+		}
+		n += stop[got] - from[got];
 		got++;
 	}
 	/* and 1 s after the last, as far as its trial goes */
-	const uint64_t tail = t[got - 1].n - t[got - 1].end < t[got - 1].rate ?
-				      t[got - 1].n - t[got - 1].end : t[got - 1].rate;
+	const uint64_t tail = t[got - 1].n - stop[got - 1] < t[got - 1].rate ?
+				      t[got - 1].n - stop[got - 1] : t[got - 1].rate;
 	if (!(clean = malloc(sizeof(double) * (n + tail))))
 		err = -ENOMEM;
 	if (err < 0 || (err = emgdet_rec(r, t[0].rate, n + tail, count)) < 0)
@@ -486,14 +500,15 @@ int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, uns
 	uint64_t at = 0;
 	for (unsigned j = 0; j < got; j++) {
 		const double gain = emgdet_gain(&t[j], burst_uv);
-		const uint64_t stop = j + 1 < got ? t[j].end : t[j].end + tail;
-		for (uint64_t i = from[j]; i < stop; i++)
-			clean[at + i - from[j]] = t[j].q[i] * gain;
+		const uint64_t len = stop[j] - from[j] + (j + 1 < got ? 0 : tail);
+		for (uint64_t i = 0; i < len; i++) /* a cut contraction is silent after its cut */
+			clean[at + i] = from[j] + i < stop[j] || stop[j] == t[j].end ?
+						t[j].q[from[j] + i] * gain : 0.0;
 		r->t[r->nt++] = (struct eval_truth){ .ch = 0, .onset = at + t[j].first - from[j],
 						     .alt = at + t[j].thr - from[j],
-						     .offset = at + t[j].end - from[j],
+						     .offset = at + stop[j] - from[j],
 						     .snr_db = snr_db };
-		at += stop - from[j];
+		at += len;
 	}
 	add_noise(r, clean, emgdet_noise_sd(burst_uv, snr_db), laplace, seed);
 out:
@@ -515,20 +530,21 @@ static int run_free(struct eval_rec *r, const struct emg_pipeline_config *cfg, s
 int eval_emgdet_chain_all(const char *path, double snr, int laplace,
 			  const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
-	return eval_emgdet_chain_rest(path, snr, laplace, 0.6, 2.0, cfg, res);
+	const struct eval_chain sh = EVAL_CHAIN_SESSION;
+
+	return eval_emgdet_chain_shape(path, snr, laplace, &sh, cfg, res);
 }
 
-int eval_emgdet_chain_rest(const char *path, double snr, int laplace, double rest_lo,
-			   double rest_hi, const struct emg_pipeline_config *cfg,
-			   struct eval_result *res)
+int eval_emgdet_chain_shape(const char *path, double snr, int laplace, const struct eval_chain *sh,
+			    const struct emg_pipeline_config *cfg, struct eval_result *res)
 {
 	unsigned trial = 0;
 	int err;
 
 	for (uint64_t k = 0;; k++) {
 		struct eval_rec r;
-		if ((err = eval_emgdet_chain(&r, path, &trial, EVAL_CHAIN_N, rest_lo, rest_hi, 50.0,
-					     snr, laplace, 2000 + k)) < 0)
+		if ((err = eval_emgdet_chain(&r, path, &trial, EVAL_CHAIN_N, sh, 50.0, snr, laplace,
+					     2000 + k)) < 0)
 			return k ? 0 : err; /* no more trials with an end: done */
 		if ((err = run_free(&r, cfg, res)) < 0)
 			return err;

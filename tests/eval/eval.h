@@ -147,25 +147,38 @@ int eval_emgdet(struct eval_rec *r, const char *path, unsigned trial, double bur
 #define EVAL_CHAIN_N 5
 
 /*
+ * How a chained stream lays out its contractions (eval_emgdet_chain()): rest
+ * before the first and between the others drawn from [lo, hi] s, each
+ * contraction cut to [dur_lo, dur_hi] s after its first activity (abruptly,
+ * as set 2's own ends are; dur_hi 0: to its own end).
+ */
+struct eval_chain {
+	double first_lo, first_hi;
+	double rest_lo, rest_hi;
+	double dur_lo, dur_hi;
+};
+
+/* A session of repetitions: 1.5-2.5 s before the first, 0.6-2.0 s between, whole contractions. */
+#define EVAL_CHAIN_SESSION ((struct eval_chain){ 1.5, 2.5, 0.6, 2.0, 0, 0 })
+
+/*
  * `count` contractions in one stream, as a session of repetitions records
  * them: the next `count` trials from *trial (advanced past them) of emgdet-train.bin that end
- * inside the file (true offsets), each from rest_lo-rest_hi s of its own rest
- * before its onset (1.5-2.5 s before the first) to its end, and 1 s of rest after the
- * last; each scaled to burst_uv RMS over its contraction, then white noise at
- * snr_db over the whole stream from seed.  Truths as eval_emgdet's, one per
- * contraction.
+ * inside the file (true offsets), each from its own rest before its onset,
+ * laid out as sh says, and 1 s of rest after the last; each scaled to burst_uv
+ * RMS over its contraction, then white noise at snr_db over the whole stream
+ * from seed.  Truths as eval_emgdet's, one per contraction.
  */
 int eval_emgdet_chain(struct eval_rec *r, const char *path, unsigned *trial, unsigned count,
-		      double rest_lo, double rest_hi, double burst_uv, double snr_db, int laplace,
+		      const struct eval_chain *sh, double burst_uv, double snr_db, int laplace,
 		      uint64_t seed);
 
-/* Every EVAL_CHAIN_N-contraction stream of path (emgdet-train.bin) at snr, rest_lo-rest_hi s
- * apart, through the pipeline with cfg (NULL: the offline reference); added to res. */
-int eval_emgdet_chain_rest(const char *path, double snr, int laplace, double rest_lo,
-			   double rest_hi, const struct emg_pipeline_config *cfg,
-			   struct eval_result *res);
+/* Every EVAL_CHAIN_N-contraction stream of path (emgdet-train.bin) at snr, laid out as sh,
+ * through the pipeline with cfg (NULL: the offline reference); added to res. */
+int eval_emgdet_chain_shape(const char *path, double snr, int laplace, const struct eval_chain *sh,
+			    const struct emg_pipeline_config *cfg, struct eval_result *res);
 
-/* eval_emgdet_chain_rest() with the rests of a session of repetitions, 0.6-2.0 s. */
+/* eval_emgdet_chain_shape() with a session's layout (EVAL_CHAIN_SESSION). */
 int eval_emgdet_chain_all(const char *path, double snr, int laplace,
 			  const struct emg_pipeline_config *cfg, struct eval_result *res);
 
