@@ -88,37 +88,39 @@ def rate_rows(bench):
     return out
 
 
-def rests_rows(bench):
-    """The README rows of the rests table (`bench_onset rests`): misses per rest range and mains."""
+def keyed_rows(bench, pattern, key):
+    """Rows of a section whose hodges rows are named `<range>/<setting>` (pattern's two groups),
+    in bench order: ((range, setting) as key(match) says, {SNR: the row's words})."""
     cells, order = {}, []
     for line in bench.splitlines():
         p = line.split()
-        m = re.match(r'^([\d.]+)-([\d.]+)/(auto|off)$', p[0]) if len(p) == 10 else None
+        m = re.match(pattern, p[0]) if len(p) == 10 else None
         if not m or p[2] != 'hodges':
             continue
-        key = ('%s-%s s' % (m.group(1), m.group(2)), 'auto (default)' if m.group(3) == 'auto' else 'off')
-        if key not in cells:
-            cells[key], order = {}, order + [key]
-        cells[key][p[1]] = p[7].split('/')[0]
-    return ['| %s | %s | %s |' % (k[0], k[1], ' | '.join(cells[k].get(snr, '-') for snr in ('10', '20', '40')))
-            for k in order]
+        k = key(m)
+        if k not in cells:
+            cells[k], order = {}, order + [k]
+        cells[k][p[1]] = p
+    return [(k, cells[k]) for k in order]
+
+
+def rests_rows(bench):
+    """The README rows of the rests table (`bench_onset rests`): misses per rest range and mains."""
+    rows = keyed_rows(bench, r'^([\d.]+-[\d.]+)/(auto|off)$',
+                      lambda m: (m.group(1) + ' s', 'auto (default)' if m.group(2) == 'auto' else 'off'))
+    return ['| %s | %s | %s |' % (k[0], k[1], ' | '.join(c[snr][7].split('/')[0] if snr in c else '-'
+                                                         for snr in ('10', '20', '40')))
+            for k, c in rows]
 
 
 def shorts_rows(bench):
     """The README rows of the short-contractions table (`bench_onset shorts`): per length and
     setting, the misses and onset errors at 10 / 20 / 40 dB."""
-    cells, order = {}, []
-    for line in bench.splitlines():
-        p = line.split()
-        m = re.match(r'^([\d.]+-[\d.]+|whole)/(dflt|start0)$', p[0]) if len(p) == 10 else None
-        if not m or p[2] != 'hodges':
-            continue
-        key = (m.group(1), 'default' if m.group(2) == 'dflt' else '`startup_s = 0`')
-        if key not in cells:
-            cells[key], order = [], order + [key]
-        cells[key].append((p[7].split('/')[0], p[3], p[4]))
-    return ['| %s | %s | %s |' % (k[0], k[1], ' | '.join(' / '.join(c[i] for c in cells[k]) for i in range(3)))
-            for k in order]
+    rows = keyed_rows(bench, r'^([\d.]+-[\d.]+|whole)/(dflt|start0)$',
+                      lambda m: (m.group(1), 'default' if m.group(2) == 'dflt' else '`startup_s = 0`'))
+    return ['| %s | %s | %s |' % (k[0], k[1], ' | '.join(' / '.join(c[snr][i].split('/')[0] for snr in c)
+                                                         for i in (7, 3, 4)))
+            for k, c in rows]
 
 
 def binned_rows(bench, title, ncols):

@@ -66,6 +66,15 @@ static void run_synth(enum emg_synth_realism realism, double snr, struct eval_re
 	}
 }
 
+/* External set 2 five to a stream, laid out as sh, through the default pipeline into res. */
+static void run_chain(const struct eval_chain *sh, double snr, struct eval_result *res)
+{
+	struct emg_pipeline_config pc;
+
+	emg_pipeline_config_default(&pc);
+	ck_assert_int_eq(eval_emgdet_chain_shape(EXT2, snr, 0, sh, &pc, res), 0);
+}
+
 /*
  * External data: an independent group's biophysical model, Gaussian and
  * Laplacian noise; the 100 test trials and, apart, the 50 training trials
@@ -147,10 +156,8 @@ START_TEST(test_contractions_close)
 
 	eval_print_header(stdout);
 	for (unsigned i = 0; i < 3; i++) {
-		struct emg_pipeline_config pc;
 		struct eval_result res = { 0 };
-		emg_pipeline_config_default(&pc);
-		ck_assert_int_eq(eval_emgdet_chain_shape(EXT2, snr[i], 0, &close, &pc, &res), 0);
+		run_chain(&close, snr[i], &res);
 		const struct limits l = {
 			.median = snr[i] >= 20 ? 10 : 25,
 			/* 40 dB: -6.9 ms, the first motor units show before the truth's 1 % line */
@@ -192,10 +199,8 @@ START_TEST(test_short_early)
 
 	eval_print_header(stdout);
 	for (unsigned i = 0; i < 3; i++) {
-		struct emg_pipeline_config pc;
 		struct eval_result res = { 0 };
-		emg_pipeline_config_default(&pc);
-		ck_assert_int_eq(eval_emgdet_chain_shape(EXT2, snr[i], 0, &shorts, &pc, &res), 0);
+		run_chain(&shorts, snr[i], &res);
 		const struct limits l = {
 			.median = snr[i] >= 20 ? 10 : 25,
 			.mean = snr[i] >= 40 ? 11 : snr[i] >= 20 ? 8 : 15,
