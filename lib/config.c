@@ -270,6 +270,7 @@ static const struct kdef keys[] = {
 	DBL("dsp", "report_ms", pipe.onset.report_ms, 0, 5000, P, "0..5000 ms (0: report at once)"),
 	DBL("dsp", "startup_s", pipe.onset.startup_s, 0, 600, P, "0..600 s (0: no start-up gate)"),
 	DBL("dsp", "startup_report_ms", pipe.onset.startup_report_ms, 0, 5000, P, "0..5000 ms"),
+	DBL("dsp", "startup_emg_hz", pipe.onset.startup_emg_hz, 0, 1000, P, "0..1000 Hz (0: length alone)"),
 	DBL("dsp", "bonato_pfa", pipe.onset.bonato_pfa, 1e-9, 0.5, P, "1e-9..0.5"),
 	CUSTOM("dsp", "ecg", pipe.ecg.mode, p_ecg, C_MEM, P, "off, highpass, subtract or both"),
 	DBL("dsp", "ecg_highpass_hz", pipe.ecg.highpass_hz, 5, 200, P, "5..200 Hz"),

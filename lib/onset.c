@@ -146,7 +146,6 @@
 #define REF_LR_MARGIN 4.0 /* ... a ramp must beat a step by this many residual variances */
 
 #define FREQ_REST_MS 150.0  /* burst_freq(): the rest it measures a burst against */
-#define STARTUP_EMG_HZ 70.0 /* burst_lasted(): a short start-up burst this high is a muscle's */
 #define FADE_TAIL 0.1    /* report gate: a burst followed by at most this amplitude has faded ... */
 #define FADE_RING 0.2    /* ... and so has one followed by at most this, dying away: */
 #define FADE_DECAY 0.8   /* each third of what follows at most this of the third before */
@@ -391,6 +390,7 @@ void emg_onset_params_default(struct emg_onset_params *p)
 	p->report_ms = 150;
 	p->startup_s = 7;
 	p->startup_report_ms = 500;
+	p->startup_emg_hz = 70;
 	p->bonato_pfa = 0.05;
 	p->bonato_m = 5;
 	p->bonato_r0 = 1;
@@ -943,7 +943,8 @@ static int params_valid(const struct emg_onset_params *p, double fs, unsigned nl
 	if (!(fs > 0) || nlanes == 0 || (unsigned)p->method > EMG_ONSET_BONATO ||
 	    !(p->window_ms > 0) || !(p->k >= 0) || !(p->hold_ms >= 0) || !(p->offset_ms >= 0) ||
 	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->startup_s >= 0) ||
-	    !(p->startup_report_ms >= 0) || p->startup_s > 86400 || !(p->auto_block_ms > 0) ||
+	    !(p->startup_report_ms >= 0) || !(p->startup_emg_hz >= 0) || p->startup_s > 86400 ||
+	    !(p->auto_block_ms > 0) ||
 	    p->auto_blocks == 0 || p->auto_blocks > 4096 || p->window_ms * fs > 1e8)
 		return 0;
 	return p->method != EMG_ONSET_BONATO ||
@@ -1812,22 +1813,24 @@ static unsigned report_len(const struct emg_onset *o, uint64_t on)
 /*
  * Whether lane i's burst [on, end) has lasted long enough to be reported:
  * report_len(), or in the start-up report_n when the power it adds lies
- * where a muscle's does, over STARTUP_EMG_HZ, not where a heartbeat's does
- * (burst_freq()).  Band-passed, a QRS-T complex keeps its power low: the
+ * where a muscle's does, over startup_emg_hz (70 Hz), not where a heartbeat's
+ * does (burst_freq()).  Band-passed, a QRS-T complex keeps its power low: the
  * start-up bursts heartbeats made measured 22 Hz (median) on the realistic
  * synth with 200 uV of ECG, 32 Hz (95 % under 44 Hz) on the real tibialis,
  * 37-56 Hz on a real 2048 Hz recording (README "Short contractions in the
  * start-up"); surface EMG's lies over 90 Hz (the external model: 95 % of its
  * bursts; that recording's EMG bursts 106-118 Hz).
  * At 250 Hz, where EMG cannot show that high (the tibialis' contractions:
- * 38-55 Hz), the start-up's longer wait stays as it was.
+ * 38-55 Hz), the start-up's longer wait stays as it was.  Behind a 30 Hz
+ * ECG high-pass a heartbeat's residue lies at 66-137 Hz (the same 2048 Hz
+ * recording): the pipeline turns the rule off there.
  */
 static int burst_lasted(const struct emg_onset *o, unsigned i, uint64_t on, uint64_t end)
 {
 	if (end >= on + report_len(o, on))
 		return 1;
-	return on < o->startup_end && end >= on + o->report_n &&
-	       burst_freq(o, i, on, end) >= STARTUP_EMG_HZ;
+	return on < o->startup_end && end >= on + o->report_n && o->p.startup_emg_hz > 0 &&
+	       burst_freq(o, i, on, end) >= o->p.startup_emg_hz;
 }
 
 /*

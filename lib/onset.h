@@ -42,7 +42,8 @@ struct emg_onset_params {
 	double min_burst_ms;  /* shorter bursts are discarded (default 30) */
 	double report_ms;     /* a burst is reported once it has lasted this long (default 150; 0: at once) */
 	double startup_s;     /* the stream's start-up: its first this many seconds (default 7) ... */
-	double startup_report_ms; /* ... in which report_ms is this, if longer (default 500) */
+	double startup_report_ms; /* ... in which report_ms is this, if longer (default 500) ... */
+	double startup_emg_hz; /* ... but for a burst whose added power lies over this (default 70; 0: none) */
 	double bonato_pfa;    /* bonato false-alarm probability per pair (default 0.05) */
 	unsigned bonato_m;    /* bonato window, pairs (default 5) */
 	unsigned bonato_r0;   /* bonato pairs over threshold in the window (default 1) */

@@ -80,6 +80,7 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 		     const struct emg_device_info *dev, const struct emg_muscles *map,
 		     const struct emg_calib *calib)
 {
+	struct emg_onset_params onset;
 	struct emg_pipeline *p;
 	unsigned win;
 	int r;
@@ -102,6 +103,12 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 		p->chan[i] = emg_muscles_get(map, i)->channel;
 		p->chan_run = p->chan_run && p->chan[i] == p->chan[0] + i;
 	}
+	/* An ECG high-pass lifts what it leaves of a heartbeat to where a muscle's
+	 * power lies: there the start-up gate goes by length alone (onset.c,
+	 * burst_lasted()). */
+	onset = cfg->onset;
+	if (cfg->ecg.mode & EMG_ECG_HIGHPASS)
+		onset.startup_emg_hz = 0;
 	win = (unsigned)lround(cfg->rms_window_ms * 1e-3 * p->fs);
 	if (win < 1)
 		win = 1;
@@ -111,7 +118,7 @@ int emg_pipeline_new(struct emg_pipeline **out, const struct emg_pipeline_config
 	    (cfg->ecg.mode != EMG_ECG_OFF &&
 	     (r = emg_ecg_new(&p->ecg, &cfg->ecg, p->fs, p->nm)) < 0) ||
 	    (r = emg_env_new(&p->env, p->nm, win)) < 0 ||
-	    (r = emg_onset_new(&p->onset, &cfg->onset, p->fs, p->nm)) < 0)
+	    (r = emg_onset_new(&p->onset, &onset, p->fs, p->nm)) < 0)
 		goto fail;
 	p->work = aligned_alloc(64, ((size_t)BLOCK * p->nm * sizeof(float) + 63) / 64 * 64);
 	p->envb = aligned_alloc(64, ((size_t)BLOCK * p->nm * sizeof(float) + 63) / 64 * 64);

@@ -993,6 +993,51 @@ START_TEST(test_channel_mapping)
 }
 END_TEST
 
+/*
+ * A 300 ms burst of white noise 26 dB over the rest, 2 s into the stream (its
+ * start-up): its power lies far over 70 Hz, so it is reported with the
+ * default ECG stage; behind the ECG high-pass (ecg = both), or with
+ * startup_emg_hz = 0, the start-up gate goes by length alone and drops it.
+ */
+START_TEST(test_startup_emg_rule)
+{
+	struct emg_muscles *map;
+	struct emg_pipeline_config pc;
+	struct emg_pipeline *p;
+	struct recs r;
+	const uint64_t n = (uint64_t)(4 * FS), on = (uint64_t)(2 * FS), off = on + (uint64_t)(0.3 * FS);
+	float *x = malloc(sizeof(float) * 6 * n);
+	const unsigned blk = 64;
+
+	for (uint64_t i = 0; i < n; i++)
+		for (unsigned c = 0; c < 6; c++)
+			x[i * 6 + c] = (float)(5.0 * (c == 1 && i >= on && i < off ? 20.0 : 1.0) *
+					       test_rng_gauss(&rng));
+	ck_assert_int_eq(emg_muscles_new_default(&map), 0);
+	emg_pipeline_config_default(&pc);
+	if (_i == 1)
+		pc.ecg.mode = EMG_ECG_BOTH;
+	if (_i == 2)
+		pc.onset.startup_emg_hz = 0;
+	p = make(&pc, FS, 6, map, NULL);
+	recs_init(&r, p);
+	feed(p, x, 6, 0, n, &blk, 1, 0, &r, FS);
+	ck_assert_uint_eq(count_type(&r, EMG_OUT_ONSET), _i == 0 ? 1 : 0);
+	for (size_t k = 0; k < r.n; k++) {
+		const struct emg_out *rec = rec_at(&r, k);
+		if (rec->type == EMG_OUT_ONSET) {
+			ck_assert_uint_eq(rec->muscle, 1);
+			ck_assert_uint_le(rec->sample > on ? rec->sample - on : on - rec->sample,
+					  (uint64_t)(0.01 * FS));
+		}
+	}
+	recs_free(&r);
+	emg_pipeline_free(p);
+	emg_muscles_free(map);
+	free(x);
+}
+END_TEST
+
 static Suite *pipeline_suite(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -1021,6 +1066,7 @@ static Suite *pipeline_suite(void)
 	tcase_add_test(tc, test_mvc_refuses_rest);
 	tcase_add_test(tc, test_calib_from_table);
 	tcase_add_test(tc, test_onset_timestamps);
+	tcase_add_loop_test(tc, test_startup_emg_rule, 0, 3);
 	suite_add_tcase(s, tc);
 	return s;
 }
