@@ -944,8 +944,8 @@ static int params_valid(const struct emg_onset_params *p, double fs, unsigned nl
 	    !(p->window_ms > 0) || !(p->k >= 0) || !(p->hold_ms >= 0) || !(p->offset_ms >= 0) ||
 	    !(p->min_burst_ms >= 0) || !(p->report_ms >= 0) || !(p->startup_s >= 0) ||
 	    !(p->startup_report_ms >= 0) || !(p->startup_emg_hz >= 0) || p->startup_s > 86400 ||
-	    !(p->auto_block_ms > 0) ||
-	    p->auto_blocks == 0 || p->auto_blocks > 4096 || p->window_ms * fs > 1e8)
+	    !(p->auto_block_ms > 0) || p->auto_blocks == 0 || p->auto_blocks > 4096 ||
+	    p->window_ms * fs > 1e8)
 		return 0;
 	return p->method != EMG_ONSET_BONATO ||
 	       (p->bonato_pfa > 0 && p->bonato_pfa < 1 && p->bonato_m > 0 && p->bonato_m <= 64 &&
@@ -1058,7 +1058,8 @@ static int alloc_buffers(struct emg_onset *o)
 	o->cyc = calloc((size_t)CYC_SUMS * (nb + 1), sizeof(double));
 	o->evs = calloc(o->evcap, sizeof(*o->evs));
 	int ok = o->lanes && o->blockmem && o->sortmem && o->cyc && o->evs && h->ring && h->xb && h->cb &&
-		 o->ref_acc && o->ref_ring && o->ref_dacc && o->ref_dring && o->ref_xprev && o->ref_u && o->ref_c && h->on && (!tkeo || h->cring);
+		 o->ref_acc && o->ref_ring && o->ref_dacc && o->ref_dring && o->ref_xprev && o->ref_u &&
+		 o->ref_c && h->on && (!tkeo || h->cring);
 #define CHK(n) ok = ok && h->n;
 	HOT_F32(CHK) HOT_I32(CHK) HOT_F64(CHK)
 #undef CHK

@@ -293,7 +293,7 @@ static void EMG_K(main)(struct emg_onset *o, unsigned nf, uint64_t first)
 	}
 }
 
-/* Add the chunk's nf frames of x^2 to the power history (ref_ring, ref_acc). */
+/* Add the chunk's nf frames of x^2 and of (x - previous x)^2 to the power histories (ref_ring, ref_dring). */
 static void EMG_K(ref_feed)(struct emg_onset *o, unsigned nf)
 {
 	const unsigned nlp = o->nlp, d = o->ref_d, mask = o->ref_cap - 1;

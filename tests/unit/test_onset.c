@@ -162,6 +162,7 @@ START_TEST(test_defaults_and_names)
 	ck_assert_double_eq(p.hold_ms, 25);
 	ck_assert_double_eq(p.offset_ms, 50);
 	ck_assert_double_eq(p.min_burst_ms, 30);
+	ck_assert_double_eq(p.startup_emg_hz, 70);
 	ck_assert_double_eq(p.bonato_pfa, 0.05);
 	ck_assert_uint_eq(p.bonato_m, 5);
 	ck_assert_uint_eq(p.bonato_r0, 1);
@@ -196,6 +197,9 @@ START_TEST(test_new_invalid)
 	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
 	emg_onset_params_default(&p);
 	p.k = -1;
+	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
+	emg_onset_params_default(&p);
+	p.startup_emg_hz = NAN;
 	ck_assert_int_eq(emg_onset_new(&o, &p, FS, 1), -EINVAL);
 	emg_onset_params_default(&p);
 	p.method = (enum emg_onset_method)9;
