@@ -227,8 +227,9 @@ static void join_group(struct emg_analytics *a, unsigned i, uint64_t sample,
 		/* from where the stream was when its first onset came, not from
 		 * that onset: onsets come once the detector's report gate has
 		 * passed them, 200 ms or more after they began (550 ms in the
-		 * stream's start-up), and a group closed from its first onset's
-		 * sample would close before its second onset came */
+		 * stream's start-up, or at the end of a shorter burst there), and
+		 * a group closed from its first onset's sample would close before
+		 * its second onset came */
 		a->gclose = (sample > a->now ? sample : a->now) + a->window + a->settle;
 		a->gfirst = i;
 		a->gcount = 0;

@@ -11,8 +11,9 @@
  * metrics tick shows the stream has passed window + settle_ms beyond where
  * it stood when the group's first onset came (onsets come once the report
  * gate has passed them: 200 ms or more after they began, 550 ms in the
- * stream's start-up); an onset outside the window closes it at once.  Lags are
- * measured between onset samples (back-dated onsets), not arrival times.
+ * stream's start-up or at the end of a shorter burst there); an onset
+ * outside the window closes it at once.  Lags are measured between onset
+ * samples (back-dated onsets), not arrival times.
  *
  * Repetitions.  Per muscle, a repetition is one burst, or several bursts
  * separated by less than min_rest_ms (a contraction whose envelope dipped
