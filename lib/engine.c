@@ -69,6 +69,12 @@ struct emg_engine {
 	_Atomic int stop;
 	_Atomic int want_room; /* the DSP thread holds notices back for lack of room */
 
+	/* The recorder a paced driver's room() also waits for (realtime = no):
+	 * set by the caller on attach; cleared on detach, after which the
+	 * caller waits until no room() call still reads it (room_readers). */
+	struct emg_recorder *_Atomic room_rec;
+	_Atomic unsigned room_readers;
+
 	/* Written by the device thread, read by the caller. */
 	_Atomic uint64_t frames_in;
 	_Atomic uint64_t device_lost;
@@ -117,11 +123,33 @@ static void on_frames(void *ud, const float *frames, unsigned n, uint64_t first_
 	atomic_fetch_add_explicit(&e->frames_in, n, memory_order_relaxed);
 }
 
+/*
+ * Frames a paced driver may deliver without loss: room in the frame ring
+ * and, while recording, in the recorder's ring less what the DSP thread has
+ * still to hand it (the frame ring's, and a block it may hold).  Only drivers that make their own samples ask (replay,
+ * synth at realtime = no): a replay as fast as it is processed outran the
+ * recorder - 18311 of a 550 s recording's frames were not written.
+ */
 static unsigned on_room(void *ud)
 {
 	struct emg_engine *e = ud;
+	const uint32_t queued = emg_ring_count(e->frames);
+	uint32_t room = emg_ring_capacity(e->frames) - queued;
 
-	return emg_ring_capacity(e->frames) - emg_ring_count(e->frames);
+	atomic_fetch_add(&e->room_readers, 1);
+	struct emg_recorder *r = atomic_load(&e->room_rec);
+	if (r) {
+		uint32_t slots;
+		const uint32_t rr = emg_recorder_room(r, &slots);
+		/* a block the DSP thread may hold; never all of a small ring,
+		 * or an empty one would never be room enough */
+		const uint32_t held = DSP_BLOCK < slots / 2 ? DSP_BLOCK : slots / 2;
+		const uint32_t left = rr > queued + held ? rr - queued - held : 0;
+		if (left < room)
+			room = left;
+	}
+	atomic_fetch_sub(&e->room_readers, 1);
+	return room;
 }
 
 static void on_state(void *ud, enum emg_device_state st, const char *why)
@@ -470,6 +498,10 @@ int emg_engine_start(struct emg_engine **out, const struct emg_engine_params *p)
 	e->sink = p->sink;
 	e->stall_ms = p->stall_ms;
 	e->stall_after_ns = p->stall_after_ns;
+	/* before the threads start: a replay at realtime = no outruns any
+	 * attach that comes after its first frame */
+	e->rec = e->dsp_rec = p->rec;
+	atomic_store(&e->room_rec, p->rec);
 	emg_device_info(e->dev, &e->info);
 	e->max_muscles = emg_muscles_count(emg_pipeline_muscles(e->pipe));
 	atomic_store(&e->dev_state, EMG_DEVICE_STREAMING);
@@ -612,6 +644,7 @@ int emg_engine_attach(struct emg_engine *e, struct emg_recorder *r)
 	if (send_cmd(e, &c) < 0)
 		return -EAGAIN;
 	e->rec = r;
+	atomic_store(&e->room_rec, r);
 	return 0;
 }
 
@@ -625,5 +658,9 @@ int emg_engine_detach(struct emg_engine *e)
 		return -EAGAIN;
 	e->rec_old = e->rec;
 	e->rec = NULL;
+	/* once no room() call still reads it, the caller may close it */
+	atomic_store(&e->room_rec, NULL);
+	while (atomic_load(&e->room_readers))
+		sched_yield();
 	return 0;
 }

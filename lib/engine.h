@@ -56,6 +56,7 @@ struct emg_engine_params {
 	int rt_priority;            /* SCHED_FIFO priority of the DSP thread; 0 = none */
 	uint64_t stall_ms;          /* fault injection: the DSP thread sleeps once for this long ... */
 	uint64_t stall_after_ns;    /* ... this long after it started (0 ms: never) */
+	struct emg_recorder *rec;   /* attached from the first frame (NULL: none); the caller's, also on failure */
 };
 
 /* Make the rings, start the DSP thread, then the device; on failure dev and pipe are freed too. */

@@ -1467,6 +1467,19 @@ int emg_recorder_annotate(struct emg_recorder *r, uint64_t sample, double durati
 	return 0;
 }
 
+uint32_t emg_recorder_room(const struct emg_recorder *r, uint32_t *slots)
+{
+	const uint32_t cap = emg_ring_capacity(r->data);
+
+	if (slots)
+		*slots = cap;
+	/* a recording that stopped (disk full, closing) drops frames anyway:
+	 * nobody should wait for it */
+	if (!atomic_load_explicit(&r->accepting, memory_order_acquire))
+		return UINT32_MAX;
+	return cap - emg_ring_count(r->data);
+}
+
 void emg_recorder_stats(const struct emg_recorder *r, struct emg_recorder_stats *st)
 {
 	struct emg_recorder *w = (struct emg_recorder *)r;

@@ -94,6 +94,9 @@ int emg_recorder_annotate(struct emg_recorder *r, uint64_t sample, double durati
 /* Any thread: a snapshot of the counters. */
 void emg_recorder_stats(const struct emg_recorder *r, struct emg_recorder_stats *st);
 
+/* Frames emg_recorder_write() takes now without dropping one, from any thread (UINT32_MAX once it takes none); its ring's size in *slots if not NULL. */
+uint32_t emg_recorder_room(const struct emg_recorder *r, uint32_t *slots);
+
 /* Stop, write what is buffered (last record zero-padded), finalise, join, free; 0 or the error
  * (-EMG_RECORD_EDELETED: the file had been deleted, nothing of it is left). */
 int emg_recorder_close(struct emg_recorder *r);

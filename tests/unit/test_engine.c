@@ -15,7 +15,10 @@
  *     arrives, ahead of the new pipeline's outputs, once the ring drains;
  *   - stop with a swap and a detach still in flight delivers both;
  *   - a detach while the DSP thread lags still records every frame captured
- *     before it (a quick start/stop under load is not an empty file).
+ *     before it (a quick start/stop under load is not an empty file);
+ *   - a device that delivers as fast as the engine's room() allows, as a
+ *     replay at realtime = no does, while recording: the file holds every
+ *     frame (room() waits for the recorder too).
  *
  * In the `threads` suite: tests/run runs it under ThreadSanitizer.
  */
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <edflib.h>
@@ -54,6 +58,7 @@ struct tdev {
 	uint64_t allowed;  /* frames the gate lets through so far (under lock) */
 	int stopping;      /* under lock */
 	int running;
+	int fast;          /* no pacing: as fast as cb.room() allows (a replay at realtime = no) */
 	uint64_t seq;      /* next frame (device thread) */
 	_Atomic uint64_t sent;
 };
@@ -86,11 +91,16 @@ static void *tdev_main(void *arg)
 			return NULL;
 		}
 		pthread_mutex_unlock(&t->lock);
+		/* as lib/devices/paced.c does at realtime = no: poll for room */
+		while (t->fast && t->cb.room(t->cb.ud) < BLOCK)
+			poll(NULL, 0, 1);
 		for (unsigned i = 0; i < BLOCK * NCH; i++)
 			frames[i] = (float)(((t->seq * NCH + i) * 2654435761u) % 2001) / 100.0f - 10.0f;
 		t->cb.data(t->cb.ud, frames, BLOCK, t->seq, 0, emg_now_ns());
 		t->seq += BLOCK;
 		atomic_fetch_add(&t->sent, BLOCK);
+		if (t->fast)
+			continue;
 		next.tv_nsec += (long)(BLOCK * 1e9 / FS);
 		if (next.tv_nsec >= 1000000000L) {
 			next.tv_sec++;
@@ -372,14 +382,32 @@ static long long records_in(const char *name)
 	return n;
 }
 
+/* Detach r from e, wait until the DSP thread let go, stop e; r wrote every frame, and is closed. */
+static void detach_and_close(struct emg_engine *e, struct sink *s, struct emg_recorder *r)
+{
+	struct emg_recorder_stats st;
+	uint64_t deadline = emg_now_ns() + 20000000000ull;
+
+	ck_assert_int_eq(emg_engine_detach(e), 0);
+	ck_assert_int_eq(emg_engine_detach(e), -ENOENT);
+	while (!s->ndetached && emg_now_ns() < deadline)
+		ck_assert_int_ge(emg_engine_dispatch(e, 100), 0);
+	ck_assert_ptr_eq(s->detached, r);
+	assert_clean_stream(s, e);
+	ck_assert_ptr_null(emg_engine_stop(e));
+	/* The DSP thread let go: closing now races with nothing. */
+	emg_recorder_stats(r, &st);
+	ck_assert_msg(st.frames_dropped == 0, "%llu frames not written",
+		      (unsigned long long)st.frames_dropped);
+	ck_assert_int_eq(emg_recorder_close(r), 0);
+}
+
 START_TEST(test_swap_while_recording)
 {
 	struct tdev t;
 	struct sink s = { 0 };
 	struct emg_engine *e;
 	struct emg_recorder *r = open_rec("swap.bdf");
-	struct emg_recorder_stats st;
-	uint64_t deadline = emg_now_ns() + 20000000000ull;
 	unsigned swaps;
 
 	tdev_init(&t);
@@ -390,17 +418,7 @@ START_TEST(test_swap_while_recording)
 	swaps = swap_while_streaming(&t, &s, (uint64_t)(2 * FS));
 	ck_assert_uint_ge(swaps, 10);
 	ck_assert_uint_eq(s.swapped, swaps);
-	ck_assert_int_eq(emg_engine_detach(e), 0);
-	ck_assert_int_eq(emg_engine_detach(e), -ENOENT);
-	while (!s.ndetached && emg_now_ns() < deadline)
-		ck_assert_int_ge(emg_engine_dispatch(e, 100), 0);
-	ck_assert_ptr_eq(s.detached, r);
-	assert_clean_stream(&s, e);
-	ck_assert_ptr_null(emg_engine_stop(e));
-	/* The DSP thread let go: closing now races with nothing. */
-	emg_recorder_stats(r, &st);
-	ck_assert_uint_eq(st.frames_dropped, 0);
-	ck_assert_int_eq(emg_recorder_close(r), 0);
+	detach_and_close(e, &s, r);
 	ck_assert_int_eq(records_in("swap.bdf"), 2 * 10); /* 4000 frames, not one lost or padded */
 	tdev_destroy(&t);
 }
@@ -445,6 +463,32 @@ START_TEST(test_device_restart)
 	ck_assert_int_ge(records_in("restart.bdf"), 2 * 10);
 	tdev_destroy(&t1);
 	tdev_destroy(&t2);
+}
+END_TEST
+
+/*
+ * A replay at realtime = no, recorded: the device delivers as fast as the
+ * engine's room() allows.  Room in the frame ring alone let it outrun the
+ * recorder (a 550 s replay kept 61 s); room() now waits for the recorder
+ * too, and the file holds every frame: 30 s of 8 channels, 300 records.
+ */
+START_TEST(test_fast_device_records_every_frame)
+{
+	struct tdev t;
+	struct sink s = { 0 };
+	struct emg_engine *e;
+	struct emg_recorder *r = open_rec("fast.bdf");
+	const uint64_t frames = (uint64_t)(30 * FS);
+
+	tdev_init(&t);
+	t.fast = 1;
+	e = start(&t, &s, 50);
+	ck_assert_int_eq(emg_engine_attach(e, r), 0);
+	tdev_allow(&t, frames);
+	dispatch_until(e, &s, frames - 1);
+	detach_and_close(e, &s, r);
+	ck_assert_int_eq(records_in("fast.bdf"), (long long)(frames / (FS / 10)));
+	tdev_destroy(&t);
 }
 END_TEST
 
@@ -611,6 +655,7 @@ int main(void)
 	tcase_add_test(tc, test_stop_delivers_what_is_in_flight);
 	tcase_add_test(tc, test_detach_records_up_to_the_stop);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_fast_device_records_every_frame);
 	suite_add_tcase(s, tc);
 	return test_run(s);
 }
