@@ -129,6 +129,10 @@ int record_stop(struct daemon *d, char *err, size_t len);
 void record_check(struct daemon *d);
 /* record = auto: record whenever streaming. */
 void record_auto(struct daemon *d);
+/* record = auto before the engine starts (not recording, none parked): a recording to attach from its first frame, or NULL. */
+struct emg_recorder *record_auto_open(struct daemon *d);
+/* rec, attached to the engine, is the recording now. */
+void record_begin(struct daemon *d, struct emg_recorder *rec);
 /* After a device restart: the parked recording continues, or a new file starts. */
 void record_resume(struct daemon *d);
 /* The engine stopped: park the recording (keep) or close it. */

@@ -72,18 +72,14 @@ static void close_async(struct daemon *d, struct emg_recorder *r)
 		closer_main(r);
 }
 
-int record_start(struct daemon *d, const char *name, char *err, size_t len)
+/* A recording named `name` (NULL: automatic) for d->info, not yet attached, in *out; or -errno and why in err. */
+static int record_open(struct daemon *d, const char *name, struct emg_recorder **out, char *err,
+		       size_t len)
 {
 	struct emg_record_params rp = { 0 };
-	struct emg_recorder *rec;
 	char path[PATH_MAX];
 	int r;
 
-	if (d->rec || d->rec_closing) {
-		snprintf(err, len, "already recording to %s",
-			 emg_recorder_path(d->rec ? d->rec : d->rec_closing));
-		return -EBUSY;
-	}
 	if (mkdir(d->rec_dir, 0750) < 0 && errno != EEXIST) {
 		r = -errno;
 		snprintf(err, len, "cannot create %s: %s", d->rec_dir, strerror(errno));
@@ -121,22 +117,56 @@ int record_start(struct daemon *d, const char *name, char *err, size_t len)
 	rp.rms_window_ms = d->cfg.pipe.rms_window_ms;
 	rp.filtered = d->cfg.record_filtered;
 	rp.envelopes = d->cfg.record_envelopes;
-	r = emg_recorder_open(&rec, &rp);
-	if (r < 0) {
+	r = emg_recorder_open(out, &rp);
+	if (r < 0)
 		snprintf(err, len, "cannot record to %s: %s", path, strerror(-r));
-		return r;
+	return r;
+}
+
+/* rec, attached to the engine, is the recording now. */
+void record_begin(struct daemon *d, struct emg_recorder *rec)
+{
+	d->rec = rec;
+	d->rec_info = d->info;
+	d->rec_seen_overruns = 0;
+	d->rec_lost[0] = '\0';
+	emg_log(LOG_NOTICE, "recording: %s (%s)", emg_recorder_path(rec),
+		d->cfg.record_edf ? "EDF+" : "BDF+");
+}
+
+int record_start(struct daemon *d, const char *name, char *err, size_t len)
+{
+	struct emg_recorder *rec;
+	int r;
+
+	if (d->rec || d->rec_closing) {
+		snprintf(err, len, "already recording to %s",
+			 emg_recorder_path(d->rec ? d->rec : d->rec_closing));
+		return -EBUSY;
 	}
+	if ((r = record_open(d, name, &rec, err, len)) < 0)
+		return r;
 	if (!d->eng || emg_engine_attach(d->eng, rec) < 0) {
 		emg_recorder_close(rec);
 		snprintf(err, len, "dsp thread busy, try again");
 		return -EAGAIN;
 	}
-	d->rec = rec;
-	d->rec_info = d->info;
-	d->rec_seen_overruns = 0;
-	d->rec_lost[0] = '\0';
-	emg_log(LOG_NOTICE, "recording: %s (%s)", path, d->cfg.record_edf ? "EDF+" : "BDF+");
+	record_begin(d, rec);
 	return 0;
+}
+
+struct emg_recorder *record_auto_open(struct daemon *d)
+{
+	struct emg_recorder *rec;
+	char err[256];
+
+	if (d->cfg.record != EMG_RECORD_AUTO || d->rec || d->rec_closing || d->rec_parked)
+		return NULL;
+	if (record_open(d, NULL, &rec, err, sizeof(err)) < 0) {
+		emg_log(LOG_ERR, "recording: record = auto, but %s", err);
+		return NULL;
+	}
+	return rec;
 }
 
 int record_stop(struct daemon *d, char *err, size_t len)

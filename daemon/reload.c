@@ -205,8 +205,16 @@ int start_engine(struct daemon *d)
 		return emg_log_errno(LOG_ERR, r, "analytics");
 	}
 	d->stall_ms = 0; /* fault injection: once per process */
-	if ((r = emg_engine_start(&d->eng, &ep)) < 0)
+	/* record = auto from the first frame: a replay at realtime = no would
+	 * otherwise be seconds ahead of an attach that comes after the start */
+	ep.rec = record_auto_open(d);
+	if ((r = emg_engine_start(&d->eng, &ep)) < 0) {
+		if (ep.rec)
+			emg_recorder_close(ep.rec); /* nothing in it: no file is left */
 		return emg_log_errno(LOG_ERR, r, "device %s: cannot start", d->info.driver);
+	}
+	if (ep.rec)
+		record_begin(d, ep.rec);
 	if ((r = emg_engine_rt_error(d->eng)) < 0)
 		emg_log(LOG_INFO, "dsp thread: no real-time priority (%s); running best-effort", strerror(-r));
 	if ((r = sd_event_add_io(d->ev, &d->outs_src, emg_engine_fd(d->eng), EPOLLIN, control_on_outs, d)) < 0)

@@ -31,7 +31,7 @@ import struct
 import tempfile
 import time
 
-from emgtest import Daemon, check, fail, osc_messages, wait_new
+from emgtest import Daemon, check, fail, mne_read, osc_messages, wait_new
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
@@ -77,8 +77,10 @@ class Receiver:
         self.sock.close()
 
 
-def replay(name, rate, x, muscle):
-    """Play samples x (uV) at rate through the real emgd; its (onset, offset) pairs of muscle."""
+def replay(name, rate, x, muscle, record=False):
+    """Play samples x (uV) at rate through the real emgd; its (onset, offset) pairs of muscle.
+    record: with `record = auto` too, and the recording read back by MNE must hold every
+    sample (a replay at realtime = no waits for the recorder as for the DSP thread)."""
     tmp = tempfile.TemporaryDirectory(prefix="emgd-ext-")
     r = Receiver()  # first: the daemon sends to it from the first sample
     d = None
@@ -89,7 +91,8 @@ def replay(name, rate, x, muscle):
             f.writelines("%.4f\n" % v for v in x)
         d = Daemon("[device]\ndriver = replay\nfile = %s\nrealtime = no\n"
                    "[osc]\ntarget = 127.0.0.1:%d\npublish_rate = 1\n"
-                   "[muscles]\n%s = 1\n" % (csv, r.port, muscle))
+                   "[muscles]\n%s = 1\n" % (csv, r.port, muscle)
+                   + ("[daemon]\nrecord = auto\n" if record else ""))
         # /emg/frame i i: tick, samples dropped; one tick per second of the stream, and the
         # DSP thread sends a tick after the events of the samples before it
         last_tick = len(x) // int(rate) - 1
@@ -105,6 +108,23 @@ def replay(name, rate, x, muscle):
         # frame ring dropped 29221 of part 1's 51493 frames
         check("frames lost" not in d.logtext(), "%s: no frame lost:\n%s" % (name, d.logtext()[-1000:]))
         check(not [m for m in r.msgs if m[0] == "/emgd/error"], "%s: no errors" % name)
+        if record:
+            # the last tick is a second's; the file's last frames come after it: stop once
+            # the replay said it reached the end (the log line is the signal), and the
+            # stop records every frame captured before it
+            end = time.time() + 30
+            while "end of replay file" not in d.logtext() and time.time() < end:
+                time.sleep(0.05)
+            check("end of replay file" in d.logtext(), "%s: the replay reached its end" % name)
+            d.stop()
+            recdir = os.path.join(d.dir, "rec")
+            files = sorted(os.listdir(recdir)) if os.path.isdir(recdir) else []
+            check(len(files) == 1, "%s: one recording (%s)" % (name, files))
+            seen = mne_read(os.path.join(recdir, files[0]))
+            check(seen["n_times"] >= len(x) - rate / 10 and "not written" not in d.logtext(),
+                  "%s: the recording holds every sample: %d of %d, as MNE reads it%s"
+                  % (name, seen["n_times"], len(x), "" if "not written" not in d.logtext()
+                     else "; log: " + [l for l in d.logtext().splitlines() if "not written" in l][0]))
         on, out = None, []
         for m in r.msgs:
             if m[0] == "/emg/%s/onset" % muscle:
@@ -177,7 +197,7 @@ def tibialis():
 LIMITS = {10: (25, 15, 40), 20: (10, 10, 40), 40: (10, 10, 40)}
 for snr, (lim_med, lim_mean, lim_off) in LIMITS.items():
     rate, stream, truth = external_set2(snr_db=snr)
-    got = replay("external-%gdB" % snr, rate, stream, "glute_max_l")
+    got = replay("external-%gdB" % snr, rate, stream, "glute_max_l", record=snr == 20)
     errs, off_errs, extra = [], [], []
     for on, end in got:
         near = [t for t in truth if abs(on - t[0]) < 0.15 * rate]
@@ -225,7 +245,7 @@ if room < BURST_BYTES:
           "net.core.rmem_max (this socket got %d kB)" % (BURST_BYTES >> 20, room >> 10))
     raise SystemExit(0)
 rate, x, windows = tibialis()
-got = replay("tibialis", rate, x, "tibialis_l")
+got = replay("tibialis", rate, x, "tibialis_l", record=True)
 pre, eligible = int(0.5 * rate), int(0.5 * rate)
 found = sum(1 for a, b in windows if any(a <= on + pre and on < b for on, _ in got))
 busy = [False] * (len(x) + 1)
