@@ -126,9 +126,10 @@ static void on_frames(void *ud, const float *frames, unsigned n, uint64_t first_
 /*
  * Frames a paced driver may deliver without loss: room in the frame ring
  * and, while recording, in the recorder's ring less what the DSP thread has
- * still to hand it (the frame ring's, and a block it may hold).  Only drivers that make their own samples ask (replay,
- * synth at realtime = no): a replay as fast as it is processed outran the
- * recorder - 18311 of a 550 s recording's frames were not written.
+ * still to hand it (the frame ring's, and a block it may hold).  Only
+ * drivers that make their own samples ask (replay, synth at realtime = no):
+ * a replay as fast as it is processed outran the recorder - 18311 of a
+ * 550 s recording's frames were not written.
  */
 static unsigned on_room(void *ud)
 {
