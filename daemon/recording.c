@@ -155,12 +155,18 @@ int record_start(struct daemon *d, const char *name, char *err, size_t len)
 	return 0;
 }
 
+/* record = auto wants a recording now: none running, closing or parked for a restart. */
+static int auto_wanted(const struct daemon *d)
+{
+	return d->cfg.record == EMG_RECORD_AUTO && !d->rec && !d->rec_closing && !d->rec_parked;
+}
+
 struct emg_recorder *record_auto_open(struct daemon *d)
 {
 	struct emg_recorder *rec;
 	char err[256];
 
-	if (d->cfg.record != EMG_RECORD_AUTO || d->rec || d->rec_closing || d->rec_parked)
+	if (!auto_wanted(d))
 		return NULL;
 	if (record_open(d, NULL, &rec, err, sizeof(err)) < 0) {
 		emg_log(LOG_ERR, "recording: record = auto, but %s", err);
@@ -258,8 +264,7 @@ void record_auto(struct daemon *d)
 {
 	char err[256];
 
-	if (d->cfg.record == EMG_RECORD_AUTO && !d->rec && !d->rec_closing &&
-	    record_start(d, NULL, err, sizeof(err)) < 0)
+	if (auto_wanted(d) && record_start(d, NULL, err, sizeof(err)) < 0)
 		emg_log(LOG_ERR, "recording: record = auto, but %s", err);
 }
 
